@@ -1,0 +1,71 @@
+"""The `tickscope` command: subcommands, one-line errors and exit codes.
+
+Each subcommand lives in ``app/commands/<name>.py`` with ``add_parser(subparsers)`` and
+``run(args) -> int``. With no subcommand the desktop app opens. Errors a user can
+cause print one line to stderr and exit with their code (``app.errors``); anything
+unexpected is logged with its traceback and reported in one line, exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import Optional, Sequence
+
+from app import __version__
+from app.errors import EXIT_INTERNAL, EXIT_USAGE, TickscopeError
+
+COMMANDS = ("gui", "decode", "ingest", "unknown", "resolve", "inspect", "selftest")
+
+log = logging.getLogger("tickscope")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage problem in one line with exit code 2."""
+
+    def error(self, message: str) -> None:  # noqa: D401 - argparse API
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tickscope", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"tickscope {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"app.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"app.commands.{name}":
+                continue  # not built yet
+            raise
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
+        argv = ["gui", *argv]  # `tickscope` alone (or with gui options) opens the app
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.run(args) or 0)
+    except TickscopeError as err:
+        print(f"tickscope: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("tickscope: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # a bug: keep the traceback in the log, one line on screen
+        log.exception("unexpected error in %s", args.command)
+        print(f"tickscope: internal error: {type(err).__name__}: {err}", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())
