@@ -10,7 +10,7 @@ venv: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,package,cluster]'
 	touch $(STAMP)
 
 run: venv
@@ -25,9 +25,10 @@ bench: venv
 sample: venv
 	$(PY) scripts/make_sample.py
 
+# dist/tickscope/ (one-folder bundle), dist/tickscope-<version>-linux-<machine>.tar.gz and
+# dist/tickscope_<version>_<arch>.deb, then the smoke test of the bundle (packaging/README.md).
 package: venv
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[package]'
-	$(PY) packaging/build.py
+	$(PY) packaging/build.py --smoke
 
 clean:
 	rm -rf build dist .pytest_cache

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from typing import Optional, Sequence
 
@@ -46,8 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
-        argv = ["gui", *argv]  # `tickscope` alone (or with gui options) opens the app
+    opens_app = not argv or (
+        argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")
+        and (argv[0].startswith("-") or os.path.exists(argv[0]))
+    )
+    if opens_app:
+        # `tickscope`, `tickscope --target T` and `tickscope FILE...` (a desktop entry, a
+        # double-clicked capture) open the app with those arguments.
+        argv = ["gui", *argv]
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):

@@ -1,0 +1,223 @@
+"""`tickscope decode`: one capture file to a Parquet file of ticks.
+
+Streams the capture chunk by chunk (``app.core.decode.CaptureReader``), names the ticks
+when instrument masters are given, and writes ``TICK_SCHEMA`` rows with one
+``pq.ParquetWriter``; Parquet encoding runs in a writer thread (it releases the GIL),
+overlapping the decoding of the next chunk. The output is written to ``OUT.part`` and
+renamed when complete. A short summary goes to stdout; with ``--json`` the last line
+is the JSON summary. Faults inside the capture never fail the command (exit 0).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import sys
+import threading
+import time
+from pathlib import Path
+
+from app.errors import InputError, UsageError
+
+DESCRIPTION = "Decode one Kite capture (any framing) into a Parquet file of ticks."
+COMPRESSIONS = ("zstd", "lz4", "snappy", "none")
+# scripts/bench.py on a 414 MB capture (two runs): zstd 7.7-8.6x the official client with a
+# 184 MB file, lz4 8.3-10.8x with 331 MB. Encoding, not compression, dominates; zstd's
+# file is 45% smaller for ~15% more time, and both clear the 6x target.
+DEFAULT_COMPRESSION = "zstd"
+ROW_GROUP_ROWS = 1 << 20
+
+
+def add_parser(subparsers) -> None:
+    from app.core.framing import FRAMINGS
+
+    parser = subparsers.add_parser("decode", help=DESCRIPTION, description=DESCRIPTION)
+    parser.add_argument("capture", metavar="CAPTURE", help="the capture file")
+    parser.add_argument("--out", "-o", required=True, metavar="TICKS.parquet", help="the Parquet file to write")
+    parser.add_argument("--framing", choices=FRAMINGS, default=None,
+                        help="the capture container (default: detected from the content)")
+    parser.add_argument("--instruments", "-i", nargs="+", action="extend", default=[], metavar="FILE",
+                        help="instrument masters to name the ticks (Kite instruments CSV, JSON, Parquet)")
+    parser.add_argument("--compression", choices=COMPRESSIONS, default=DEFAULT_COMPRESSION,
+                        help=f"Parquet compression (default {DEFAULT_COMPRESSION})")
+    parser.add_argument("--json", action="store_true", help="end the output with one JSON summary line")
+    parser.set_defaults(run=run)
+
+
+def _load_book(paths: list[str]):
+    """An InstrumentBook of the given masters, or None without any."""
+    if not paths:
+        return None
+    try:
+        from app.core.enrich import InstrumentBook
+        from app.core.instruments import load_master
+    except ImportError as err:  # pragma: no cover - both ship with the app
+        raise UsageError(f"instrument enrichment is not available in this build ({err})") from None
+    return InstrumentBook([load_master(path) for path in paths])
+
+
+# Dictionary-encode only columns with few distinct values: hashing every price and
+# time costs ~25% of the Parquet encoding time (scripts/bench.py) for ~40% smaller files.
+_FEW_VALUES = ("segment", "packet_length", "tradable", "pkt_seq", "trading_date", "instrument_token",
+               "exchange_token", "expiry", "strike", "lot_size", "tick_size", "resolved", "instruments_date")
+
+
+def _dictionary_columns(schema) -> list[str]:
+    import pyarrow as pa
+
+    return [f.name for f in schema if pa.types.is_string(f.type) or f.name in _FEW_VALUES]
+
+
+class _ParquetSink:
+    """One Parquet file written by a single thread; batches are queued to it."""
+
+    def __init__(self, path: Path, schema, compression: str):
+        import pyarrow.parquet as pq
+
+        self.path = path
+        self.part = path.with_name(path.name + ".part")
+        self.writer = pq.ParquetWriter(
+            self.part, schema, compression=None if compression == "none" else compression,
+            use_dictionary=_dictionary_columns(schema),
+        )
+        self.seconds = 0.0
+        self.rows = 0
+        self.error: BaseException | None = None
+        self._queue: queue.Queue = queue.Queue(maxsize=1)  # bounds memory: one batch waiting, one being written
+        self._thread = threading.Thread(target=self._drain, name="parquet-writer", daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while True:
+            table = self._queue.get()
+            if table is None:
+                return
+            if self.error is not None:
+                continue
+            t0 = time.perf_counter()
+            try:
+                self.writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+                self.rows += table.num_rows
+            except BaseException as err:  # reported by close()
+                self.error = err
+            self.seconds += time.perf_counter() - t0
+
+    def write(self, table) -> None:
+        if self.error is not None:
+            raise self.error
+        self._queue.put(table)
+
+    def close(self, keep: bool) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        t0 = time.perf_counter()
+        try:
+            self.writer.close()
+        finally:
+            self.seconds += time.perf_counter() - t0
+        if self.error is not None or not keep:
+            self.part.unlink(missing_ok=True)
+            if self.error is not None:
+                raise InputError(f"cannot write {self.path}: {self.error}") from self.error
+            return
+        os.replace(self.part, self.path)
+
+
+def _check_paths(capture: Path, out: Path) -> None:
+    if not out.parent.is_dir():
+        raise UsageError(f"output folder does not exist: {out.parent} (create it first)")
+    if out.is_dir():
+        raise UsageError(f"--out is a folder: {out} (give a file name such as ticks.parquet)")
+    try:
+        if capture.exists() and out.exists() and os.path.samefile(capture, out):
+            raise UsageError("--out is the capture itself: give another file name")
+    except OSError:
+        pass
+
+
+def _percent(part: int, whole: int) -> str:
+    return f"{100.0 * part / whole:.1f}%" if whole else "0%"
+
+
+def _human(summary, out: Path, rows: int, seconds: float, enrich_stats) -> str:
+    d = summary
+    lines = [
+        f"{Path(d.path).name}: {d.framing} framing{' (detected)' if d.framing_detected else ''}, "
+        f"{d.messages:,} messages, {d.packets:,} packets, {d.heartbeats:,} heartbeats, "
+        f"{d.bad_packets:,} bad packets",
+    ]
+    acc = d.accounted
+    state = "all accounted" if d.bytes_accounted == d.bytes else f"{d.bytes_accounted:,} accounted (MISMATCH)"
+    lines.append(
+        f"  {d.bytes:,} bytes, {state}: packets {_percent(acc['packet'], d.bytes)}, "
+        f"headers {_percent(acc['header'], d.bytes)}, framing {_percent(acc['framing'], d.bytes)}, "
+        f"heartbeats {acc['heartbeat']:,} B, bad {acc['bad']:,} B"
+    )
+    if d.packets_by_length:
+        lengths = ", ".join(f"{length} B: {count:,}" for length, count in sorted(d.packets_by_length.items()))
+        lines.append(f"  packets by length: {lengths}")
+    if d.bad_bytes_by_reason:
+        worst = sorted(d.bad_bytes_by_reason.items(), key=lambda kv: -kv[1])[:5]
+        lines.append("  bad bytes: " + "; ".join(f"{reason} ({n:,} B)" for reason, n in worst))
+    if d.invalid_segments:
+        lines.append(f"  {d.invalid_segments:,} packets have a segment byte that is no Kite segment (mis-framed?)")
+    if enrich_stats is not None:
+        lines.append(f"  named {enrich_stats.resolved:,} of {enrich_stats.rows:,} ticks; "
+                     f"{enrich_stats.unresolved:,} unresolved")
+    rate = f" ({d.packets / seconds:,.0f} packets/s)" if seconds > 0 else ""
+    lines.append(f"wrote {rows:,} ticks to {out} in {seconds:.2f} s{rate}")
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    from app.core import schema
+    from app.core.decode import CaptureReader
+
+    capture = Path(args.capture)
+    out = Path(args.out)
+    _check_paths(capture, out)
+    started = time.perf_counter()
+    book = _load_book(args.instruments)
+    reader = CaptureReader(capture, args.framing)
+    sink = _ParquetSink(out, schema.TICK_SCHEMA, args.compression)
+    enrich_stats = None
+    enrich_seconds = 0.0
+    ok = False
+    try:
+        for batch in reader.batches():
+            t0 = time.perf_counter()
+            if book is not None:
+                table, stats = book.enrich_with_stats(batch.ticks)
+                if enrich_stats is None:
+                    enrich_stats = stats
+                else:
+                    enrich_stats += stats
+            else:
+                table = schema.unenriched(batch.ticks)
+            enrich_seconds += time.perf_counter() - t0
+            sink.write(table)
+        ok = True
+    finally:
+        sink.close(keep=ok)
+    seconds = time.perf_counter() - started
+    summary = reader.summary
+    print(_human(summary, out, sink.rows, seconds, enrich_stats))
+    if args.json:
+        doc = summary.to_dict()
+        doc.update(
+            out=str(out),
+            ticks=sink.rows,
+            seconds=round(seconds, 4),
+            compression=args.compression,
+            timings={
+                **{k: round(v, 4) for k, v in reader.timings.items()},
+                "enrich": round(enrich_seconds, 4),
+                "parquet": round(sink.seconds, 4),
+            },
+        )
+        if enrich_stats is not None:
+            doc["enrichment"] = enrich_stats.to_dict()
+        print(json.dumps(doc))
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,191 @@
+"""`tickscope ingest`: captures and tick dumps into a DuckDB file or Parquet dataset.
+
+Progress goes to stderr: per-file bars redrawn in place on a terminal, one plain line
+per stage change otherwise. The result goes to stdout: a table, or with ``--json``
+one JSON line. Ctrl-C cancels cleanly (nothing of unfinished files is kept); a
+second Ctrl-C stops at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TextIO
+
+
+DESCRIPTION = "Ingest capture files and folders (binary, JSON/JSONL, Parquet) into a target."
+
+
+def _workers(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--workers takes a whole number, got {text!r}") from None
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"--workers must be from 1 to 64, got {value}")
+    return value
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("ingest", help=DESCRIPTION, description=DESCRIPTION)
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="capture files or folders (searched recursively)")
+    parser.add_argument("--target", "-t", required=True, metavar="T",
+                        help="a .duckdb/.db file, or a folder for a Parquet dataset")
+    parser.add_argument("--instruments", "-i", nargs="+", action="extend", default=[], metavar="FILE",
+                        help="instrument masters (Kite instruments CSV, JSON lookup, Parquet) to name ticks")
+    parser.add_argument("--workers", "-w", type=_workers, default=min(4, os.cpu_count() or 2),
+                        help="files decoded at once (default: cores, at most 4)")
+    parser.add_argument("--force", action="store_true", help="re-ingest files already in the target (replacing them)")
+    parser.add_argument("--json", action="store_true", help="print one JSON line summarising each file")
+    parser.set_defaults(run=run)
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def _short(path: str, width: int) -> str:
+    name = Path(path).name
+    return name if len(name) <= width else "…" + name[-(width - 1):]
+
+
+class TerminalProgress:
+    """Per-file bars redrawn in place with ANSI codes (stderr is a terminal)."""
+
+    BAR = 24
+    MAX_LINES = 12  # active files shown; finished ones scroll away as summary counts
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+        self.files: dict[int, object] = {}
+        self.lines_drawn = 0
+        self.lock = threading.Lock()
+        self.last_draw = 0.0
+        self.started = time.monotonic()
+
+    def __call__(self, update) -> None:
+        with self.lock:
+            self.files[update.index] = update
+            now = time.monotonic()
+            if update.final or now - self.last_draw >= 0.1:
+                self.last_draw = now
+                self._draw()
+
+    def _line(self, u) -> str:
+        filled = int(self.BAR * u.fraction)
+        bar = "█" * filled + "░" * (self.BAR - filled)
+        rate = f"{u.rate_pps / 1000:6.0f}k pkt/s" if u.rate_pps else " " * 13
+        eta = ""
+        if u.stage == "decoding" and u.rate_pps and 0 < u.fraction < 1:
+            elapsed = u.packets / u.rate_pps
+            eta = f" ETA {elapsed * (1 - u.fraction) / u.fraction:4.0f}s"
+        extra = f" {u.error}" if u.error and u.final else ""
+        return (f"{_short(u.path, 28):<28} {bar} {u.fraction * 100:5.1f}% {u.stage:<9} "
+                f"{u.packets:>11,} pkt {rate}{eta}{extra}")
+
+    def _draw(self) -> None:
+        updates = [self.files[i] for i in sorted(self.files)]
+        active = [u for u in updates if not u.final]
+        finished = [u for u in updates if u.final]
+        shown = (finished[-(self.MAX_LINES - min(len(active), self.MAX_LINES)):] if finished else []) + active[: self.MAX_LINES]
+        shown = shown[-self.MAX_LINES:]
+        lines = [self._line(u) for u in shown]
+        total = sum(u.packets for u in updates)
+        elapsed = time.monotonic() - self.started
+        lines.append(f"{len(finished)}/{len(updates)} files, {total:,} packets, "
+                     f"{total / elapsed / 1000 if elapsed else 0:.0f}k pkt/s overall")
+        out = []
+        if self.lines_drawn:
+            out.append(f"\x1b[{self.lines_drawn}F")  # back to the first line drawn
+        for line in lines:
+            out.append("\x1b[2K" + line + "\n")
+        for _ in range(self.lines_drawn - len(lines)):
+            out.append("\x1b[2K\n")
+        self.lines_drawn = max(self.lines_drawn, len(lines))
+        self.stream.write("".join(out))
+        self.stream.flush()
+
+
+class PlainProgress:
+    """One line per stage change (stderr is a pipe or a file)."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+        self.stages: dict[int, str] = {}
+        self.lock = threading.Lock()
+
+    def __call__(self, update) -> None:
+        with self.lock:
+            if self.stages.get(update.index) == update.stage:
+                return
+            self.stages[update.index] = update.stage
+            if update.stage == "queued":
+                return
+            text = f"{update.stage:<9} {update.path}"
+            if update.final:
+                text += f" ({update.packets:,} packets, {update.bad_packets:,} bad, {update.unresolved_ticks:,} unresolved)"
+                if update.error:
+                    text += f": {update.error}"
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+
+def _print_table(report, stream: TextIO) -> None:
+    rows = [("status", "packets", "bad", "unresolved", "seconds", "file")]
+    for f in report.files:
+        rows.append((f.status, f"{f.packets:,}", f"{f.bad_packets:,}", f"{f.unresolved_ticks:,}",
+                     f"{f.seconds:.2f}", f.path + (f"  ({f.error})" if f.error else "")))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for r in rows:
+        stream.write("  ".join(r[i].rjust(widths[i]) if i in (1, 2, 3, 4) else r[i].ljust(widths[i]) for i in range(5))
+                     + "  " + r[5] + "\n")
+    d = report.to_dict()
+    counts = ", ".join(f"{n} {s}" for s, n in d["counts"].items() if n)
+    rate = report.packets / report.seconds if report.seconds else 0
+    stream.write(f"{counts} into {report.target} in {report.seconds:.1f}s ({rate / 1000:.0f}k packets/s)\n")
+
+
+def run(args) -> int:
+    from app.pipeline import IngestJob
+
+    progress = None
+    if sys.stderr.isatty() and os.environ.get("TERM") != "dumb":
+        progress = TerminalProgress(sys.stderr)
+    else:
+        progress = PlainProgress(sys.stderr)
+    job = IngestJob(args.paths, args.target, instruments=args.instruments, workers=args.workers,
+                    force=args.force, progress=progress)
+    interrupted = threading.Event()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        def on_interrupt(signum, frame):
+            if interrupted.is_set():
+                raise KeyboardInterrupt
+            interrupted.set()
+            sys.stderr.write("tickscope: cancelling (Ctrl-C again to stop at once)\n")
+            job.cancel()
+
+        previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        report = job.run()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    if args.json:
+        sys.stdout.write(json.dumps(report.to_dict(), default=str) + "\n")
+    else:
+        _print_table(report, sys.stdout)
+    if interrupted.is_set():
+        return 130
+    return report.exit_code

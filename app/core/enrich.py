@@ -1,0 +1,387 @@
+"""Naming ticks: the instrument book and vectorised enrichment to ``TICK_SCHEMA``.
+
+This module owns which instrument master names which tick. Kite recycles instrument
+tokens (F&O tokens after expiry, equities that change segment), so a tick is named only
+with the master of its own trading day:
+
+* For a tick of trading date D the book builds a chain of masters: the masters dated D,
+  else those of the closest earlier date; then the undated masters (a fallback for every
+  day); and only when no dated master is on or before D, the masters of the closest later
+  date (counted in ``EnrichStats.named_by_later_master``).
+* A token is looked up along that chain and named by the first master that has it. The
+  chain never reaches another *dated* day when one on or before D exists: a token
+  missing from its day's master stays unresolved (and ``app.core.unknown`` explains that
+  it is in other days' masters) rather than being named with a contract that may since
+  have been re-assigned.
+* Ticks without a trading date are named as if from after the newest dated master.
+* Several masters of the same date (say one per exchange) are searched in the order
+  they were added.
+
+Unresolved ticks keep null in every enrichment column and ``resolved`` false: never a
+placeholder symbol. The work is per distinct (trading date, token) pair, then one
+gather over the rows, so cost is a hash of the tokens plus an Arrow ``take``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from app.core import protocol
+from app.core.instruments import INSTRUMENTS_SCHEMA, MASTER_SCHEMA, InstrumentMaster
+from app.core.schema import DECODED_SCHEMA, ENRICHMENT_SCHEMA, TICK_SCHEMA
+
+# The segment byte a master row's token must carry, from the master's exchange.
+EXCHANGE_SEGMENTS: dict[str, int] = {
+    "NSE": 1, "NFO": 2, "CDS": 3, "BSE": 4, "BFO": 5, "BCD": 6, "MCX": 7, "MCXSX": 8, "NCO": 12,
+}
+INDICES_NAME = "INDICES"  # the dump's segment for indices of any exchange: byte 9
+
+_EPOCH = dt.date(1970, 1, 1)
+_NO_DAY = np.iinfo(np.int32).max  # ticks without a trading date sort after every master
+
+# How a tick got its name (per (day, token) pair), for EnrichStats.
+_UNRESOLVED, _OWN_OR_EARLIER, _UNDATED, _LATER = 0, 1, 2, 3
+
+
+@dataclass
+class EnrichStats:
+    rows: int = 0
+    resolved: int = 0
+    unresolved: int = 0
+    segment_mismatches: int = 0  # named, but the master's exchange implies another segment byte
+    named_by_later_master: int = 0  # no master on or before the tick's day had a date
+    named_by_undated_master: int = 0
+
+    def __iadd__(self, other: "EnrichStats") -> "EnrichStats":
+        for name, value in asdict(other).items():
+            setattr(self, name, getattr(self, name) + value)
+        return self
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class _MasterIndex:
+    master: InstrumentMaster
+    day: Optional[int]  # days since epoch, None for undated
+    offset: int  # first row of this master in the book's combined table
+    sorted_tokens: np.ndarray  # int64
+    order: np.ndarray  # book row of each sorted token
+
+    def find(self, tokens: np.ndarray) -> np.ndarray:
+        """Book rows of ``tokens`` in this master, -1 where absent."""
+        if len(self.sorted_tokens) == 0:
+            return np.full(len(tokens), -1, dtype=np.int64)
+        pos = np.searchsorted(self.sorted_tokens, tokens)
+        pos_clipped = np.minimum(pos, len(self.sorted_tokens) - 1)
+        hit = self.sorted_tokens[pos_clipped] == tokens
+        return np.where(hit, self.order[pos_clipped], -1)
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """Everything enrichment reads, rebuilt on add() so enrich() never needs a lock."""
+
+    indexes: tuple[_MasterIndex, ...]
+    values: pa.Table  # enrichment columns (without `resolved`) of every master's rows
+    expected_segment: np.ndarray  # int16 per book row, -1 when the exchange is unknown
+    dated_days: np.ndarray  # sorted distinct master days
+    by_day: dict[int, tuple[int, ...]]  # day -> master indexes in add order
+    undated: tuple[int, ...]
+    _by_exchange_token: dict = field(default_factory=dict)  # built on first diagnosis
+
+    def exchange_token_index(self, idx: _MasterIndex) -> tuple[np.ndarray, np.ndarray]:
+        """(sorted exchange tokens, their book rows) of one master."""
+        cached = self._by_exchange_token.get(id(idx))
+        if cached is None:
+            keys = np.asarray(pc.fill_null(idx.master.table.column("exchange_token"), -1).to_numpy())
+            order = np.argsort(keys, kind="stable")
+            cached = (keys[order], order.astype(np.int64) + idx.offset)
+            self._by_exchange_token[id(idx)] = cached
+        return cached
+
+    def chain(self, day: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(masters to search in order, those of them that are later than ``day``)."""
+        days = self.dated_days
+        at = int(np.searchsorted(days, day, side="right"))
+        if at > 0:
+            return self.by_day[int(days[at - 1])] + self.undated, ()
+        if len(days):
+            later = self.by_day[int(days[0])]
+            return self.undated + later, later
+        return self.undated, ()
+
+
+_VALUE_COLUMNS = [f.name for f in ENRICHMENT_SCHEMA if f.name != "resolved"]
+
+
+class InstrumentBook:
+    """Several instrument masters; picks the master of each tick's trading date."""
+
+    def __init__(self, masters: Iterable[InstrumentMaster] = ()):
+        self._lock = threading.Lock()
+        self._masters: list[InstrumentMaster] = []
+        self._snapshot = _build_snapshot([])
+        self.last_stats = EnrichStats()
+        for m in masters:
+            self.add(m)
+
+    @property
+    def masters(self) -> tuple[InstrumentMaster, ...]:
+        return tuple(self._masters)
+
+    def add(self, master: InstrumentMaster) -> None:
+        with self._lock:
+            self._masters.append(master)
+            self._snapshot = _build_snapshot(self._masters)
+
+    def __len__(self) -> int:
+        return len(self._masters)
+
+    # --- naming ticks --------------------------------------------------------------
+
+    def enrich(self, ticks: pa.Table) -> pa.Table:
+        """DECODED_SCHEMA (or TICK_SCHEMA: enrichment is redone) in, TICK_SCHEMA out."""
+        table, stats = self.enrich_with_stats(ticks)
+        self.last_stats = stats
+        return table
+
+    def enrich_with_stats(self, ticks: pa.Table) -> tuple[pa.Table, EnrichStats]:
+        """Like :meth:`enrich`, also returning the counts (safe to call from several threads)."""
+        missing = [n for n in DECODED_SCHEMA.names if n not in ticks.column_names]
+        if missing:
+            raise ValueError(f"ticks lack decoded columns: {', '.join(missing)}")
+        decoded = ticks.select(DECODED_SCHEMA.names)
+        if decoded.schema != DECODED_SCHEMA:
+            decoded = decoded.cast(DECODED_SCHEMA)
+        snap = self._snapshot
+        n = decoded.num_rows
+        stats = EnrichStats(rows=n)
+
+        flat, pair_rows, pair_category, pair_counts = self._resolve_table(
+            snap, decoded.column("instrument_token"), decoded.column("trading_date")
+        )
+        if flat is not None:
+            # Gather the few master rows this batch names into a small table, then fan out
+            # from it: random access into the whole book is cache-hostile.
+            named = pair_rows >= 0
+            used = np.unique(pair_rows[named])
+            local_pair = np.where(named, np.searchsorted(used, pair_rows), -1).ravel()
+            local = local_pair[flat]
+            resolved = local >= 0
+            by_category = np.bincount(pair_category.ravel(), weights=pair_counts, minlength=4)
+            stats.named_by_undated_master = int(by_category[_UNDATED])
+            stats.named_by_later_master = int(by_category[_LATER])
+        else:
+            resolved = np.zeros(n, dtype=bool)
+        stats.resolved = int(resolved.sum())
+        stats.unresolved = n - stats.resolved
+
+        if stats.resolved:
+            values = snap.values.take(pa.array(used)).take(pa.array(local, mask=~resolved))
+            enrichment = [values.column(name) for name in _VALUE_COLUMNS]
+            expected_pair = np.where(named, snap.expected_segment[np.maximum(pair_rows, 0)], -1).ravel()
+            stats.segment_mismatches = _segment_mismatches(decoded, expected_pair[flat])
+        else:
+            enrichment = [pa.nulls(n, ENRICHMENT_SCHEMA.field(name).type) for name in _VALUE_COLUMNS]
+        enrichment.insert(ENRICHMENT_SCHEMA.get_field_index("resolved"), pa.array(resolved, pa.bool_()))
+        out = pa.Table.from_arrays(list(decoded.columns) + enrichment, schema=TICK_SCHEMA)
+        return out, stats
+
+    @staticmethod
+    def _resolve_table(snap: _Snapshot, token_col, day_col):
+        """Per tick its (day, token) pair number; per pair the book row (-1 none), how it
+        was named, and how many ticks it has. All None when nothing can be named."""
+        n = len(token_col)
+        if n == 0 or not snap.indexes:
+            return None, None, None, None
+        # Hashing collapses millions of rows to the few distinct tokens and days they hold.
+        tok_enc = pc.dictionary_encode(pc.fill_null(token_col, -1).combine_chunks())
+        tok_codes = tok_enc.indices.to_numpy(zero_copy_only=False)
+        tokens = tok_enc.dictionary.to_numpy(zero_copy_only=False)
+        days_i32 = pc.fill_null(pc.cast(day_col, pa.int32()), _NO_DAY).combine_chunks()
+        day_enc = pc.dictionary_encode(days_i32)
+        days = day_enc.dictionary.to_numpy(zero_copy_only=False)
+
+        pair_rows, pair_category = InstrumentBook._resolve_pairs(snap, tokens, days)
+        if len(days) == 1:  # the usual batch: one trading day, no pair arithmetic needed
+            flat = tok_codes
+        else:
+            day_codes = day_enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+            flat = day_codes * len(tokens) + tok_codes
+        counts = np.bincount(flat, minlength=pair_rows.size).astype(np.float64)
+        return flat, pair_rows, pair_category, counts
+
+    @staticmethod
+    def _resolve_pairs(snap: _Snapshot, tokens: np.ndarray, days: np.ndarray):
+        """(len(days), len(tokens)) arrays: book row (-1 none) and how it was named."""
+        found: dict[int, np.ndarray] = {}
+        rows = np.full((len(days), len(tokens)), -1, dtype=np.int64)
+        category = np.zeros((len(days), len(tokens)), dtype=np.int64)
+        for d_i, day in enumerate(days):
+            chain, later = snap.chain(int(day))
+            day_rows, day_cat = rows[d_i], category[d_i]
+            for m_i in chain:
+                if m_i not in found:
+                    found[m_i] = snap.indexes[m_i].find(tokens)
+                take = (day_rows < 0) & (found[m_i] >= 0)
+                day_rows[take] = found[m_i][take]
+                if m_i in later:
+                    day_cat[take] = _LATER
+                elif snap.indexes[m_i].day is None:
+                    day_cat[take] = _UNDATED
+                else:
+                    day_cat[take] = _OWN_OR_EARLIER
+        return rows, category
+
+    def resolve(self, instrument_tokens, trading_dates) -> list[Optional[tuple[InstrumentMaster, dict]]]:
+        """For each (token, trading date or None): (master, row) that names it, or None."""
+        snap = self._snapshot
+        tokens = np.asarray(instrument_tokens, dtype=np.int64)
+        days = np.array([_NO_DAY if d is None else _day_number(d) for d in trading_dates], dtype=np.int64)
+        if len(tokens) == 0 or not snap.indexes:
+            return [None] * len(tokens)
+        uniq_days, day_codes = np.unique(days, return_inverse=True)
+        pair_rows, _ = self._resolve_pairs(snap, tokens, uniq_days)
+        rows = pair_rows[day_codes, np.arange(len(tokens))]
+        return [None if r < 0 else self._row(snap, int(r)) for r in rows]
+
+    # --- lookups for diagnosis and display -------------------------------------------
+
+    def lookup(self, instrument_token: int) -> list[tuple[InstrumentMaster, dict]]:
+        """Every master that lists the token, with its row, in date order (undated last)."""
+        snap = self._snapshot
+        hits = []
+        query = np.array([instrument_token], dtype=np.int64)
+        for idx in self._date_ordered(snap):
+            r = int(idx.find(query)[0])
+            if r >= 0:
+                hits.append(self._row(snap, r))
+        return hits
+
+    def lookup_exchange_token(self, exchange_token: int) -> list[tuple[InstrumentMaster, dict]]:
+        """Every (master, row) whose exchange token is ``exchange_token``, any segment."""
+        snap = self._snapshot
+        hits = []
+        for idx in self._date_ordered(snap):
+            keys, order = snap.exchange_token_index(idx)
+            lo, hi = np.searchsorted(keys, [exchange_token, exchange_token + 1])
+            for r in order[lo:hi]:
+                hits.append(self._row(snap, int(r)))
+        return hits
+
+    def masters_for_day(self, day: Optional[dt.date]) -> list[InstrumentMaster]:
+        """The masters searched, in order, for ticks of trading date ``day`` (None: undated ticks)."""
+        snap = self._snapshot
+        chain, _ = snap.chain(_NO_DAY if day is None else _day_number(day))
+        return [snap.indexes[i].master for i in chain]
+
+    @property
+    def total_rows(self) -> int:
+        return sum(m.num_rows for m in self._masters)
+
+    @staticmethod
+    def _date_ordered(snap: _Snapshot) -> list[_MasterIndex]:
+        return sorted(snap.indexes, key=lambda i: (i.day is None, i.day or 0))
+
+    @staticmethod
+    def _row(snap: _Snapshot, book_row: int) -> tuple[InstrumentMaster, dict]:
+        for idx in snap.indexes:
+            if idx.offset <= book_row < idx.offset + idx.master.num_rows:
+                return idx.master, idx.master.table.slice(book_row - idx.offset, 1).to_pylist()[0]
+        raise IndexError(book_row)
+
+    # --- display and storage ---------------------------------------------------------
+
+    def describe(self) -> str:
+        if not self._masters:
+            return "no instrument masters loaded: ticks stay unnamed (resolved = false)"
+        dated = sorted({m.date for m in self._masters if m.date})
+        head = f"{len(self._masters)} instrument master(s), {self.total_rows:,} instruments"
+        if dated:
+            head += f", days {dated[0].isoformat()}" + (f" to {dated[-1].isoformat()}" if len(dated) > 1 else "")
+        ordered = sorted(self._masters, key=lambda m: (m.date is None, m.date or _EPOCH))
+        return "\n".join([head] + ["  " + m.describe() for m in ordered])
+
+    def to_table(self) -> pa.Table:
+        """The ``instruments`` target table: every master's rows with its date and source."""
+        parts = []
+        for m in self._masters:
+            t = m.table
+            parts.append(
+                t.append_column("instruments_date", pa.array([m.date] * t.num_rows, pa.date32()))
+                .append_column("source", pa.array([m.source] * t.num_rows, pa.string()))
+            )
+        if not parts:
+            return INSTRUMENTS_SCHEMA.empty_table()
+        return pa.concat_tables(parts).cast(INSTRUMENTS_SCHEMA)
+
+
+def expected_segments(table: pa.Table) -> np.ndarray:
+    """The segment byte each master row's exchange implies (int16, -1 when unknown)."""
+    n = table.num_rows
+    if n == 0:
+        return np.zeros(0, dtype=np.int16)
+    exchange = table.column("exchange").combine_chunks()
+    segment = table.column("instrument_segment").combine_chunks()
+    # Lookup files without `exchange` often still carry `segment` like "NFO-OPT".
+    prefix = pc.list_element(pc.split_pattern(pc.fill_null(segment, ""), "-", max_splits=1), 0)
+    exchange = pc.coalesce(exchange, pc.if_else(pc.equal(prefix, ""), pa.scalar(None, pa.string()), prefix))
+    enc = pc.dictionary_encode(pc.fill_null(exchange, ""))
+    codes = np.array([EXCHANGE_SEGMENTS.get(name, -1) for name in enc.dictionary.to_pylist()], dtype=np.int16)
+    out = codes[enc.indices.to_numpy(zero_copy_only=False)] if len(codes) else np.full(n, -1, np.int16)
+    indices = np.asarray(pc.fill_null(pc.equal(segment, INDICES_NAME), False))
+    out[indices] = protocol.INDICES_SEGMENT
+    return out.astype(np.int16)
+
+
+def _segment_mismatches(decoded: pa.Table, expected: np.ndarray) -> int:
+    """Named ticks whose segment byte is not the one their master's exchange implies."""
+    token = decoded.column("instrument_token").combine_chunks()
+    segment = decoded.column("segment").combine_chunks()
+    from_token = pc.cast(pc.bit_wise_and(token, 0xFF), pa.int16())
+    actual = np.asarray(pc.fill_null(pc.coalesce(segment, from_token), -1))
+    return int(((expected >= 0) & (expected != actual)).sum())
+
+
+def _build_snapshot(masters: Sequence[InstrumentMaster]) -> _Snapshot:
+    indexes = []
+    offset = 0
+    value_parts = []
+    expected = []
+    for m in masters:
+        tokens = m.table.column("instrument_token").to_numpy()
+        order = np.argsort(tokens, kind="stable")
+        day = _day_number(m.date) if m.date else None
+        indexes.append(_MasterIndex(m, day, offset, tokens[order], order.astype(np.int64) + offset))
+        offset += m.num_rows
+        t = m.table.select([n for n in _VALUE_COLUMNS if n in MASTER_SCHEMA.names])
+        value_parts.append(t.append_column("instruments_date", pa.array([m.date] * m.num_rows, pa.date32())))
+        expected.append(expected_segments(m.table))
+    value_schema = pa.schema([ENRICHMENT_SCHEMA.field(n) for n in _VALUE_COLUMNS])
+    values = pa.concat_tables(value_parts).cast(value_schema).combine_chunks() if value_parts \
+        else value_schema.empty_table()
+    by_day: dict[int, tuple[int, ...]] = {}
+    for i, idx in enumerate(indexes):
+        if idx.day is not None:
+            by_day[idx.day] = by_day.get(idx.day, ()) + (i,)
+    return _Snapshot(
+        indexes=tuple(indexes),
+        values=values,
+        expected_segment=np.concatenate(expected) if expected else np.zeros(0, np.int16),
+        dated_days=np.array(sorted(by_day), dtype=np.int64),
+        by_day=by_day,
+        undated=tuple(i for i, idx in enumerate(indexes) if idx.day is None),
+    )
+
+
+def _day_number(day: dt.date) -> int:
+    return (day - _EPOCH).days

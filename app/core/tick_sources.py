@@ -1,0 +1,524 @@
+"""Tick inputs that are not binary captures: JSON/JSONL dumps of decoded ticks, Parquet exports.
+
+This module owns turning those files into ``DECODED_SCHEMA`` tables with the values the
+binary decoder gives for the same packets, so the rest of the pipeline (enrichment,
+targets, the UI) never knows where ticks came from.
+
+JSON dumps are what the official Python client hands to ``on_ticks``, written out by a
+user: a JSON array of tick dicts (or of lists of ticks), or JSON Lines with one tick or
+one list of ticks (one WebSocket message) per line. Both the current field names and the
+pre-2021 ones (``last_quantity``, ``average_price``, ``volume``, ``buy_quantity``,
+``sell_quantity``, ``timestamp``) are read. The client's ``change`` is a percentage;
+``change``/``change_percent`` are recomputed from last_price and close as the decoder does.
+
+Timestamps may be ISO strings or epoch numbers (s, ms, us or ns by magnitude). The client
+builds them with ``datetime.fromtimestamp`` -- naive *local* times of the machine that ran
+it -- so a naive string is read as local time in ``naive_timezone`` (default Asia/Kolkata,
+the usual machine of a Kite user). Reading an IST dump as UTC shifts every tick by 5h30m;
+pass ``naive_timezone="UTC"`` for dumps made on a UTC machine. Strings with an offset
+are exact. The client turns Kite's 0 ("absent") into 1970-01-01 local time, so any time
+within a day of the epoch reads as absent (null), as 0 does in the decoder.
+
+Parquet files written by ``tickscope decode`` (``DECODED_SCHEMA`` or ``TICK_SCHEMA``) are
+read back without enrichment (the pipeline enriches again with the masters at hand).
+
+Per-tick Python is confined to JSON parsing (``json.loads`` is per object anyway); the
+Arrow columns and every derived column are built in bulk per batch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Optional, Union
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from app.core import protocol, schema
+from app.errors import InputError
+
+IST = dt.timezone(dt.timedelta(hours=5, minutes=30), "IST")
+SOURCES = ("json", "jsonl", "parquet")
+
+_SNIFF_BYTES = 64 << 10
+_FIRST_LINE_CAP = 16 << 20  # longest first line looked at when telling JSON from JSONL
+_PARQUET_MAGIC = b"PAR1"
+_BOM = b"\xef\xbb\xbf"
+_EPOCH_SLACK_US = 86_400 * 1_000_000  # any time this close to the epoch is Kite's "absent"
+
+# Schema column -> names the official Python client has used for it (current first).
+_ALIASES: dict[str, tuple[str, ...]] = {
+    "last_traded_quantity": ("last_traded_quantity", "last_quantity"),
+    "average_traded_price": ("average_traded_price", "average_price"),
+    "volume_traded": ("volume_traded", "volume"),
+    "total_buy_quantity": ("total_buy_quantity", "buy_quantity"),
+    "total_sell_quantity": ("total_sell_quantity", "sell_quantity"),
+    "oi": ("oi",),
+    "oi_day_high": ("oi_day_high",),
+    "oi_day_low": ("oi_day_low",),
+}
+_TIME_ALIASES: dict[str, tuple[str, ...]] = {
+    "exchange_timestamp": ("exchange_timestamp", "timestamp"),
+    "last_trade_time": ("last_trade_time",),
+}
+_OHLC = ("open", "high", "low", "close")
+_DEPTH_COLUMNS = {
+    ("buy", "price"): "bid_price", ("buy", "quantity"): "bid_quantity", ("buy", "orders"): "bid_orders",
+    ("sell", "price"): "ask_price", ("sell", "quantity"): "ask_quantity", ("sell", "orders"): "ask_orders",
+}
+# Columns filled from each tick; everything else is derived per batch.
+_ROW_COLUMNS = (
+    ("msg_seq", "pkt_seq", "offset", "instrument_token", "mode", "tradable", "packet_length", "last_price")
+    + tuple(_ALIASES) + _OHLC + tuple(_TIME_ALIASES) + tuple(_DEPTH_COLUMNS.values())
+)
+
+TimeZoneLike = Union[str, dt.tzinfo]
+
+
+# --- sniffing -------------------------------------------------------------------
+
+
+def sniff_tick_file(path) -> Optional[str]:
+    """'json', 'jsonl' or 'parquet' from the file's content; None means a binary capture.
+
+    A JSON dump is UTF-8 text without NUL bytes starting with ``[`` or ``{``; binary
+    captures are full of NUL bytes and base64 captures start with letters. A file that
+    is one JSON value is 'json'; one JSON value per line is 'jsonl'.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    with open(path, "rb") as fh:
+        head = fh.read(_SNIFF_BYTES)
+        if head[:4] == _PARQUET_MAGIC:
+            fh.seek(-4, 2)
+            return "parquet" if fh.read(4) == _PARQUET_MAGIC else None
+        text = head[len(_BOM):] if head.startswith(_BOM) else head
+        if b"\x00" in text:
+            return None
+        try:
+            text.decode("utf-8")
+        except UnicodeDecodeError as err:
+            if err.start < len(text) - 4:  # not just a character cut by the head's end
+                return None
+        stripped = text.lstrip()
+        if not stripped[:1] in (b"[", b"{"):
+            return None
+        # Read the first non-blank line, then see whether anything follows it.
+        fh.seek(len(head) - len(stripped))
+        first = fh.readline(_FIRST_LINE_CAP)
+        rest = fh.read(_SNIFF_BYTES)
+    if not first.endswith(b"\n") or not rest.strip():
+        return "json"  # a single JSON value (one line, possibly huge) or a pretty one
+    try:
+        json.loads(first)
+    except ValueError:
+        return "json"  # the first line is not a whole value: a pretty-printed document
+    return "jsonl"
+
+
+def file_sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(8 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --- reading --------------------------------------------------------------------
+
+
+def read_tick_file(
+    path,
+    *,
+    file_id: Optional[str] = None,
+    batch_rows: int = 65536,
+    naive_timezone: TimeZoneLike = "Asia/Kolkata",
+) -> Iterator[pa.Table]:
+    """``DECODED_SCHEMA`` tables (about ``batch_rows`` rows each) of a JSON/JSONL/Parquet file.
+
+    ``file_id`` (sha256 hex of the file, computed when None) fills the ``file_id`` column.
+    msg_seq/pkt_seq/offset come from row order: msg_seq is the element (JSON) or line
+    (JSONL) number, pkt_seq the index inside that element's or line's list, offset the
+    line's byte offset for JSONL (null for JSON). A batch never splits a line's list.
+    Raises ``InputError`` for a file that is not a tick file or holds a bad tick.
+    """
+    path = Path(path)
+    kind = sniff_tick_file(path)
+    if kind is None:
+        raise InputError(f"{path}: not a JSON, JSONL or Parquet tick file; decode it as a binary capture")
+    file_id = file_id or file_sha256(path)
+    if kind == "parquet":
+        yield from _read_parquet(path, file_id, batch_rows)
+        return
+    tz = _timezone(naive_timezone)
+    messages = _json_messages(path) if kind == "json" else _jsonl_messages(path)
+    builder = _Builder(file_id, tz, path)
+    for msg_seq, offset, value in messages:
+        builder.add_message(msg_seq, offset, value)
+        if builder.rows >= batch_rows:
+            yield builder.flush()
+    if builder.rows:
+        yield builder.flush()
+
+
+def _timezone(value: TimeZoneLike) -> dt.tzinfo:
+    if isinstance(value, dt.tzinfo):
+        return value
+    if value in ("Asia/Kolkata", "Asia/Calcutta", "IST"):
+        return IST  # no DST: a fixed offset needs no tz database
+    if value.upper() == "UTC":
+        return dt.timezone.utc
+    try:
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(value)
+    except Exception as err:  # ZoneInfoNotFoundError, ValueError
+        raise InputError(f"unknown time zone {value!r}; use an IANA name such as Asia/Kolkata or UTC") from err
+
+
+def _json_messages(path: Path) -> Iterator[tuple[int, Optional[int], Any]]:
+    try:
+        with open(path, "rb") as fh:
+            document = json.load(fh)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: not valid JSON ({err}); fix or re-export the dump") from err
+    if isinstance(document, dict):
+        document = document.get("ticks", [document])
+    if not isinstance(document, list):
+        raise InputError(f"{path}: expected a JSON array of ticks, found {type(document).__name__}")
+    for index, value in enumerate(document):
+        yield index, None, value
+
+
+def _jsonl_messages(path: Path) -> Iterator[tuple[int, Optional[int], Any]]:
+    msg_seq, offset = 0, 0
+    with open(path, "rb") as fh:
+        for line_no, line in enumerate(fh, 1):
+            at, offset = offset, offset + len(line)
+            if line_no == 1 and line.startswith(_BOM):
+                line = line[len(_BOM):]
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except ValueError as err:
+                raise InputError(f"{path}: line {line_no} is not JSON ({err}); fix or remove that line") from err
+            yield msg_seq, at, value
+            msg_seq += 1
+
+
+_LEVEL = pa.struct([("quantity", pa.int64()), ("price", pa.float64()), ("orders", pa.int64())])
+_PRICE = pa.float64()
+_QTY = pa.int64()
+# What the fast path asks Arrow to convert each tick dict into (extra keys are ignored).
+_TICK_STRUCT = pa.struct(
+    [("instrument_token", pa.int64()), ("mode", pa.string()), ("tradable", pa.bool_()),
+     ("last_price", _PRICE)]
+    + [(name, _PRICE if column == "average_traded_price" else _QTY)
+       for column, names in _ALIASES.items() for name in names]
+    + [(name, _PRICE) for name in _OHLC]
+    + [("ohlc", pa.struct([(name, _PRICE) for name in _OHLC])),
+       ("depth", pa.struct([("buy", pa.list_(_LEVEL)), ("sell", pa.list_(_LEVEL))]))]
+)
+_TIME_KEYS = {column: names + tuple(n + "_epoch" for n in names) for column, names in _TIME_ALIASES.items()}
+
+
+class _Builder:
+    """The ticks of one batch; ``flush`` turns them into Arrow columns in bulk.
+
+    Arrow converts the tick dicts in C (``pa.array`` with a struct type). Dumps it cannot
+    convert that way (strings for numbers, mixed timestamp types, offsets in ISO strings)
+    take a per-tick Python path with the same results.
+    """
+
+    def __init__(self, file_id: str, tz: dt.tzinfo, path: Path):
+        self.file_id, self.tz, self.path = file_id, tz, path
+        self._time_cache: dict[Any, Optional[int]] = {}
+        self._reset()
+
+    def _reset(self) -> None:
+        self.ticks: list[dict] = []
+        self.msg_seq: list[int] = []
+        self.pkt_seq: list[int] = []
+        self.offset: list[Optional[int]] = []
+        self.rows = 0
+
+    def add_message(self, msg_seq: int, offset: Optional[int], value: Any) -> None:
+        ticks = value if isinstance(value, list) else [value]
+        for tick in ticks:
+            if not isinstance(tick, dict):
+                raise InputError(
+                    f"{self.path}: message {msg_seq} holds a {type(tick).__name__}, not a tick object")
+        n = len(ticks)
+        self.ticks.extend(ticks)
+        self.msg_seq.extend([msg_seq] * n)
+        self.pkt_seq.extend(range(n))
+        self.offset.extend([offset] * n)
+        self.rows += n
+
+    def flush(self) -> pa.Table:
+        n = self.rows
+        arrays: dict[str, pa.Array] = {
+            "msg_seq": pa.array(self.msg_seq, pa.int64()),
+            "pkt_seq": pa.array(self.pkt_seq, pa.int32()),
+            "offset": pa.array(self.offset, pa.int64()),
+        }
+        try:
+            arrays.update(self._bulk_columns())
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+            arrays.update(self._row_columns())
+        missing = arrays["instrument_token"].null_count
+        if missing:
+            row = pc.index(pc.is_null(arrays["instrument_token"]), True).as_py()
+            raise InputError(f"{self.path}: tick {self.pkt_seq[row]} of message {self.msg_seq[row]} "
+                             "has no usable instrument_token")
+        token = arrays["instrument_token"].to_numpy()
+        segment = token & 0xFF
+        arrays["file_id"] = pa.array([self.file_id], pa.string()).take(pa.array(np.zeros(n, dtype=np.int32)))
+        arrays["segment"] = pa.array(segment.astype(np.int16))
+        arrays["exchange_token"] = pa.array(token >> 8)
+        arrays["recv_ts"] = pa.nulls(n, schema.UTC_TIME)
+        tradable = pc.coalesce(arrays["tradable"], pa.array(segment != protocol.INDICES_SEGMENT))
+        levels = pc.max_element_wise(pc.list_value_length(arrays["bid_price"]),
+                                     pc.list_value_length(arrays["ask_price"]))
+        has_depth = pc.is_valid(levels)
+        mode = pc.coalesce(arrays["mode"], pc.if_else(
+            has_depth, "full", pc.if_else(pc.is_valid(arrays["close"]), "quote", "ltp")))
+        arrays["tradable"], arrays["mode"] = tradable, mode
+        arrays["packet_length"] = _packet_lengths(mode, tradable, levels)
+        arrays.update(_derived(arrays, n))
+        self._reset()
+        return pa.Table.from_arrays([arrays[f.name] for f in schema.DECODED_SCHEMA], schema=schema.DECODED_SCHEMA)
+
+    def _bulk_columns(self) -> dict[str, pa.Array]:
+        ticks = pa.array(self.ticks, _TICK_STRUCT)
+        field = lambda name: pc.struct_field(ticks, name)  # noqa: E731 - parent nulls respected
+        out = {name: field(name) for name in ("instrument_token", "mode", "tradable", "last_price")}
+        for column, names in _ALIASES.items():
+            out[column] = pc.coalesce(*[field(name) for name in names]) if len(names) > 1 else field(names[0])
+        ohlc = field("ohlc")
+        for name in _OHLC:
+            out[name] = pc.coalesce(pc.struct_field(ohlc, name), field(name))
+        depth = field("depth")
+        for (side, part), column in _DEPTH_COLUMNS.items():
+            levels = pc.struct_field(depth, side)
+            out[column] = pa.ListArray.from_arrays(
+                levels.offsets, pc.struct_field(levels.values, part), mask=levels.is_null())
+        for column, names in _TIME_KEYS.items():
+            out[column] = self._bulk_times([_first(t, names) for t in self.ticks])
+        return out
+
+    def _bulk_times(self, values: list) -> pa.Array:
+        kinds = set(map(type, values))
+        kinds.discard(type(None))
+        if not kinds:
+            return pa.nulls(len(values), schema.UTC_TIME)
+        if kinds == {str}:
+            naive = pa.array(values, pa.string()).cast(pa.timestamp("us"))  # raises on offsets
+            fixed = self.tz.utcoffset(None)
+            if fixed is not None:
+                micros = pc.subtract(naive.cast(pa.int64()), int(fixed.total_seconds()) * 1_000_000)
+            else:
+                micros = pc.assume_timezone(naive, timezone=str(self.tz), ambiguous="earliest",
+                                            nonexistent="earliest").cast(pa.int64())
+        elif kinds <= {int, float}:
+            numbers = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+            magnitude = np.abs(numbers)
+            scale = np.select([magnitude >= 1e17, magnitude >= 1e14, magnitude >= 1e11], [1e-3, 1.0, 1e3], 1e6)
+            micros = pa.array(np.rint(numbers * scale), pa.float64(), from_pandas=True).cast(pa.int64())
+        else:
+            raise TypeError("mixed timestamp types")
+        absent = pc.less_equal(pc.abs(micros), _EPOCH_SLACK_US)
+        return pc.if_else(absent, pa.scalar(None, pa.int64()), micros).cast(schema.UTC_TIME)
+
+    def _row_columns(self) -> dict[str, pa.Array]:
+        """The per-tick path, for dumps Arrow cannot convert in bulk."""
+        c: dict[str, list] = {name: [] for name in _ROW_COLUMNS[3:] if name != "packet_length"}
+        for tick, msg_seq, pkt_seq in zip(self.ticks, self.msg_seq, self.pkt_seq):
+            try:
+                self._add_tick(c, tick)
+            except (TypeError, ValueError) as err:
+                raise InputError(f"{self.path}: tick {pkt_seq} of message {msg_seq}: {err}") from err
+        types = schema.DECODED_SCHEMA
+        return {name: pa.array(values, types.field(name).type) for name, values in c.items()}
+
+    def _add_tick(self, c: dict[str, list], tick: dict) -> None:
+        token = tick.get("instrument_token")
+        c["instrument_token"].append(None if token is None else int(token))
+        ohlc = tick.get("ohlc") or {}
+        depth = tick.get("depth")
+        tradable = tick.get("tradable")
+        c["mode"].append(tick.get("mode"))
+        c["tradable"].append(None if tradable is None else bool(tradable))
+        c["last_price"].append(_number(tick.get("last_price")))
+        for column, names in _ALIASES.items():
+            convert = _number if column == "average_traded_price" else _integer
+            c[column].append(convert(_first(tick, names)))
+        for column in _OHLC:
+            value = ohlc.get(column)
+            c[column].append(_number(tick.get(column) if value is None else value))
+        for column, names in _TIME_KEYS.items():
+            c[column].append(self._epoch_us(_first(tick, names)))
+        for (side, part), column in _DEPTH_COLUMNS.items():
+            if depth is None:
+                c[column].append(None)
+                continue
+            convert = _number if part == "price" else _integer
+            c[column].append([convert(level.get(part)) for level in depth.get(side) or ()])
+
+    def _epoch_us(self, value: Any) -> Optional[int]:
+        """Microseconds since the epoch; None for absent (and for the epoch itself)."""
+        if value is None:
+            return None
+        try:
+            return self._time_cache[value]
+        except (KeyError, TypeError):
+            pass
+        if isinstance(value, bool):
+            raise InputError(f"{self.path}: {value!r} is not a timestamp")
+        if isinstance(value, (int, float)):
+            magnitude = abs(value)
+            scale = 1e-3 if magnitude >= 1e17 else 1 if magnitude >= 1e14 else 1e3 if magnitude >= 1e11 else 1e6
+            micros = round(value * scale)
+        elif isinstance(value, str):
+            try:
+                when = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            except ValueError as err:
+                raise InputError(f"{self.path}: timestamp {value!r} is neither ISO 8601 nor epoch") from err
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=self.tz)
+            delta = when - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+            micros = (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+        else:
+            raise InputError(f"{self.path}: {value!r} is not a timestamp")
+        # Kite's 0 arrives as 1970-01-01 in the client's local time zone, whatever that was.
+        result = None if abs(micros) <= _EPOCH_SLACK_US else micros
+        self._time_cache[value] = result
+        return result
+
+
+def _first(tick: dict, names: Iterable[str]) -> Any:
+    for name in names:
+        value = tick.get(name)
+        if value is not None:
+            return value
+    return None
+
+
+def _number(value: Any) -> Optional[float]:
+    return None if value is None else float(value)
+
+
+def _integer(value: Any) -> Optional[int]:
+    if value is None:
+        return None
+    number = float(value) if isinstance(value, str) else value
+    if isinstance(number, float):
+        if not math.isfinite(number) or number != int(number):
+            raise ValueError(f"{number!r} is not a whole number of units")
+        number = int(number)
+    return int(number)
+
+
+def _packet_lengths(mode: pa.Array, tradable: pa.Array, levels: pa.Array) -> pa.Array:
+    """The wire length of the packet the client decoded each tick from."""
+    mode = mode.to_numpy(zero_copy_only=False).astype(str)
+    tradable = tradable.to_numpy(zero_copy_only=False).astype(bool)
+    levels = levels.fill_null(0).to_numpy(zero_copy_only=False)
+    length = np.select(
+        [mode == "ltp", ~tradable & (mode == "quote"), ~tradable, mode == "quote", levels > 5],
+        [8, 28, 32, 44, 492], 184)
+    return pa.array(length.astype(np.int32))
+
+
+def _derived(arrays: dict[str, pa.Array], n: int) -> dict[str, pa.Array]:
+    """change, change_percent and the best-known tick time, as the binary decoder defines them."""
+    last = arrays["last_price"]
+    close = arrays["close"]
+    change = pc.subtract(last, close)
+    change_percent = pc.if_else(
+        pc.equal(close, 0.0), 0.0, pc.divide(pc.multiply(change, 100.0), close))
+    tick_time, source = _with_message_fallback(
+        arrays["exchange_timestamp"], arrays["last_trade_time"], arrays["msg_seq"])
+    return {
+        "change": change,
+        "change_percent": change_percent,
+        "tick_time": tick_time,
+        "tick_time_source": source,
+        "trading_date": _ist_date(tick_time),
+    }
+
+
+def _with_message_fallback(
+    exchange_timestamp: pa.Array, last_trade_time: pa.Array, msg_seq: pa.Array
+) -> tuple[pa.Array, pa.Array]:
+    """A tick's own exchange_timestamp, else its last_trade_time ('exchange'); else the latest
+    exchange_timestamp of its message ('message'), as the decoder does for LTP/quote packets."""
+    own = pc.coalesce(exchange_timestamp, last_trade_time)
+    has_own = pc.is_valid(own).to_numpy(zero_copy_only=False)
+    if has_own.all() or not pc.any(pc.is_valid(exchange_timestamp)).as_py():
+        source = pc.if_else(pc.is_valid(own), schema.TIME_SOURCE_EXCHANGE, pa.scalar(None, pa.string()))
+        return own, source
+    absent = np.iinfo(np.int64).min
+    seq = msg_seq.to_numpy(zero_copy_only=False)
+    snapshot = exchange_timestamp.cast(pa.int64()).fill_null(absent).to_numpy()
+    # Messages are contiguous runs of msg_seq: a per-run maximum via reduceat.
+    starts = np.flatnonzero(np.r_[True, seq[1:] != seq[:-1]])
+    latest = np.maximum.reduceat(snapshot, starts)
+    message_time = np.repeat(latest, np.diff(np.r_[starts, len(seq)]))
+    filled = np.where(has_own, own.cast(pa.int64()).fill_null(0).to_numpy(), message_time)
+    valid = has_own | (message_time != absent)
+    tick_time = pa.array(filled, pa.int64(), mask=~valid).cast(schema.UTC_TIME)
+    source = pa.array(
+        np.where(has_own, schema.TIME_SOURCE_EXCHANGE, schema.TIME_SOURCE_MESSAGE).astype(object),
+        pa.string(), mask=~valid)
+    return tick_time, source
+
+
+def _ist_date(times: pa.Array) -> pa.Array:
+    micros = times.cast(pa.int64())
+    shifted = pc.add(micros, 19_800_000_000)  # +05:30, IST has no DST
+    days = pc.floor(pc.divide(shifted.cast(pa.float64()), 86_400_000_000.0)).cast(pa.int32())
+    return days.cast(pa.date32())
+
+
+# --- Parquet --------------------------------------------------------------------
+
+
+def _read_parquet(path: Path, file_id: str, batch_rows: int) -> Iterator[pa.Table]:
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise InputError(f"{path}: unreadable Parquet file ({err})") from err
+    names = set(parquet.schema_arrow.names)
+    missing = [f.name for f in schema.DECODED_SCHEMA if f.name not in names]
+    if missing:
+        raise InputError(
+            f"{path}: Parquet file is not a tick export (missing columns: {', '.join(missing[:6])}"
+            f"{', ...' if len(missing) > 6 else ''}); export it with `tickscope decode`")
+    # Several captures in one export: their msg_seq values collide under one file_id,
+    # so such files are renumbered in row order (one message per row).
+    original_ids = pc.unique(parquet.read(columns=["file_id"]).column("file_id"))
+    renumber = len(original_ids) > 1
+    row = 0
+    for batch in parquet.iter_batches(batch_size=batch_rows, columns=schema.DECODED_SCHEMA.names):
+        table = pa.Table.from_batches([batch])
+        try:
+            table = table.cast(schema.DECODED_SCHEMA)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+            raise InputError(f"{path}: Parquet columns do not match the tick schema ({err})") from err
+        n = table.num_rows
+        table = table.set_column(0, "file_id", pa.array(np.full(n, file_id, dtype=object), pa.string()))
+        if renumber:
+            table = table.set_column(1, "msg_seq", pa.array(np.arange(row, row + n, dtype=np.int64)))
+            table = table.set_column(2, "pkt_seq", pa.array(np.zeros(n, dtype=np.int32)))
+            table = table.set_column(3, "offset", pa.nulls(n, pa.int64()))
+        row += n
+        yield table

@@ -1,0 +1,564 @@
+"""The ingestion job: files -> hash -> decode + enrich (thread pool) -> one writer -> target.
+
+Shape of a run (``IngestJob.run``, blocking, in the caller's thread)::
+
+    decoder threads (``workers``)          bounded queue           the run() thread
+    hash, skip check, decode, enrich  -->  (begin/batch/end)  -->  the only writer: one
+    each file's batches in order            backpressure            transaction per capture
+
+* Exactly one thread (the one calling ``run``) touches the target, so no two writers
+  ever meet; each capture is committed with its ``captures`` row or not at all.
+* The queue is bounded: a slow target stalls the decoders instead of filling memory,
+  whatever the size of the inputs.
+* Content already in the target (same sha256) is skipped, also within one job.
+* A failing file (unreadable, corrupt beyond decoding) fails alone; cancelling a file
+  (``cancel_file``) or the job (``cancel`` / the ``cancel`` event) leaves nothing of the
+  cancelled files in the target.
+* Progress goes to a plain callable (``FileProgress``), never concurrently, throttled
+  to ~20 updates a second per file; every file's final state is always sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import queue
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Optional, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from app import __version__
+from app.core import schema
+from app.errors import EXIT_OK, EXIT_PARTIAL, InputError, UsageError
+from app.pipeline.inputs import expand_inputs
+from app.store import AlreadyIngested, CaptureRecord, Target, open_target
+
+log = logging.getLogger(__name__)
+
+STAGES = ("queued", "hashing", "decoding", "writing", "done", "skipped", "failed", "cancelled")
+FINAL_STAGES = frozenset({"done", "skipped", "failed", "cancelled"})
+STATUSES = ("ingested", "skipped", "failed", "cancelled")
+
+PROGRESS_INTERVAL = 0.05  # seconds between updates of one file (~20/s)
+HASH_BLOCK = 8 << 20
+DEFAULT_CHUNK_BYTES = 8 << 20  # capture bytes per decoded batch: bounds each batch's memory
+MAX_WORKERS = 64
+
+
+@dataclass
+class FileProgress:
+    """Where one file is; sent to the progress callable."""
+
+    path: str
+    file_id: Optional[str]
+    stage: str  # one of STAGES
+    bytes_done: int
+    bytes_total: int
+    packets: int = 0
+    bad_packets: int = 0
+    unresolved_ticks: int = 0
+    rate_pps: float = 0.0
+    error: Optional[str] = None
+    index: int = 0  # the file's position in the job
+
+    @property
+    def final(self) -> bool:
+        return self.stage in FINAL_STAGES
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.bytes_done / self.bytes_total) if self.bytes_total else (1.0 if self.final else 0.0)
+
+
+@dataclass
+class FileResult:
+    path: str
+    file_id: Optional[str]
+    status: str  # one of STATUSES
+    messages: int = 0
+    packets: int = 0
+    heartbeats: int = 0
+    bad_packets: int = 0
+    ticks: int = 0
+    unresolved_ticks: int = 0
+    error: Optional[str] = None
+    framing: Optional[str] = None
+    size_bytes: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class IngestReport:
+    target: str
+    files: list[FileResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def by_status(self, status: str) -> list[FileResult]:
+        return [f for f in self.files if f.status == status]
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every file was ingested or skipped, 4 when some failed or were cancelled."""
+        return EXIT_OK if all(f.status in ("ingested", "skipped") for f in self.files) else EXIT_PARTIAL
+
+    @property
+    def packets(self) -> int:
+        return sum(f.packets for f in self.files if f.status == "ingested")
+
+    def to_dict(self) -> dict:
+        counts = {s: len(self.by_status(s)) for s in STATUSES}
+        return {
+            "target": self.target,
+            "seconds": round(self.seconds, 3),
+            "exit_code": self.exit_code,
+            "counts": counts,
+            "ticks": sum(f.ticks for f in self.files if f.status == "ingested"),
+            "files": [f.to_dict() for f in self.files],
+        }
+
+
+class _Cancelled(Exception):
+    pass
+
+
+class _File:
+    """One input's state, shared by its decoder thread and the writer."""
+
+    def __init__(self, index: int, path: Path):
+        self.index = index
+        self.path = path
+        self.cancel = threading.Event()
+        self.file_id: Optional[str] = None
+        self.size = 0
+        self.stage = "queued"
+        self.status: Optional[str] = None
+        self.error: Optional[str] = None
+        self.framing: Optional[str] = None
+        # Counted by the decoder thread.
+        self.bytes_done = 0
+        self.messages = 0
+        self.packets = 0
+        self.heartbeats = 0
+        self.bad_packets = 0
+        self.ticks = 0
+        self.unresolved = 0
+        self.first_tick_time = None
+        self.last_tick_time = None
+        self.started = 0.0
+        self.decode_started = 0.0
+        self.finished = 0.0
+        self.last_emit = 0.0
+        # Owned by the writer.
+        self.write = None
+        self.writer_error: Optional[str] = None
+
+    def rate(self) -> float:
+        if not self.decode_started:
+            return 0.0
+        elapsed = (self.finished or time.monotonic()) - self.decode_started
+        return self.packets / elapsed if elapsed > 0 else 0.0
+
+    def result(self) -> FileResult:
+        return FileResult(
+            path=str(self.path), file_id=self.file_id, status=self.status or "failed",
+            messages=self.messages, packets=self.packets, heartbeats=self.heartbeats,
+            bad_packets=self.bad_packets, ticks=self.ticks, unresolved_ticks=self.unresolved,
+            error=self.error, framing=self.framing, size_bytes=self.size,
+            seconds=round((self.finished or time.monotonic()) - (self.started or time.monotonic()), 3),
+        )
+
+
+def file_sha256(path: Path, cancel: Optional[threading.Event] = None, on_bytes=None) -> str:
+    """sha256 hex of a file's bytes (hashlib releases the GIL on big blocks)."""
+    digest = hashlib.sha256()
+    done = 0
+    with open(path, "rb") as f:
+        while True:
+            if cancel is not None and cancel.is_set():
+                raise _Cancelled()
+            block = f.read(HASH_BLOCK)
+            if not block:
+                break
+            digest.update(block)
+            done += len(block)
+            if on_bytes:
+                on_bytes(done)
+    return digest.hexdigest()
+
+
+def _load_masters(instruments) -> list:
+    masters = []
+    for item in instruments:
+        if hasattr(item, "table") and hasattr(item, "source"):
+            masters.append(item)
+        else:
+            from app.core.instruments import load_master
+
+            masters.append(load_master(item))
+    return masters
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return (text or type(err).__name__)[:300]
+
+
+class IngestJob:
+    """One ingest of several files into one target (see the module docstring)."""
+
+    def __init__(
+        self,
+        paths: Sequence,
+        target,
+        *,
+        instruments: Iterable = (),
+        workers: int = 2,
+        force: bool = False,
+        progress: Optional[Callable[[FileProgress], None]] = None,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        queue_batches: Optional[int] = None,
+    ):
+        if not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
+            raise UsageError(f"--workers must be a whole number from 1 to {MAX_WORKERS}, got {workers!r}")
+        self.target_arg = target
+        target_path = target.path if isinstance(target, Target) else Path(target)
+        self.files = [_File(i, p) for i, p in enumerate(expand_inputs(paths, exclude=[target_path]))]
+        self.instruments = list(instruments)
+        self.workers = workers
+        self.force = force
+        self.progress = progress
+        self.chunk_bytes = chunk_bytes
+        # Enough batches to keep the writer busy while every decoder works on the next one.
+        self.queue: queue.Queue = queue.Queue(maxsize=queue_batches or workers + 2)
+        self._cancelled = threading.Event()
+        self._emit_lock = threading.Lock()
+        self._seen_lock = threading.Lock()
+        self._seen: dict[str, Path] = {}
+        self._existing: set[str] = set()
+        self.book = None
+        self.target: Optional[Target] = None
+
+    # -- control ----------------------------------------------------------------
+
+    def cancel(self) -> None:
+        """Cancel every file not yet committed."""
+        self._cancelled.set()
+        for f in self.files:
+            f.cancel.set()
+
+    def cancel_file(self, path) -> None:
+        """Cancel one file: nothing of it is left in the target (unless already committed)."""
+        wanted = os.path.realpath(path)
+        for f in self.files:
+            if os.path.realpath(f.path) == wanted:
+                f.cancel.set()
+
+    @property
+    def paths(self) -> list[Path]:
+        return [f.path for f in self.files]
+
+    # -- progress ---------------------------------------------------------------
+
+    def _emit(self, f: _File, stage: Optional[str] = None, *, force: bool = False) -> None:
+        if stage is not None:
+            changed = stage != f.stage
+            f.stage = stage
+            force = force or changed
+        if self.progress is None:
+            return
+        now = time.monotonic()
+        if not force and now - f.last_emit < PROGRESS_INTERVAL:
+            return
+        f.last_emit = now
+        update = FileProgress(
+            path=str(f.path), file_id=f.file_id, stage=f.stage,
+            bytes_done=f.bytes_done, bytes_total=f.size, packets=f.packets,
+            bad_packets=f.bad_packets, unresolved_ticks=f.unresolved, rate_pps=f.rate(),
+            error=f.error, index=f.index,
+        )
+        with self._emit_lock:  # the callable never runs twice at once
+            try:
+                self.progress(update)
+            except Exception:  # a broken display must not break the ingest
+                log.exception("progress callback failed")
+
+    # -- decoder threads --------------------------------------------------------
+
+    def _put(self, f: _File, message: tuple, *, droppable: bool) -> None:
+        """Queue a message; batches give up when their file is cancelled (backpressure)."""
+        while True:
+            try:
+                self.queue.put(message, timeout=0.1)
+                return
+            except queue.Full:
+                if droppable and f.cancel.is_set():
+                    raise _Cancelled()
+
+    def _decode_file(self, f: _File) -> None:
+        f.started = time.monotonic()
+        try:
+            if f.cancel.is_set():
+                raise _Cancelled()
+            try:
+                f.size = f.path.stat().st_size
+            except OSError as err:
+                raise InputError(f"cannot read {f.path}: {err.strerror or err}") from None
+            self._emit(f, "hashing")
+
+            def hashed(n):
+                f.bytes_done = n
+                self._emit(f)
+
+            f.file_id = file_sha256(f.path, f.cancel, hashed)
+            with self._seen_lock:
+                duplicate = self._seen.get(f.file_id)
+                if duplicate is None:
+                    self._seen[f.file_id] = f.path
+            if duplicate is not None:
+                f.error = f"same content as {duplicate}"
+                self._put(f, ("skip", f), droppable=False)
+                return
+            if f.file_id in self._existing and not self.force:
+                f.error = "already in the target"
+                self._put(f, ("skip", f), droppable=False)
+                return
+            f.bytes_done = 0
+            f.decode_started = time.monotonic()
+            self._emit(f, "decoding")
+            for ticks, bad, bytes_done in self._batches(f):
+                if f.cancel.is_set():
+                    raise _Cancelled()
+                ticks = self._enrich(ticks)
+                self._count(f, ticks, bad)
+                f.bytes_done = bytes_done
+                self._put(f, ("batch", f, ticks, bad), droppable=True)
+                self._emit(f)
+            if f.cancel.is_set():
+                raise _Cancelled()
+            f.bytes_done = f.size
+            self._put(f, ("end", f), droppable=False)
+        except _Cancelled:
+            self._put(f, ("abort", f, "cancelled", None), droppable=False)
+        except Exception as err:
+            if not isinstance(err, (InputError, OSError)):
+                log.exception("decoding %s failed", f.path)
+            self._put(f, ("abort", f, "failed", _one_line(err)), droppable=False)
+
+    def _batches(self, f: _File):
+        """(DECODED_SCHEMA ticks, bad packets, bytes done) for one file, in file order."""
+        from app.core.tick_sources import read_tick_file, sniff_tick_file
+
+        kind = sniff_tick_file(f.path)
+        if kind is not None:
+            f.framing = kind
+            seen_messages = np.zeros(0, dtype=np.int64)
+            for table in read_tick_file(f.path, file_id=f.file_id):
+                if f.cancel.is_set():
+                    raise _Cancelled()
+                if table.num_rows:
+                    seen_messages = np.union1d(seen_messages, pc.unique(table["msg_seq"]).to_numpy(zero_copy_only=False))
+                f.messages = len(seen_messages)
+                f.packets += table.num_rows
+                yield table, [], 0
+            return
+        from app.core.decode import CaptureReader
+
+        reader = CaptureReader(f.path, chunk_bytes=self.chunk_bytes, file_id=f.file_id)
+        f.framing = reader.framing
+        for batch in reader.batches(f.cancel):
+            f.packets += batch.ticks.num_rows
+            yield batch.ticks, batch.bad, batch.bytes_done
+        if f.cancel.is_set():
+            raise _Cancelled()
+        summary = reader.summary
+        f.messages = summary.messages
+        f.heartbeats = summary.heartbeats
+        f.packets = summary.packets
+        f.bad_packets = summary.bad_packets
+        f.framing = summary.framing
+
+    def _enrich(self, ticks: pa.Table) -> pa.Table:
+        if self.book is not None and len(self.book):
+            return self.book.enrich(ticks)
+        return schema.unenriched(ticks)
+
+    def _count(self, f: _File, ticks: pa.Table, bad) -> None:
+        n = ticks.num_rows
+        f.ticks += n
+        f.bad_packets += len(bad)
+        if not n:
+            return
+        f.unresolved += n - int(pc.sum(pc.fill_null(ticks["resolved"], False)).as_py() or 0)
+        low, high = pc.min_max(ticks["tick_time"]).values()
+        low, high = low.as_py(), high.as_py()
+        if low is not None:
+            f.first_tick_time = low if f.first_tick_time is None else min(f.first_tick_time, low)
+            f.last_tick_time = high if f.last_tick_time is None else max(f.last_tick_time, high)
+
+    # -- the writer (the run() thread) -------------------------------------------
+
+    def _handle(self, message: tuple) -> bool:
+        """Apply one queued message; True when its file reached a final state."""
+        kind, f = message[0], message[1]
+        target = self.target
+        if kind == "batch":
+            if f.cancel.is_set() or f.writer_error:
+                return False
+            _, _, ticks, bad = message
+            try:
+                if f.write is None:
+                    f.write = target.begin(f.file_id, force=self.force)
+                f.write.add_ticks(ticks)
+                f.write.add_bad(bad)
+            except Exception as err:
+                log.exception("writing %s failed", f.path)
+                f.writer_error = f"writing to the target failed: {_one_line(err)}"
+                f.cancel.set()  # stops its decoder; the abort message finishes it
+                self._abort_write(f)
+            return False
+        if kind == "skip":
+            self._finish(f, "skipped", f.error)
+            return True
+        if kind == "abort":
+            _, _, status, error = message
+            self._abort_write(f)
+            if f.writer_error:
+                status, error = "failed", f.writer_error
+            self._finish(f, status, error)
+            return True
+        # "end": the decoder delivered every batch; commit unless cancelled meanwhile.
+        if f.cancel.is_set() or f.writer_error:
+            self._abort_write(f)
+            self._finish(f, "failed" if f.writer_error else "cancelled", f.writer_error)
+            return True
+        self._emit(f, "writing")
+        record = CaptureRecord(
+            file_id=f.file_id, path=str(f.path), size_bytes=f.size, framing=f.framing or "",
+            messages=f.messages, packets=f.packets, heartbeats=f.heartbeats,
+            bad_packets=f.bad_packets, unresolved_ticks=f.unresolved,
+            first_tick_time=f.first_tick_time, last_tick_time=f.last_tick_time,
+            status="replaced" if self.force and f.file_id in self._existing else "ingested",
+            tool_version=__version__,
+        )
+        try:
+            if f.write is None:  # a capture without ticks still gets its record
+                f.write = target.begin(f.file_id, force=self.force)
+            write, f.write = f.write, None
+            write.commit(record)
+        except AlreadyIngested:
+            self._finish(f, "skipped", "already in the target")
+            return True
+        except Exception as err:
+            log.exception("committing %s failed", f.path)
+            self._finish(f, "failed", f"writing to the target failed: {_one_line(err)}")
+            return True
+        self._finish(f, "ingested", None)
+        return True
+
+    def _abort_write(self, f: _File) -> None:
+        if f.write is not None:
+            write, f.write = f.write, None
+            try:
+                write.abort()
+            except Exception:
+                log.exception("aborting the write of %s failed", f.path)
+
+    def _finish(self, f: _File, status: str, error: Optional[str]) -> None:
+        f.status = status
+        f.error = error
+        f.finished = time.monotonic()
+        if status != "ingested":
+            # Counts describe what is in the target; a skipped file keeps its id only.
+            f.ticks = f.unresolved = 0
+        self._emit(f, {"ingested": "done"}.get(status, status), force=True)
+
+    # -- run ----------------------------------------------------------------------
+
+    def run(self, cancel: Optional[threading.Event] = None) -> IngestReport:
+        """Ingest every file; blocking. Raises TargetLockedError before writing anything."""
+        started = time.monotonic()
+        masters = _load_masters(self.instruments)
+        own_target = not isinstance(self.target_arg, Target)
+        target = open_target(self.target_arg) if own_target else self.target_arg
+        self.target = target
+        try:
+            self._existing = target.file_ids()
+            stored = target.instruments()
+            if masters or stored.num_rows:
+                self.book = target.stored_book(masters)
+            if masters:
+                from app.core.enrich import InstrumentBook
+
+                target.record_instruments(InstrumentBook(masters).to_table())
+            for f in self.files:
+                self._emit(f, "queued", force=True)
+            target.tune_for_ingest(min(self.workers, len(self.files)))
+            try:
+                self._pump(cancel)
+            finally:
+                target.tune_for_ingest(None)
+            if any(f.status == "ingested" for f in self.files) or masters:
+                target.rebuild_unknown_tokens(self.book)
+        finally:
+            for f in self.files:
+                self._abort_write(f)
+            if own_target:
+                target.close()
+            self.target = None
+        return IngestReport(
+            target=str(target.path), files=[f.result() for f in self.files],
+            seconds=time.monotonic() - started,
+        )
+
+    def _pump(self, cancel: Optional[threading.Event]) -> None:
+        pending = len(self.files)
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="tickscope-decode") as pool:
+            futures = [pool.submit(self._decode_file, f) for f in self.files]
+            try:
+                while pending:
+                    if cancel is not None and cancel.is_set() and not self._cancelled.is_set():
+                        self.cancel()
+                    try:
+                        message = self.queue.get(timeout=0.1)
+                    except queue.Empty:
+                        continue
+                    if self._handle(message):
+                        pending -= 1
+            except BaseException:
+                # The writer is going away (KeyboardInterrupt, a bug): stop the decoders and
+                # drain the queue so none of them stays blocked on a full queue.
+                self.cancel()
+                while not all(fu.done() for fu in futures):
+                    try:
+                        self.queue.get(timeout=0.05)
+                    except queue.Empty:
+                        pass
+                raise
+
+
+def run_ingest(
+    paths: Sequence,
+    target,
+    *,
+    instruments: Iterable = (),
+    workers: int = 2,
+    force: bool = False,
+    progress: Optional[Callable[[FileProgress], None]] = None,
+    cancel: Optional[threading.Event] = None,
+    **options,
+) -> IngestReport:
+    """Ingest ``paths`` into ``target`` (a path or an open Target); see ``IngestJob``."""
+    job = IngestJob(paths, target, instruments=instruments, workers=workers, force=force,
+                    progress=progress, **options)
+    return job.run(cancel=cancel)

@@ -1,0 +1,366 @@
+"""What every target shares: the Target contract, table schemas, locks and capture records.
+
+A target holds committed captures only. Writing a capture goes through a
+``CaptureWrite`` (``target.begin(file_id)``): ticks and bad packets are added in
+batches and become visible all at once on ``commit(record)``, together with the
+capture's row in ``captures``; ``abort()`` leaves nothing of it. Exactly one thread
+writes to a target; several captures may be open for writing at once (their
+batches interleave) because files decode in parallel.
+
+Locks: a target is opened by one process at a time, and by one open handle inside
+a process (``_claim``), so two writers can never meet on one file.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as dt
+import os
+import re
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from app import __version__
+from app.core import protocol, schema
+from app.errors import TargetLockedError
+
+UTC_TIME = schema.UTC_TIME
+
+CAPTURES_SCHEMA = pa.schema(
+    [
+        ("file_id", pa.string()),  # sha256 hex of the capture file's bytes
+        ("path", pa.string()),  # where it was read from (last ingest)
+        ("size_bytes", pa.int64()),
+        ("framing", pa.string()),  # raw | u32len | ts-u32len | base64 | single | json | jsonl | parquet
+        ("messages", pa.int64()),
+        ("packets", pa.int64()),
+        ("heartbeats", pa.int64()),
+        ("bad_packets", pa.int64()),
+        ("unresolved_ticks", pa.int64()),
+        ("first_tick_time", UTC_TIME),
+        ("last_tick_time", UTC_TIME),
+        ("status", pa.string()),  # ingested | replaced (re-ingested with --force)
+        ("tool_version", pa.string()),
+        ("ingested_at", UTC_TIME),
+    ]
+)
+
+BAD_PACKETS_SCHEMA = pa.schema(
+    [
+        ("file_id", pa.string()),
+        ("offset", pa.int64()),
+        ("length", pa.int64()),
+        ("reason", pa.string()),
+        ("raw", pa.binary()),
+    ]
+)
+
+# The aggregate explain_unknown() takes: one row per unresolved instrument_token.
+UNRESOLVED_AGGREGATE_SCHEMA = pa.schema(
+    [
+        ("instrument_token", pa.int64()),
+        ("ticks", pa.int64()),
+        ("first_tick_time", UTC_TIME),
+        ("last_tick_time", UTC_TIME),
+        ("files", pa.list_(pa.string())),
+        ("trading_dates", pa.list_(pa.date32())),
+    ]
+)
+
+_FILE_ID = re.compile(r"^[0-9a-f]{64}$")
+
+
+def check_file_id(file_id: str) -> str:
+    """File ids name files inside a target, so they must be exactly sha256 hex."""
+    if not isinstance(file_id, str) or not _FILE_ID.match(file_id):
+        raise ValueError(f"file_id must be 64 lowercase hex characters, got {file_id!r}")
+    return file_id
+
+
+@dataclass
+class CaptureRecord:
+    """One row of ``captures``: written last, in the same commit as the capture's ticks."""
+
+    file_id: str
+    path: str
+    size_bytes: int
+    framing: str
+    messages: int = 0
+    packets: int = 0
+    heartbeats: int = 0
+    bad_packets: int = 0
+    unresolved_ticks: int = 0
+    first_tick_time: Optional[dt.datetime] = None
+    last_tick_time: Optional[dt.datetime] = None
+    status: str = "ingested"
+    tool_version: str = __version__
+    ingested_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+
+    def to_table(self) -> pa.Table:
+        row = asdict(self)
+        return pa.Table.from_pylist([row], schema=CAPTURES_SCHEMA)
+
+
+class AlreadyIngested(Exception):
+    """The capture's content is already in the target (and --force was not given)."""
+
+
+def bad_packets_table(file_id: str, bad: Sequence) -> pa.Table:
+    """``BadPacket`` objects as ``BAD_PACKETS_SCHEMA`` rows (bad regions are few)."""
+    return pa.table(
+        {
+            "file_id": pa.array([file_id] * len(bad), pa.string()),
+            "offset": pa.array([b.offset for b in bad], pa.int64()),
+            "length": pa.array([b.length for b in bad], pa.int64()),
+            "reason": pa.array([b.reason for b in bad], pa.string()),
+            "raw": pa.array([bytes(b.raw) for b in bad], pa.binary()),
+        },
+        schema=BAD_PACKETS_SCHEMA,
+    )
+
+
+def conform_ticks(table: pa.Table) -> pa.Table:
+    """``table`` in exactly ``TICK_SCHEMA`` (column order and types), or a clear error."""
+    if table.schema.equals(schema.TICK_SCHEMA):
+        return table
+    missing = [n for n in schema.TICK_SCHEMA.names if n not in table.schema.names]
+    if missing:
+        raise ValueError(f"tick table lacks columns {missing}")
+    return table.select(schema.TICK_SCHEMA.names).cast(schema.TICK_SCHEMA)
+
+
+# --- enrichment of stored ticks ------------------------------------------------
+
+def token_date_pairs_table(pairs: pa.Table) -> pa.Table:
+    """A DECODED_SCHEMA table with one row per (instrument_token, trading_date) pair.
+
+    Enrichment depends only on the token and the tick's trading date, so resolving
+    stored ticks enriches these few pairs and applies the result to every matching
+    tick instead of reading whole ticks back.
+    """
+    n = pairs.num_rows
+    tokens = pairs["instrument_token"].combine_chunks().cast(pa.int64())
+    token_np = tokens.to_numpy(zero_copy_only=False)
+    segment = (token_np & 0xFF).astype(np.int16)
+    arrays = []
+    for f in schema.DECODED_SCHEMA:
+        if f.name == "instrument_token":
+            arrays.append(tokens)
+        elif f.name == "trading_date":
+            arrays.append(pairs["trading_date"].combine_chunks().cast(pa.date32()))
+        elif f.name == "segment":
+            arrays.append(pa.array(segment))
+        elif f.name == "exchange_token":
+            arrays.append(pa.array(token_np >> 8))
+        elif f.name == "tradable":
+            arrays.append(pa.array(segment != protocol.INDICES_SEGMENT))
+        elif f.name in ("msg_seq", "offset"):
+            arrays.append(pa.array(np.arange(n, dtype=np.int64)))
+        elif f.name == "pkt_seq":
+            arrays.append(pa.array(np.zeros(n, dtype=np.int32)))
+        else:
+            arrays.append(pa.nulls(n, f.type))
+    return pa.Table.from_arrays(arrays, schema=schema.DECODED_SCHEMA)
+
+
+def resolution_map(book, pairs: pa.Table) -> pa.Table:
+    """Enrichment for each unresolved (token, date) pair the book can now name.
+
+    Returns ``instrument_token``, ``trading_date`` and the enrichment columns, only
+    for pairs that resolve.
+    """
+    if pairs.num_rows == 0:
+        return pa.table(
+            [pa.array([], pa.int64()), pa.array([], pa.date32())]
+            + [pa.array([], f.type) for f in schema.ENRICHMENT_SCHEMA],
+            names=["instrument_token", "trading_date"] + schema.ENRICHMENT_SCHEMA.names,
+        )
+    enriched = book.enrich(token_date_pairs_table(pairs))
+    enriched = enriched.filter(pc.fill_null(enriched["resolved"], False))
+    return enriched.select(["instrument_token", "trading_date"] + schema.ENRICHMENT_SCHEMA.names)
+
+
+# --- locks -----------------------------------------------------------------------
+
+_claimed: dict[str, str] = {}
+_claimed_lock = threading.Lock()
+
+
+def _claim(path: Path) -> str:
+    """Claim ``path`` for this handle inside this process (DuckDB would share it silently)."""
+    key = os.path.normcase(os.path.realpath(path))
+    with _claimed_lock:
+        if key in _claimed:
+            raise TargetLockedError(
+                f"target {path} is already open in this process ({_claimed[key]}); "
+                "wait for that job to finish, then retry"
+            )
+        _claimed[key] = threading.current_thread().name
+    return key
+
+
+def _release(key: Optional[str]) -> None:
+    if key is None:
+        return
+    with _claimed_lock:
+        _claimed.pop(key, None)
+
+
+def locked_message(path: Path, pid: Optional[int]) -> str:
+    holder = f"another process (PID {pid})" if pid else "another process"
+    return (
+        f"target {path} is locked by {holder}; wait for it to finish or close it "
+        "(or choose another --target), then retry"
+    )
+
+
+# --- the contract ------------------------------------------------------------------
+
+
+class CaptureWrite(abc.ABC):
+    """One capture being written; nothing of it is visible until ``commit``."""
+
+    file_id: str
+
+    @abc.abstractmethod
+    def add_ticks(self, ticks: pa.Table) -> None: ...
+
+    @abc.abstractmethod
+    def add_bad(self, bad: Sequence) -> None: ...
+
+    @abc.abstractmethod
+    def commit(self, record: CaptureRecord) -> None:
+        """Make the capture visible with its ``captures`` row; AlreadyIngested if it is there."""
+
+    @abc.abstractmethod
+    def abort(self) -> None:
+        """Forget everything written for this capture (safe to call twice)."""
+
+
+class Target(abc.ABC):
+    """A place ticks go: a DuckDB file or a Parquet dataset folder."""
+
+    kind: str
+    path: Path
+    read_only: bool
+
+    def __enter__(self) -> "Target":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    @abc.abstractmethod
+    def file_ids(self) -> set[str]:
+        """The file_ids of every committed capture."""
+
+    @abc.abstractmethod
+    def begin(self, file_id: str, *, force: bool = False) -> CaptureWrite: ...
+
+    @abc.abstractmethod
+    def captures(self) -> pa.Table: ...
+
+    @abc.abstractmethod
+    def ticks(self, columns: Optional[Sequence[str]] = None) -> pa.Table:
+        """Committed ticks (TICK_SCHEMA, or the given columns)."""
+
+    @abc.abstractmethod
+    def bad_packets(self) -> pa.Table: ...
+
+    @abc.abstractmethod
+    def instruments(self) -> pa.Table:
+        """The stored masters (``InstrumentBook.to_table()`` rows), possibly empty."""
+
+    @abc.abstractmethod
+    def record_instruments(self, table: pa.Table) -> None:
+        """Store masters (``book.to_table()``); a master already stored is replaced."""
+
+    @abc.abstractmethod
+    def unresolved_aggregate(self) -> pa.Table:
+        """UNRESOLVED_AGGREGATE_SCHEMA over every unresolved tick."""
+
+    @abc.abstractmethod
+    def _store_unknown(self, table: pa.Table) -> None: ...
+
+    @abc.abstractmethod
+    def unknown_tokens(self) -> pa.Table:
+        """The explained unknown-token table as last rebuilt."""
+
+    @abc.abstractmethod
+    def resolve(self, book) -> int:
+        """Name ticks still unresolved with ``book``; returns how many got resolved."""
+
+    def tune_for_ingest(self, decoder_threads: Optional[int]) -> None:
+        """Leave the cores the decoders use to them while ingesting (None: back to defaults)."""
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "captures": self.captures().num_rows,
+            "ticks": self.ticks(["file_id"]).num_rows,
+            "bad_packets": self.bad_packets().num_rows,
+        }
+
+    # -- masters and unknown tokens, the same for every target --------------------
+
+    def stored_book(self, extra: Iterable = ()):
+        """An InstrumentBook of the stored masters plus ``extra`` masters."""
+        from app.core.enrich import InstrumentBook
+
+        book = InstrumentBook(masters_from_table(self.instruments()))
+        for master in extra:
+            book.add(master)
+        return book
+
+    def rebuild_unknown_tokens(self, book=None) -> pa.Table:
+        """Recompute ``unknown_tokens`` from every unresolved tick of the target."""
+        from app.core.unknown import explain_unknown
+
+        if book is None:
+            book = self.stored_book()
+        table = explain_unknown(self.unresolved_aggregate(), book)
+        self._store_unknown(table)
+        return table
+
+
+MASTER_KEY = ("source", "instruments_date")  # one stored master = its rows with one key
+
+
+def master_keys(table: pa.Table) -> pa.Table:
+    """The distinct (source, instruments_date) of ``book.to_table()`` rows."""
+    return table.select(list(MASTER_KEY)).group_by(list(MASTER_KEY)).aggregate([])
+
+
+def masters_from_table(table: pa.Table) -> list:
+    """Rebuild InstrumentMaster objects from stored ``book.to_table()`` rows, in stored order."""
+    from app.core.instruments import MASTER_SCHEMA, InstrumentMaster
+
+    if table.num_rows == 0 or not set(MASTER_KEY) <= set(table.column_names):
+        return []
+    sources = table["source"].combine_chunks()
+    dates = table["instruments_date"].combine_chunks()
+    # Masters in the order their first row was stored: the book searches same-day masters in order.
+    keyed = pa.table({"source": sources, "instruments_date": dates, "row": pa.array(np.arange(table.num_rows))})
+    firsts = keyed.group_by(list(MASTER_KEY), use_threads=False).aggregate([("row", "min")])
+    firsts = firsts.take(pc.sort_indices(firsts["row_min"]))
+    masters = []
+    for source, date in zip(firsts["source"].to_pylist(), firsts["instruments_date"].to_pylist()):
+        same_source = pc.equal(sources, pa.scalar(source, pa.string())) if source is not None else pc.is_null(sources)
+        same_date = pc.equal(dates, pa.scalar(date, pa.date32())) if date is not None else pc.is_null(dates)
+        rows = table.filter(pc.fill_null(pc.and_(same_source, same_date), False))
+        masters.append(
+            InstrumentMaster(
+                source=source or "", date=date,
+                table=rows.select(MASTER_SCHEMA.names).cast(MASTER_SCHEMA),
+                date_source="stored",
+            )
+        )
+    return masters

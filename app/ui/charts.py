@@ -1,0 +1,269 @@
+"""pyqtgraph charts: live throughput, one capture's packets by kind and segment, and a
+price/volume preview of one instrument. They only draw what they are given."""
+
+from __future__ import annotations
+
+import collections
+from typing import Optional
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from app.ui import theme
+
+pg.setConfigOptions(antialias=True)
+
+PPS_COLOR = "#3b82f6"
+MBPS_COLOR = "#8b5cf6"
+KIND_COLOR = "#0ea5e9"
+SEGMENT_COLOR = "#f59e0b"
+PRICE_COLOR = "#16a34a"
+VOLUME_COLOR = "#94a3b8"
+IST_OFFSET_S = 5 * 3600 + 30 * 60
+
+
+def _style_plot(plot: pg.PlotItem, title: str, left: str, grid: bool = True) -> None:
+    c = theme.colors()
+    plot.setTitle(f"<span style='color:{c['muted']};font-size:9pt'>{title}</span>")
+    plot.setLabel("left", left, color=c["muted"])
+    if grid:  # translucent grid lines cost ~40 ms a repaint: never on live charts
+        plot.showGrid(x=False, y=True, alpha=0.15)
+    plot.setMenuEnabled(False)
+    plot.hideButtons()
+    for name in ("left", "bottom"):
+        axis = plot.getAxis(name)
+        axis.setPen(pg.mkPen(c["border"]))
+        axis.setTextPen(pg.mkPen(c["plot_fg"]))
+
+
+class CompactAxis(pg.AxisItem):
+    """Tick labels like 250k and 1.2M instead of 250000 and 1200000."""
+
+    def tickStrings(self, values, scale, spacing):
+        out = []
+        for v in values:
+            v = v * scale
+            if abs(v) >= 1e6:
+                out.append(f"{v / 1e6:g}M")
+            elif abs(v) >= 1e3:
+                out.append(f"{v / 1e3:g}k")
+            else:
+                out.append(f"{v:g}")
+        return out
+
+
+class ThroughputChart(pg.GraphicsLayoutWidget):
+    """Packets/s and MB/s over the seconds since the first job started."""
+
+    MAX_POINTS = 3000
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setBackground(theme.colors()["plot_bg"])
+        self._t = collections.deque(maxlen=self.MAX_POINTS)
+        self._pps = collections.deque(maxlen=self.MAX_POINTS)
+        self._mbps = collections.deque(maxlen=self.MAX_POINTS)
+        self.pps_plot = self.addPlot(row=0, col=0, axisItems={"left": CompactAxis("left")})
+        self.mbps_plot = self.addPlot(row=1, col=0, axisItems={"left": CompactAxis("left")})
+        self.mbps_plot.setXLink(self.pps_plot)
+        _style_plot(self.pps_plot, "Packets per second", "pkt/s", grid=False)
+        _style_plot(self.mbps_plot, "Megabytes per second", "MB/s", grid=False)
+        self.pps_plot.hideAxis("bottom")  # shares the lower plot's time axis
+        for plot in (self.pps_plot, self.mbps_plot):
+            plot.getAxis("left").setWidth(64)
+        self.mbps_plot.setLabel("bottom", "seconds", color=theme.colors()["muted"])
+        self.pps_curve = self.pps_plot.plot(
+            pen=pg.mkPen(PPS_COLOR, width=2), fillLevel=0, brush=pg.mkBrush(59, 130, 246, 40))
+        self.mbps_curve = self.mbps_plot.plot(
+            pen=pg.mkPen(MBPS_COLOR, width=2), fillLevel=0, brush=pg.mkBrush(139, 92, 246, 40))
+        for plot in (self.pps_plot, self.mbps_plot):
+            plot.setYRange(0, 1)
+            plot.enableAutoRange(axis="y", enable=True)
+
+    def add_sample(self, seconds: float, pps: float, mbps: float) -> None:
+        self._t.append(seconds)
+        self._pps.append(pps)
+        self._mbps.append(mbps)
+        t = np.fromiter(self._t, float)
+        self.pps_curve.setData(t, np.fromiter(self._pps, float))
+        self.mbps_curve.setData(t, np.fromiter(self._mbps, float))
+
+    @property
+    def samples(self) -> int:
+        return len(self._t)
+
+    def clear(self) -> None:
+        self._t.clear()
+        self._pps.clear()
+        self._mbps.clear()
+        self.pps_curve.setData([], [])
+        self.mbps_curve.setData([], [])
+
+
+class _Bars:
+    def __init__(self, plot: pg.PlotItem, color: str):
+        self.plot = plot
+        self.color = color
+        self.item: Optional[pg.BarGraphItem] = None
+        self.labels: list[pg.TextItem] = []
+
+    def set(self, counts: dict[str, int]) -> None:
+        if self.item is not None:
+            self.plot.removeItem(self.item)
+            self.item = None
+        for label in self.labels:
+            self.plot.removeItem(label)
+        self.labels = []
+        names = list(counts)
+        values = [counts[n] for n in names]
+        self.plot.getAxis("bottom").setTicks([list(enumerate(names))])
+        if not names:
+            return
+        self.item = pg.BarGraphItem(x=np.arange(len(names)), height=values, width=0.6,
+                                    brush=pg.mkBrush(self.color), pen=pg.mkPen(None))
+        self.plot.addItem(self.item)
+        for i, value in enumerate(values):
+            label = pg.TextItem(f"{value:,}", color=theme.colors()["plot_fg"], anchor=(0.5, 1.1))
+            label.setPos(i, value)
+            self.plot.addItem(label)
+            self.labels.append(label)
+        self.plot.setXRange(-0.6, len(names) - 0.4, padding=0)
+        self.plot.setYRange(0, max(values) * 1.18 or 1, padding=0)
+
+
+class BreakdownChart(QWidget):
+    """Packets of the selected capture by kind and by segment."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.caption = QLabel("Select a finished file in the queue to see its packets by kind and segment.")
+        self.caption.setObjectName("muted")
+        self.caption.setWordWrap(True)
+        layout.addWidget(self.caption)
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics.setBackground(theme.colors()["plot_bg"])
+        layout.addWidget(self.graphics, 1)
+        self.kind_plot = self.graphics.addPlot(row=0, col=0, axisItems={"left": CompactAxis("left")})
+        self.segment_plot = self.graphics.addPlot(row=0, col=1, axisItems={"left": CompactAxis("left")})
+        _style_plot(self.kind_plot, "Packets by kind", "packets")
+        _style_plot(self.segment_plot, "Packets by segment", "packets")
+        for plot in (self.kind_plot, self.segment_plot):
+            plot.setMouseEnabled(x=False, y=False)
+        self.kinds = _Bars(self.kind_plot, KIND_COLOR)
+        self.segments = _Bars(self.segment_plot, SEGMENT_COLOR)
+        self.current: Optional[str] = None
+
+    def show_breakdown(self, breakdown) -> None:
+        self.current = breakdown.file_id
+        total = sum(breakdown.kinds.values())
+        self.caption.setText(
+            f"<b>{breakdown.name or breakdown.file_id[:12]}</b> — {total:,} packets, "
+            f"{breakdown.bad_packets:,} bad"
+        )
+        self.kinds.set(breakdown.kinds)
+        self.segments.set(breakdown.segments)
+
+    def show_message(self, text: str) -> None:
+        self.current = None
+        self.caption.setText(text)
+        self.kinds.set({})
+        self.segments.set({})
+
+
+class PricePreview(QWidget):
+    """Last price and per-tick traded volume of one instrument from the target."""
+
+    instrument_chosen = Signal(int, str)  # instrument_token, label
+    refresh_requested = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        bar = QHBoxLayout()
+        label = QLabel("&Instrument:")
+        self.combo = QComboBox()
+        self.combo.setMinimumWidth(280)
+        self.combo.setEditable(True)
+        self.combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        self.combo.lineEdit().setPlaceholderText("Type a symbol or token…")
+        label.setBuddy(self.combo)
+        self.reload = QPushButton("Reload list")
+        self.caption = QLabel("")
+        self.caption.setObjectName("muted")
+        bar.addWidget(label)
+        bar.addWidget(self.combo)
+        bar.addWidget(self.reload)
+        bar.addWidget(self.caption, 1)
+        layout.addLayout(bar)
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics.setBackground(theme.colors()["plot_bg"])
+        layout.addWidget(self.graphics, 1)
+        # Kite times are shown in India Standard Time (utcOffset is seconds west of UTC).
+        self.price_plot = self.graphics.addPlot(
+            row=0, col=0, axisItems={"bottom": pg.DateAxisItem(utcOffset=-IST_OFFSET_S)})
+        self.volume_plot = self.graphics.addPlot(
+            row=1, col=0, axisItems={"bottom": pg.DateAxisItem(utcOffset=-IST_OFFSET_S),
+                                     "left": CompactAxis("left")})
+        self.graphics.ci.layout.setRowStretchFactor(0, 3)
+        self.graphics.ci.layout.setRowStretchFactor(1, 1)
+        self.volume_plot.setXLink(self.price_plot)
+        _style_plot(self.price_plot, "Last price (times in IST)", "price")
+        _style_plot(self.volume_plot, "Traded volume per tick", "qty")
+        self.price_curve = self.price_plot.plot(pen=pg.mkPen(PRICE_COLOR, width=1.6))
+        self.volume_bars: Optional[pg.BarGraphItem] = None
+        self.combo.activated.connect(self._chosen)
+        self.reload.clicked.connect(self.refresh_requested)
+        self.points = 0
+
+    def set_choices(self, choices: list[tuple[int, str, int]]) -> None:
+        current = self.combo.currentData()
+        self.combo.blockSignals(True)
+        self.combo.clear()
+        for token, label, ticks in choices:
+            self.combo.addItem(f"{label}  ·  {ticks:,} ticks", token)
+        if current is not None:
+            i = self.combo.findData(current)
+            if i >= 0:
+                self.combo.setCurrentIndex(i)
+        self.combo.blockSignals(False)
+        if not choices:
+            self.caption.setText("No ticks in the target yet.")
+        elif current is None:
+            self._chosen(0)
+
+    def _chosen(self, index: int) -> None:
+        token = self.combo.itemData(index)
+        if token is not None:
+            self.instrument_chosen.emit(int(token), self.combo.itemText(index).split("  ·  ")[0])
+
+    def show_series(self, series) -> None:
+        times, prices = series.times, series.prices
+        self.points = len(times)
+        self.price_curve.setData(times, prices)
+        if self.volume_bars is not None:
+            self.volume_plot.removeItem(self.volume_bars)
+            self.volume_bars = None
+        if not len(times):
+            self.caption.setText(f"{series.label}: no timed ticks")
+            return
+        # volume_traded is the day's running total: a tick's own volume is its increase.
+        has_volume = ~np.isnan(series.volumes)
+        vol_times = times[has_volume]
+        cumulative = series.volumes[has_volume]
+        per_tick = np.clip(np.diff(cumulative, prepend=cumulative[:1]), 0, None)
+        if len(vol_times):
+            width = max(0.5, float(np.median(np.diff(vol_times))) * 0.8) if len(vol_times) > 1 else 1.0
+            self.volume_bars = pg.BarGraphItem(x=vol_times, height=per_tick, width=width,
+                                               brush=pg.mkBrush(VOLUME_COLOR), pen=pg.mkPen(None))
+            self.volume_plot.addItem(self.volume_bars)
+        self.price_plot.autoRange()
+        self.volume_plot.setYRange(0, float(per_tick.max()) * 1.1 if len(per_tick) and per_tick.max() > 0 else 1)
+        volume_note = "" if len(vol_times) else " · no volume (LTP packets carry none)"
+        self.caption.setText(
+            f"{series.label}: {len(times):,} ticks, last {prices[-1]:,.2f}, "
+            f"range {np.nanmin(prices):,.2f} – {np.nanmax(prices):,.2f}{volume_note}")

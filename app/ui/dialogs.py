@@ -1,0 +1,144 @@
+"""Every modal dialog the window can open, as class methods tests can monkeypatch.
+
+Errors get a short message, what to do about it, and the details (traceback) behind
+a button; the same details go to the log file.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+from PySide6.QtCore import Qt, QUrl
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.ui import logs
+from app.ui.icons import pixmap
+
+log = logging.getLogger(__name__)
+
+CAPTURE_FILTER = (
+    "Kite captures and tick dumps (*.dat *.bin *.raw *.b64 *.packet *.json *.jsonl *.parquet);;"
+    "All files (*)"
+)
+INSTRUMENTS_FILTER = "Instrument masters (*.csv *.csv.gz *.json *.parquet);;All files (*)"
+DUCKDB_FILTER = "DuckDB database (*.duckdb *.db)"
+
+
+class ErrorDialog(QDialog):
+    def __init__(self, parent: Optional[QWidget], title: str, message: str, advice: str, details: str):
+        super().__init__(parent)
+        self.setWindowTitle(title)
+        self.setMinimumWidth(460)
+        layout = QVBoxLayout(self)
+        top = QHBoxLayout()
+        glyph = QLabel()
+        glyph.setPixmap(pixmap("status-error", 32))
+        glyph.setAlignment(Qt.AlignmentFlag.AlignTop)
+        text = QVBoxLayout()
+        headline = QLabel(message)
+        headline.setWordWrap(True)
+        headline.setObjectName("cardValue")
+        text.addWidget(headline)
+        if advice:
+            what = QLabel(advice)
+            what.setWordWrap(True)
+            what.setObjectName("muted")
+            text.addWidget(what)
+        top.addWidget(glyph)
+        top.addLayout(text, 1)
+        layout.addLayout(top)
+        self.details = QPlainTextEdit(details or "No further details.")
+        self.details.setReadOnly(True)
+        self.details.setMinimumHeight(180)
+        self.details.hide()
+        layout.addWidget(self.details)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        self.toggle = QPushButton("Show details")
+        self.toggle.setCheckable(True)
+        self.toggle.toggled.connect(self._toggle)
+        logs_button = QPushButton("Open log folder")
+        logs_button.clicked.connect(open_log_folder)
+        buttons.addButton(self.toggle, QDialogButtonBox.ButtonRole.ActionRole)
+        buttons.addButton(logs_button, QDialogButtonBox.ButtonRole.ActionRole)
+        buttons.rejected.connect(self.reject)
+        buttons.accepted.connect(self.accept)
+        layout.addWidget(buttons)
+
+    def _toggle(self, shown: bool) -> None:
+        self.details.setVisible(shown)
+        self.toggle.setText("Hide details" if shown else "Show details")
+        self.adjustSize()
+
+    @classmethod
+    def report(cls, parent, title: str, message: str, advice: str = "", details: str = "") -> None:
+        cls(parent, title, message, advice, details).exec()
+
+
+def open_log_folder() -> None:
+    log_file = logs.current_log_file()
+    folder = log_file.parent if log_file else None
+    if folder is not None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+
+
+class Ask:
+    """File pickers and questions; each returns what the user chose (empty when cancelled)."""
+
+    @classmethod
+    def capture_files(cls, parent, start: str = "") -> list[str]:
+        files, _ = QFileDialog.getOpenFileNames(parent, "Add captures", start, CAPTURE_FILTER)
+        return files
+
+    @classmethod
+    def capture_folder(cls, parent, start: str = "") -> str:
+        return QFileDialog.getExistingDirectory(parent, "Add a folder of captures", start)
+
+    @classmethod
+    def instrument_files(cls, parent, start: str = "", title: str = "Add instrument masters") -> list[str]:
+        files, _ = QFileDialog.getOpenFileNames(parent, title, start, INSTRUMENTS_FILTER)
+        return files
+
+    @classmethod
+    def duckdb_target(cls, parent, start: str = "") -> str:
+        path, _ = QFileDialog.getSaveFileName(
+            parent, "Choose a DuckDB target (new or existing)", start, DUCKDB_FILTER,
+            options=QFileDialog.Option.DontConfirmOverwrite,
+        )
+        return path
+
+    @classmethod
+    def parquet_target(cls, parent, start: str = "") -> str:
+        return QFileDialog.getExistingDirectory(parent, "Choose a Parquet dataset folder (new or existing)", start)
+
+    @classmethod
+    def export_csv(cls, parent, start: str = "") -> str:
+        path, _ = QFileDialog.getSaveFileName(parent, "Export unknown tokens", start, "CSV (*.csv)")
+        return path
+
+    @classmethod
+    def cancel_running(cls, parent, running: int) -> bool:
+        answer = QMessageBox.question(
+            parent, "Quit Tickscope",
+            f"{running} file{'s are' if running != 1 else ' is'} still being ingested. "
+            "Cancel and quit? Cancelled files leave nothing in the target.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+    @classmethod
+    def about(cls, parent, text: str) -> None:
+        QMessageBox.about(parent, "About Tickscope", text)

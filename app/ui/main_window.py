@@ -1,0 +1,1047 @@
+"""The main window: drop captures in, watch every file ingest live, see what didn't resolve.
+
+The window binds widgets to state it does not compute: the queue model (rows), the
+JobManager (background work), Settings (what is remembered) and the target itself
+(read in workers through ``target_queries``). It never blocks: file reads, target
+queries and ingests all run on the thread pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Callable, Optional
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
+    QHeaderView,
+    QLabel,
+    QMainWindow,
+    QSplitter,
+    QStackedWidget,
+    QTableView,
+    QTabWidget,
+    QToolBar,
+    QVBoxLayout,
+    QHBoxLayout,
+    QWidget,
+)
+
+from app import __version__
+from app.ui import intake, paths, target_queries as tq, theme
+from app.ui import queue_model as qm
+from app.ui.charts import BreakdownChart, PricePreview, ThroughputChart
+from app.ui.delegates import ActionDelegate, ProgressDelegate
+from app.ui.dialogs import Ask, ErrorDialog, open_log_folder
+from app.ui.icons import icon
+from app.ui.job_manager import JobManager, path_key
+from app.ui.settings import Settings
+from app.ui.unknown_pane import UnknownTokensPane
+from app.ui.widgets import DropOverlay, EmptyQueuePanel, InstrumentsCard, SeverityIndicator, TargetCard
+
+log = logging.getLogger(__name__)
+
+DUCKDB_SUFFIXES = (".duckdb", ".db")
+DUCKDB_MAGIC = b"DUCK"  # bytes 8..12 of every DuckDB database file
+INGEST_WORKERS = 2
+
+
+class TargetProblem(Exception):
+    """A target the user chose that cannot be used; str() says why and what to do."""
+
+
+def validate_target(path: str) -> str:
+    """The absolute target path if usable (new or existing), else TargetProblem."""
+    if not path:
+        raise TargetProblem("No target given.")
+    target = Path(path).expanduser().absolute()
+    if target.suffix.lower() in DUCKDB_SUFFIXES:
+        if target.exists():
+            if not target.is_file():
+                raise TargetProblem(f"{target} is a folder, not a DuckDB file.")
+            if target.stat().st_size:
+                try:
+                    with target.open("rb") as handle:
+                        head = handle.read(12)
+                except OSError as err:
+                    raise TargetProblem(f"Can't read {target}: {err.strerror or err}.") from None
+                if head[8:12] != DUCKDB_MAGIC:
+                    raise TargetProblem(f"{target} exists but is not a DuckDB database.")
+            if not os.access(target, os.W_OK):
+                raise TargetProblem(f"{target} is read-only.")
+        else:
+            if not target.parent.is_dir():
+                raise TargetProblem(f"The folder {target.parent} does not exist.")
+            if not os.access(target.parent, os.W_OK):
+                raise TargetProblem(f"Can't create files in {target.parent}.")
+        return str(target)
+    if target.exists():
+        if not target.is_dir():
+            raise TargetProblem(
+                f"{target} is a file: a target is a .duckdb/.db file or a Parquet dataset folder.")
+        if not os.access(target, os.W_OK):
+            raise TargetProblem(f"The folder {target} is read-only.")
+    else:
+        parent = target.parent
+        if not parent.is_dir():
+            raise TargetProblem(f"The folder {parent} does not exist.")
+        if not os.access(parent, os.W_OK):
+            raise TargetProblem(f"Can't create a folder in {parent}.")
+    return str(target)
+
+
+class MainWindow(QMainWindow):
+    queue_done = Signal()  # a started queue has no work left (jobs, refreshes)
+    unknown_refreshed = Signal()  # the unknown-token pane shows the target's table
+    instruments_loaded = Signal()
+    breakdown_shown = Signal()
+    price_shown = Signal()
+
+    def __init__(
+        self,
+        settings: Optional[Settings] = None,
+        *,
+        interactive: bool = True,
+        job_factory: Optional[Callable] = None,
+        theme_choice: Optional[str] = None,
+    ):
+        super().__init__()
+        self.settings = settings or Settings()
+        self.interactive = interactive
+        self.remember = interactive  # a scripted run leaves the remembered setup alone
+        self.jobs = JobManager(self, job_factory=job_factory)
+        self.model = qm.QueueModel(self)
+        self.target: Optional[str] = None
+        self.instrument_paths: list[str] = []
+        self.master_infos: dict[str, object] = {}
+        self.session_active = False  # Start was pressed and the queue has not drained
+        self.lock_failures = 0
+        self._closing = False
+
+        self.setWindowTitle("Tickscope")
+        self.setWindowIcon(icon("tickscope"))
+        self.setAcceptDrops(True)
+        self.resize(1280, 820)
+        self._build_actions()
+        self._build_menus()
+        self._build_toolbar()
+        self._build_central()
+        self._build_statusbar()
+        self._connect()
+        self._restore(theme_choice)
+        self._no_child_drops()
+        self._update_actions()
+        self._update_status()
+
+    # ==== construction ==========================================================
+
+    def _action(self, text: str, slot, shortcut=None, icon_name: str = "", tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if icon_name:
+            action.setIcon(icon(icon_name))
+        if shortcut is not None:
+            shortcuts = shortcut if isinstance(shortcut, list) else [shortcut]
+            action.setShortcuts([QKeySequence(s) for s in shortcuts])
+        tip = tip or text.replace("&", "").replace("…", "")
+        if action.shortcut().toString():
+            tip += f" ({action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)})"
+        action.setToolTip(tip)
+        action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        self.addAction(action)  # shortcuts work even with the menu bar hidden
+        return action
+
+    def _build_actions(self) -> None:
+        a = self._action
+        S = QKeySequence.StandardKey
+        self.act_add_files = a("&Add captures…", self.ask_add_files, S.Open, "add-file", "Add capture files")
+        self.act_add_folder = a("Add &folder…", self.ask_add_folder, "Ctrl+Shift+O", "add-folder",
+                                "Add every capture in a folder")
+        self.act_duck_target = a("Choose &DuckDB target…", self.ask_duckdb_target, "Ctrl+T", "database")
+        self.act_parquet_target = a("Choose &Parquet folder target…", self.ask_parquet_target,
+                                    "Ctrl+Shift+T", "parquet")
+        self.act_add_instruments = a("Add &instrument masters…", self.ask_add_instruments, "Ctrl+I",
+                                     "instruments")
+        self.act_export = a("&Export unknown tokens…", self.ask_export_unknown, "Ctrl+E", "export")
+        self.act_resolve = a("&Resolve with more instruments…", self.ask_resolve_more, "Ctrl+Shift+E",
+                             "resolve")
+        self.act_quit = a("&Quit", self.close, "Ctrl+Q")
+        self.act_start = a("&Start", self.start, ["F5", "Ctrl+Return"], "start", "Start ingesting the queue")
+        self.act_cancel = a("&Cancel selected", self.cancel_selected, ["Ctrl+.", "Ctrl+Backspace"], "cancel",
+                            "Cancel the selected files")
+        self.act_retry = a("&Retry selected", self.retry_selected, "Ctrl+R", "retry", "Retry the selected files")
+        self.act_cancel_all = a("Cancel &all", self.cancel_all, "Ctrl+Shift+.", "cancel-all",
+                                "Cancel every queued and running file")
+        self.act_clear = a("C&lear finished", self.clear_finished, "Ctrl+Shift+Backspace", "clear",
+                           "Remove finished files from the queue")
+        self.act_focus_queue = a("&Queue", lambda: self.focus_pane("queue"), "Ctrl+1")
+        self.act_focus_unknown = a("&Unknown tokens", lambda: self.focus_pane("unknown"), "Ctrl+2")
+        self.act_focus_throughput = a("&Throughput", lambda: self.focus_pane("throughput"), "Ctrl+3")
+        self.act_focus_breakdown = a("File &breakdown", lambda: self.focus_pane("breakdown"), "Ctrl+4")
+        self.act_focus_price = a("&Price preview", lambda: self.focus_pane("price"), "Ctrl+5")
+        self.act_find = a("&Filter unknown tokens", lambda: self.focus_pane("filter"), S.Find)
+        self.act_fullscreen = a("&Full screen", self.toggle_fullscreen, "F11")
+        self.act_logs = a("Open &log folder", open_log_folder, None)
+        self.act_about = a("&About Tickscope", self.about, None)
+        self.theme_group = QActionGroup(self)
+        self.theme_actions: dict[str, QAction] = {}
+        for name, label in (("system", "Follow &system"), ("light", "&Light"), ("dark", "&Dark")):
+            action = QAction(label, self, checkable=True)
+            action.triggered.connect(lambda _=False, n=name: self.set_theme(n))
+            self.theme_group.addAction(action)
+            self.theme_actions[name] = action
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        file_menu.addAction(self.act_add_files)
+        file_menu.addAction(self.act_add_folder)
+        self.recent_files_menu = file_menu.addMenu("Recent &captures")
+        file_menu.addSeparator()
+        file_menu.addAction(self.act_duck_target)
+        file_menu.addAction(self.act_parquet_target)
+        self.recent_targets_menu = file_menu.addMenu("Recent &targets")
+        file_menu.addSeparator()
+        file_menu.addAction(self.act_add_instruments)
+        self.instruments_menu = file_menu.addMenu("Instrument &masters")
+        file_menu.addSeparator()
+        file_menu.addAction(self.act_export)
+        file_menu.addSeparator()
+        file_menu.addAction(self.act_quit)
+        queue_menu = bar.addMenu("&Queue")
+        for action in (self.act_start, self.act_cancel, self.act_retry, self.act_cancel_all):
+            queue_menu.addAction(action)
+        queue_menu.addSeparator()
+        queue_menu.addAction(self.act_clear)
+        tokens_menu = bar.addMenu("&Tokens")
+        tokens_menu.addAction(self.act_find)
+        tokens_menu.addAction(self.act_resolve)
+        tokens_menu.addAction(self.act_export)
+        view_menu = bar.addMenu("&View")
+        for action in (self.act_focus_queue, self.act_focus_unknown, self.act_focus_throughput,
+                       self.act_focus_breakdown, self.act_focus_price):
+            view_menu.addAction(action)
+        view_menu.addSeparator()
+        theme_menu = view_menu.addMenu("T&heme")
+        for action in self.theme_actions.values():
+            theme_menu.addAction(action)
+        view_menu.addAction(self.act_fullscreen)
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self.act_logs)
+        help_menu.addAction(self.act_about)
+        self.recent_files_menu.aboutToShow.connect(self._fill_recent_files)
+        self.recent_targets_menu.aboutToShow.connect(self._fill_recent_targets)
+        self.instruments_menu.aboutToShow.connect(self._fill_instruments_menu)
+
+    def _build_toolbar(self) -> None:
+        tb = QToolBar("Main", self)
+        tb.setObjectName("mainToolbar")
+        tb.setMovable(False)
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        for action in (self.act_add_files, self.act_add_folder):
+            tb.addAction(action)
+        tb.addSeparator()
+        for action in (self.act_start, self.act_cancel, self.act_retry, self.act_cancel_all, self.act_clear):
+            tb.addAction(action)
+        self.addToolBar(tb)
+        self.toolbar = tb
+
+    def _build_central(self) -> None:
+        central = QWidget()
+        outer = QVBoxLayout(central)
+        outer.setContentsMargins(10, 6, 10, 4)
+        outer.setSpacing(8)
+
+        cards = QHBoxLayout()
+        cards.setSpacing(8)
+        self.target_card = TargetCard()
+        self.target_card.menu.addAction(self.act_duck_target)
+        self.target_card.menu.addAction(self.act_parquet_target)
+        self.instruments_card = InstrumentsCard()
+        cards.addWidget(self.target_card, 3)
+        cards.addWidget(self.instruments_card, 2)
+        outer.addLayout(cards)
+
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.setChildrenCollapsible(False)
+        self.splitter = splitter
+
+        self.queue_stack = QStackedWidget()
+        self.queue_view = QTableView()
+        self.queue_view.setObjectName("queueView")
+        self.queue_view.setAccessibleName("Ingest queue")
+        self.queue_view.setModel(self.model)
+        self.queue_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.queue_view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.queue_view.setAlternatingRowColors(True)
+        self.queue_view.setShowGrid(False)
+        self.queue_view.setWordWrap(False)
+        self.queue_view.setMouseTracking(True)
+        self.queue_view.verticalHeader().hide()
+        self.queue_view.verticalHeader().setDefaultSectionSize(28)
+        self.queue_view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        for action in (self.act_start, self.act_cancel, self.act_retry, self.act_cancel_all, self.act_clear):
+            self.queue_view.addAction(action)
+        self.progress_delegate = ProgressDelegate(self.queue_view)
+        self.action_delegate = ActionDelegate(self.queue_view)
+        self.queue_view.setItemDelegateForColumn(qm.Column.PROGRESS, self.progress_delegate)
+        self.queue_view.setItemDelegateForColumn(qm.Column.ACTION, self.action_delegate)
+        header = self.queue_view.horizontalHeader()
+        header.setHighlightSections(False)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        widths = {qm.Column.FILE: 270, qm.Column.SIZE: 78, qm.Column.FRAMING: 82, qm.Column.STATUS: 84,
+                  qm.Column.PROGRESS: 170, qm.Column.PACKETS: 84, qm.Column.RATE: 100, qm.Column.ETA: 62,
+                  qm.Column.BAD: 104, qm.Column.UNRESOLVED: 140, qm.Column.NOTE: 160, qm.Column.ACTION: 30}
+        for column, width in widths.items():
+            self.queue_view.setColumnWidth(column, width)
+        header.setSectionResizeMode(qm.Column.NOTE, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(qm.Column.ACTION, QHeaderView.ResizeMode.Fixed)
+        self.empty_panel = EmptyQueuePanel()
+        self.queue_stack.addWidget(self.empty_panel)
+        self.queue_stack.addWidget(self.queue_view)
+        splitter.addWidget(self.queue_stack)
+
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.unknown_pane = UnknownTokensPane()
+        self.throughput_chart = ThroughputChart()
+        self.breakdown_chart = BreakdownChart()
+        self.price_preview = PricePreview()
+        self.tabs.addTab(self.unknown_pane, icon("resolve"), "Unknown tokens")
+        self.tabs.addTab(self.throughput_chart, "Throughput")
+        self.tabs.addTab(self.breakdown_chart, "File breakdown")
+        self.tabs.addTab(self.price_preview, "Price preview")
+        splitter.addWidget(self.tabs)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+        outer.addWidget(splitter, 1)
+        self.setCentralWidget(central)
+        self.drop_overlay = DropOverlay(central)
+
+    def _build_statusbar(self) -> None:
+        bar = self.statusBar()
+        bar.setSizeGripEnabled(False)
+        self.counts_label = QLabel()
+        self.counts_label.setAccessibleName("Queue counts")
+        self.severity = SeverityIndicator()
+        bar.addPermanentWidget(self.counts_label)
+        bar.addPermanentWidget(self.severity)
+
+    def _connect(self) -> None:
+        self.jobs.progress.connect(self._on_progress)
+        self.jobs.job_finished.connect(self._on_job_finished)
+        self.jobs.job_failed.connect(self._on_job_failed)
+        self.jobs.throughput.connect(self.throughput_chart.add_sample)
+        self.jobs.busy_changed.connect(self._on_busy_changed)
+        self.model.rowsInserted.connect(self._on_rows_changed)
+        self.model.modelReset.connect(self._on_rows_changed)
+        self.model.dataChanged.connect(lambda *_: self._update_status())
+        self.queue_view.selectionModel().selectionChanged.connect(self._on_selection)
+        self.action_delegate.clicked.connect(self._on_row_action)
+        self.target_card.change.setMenu(self.target_card.menu)
+        self.instruments_card.add.clicked.connect(self.ask_add_instruments)
+        self.instruments_card.menu.aboutToShow.connect(
+            lambda: self._fill_instruments_menu(self.instruments_card.menu))
+        self.unknown_pane.export_requested.connect(self.ask_export_unknown)
+        self.unknown_pane.resolve_requested.connect(self.ask_resolve_more)
+        self.empty_panel.add_files.connect(self.ask_add_files)
+        self.empty_panel.add_folder.connect(self.ask_add_folder)
+        self.empty_panel.use_sample.connect(self.use_sample)
+        self.empty_panel.dismiss_welcome.connect(self.dismiss_welcome)
+        self.price_preview.instrument_chosen.connect(self.show_price)
+        self.price_preview.refresh_requested.connect(self.refresh_price_choices)
+        hints = QApplication.styleHints()
+        if hints is not None:
+            hints.colorSchemeChanged.connect(lambda *_: self.settings.theme == "system" and self.set_theme("system"))
+
+    def _restore(self, theme_choice: Optional[str]) -> None:
+        choice = theme_choice or self.settings.theme
+        self.theme_actions[choice].setChecked(True)
+        theme.apply(choice)
+        self._refresh_icons()  # they were drawn before the theme's palette was in place
+        geometry = self.settings.geometry()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        target = self.settings.target
+        if target:
+            try:
+                self.target = validate_target(target)
+            except TargetProblem as problem:
+                log.warning("remembered target unusable: %s", problem)
+                self.target = None
+        self._show_target()
+        self.instrument_paths = [p for p in self.settings.instruments]
+        self._load_master_infos(self.instrument_paths)
+        self._show_instruments()
+        self._update_empty_panel()
+        if self.target:
+            self.refresh_target_views()
+
+    def _no_child_drops(self) -> None:
+        # Drops anywhere on the window go to the queue, never into a child (a line
+        # edit would paste the file path, a chart would swallow it).
+        for child in self.findChildren(QWidget):
+            child.setAcceptDrops(False)
+
+    # ==== drag and drop ===========================================================
+
+    @staticmethod
+    def _local_paths(event) -> list[str]:
+        mime = event.mimeData()
+        if mime is None or not mime.hasUrls():
+            return []
+        return [url.toLocalFile() for url in mime.urls() if url.isLocalFile()]
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        local = self._local_paths(event)
+        if local:
+            event.acceptProposedAction()
+            n = len(local)
+            self.drop_overlay.show_over(f"Drop to queue {n} item{'s' if n != 1 else ''}")
+        else:
+            event.ignore()
+            self.statusBar().showMessage("Only local files and folders can be dropped here", 4000)
+
+    def dragMoveEvent(self, event) -> None:
+        if self._local_paths(event):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragLeaveEvent(self, event) -> None:
+        self.drop_overlay.hide()
+        event.accept()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        self.drop_overlay.hide()
+        local = self._local_paths(event)
+        if not local:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.add_paths(local)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self.drop_overlay.isVisible():
+            self.drop_overlay.setGeometry(self.centralWidget().rect().adjusted(12, 12, -12, -12))
+
+    # ==== the queue ===============================================================
+
+    def add_paths(self, raw_paths: list[str]) -> intake.Intake:
+        """Queue the supported files among ``raw_paths`` (folders walked)."""
+        found = intake.gather(raw_paths)
+        added = self.model.add(found.accepted)
+        for path, reason in found.refused:
+            log.info("not queued: %s (%s)", path, reason)
+        if added and self.remember:
+            self.settings.add_recent_files(added)
+        message = found.summary()
+        skipped = len(found.accepted) - len(added)
+        if skipped:
+            message += f" ({skipped} already in the queue)"
+        self.statusBar().showMessage(message, 8000)
+        if added and self.session_active:
+            QTimer.singleShot(0, self._start_queued)
+        self._update_actions()
+        return found
+
+    def start(self) -> Optional[int]:
+        """Ingest every queued file not yet in a job; returns the job id."""
+        if not self.model.queued_unassigned():
+            self.statusBar().showMessage("Nothing queued: add captures first", 5000)
+            return None
+        if not self.target:
+            problem = "Choose a target first: a DuckDB file or a Parquet folder (File → Choose target)."
+            if self.interactive:
+                ErrorDialog.report(self, "No target", "There is nowhere to store the ticks yet.",
+                                   "Choose a DuckDB file or a Parquet folder with File → Choose target, "
+                                   "then press Start again.")
+            else:
+                self.session_active = True
+                self.model.set_status(self.model.queued_unassigned(), qm.FAILED, problem)
+            self.statusBar().showMessage(problem, 8000)
+            self._maybe_done()
+            return None
+        self.session_active = True
+        return self._start_queued()
+
+    def _start_queued(self) -> Optional[int]:
+        queued = self.model.queued_unassigned()
+        if not queued or not self.target or self._closing:
+            self._maybe_done()
+            return None
+        gone = [p for p in queued if not os.path.exists(p)]
+        if gone:  # one vanished file must not sink the others' job
+            self.model.set_status(gone, qm.FAILED, "the file no longer exists")
+            queued = [p for p in queued if p not in gone]
+            if not queued:
+                self._maybe_done()
+                return None
+        try:
+            job_id = self.jobs.start_ingest(queued, self.target, instruments=self.instrument_paths,
+                                            workers=INGEST_WORKERS)
+        except Exception as exc:  # noqa: BLE001 - building the job failed: rows say why
+            log.exception("could not start ingest")
+            self.model.set_status(queued, qm.FAILED, _one_line(exc))
+            self._maybe_done()
+            return None
+        self.model.assign_job(queued, job_id)
+        self.throughput_chart.setVisible(True)
+        if self.tabs.currentWidget() is not self.unknown_pane or not self.unknown_pane.model.rowCount():
+            self.tabs.setCurrentWidget(self.throughput_chart)
+        self.statusBar().showMessage(f"Ingesting {len(queued)} file{'s' if len(queued) != 1 else ''} "
+                                     f"into {Path(self.target).name}", 5000)
+        self._update_actions()
+        return job_id
+
+    def selected_rows(self) -> list[qm.QueueRow]:
+        rows = sorted({i.row() for i in self.queue_view.selectionModel().selectedRows()})
+        return [self.model.row_at(r) for r in rows]
+
+    def cancel_paths(self, row_paths: list[str]) -> int:
+        cancelled = 0
+        for path in row_paths:
+            row = self.model.row(path)
+            if row is None or row.is_finished:
+                continue
+            if row.job_id is not None and self.jobs.cancel_file(path):
+                row.note = "cancelling…"
+                self.model.set_status([path], row.status, "cancelling…")
+            else:
+                self.model.set_status([path], qm.CANCELLED, "cancelled before it started")
+            cancelled += 1
+        self._update_actions()
+        self._maybe_done()
+        return cancelled
+
+    def cancel_selected(self) -> None:
+        n = self.cancel_paths([r.path for r in self.selected_rows()])
+        if n:
+            self.statusBar().showMessage(f"Cancelling {n} file{'s' if n != 1 else ''}", 4000)
+
+    def retry_paths(self, row_paths: list[str]) -> list[str]:
+        again = self.model.reset_rows(
+            [p for p in row_paths if (r := self.model.row(p)) and r.status in (qm.FAILED, qm.CANCELLED)])
+        if again:
+            self.statusBar().showMessage(f"Retrying {len(again)} file{'s' if len(again) != 1 else ''}", 4000)
+            self.start()
+        return again
+
+    def retry_selected(self) -> None:
+        self.retry_paths([r.path for r in self.selected_rows()])
+
+    def cancel_all(self) -> None:
+        self.jobs.cancel_all()
+        for row in self.model.rows:
+            if row.job_id is not None and not row.is_finished:
+                self.model.set_status([row.path], row.status, "cancelling…")
+        self.model.set_status(self.model.queued_unassigned(), qm.CANCELLED, "cancelled before it started")
+        self.statusBar().showMessage("Cancelling everything", 4000)
+        self._maybe_done()
+
+    def clear_finished(self) -> None:
+        n = self.model.remove_finished()
+        self.statusBar().showMessage(f"Removed {n} finished file{'s' if n != 1 else ''}", 3000)
+
+    def _on_row_action(self, row: int, action: str) -> None:
+        path = self.model.row_at(row).path
+        if action == "cancel":
+            self.cancel_paths([path])
+        elif action == "retry":
+            self.retry_paths([path])
+
+    def _on_progress(self, batch: list) -> None:
+        self.model.apply_progress(batch)
+
+    def _on_job_finished(self, job_id: int, report) -> None:
+        reported = set()
+        for result in getattr(report, "files", []):
+            self.model.apply_result(result)
+            reported.add(path_key(result.path))
+        for row in self.model.rows:
+            if row.job_id == job_id and row.path not in reported:
+                status = qm.CANCELLED if row.note == "cancelling…" else qm.FAILED
+                self.model.set_status([row.path], status, "" if status == qm.CANCELLED else
+                                      "the ingest ended without reporting this file")
+        files = list(getattr(report, "files", []))
+        failed = sum(1 for r in files if r.status == "failed")
+        log.info("job %d finished: %d files, %d failed", job_id, len(reported), failed)
+        counts = {s: sum(1 for r in files if r.status == s) for s in ("ingested", "skipped", "failed", "cancelled")}
+        text = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "nothing to do"
+        seconds = getattr(report, "seconds", None)
+        self.statusBar().showMessage(f"Finished: {text}" + (f" in {seconds:.1f} s" if seconds else ""), 15000)
+        self._after_job()
+
+    def _on_job_failed(self, job_id: int, exc: BaseException, tb: str) -> None:
+        reason = _one_line(exc)
+        locked = type(exc).__name__ == "TargetLockedError"
+        if locked:
+            self.lock_failures += 1
+        rows = [r.path for r in self.model.rows if r.job_id == job_id and not r.is_finished]
+        self.model.set_status(rows, qm.FAILED, reason)
+        self.statusBar().showMessage(reason, 10000)
+        if self.interactive and getattr(exc, "exit_code", None) is None:
+            ErrorDialog.report(self, "Ingest failed", "The ingest stopped because of an unexpected error.",
+                               "The affected files are marked failed; retry them, and if it happens again "
+                               "send the log file with a bug report.", tb)
+        self._after_job()
+
+    def _after_job(self) -> None:
+        self._update_actions()
+        if self.model.queued_unassigned() and self.session_active and not self._closing:
+            self._start_queued()
+        elif not self.jobs.running_jobs():
+            self.refresh_target_views()
+        self._maybe_done()
+
+    def _on_busy_changed(self, busy: bool) -> None:
+        self._update_actions()
+        if not busy:
+            self._maybe_done()
+
+    def _maybe_done(self) -> None:
+        """Emit queue_done once a started queue has no work left (refreshes included)."""
+        if not self.session_active or self.jobs.is_busy():
+            return
+        if self.model.queued_unassigned() and not self._closing:
+            return  # _after_job starts them
+        self.session_active = False
+        self.queue_done.emit()
+
+    def exit_code(self) -> int:
+        """0 if no file failed; 3 if a locked target failed them; else 4."""
+        failed = [r for r in self.model.rows if r.status == qm.FAILED]
+        if not failed:
+            return 0
+        return 3 if self.lock_failures else 4
+
+    # ==== target and instruments =====================================================
+
+    def set_target(self, path: str) -> bool:
+        try:
+            target = validate_target(path)
+        except TargetProblem as problem:
+            self.show_error("Target not usable", str(problem),
+                            "Choose a .duckdb file (new or existing) or a folder for a Parquet dataset.")
+            return False
+        if self.jobs.running_jobs():
+            self.show_error("Target in use", "Files are still being ingested into the current target.",
+                            "Wait for the queue to finish (or cancel it), then change the target.")
+            return False
+        self.target = target
+        if self.remember:
+            self.settings.target = target
+        self._show_target()
+        self._update_empty_panel()
+        self.statusBar().showMessage(f"Target: {target}", 5000)
+        self.refresh_target_views()
+        self._update_actions()
+        return True
+
+    def _show_target(self, detail: str = "") -> None:
+        if self.target and not detail:
+            detail = "exists" if tq.target_exists(self.target) else "new: created on the first ingest"
+        self.target_card.show_target(self.target, detail)
+        self.setWindowTitle(f"Tickscope — {Path(self.target).name}" if self.target else "Tickscope")
+
+    def add_instruments(self, new_paths: list[str]) -> list[str]:
+        added = []
+        for raw in new_paths:
+            path = str(Path(raw).absolute())
+            if path not in self.instrument_paths:
+                self.instrument_paths.append(path)
+                added.append(path)
+        if added:
+            if self.remember:
+                self.settings.instruments = self.instrument_paths
+            self._load_master_infos(added)
+            self._show_instruments()
+            self._update_empty_panel()
+        return added
+
+    def remove_instrument(self, path: str) -> None:
+        if path in self.instrument_paths:
+            self.instrument_paths.remove(path)
+            self.master_infos.pop(path, None)
+            if self.remember:
+                self.settings.instruments = self.instrument_paths
+            self._show_instruments()
+
+    def _load_master_infos(self, master_paths: list[str]) -> None:
+        if not master_paths:
+            return
+        pending = list(master_paths)
+
+        def done(infos) -> None:
+            for info in infos:
+                self.master_infos[info.path] = info
+            self._show_instruments()
+            self.instruments_loaded.emit()
+
+        def failed(exc, tb) -> None:
+            for p in pending:  # one at a time to find the unreadable one(s)
+                self.jobs.run_task(lambda p=p: tq.load_master_infos([p]), done,
+                                   lambda e, t, p=p: self._master_failed(p, e))
+
+        self.jobs.run_task(lambda: tq.load_master_infos(pending), done, failed)
+
+    def _master_failed(self, path: str, exc: BaseException) -> None:
+        self.master_infos[path] = _one_line(exc)
+        self._show_instruments()
+        self.statusBar().showMessage(f"Instrument master unreadable: {Path(path).name}: {_one_line(exc)}", 8000)
+        self.instruments_loaded.emit()
+
+    def _show_instruments(self) -> None:
+        self.instruments_card.show_masters(self.instrument_paths, self.master_infos)
+
+    # ==== reading the target ============================================================
+
+    def refresh_target_views(self) -> None:
+        """Reload the unknown-token table, the instrument list and the selected breakdown."""
+        self.refresh_unknown()
+        self.refresh_price_choices()
+        self._on_selection()
+
+    def refresh_unknown(self) -> None:
+        target = self.target
+        if not target:
+            self.unknown_pane.set_table(None)
+            return
+
+        def done(result) -> None:
+            if target != self.target:
+                return
+            table, summary = result
+            self._show_target(summary)
+            self.unknown_pane.set_table(table)
+            self._update_status()
+            if table is not None and table.num_rows and not self.jobs.running_jobs():
+                self.tabs.setCurrentWidget(self.unknown_pane)
+            self.unknown_refreshed.emit()
+
+        def failed(exc, tb) -> None:
+            self.unknown_pane.show_message(f"Couldn't read unknown tokens: {_one_line(exc)}")
+            self.unknown_refreshed.emit()
+
+        self.jobs.run_task(lambda: (tq.unknown_tokens(target), tq.summary(target)), done, failed, exclusive=True)
+
+    def refresh_price_choices(self) -> None:
+        target = self.target
+        if not target:
+            return
+        self.jobs.run_task(lambda: tq.instrument_choices(target),
+                           lambda choices: self.price_preview.set_choices(choices),
+                           lambda exc, tb: self.price_preview.caption.setText(_one_line(exc)),
+                           exclusive=True)
+
+    def show_price(self, token: int, label: str) -> None:
+        target = self.target
+        if not target:
+            return
+
+        def done(series) -> None:
+            self.price_preview.show_series(series)
+            self.price_shown.emit()
+
+        self.jobs.run_task(lambda: tq.price_series(target, token, label), done,
+                           lambda exc, tb: self.price_preview.caption.setText(_one_line(exc)), exclusive=True)
+
+    def _on_selection(self, *_) -> None:
+        rows = self.selected_rows() if self.queue_view.selectionModel() else []
+        self._update_actions()
+        if not rows:
+            return
+        row = rows[0]
+        if row.status not in (qm.DONE, qm.SKIPPED) or not row.file_id or not self.target:
+            self.breakdown_chart.show_message(
+                f"{row.name}: {row.status}. The breakdown appears once the file is in the target.")
+            return
+        target, file_id, name = self.target, row.file_id, row.name
+
+        def done(breakdown) -> None:
+            self.breakdown_chart.show_breakdown(breakdown)
+            self.breakdown_shown.emit()
+
+        self.jobs.run_task(lambda: tq.breakdown(target, file_id, name), done,
+                           lambda exc, tb: self.breakdown_chart.show_message(_one_line(exc)), exclusive=True)
+
+    # ==== asking the user ===============================================================
+
+    def _start_dir(self) -> str:
+        recent = self.settings.recent_files
+        return str(Path(recent[0]).parent) if recent else str(Path.home())
+
+    def ask_add_files(self) -> None:
+        files = Ask.capture_files(self, self._start_dir())
+        if files:
+            self.add_paths(files)
+
+    def ask_add_folder(self) -> None:
+        folder = Ask.capture_folder(self, self._start_dir())
+        if folder:
+            self.add_paths([folder])
+
+    def ask_duckdb_target(self) -> None:
+        path = Ask.duckdb_target(self, self.target or str(paths.default_target()))
+        if path:
+            if not Path(path).suffix:
+                path += ".duckdb"
+            self.set_target(path)
+
+    def ask_parquet_target(self) -> None:
+        path = Ask.parquet_target(self, str(Path(self.target).parent) if self.target else str(Path.home()))
+        if path:
+            self.set_target(path)
+
+    def ask_add_instruments(self) -> None:
+        files = Ask.instrument_files(self, str(Path(self.instrument_paths[-1]).parent)
+                                     if self.instrument_paths else str(Path.home()))
+        if files:
+            self.add_instruments(files)
+
+    def ask_export_unknown(self) -> None:
+        if not self.unknown_pane.model.rowCount():
+            self.statusBar().showMessage("No unknown tokens to export", 4000)
+            return
+        path = Ask.export_csv(self, str(Path.home() / "unknown_tokens.csv"))
+        if not path:
+            return
+        try:
+            n = self.unknown_pane.write_csv(path)
+        except OSError as err:
+            self.show_error("Export failed", f"Couldn't write {path}: {err.strerror or err}.",
+                            "Choose another folder or file name.")
+            return
+        self.statusBar().showMessage(f"Exported {n:,} unknown tokens to {path}", 8000)
+
+    def ask_resolve_more(self) -> None:
+        if not self.target:
+            self.statusBar().showMessage("Choose a target first", 4000)
+            return
+        files = Ask.instrument_files(self, str(Path.home()), "Resolve with more instrument masters")
+        if files:
+            self.resolve_with(files)
+
+    def resolve_with(self, master_paths: list[str]) -> None:
+        """Re-resolve the target's unresolved ticks with extra masters (in a worker)."""
+        target = self.target
+        self.add_instruments(master_paths)
+        self.unknown_pane.resolve_button.setEnabled(False)
+        self.statusBar().showMessage("Resolving unknown tokens…")
+
+        def done(result) -> None:
+            resolved, table = result
+            self.unknown_pane.resolve_button.setEnabled(True)
+            self.unknown_pane.set_table(table)
+            self._update_status()
+            self.statusBar().showMessage(
+                f"Resolved {resolved:,} tick{'s' if resolved != 1 else ''}; "
+                f"{table.num_rows:,} token{'s' if table.num_rows != 1 else ''} still unknown", 10000)
+            self.refresh_price_choices()
+            self.unknown_refreshed.emit()
+
+        def failed(exc, tb) -> None:
+            self.unknown_pane.resolve_button.setEnabled(True)
+            self.show_error("Resolve failed", f"Couldn't re-resolve the target: {_one_line(exc)}",
+                            "Check that the files are instrument masters and the target is not in use.", tb)
+            self.unknown_refreshed.emit()
+
+        self.jobs.run_task(lambda: tq.resolve_more(target, master_paths), done, failed, exclusive=True)
+
+    def show_error(self, title: str, message: str, advice: str = "", details: str = "") -> None:
+        log.warning("%s: %s", title, message)
+        self.statusBar().showMessage(message, 10000)
+        if self.interactive:
+            ErrorDialog.report(self, title, message, advice, details)
+
+    # ==== first start ===================================================================
+
+    def _update_empty_panel(self) -> None:
+        # An offer inside the window, never a dialog: a scripted run shows it and waits on nothing.
+        welcome = self.settings.is_first_start and not self.target
+        self.empty_panel.set_welcome(welcome, paths.sample_files() is not None)
+        self.queue_stack.setCurrentWidget(self.queue_view if self.model.rowCount() else self.empty_panel)
+
+    def use_sample(self) -> None:
+        """The welcome offer: bundled sample capture + masters, default target, start."""
+        sample = paths.sample_files()
+        if sample is None:
+            self.show_error("Sample missing", "The bundled sample is not part of this installation.",
+                            "Drop your own captures onto the window instead.")
+            return
+        capture, masters = sample
+        if not self.target and not self.set_target(str(paths.default_target())):
+            return
+        self.add_instruments([str(m) for m in masters])
+        self.settings.welcome_dismissed = True
+        self.add_paths([str(capture)])
+        self.start()
+
+    def dismiss_welcome(self) -> None:
+        self.settings.welcome_dismissed = True
+        self._update_empty_panel()
+
+    # ==== view ===========================================================================
+
+    def set_theme(self, choice: str) -> None:
+        self.settings.theme = choice
+        self.theme_actions[choice].setChecked(True)
+        name = theme.apply(choice)
+        for chart in (self.throughput_chart, self.breakdown_chart.graphics, self.price_preview.graphics):
+            chart.setBackground(theme.colors()["plot_bg"])
+        self._refresh_icons()
+        self.statusBar().showMessage(f"Theme: {name}" + (" (following the system)" if choice == "system" else ""),
+                                     3000)
+
+    def _refresh_icons(self) -> None:
+        for action, name in ((self.act_add_files, "add-file"), (self.act_add_folder, "add-folder"),
+                             (self.act_duck_target, "database"), (self.act_parquet_target, "parquet"),
+                             (self.act_add_instruments, "instruments"), (self.act_export, "export"),
+                             (self.act_resolve, "resolve"), (self.act_start, "start"),
+                             (self.act_cancel, "cancel"), (self.act_retry, "retry"),
+                             (self.act_cancel_all, "cancel-all"), (self.act_clear, "clear")):
+            action.setIcon(icon(name))
+        self.target_card.set_icon(self.target_card.icon_name)
+        self.instruments_card.set_icon("instruments")
+        self.severity.level = ""
+        self._update_status()
+
+    def focus_pane(self, pane: str) -> None:
+        if pane == "queue":
+            view = self.queue_view if self.model.rowCount() else self.empty_panel.files_button
+            view.setFocus(Qt.FocusReason.ShortcutFocusReason)
+            if self.model.rowCount() and not self.queue_view.currentIndex().isValid():
+                self.queue_view.setCurrentIndex(self.model.index(0, 0))
+            return
+        widget = {"unknown": self.unknown_pane, "filter": self.unknown_pane, "throughput": self.throughput_chart,
+                  "breakdown": self.breakdown_chart, "price": self.price_preview}[pane]
+        self.tabs.setCurrentWidget(widget)
+        focus = {"unknown": self.unknown_pane.view, "filter": self.unknown_pane.filter,
+                 "price": self.price_preview.combo}.get(pane, self.tabs.tabBar())
+        focus.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        if pane == "filter":
+            self.unknown_pane.filter.selectAll()
+
+    def toggle_fullscreen(self) -> None:
+        self.setWindowState(self.windowState() ^ Qt.WindowState.WindowFullScreen)
+
+    def about(self) -> None:
+        Ask.about(self, f"<b>Tickscope {__version__}</b><br>Ingest Zerodha Kite WebSocket captures into "
+                        "DuckDB or Parquet, name every token with the instrument master of its day, and "
+                        "see what didn't resolve.")
+
+    # ==== status =========================================================================
+
+    def _on_rows_changed(self, *_) -> None:
+        self.queue_stack.setCurrentWidget(self.queue_view if self.model.rowCount() else self.empty_panel)
+        self._update_status()
+        self._update_actions()
+
+    def _update_actions(self) -> None:
+        selected = self.selected_rows() if self.queue_view.selectionModel() else []
+        queued = bool(self.model.queued_unassigned())
+        self.act_start.setEnabled(queued)
+        self.act_cancel.setEnabled(any(not r.is_finished for r in selected))
+        self.act_retry.setEnabled(any(r.status in (qm.FAILED, qm.CANCELLED) for r in selected))
+        self.act_cancel_all.setEnabled(any(not r.is_finished for r in self.model.rows))
+        self.act_clear.setEnabled(any(r.is_finished for r in self.model.rows))
+        self.act_export.setEnabled(self.unknown_pane.model.rowCount() > 0)
+        self.act_resolve.setEnabled(bool(self.target))
+        self.unknown_pane.resolve_button.setEnabled(bool(self.target))
+
+    def _update_status(self) -> None:
+        counts = self.model.counts()
+        running = sum(counts[s] for s in qm.ACTIVE)
+        parts = [f"Running {running}", f"Queued {counts[qm.QUEUED]}", f"Done {counts[qm.DONE]}",
+                 f"Failed {counts[qm.FAILED]}"]
+        if counts[qm.SKIPPED]:
+            parts.append(f"Skipped {counts[qm.SKIPPED]}")
+        if counts[qm.CANCELLED]:
+            parts.append(f"Cancelled {counts[qm.CANCELLED]}")
+        self.counts_label.setText("  ·  ".join(parts))
+        bad, unresolved = self.model.totals()
+        unknown_tokens = self.unknown_pane.model.rowCount()
+        unknown_ticks = self.unknown_pane.model.total_ticks
+        ticks = f"{max(unresolved, unknown_ticks):,} unresolved ticks"
+        text = f"{bad:,} bad packets · {ticks}"
+        tip = (f"Bad packets in this session: {bad:,}\nUnresolved ticks in this session: {unresolved:,}\n"
+               f"Unknown tokens in the target: {unknown_tokens:,} ({unknown_ticks:,} ticks)")
+        if counts[qm.FAILED]:
+            level = "error"
+            text = f"{counts[qm.FAILED]} failed · " + text
+        elif bad or unresolved or unknown_tokens:
+            level = "warning"
+        elif counts[qm.DONE] or counts[qm.SKIPPED]:
+            level = "ok"
+        else:
+            level = "idle"
+            text = "Nothing ingested yet" if not unknown_tokens else text
+        self.severity.set_level(level, text, tip)
+
+    # ==== fill menus ======================================================================
+
+    def _fill_recent_files(self) -> None:
+        menu = self.recent_files_menu
+        menu.clear()
+        recent = self.settings.recent_files
+        for path in recent:
+            action = menu.addAction(Path(path).name)
+            action.setToolTip(path)
+            action.setEnabled(Path(path).exists())
+            action.triggered.connect(lambda _=False, p=path: self.add_paths([p]))
+        if not recent:
+            menu.addAction("No recent captures").setEnabled(False)
+        else:
+            menu.addSeparator()
+            menu.addAction("Clear list", self.settings.clear_recent_files)
+
+    def _fill_recent_targets(self) -> None:
+        menu = self.recent_targets_menu
+        menu.clear()
+        for path in self.settings.recent_targets:
+            action = menu.addAction(path)
+            action.setCheckable(True)
+            action.setChecked(path == self.target)
+            action.triggered.connect(lambda _=False, p=path: self.set_target(p))
+        if not self.settings.recent_targets:
+            menu.addAction("No recent targets").setEnabled(False)
+
+    def _fill_instruments_menu(self, menu=None) -> None:
+        menu = menu if menu is not None else self.instruments_menu
+        menu.clear()
+        menu.addAction(self.act_add_instruments)
+        if self.instrument_paths:
+            menu.addSeparator()
+        for path in self.instrument_paths:
+            info = self.master_infos.get(path)
+            label = Path(path).name
+            if info is not None and not isinstance(info, str):
+                label += f"  ({info.date.isoformat() if info.date else 'any day'}, {info.instruments:,})"
+            action = menu.addAction(icon("cancel"), f"Remove {label}")
+            action.triggered.connect(lambda _=False, p=path: self.remove_instrument(p))
+
+    # ==== closing ==========================================================================
+
+    def closeEvent(self, event) -> None:
+        running = sum(1 for r in self.model.rows if r.is_active or (r.job_id is not None and not r.is_finished))
+        if running and self.interactive and not self._closing:
+            if not Ask.cancel_running(self, running):
+                event.ignore()
+                return
+        self._closing = True
+        self.session_active = False
+        if self.remember:
+            self.settings.set_geometry(self.saveGeometry(), self.saveState())
+        self.settings.sync()
+        self.jobs.shutdown()
+        event.accept()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text

@@ -1,0 +1,191 @@
+"""Reads and re-resolves a target for the window; every function runs on a worker thread.
+
+Nothing here touches Qt. A target admits one open handle per process, so the
+JobManager runs these one at a time and never while an ingest holds the target.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from app.core import protocol
+
+
+@dataclass
+class MasterInfo:
+    path: str
+    date: Optional[dt.date]
+    instruments: int
+    description: str
+
+
+@dataclass
+class Breakdown:
+    file_id: str
+    name: str
+    kinds: dict[str, int]
+    segments: dict[str, int]
+    bad_packets: int
+
+
+@dataclass
+class PriceSeries:
+    instrument_token: int
+    label: str
+    times: "object"  # numpy float64 epoch seconds
+    prices: "object"
+    volumes: "object"
+
+
+def target_exists(path: str) -> bool:
+    p = Path(path)
+    if p.suffix.lower() in (".duckdb", ".db"):
+        return p.is_file()
+    return p.is_dir() and any(p.iterdir())
+
+
+def open_target(path: str, *, read_only: bool = True):
+    from app.store import open_target as _open
+
+    if read_only and "read_only" in inspect.signature(_open).parameters:
+        return _open(path, read_only=True)
+    return _open(path)
+
+
+def load_master_infos(paths: Sequence[str]) -> list[MasterInfo]:
+    from app.core.instruments import load_master
+
+    infos = []
+    for path in paths:
+        master = load_master(path)
+        infos.append(MasterInfo(str(path), master.date, master.table.num_rows, master.describe()))
+    return infos
+
+
+def unknown_tokens(path: str) -> Optional[pa.Table]:
+    """The target's explained unknown-token table; None while the target is empty."""
+    if not target_exists(path):
+        return None
+    with open_target(path) as target:
+        return target.unknown_tokens()
+
+
+def resolve_more(path: str, instrument_paths: Sequence[str]) -> tuple[int, pa.Table]:
+    """Re-resolve unresolved ticks with extra masters; (ticks resolved, new unknown table)."""
+    from app.core.instruments import load_master
+
+    masters = [load_master(p) for p in instrument_paths]
+    with open_target(path, read_only=False) as target:
+        book = target.stored_book(masters) if hasattr(target, "stored_book") else _book(masters)
+        resolved = int(target.resolve(book))
+        if hasattr(book, "to_table") and hasattr(target, "record_instruments"):
+            target.record_instruments(book.to_table())
+        if hasattr(target, "rebuild_unknown_tokens"):
+            table = target.rebuild_unknown_tokens(book)
+        else:
+            table = target.unknown_tokens()
+    return resolved, table
+
+
+def _book(masters):
+    from app.core.enrich import InstrumentBook
+
+    return InstrumentBook(masters)
+
+
+def summary(path: str) -> str:
+    """One line about what the target holds, for the target card."""
+    if not target_exists(path):
+        return "new: created on the first ingest"
+    with open_target(path) as target:
+        caps = target.captures()
+    n = caps.num_rows
+    if not n:
+        return "empty"
+    packets = int(pc.sum(caps["packets"]).as_py() or 0)
+    unresolved = int(pc.sum(caps["unresolved_ticks"]).as_py() or 0)
+    return (f"{n:,} capture{'s' if n != 1 else ''} · {packets:,} packets · "
+            f"{unresolved:,} unresolved ticks")
+
+
+def captures(path: str) -> Optional[pa.Table]:
+    if not target_exists(path):
+        return None
+    with open_target(path) as target:
+        return target.captures()
+
+
+def breakdown(path: str, file_id: str, name: str = "") -> Breakdown:
+    """Packets of one capture by kind (packet length) and by segment."""
+    with open_target(path) as target:
+        ticks = target.ticks(["file_id", "packet_length", "segment"])
+        bad = 0
+        caps = target.captures()
+    ticks = ticks.filter(pc.equal(ticks["file_id"], file_id))
+    kinds: dict[str, int] = {}
+    for row in ticks.group_by("packet_length").aggregate([("packet_length", "count")]).to_pylist():
+        layout = protocol.layout_for(int(row["packet_length"]))
+        label = layout.kind if layout else f"len {row['packet_length']}"
+        kinds[label] = kinds.get(label, 0) + int(row["packet_length_count"])
+    segments: dict[str, int] = {}
+    for row in ticks.group_by("segment").aggregate([("segment", "count")]).to_pylist():
+        seg = protocol.SEGMENTS.get(int(row["segment"]))
+        label = seg.name if seg else f"invalid {row['segment']}"
+        segments[label] = segments.get(label, 0) + int(row["segment_count"])
+    match = caps.filter(pc.equal(caps["file_id"], file_id))
+    if match.num_rows:
+        bad = int(match["bad_packets"][0].as_py() or 0)
+        name = name or os.path.basename(str(match["path"][0].as_py() or ""))
+    order = {l.kind: i for i, l in enumerate(sorted(protocol.LAYOUTS.values(), key=lambda l: l.length))}
+    kinds = dict(sorted(kinds.items(), key=lambda kv: order.get(kv[0], 99)))
+    segments = dict(sorted(segments.items(), key=lambda kv: -kv[1]))
+    return Breakdown(file_id, name, kinds, segments, bad)
+
+
+def instrument_choices(path: str, limit: int = 500) -> list[tuple[int, str, int]]:
+    """(instrument_token, label, ticks) of the busiest instruments in the target."""
+    if not target_exists(path):
+        return []
+    with open_target(path) as target:
+        ticks = target.ticks(["instrument_token", "tradingsymbol", "exchange"])
+    if ticks.num_rows == 0:
+        return []
+    grouped = ticks.group_by("instrument_token").aggregate(
+        [("instrument_token", "count"), ("tradingsymbol", "max"), ("exchange", "max")]
+    ).sort_by([("instrument_token_count", "descending")]).slice(0, limit)
+    out = []
+    for row in grouped.to_pylist():
+        token = int(row["instrument_token"])
+        symbol = row["tradingsymbol_max"]
+        seg = protocol.SEGMENTS.get(token & 0xFF)
+        if symbol:
+            label = f"{row['exchange_max'] or (seg.name if seg else '')}:{symbol}"
+        else:
+            label = f"token {token} (unresolved)"
+        out.append((token, label, int(row["instrument_token_count"])))
+    # Named, tradable instruments first (indices carry no volume), busiest first.
+    named = {token for token, label, _ticks in out if not label.startswith("token ")}
+    out.sort(key=lambda c: (c[0] not in named, (c[0] & 0xFF) == protocol.INDICES_SEGMENT, -c[2]))
+    return out
+
+
+def price_series(path: str, instrument_token: int, label: str = "") -> PriceSeries:
+    import numpy as np
+
+    with open_target(path) as target:
+        ticks = target.ticks(["instrument_token", "tick_time", "last_price", "volume_traded"])
+    ticks = ticks.filter(pc.equal(ticks["instrument_token"], instrument_token))
+    ticks = ticks.filter(pc.is_valid(ticks["tick_time"])).sort_by("tick_time")
+    times = ticks["tick_time"].cast(pa.int64()).to_numpy(zero_copy_only=False).astype(np.float64) / 1e6
+    prices = ticks["last_price"].to_numpy(zero_copy_only=False).astype(np.float64)
+    # NaN where a packet carries no volume (LTP and index packets): not a zero volume.
+    volumes = ticks["volume_traded"].cast(pa.float64()).fill_null(float("nan")).to_numpy(zero_copy_only=False)
+    return PriceSeries(instrument_token, label or str(instrument_token), times, prices, volumes)

@@ -1,0 +1,249 @@
+"""`make bench`: Tickscope decoding against the official Kite client, in packets/s.
+
+Generates (once, under ``.bench/``) a realistic raw capture - mostly 184-byte full
+packets, some 44-byte quotes, 8-byte LTPs and 28/32-byte index packets, 1-50 packets a
+message, every segment, heartbeats - with ``app.core.synthetic.generate_capture``
+(a vectorised local generator is the fallback), then prints:
+
+1. the official client (``KiteTicker._parse_binary``) over a sample of the same messages;
+2. Tickscope in-process: capture -> Arrow tables, nothing written;
+3. ``tickscope decode`` as a whole subprocess writing Parquet, with its peak RSS;
+
+with ratios against (1) and where the time goes. Wall-clock numbers are the best of
+``--repeat`` runs (the machine may be shared). Size: ``--packets`` or
+``BENCH_PACKETS`` (default 2,700,000 packets, about 410 MB); ``--quick`` is 200,000.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from app.core import encode  # noqa: E402
+
+BENCH_DIR = REPO / ".bench"
+DEFAULT_PACKETS = 2_700_000
+CLIENT_SAMPLE_PACKETS = 200_000
+
+
+# --- capture ------------------------------------------------------------------------------
+
+
+def _local_generate(path: Path, packets: int, seed: int) -> None:
+    """Fallback generator (numpy, vectorised per batch) when app.core.synthetic is absent."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    lengths_mix = np.array([184, 44, 8, 28, 32])
+    weights = np.array([0.78, 0.10, 0.07, 0.025, 0.025])
+    segments = np.array([1, 2, 3, 4, 5, 6, 7, 12])
+    done = 0
+    with open(path, "wb") as fh:
+        while done < packets:
+            step = min(50_000, packets - done)
+            lengths = rng.choice(lengths_mix, size=step, p=weights)
+            bodies = []
+            for length in lengths.tolist():
+                seg = 9 if length in (28, 32) else int(rng.choice(segments))
+                values = {"instrument_token": int(rng.integers(1, 1 << 20)) << 8 | seg,
+                          "last_price": int(rng.integers(100, 1 << 24)),
+                          "exchange_timestamp": 1_760_000_000 + done // 1000}
+                bodies.append(encode.encode_packet(length, values))
+            at, out = 0, []
+            while at < step:
+                n = int(rng.integers(1, 51))
+                out.append(encode.encode_message(bodies[at : at + n]))
+                at += n
+            fh.write(b"\x00".join(out))
+            done += step
+
+
+def ensure_capture(packets: int, seed: int = 7) -> tuple[Path, str]:
+    BENCH_DIR.mkdir(exist_ok=True)
+    path = BENCH_DIR / f"capture_raw_{packets}_s{seed}.bin"
+    if path.exists() and path.stat().st_size > 0:
+        return path, "reused"
+    started = time.perf_counter()
+    try:
+        from app.core.synthetic import generate_capture
+    except ImportError:
+        generate_capture = None
+    tmp = path.with_suffix(".part")
+    if generate_capture is not None:
+        generate_capture(tmp, packets=packets, framing="raw", seed=seed)
+        how = "app.core.synthetic.generate_capture"
+    else:
+        _local_generate(tmp, packets, seed)
+        how = "local generator"
+    os.replace(tmp, path)
+    return path, f"generated with {how} in {time.perf_counter() - started:.1f} s"
+
+
+def sample_messages(path: Path, packets: int) -> list[bytes]:
+    """Whole messages from the start of the capture holding about ``packets`` packets."""
+    from app.core.framing import Framer
+
+    framer = Framer("raw")
+    out, got = [], 0
+    with open(path, "rb") as fh:
+        buf = bytearray(fh.read(64 << 20))
+    split = framer.split(buf, 0, False)
+    # message boundaries from the packets: the count sits 2 bytes before the first length prefix
+    msg = split.pkt_msg
+    first = [i for i in range(len(msg)) if i == 0 or msg[i] != msg[i - 1]]
+    first.append(len(msg))
+    for a, b in zip(first, first[1:]):
+        start = int(split.pkt_pos[a]) - 4
+        end = int(split.pkt_pos[b - 1] + split.pkt_len[b - 1])
+        out.append(bytes(buf[start:end]))
+        got += b - a
+        if got >= packets:
+            break
+    return out
+
+
+# --- measurements ---------------------------------------------------------------------------
+
+
+def client_rate(messages: list[bytes]) -> tuple[float, int]:
+    from kiteconnect import KiteTicker
+
+    ticker = KiteTicker.__new__(KiteTicker)
+    parse = ticker._parse_binary
+    started = time.perf_counter()
+    count = 0
+    for message in messages:
+        count += len(parse(message))
+    return count / (time.perf_counter() - started), count
+
+
+def client_rate_of_kind(length: int, packets: int = 50_000) -> float:
+    body = encode.encode_packet(length, {"instrument_token": 408065, "last_price": 150000,
+                                         "exchange_timestamp": 1_700_000_000, "last_trade_time": 1_700_000_000})
+    message = encode.encode_message([body] * 25)
+    rate, _ = client_rate([message] * (packets // 25))
+    return rate
+
+
+def tickscope_in_process(path: Path, file_id: str, repeat: int) -> dict:
+    from app.core.decode import CaptureReader
+
+    best = None
+    for _ in range(repeat):
+        reader = CaptureReader(path, "raw", file_id=file_id)
+        started = time.perf_counter()
+        rows = 0
+        for batch in reader.batches():
+            rows += batch.ticks.num_rows
+        seconds = time.perf_counter() - started
+        result = {"seconds": seconds, "rows": rows, "timings": dict(reader.timings), "summary": reader.summary}
+        if best is None or seconds < best["seconds"]:
+            best = result
+    return best
+
+
+def tickscope_subprocess(path: Path, out: Path, compression: str, repeat: int) -> dict:
+    best = None
+    for _ in range(repeat):
+        cmd = [sys.executable, "-m", "app", "decode", str(path), "--out", str(out), "--json",
+               "--compression", compression]
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        stdout = proc.stdout.read()
+        stderr = proc.stderr.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            raise SystemExit(f"tickscope decode failed ({proc.returncode}): {stderr.decode()[-500:]}")
+        doc = json.loads(stdout.decode().strip().splitlines()[-1])
+        result = {"seconds": seconds, "doc": doc, "peak_rss_mb": usage.ru_maxrss / 1024,
+                  "out_mb": out.stat().st_size / 1e6}
+        if best is None or seconds < best["seconds"]:
+            best = result
+    return best
+
+
+# --- report -----------------------------------------------------------------------------------
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--packets", type=int, default=int(os.environ.get("BENCH_PACKETS", DEFAULT_PACKETS)))
+    parser.add_argument("--quick", action="store_true", help="200,000 packets (a few seconds)")
+    parser.add_argument("--repeat", type=int, default=int(os.environ.get("BENCH_REPEAT", 2)))
+    parser.add_argument("--compressions", default=os.environ.get("BENCH_COMPRESSIONS", "zstd,lz4"),
+                        help="comma-separated Parquet compressions to time (lz4,zstd,snappy,none)")
+    args = parser.parse_args(argv)
+    packets = 200_000 if args.quick else args.packets
+
+    from app.core.decode import file_sha256
+
+    path, how = ensure_capture(packets)
+    size = path.stat().st_size
+    print(f"capture: {path.relative_to(REPO)} ({size / 1e6:,.0f} MB, {packets:,} packets; {how})")
+
+    t0 = time.perf_counter()
+    file_id = file_sha256(path)
+    hash_seconds = time.perf_counter() - t0
+
+    messages = sample_messages(path, CLIENT_SAMPLE_PACKETS)
+    client, client_packets = client_rate(messages)
+    client_full = client_rate_of_kind(184)
+    client_ltp = client_rate_of_kind(8)
+
+    ours = tickscope_in_process(path, file_id, args.repeat)
+    summary = ours["summary"]
+    assert summary.bytes_accounted == summary.bytes, "bytes not accounted"
+    ours_rate = ours["rows"] / ours["seconds"]
+
+    runs = {}
+    for compression in [c.strip() for c in args.compressions.split(",") if c.strip()]:
+        out = BENCH_DIR / f"ticks_{compression}.parquet"
+        runs[compression] = tickscope_subprocess(path, out, compression, args.repeat)
+        out.unlink(missing_ok=True)
+
+    mix = ", ".join(f"{n} B {c / summary.packets:.0%}" for n, c in sorted(summary.packets_by_length.items()))
+    print(f"packet mix: {mix}; {summary.messages:,} messages, {summary.heartbeats:,} heartbeats")
+    print()
+    print("| measurement | packets/s | vs official client |")
+    print("|---|---:|---:|")
+    print(f"| official client `_parse_binary`, this mix ({client_packets:,}-packet sample) | {client:,.0f} | 1.0x |")
+    print(f"| official client, 184-byte full only | {client_full:,.0f} | |")
+    print(f"| official client, 8-byte LTP only | {client_ltp:,.0f} | |")
+    print(f"| Tickscope in-process decode (capture -> Arrow, {ours['rows']:,} packets) | {ours_rate:,.0f} "
+          f"| **{ours_rate / client:.1f}x** |")
+    for compression, run in runs.items():
+        rate = run["doc"]["packets"] / run["seconds"]
+        print(f"| `tickscope decode` subprocess -> Parquet ({compression}, {run['out_mb']:,.0f} MB) | {rate:,.0f} "
+              f"| **{rate / client:.1f}x** |")
+    print()
+    t = ours["timings"]
+    decode_total = t["split"] + t["fields"] + t["arrow"]
+    print(f"in-process time ({ours['seconds']:.2f} s wall, best of {args.repeat}):")
+    for label, key in (("framing + splitting", "split"), ("field decode (numpy)", "fields"),
+                       ("Arrow building", "arrow")):
+        print(f"  {label:24s} {t[key]:6.2f} s  {t[key] / decode_total:4.0%}  "
+              f"({t[key] / ours['rows'] * 1e9:,.0f} ns/packet)")
+    print(f"  {'file sha256 (file_id)':24s} {hash_seconds:6.2f} s  (not in the in-process figure)")
+    for compression, run in runs.items():
+        rt = run["doc"]["timings"]
+        print(f"subprocess ({compression}): {run['seconds']:.2f} s wall; hash {rt['hash']:.2f} s, "
+              f"split {rt['split']:.2f} s, fields {rt['fields']:.2f} s, arrow {rt['arrow']:.2f} s, "
+              f"widen {rt['enrich']:.2f} s, Parquet encode+write {rt['parquet']:.2f} s (writer thread, "
+              f"overlaps decoding); peak RSS {run['peak_rss_mb']:,.0f} MB for a {size / 1e6:,.0f} MB capture")
+    print()
+    print("targets: decode >= 20x the official client; whole process >= 6x; peak RSS < 500 MB on >= 400 MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,328 @@
+"""Framing: detection from content, chunked walking, faults, resync and byte accounting."""
+
+from __future__ import annotations
+
+import base64
+import struct
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from app.core import encode, protocol
+from app.core.decode import CaptureReader, decode_bytes
+from app.core.framing import BAD_RAW_CAP, FRAMINGS, Framer, detect_framing, split_messages
+
+
+def packet(length: int, token: int = (408065), price: int = 157315, **values) -> bytes:
+    layout = protocol.LAYOUTS[length]
+    fields = {"instrument_token": token, "last_price": price}
+    for f in layout.fields:
+        if f.timestamp:
+            fields[f.name] = 1_700_000_000
+    fields.update(values)
+    levels = layout.depth.levels if layout.depth else 0
+    depth = [(10 + i, price - i, 1 + i) for i in range(levels)] if levels else None
+    return encode.encode_packet(length, fields, depth, depth)
+
+
+def messages(count: int = 12, seed: int = 0, heartbeats: bool = False) -> list[bytes]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(count):
+        lengths = rng.choice([8, 28, 32, 44, 184], size=int(rng.integers(1, 9)))
+        out.append(encode.encode_message([packet(int(length), token=(1000 + i) << 8 | 1) for length in lengths]))
+        if heartbeats and i % 3 == 1:
+            out.append(protocol.HEARTBEAT)
+    return out
+
+
+def accounted(summary) -> None:
+    assert summary.bytes_accounted == summary.bytes == sum(summary.accounted.values())
+
+
+def decode(data: bytes, framing=None, **kw):
+    table, bad, summary = decode_bytes(data, framing, **kw)
+    accounted(summary)
+    return table, bad, summary
+
+
+# --- detection ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("framing", ["raw", "u32len", "ts-u32len", "base64"])
+@pytest.mark.parametrize("heartbeats", [False, True])
+def test_detects_every_framing_from_content(framing, heartbeats):
+    msgs = messages(20, heartbeats=heartbeats)
+    data = encode.frame(msgs, framing)
+    assert detect_framing(data, len(data)) == framing
+    assert detect_framing(data[:300], len(data)) == framing  # a head that ends mid-message
+    table, bad, summary = decode(data)
+    assert summary.framing == framing and summary.framing_detected
+    assert bad == []
+    assert summary.messages == 20
+    assert summary.heartbeats == (sum(m == protocol.HEARTBEAT for m in msgs))
+    assert table.num_rows == sum(struct.unpack(">H", m[:2])[0] for m in msgs if len(m) > 1)
+
+
+def test_single_message_and_bare_bodies_are_single():
+    msg = encode.encode_message([packet(184), packet(8)])
+    assert detect_framing(msg, len(msg)) == "single"
+    for length in protocol.KNOWN_LENGTHS:
+        body = packet(length, token=(7 << 8) | 2)
+        assert detect_framing(body, len(body)) == "single", length
+        table, bad, summary = decode(body)
+        assert (table.num_rows, bad, summary.messages) == (1, [], 1), length
+        assert table.column("instrument_token").to_pylist() == [(7 << 8) | 2]
+        assert summary.accounted["packet"] == length and summary.accounted["header"] == 0
+
+
+def test_base64_lines_of_bare_bodies_decode_as_packets():
+    bodies = [packet(44, token=(5 << 8) | 1), packet(184, token=(6 << 8) | 1)]
+    data = b"".join(base64.b64encode(b) + b"\n" for b in bodies)
+    table, bad, summary = decode(data)
+    assert summary.framing == "base64"
+    assert table.column("packet_length").to_pylist() == [44, 184]
+    assert bad == []
+
+
+def test_framing_override_beats_detection():
+    data = encode.frame(messages(5), "u32len")
+    _, bad, summary = decode(data, "raw")
+    assert summary.framing == "raw" and not summary.framing_detected
+    assert bad  # read as raw, the u32 prefixes are faults
+    table, bad, summary = decode(data, "u32len")
+    assert bad == [] and table.num_rows > 0
+
+
+def test_empty_and_heartbeat_only_files():
+    for data in (b"", b"\x00", b"\x00" * 10):
+        table, bad, summary = decode(data)
+        assert table.num_rows == 0 and bad == []
+        assert summary.heartbeats == len(data)
+
+
+def test_zero_filled_regions_are_heartbeats_around_messages():
+    msgs = messages(3, seed=15)
+    data = b"\x00" * 100_000 + msgs[0] + b"\x00" * 70_000 + msgs[1] + msgs[2] + b"\x00" * 5
+    table, bad, summary = decode(data, "raw")
+    assert bad == [] and summary.messages == 3
+    assert summary.heartbeats == 170_005
+    reader_table, _, _ = decode(data)
+    assert reader_table.equals(table)
+
+
+def test_leading_garbage_still_detects_the_framing():
+    rng = np.random.default_rng(3)
+    garbage = b"\xff" + bytes(rng.integers(1, 256, 300, dtype=np.uint8))
+    for framing in ("raw", "u32len", "ts-u32len"):
+        data = garbage + encode.frame(messages(30), framing)
+        assert detect_framing(data, len(data)) == framing
+        table, bad, summary = decode(data)
+        assert table.num_rows > 30 and bad[0].offset == 0
+
+
+def test_unknown_framing_is_a_usage_error(tmp_path):
+    from app.errors import UsageError
+
+    with pytest.raises(UsageError):
+        decode_bytes(b"\x00", "zip")
+    path = tmp_path / "c.bin"
+    path.write_bytes(b"\x00")
+    with pytest.raises(UsageError):
+        CaptureReader(path, "zip")
+    with pytest.raises(ValueError):
+        Framer("zip")
+    assert FRAMINGS == encode.FRAMINGS
+
+
+# --- raw ------------------------------------------------------------------------------
+
+
+def test_raw_messages_with_small_counts_are_not_heartbeats():
+    # count 1..255 starts with 0x00, like a heartbeat
+    msgs = [encode.encode_message([packet(8)] * n) for n in (1, 2, 255)]
+    data = b"\x00" + b"\x00".join(msgs) + b"\x00"
+    table, bad, summary = decode(data, "raw")
+    assert (summary.messages, summary.heartbeats, table.num_rows) == (3, 4, 258)
+    assert summary.accounted["heartbeat"] == 4
+
+
+def test_raw_message_with_unknown_length_packet_keeps_the_others():
+    unknown = bytes(range(1, 78))
+    bad_msg = encode.encode_message([packet(8), unknown, packet(44)])
+    data = encode.frame([messages(1)[0], bad_msg, messages(2, seed=4)[1]], "raw")
+    table, bad, summary = decode(data, "raw")
+    assert [(b.length, b.reason) for b in bad] == [(77, "unknown packet length 77")]
+    assert data[bad[0].offset : bad[0].offset + 77] == unknown
+    assert summary.messages == 3
+    assert 44 in table.column("packet_length").to_pylist()
+
+
+def test_raw_resyncs_after_garbage_and_json_frames():
+    msgs = messages(10, seed=5)
+    json_frame = b'{"type":"order","data":{"order_id":"1","status":"COMPLETE"}}'
+    garbage = b"\xfe\xed" + bytes(range(200, 256)) * 3
+    data = msgs[0] + msgs[1] + json_frame + msgs[2] + msgs[3] + garbage + b"".join(msgs[4:])
+    table, bad, summary = decode(data, "raw")
+    assert [(b.offset, b.length) for b in bad] == [
+        (len(msgs[0]) + len(msgs[1]), len(json_frame)),
+        (len(msgs[0]) + len(msgs[1]) + len(json_frame) + len(msgs[2]) + len(msgs[3]), len(garbage)),
+    ]
+    assert "JSON text frame" in bad[0].reason and bad[0].raw == json_frame
+    clean, _, _ = decode(b"".join(msgs), "raw")
+    assert table.drop_columns(["offset", "file_id"]).equals(clean.drop_columns(["offset", "file_id"]))
+    # A resync point must be followed by something that parses: one message alone
+    # between two faults cannot be told from garbage in raw framing, so it is bad too.
+    data = msgs[0] + json_frame + msgs[2] + garbage + b"".join(msgs[4:])
+    _, bad, _ = decode(data, "raw")
+    assert [(b.offset, b.length) for b in bad] == [(len(msgs[0]), len(json_frame) + len(msgs[2]) + len(garbage))]
+
+
+def test_raw_truncated_tail_is_one_bad_region():
+    msgs = messages(4, seed=6)
+    data = b"".join(msgs)
+    cut = data[: len(data) - 50]
+    table, bad, summary = decode(cut, "raw")
+    assert len(bad) == 1 and bad[0].offset == len(data) - len(msgs[-1])
+    assert bad[0].length == len(msgs[-1]) - 50 and "truncated" in bad[0].reason
+    assert summary.messages == 3
+
+
+def test_bad_raw_bytes_are_capped():
+    data = messages(1)[0] + b"\xff" * 5000 + messages(2, seed=9)[1]
+    _, bad, summary = decode(data, "raw")
+    assert len(bad) == 1 and bad[0].length == 5000 and len(bad[0].raw) == BAD_RAW_CAP
+
+
+# --- length-prefixed ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("framing", ["u32len", "ts-u32len"])
+def test_length_prefixed_faults(framing):
+    hdr = 12 if framing == "ts-u32len" else 4
+    good = messages(6, seed=8)
+    unknown = bytes(range(1, 78))
+    with_unknown = encode.encode_message([packet(8), unknown, packet(44)])
+    extra = encode.encode_message([packet(8)]) + b"\x01\x02\x03"  # 3 bytes after its packets
+    overrun = bytearray(encode.encode_message([packet(8), packet(44)]))
+    overrun[2 + 2 + 8 : 2 + 2 + 8 + 2] = struct.pack(">H", 60)  # 60 > the 44 bytes left
+    short_count = bytearray(encode.encode_message([packet(8), packet(8)]))
+    short_count[0:2] = struct.pack(">H", 4)
+    json_frame = b'{"type":"error","data":"bad token"}'
+    msgs = [good[0], with_unknown, good[1], extra, good[2], bytes(overrun), bytes(short_count), json_frame, good[3]]
+    data = encode.frame(msgs, framing)
+    table, bad, summary = decode(data, framing)
+    reasons = [b.reason for b in bad]
+    assert reasons[0] == "unknown packet length 77"
+    assert "3 bytes after the last" in reasons[1]
+    assert "length 60 overruns the message" in reasons[2]
+    assert reasons[3] == "message announces 4 packets but holds only 2"
+    assert reasons[4].startswith("JSON text frame")
+    assert len(bad) == 5
+    starts = np.cumsum([0] + [hdr + len(m) for m in msgs])
+    assert bad[0].offset == starts[1] + hdr + 2 + 2 + 8 + 2 and bad[0].raw == unknown
+    assert bad[1].offset == starts[3] + hdr + len(extra) - 3 and bad[1].length == 3
+    assert bad[4].offset == starts[7] + hdr and bad[4].length == len(json_frame)
+    assert [b.msg_seq for b in bad] == [1, 3, 5, 6, 7]
+    # every good packet survives, including the good ones inside faulty messages
+    expected = sum(struct.unpack(">H", m[:2])[0] for m in good[:4]) + 2 + 1 + 1 + 2
+    assert table.num_rows == expected
+    assert summary.messages == len(msgs)
+
+
+@pytest.mark.parametrize("framing", ["u32len", "ts-u32len"])
+def test_length_prefixed_resync_after_broken_container(framing):
+    msgs = messages(8, seed=10)
+    data = bytearray(encode.frame(msgs, framing))
+    hdr = 12 if framing == "ts-u32len" else 4
+    second = hdr + len(msgs[0])
+    data[second + hdr - 4 : second + hdr] = b"\xff\xff\xff\xff"  # a length no message has
+    table, bad, summary = decode(bytes(data), framing)
+    assert len(bad) == 1 and bad[0].offset == second and bad[0].length == hdr + len(msgs[1])
+    assert summary.messages == 7
+
+
+def test_ts_u32len_gives_receive_times():
+    msgs = messages(3, seed=11)
+    recv = [1_700_000_000_123_456_789, 1_700_000_001_000_000_000, 1_700_000_002_999_999_999]
+    table, _, _ = decode(encode.frame(msgs, "ts-u32len", recv_ns=recv))
+    per_message = {}
+    for seq, ts in zip(table.column("msg_seq").to_pylist(), table.column("recv_ts").cast(pa.int64()).to_pylist()):
+        per_message.setdefault(seq, set()).add(ts)
+    assert per_message == {i: {recv[i] // 1000} for i in range(3)}
+
+
+# --- base64 ---------------------------------------------------------------------------
+
+
+def test_base64_bad_lines_and_crlf():
+    msgs = messages(3, seed=12)
+    lines = [base64.b64encode(msgs[0]), b"not base64 at all!", b'{"type":"message","data":"hi"}',
+             b"", base64.b64encode(msgs[1]) + b"\r", b"AA==", base64.b64encode(msgs[2])]
+    data = b"\n".join(lines)  # no newline at the end
+    table, bad, summary = decode(data, "base64")
+    assert [b.reason for b in bad] == ["line is not base64", "JSON text frame in a base64 capture"]
+    assert bad[0].offset == len(lines[0]) + 1 and bad[0].length == len(lines[1])
+    assert summary.heartbeats == 1 and summary.messages == 3
+
+
+# --- vectorised splitting ---------------------------------------------------------------
+
+
+def test_split_messages_walks_packet_k_of_all_messages():
+    msgs = [encode.encode_message([packet(8)] * k + [packet(184)]) for k in range(5)]
+    payload = np.frombuffer(b"".join(msgs), dtype=np.uint8)
+    sizes = np.array([len(m) for m in msgs])
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    split = split_messages(payload, starts, sizes)
+    assert split.valid.all() and split.faults == []
+    assert split.pkt_msg.tolist() == [m for m in range(5) for _ in range(m + 1)]
+    assert split.pkt_seq.tolist() == [k for m in range(5) for k in range(m + 1)]
+    assert split.header_bytes + split.packet_bytes == payload.size
+
+
+# --- streaming ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("framing", FRAMINGS)
+def test_chunked_reading_matches_whole_decoding(tmp_path, framing):
+    msgs = messages(40, seed=13, heartbeats=framing != "single")
+    if framing == "single":
+        msgs = [encode.encode_message([packet(184)] * 30 + [packet(8)] * 5)]
+    data = encode.frame(msgs, framing)
+    path = tmp_path / f"capture.{framing}"
+    path.write_bytes(data)
+    whole, bad, summary = decode(data, name=str(path))
+    for chunk in (64, 257, 1000, 1 << 20):
+        reader = CaptureReader(path, chunk_bytes=chunk)
+        batches = list(reader.batches())
+        assert reader.framing == framing
+        assert pa.concat_tables([b.ticks for b in batches]).equals(whole), chunk
+        assert reader.summary.to_dict() | {"path": None} == summary.to_dict() | {"path": None}
+        assert batches[-1].bytes_done == len(data)
+        assert [b.bytes_done for b in batches] == sorted(b.bytes_done for b in batches)
+    offsets = whole.column("offset").to_numpy()
+    lengths = whole.column("packet_length").to_numpy()
+    if framing != "base64":
+        # the offset column points at each packet body in the file
+        bodies = [data[o : o + n] for o, n in zip(offsets, lengths)]
+        tokens = [int.from_bytes(b[:4], "big") for b in bodies]
+        assert tokens == whole.column("instrument_token").to_pylist()
+
+
+def test_chunked_faulty_raw_capture_is_accounted(tmp_path):
+    msgs = messages(30, seed=14, heartbeats=True)
+    data = bytearray(encode.frame(msgs, "raw"))
+    data[500:540] = b"\xff" * 40
+    data[1500:1500] = b'{"type":"order","data":{}}'
+    path = tmp_path / "faulty.bin"
+    path.write_bytes(bytes(data))
+    for chunk in (64, 333, 1 << 20):
+        reader = CaptureReader(path, "raw", chunk_bytes=chunk)
+        bad = [b for batch in reader.batches() for b in batch.bad]
+        accounted(reader.summary)
+        assert sum(b.length for b in bad) == reader.summary.accounted["bad"]
+        regions = sorted((b.offset, b.offset + b.length) for b in bad)
+        assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(regions, regions[1:]))
+        assert any(s <= 500 < e for s, e in regions) and any(s <= 1500 < e for s, e in regions)

@@ -1,0 +1,298 @@
+"""The ingestion job end to end on synthetic captures: idempotency, force, cancel, failures,
+progress, and tick dumps (JSON/JSONL/Parquet) matching the binary capture they came from."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from app.core import synthetic
+from app.errors import InputError, UsageError
+from app.pipeline import FINAL_STAGES, IngestJob, run_ingest
+from app.store import open_target
+
+KINDS = ["duckdb", "parquet"]
+
+
+def target_path(tmp_path: Path, kind: str) -> Path:
+    return tmp_path / ("t.duckdb" if kind == "duckdb" else "dataset")
+
+
+@pytest.fixture(scope="module")
+def captures(tmp_path_factory):
+    """Three small captures in three framings, one with faults, and the day's master."""
+    folder = tmp_path_factory.mktemp("captures")
+    (folder / "sub").mkdir()
+    infos = {
+        "a": synthetic.generate_capture(folder / "a.dat", packets=6000, framing="raw", seed=1),
+        "b": synthetic.generate_capture(folder / "sub" / "b.bin", packets=4000, framing="u32len", seed=2),
+        "c": synthetic.generate_capture(folder / "c.dat", packets=5000, framing="ts-u32len", seed=3, faults=True),
+    }
+    master = folder / "masters" / "instruments_20251013.csv"
+    master.parent.mkdir()
+    synthetic.write_instruments_csv(master, synthetic.make_instruments(0), synthetic.SESSION_DATE)
+    return folder, infos, master
+
+
+def counts(path: Path) -> dict:
+    with open_target(path) as target:
+        return target.counts()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_ingest_twice_gives_the_same_rows_and_reports_skips(tmp_path, captures, kind):
+    folder, infos, master = captures
+    target = target_path(tmp_path, kind)
+    inputs = [folder / "a.dat", folder / "sub", folder / "c.dat"]
+    first = run_ingest(inputs, target, instruments=[master], workers=2)
+    assert [f.status for f in first.files] == ["ingested"] * 3, [f.error for f in first.files]
+    assert first.exit_code == 0
+    by_name = {Path(f.path).name: f for f in first.files}
+    for name, info in (("a.dat", infos["a"]), ("b.bin", infos["b"]), ("c.dat", infos["c"])):
+        assert by_name[name].packets >= info.packets
+        assert by_name[name].ticks == by_name[name].packets
+    assert by_name["c.dat"].bad_packets > 0
+    expected = {"captures": 3, "ticks": sum(f.ticks for f in first.files),
+                "bad_packets": sum(f.bad_packets for f in first.files)}
+    assert counts(target) == expected
+
+    second = run_ingest(inputs, target, instruments=[master], workers=2)
+    assert [f.status for f in second.files] == ["skipped"] * 3
+    assert all(f.error == "already in the target" for f in second.files)
+    assert second.exit_code == 0
+    assert counts(target) == expected
+    with open_target(target) as t:
+        assert t.instruments().num_rows > 0
+        unknown = t.unknown_tokens()
+        assert unknown.num_rows > 0
+        assert sum(unknown["ticks"].to_pylist()) == sum(f.unresolved_ticks for f in first.files)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_force_replaces_a_capture_in_place(tmp_path, captures, kind):
+    folder, infos, master = captures
+    target = target_path(tmp_path, kind)
+    run_ingest([folder / "a.dat"], target)
+    before = counts(target)
+    report = run_ingest([folder / "a.dat"], target, instruments=[master], force=True)
+    assert report.files[0].status == "ingested"
+    assert counts(target) == before
+    with open_target(target) as t:
+        assert t.captures()["status"].to_pylist() == ["replaced"]
+        # Replaced with the master at hand: ticks are named now.
+        assert pc.sum(t.ticks(["resolved"])["resolved"]).as_py() > 0
+
+
+def test_same_content_twice_in_one_job_is_ingested_once(tmp_path, captures):
+    folder, infos, _ = captures
+    copy = tmp_path / "copy_of_a.dat"
+    shutil.copyfile(folder / "a.dat", copy)
+    report = run_ingest([folder / "a.dat", copy], tmp_path / "t.duckdb")
+    assert sorted(f.status for f in report.files) == ["ingested", "skipped"]
+    skipped = report.by_status("skipped")[0]
+    assert skipped.error.startswith("same content as")
+    assert counts(tmp_path / "t.duckdb")["captures"] == 1
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_cancel_one_file_mid_decode_leaves_nothing_of_it(tmp_path, captures, kind):
+    folder, infos, _ = captures
+    target = target_path(tmp_path, kind)
+    job_box = {}
+    cancelled_at = {}
+
+    def progress(update):
+        # Cancel a.dat once some of its batches have reached the writer.
+        if update.path.endswith("a.dat") and update.stage == "decoding" and update.packets > 1000 and not cancelled_at:
+            cancelled_at["packets"] = update.packets
+            job_box["job"].cancel_file(update.path)
+
+    job = IngestJob([folder / "a.dat", folder / "c.dat"], target, workers=2, progress=progress,
+                    chunk_bytes=64 << 10)
+    job_box["job"] = job
+    report = job.run()
+    status = {Path(f.path).name: f.status for f in report.files}
+    assert status == {"a.dat": "cancelled", "c.dat": "ingested"}
+    assert cancelled_at["packets"] > 1000
+    assert report.exit_code == 4
+    with open_target(target) as t:
+        a_id = report.files[0].file_id
+        assert a_id not in t.file_ids()
+        assert not pc.any(pc.equal(t.ticks(["file_id"])["file_id"], a_id)).as_py()
+        assert t.counts()["ticks"] == report.files[1].ticks
+    if kind == "parquet":
+        assert not any(a_id[:16] in p.name for p in target.rglob("*"))
+
+
+def test_cancel_event_stops_everything_and_writes_nothing(tmp_path, captures):
+    folder, _, _ = captures
+    cancel = threading.Event()
+
+    def progress(update):
+        if update.stage == "decoding" and update.packets > 0:
+            cancel.set()
+
+    report = run_ingest([folder], tmp_path / "t.duckdb", workers=1, progress=progress, cancel=cancel,
+                        chunk_bytes=64 << 10)
+    assert {f.status for f in report.files} == {"cancelled"}
+    assert counts(tmp_path / "t.duckdb") == {"captures": 0, "ticks": 0, "bad_packets": 0}
+
+
+def test_a_failing_file_does_not_stop_the_others(tmp_path, captures):
+    folder, _, _ = captures
+    doomed = tmp_path / "gone.dat"
+    shutil.copyfile(folder / "a.dat", doomed)
+    bad_json = tmp_path / "broken.json"
+    bad_json.write_text('[{"instrument_token": "not a number", "last_price": "x"}, 17]\n')
+    job = IngestJob([doomed, bad_json, folder / "c.dat"], tmp_path / "t.duckdb", workers=2)
+    doomed.unlink()  # vanished between listing and reading
+    report = job.run()
+    status = {Path(f.path).name: f.status for f in report.files}
+    assert status == {"gone.dat": "failed", "broken.json": "failed", "c.dat": "ingested"}
+    assert all(f.error and "\n" not in f.error for f in report.by_status("failed"))
+    assert report.exit_code == 4
+    assert counts(tmp_path / "t.duckdb")["captures"] == 1
+
+
+def test_progress_is_throttled_and_ends_with_every_files_final_state(tmp_path, captures):
+    folder, _, _ = captures
+    updates = []
+    lock = threading.Lock()
+    active = []
+
+    def progress(update):
+        with lock:
+            active.append(1)
+            assert len(active) == 1  # never called twice at once
+        updates.append((time.monotonic(), update))
+        time.sleep(0.001)
+        active.pop()
+
+    report = run_ingest([folder], tmp_path / "t.duckdb", workers=2, progress=progress, chunk_bytes=16 << 10)
+    paths = [f.path for f in report.files]
+    for path in paths:
+        mine = [(t, u) for t, u in updates if u.path == path]
+        stages = [u.stage for _, u in mine]
+        assert stages[0] == "queued" and stages[-1] == "done"
+        assert [s for s in stages if s in FINAL_STAGES] == ["done"]
+        final = mine[-1][1]
+        result = next(f for f in report.files if f.path == path)
+        assert (final.packets, final.bytes_done, final.bytes_total) == (result.packets, result.size_bytes, result.size_bytes)
+        # Non-final updates of one stage at most ~20 a second.
+        decoding = [t for t, u in mine if u.stage == "decoding"]
+        if len(decoding) > 2:
+            gaps = [b - a for a, b in zip(decoding[1:], decoding[2:])]
+            assert min(gaps) >= 0.045
+
+
+def test_bad_arguments_are_usage_errors(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        IngestJob([tmp_path / "nope.dat"], tmp_path / "t.duckdb")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "instruments.csv").write_text("instrument_token\n1\n")
+    with pytest.raises(UsageError, match="no capture or tick files"):
+        IngestJob([tmp_path / "empty"], tmp_path / "t.duckdb")
+    (tmp_path / "x.dat").write_bytes(b"\x00")
+    with pytest.raises(UsageError, match="workers"):
+        IngestJob([tmp_path / "x.dat"], tmp_path / "t.duckdb", workers=0)
+
+
+def test_the_target_inside_an_input_folder_is_not_read(tmp_path, captures):
+    folder, _, _ = captures
+    work = tmp_path / "work"
+    shutil.copytree(folder, work)
+    report = run_ingest([work], work / "dataset")
+    again = run_ingest([work], work / "dataset")
+    assert len(again.files) == len(report.files) == 3
+    assert {f.status for f in again.files} == {"skipped"}
+
+
+def test_parquet_dataset_has_the_same_ticks_as_the_duckdb_target(tmp_path, captures):
+    folder, _, master = captures
+    run_ingest([folder], tmp_path / "t.duckdb", instruments=[master])
+    run_ingest([folder], tmp_path / "dataset", instruments=[master])
+    with open_target(tmp_path / "t.duckdb") as d, open_target(tmp_path / "dataset") as p:
+        assert d.ticks().equals(p.ticks())
+        assert d.bad_packets().equals(p.bad_packets())
+        assert d.unknown_tokens().sort_by("instrument_token").equals(p.unknown_tokens().sort_by("instrument_token"))
+    glob = str(tmp_path / "dataset" / "ticks" / "**" / "*.parquet")
+    raw = duckdb.execute(
+        "SELECT count(*), count(DISTINCT file_id), min(trading_date) FROM read_parquet(?, hive_partitioning=true)", [glob]
+    ).fetchall()[0]
+    with open_target(tmp_path / "t.duckdb") as d:
+        expected = d.con.execute("SELECT count(*), count(DISTINCT file_id), min(trading_date) FROM ticks").fetchall()[0]
+    assert raw == expected
+
+
+# --- tick dumps give the same ticks as the binary capture they came from --------------------
+
+COMPARED = ["instrument_token", "mode", "last_price", "last_traded_quantity", "average_traded_price",
+            "volume_traded", "open", "high", "low", "close", "change", "oi", "exchange_timestamp",
+            "last_trade_time", "bid_price", "ask_quantity", "trading_date", "tradingsymbol", "resolved"]
+
+
+def _official_ticks(capture_b64: Path) -> list[list[dict]]:
+    """Each message decoded by the official client, as its on_ticks receives it."""
+    import kiteconnect
+
+    client = kiteconnect.KiteTicker.__new__(kiteconnect.KiteTicker)
+    messages = []
+    for line in capture_b64.read_bytes().splitlines():
+        message = base64.b64decode(line)
+        if message != b"\x00":
+            messages.append(client._parse_binary(message))
+    return messages
+
+
+@pytest.fixture
+def ist_local_time():
+    """The official client makes naive local times; dumps are read as IST, so make them there."""
+    if not hasattr(time, "tzset"):
+        pytest.skip("needs time.tzset to set the local zone")
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = "Asia/Kolkata"
+    time.tzset()
+    yield
+    if old is None:
+        os.environ.pop("TZ", None)
+    else:
+        os.environ["TZ"] = old
+    time.tzset()
+
+
+def test_json_jsonl_and_parquet_dumps_match_the_binary_capture(tmp_path, captures, ist_local_time):
+    _, _, master = captures
+    capture = tmp_path / "session.b64"
+    synthetic.generate_capture(capture, packets=3000, framing="base64", seed=7)
+    messages = _official_ticks(capture)
+    jsonl = tmp_path / "dump.jsonl"
+    jsonl.write_text("".join(json.dumps(m, default=str) + "\n" for m in messages))
+    as_json = tmp_path / "dump.json"
+    as_json.write_text(json.dumps(messages, default=str, indent=1))
+
+    def ingested(path: Path, name: str) -> pa.Table:
+        report = run_ingest([path], tmp_path / f"{name}.duckdb", instruments=[master])
+        assert report.files[0].status == "ingested", report.files[0].error
+        with open_target(tmp_path / f"{name}.duckdb") as t:
+            return t.ticks()
+
+    binary = ingested(capture, "binary")
+    export = tmp_path / "export.parquet"
+    pq.write_table(binary, export)
+    assert binary.num_rows == sum(len(m) for m in messages)
+    for path, name in ((jsonl, "jsonl"), (as_json, "json"), (export, "parquet")):
+        other = ingested(path, name)
+        assert other.num_rows == binary.num_rows, name
+        for column in COMPARED:
+            assert other[column].equals(binary[column]), (name, column)

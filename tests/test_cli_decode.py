@@ -1,0 +1,151 @@
+"""`tickscope decode` as a user runs it: Parquet output, summaries, exit codes, enrichment."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from app.cli import main
+from app.core import encode, protocol, schema
+from tests.conftest import REPO
+
+
+def _capture(tmp_path: Path, framing: str = "raw", faults: bool = False, name: str = "capture.bin") -> Path:
+    msgs = []
+    for i in range(50):
+        packets = [encode.encode_packet(184, {"instrument_token": (408065), "last_price": 150000 + i,
+                                              "exchange_timestamp": 1_700_000_000 + i}),
+                   encode.encode_packet(8, {"instrument_token": 256265, "last_price": 2_000_000 + i})]
+        msgs.append(encode.encode_message(packets))
+        if i % 10 == 0:
+            msgs.append(protocol.HEARTBEAT)
+    data = bytearray(encode.frame(msgs, framing))
+    if faults:
+        data[300:300] = b'{"type":"order","data":{}}'
+        data += b"\x00\x05\x00\xb8\x01\x02"  # a truncated tail
+    path = tmp_path / name
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _last_json(out: str) -> dict:
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_decode_writes_parquet_and_json_summary(tmp_path, capsys):
+    capture = _capture(tmp_path)
+    out = tmp_path / "ticks.parquet"
+    assert main(["decode", str(capture), "--out", str(out), "--json"]) == 0
+    printed = capsys.readouterr().out
+    doc = _last_json(printed)
+    assert "raw framing (detected)" in printed and "all accounted" in printed
+    for key in ("framing", "messages", "packets", "heartbeats", "bad_packets", "bytes", "bytes_accounted",
+                "file_id", "packets_by_length"):
+        assert key in doc
+    assert (doc["framing"], doc["messages"], doc["packets"], doc["heartbeats"], doc["bad_packets"]) == (
+        "raw", 50, 100, 5, 0)
+    assert doc["bytes"] == doc["bytes_accounted"] == capture.stat().st_size
+    assert doc["packets_by_length"] == {"8": 50, "184": 50}
+    table = pq.read_table(out)
+    assert table.schema.equals(schema.TICK_SCHEMA, check_metadata=False)
+    assert table.num_rows == doc["ticks"] == 100
+    assert table.column("resolved").to_pylist() == [False] * 100
+    assert table.column("last_price").to_pylist()[:2] == [1500.0, 20000.0]
+    assert not out.with_name(out.name + ".part").exists()
+
+
+def test_decode_of_a_faulty_capture_exits_zero_and_reports_the_faults(tmp_path, capsys):
+    capture = _capture(tmp_path, faults=True)
+    out = tmp_path / "ticks.parquet"
+    assert main(["decode", str(capture), "--out", str(out), "--json"]) == 0
+    printed = capsys.readouterr().out
+    doc = _last_json(printed)
+    assert doc["bad_packets"] == 2 and doc["bytes_accounted"] == doc["bytes"]
+    assert "JSON text frame" in printed and "truncated" in printed
+    assert pq.read_table(out).num_rows == doc["packets"] > 90
+
+
+def test_framing_override_and_other_framings(tmp_path, capsys):
+    capture = _capture(tmp_path, framing="ts-u32len")
+    out = tmp_path / "t.parquet"
+    assert main(["decode", str(capture), "--out", str(out), "--json"]) == 0
+    doc = _last_json(capsys.readouterr().out)
+    assert doc["framing"] == "ts-u32len" and doc["bad_packets"] == 0
+    assert pq.read_table(out, columns=["recv_ts"]).column(0).null_count == 0
+    assert main(["decode", str(capture), "--out", str(out), "--framing", "raw", "--json"]) == 0
+    doc = _last_json(capsys.readouterr().out)
+    assert doc["framing"] == "raw" and doc["framing_detected"] is False and doc["bad_packets"] > 0
+    assert doc["bytes_accounted"] == doc["bytes"]
+
+
+@pytest.mark.parametrize("compression", ["lz4", "zstd", "snappy", "none"])
+def test_compressions(tmp_path, capsys, compression):
+    out = tmp_path / "t.parquet"
+    assert main(["decode", str(_capture(tmp_path)), "--out", str(out), "--compression", compression]) == 0
+    assert pq.read_table(out).num_rows == 100
+
+
+def test_user_errors_are_one_line_with_exit_2(tmp_path, capsys):
+    capture = _capture(tmp_path)
+    cases = [
+        ["decode", str(tmp_path / "missing.bin"), "--out", str(tmp_path / "o.parquet")],
+        ["decode", str(capture), "--out", str(tmp_path / "no" / "such" / "o.parquet")],
+        ["decode", str(tmp_path), "--out", str(tmp_path / "o.parquet")],
+        ["decode", str(capture), "--out", str(tmp_path)],
+        ["decode", str(capture), "--out", str(capture)],
+        ["decode", str(capture), "--out", str(tmp_path / "o.parquet"), "--instruments", str(tmp_path / "none.csv")],
+    ]
+    for argv in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("tickscope: error:") and len(err.splitlines()) == 1, err
+        assert "Traceback" not in err
+    assert capture.read_bytes()  # never overwritten
+    assert not (tmp_path / "o.parquet").exists()
+
+
+def test_bad_framing_argument_exits_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["decode", str(_capture(tmp_path)), "--out", str(tmp_path / "o.parquet"), "--framing", "zip"])
+    assert exc.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_instruments_name_the_ticks(tmp_path, capsys):
+    pytest.importorskip("app.core.enrich")
+    master = tmp_path / "instruments_20231115.csv"
+    master.write_text(
+        "instrument_token,exchange_token,tradingsymbol,name,last_price,expiry,strike,tick_size,lot_size,"
+        "instrument_type,segment,exchange\n"
+        "408065,1594,INFY,INFOSYS,1500.0,,0,0.05,1,EQ,NSE,NSE\n"
+    )
+    out = tmp_path / "t.parquet"
+    assert main(["decode", str(_capture(tmp_path)), "--out", str(out), "--instruments", str(master), "--json"]) == 0
+    doc = _last_json(capsys.readouterr().out)
+    assert doc["enrichment"]["resolved"] == 50
+    table = pq.read_table(out)
+    assert table.schema.equals(schema.TICK_SCHEMA, check_metadata=False)
+    symbols = table.column("tradingsymbol").to_pylist()
+    tokens = table.column("instrument_token").to_pylist()
+    assert {s for s, t in zip(symbols, tokens) if t == 408065} == {"INFY"}
+    assert {s for s, t in zip(symbols, tokens) if t == 256265} == {None}
+
+
+def test_decode_as_a_subprocess(tmp_path):
+    capture = _capture(tmp_path, name="binary_data_20231115_091500.dat")
+    out = tmp_path / "t.parquet"
+    result = subprocess.run([sys.executable, "-m", "app", "decode", str(capture), "--out", str(out), "--json"],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    doc = _last_json(result.stdout)
+    assert doc["packets"] == 100
+    sources = pq.read_table(out, columns=["tick_time_source"]).column(0).to_pylist()
+    assert set(sources) == {"exchange", "message"}
+    missing = subprocess.run([sys.executable, "-m", "app", "decode", str(tmp_path / "nope"), "--out", str(out)],
+                             cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "Traceback" not in missing.stderr

@@ -1,0 +1,240 @@
+"""`tickscope ingest`, `unknown` and `resolve` as a user runs them: exit codes, output,
+a target held by another process, and kill -9 in the middle of writing."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from app.cli import main
+from app.commands.ingest import PlainProgress, TerminalProgress
+from app.core import synthetic
+from app.pipeline import FileProgress
+from app.store import open_target
+from tests.conftest import REPO
+
+KINDS = ["duckdb", "parquet"]
+
+
+def target_path(tmp_path: Path, kind: str) -> Path:
+    return tmp_path / ("t.duckdb" if kind == "duckdb" else "dataset")
+
+
+def tickscope(*args, timeout=120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "app", *map(str, args)], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("small")
+    a = synthetic.generate_capture(folder / "a.dat", packets=3000, framing="raw", seed=11)
+    b = synthetic.generate_capture(folder / "b.dat", packets=2000, framing="u32len", seed=12)
+    masters = tmp_path_factory.mktemp("masters")
+    instruments = synthetic.make_instruments(0)
+    # The day's dump lists every ticking instrument; a partial one leaves some unnamed.
+    full = masters / "instruments_20251013.csv"
+    synthetic.write_instruments_csv(full, instruments, synthetic.SESSION_DATE)
+    return folder, a.packets + b.packets, full
+
+
+def test_ingest_json_summary_and_exit_codes(tmp_path, small, capsys):
+    folder, packets, _ = small
+    target = tmp_path / "t.duckdb"
+    assert main(["ingest", str(folder), "--target", str(target), "--json", "--workers", "2"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["counts"] == {"ingested": 2, "skipped": 0, "failed": 0, "cancelled": 0}
+    assert sum(f["packets"] for f in summary["files"]) == packets
+    assert {f["status"] for f in summary["files"]} == {"ingested"}
+    assert main(["ingest", str(folder), "--target", str(target), "--json"]) == 0
+    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert again["counts"]["skipped"] == 2
+    with open_target(target) as t:
+        assert t.counts()["ticks"] == packets
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["ingest", "missing.dat", "--target", "t.duckdb"], "input not found"),
+        (["ingest", "EMPTY", "--target", "t.duckdb"], "no capture or tick files"),
+        (["ingest", "x.dat", "--target", "t.duckdb", "--workers", "0"], "--workers"),
+        (["ingest", "x.dat", "--target", "t.duckdb", "--workers", "many"], "--workers"),
+        (["ingest", "x.dat"], "--target"),
+        (["ingest", "x.dat", "--target", "t.duckdb", "--instruments", "nope.csv"], "not found"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(tmp_path, args, needle):
+    (tmp_path / "EMPTY").mkdir()
+    (tmp_path / "x.dat").write_bytes(b"\x00")
+    args = [str(tmp_path / a) if a in ("missing.dat", "EMPTY", "x.dat", "t.duckdb", "nope.csv") else a for a in args]
+    result = tickscope(*args)
+    assert result.returncode == 2, result.stderr
+    assert needle in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "t.duckdb").exists() or "instruments" in args
+
+
+def test_some_files_failing_exit_4_and_the_others_are_ingested(tmp_path, small, capsys):
+    folder, _, _ = small
+    broken = tmp_path / "broken.json"
+    broken.write_text('[{"instrument_token": "x"}, 5]\n')
+    code = main(["ingest", str(folder / "a.dat"), str(broken), "--target", str(tmp_path / "t.duckdb"), "--json"])
+    assert code == 4
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [f["status"] for f in summary["files"]] == ["ingested", "failed"]
+    assert summary["files"][1]["error"]
+
+
+HOLDER = textwrap.dedent(
+    """
+    import duckdb, sys, time
+    con = duckdb.connect(sys.argv[1])
+    con.execute("CREATE TABLE IF NOT EXISTS held (x INT)")
+    print("holding", flush=True)
+    time.sleep(120)
+    """
+)
+
+
+def test_a_duckdb_target_held_by_another_process_exits_3_fast_and_writes_nothing(tmp_path, small):
+    folder, _, _ = small
+    target = tmp_path / "t.duckdb"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(target)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        started = time.monotonic()
+        result = tickscope("ingest", folder, "--target", target)
+        elapsed = time.monotonic() - started
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.returncode == 3, result.stderr
+    assert elapsed < 10
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"PID {holder.pid}" in lines[0] and "retry" in lines[0]
+    con = duckdb.connect(str(target), read_only=True)
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    con.close()
+    assert tables == {"held"}  # nothing of ours was written
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory):
+    """Inputs whose ingest takes seconds: a small file then a big one (workers=1 keeps that order)."""
+    folder = tmp_path_factory.mktemp("big")
+    small = synthetic.generate_capture(folder / "a_small.dat", packets=5000, seed=21)
+    large = synthetic.generate_capture(folder / "b_large.dat", packets=900_000, seed=22)
+    return folder, small.packets, large.packets
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", KINDS)
+def test_kill_9_mid_write_then_rerun_gives_exact_counts(tmp_path, big, kind):
+    folder, small_packets, large_packets = big
+    target = target_path(tmp_path, kind)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "ingest", str(folder), "--target", str(target), "--workers", "1"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        seen = []
+        for line in proc.stderr:
+            seen.append(line)
+            if line.startswith("decoding") and "b_large" in line:
+                break
+        assert any(l.startswith("done") and "a_small" in l for l in seen), seen
+        time.sleep(1.5)  # well into writing the large file (it takes several seconds)
+        assert proc.poll() is None, "the ingest finished before it could be killed: make the file bigger"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    with open_target(target) as t:  # opens cleanly; only the committed capture is there
+        assert t.counts() == {"captures": 1, "ticks": small_packets, "bad_packets": 0}
+    if kind == "parquet":
+        assert not list(target.rglob("*.tmp"))
+        assert len({p.name.split("-")[1] for p in (target / "ticks").rglob("part-*.parquet")}) == 1
+
+    result = tickscope("ingest", folder, "--target", target, "--json", timeout=300)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [f["status"] for f in summary["files"]] == ["skipped", "ingested"]
+    with open_target(target) as t:
+        assert t.counts() == {"captures": 2, "ticks": small_packets + large_packets, "bad_packets": 0}
+        captures = {r["file_id"]: r["packets"] for r in t.captures().to_pylist()}
+        ticks = t.ticks(["file_id"])["file_id"].value_counts().to_pylist()
+        assert {v["values"]: v["counts"] for v in ticks} == captures
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_unknown_and_resolve_commands(tmp_path, small, capsys, kind):
+    folder, packets, full_master = small
+    target = target_path(tmp_path, kind)
+    assert main(["ingest", str(folder), "--target", str(target)]) == 0
+    capsys.readouterr()
+
+    assert main(["unknown", str(target)]) == 0
+    text = capsys.readouterr().out
+    assert "token" in text.splitlines()[0] and "diagnosis" in text.splitlines()[0]
+    assert main(["unknown", str(target), "--json"]) == 0
+    before = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert sum(r["ticks"] for r in before) == packets  # no master yet: nothing is named
+    assert {r["diagnosis"] for r in before} >= {"absent"}
+
+    assert main(["resolve", str(target), "--instruments", str(full_master), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip())
+    assert 0 < result["resolved_ticks"] < packets
+    assert result["resolved_ticks"] + result["unresolved_ticks"] == packets
+
+    assert main(["unknown", str(target), "--csv"]) == 0
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert rows[0].startswith("instrument_token,segment")
+    assert len(rows) - 1 == result["unknown_tokens"]
+    with open_target(target) as t:
+        resolved = t.ticks(["resolved"])["resolved"].to_pylist().count(True)
+        assert resolved == result["resolved_ticks"]
+        assert t.instruments().num_rows > 0
+
+
+def test_unknown_on_a_missing_target_is_exit_2(tmp_path):
+    result = tickscope("unknown", tmp_path / "none.duckdb")
+    assert result.returncode == 2 and "ingest into it first" in result.stderr
+
+
+def _update(index, stage, packets=0, fraction=0.5):
+    return FileProgress(path=f"/data/f{index}.dat", file_id=None, stage=stage, bytes_done=int(fraction * 1000),
+                        bytes_total=1000, packets=packets, rate_pps=50_000.0 if packets else 0.0, index=index)
+
+
+def test_terminal_progress_redraws_in_place():
+    out = io.StringIO()
+    display = TerminalProgress(out)
+    display(_update(0, "decoding", 10_000, 0.25))
+    display(_update(1, "decoding", 5_000, 0.5))
+    display(_update(0, "done", 40_000, 1.0))
+    text = out.getvalue()
+    assert "\x1b[" in text and "F" in text  # cursor moved back up to redraw
+    assert "f0.dat" in text and "100.0%" in text and "ETA" in text
+
+
+def test_plain_progress_prints_one_line_per_stage():
+    out = io.StringIO()
+    display = PlainProgress(out)
+    for packets in (1, 2, 3):
+        display(_update(0, "decoding", packets))
+    display(_update(0, "done", 3, 1.0))
+    assert out.getvalue().splitlines() == [
+        "decoding  /data/f0.dat",
+        "done      /data/f0.dat (3 packets, 0 bad, 0 unresolved)",
+    ]

@@ -1,0 +1,105 @@
+"""A small stand-in honouring the IngestJob contract (docs/architecture.md), for
+widget tests that must control timing: progress from a worker thread, per-file and
+whole-job cancel, a report at the end."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+
+@dataclass
+class FileProgress:
+    path: str
+    file_id: Optional[str]
+    stage: str
+    bytes_done: int
+    bytes_total: int
+    packets: int = 0
+    bad_packets: int = 0
+    unresolved_ticks: int = 0
+    rate_pps: float = 0.0
+    error: Optional[str] = None
+
+
+@dataclass
+class FileResult:
+    path: str
+    file_id: Optional[str]
+    status: str
+    messages: int = 0
+    packets: int = 0
+    heartbeats: int = 0
+    bad_packets: int = 0
+    ticks: int = 0
+    unresolved_ticks: int = 0
+    error: Optional[str] = None
+
+
+@dataclass
+class IngestReport:
+    target: str
+    files: list = field(default_factory=list)
+
+
+class FakeJob:
+    """Each file: ``steps`` progress updates ``step_s`` apart (every update sent:
+    the JobManager must do the throttling); a file named fail* fails."""
+
+    instances: list["FakeJob"] = []
+
+    def __init__(self, paths, target, *, instruments=(), workers=2, force=False, progress=None,
+                 steps=200, step_s=0.001, raise_on_run: Optional[BaseException] = None):
+        self.paths = [os.path.abspath(p) for p in paths]
+        self.target = target
+        self.instruments = list(instruments)
+        self.progress = progress
+        self.steps = steps
+        self.step_s = step_s
+        self.raise_on_run = raise_on_run
+        self._cancel_all = threading.Event()
+        self._cancel = {p: threading.Event() for p in self.paths}
+        self.sent = 0
+        self.ran_in: Optional[str] = None
+        FakeJob.instances.append(self)
+
+    def cancel(self):
+        self._cancel_all.set()
+
+    def cancel_file(self, path):
+        self._cancel[os.path.abspath(path)].set()
+
+    def _send(self, fp):
+        self.sent += 1
+        if self.progress:
+            self.progress(fp)
+
+    def run(self):
+        self.ran_in = threading.current_thread().name
+        if self.raise_on_run is not None:
+            raise self.raise_on_run
+        results = []
+        for path in self.paths:
+            size = 1000
+            status, error = "ingested", None
+            for step in range(1, self.steps + 1):
+                if self._cancel_all.is_set() or self._cancel[path].is_set():
+                    status = "cancelled"
+                    break
+                if os.path.basename(path).startswith("fail") and step > self.steps // 2:
+                    status, error = "failed", "cannot decode: broken on purpose"
+                    break
+                self._send(FileProgress(path, "f" * 64, "decoding", size * step // self.steps, size,
+                                        packets=step * 10, bad_packets=step // 50, unresolved_ticks=step // 20,
+                                        rate_pps=1000.0))
+                time.sleep(self.step_s)
+            stage = {"ingested": "done"}.get(status, status)
+            packets = 10 * self.steps if status == "ingested" else 0
+            self._send(FileProgress(path, "f" * 64, stage, size, size, packets=packets, error=error))
+            results.append(FileResult(path, "f" * 64, status, packets=packets, ticks=packets,
+                                      bad_packets=self.steps // 50 if packets else 0,
+                                      unresolved_ticks=self.steps // 20 if packets else 0, error=error))
+        return IngestReport(self.target, results)

@@ -1,0 +1,92 @@
+"""`tickscope gui` (and `tickscope` alone) as a scripted process: files queued, started,
+quit when done with a screenshot, and the exit code telling what happened."""
+
+from __future__ import annotations
+
+import configparser
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def _run(args, app_dirs, timeout=240):
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen",
+           "TICKSCOPE_SETTINGS": str(app_dirs["settings"]), "TICKSCOPE_DATA_DIR": str(app_dirs["data"])}
+    return subprocess.run([sys.executable, "-m", "app", *map(str, args)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_scripted_ingest_quits_when_done_with_a_screenshot(sample, tmp_path, app_dirs):
+    target = tmp_path / "t.duckdb"
+    shot = tmp_path / "shots" / "done.png"
+    result = _run(["gui", sample["capture"], "--target", target, "--instruments", *sample["masters"],
+                   "--quit-when-done", "--screenshot", shot], app_dirs)
+    assert result.returncode == 0, result.stderr
+    width, height = _png_size(shot)
+    assert width >= 800 and height >= 500
+    from app.store import open_target
+
+    with open_target(target, read_only=True) as t:
+        assert t.captures().num_rows == 1
+        assert t.unknown_tokens().num_rows == 4
+    log = (app_dirs["data"] / "logs" / "tickscope.log").read_text()
+    assert "job 1 finished" in log or "finished: 1 files, 0 failed" in log
+    # A scripted run leaves the remembered setup alone.
+    if app_dirs["settings"].exists():
+        ini = configparser.ConfigParser()
+        ini.read(app_dirs["settings"])
+        assert not ini.has_option("target", "path") or not ini.get("target", "path")
+
+
+def test_no_subcommand_opens_the_app_and_an_empty_queue_quits_at_once(tmp_path, app_dirs):
+    shot = tmp_path / "empty.png"
+    result = _run(["--quit-when-done", "--screenshot", shot], app_dirs)
+    assert result.returncode == 0, result.stderr
+    assert _png_size(shot)[0] >= 800
+
+
+def test_a_failed_file_makes_the_exit_code_4(sample, tmp_path, app_dirs):
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"PAR1 not parquet PAR1")
+    result = _run(["gui", broken, sample["capture"], "--target", tmp_path / "t.duckdb", "--quit-when-done"],
+                  app_dirs)
+    assert result.returncode == 4, result.stderr
+
+
+def test_a_locked_target_makes_the_exit_code_3(sample, tmp_path, app_dirs):
+    target = tmp_path / "locked.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); sys.stdin.read()",
+         str(target)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        result = _run(["gui", sample["capture"], "--target", target, "--quit-when-done"], app_dirs)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert result.returncode == 3, result.stderr
+    log = (app_dirs["data"] / "logs" / "tickscope.log").read_text()
+    assert "locked" in log
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--target", "/nonexistent/folder/t.duckdb"], "does not exist"),
+    (["--instruments", "/nonexistent/i.csv"], "no such file"),
+])
+def test_unusable_arguments_are_one_line_errors(args, message, app_dirs, tmp_path):
+    result = _run(["gui", "--quit-when-done", *args], app_dirs)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr

@@ -1,0 +1,135 @@
+"""The GUI-thread JobManager: batched progress, cancel, ordering, failures, shutdown."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from app.errors import TargetLockedError
+from app.ui.job_manager import JobManager
+from tests.ui.fakes import FakeJob
+
+
+def _factory(**options):
+    def make(*args, **kwargs):
+        kwargs.update(options)
+        return FakeJob(*args, **kwargs)
+    return make
+
+
+def test_progress_is_coalesced_in_the_gui_thread(qtbot, tmp_path):
+    manager = JobManager(job_factory=_factory(steps=1500, step_s=0.0004))
+    batches = []
+    gui_thread = threading.current_thread()
+    manager.progress.connect(lambda batch: batches.append((threading.current_thread(), list(batch))))
+    paths = [str(tmp_path / "a.dat"), str(tmp_path / "b.dat")]
+    started = time.monotonic()
+    with qtbot.waitSignal(manager.job_finished, timeout=30_000) as finished:
+        job_id = manager.start_ingest(paths, str(tmp_path / "t.duckdb"))
+    elapsed = time.monotonic() - started
+    job = FakeJob.instances[-1]
+    assert finished.args[0] == job_id
+    assert [r.status for r in finished.args[1].files] == ["ingested", "ingested"]
+    assert job.ran_in != gui_thread.name
+    assert all(thread is gui_thread for thread, _ in batches)
+    updates = sum(len(batch) for _, batch in batches)
+    # The pipeline sent 3,000+ updates; the GUI saw at most ~20/s per file.
+    assert job.sent > 3000
+    assert updates <= 2 * (elapsed / 0.05 + 3)
+    # The final state of every file arrives before job_finished.
+    last = {fp.path: fp.stage for _, batch in batches for fp in batch}
+    assert set(last.values()) == {"done"}
+    manager.shutdown()
+
+
+def test_cancel_one_file_leaves_the_others_running(qtbot, tmp_path):
+    manager = JobManager(job_factory=_factory(steps=400, step_s=0.002))
+    paths = [str(tmp_path / "a.dat"), str(tmp_path / "b.dat")]
+    with qtbot.waitSignal(manager.job_finished, timeout=30_000) as finished:
+        manager.start_ingest(paths, "t.duckdb")
+        qtbot.waitUntil(lambda: FakeJob.instances[-1].sent > 5)
+        assert manager.cancel_file(paths[1])
+    assert [r.status for r in finished.args[1].files] == ["ingested", "cancelled"]
+    assert not manager.cancel_file(paths[0])  # no job holds it any more
+    manager.shutdown()
+
+
+def test_job_failure_is_relayed_with_its_message(qtbot):
+    manager = JobManager(job_factory=_factory(raise_on_run=TargetLockedError("target t is locked by PID 9")))
+    with qtbot.waitSignal(manager.job_failed, timeout=10_000) as failed:
+        manager.start_ingest(["/x/a.dat"], "t.duckdb")
+    assert isinstance(failed.args[1], TargetLockedError)
+    assert "locked" in str(failed.args[1])
+    assert not manager.is_busy()
+
+
+def test_exclusive_work_runs_alone_and_in_order(qtbot):
+    manager = JobManager(job_factory=_factory(steps=100, step_s=0.002))
+    order: list[str] = []
+    active = []
+    overlap = []
+
+    def target_task(name):
+        def run():
+            active.append(name)
+            if len(active) > 1:
+                overlap.append(tuple(active))
+            time.sleep(0.02)
+            active.remove(name)
+            return name
+        return run
+
+    manager.run_task(target_task("read-1"), order.append, exclusive=True)
+    manager.start_ingest(["/x/a.dat"], "t.duckdb")
+    manager.job_finished.connect(lambda *_: order.append("ingest"))
+    manager.run_task(target_task("read-2"), order.append, exclusive=True)
+    free = threading.Event()
+    manager.run_task(lambda: free.set() or "free", order.append)  # not exclusive: runs at once
+    qtbot.waitUntil(lambda: not manager.is_busy(), timeout=20_000)
+    assert free.is_set()
+    assert [o for o in order if o != "free"] == ["read-1", "ingest", "read-2"]
+    assert not overlap
+
+
+def test_task_errors_reach_their_callback_in_the_gui_thread(qtbot):
+    manager = JobManager()
+    errors = []
+
+    def boom():
+        raise ValueError("no such column")
+
+    with qtbot.waitSignal(manager.task_finished, timeout=5000):
+        manager.run_task(boom, lambda r: errors.append(("ok", r)),
+                         lambda exc, tb: errors.append((threading.current_thread(), str(exc), "Traceback" in tb)))
+    assert errors == [(threading.main_thread(), "no such column", True)]
+
+
+def test_throughput_samples_while_ingesting(qtbot):
+    manager = JobManager(job_factory=_factory(steps=400, step_s=0.004))
+    samples = []
+    manager.throughput.connect(lambda t, pps, mbps: samples.append((t, pps, mbps)))
+    with qtbot.waitSignal(manager.job_finished, timeout=30_000):
+        manager.start_ingest(["/x/a.dat"], "t.duckdb")
+    assert len(samples) >= 2
+    assert any(pps > 0 for _, pps, _ in samples)
+    assert [t for t, _, _ in samples] == sorted(t for t, _, _ in samples)
+
+
+def test_shutdown_cancels_and_waits(qtbot):
+    manager = JobManager(job_factory=_factory(steps=100_000, step_s=0.001))
+    manager.start_ingest(["/x/a.dat"], "t.duckdb")
+    qtbot.waitUntil(lambda: FakeJob.instances[-1].sent > 3)
+    started = time.monotonic()
+    assert manager.shutdown(timeout_ms=10_000)
+    assert time.monotonic() - started < 5
+    from PySide6.QtCore import QThreadPool
+
+    assert QThreadPool.globalInstance().activeThreadCount() == 0
+
+
+@pytest.fixture(autouse=True)
+def _reset_fakes():
+    FakeJob.instances.clear()
+    yield

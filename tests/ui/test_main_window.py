@@ -1,0 +1,428 @@
+"""The real window driving the real pipeline: drops, ingest, cancel, locks, unknown
+tokens, charts, settings, keyboard, themes, and responsiveness."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QPalette
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+
+from app.core import encode
+from app.ui import queue_model as qm
+from app.ui import theme
+from tests.conftest import REPO
+from tests.ui.conftest import wait_idle
+
+SAMPLE_UNKNOWN = {10194946, 409, 20579840, 5632003}
+
+
+def _drop(window, paths):
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    pos = QPointF(window.width() / 2, window.height() / 2)
+    enter = QDragEnterEvent(pos.toPoint(), Qt.DropAction.CopyAction, mime,
+                            Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, enter)
+    accepted = enter.isAccepted()
+    overlay = window.drop_overlay.isVisible()
+    drop = QDropEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                      Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, drop)
+    return accepted, overlay
+
+
+def _ingest(qtbot, window, paths, target, masters=(), timeout=120_000):
+    if target is not None:
+        assert window.set_target(str(target))
+    window.add_instruments([str(m) for m in masters])
+    window.add_paths([str(p) for p in paths])
+    with qtbot.waitSignal(window.queue_done, timeout=timeout):
+        window.start()
+    wait_idle(qtbot, window)
+
+
+def _read(target, what="ticks"):
+    from app.store import open_target
+
+    with open_target(target, read_only=True) as t:
+        return getattr(t, what)()
+
+
+@pytest.fixture(scope="module")
+def big_capture(tmp_path_factory):
+    """A capture big enough to cancel mid-file (tens of MB, generated once)."""
+    from app.core import synthetic
+
+    path = tmp_path_factory.mktemp("big") / "binary_data_20251013_100000.dat"
+    synthetic.generate_capture(path, packets=250_000, framing="raw", seed=7)
+    return path
+
+
+# --- drops and the queue -------------------------------------------------------------
+
+
+def test_drop_of_files_and_a_folder_queues_exactly_the_supported_files(window, tmp_path):
+    capture = encode.frame([encode.encode_message([encode.encode_packet(8, {"instrument_token": 256265})])], "raw")
+    loose = tmp_path / "loose.dat"
+    loose.write_bytes(capture)
+    folder = tmp_path / "day"
+    (folder / "deep").mkdir(parents=True)
+    (folder / "a.bin").write_bytes(capture)
+    (folder / "deep" / "b.b64").write_text("AA==\n")
+    (folder / "deep" / "c.jsonl").write_text("{}\n")
+    (folder / "sniffed").write_bytes(encode.frame([encode.encode_message(
+        [encode.encode_packet(44, {"instrument_token": 408065})])], "u32len"))
+    (folder / "readme.txt").write_text("hello")
+    (folder / "instruments.csv").write_text("a,b\n")
+    accepted, overlay = _drop(window, [loose, folder])
+    assert accepted and overlay
+    assert not window.drop_overlay.isVisible()
+    names = sorted(Path(r.path).name for r in window.model.rows)
+    assert names == ["a.bin", "b.b64", "c.jsonl", "loose.dat", "sniffed"]
+    assert window.queue_stack.currentWidget() is window.queue_view
+    message = window.statusBar().currentMessage()
+    assert message.startswith("Queued 5 files; not queued: instruments.csv — .csv files are not a Kite capture")
+    assert message.endswith("(and 1 more)")
+    # Dropping the same things again queues nothing twice.
+    _drop(window, [loose])
+    assert window.model.rowCount() == 5
+
+
+def test_drop_of_only_unsupported_files_is_refused_with_a_reason(window, tmp_path):
+    note = tmp_path / "notes.txt"
+    note.write_text("not a capture")
+    _drop(window, [note])
+    assert window.model.rowCount() == 0
+    message = window.statusBar().currentMessage()
+    assert "notes.txt" in message and "not a Kite capture" in message
+
+
+# --- the real pipeline through the window --------------------------------------------------
+
+
+def test_gui_ingest_of_the_sample_matches_the_cli(qtbot, window, sample, tmp_path):
+    gui_target = tmp_path / "gui.duckdb"
+    cli_target = tmp_path / "cli.duckdb"
+    _ingest(qtbot, window, [sample["capture"]], gui_target, sample["masters"])
+    row = window.model.rows[0]
+    assert row.status == qm.DONE, row.note
+    assert row.packets > 29_000 and row.bad_packets == 5
+    assert row.unresolved_ticks == 890
+    cli = subprocess.run(
+        [sys.executable, "-m", "app", "ingest", str(sample["capture"]), "--target", str(cli_target),
+         "--instruments", *map(str, sample["masters"])],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert cli.returncode == 0, cli.stderr
+    gui_ticks, cli_ticks = _read(gui_target), _read(cli_target)
+    assert gui_ticks.num_rows == cli_ticks.num_rows == row.ticks
+    assert gui_ticks.equals(cli_ticks)
+    gui_unknown, cli_unknown = _read(gui_target, "unknown_tokens"), _read(cli_target, "unknown_tokens")
+    assert gui_unknown.sort_by("instrument_token").equals(cli_unknown.sort_by("instrument_token"))
+    keep = ["file_id", "packets", "bad_packets", "unresolved_ticks", "framing"]
+    assert _read(gui_target, "captures").select(keep).equals(_read(cli_target, "captures").select(keep))
+    # The throughput chart was fed while the file ingested.
+    assert window.throughput_chart.samples >= 1
+
+
+def test_unknown_token_pane_shows_the_sample_diagnoses_filters_and_exports(qtbot, window, sample, tmp_path,
+                                                                        dialogs):
+    _ingest(qtbot, window, [sample["capture"]], tmp_path / "t.duckdb", sample["masters"])
+    pane = window.unknown_pane
+    assert window.tabs.currentWidget() is pane
+    rows = [pane.model.row_dict(i) for i in range(pane.model.rowCount())]
+    assert {r["instrument_token"] for r in rows} == SAMPLE_UNKNOWN
+    by_token = {r["instrument_token"]: r for r in rows}
+    assert by_token[409]["segment"] == 153
+    assert by_token[10194946]["ticks"] == 232
+    diagnoses = {r["diagnosis"] for r in rows}
+    assert len(diagnoses) == 4 and all(diagnoses)
+    assert all(r["explanation"] for r in rows)
+    # Sorted by ticks, descending, as shown.
+    shown = [pane.proxy.index(i, 4).data() for i in range(pane.proxy.rowCount())]
+    assert shown == ["232", "223", "221", "214"]
+    pane.view.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+    assert pane.proxy.index(0, 0).data() == "409"
+    # Free text filter, then the diagnosis filter.
+    pane.filter.setText("NSE futures")
+    assert pane.proxy.rowCount() == 1 and pane.proxy.index(0, 0).data() == "10194946"
+    pane.filter.clear()
+    pane.diagnosis.setCurrentIndex(pane.diagnosis.findData(by_token[409]["diagnosis"]))
+    assert pane.proxy.rowCount() == 1 and pane.proxy.index(0, 0).data() == "409"
+    assert pane.count.text().startswith("1 of 4 tokens")
+    pane.diagnosis.setCurrentIndex(0)
+    # Export what is shown.
+    out = tmp_path / "unknown.csv"
+    dialogs["export"] = str(out)
+    window.act_export.trigger()
+    with out.open() as handle:
+        exported = list(csv.DictReader(handle))
+    assert {int(r["instrument_token"]) for r in exported} == SAMPLE_UNKNOWN
+    assert all(r["diagnosis"] and r["explanation"] for r in exported)
+    assert window.severity.level == "warning"
+
+
+def test_resolve_with_more_instruments_re_resolves_in_place(qtbot, window, sample, tmp_path, dialogs):
+    target = tmp_path / "t.duckdb"
+    _ingest(qtbot, window, [sample["capture"]], target)  # no masters: nothing is named
+    assert window.unknown_pane.model.rowCount() > 100
+    dialogs["instrument_files"] = [str(m) for m in sample["masters"]]
+    with qtbot.waitSignal(window.unknown_refreshed, timeout=60_000):
+        window.unknown_pane.resolve_button.click()
+    wait_idle(qtbot, window)
+    tokens = {window.unknown_pane.model.row_dict(i)["instrument_token"]
+              for i in range(window.unknown_pane.model.rowCount())}
+    assert tokens == SAMPLE_UNKNOWN
+    assert "Resolved" in window.statusBar().currentMessage()
+    assert window.instrument_paths == [str(m) for m in sample["masters"]]
+    ticks = _read(target)
+    assert int(np.sum(~ticks["resolved"].to_numpy(zero_copy_only=False))) == 890
+
+
+def test_cancel_mid_file_leaves_nothing_of_it_and_the_others_go_on(qtbot, window, sample, big_capture, tmp_path):
+    target = tmp_path / "t.duckdb"
+    window.set_target(str(target))
+    window.add_paths([str(big_capture), str(sample["capture"])])
+    big = str(big_capture)
+    with qtbot.waitSignal(window.queue_done, timeout=120_000):
+        window.start()
+        qtbot.waitUntil(lambda: window.model.row(big).status == qm.DECODING
+                        and 0 < window.model.row(big).bytes_done, timeout=60_000)
+        window.queue_view.selectRow(0)
+        window.act_cancel.trigger()
+    wait_idle(qtbot, window)
+    big_row, sample_row = window.model.row(big), window.model.row(str(sample["capture"]))
+    assert big_row.status == qm.CANCELLED
+    assert sample_row.status == qm.DONE
+    captures = _read(target, "captures")
+    ticks = _read(target)
+    assert captures["file_id"].to_pylist() == [sample_row.file_id]
+    assert set(ticks["file_id"].to_pylist()) == {sample_row.file_id}
+    # Retry brings it back.
+    assert window.act_retry.isEnabled()
+
+
+def test_a_locked_target_shows_its_reason_in_the_rows(qtbot, window, sample, tmp_path):
+    target = tmp_path / "locked.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); sys.stdin.read()",
+         str(target)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        _ingest(qtbot, window, [sample["capture"]], target)
+        row = window.model.rows[0]
+        assert row.status == qm.FAILED
+        assert "locked" in row.note and "another process" in row.note
+        assert window.exit_code() == 3
+        assert window.severity.level == "error"
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    # Once the other process is gone, retry succeeds.
+    with qtbot.waitSignal(window.queue_done, timeout=120_000):
+        window.retry_paths([window.model.rows[0].path])
+    assert window.model.rows[0].status == qm.DONE
+
+
+def test_an_unreadable_file_fails_alone(qtbot, window, sample, tmp_path):
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"PAR1 this is not parquet at all PAR1")
+    _ingest(qtbot, window, [broken, sample["capture"]], tmp_path / "t.duckdb", sample["masters"])
+    bad, good = window.model.row(str(broken)), window.model.row(str(sample["capture"]))
+    assert bad.status == qm.FAILED and bad.note
+    assert window.model.data(window.model.index(0, qm.Column.NOTE)) == bad.note
+    assert good.status == qm.DONE
+    assert window.exit_code() == 4
+
+
+def test_charts_show_the_selected_file_and_an_instrument(qtbot, window, sample, tmp_path):
+    _ingest(qtbot, window, [sample["capture"]], tmp_path / "t.duckdb", sample["masters"])
+    row = window.model.rows[0]
+    with qtbot.waitSignal(window.breakdown_shown, timeout=30_000):
+        window.queue_view.selectRow(0)
+    chart = window.breakdown_chart
+    kinds = dict(zip([t[1] for t in chart.kind_plot.getAxis("bottom")._tickLevels[0]],
+                     chart.kinds.item.opts["height"]))
+    assert sum(kinds.values()) == row.ticks
+    assert kinds["full"] >= 23_816 and kinds["ltp"] >= 2_916
+    assert chart.segments.item is not None and "NFO" in chart.caption.text() or row.name in chart.caption.text()
+    wait_idle(qtbot, window)
+    preview = window.price_preview
+    assert preview.combo.count() > 100
+    with qtbot.waitSignal(window.price_shown, timeout=30_000):
+        preview.combo.setCurrentIndex(1)
+        preview.combo.activated.emit(1)
+    assert preview.points > 10
+    assert "ticks" in preview.caption.text()
+
+
+def test_responsive_while_the_sample_ingests(qtbot, window, sample, tmp_path):
+    gaps: list[float] = []
+    last = [time.perf_counter()]
+
+    def tick():
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.setTimerType(Qt.TimerType.PreciseTimer)
+    timer.setInterval(10)
+    timer.timeout.connect(tick)
+    window.set_target(str(tmp_path / "t.duckdb"))
+    window.add_instruments([str(m) for m in sample["masters"]])
+    window.add_paths([str(sample["capture"])])
+    qtbot.wait(50)
+    with qtbot.waitSignal(window.queue_done, timeout=120_000):
+        last[0] = time.perf_counter()
+        timer.start()
+        window.start()
+    timer.stop()
+    assert window.model.rows[0].status == qm.DONE
+    assert len(gaps) > 20
+    p99 = float(np.percentile(gaps, 99))
+    print(f"event-loop gaps: n={len(gaps)} median={np.median(gaps) * 1000:.1f} ms "
+          f"p99={p99 * 1000:.1f} ms max={max(gaps) * 1000:.1f} ms")
+    assert p99 < 0.100
+
+
+def test_closing_while_ingesting_asks_then_cancels_and_leaves_nothing(qtbot, make_window, big_capture,
+                                                                      tmp_path, dialogs):
+    window = make_window()
+    target = tmp_path / "t.duckdb"
+    window.set_target(str(target))
+    window.add_paths([str(big_capture)])
+    window.start()
+    qtbot.waitUntil(lambda: window.model.rows[0].status == qm.DECODING, timeout=60_000)
+    dialogs["answers"]["cancel_running"] = False
+    window.close()
+    assert window.isVisible() and dialogs["asked"].count("cancel_running") == 1
+    dialogs["answers"]["cancel_running"] = True
+    window.close()
+    assert not window.isVisible()
+    assert not window.jobs.is_busy() or window.jobs.shutting_down
+    from PySide6.QtCore import QThreadPool
+
+    assert QThreadPool.globalInstance().activeThreadCount() == 0
+    assert _read(target, "captures").num_rows == 0
+
+
+# --- target, instruments, settings ---------------------------------------------------------
+
+
+def test_invalid_target_is_refused_with_a_dialog(window, tmp_path, dialogs):
+    not_duck = tmp_path / "text.duckdb"
+    not_duck.write_text("hello")
+    assert not window.set_target(str(not_duck))
+    assert not window.set_target(str(tmp_path / "missing" / "x.duckdb"))
+    assert [t for t, _ in dialogs["errors"]] == ["Target not usable", "Target not usable"]
+    assert "not a DuckDB database" in dialogs["errors"][0][1]
+    assert window.target is None
+
+
+def test_scripted_window_never_opens_dialogs(make_window, tmp_path, dialogs):
+    window = make_window(interactive=False)
+    assert not window.set_target(str(tmp_path / "missing" / "x.duckdb"))
+    assert dialogs["errors"] == []
+    assert "does not exist" in window.statusBar().currentMessage()
+    # The first-start offer is part of the window, not a dialog: nothing waits on it.
+    assert window.empty_panel.welcome
+
+
+def test_target_instruments_and_recents_are_remembered(qtbot, make_window, sample, tmp_path, dialogs):
+    first = make_window()
+    dialogs["parquet"] = str(tmp_path / "dataset")
+    first.act_parquet_target.trigger()
+    dialogs["instrument_files"] = [str(sample["masters"][0])]
+    with qtbot.waitSignal(first.instruments_loaded, timeout=30_000):
+        first.act_add_instruments.trigger()
+    assert "2025-10-13" in first.instruments_card.detail.text()
+    assert "179" in first.instruments_card.detail.text()
+    assert first.target_card.badge.text() == "Parquet"
+    first.add_paths([str(sample["capture"])])
+    first.close()
+    second = make_window()
+    assert second.target == str(tmp_path / "dataset")
+    assert second.instrument_paths == [str(sample["masters"][0])]
+    assert second.settings.recent_targets[0] == str(tmp_path / "dataset")
+    assert second.settings.recent_files == [str(sample["capture"])]
+    second.recent_targets_menu.aboutToShow.emit()
+    assert any(a.text() == str(tmp_path / "dataset") and a.isChecked()
+               for a in second.recent_targets_menu.actions())
+    assert second.target_card.value.text().endswith("dataset")
+
+
+def test_parquet_target_ingest_through_the_window(qtbot, window, sample, tmp_path):
+    _ingest(qtbot, window, [sample["capture"]], tmp_path / "dataset", sample["masters"])
+    assert window.model.rows[0].status == qm.DONE, window.model.rows[0].note
+    assert {window.unknown_pane.model.row_dict(i)["instrument_token"]
+            for i in range(window.unknown_pane.model.rowCount())} == SAMPLE_UNKNOWN
+
+
+def test_first_start_offers_the_sample_in_one_click(qtbot, window, sample, app_dirs):
+    panel = window.empty_panel
+    assert panel.welcome and panel.sample_button.isVisibleTo(window)
+    with qtbot.waitSignal(window.queue_done, timeout=120_000):
+        qtbot.mouseClick(panel.sample_button, Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, window)
+    assert window.target == str(app_dirs["data"] / "tickscope.duckdb")
+    assert window.model.rows[0].status == qm.DONE
+    assert window.unknown_pane.model.rowCount() == 4
+    assert window.settings.welcome_dismissed and not window.settings.is_first_start
+
+
+# --- keyboard and themes ------------------------------------------------------------------
+
+
+def test_every_action_is_in_a_menu_and_the_main_ones_have_shortcuts(window):
+    in_menus = set()
+    for menu_action in window.menuBar().actions():
+        assert "&" in menu_action.text()
+        stack = [menu_action.menu()]
+        while stack:
+            menu = stack.pop()
+            menu.aboutToShow.emit()
+            for action in menu.actions():
+                if action.menu():
+                    stack.append(action.menu())
+                in_menus.add(action)
+    for action in window.actions():
+        assert action in in_menus, action.text()
+    for action in (window.act_add_files, window.act_add_folder, window.act_start, window.act_cancel,
+                   window.act_retry, window.act_cancel_all, window.act_duck_target, window.act_add_instruments,
+                   window.act_export, window.act_quit, window.act_find):
+        assert not action.shortcut().isEmpty(), action.text()
+
+
+def test_shortcuts_drive_the_window(qtbot, window, dialogs, tmp_path):
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=5000)
+    QTest.keyClick(window, Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)
+    assert window.tabs.currentWidget() is window.unknown_pane
+    QTest.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    assert window.unknown_pane.filter.hasFocus()
+    QTest.keyClick(window, Qt.Key.Key_4, Qt.KeyboardModifier.ControlModifier)
+    assert window.tabs.currentWidget() is window.breakdown_chart
+    QTest.keyClick(window, Qt.Key.Key_O, Qt.KeyboardModifier.ControlModifier)
+    assert dialogs["asked"] == ["capture_files"]
+
+
+def test_theme_can_be_forced_and_follows_the_system_by_default(window):
+    assert window.theme_actions["system"].isChecked()
+    window.theme_actions["dark"].trigger()
+    assert theme.current() == "dark"
+    assert QApplication.palette().color(QPalette.ColorRole.Window).name() == theme.DARK["window"]
+    assert window.settings.theme == "dark"
+    window.theme_actions["light"].trigger()
+    assert QApplication.palette().color(QPalette.ColorRole.Window).name() == theme.LIGHT["window"]
+    window.theme_actions["system"].trigger()
+    assert window.settings.theme == "system"
