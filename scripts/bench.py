@@ -37,54 +37,18 @@ CLIENT_SAMPLE_PACKETS = 200_000
 # --- capture ------------------------------------------------------------------------------
 
 
-def _local_generate(path: Path, packets: int, seed: int) -> None:
-    """Fallback generator (numpy, vectorised per batch) when app.core.synthetic is absent."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    lengths_mix = np.array([184, 44, 8, 28, 32])
-    weights = np.array([0.78, 0.10, 0.07, 0.025, 0.025])
-    segments = np.array([1, 2, 3, 4, 5, 6, 7, 12])
-    done = 0
-    with open(path, "wb") as fh:
-        while done < packets:
-            step = min(50_000, packets - done)
-            lengths = rng.choice(lengths_mix, size=step, p=weights)
-            bodies = []
-            for length in lengths.tolist():
-                seg = 9 if length in (28, 32) else int(rng.choice(segments))
-                values = {"instrument_token": int(rng.integers(1, 1 << 20)) << 8 | seg,
-                          "last_price": int(rng.integers(100, 1 << 24)),
-                          "exchange_timestamp": 1_760_000_000 + done // 1000}
-                bodies.append(encode.encode_packet(length, values))
-            at, out = 0, []
-            while at < step:
-                n = int(rng.integers(1, 51))
-                out.append(encode.encode_message(bodies[at : at + n]))
-                at += n
-            fh.write(b"\x00".join(out))
-            done += step
-
-
 def ensure_capture(packets: int, seed: int = 7) -> tuple[Path, str]:
     BENCH_DIR.mkdir(exist_ok=True)
     path = BENCH_DIR / f"capture_raw_{packets}_s{seed}.bin"
     if path.exists() and path.stat().st_size > 0:
         return path, "reused"
     started = time.perf_counter()
-    try:
-        from app.core.synthetic import generate_capture
-    except ImportError:
-        generate_capture = None
+    from app.core.synthetic import generate_capture
+
     tmp = path.with_suffix(".part")
-    if generate_capture is not None:
-        generate_capture(tmp, packets=packets, framing="raw", seed=seed)
-        how = "app.core.synthetic.generate_capture"
-    else:
-        _local_generate(tmp, packets, seed)
-        how = "local generator"
+    generate_capture(tmp, packets=packets, framing="raw", seed=seed)
     os.replace(tmp, path)
-    return path, f"generated with {how} in {time.perf_counter() - started:.1f} s"
+    return path, f"generated with app.core.synthetic in {time.perf_counter() - started:.1f} s"
 
 
 def sample_messages(path: Path, packets: int) -> list[bytes]:
@@ -242,6 +206,14 @@ def main(argv=None) -> int:
               f"overlaps decoding); peak RSS {run['peak_rss_mb']:,.0f} MB for a {size / 1e6:,.0f} MB capture")
     print()
     print("targets: decode >= 20x the official client; whole process >= 6x; peak RSS < 500 MB on >= 400 MB")
+    print()
+    from bench_enrich import bench_enrich
+    from bench_ingest import bench_ingest
+
+    bench_enrich(path, seed=7)  # ensure_capture's seed
+    print()
+    bench_ingest(path, client)
+    print("target: end to end >= 5x the official client's parse-only rate; 2 files <= ~2.1x the time of 1")
     return 0
 
 
