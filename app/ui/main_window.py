@@ -164,8 +164,10 @@ class MainWindow(QMainWindow):
         self.act_duck_target = a("Choose &DuckDB target…", self.ask_duckdb_target, "Ctrl+T", "database")
         self.act_parquet_target = a("Choose &Parquet folder target…", self.ask_parquet_target,
                                     "Ctrl+Shift+T", "parquet")
-        self.act_add_instruments = a("Add &instrument masters…", self.ask_add_instruments, "Ctrl+I",
+        self.act_add_instruments = a("Add &instrument masters…", self.ask_add_instruments, "Ctrl+Shift+I",
                                      "instruments")
+        self.act_inspect = a("Inspect &packets…", self.inspect_packets, "Ctrl+I", "",
+                             "Inspect every packet of the selected capture")
         self.act_export = a("&Export unknown tokens…", self.ask_export_unknown, "Ctrl+E", "export")
         self.act_resolve = a("&Resolve with more instruments…", self.ask_resolve_more, "Ctrl+Shift+E",
                              "resolve")
@@ -200,6 +202,7 @@ class MainWindow(QMainWindow):
         file_menu = bar.addMenu("&File")
         file_menu.addAction(self.act_add_files)
         file_menu.addAction(self.act_add_folder)
+        file_menu.addAction(self.act_inspect)
         self.recent_files_menu = file_menu.addMenu("Recent &captures")
         file_menu.addSeparator()
         file_menu.addAction(self.act_duck_target)
@@ -284,7 +287,8 @@ class MainWindow(QMainWindow):
         self.queue_view.verticalHeader().hide()
         self.queue_view.verticalHeader().setDefaultSectionSize(28)
         self.queue_view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
-        for action in (self.act_start, self.act_cancel, self.act_retry, self.act_cancel_all, self.act_clear):
+        for action in (self.act_start, self.act_cancel, self.act_retry, self.act_cancel_all, self.act_clear,
+                       self.act_inspect):
             self.queue_view.addAction(action)
         self.progress_delegate = ProgressDelegate(self.queue_view)
         self.action_delegate = ActionDelegate(self.queue_view)
@@ -348,6 +352,8 @@ class MainWindow(QMainWindow):
             lambda: self._fill_instruments_menu(self.instruments_card.menu))
         self.unknown_pane.export_requested.connect(self.ask_export_unknown)
         self.unknown_pane.resolve_requested.connect(self.ask_resolve_more)
+        self.unknown_pane.show_packets_requested.connect(
+            lambda token, files: self.open_inspector(files, tokens=[token]))
         self.empty_panel.add_files.connect(self.ask_add_files)
         self.empty_panel.add_folder.connect(self.ask_add_folder)
         self.empty_panel.use_sample.connect(self.use_sample)
@@ -770,6 +776,29 @@ class MainWindow(QMainWindow):
         self.jobs.run_task(lambda: tq.breakdown(target, file_id, name), done,
                            lambda exc, tb: self.breakdown_chart.show_message(_one_line(exc)), exclusive=True)
 
+    # ==== the packet inspector ===========================================================
+
+    def inspect_packets(self) -> None:
+        """Open the packet inspector on the selected captures (or ask for one)."""
+        files = [r.path for r in self.selected_rows()] if self.queue_view.selectionModel() else []
+        if not files:
+            files = Ask.capture_files(self, self._start_dir())
+        if files:
+            self.open_inspector(files)
+
+    def open_inspector(self, files: list[str], tokens=()):
+        from app.ui.inspector import InspectorWindow
+
+        files = [f for f in files if f]
+        if not files:
+            return None
+        window = InspectorWindow(files, instruments=list(self.instrument_paths), tokens=list(tokens), parent=self)
+        window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
+        self.inspectors = getattr(self, "inspectors", []) + [window]
+        window.destroyed.connect(lambda *_: setattr(self, "inspectors", [w for w in self.inspectors if w is not window]))
+        window.show()
+        return window
+
     # ==== asking the user ===============================================================
 
     def _start_dir(self) -> str:
@@ -1038,6 +1067,8 @@ class MainWindow(QMainWindow):
         if self.remember:
             self.settings.set_geometry(self.saveGeometry(), self.saveState())
         self.settings.sync()
+        for inspector in getattr(self, "inspectors", []):
+            inspector.shutdown()
         self.jobs.shutdown()
         event.accept()
 

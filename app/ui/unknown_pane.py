@@ -166,6 +166,7 @@ class UnknownTokensProxy(QSortFilterProxyModel):
 class UnknownTokensPane(QWidget):
     export_requested = Signal()
     resolve_requested = Signal()
+    show_packets_requested = Signal(int, list)  # token, the capture files it is in
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -187,10 +188,14 @@ class UnknownTokensPane(QWidget):
         self.count.setObjectName("muted")
         self.export_button = QPushButton(icon("export"), "Export CSV…")
         self.resolve_button = QPushButton(icon("resolve"), "Resolve with more instruments…")
+        self.packets_button = QPushButton("Show packets")
+        self.packets_button.setToolTip("Open the packet inspector on this token's packets in its capture files")
+        self.packets_button.setEnabled(False)
         bar.addWidget(self.filter, 2)
         bar.addWidget(self.diagnosis, 1)
         bar.addWidget(self.count)
         bar.addStretch(0)
+        bar.addWidget(self.packets_button)
         bar.addWidget(self.export_button)
         bar.addWidget(self.resolve_button)
         layout.addLayout(bar)
@@ -229,6 +234,8 @@ class UnknownTokensPane(QWidget):
         self.stack.addWidget(self.empty)
         layout.addWidget(self.stack, 1)
         self.view.selectionModel().currentRowChanged.connect(self._show_explanation)
+        self.view.doubleClicked.connect(lambda *_: self.request_packets())
+        self.packets_button.clicked.connect(self.request_packets)
 
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
         self.filter.textChanged.connect(self._update_count)
@@ -259,7 +266,18 @@ class UnknownTokensPane(QWidget):
             self.view.setCurrentIndex(self.proxy.index(0, 0))
         self._update_count()
 
+    def request_packets(self) -> None:
+        """Ask for the inspector on the selected token's packets, in every file it is in."""
+        current = self.view.currentIndex()
+        if not current.isValid():
+            return
+        row = self.model.row_dict(self.proxy.mapToSource(current).row())
+        files = [str(f) for f in (row.get("files") or []) if f]
+        if row.get("instrument_token") is not None and files:
+            self.show_packets_requested.emit(int(row["instrument_token"]), files)
+
     def _show_explanation(self, current, previous=None) -> None:
+        self.packets_button.setEnabled(current.isValid())
         if not current.isValid():
             self.explanation.setText("")
             return

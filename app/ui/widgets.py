@@ -102,7 +102,7 @@ class InstrumentsCard(Card):
     def __init__(self, parent=None):
         super().__init__("Instrument masters", "instruments", parent)
         self.add = QPushButton("Add…")
-        self.add.setToolTip("Add instrument masters (Ctrl+I)")
+        self.add.setToolTip("Add instrument masters (Ctrl+Shift+I)")
         self.manage = QPushButton("Manage")
         self.manage.setAccessibleName("Manage instrument masters")
         self.menu = QMenu(self)
