@@ -146,6 +146,8 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=int(os.environ.get("BENCH_REPEAT", 2)))
     parser.add_argument("--compressions", default=os.environ.get("BENCH_COMPRESSIONS", "zstd,lz4"),
                         help="comma-separated Parquet compressions to time (lz4,zstd,snappy,none)")
+    parser.add_argument("--dask", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time the Dask engine on 4 files against the local engine (scripts/bench_dask.py)")
     args = parser.parse_args(argv)
     packets = 200_000 if args.quick else args.packets
 
@@ -214,6 +216,11 @@ def main(argv=None) -> int:
     print()
     bench_ingest(path, client)
     print("target: end to end >= 5x the official client's parse-only rate; 2 files <= ~2.1x the time of 1")
+    if args.dask:
+        from bench_dask import bench_dask, ensure_captures
+
+        print()
+        bench_dask(ensure_captures(4, min(packets, 500_000)), client)
     return 0
 
 

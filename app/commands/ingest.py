@@ -3,7 +3,8 @@
 Progress goes to stderr: per-file bars redrawn in place on a terminal, one plain line
 per stage change otherwise. The result goes to stdout: a table, or with ``--json``
 one JSON line. Ctrl-C cancels cleanly (nothing of unfinished files is kept); a
-second Ctrl-C stops at once.
+second Ctrl-C stops at once. ``--engine dask`` runs the same job on a Dask cluster
+(``app.pipeline.dask_engine``, docs/cluster.md) with the same progress and output.
 """
 
 from __future__ import annotations
@@ -33,6 +34,18 @@ def _workers(text: str) -> int:
     return value
 
 
+def _local_workers(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--local-cluster takes a number of worker processes, got {text!r}") from None
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"--local-cluster must be from 1 to 256, got {value}")
+    return value
+
+
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("ingest", help=DESCRIPTION, description=DESCRIPTION)
     parser.add_argument("paths", nargs="+", metavar="PATH", help="capture files or folders (searched recursively)")
@@ -44,6 +57,16 @@ def add_parser(subparsers) -> None:
                         help="files decoded at once (default: cores, at most 4)")
     parser.add_argument("--force", action="store_true", help="re-ingest files already in the target (replacing them)")
     parser.add_argument("--json", action="store_true", help="print one JSON line summarising each file")
+    cluster = parser.add_argument_group("cluster (docs/cluster.md; needs tickscope[cluster])")
+    cluster.add_argument("--engine", choices=("local", "dask"), default="local",
+                         help="local: threads in this process (default); dask: one task per file on a Dask "
+                              "cluster, Parquet folder targets only")
+    where = cluster.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="with --engine dask: the scheduler of a running cluster, e.g. tcp://host:8786")
+    where.add_argument("--local-cluster", type=_local_workers, metavar="N",
+                       help="with --engine dask: start N worker processes on this machine "
+                            "(the default when no --scheduler: one per core)")
     parser.set_defaults(run=run)
 
 
@@ -156,16 +179,31 @@ def _print_table(report, stream: TextIO) -> None:
     stream.write(f"{counts} into {report.target} in {report.seconds:.1f}s ({rate / 1000:.0f}k packets/s)\n")
 
 
-def run(args) -> int:
+def _job(args, progress):
+    engine = getattr(args, "engine", "local")
+    if engine == "dask":
+        # Imports without Dask; a missing Dask is a one-line usage error from here.
+        from app.pipeline.dask_engine import DaskIngestJob
+
+        return DaskIngestJob(args.paths, args.target, instruments=args.instruments, scheduler=args.scheduler,
+                             local_cluster=args.local_cluster, force=args.force, progress=progress)
+    if getattr(args, "scheduler", None) or getattr(args, "local_cluster", None):
+        from app.errors import UsageError
+
+        raise UsageError("--scheduler and --local-cluster need --engine dask")
     from app.pipeline import IngestJob
 
+    return IngestJob(args.paths, args.target, instruments=args.instruments, workers=args.workers,
+                     force=args.force, progress=progress)
+
+
+def run(args) -> int:
     progress = None
     if sys.stderr.isatty() and os.environ.get("TERM") != "dumb":
         progress = TerminalProgress(sys.stderr)
     else:
         progress = PlainProgress(sys.stderr)
-    job = IngestJob(args.paths, args.target, instruments=args.instruments, workers=args.workers,
-                    force=args.force, progress=progress)
+    job = _job(args, progress)
     interrupted = threading.Event()
     previous = None
     if threading.current_thread() is threading.main_thread():

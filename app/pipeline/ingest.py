@@ -197,6 +197,78 @@ def file_sha256(path: Path, cancel: Optional[threading.Event] = None, on_bytes=N
     return digest.hexdigest()
 
 
+def decode_batches(f: _File, chunk_bytes: int = DEFAULT_CHUNK_BYTES):
+    """(DECODED_SCHEMA ticks, bad packets, bytes done) for one file, in file order.
+
+    Counts messages/packets/heartbeats/framing into ``f`` and stops when ``f.cancel`` is
+    set. Shared by the thread pool here and the Dask engine's worker tasks.
+    """
+    from app.core.tick_sources import read_tick_file, sniff_tick_file
+
+    kind = sniff_tick_file(f.path)
+    if kind is not None:
+        f.framing = kind
+        seen_messages = np.zeros(0, dtype=np.int64)
+        for table in read_tick_file(f.path, file_id=f.file_id):
+            if f.cancel.is_set():
+                raise _Cancelled()
+            if table.num_rows:
+                seen_messages = np.union1d(seen_messages, pc.unique(table["msg_seq"]).to_numpy(zero_copy_only=False))
+            f.messages = len(seen_messages)
+            f.packets += table.num_rows
+            yield table, [], 0
+        return
+    from app.core.decode import CaptureReader
+
+    reader = CaptureReader(f.path, chunk_bytes=chunk_bytes, file_id=f.file_id)
+    f.framing = reader.framing
+    for batch in reader.batches(f.cancel):
+        f.packets += batch.ticks.num_rows
+        yield batch.ticks, batch.bad, batch.bytes_done
+    if f.cancel.is_set():
+        raise _Cancelled()
+    summary = reader.summary
+    f.messages = summary.messages
+    f.heartbeats = summary.heartbeats
+    f.packets = summary.packets
+    f.bad_packets = summary.bad_packets
+    f.framing = summary.framing
+
+
+def enrich_ticks(book, ticks: pa.Table) -> pa.Table:
+    """TICK_SCHEMA ticks: named by ``book`` when it holds masters, else left unresolved."""
+    if book is not None and len(book):
+        return book.enrich(ticks)
+    return schema.unenriched(ticks)
+
+
+def count_batch(f: _File, ticks: pa.Table, bad) -> None:
+    """Add one enriched batch to the file's counts and tick-time range."""
+    n = ticks.num_rows
+    f.ticks += n
+    f.bad_packets += len(bad)
+    if not n:
+        return
+    f.unresolved += n - int(pc.sum(pc.fill_null(ticks["resolved"], False)).as_py() or 0)
+    low, high = pc.min_max(ticks["tick_time"]).values()
+    low, high = low.as_py(), high.as_py()
+    if low is not None:
+        f.first_tick_time = low if f.first_tick_time is None else min(f.first_tick_time, low)
+        f.last_tick_time = high if f.last_tick_time is None else max(f.last_tick_time, high)
+
+
+def capture_record(f: _File, *, replacing: bool = False) -> CaptureRecord:
+    """The ``captures`` row of a fully decoded file."""
+    return CaptureRecord(
+        file_id=f.file_id, path=str(f.path), size_bytes=f.size, framing=f.framing or "",
+        messages=f.messages, packets=f.packets, heartbeats=f.heartbeats,
+        bad_packets=f.bad_packets, unresolved_ticks=f.unresolved,
+        first_tick_time=f.first_tick_time, last_tick_time=f.last_tick_time,
+        status="replaced" if replacing else "ingested",
+        tool_version=__version__,
+    )
+
+
 def _load_masters(instruments) -> list:
     masters = []
     for item in instruments:
@@ -356,55 +428,13 @@ class IngestJob:
             self._put(f, ("abort", f, "failed", _one_line(err)), droppable=False)
 
     def _batches(self, f: _File):
-        """(DECODED_SCHEMA ticks, bad packets, bytes done) for one file, in file order."""
-        from app.core.tick_sources import read_tick_file, sniff_tick_file
-
-        kind = sniff_tick_file(f.path)
-        if kind is not None:
-            f.framing = kind
-            seen_messages = np.zeros(0, dtype=np.int64)
-            for table in read_tick_file(f.path, file_id=f.file_id):
-                if f.cancel.is_set():
-                    raise _Cancelled()
-                if table.num_rows:
-                    seen_messages = np.union1d(seen_messages, pc.unique(table["msg_seq"]).to_numpy(zero_copy_only=False))
-                f.messages = len(seen_messages)
-                f.packets += table.num_rows
-                yield table, [], 0
-            return
-        from app.core.decode import CaptureReader
-
-        reader = CaptureReader(f.path, chunk_bytes=self.chunk_bytes, file_id=f.file_id)
-        f.framing = reader.framing
-        for batch in reader.batches(f.cancel):
-            f.packets += batch.ticks.num_rows
-            yield batch.ticks, batch.bad, batch.bytes_done
-        if f.cancel.is_set():
-            raise _Cancelled()
-        summary = reader.summary
-        f.messages = summary.messages
-        f.heartbeats = summary.heartbeats
-        f.packets = summary.packets
-        f.bad_packets = summary.bad_packets
-        f.framing = summary.framing
+        return decode_batches(f, self.chunk_bytes)
 
     def _enrich(self, ticks: pa.Table) -> pa.Table:
-        if self.book is not None and len(self.book):
-            return self.book.enrich(ticks)
-        return schema.unenriched(ticks)
+        return enrich_ticks(self.book, ticks)
 
     def _count(self, f: _File, ticks: pa.Table, bad) -> None:
-        n = ticks.num_rows
-        f.ticks += n
-        f.bad_packets += len(bad)
-        if not n:
-            return
-        f.unresolved += n - int(pc.sum(pc.fill_null(ticks["resolved"], False)).as_py() or 0)
-        low, high = pc.min_max(ticks["tick_time"]).values()
-        low, high = low.as_py(), high.as_py()
-        if low is not None:
-            f.first_tick_time = low if f.first_tick_time is None else min(f.first_tick_time, low)
-            f.last_tick_time = high if f.last_tick_time is None else max(f.last_tick_time, high)
+        count_batch(f, ticks, bad)
 
     # -- the writer (the run() thread) -------------------------------------------
 
@@ -443,14 +473,7 @@ class IngestJob:
             self._finish(f, "failed" if f.writer_error else "cancelled", f.writer_error)
             return True
         self._emit(f, "writing")
-        record = CaptureRecord(
-            file_id=f.file_id, path=str(f.path), size_bytes=f.size, framing=f.framing or "",
-            messages=f.messages, packets=f.packets, heartbeats=f.heartbeats,
-            bad_packets=f.bad_packets, unresolved_ticks=f.unresolved,
-            first_tick_time=f.first_tick_time, last_tick_time=f.last_tick_time,
-            status="replaced" if self.force and f.file_id in self._existing else "ingested",
-            tool_version=__version__,
-        )
+        record = capture_record(f, replacing=self.force and f.file_id in self._existing)
         try:
             if f.write is None:  # a capture without ticks still gets its record
                 f.write = target.begin(f.file_id, force=self.force)

@@ -246,6 +246,10 @@ class ParquetTarget(Target):
     def captures(self) -> pa.Table:
         return self._captures.select(CAPTURES_SCHEMA.names)
 
+    def committed_parts(self) -> dict[str, list[str]]:
+        """file_id -> the part files (relative to the folder) its capture row lists."""
+        return dict(zip(self._captures["file_id"].to_pylist(), self._captures["parts"].to_pylist()))
+
     def _tick_files(self) -> list[str]:
         return sorted(
             str(self.path / p) for p in self._referenced() if p.startswith("ticks/")
@@ -351,6 +355,36 @@ class ParquetTarget(Target):
             self._write_captures(pa.concat_tables([others, row]))
         for rel in replaced_parts:
             (self.path / rel).unlink(missing_ok=True)
+
+    def commit_parts(self, record: CaptureRecord, part_rows: dict[str, int], *, force: bool = False) -> None:
+        """Commit a capture whose parts another process wrote (``CapturePartsWriter.finish``).
+
+        Each part must be one of this capture's part files, exist, and hold the rows its
+        writer reported: a part lost or cut short (a worker dying mid-rename, storage not
+        shared) raises ValueError and commits nothing, so the capture is retried whole
+        instead of being stored with rows missing.
+        """
+        self._writable()
+        file_id = base.check_file_id(record.file_id)
+        existing = self._captures.filter(pc.equal(self._captures["file_id"], file_id))
+        if existing.num_rows and not force:
+            raise AlreadyIngested(file_id)
+        prefixes = ("ticks/trading_date=", "bad_packets/")
+        for rel, rows in part_rows.items():
+            name = Path(rel).name
+            ours = rel.startswith(prefixes) and ".." not in Path(rel).parts and name.endswith(".parquet") and (
+                name.startswith(f"part-{file_id[:16]}-") or name.startswith(f"bad-{file_id[:16]}-"))
+            if not ours:
+                raise ValueError(f"{rel} is not a part file of capture {file_id[:16]}")
+            try:
+                found = pq.ParquetFile(self.path / rel).metadata.num_rows
+            except (OSError, pa.ArrowInvalid) as err:
+                raise ValueError(f"part {rel} is missing or unreadable in {self.path}: {err}") from None
+            if found != rows:
+                raise ValueError(f"part {rel} holds {found:,} rows, its writer reported {rows:,}")
+        row = record.to_table().append_column("parts", pa.array([list(part_rows)], pa.list_(pa.string())))
+        old = existing["parts"].combine_chunks().flatten().to_pylist() if existing.num_rows else []
+        self._commit_record(row, [rel for rel in old if rel not in part_rows])
 
     def resolve(self, book) -> int:
         self._writable()
@@ -484,9 +518,9 @@ def _rewrite_part(root: Path, rel: str, mapping: pa.Table):
 class _PartitionWriter:
     """Ticks of one capture and one trading date: row groups buffered, parts rolled over."""
 
-    def __init__(self, owner: "_ParquetCaptureWrite", date_key: str):
+    def __init__(self, owner: "CapturePartsWriter", date_key: str):
         self.owner = owner
-        self.folder = owner.target.path / "ticks" / f"trading_date={date_key}"
+        self.folder = owner.root / "ticks" / f"trading_date={date_key}"
         self.pending: list[pa.Table] = []
         self.pending_rows = 0
         self.pending_bytes = 0
@@ -508,11 +542,10 @@ class _PartitionWriter:
         self.pending, self.pending_rows, self.pending_bytes = [], 0, 0
         if self.writer is None:
             self.folder.mkdir(parents=True, exist_ok=True)
-            name = self.owner.next_part_name()
-            self.tmp = self.folder / f".{name}.tmp"
-            self.owner.tmp_files.append((self.tmp, self.folder / name))
+            self.tmp = self.owner.new_file(self.folder, self.owner.next_part_name())
             self.writer = pq.ParquetWriter(self.tmp, PART_SCHEMA, **PART_OPTIONS)
         self.writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+        self.owner.rows[self.tmp] += table.num_rows
         self.groups_in_part += 1
         if self.groups_in_part >= PART_ROW_GROUPS:
             self.close_part()
@@ -536,22 +569,42 @@ class _PartitionWriter:
             self.writer = None
 
 
-class _ParquetCaptureWrite(CaptureWrite):
-    def __init__(self, target: ParquetTarget, file_id: str, force: bool):
-        self.target = target
-        self.file_id = file_id
-        self.force = force
-        self.write_id = secrets.token_hex(4)
+class CapturePartsWriter:
+    """The part files of one capture under a dataset folder, written but not committed.
+
+    The one place that lays out tick and bad-packet parts (names, partitions, row groups,
+    temporary names then rename). ``ParquetTarget.begin`` uses it in the writing process;
+    the Dask engine uses it on workers, which never open the target (the client holds its
+    lock) and hand the parts to ``ParquetTarget.commit_parts``. ``write_id`` defaults to a
+    random one; the Dask engine passes one derived from the file id so a retried task
+    rewrites the same names instead of adding files.
+    """
+
+    def __init__(self, root: Path | str, file_id: str, write_id: Optional[str] = None):
+        self.root = Path(root)
+        self.file_id = base.check_file_id(file_id)
+        if write_id is not None and not (len(write_id) == 8 and all(c in "0123456789abcdef" for c in write_id)):
+            raise ValueError(f"write_id must be 8 lowercase hex characters, got {write_id!r}")
+        self.write_id = write_id or secrets.token_hex(4)
         self.partitions: dict[str, _PartitionWriter] = {}
         self.tmp_files: list[tuple[Path, Path]] = []  # (temporary, final) in write order
+        self.rows: dict[Path, int] = {}  # temporary file -> rows written to it
         self.bad_writer: Optional[pq.ParquetWriter] = None
+        self.bad_tmp: Optional[Path] = None
         self.part_number = 0
-        self.done = False
 
     def next_part_name(self) -> str:
         name = f"part-{self.file_id[:16]}-{self.write_id}-{self.part_number}.parquet"
         self.part_number += 1
         return name
+
+    def new_file(self, folder: Path, name: str) -> Path:
+        # A random suffix per attempt: two attempts of one task (a worker presumed dead
+        # still running) never write into the same temporary file.
+        tmp = folder / f".{name}.{secrets.token_hex(4)}.tmp"
+        self.tmp_files.append((tmp, folder / name))
+        self.rows[tmp] = 0
+        return tmp
 
     def add_ticks(self, ticks: pa.Table) -> None:
         table = base.conform_ticks(ticks)
@@ -579,13 +632,68 @@ class _ParquetCaptureWrite(CaptureWrite):
             return
         table = base.bad_packets_table(self.file_id, bad)
         if self.bad_writer is None:
-            folder = self.target.path / "bad_packets"
+            folder = self.root / "bad_packets"
             folder.mkdir(parents=True, exist_ok=True)
-            name = f"bad-{self.file_id[:16]}-{self.write_id}.parquet"
-            tmp = folder / f".{name}.tmp"
-            self.tmp_files.append((tmp, folder / name))
-            self.bad_writer = pq.ParquetWriter(tmp, BAD_PACKETS_SCHEMA, **WRITE_OPTIONS)
+            self.bad_tmp = self.new_file(folder, f"bad-{self.file_id[:16]}-{self.write_id}.parquet")
+            self.bad_writer = pq.ParquetWriter(self.bad_tmp, BAD_PACKETS_SCHEMA, **WRITE_OPTIONS)
         self.bad_writer.write_table(table)
+        self.rows[self.bad_tmp] += table.num_rows
+
+    def finish(self) -> dict[str, int]:
+        """Close, fsync and rename every part; {path relative to the root: rows}, in write order."""
+        for partition in self.partitions.values():
+            partition.finish()
+        if self.bad_writer is not None:
+            self.bad_writer.close()
+            self.bad_writer = None
+        parts = {}
+        for tmp, final in self.tmp_files:
+            _fsync(tmp)
+            os.replace(tmp, final)
+            parts[final.relative_to(self.root).as_posix()] = self.rows[tmp]
+        for folder in {final.parent for _, final in self.tmp_files}:
+            _fsync_dir(folder)
+        return parts
+
+    def _close_writers(self) -> None:
+        for partition in self.partitions.values():
+            partition.discard()
+        if self.bad_writer is not None:
+            try:
+                self.bad_writer.close()
+            except Exception:  # the file is deleted anyway
+                pass
+            self.bad_writer = None
+
+    def discard(self, keep: frozenset | set = frozenset()) -> None:
+        """Delete the temporary files and every renamed part not in ``keep`` (committed ones)."""
+        self._close_writers()
+        for tmp, final in self.tmp_files:
+            tmp.unlink(missing_ok=True)
+            if final.relative_to(self.root).as_posix() not in keep:
+                final.unlink(missing_ok=True)
+
+    def discard_temporary(self) -> None:
+        """Delete only the temporary files: a renamed part may be a finished attempt's that
+        the client is committing; uncommitted ones go at the target's next open."""
+        self._close_writers()
+        for tmp, _ in self.tmp_files:
+            tmp.unlink(missing_ok=True)
+
+
+class _ParquetCaptureWrite(CaptureWrite):
+    def __init__(self, target: ParquetTarget, file_id: str, force: bool):
+        self.target = target
+        self.file_id = file_id
+        self.force = force
+        self.parts = CapturePartsWriter(target.path, file_id)
+        self.done = False
+
+    def add_ticks(self, ticks: pa.Table) -> None:
+        self.parts.add_ticks(ticks)
+
+    def add_bad(self, bad: Sequence) -> None:
+        self.parts.add_bad(bad)
 
     def commit(self, record: CaptureRecord) -> None:
         if record.file_id != self.file_id:
@@ -595,18 +703,7 @@ class _ParquetCaptureWrite(CaptureWrite):
             existing = target._captures.filter(pc.equal(target._captures["file_id"], self.file_id))
             if existing.num_rows and not self.force:
                 raise AlreadyIngested(self.file_id)
-            for partition in self.partitions.values():
-                partition.finish()
-            if self.bad_writer is not None:
-                self.bad_writer.close()
-                self.bad_writer = None
-            parts = []
-            for tmp, final in self.tmp_files:
-                _fsync(tmp)
-                os.replace(tmp, final)
-                parts.append(final.relative_to(target.path).as_posix())
-            for folder in {final.parent for _, final in self.tmp_files}:
-                _fsync_dir(folder)
+            parts = list(self.parts.finish())
             row = record.to_table().append_column("parts", pa.array([parts], pa.list_(pa.string())))
             replaced = existing["parts"].combine_chunks().flatten().to_pylist() if existing.num_rows else []
             # The captures file is the commit point: once it lists the parts, they count.
@@ -619,19 +716,7 @@ class _ParquetCaptureWrite(CaptureWrite):
     def abort(self) -> None:
         if self.done:
             return
-        for partition in self.partitions.values():
-            partition.discard()
-        if self.bad_writer is not None:
-            try:
-                self.bad_writer.close()
-            except Exception:
-                pass
-            self.bad_writer = None
-        listed = self.target._referenced()
-        for tmp, final in self.tmp_files:
-            tmp.unlink(missing_ok=True)
-            if final.relative_to(self.target.path).as_posix() not in listed:
-                final.unlink(missing_ok=True)
+        self.parts.discard(keep=self.target._referenced())
         self._finish()
 
     def _finish(self) -> None:

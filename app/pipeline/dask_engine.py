@@ -1,0 +1,508 @@
+"""The ingestion job on a Dask cluster: one task per capture file, one committer.
+
+Shape of a run (``DaskIngestJob.run``, blocking, in the client process)::
+
+    client (runs the command)                      workers (any machine, shared storage)
+    expand inputs; open and lock the target
+    masters loaded once -> one book future   ---->  built into an InstrumentBook once per worker
+    submit hash_capture(path) per file       ---->  sha256 -> (file_id, size)
+    skip ids already committed, duplicates
+    submit ingest_capture(file)              ---->  decode + enrich + write the file's own parts
+                                                    (CapturePartsWriter: temporary names, then
+                                                    rename; names derived from the file id)
+    check every part exists with its rows    <----  {part: rows} and the file's counts
+    commit the file's ``captures`` row (the client is the only writer of captures)
+
+* The Parquet layout is the single-machine one: the same ``CapturePartsWriter`` writes
+  the parts, the same ``ParquetTarget`` commits them. DuckDB targets stay single-machine.
+* A task that fails or whose worker dies never half-commits: nothing counts until the
+  client lists the parts in ``captures``. A retried task rewrites the same part names
+  (``write_id`` comes from the file id), so retries never duplicate rows; parts of a file
+  never committed are removed at the end of the run and at the target's next open.
+* Idempotent like the local engine: content already in the target is skipped before its
+  ingest task is submitted.
+* Progress goes to the same ``FileProgress`` callable as the local engine, one update
+  per stage change (tasks report when they complete, not while they run).
+
+Dask is an optional extra (``pip install tickscope[cluster]``): this module imports
+without it and ``require_dask`` turns its absence into a one-line usage error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Callable, Iterable, Optional, Sequence
+
+from app import __version__
+from app.errors import InputError, UsageError
+from app.pipeline.ingest import (
+    DEFAULT_CHUNK_BYTES,
+    FileProgress,
+    IngestReport,
+    _File,
+    _load_masters,
+    _one_line,
+    capture_record,
+    count_batch,
+    decode_batches,
+    enrich_ticks,
+    file_sha256,
+)
+from app.pipeline.inputs import expand_inputs
+from app.store import AlreadyIngested, target_kind
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = "pip install tickscope[cluster]"
+POLL_SECONDS = 0.05
+CONNECT_TIMEOUT = "20s"
+WORKER_WAIT_SECONDS = 60
+# Worker processes (decoding holds the GIL in places: threads would not scale), no
+# dashboard; the scheduler's small HTTP server (health, metrics) on a free loopback port
+# rather than 8787, which another cluster on the machine may hold.
+LOCAL_CLUSTER_OPTIONS = dict(
+    threads_per_worker=1, processes=True, dashboard_address=None,
+    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}, silence_logs=logging.ERROR,
+)
+
+
+def require_dask():
+    """The ``distributed`` module, or a UsageError saying how to install it."""
+    try:
+        import distributed
+    except ImportError as err:
+        raise UsageError(
+            f"--engine dask needs Dask, which is not installed ({err.name or 'distributed'} missing); "
+            f"install it with `{INSTALL_HINT}`, or use --engine local"
+        ) from None
+    return distributed
+
+
+def check_target(target) -> Path:
+    """The target's folder, or a UsageError for targets a cluster cannot share."""
+    text = str(target)
+    if "://" in text:
+        raise UsageError(
+            f"target {text}: object storage (s3://, gs://, ...) is not supported yet; "
+            "give a folder on storage every worker mounts at the same path (e.g. NFS)"
+        )
+    if target_kind(text) == "duckdb":
+        raise UsageError(
+            f"target {text} is a DuckDB file, which stays single-machine (one writing process); "
+            "give a Parquet folder as --target, or use --engine local"
+        )
+    return Path(text)
+
+
+def deterministic_write_id(file_id: str, replacing: Sequence[str] = ()) -> str:
+    """The write id of a file's parts: the same for every attempt at the same file.
+
+    A first ingest uses part of the file id itself. Replacing a committed capture
+    (--force) needs names that differ from the committed parts, which stay valid until
+    the new ones are committed: a hash of the file id and the parts it replaces.
+    """
+    write_id = file_id[16:24]
+    taken = {Path(p).name.split("-")[2] for p in replacing if Path(p).name.count("-") >= 2}
+    salt = "|".join(sorted(replacing))
+    while write_id in taken:
+        salt += "+"
+        write_id = hashlib.sha256(f"{file_id}|{salt}".encode()).hexdigest()[:8]
+    return write_id
+
+
+class SharedBook:
+    """The instrument masters sent to the workers once; each worker builds the book once.
+
+    ``InstrumentBook`` holds a lock and derived indexes, so the masters travel and the
+    book is rebuilt lazily on the first task of each worker process (the object is kept
+    in the worker's memory and handed to every later task).
+    """
+
+    def __init__(self, masters: Sequence):
+        self.masters = list(masters)
+        self._book = None
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict:
+        return {"masters": self.masters}
+
+    def __setstate__(self, state: dict) -> None:
+        self.masters = state["masters"]
+        self._book = None
+        self._lock = threading.Lock()
+
+    def get(self):
+        if not self.masters:
+            return None
+        with self._lock:
+            if self._book is None:
+                from app.core.enrich import InstrumentBook
+
+                self._book = InstrumentBook(self.masters)
+            return self._book
+
+
+# --- what the workers run -------------------------------------------------------------
+
+
+def hash_capture(path: str) -> tuple[str, int]:
+    """(sha256 hex, size) of one input, read on the worker."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        return file_sha256(p), size
+    except OSError as err:
+        raise InputError(f"cannot read {path} on worker {socket.gethostname()}: {err.strerror or err}") from None
+
+
+def ingest_capture(path: str, hashed: tuple[str, int], write_id: str, root: str, shared_book: Optional[SharedBook],
+                   chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> dict:
+    """Decode, enrich and write one file's parts under ``root``; their names, rows and the file's counts.
+
+    Runs on a worker. Writes only part files (never ``captures``): the client commits them.
+    """
+    from app.store.parquet import MARKER, CapturePartsWriter
+
+    file_id, size = hashed
+    if not (Path(root) / MARKER).is_file():
+        raise InputError(
+            f"the target {root} is not visible on worker {socket.gethostname()}; "
+            "put it on storage every worker mounts at the same path"
+        )
+    started = time.monotonic()
+    f = _File(0, Path(path))
+    f.file_id, f.size = file_id, size
+    book = shared_book.get() if shared_book is not None else None
+    parts = CapturePartsWriter(root, file_id, write_id)
+    try:
+        for ticks, bad, _ in decode_batches(f, chunk_bytes):
+            ticks = enrich_ticks(book, ticks)
+            count_batch(f, ticks, bad)
+            parts.add_ticks(ticks)
+            parts.add_bad(bad)
+        written = parts.finish()
+    except BaseException:
+        parts.discard_temporary()
+        raise
+    return {
+        "framing": f.framing, "messages": f.messages, "packets": f.packets, "heartbeats": f.heartbeats,
+        "bad_packets": f.bad_packets, "ticks": f.ticks, "unresolved": f.unresolved,
+        "first_tick_time": f.first_tick_time, "last_tick_time": f.last_tick_time,
+        "parts": written, "seconds": time.monotonic() - started, "worker": socket.gethostname(),
+    }
+
+
+def _worker_version() -> str:
+    return __version__
+
+
+# --- the client -------------------------------------------------------------------------
+
+
+class DaskIngestJob:
+    """One ingest of several files into one Parquet target on a Dask cluster (module docstring).
+
+    Give ``client`` (an open ``distributed.Client``, left open), ``scheduler`` (an
+    address), or ``local_cluster`` (worker processes on this machine, closed after the
+    run); with none of them a local cluster of one worker per core is used. ``task`` is
+    the per-file function the workers run (``ingest_capture``; replaceable to test
+    worker failures).
+    """
+
+    def __init__(
+        self,
+        paths: Sequence,
+        target,
+        *,
+        instruments: Iterable = (),
+        client=None,
+        scheduler: Optional[str] = None,
+        local_cluster: Optional[int] = None,
+        force: bool = False,
+        progress: Optional[Callable[[FileProgress], None]] = None,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        task: Callable = ingest_capture,
+    ):
+        if scheduler and local_cluster:
+            raise UsageError("give either --scheduler or --local-cluster, not both")
+        if local_cluster is not None and (not isinstance(local_cluster, int) or local_cluster < 1):
+            raise UsageError(f"--local-cluster takes a number of worker processes of at least 1, got {local_cluster!r}")
+        self.target_path = check_target(target)
+        self.distributed = require_dask()
+        self.files = [_File(i, p) for i, p in enumerate(expand_inputs(paths, exclude=[self.target_path]))]
+        self.instruments = list(instruments)
+        self.client = client
+        self.scheduler = scheduler
+        self.local_cluster = local_cluster
+        self.force = force
+        self.progress = progress
+        self.chunk_bytes = chunk_bytes
+        self.task = task
+        self._cancelled = threading.Event()
+        self._emit_lock = threading.Lock()
+        self._existing: set[str] = set()
+        self._stored_parts: dict[str, list[str]] = {}
+        self._seen: dict[str, Path] = {}
+        self._futures: dict[str, tuple[str, _File, object]] = {}  # key -> (kind, file, future)
+
+    # -- control ----------------------------------------------------------------
+
+    def cancel(self) -> None:
+        """Cancel every file not yet committed (tasks already running finish on their workers)."""
+        self._cancelled.set()
+        for f in self.files:
+            f.cancel.set()
+
+    def cancel_file(self, path) -> None:
+        wanted = os.path.realpath(path)
+        for f in self.files:
+            if os.path.realpath(f.path) == wanted:
+                f.cancel.set()
+
+    @property
+    def paths(self) -> list[Path]:
+        return [f.path for f in self.files]
+
+    def _emit(self, f: _File, stage: str) -> None:
+        f.stage = stage
+        if self.progress is None:
+            return
+        update = FileProgress(
+            path=str(f.path), file_id=f.file_id, stage=stage, bytes_done=f.bytes_done, bytes_total=f.size,
+            packets=f.packets, bad_packets=f.bad_packets, unresolved_ticks=f.unresolved, rate_pps=f.rate(),
+            error=f.error, index=f.index,
+        )
+        with self._emit_lock:
+            try:
+                self.progress(update)
+            except Exception:  # a broken display must not break the ingest
+                log.exception("progress callback failed")
+
+    def _finish(self, f: _File, status: str, error: Optional[str]) -> None:
+        f.status, f.error = status, error
+        f.finished = time.monotonic()
+        if status != "ingested":
+            f.ticks = f.unresolved = 0
+        self._emit(f, {"ingested": "done"}.get(status, status))
+
+    # -- the cluster ----------------------------------------------------------------
+
+    def _connect(self):
+        """(client, cluster we started or None, whether we close the client)."""
+        distributed = self.distributed
+        if self.client is not None:
+            return self.client, None, False
+        if self.scheduler:
+            try:
+                client = distributed.Client(self.scheduler, timeout=CONNECT_TIMEOUT)
+            except (OSError, TimeoutError, ValueError) as err:
+                raise UsageError(
+                    f"cannot reach the Dask scheduler at {self.scheduler} ({_one_line(err)}); "
+                    "check the address (tcp://host:8786) and that `dask scheduler` runs there"
+                ) from None
+            return client, None, True
+        workers = self.local_cluster or os.cpu_count() or 1
+        cluster = distributed.LocalCluster(n_workers=workers, **LOCAL_CLUSTER_OPTIONS)
+        try:
+            client = distributed.Client(cluster)
+        except BaseException:
+            cluster.close()
+            raise
+        return client, cluster, True
+
+    def _check_workers(self, client) -> None:
+        """Fail fast, in one line, when the workers cannot do the job at all."""
+        try:
+            client.wait_for_workers(1, timeout=WORKER_WAIT_SECONDS)
+        except TimeoutError:
+            raise UsageError(
+                f"no Dask worker joined the scheduler within {WORKER_WAIT_SECONDS} s; start workers "
+                f"(`dask worker {self.scheduler or 'ADDRESS'}`) with tickscope installed"
+            ) from None
+        try:
+            versions = client.run(_worker_version)
+        except Exception as err:
+            raise UsageError(
+                f"the Dask workers cannot run tickscope ({_one_line(err)}); install it on every worker "
+                f"(`{INSTALL_HINT}`)"
+            ) from None
+        other = {addr: v for addr, v in versions.items() if v != __version__}
+        if other:
+            addr, version = next(iter(other.items()))
+            raise UsageError(
+                f"worker {addr} runs tickscope {version}, this is {__version__}; install the same version on every worker"
+            )
+        from app.store.parquet import MARKER
+
+        seen = client.run(os.path.isfile, str(self.target_path.resolve() / MARKER))
+        blind = [addr for addr, ok in seen.items() if not ok]
+        if blind:
+            raise UsageError(
+                f"worker {blind[0]} cannot see the target {self.target_path.resolve()}; put the target (and the "
+                "captures) on storage every worker mounts at the same path"
+            )
+
+    # -- run ------------------------------------------------------------------------
+
+    def run(self, cancel: Optional[threading.Event] = None) -> IngestReport:
+        """Ingest every file; blocking. Raises TargetLockedError before writing anything."""
+        from app.store.parquet import ParquetTarget
+
+        started = time.monotonic()
+        masters = _load_masters(self.instruments)
+        target = ParquetTarget(self.target_path)
+        client = cluster = None
+        own_client = False
+        try:
+            self._existing = target.file_ids()
+            self._stored_parts = target.committed_parts()
+            stored = target.instruments()
+            book = target.stored_book(masters) if masters or stored.num_rows else None
+            if masters:
+                from app.core.enrich import InstrumentBook
+
+                target.record_instruments(InstrumentBook(masters).to_table())
+            for f in self.files:
+                self._emit(f, "queued")
+            client, cluster, own_client = self._connect()
+            self._check_workers(client)
+            shared = None
+            if book is not None and len(book):
+                with warnings.catch_warnings():
+                    # The masters travel once inside this task, which is the point of it.
+                    warnings.simplefilter("ignore")
+                    # A task, not scatter(): a worker dying with the book is recomputed from it.
+                    shared = client.submit(SharedBook, list(book.masters), pure=False)
+            try:
+                self._pump(client, target, shared, cancel)
+            finally:
+                leftover = [fu for _, _, fu in self._futures.values()]
+                if leftover:
+                    client.cancel(leftover)
+                self._futures.clear()
+                if shared is not None:
+                    shared.release()
+            if any(f.status not in ("ingested", "skipped") for f in self.files):
+                target.cleanup()  # parts of files not committed (tasks still running add none later
+                # than their own finish; anything they leave goes at the next open)
+            if any(f.status == "ingested" for f in self.files) or masters:
+                target.rebuild_unknown_tokens(book)
+        finally:
+            target.close()
+            if own_client and client is not None:
+                client.close()
+            if cluster is not None:
+                cluster.close()
+        return IngestReport(
+            target=str(target.path), files=[f.result() for f in self.files], seconds=time.monotonic() - started,
+        )
+
+    def _submit(self, client, kind: str, f: _File, fn, *args):
+        future = client.submit(fn, *args, pure=False, key=f"tickscope-{kind}-{f.index}-{os.urandom(4).hex()}")
+        self._futures[future.key] = (kind, f, future)
+        return future
+
+    def _pump(self, client, target, shared, cancel: Optional[threading.Event]) -> None:
+        from distributed import as_completed
+
+        done = as_completed()
+        for f in self.files:
+            f.started = time.monotonic()
+            done.add(self._submit(client, "hash", f, hash_capture, str(f.path)))
+            self._emit(f, "hashing")
+        pending = len(self.files)
+        while pending:
+            if cancel is not None and cancel.is_set() and not self._cancelled.is_set():
+                self.cancel()
+            for key, (_, f, future) in list(self._futures.items()):
+                if f.cancel.is_set() and f.status is None:
+                    client.cancel([future])
+                    del self._futures[key]
+                    self._finish(f, "cancelled", None)
+                    pending -= 1
+            if not done.has_ready():
+                time.sleep(POLL_SECONDS)
+                continue
+            for future in done.next_batch(block=False):
+                entry = self._futures.pop(future.key, None)
+                if entry is None:
+                    continue  # cancelled above
+                kind, f, _ = entry
+                if kind == "hash":
+                    follow = self._hashed(client, f, future, shared)
+                    if follow is None:
+                        pending -= 1
+                    else:
+                        done.add(follow)
+                else:
+                    self._ingested(target, f, future)
+                    pending -= 1
+
+    def _failure(self, future) -> str:
+        err = future.exception()
+        if isinstance(err, self.distributed.KilledWorker):
+            return "a worker died each time it ran this file (KilledWorker); run the same command again to retry it"
+        return _one_line(err)
+
+    def _hashed(self, client, f: _File, future, shared):
+        """Next step after a file's hash: its ingest future, or None when the file is finished."""
+        if future.status != "finished":
+            self._finish(f, "failed", self._failure(future))
+            return None
+        f.file_id, f.size = future.result()
+        f.bytes_done = f.size
+        duplicate = self._seen.get(f.file_id)
+        if duplicate is not None:
+            self._finish(f, "skipped", f"same content as {duplicate}")
+            return None
+        self._seen[f.file_id] = f.path
+        if f.file_id in self._existing and not self.force:
+            self._finish(f, "skipped", "already in the target")
+            return None
+        write_id = deterministic_write_id(f.file_id, self._stored_parts.get(f.file_id) or ())
+        f.bytes_done = 0
+        f.decode_started = time.monotonic()
+        follow = self._submit(client, "ingest", f, self.task, str(f.path), future, write_id,
+                              str(self.target_path.resolve()), shared, self.chunk_bytes)
+        self._emit(f, "decoding")
+        return follow
+
+    def _ingested(self, target, f: _File, future) -> None:
+        if future.status != "finished":
+            self._finish(f, "failed", self._failure(future))
+            return
+        result = future.result()
+        future.release()  # a lost result must not be recomputed after it is committed
+        for name in ("framing", "messages", "packets", "heartbeats", "bad_packets", "ticks", "first_tick_time",
+                     "last_tick_time"):
+            setattr(f, name, result[name])
+        f.unresolved = result["unresolved"]
+        f.bytes_done = f.size
+        self._emit(f, "writing")
+        tick_rows = sum(n for rel, n in result["parts"].items() if rel.startswith("ticks/"))
+        try:
+            if tick_rows != f.ticks:
+                raise ValueError(f"the task wrote {tick_rows:,} tick rows for {f.ticks:,} ticks")
+            replacing = self.force and f.file_id in self._existing
+            target.commit_parts(capture_record(f, replacing=replacing), result["parts"], force=self.force)
+        except AlreadyIngested:
+            self._finish(f, "skipped", "already in the target")
+            return
+        except Exception as err:
+            log.warning("committing %s failed: %s", f.path, err)
+            self._finish(f, "failed", f"writing to the target failed: {_one_line(err)}")
+            return
+        self._finish(f, "ingested", None)
+
+
+def run_dask_ingest(paths: Sequence, target, **options) -> IngestReport:
+    """Ingest ``paths`` into the Parquet folder ``target`` on a Dask cluster; see ``DaskIngestJob``."""
+    cancel = options.pop("cancel", None)
+    return DaskIngestJob(paths, target, **options).run(cancel=cancel)

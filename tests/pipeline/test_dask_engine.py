@@ -1,0 +1,452 @@
+"""The Dask engine on a local cluster of 2 worker processes: the same dataset as the local
+engine row for row, workers dying mid-run, idempotent re-runs, --force, the CLI, and the
+one-line errors (DuckDB target, Dask not installed). No worker process outlives the tests."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pytest
+
+from app.cli import main
+from app.core import synthetic
+from app.errors import UsageError
+from app.pipeline import run_ingest
+from app.pipeline.dask_engine import LOCAL_CLUSTER_OPTIONS, DaskIngestJob, deterministic_write_id, ingest_capture, run_dask_ingest
+from app.store import CaptureRecord, open_target
+from app.store.parquet import CapturePartsWriter, ParquetTarget
+from tests.conftest import REPO
+
+psutil = pytest.importorskip("psutil")
+
+
+def _helper_process(proc) -> bool:
+    """multiprocessing's resource tracker lives as long as the test process, by design."""
+    try:
+        return "resource_tracker" in " ".join(proc.cmdline())
+    except psutil.Error:
+        return True
+
+
+def _children() -> set[int]:
+    return {p.pid for p in psutil.Process().children(recursive=True) if not _helper_process(p)}
+
+
+def _assert_gone(pids: set[int], timeout: float = 10) -> None:
+    procs = []
+    for pid in pids:
+        try:
+            procs.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    alive = [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+    assert not alive, f"processes left running: {[(p.pid, p.cmdline()) for p in alive]}"
+
+
+@pytest.fixture(scope="module")
+def client():
+    """One 2-process cluster for the module; a task whose worker dies twice is given up on."""
+    pytest.importorskip("distributed")
+    import dask
+    import distributed
+
+    before = _children()
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+        cluster = distributed.LocalCluster(n_workers=2, **{**LOCAL_CLUSTER_OPTIONS, "silence_logs": logging.CRITICAL})
+    client = distributed.Client(cluster)
+    try:
+        yield client
+    finally:
+        started = _children() - before
+        client.close()
+        cluster.close()
+        _assert_gone(started)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """Three small captures (one with faults) of the universe the day's master names."""
+    folder = tmp_path_factory.mktemp("dask-inputs")
+    universe = synthetic.make_instruments(0)
+    synthetic.generate_capture(folder / "a.dat", packets=6000, framing="raw", seed=1, instruments=universe)
+    synthetic.generate_capture(folder / "b.bin", packets=4000, framing="u32len", seed=2, instruments=universe)
+    synthetic.generate_capture(folder / "c.dat", packets=5000, framing="ts-u32len", seed=3, faults=True,
+                               instruments=universe)
+    master = folder / "instruments_20251013.csv"
+    synthetic.write_instruments_csv(master, universe, synthetic.SESSION_DATE)
+    files = [folder / "a.dat", folder / "b.bin", folder / "c.dat"]
+    return files, master
+
+
+@pytest.fixture(scope="module")
+def local_dataset(tmp_path_factory, inputs):
+    files, master = inputs
+    target = tmp_path_factory.mktemp("local") / "dataset"
+    report = run_ingest(files, target, instruments=[master], workers=2)
+    assert [f.status for f in report.files] == ["ingested"] * 3
+    return target
+
+
+@pytest.fixture(scope="module")
+def dask_dataset(tmp_path_factory, inputs, client):
+    files, master = inputs
+    target = tmp_path_factory.mktemp("dask") / "dataset"
+    updates = []
+    report = run_dask_ingest(files, target, instruments=[master], client=client, progress=updates.append)
+    assert [f.status for f in report.files] == ["ingested"] * 3, [f.error for f in report.files]
+    return target, report, updates
+
+
+def snapshot(path: Path) -> dict:
+    """Everything a reader sees in a dataset, in a comparable form."""
+    with ParquetTarget(path, read_only=True) as t:
+        captures = t.captures().drop_columns(["ingested_at"])
+        captures = captures.take(pc.sort_indices(captures, [("file_id", "ascending")]))
+        return {
+            "ticks": t.ticks(), "bad": t.bad_packets(), "captures": captures,
+            "unknown": t.unknown_tokens(), "instruments": t.instruments(), "counts": t.counts(),
+        }
+
+
+def files_on_disk(path: Path) -> set[str]:
+    return {p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()}
+
+
+def part_layout(path: Path) -> list[tuple[str, str, str]]:
+    """(folder, file id prefix, part number) of every part: the layout without write ids."""
+    out = []
+    for rel in files_on_disk(path):
+        if rel.startswith(("ticks/", "bad_packets/")):
+            folder, name = rel.rsplit("/", 1)
+            pieces = name[: -len(".parquet")].split("-")
+            out.append((folder, pieces[1], pieces[3] if len(pieces) > 3 else ""))
+    return sorted(out)
+
+
+def assert_clean(path: Path) -> None:
+    """Only committed parts and the dataset's own files: no temporary or orphan parts."""
+    with ParquetTarget(path, read_only=True) as t:
+        listed = {p for parts in t.committed_parts().values() for p in parts}
+    parts = {rel for rel in files_on_disk(path) if rel.startswith(("ticks/", "bad_packets/"))}
+    assert parts == listed
+    assert not [rel for rel in files_on_disk(path) if rel.endswith(".tmp")]
+
+
+# --- the same dataset as the local engine ------------------------------------------------
+
+
+def test_dask_dataset_equals_local_row_for_row(local_dataset, dask_dataset):
+    dask_target, report, _ = dask_dataset
+    local, remote = snapshot(local_dataset), snapshot(dask_target)
+    assert remote["counts"] == local["counts"]
+    assert remote["counts"]["captures"] == 3 and remote["counts"]["bad_packets"] > 0
+    assert remote["ticks"].num_rows == sum(f.ticks for f in report.files) > 10_000
+    assert remote["ticks"].equals(local["ticks"])
+    assert pc.sum(remote["ticks"]["resolved"]).as_py() > 0
+    assert remote["bad"].equals(local["bad"])
+    assert remote["captures"].equals(local["captures"])
+    assert remote["unknown"].equals(local["unknown"])
+    assert remote["instruments"].equals(local["instruments"])
+    # Same folders, same parts per file and date; only the write ids differ.
+    assert part_layout(dask_target) == part_layout(local_dataset)
+    assert_clean(dask_target)
+
+
+def test_parts_are_named_from_the_file_id(dask_dataset):
+    target, _, _ = dask_dataset
+    with ParquetTarget(target, read_only=True) as t:
+        for file_id, parts in t.committed_parts().items():
+            assert parts
+            for rel in parts:
+                name = rel.rsplit("/", 1)[1]
+                assert name[: -len(".parquet")].split("-")[1:3] == [file_id[:16], file_id[16:24]]
+
+
+def test_progress_reports_each_stage_in_order(dask_dataset):
+    _, report, updates = dask_dataset
+    for index in range(3):
+        stages = [u.stage for u in updates if u.index == index]
+        assert stages == ["queued", "hashing", "decoding", "writing", "done"]
+    finals = [u for u in updates if u.final]
+    assert sorted(u.packets for u in finals) == sorted(f.packets for f in report.files)
+
+
+def test_rerun_skips_everything_and_changes_nothing(inputs, dask_dataset, client):
+    files, master = inputs
+    target, _, _ = dask_dataset
+    before = snapshot(target)
+    on_disk = files_on_disk(target)
+    report = run_dask_ingest(files, target, instruments=[master], client=client)
+    assert [f.status for f in report.files] == ["skipped"] * 3
+    assert all(f.error == "already in the target" for f in report.files)
+    assert report.exit_code == 0
+    after = snapshot(target)
+    assert after["counts"] == before["counts"]
+    assert after["ticks"].equals(before["ticks"])
+    assert files_on_disk(target) == on_disk
+
+
+def test_duplicate_content_in_one_job_is_ingested_once(tmp_path, inputs, client):
+    files, _ = inputs
+    twin = tmp_path / "twin.dat"
+    twin.write_bytes(files[1].read_bytes())
+    report = run_dask_ingest([files[1], twin], tmp_path / "dataset", client=client)
+    assert sorted(f.status for f in report.files) == ["ingested", "skipped"]
+    assert "same content as" in report.by_status("skipped")[0].error
+    with open_target(tmp_path / "dataset") as t:
+        assert t.counts()["captures"] == 1
+
+
+# --- workers dying --------------------------------------------------------------------------
+
+
+def _die_after_writing(marker_dir: str, victim: str, times: int, path, hashed, write_id, root, book, chunk_bytes):
+    """The real task, but the worker process dies after the parts are renamed, before the
+    result reaches the client (the worst moment: complete parts on disk, none committed)."""
+    if Path(path).name == victim:
+        deaths = Path(marker_dir) / f"{victim}.deaths"
+        died = len(deaths.read_text()) if deaths.exists() else 0
+        if died < times:
+            ingest_capture(path, hashed, write_id, root, book, chunk_bytes)
+            with open(deaths, "a") as fh:
+                fh.write("x")
+            os._exit(1)
+    return ingest_capture(path, hashed, write_id, root, book, chunk_bytes)
+
+
+def test_worker_dying_once_is_retried_without_duplicates(tmp_path, inputs, local_dataset, client):
+    files, master = inputs
+    target = tmp_path / "dataset"
+    task = functools.partial(_die_after_writing, str(tmp_path), "a.dat", 1)
+    report = run_dask_ingest(files, target, instruments=[master], client=client, task=task)
+    assert (tmp_path / "a.dat.deaths").read_text() == "x"  # it did die once
+    assert [f.status for f in report.files] == ["ingested"] * 3, [f.error for f in report.files]
+    result, clean = snapshot(target), snapshot(local_dataset)
+    assert result["counts"] == clean["counts"]
+    assert result["ticks"].equals(clean["ticks"])
+    assert_clean(target)
+
+
+def test_worker_dying_every_time_fails_that_file_and_a_rerun_completes_exactly(
+        tmp_path, inputs, local_dataset, client):
+    files, master = inputs
+    target = tmp_path / "dataset"
+    task = functools.partial(_die_after_writing, str(tmp_path), "c.dat", 99)
+    first = run_dask_ingest(files, target, instruments=[master], client=client, task=task)
+    by_name = {Path(f.path).name: f for f in first.files}
+    assert by_name["c.dat"].status == "failed"
+    assert "KilledWorker" in by_name["c.dat"].error and "again" in by_name["c.dat"].error
+    assert first.exit_code == 4
+    with ParquetTarget(target, read_only=True) as t:
+        committed = t.counts()
+        assert committed["captures"] == len(first.by_status("ingested"))
+        assert committed["ticks"] == sum(f.ticks for f in first.files)
+    assert_clean(target)  # the dead attempts' complete parts were removed, not committed
+
+    second = run_dask_ingest(files, target, instruments=[master], client=client)
+    assert {Path(f.path).name: f.status for f in second.files}["c.dat"] == "ingested"
+    assert all(f.status in ("ingested", "skipped") for f in second.files)
+    result, clean = snapshot(target), snapshot(local_dataset)
+    assert result["counts"] == clean["counts"]
+    assert result["ticks"].equals(clean["ticks"])
+    assert result["bad"].equals(clean["bad"])
+    assert_clean(target)
+
+
+def test_leftovers_of_a_killed_client_are_removed_at_the_next_run(tmp_path, inputs, client):
+    """Parts a task finished whose client died before committing: next run removes them."""
+    files, _ = inputs
+    target = tmp_path / "dataset"
+    with open_target(target):
+        pass
+    from app.pipeline.ingest import file_sha256
+
+    file_id = file_sha256(files[1])
+    orphan = ingest_capture(str(files[1]), (file_id, files[1].stat().st_size), file_id[16:24], str(target), None)
+    stray = target / "ticks" / "trading_date=2025-10-13" / ".part-x.parquet.abcd.tmp"
+    stray.write_bytes(b"half")
+    assert set(orphan["parts"]) <= files_on_disk(target)
+    report = run_dask_ingest([files[1]], target, client=client)
+    assert report.files[0].status == "ingested"
+    assert_clean(target)
+    with open_target(target) as t:
+        assert t.counts()["ticks"] == report.files[0].ticks == sum(
+            n for rel, n in orphan["parts"].items() if rel.startswith("ticks/"))
+
+
+# --- --force and --scheduler -----------------------------------------------------------------
+
+
+def test_force_through_a_scheduler_address_replaces_parts(tmp_path, inputs, local_dataset, client):
+    files, master = inputs
+    target = tmp_path / "dataset"
+    address = client.scheduler.address
+    run_dask_ingest(files[:2], target, instruments=[master], scheduler=address)
+    with ParquetTarget(target, read_only=True) as t:
+        old_parts = t.committed_parts()
+    report = run_dask_ingest(files[:2], target, instruments=[master], scheduler=address, force=True)
+    assert [f.status for f in report.files] == ["ingested"] * 2
+    with ParquetTarget(target, read_only=True) as t:
+        new_parts = t.committed_parts()
+        assert set(t.captures()["status"].to_pylist()) == {"replaced"}
+        ticks = t.ticks()
+    for file_id, parts in new_parts.items():
+        assert not set(parts) & set(old_parts[file_id])  # new names, old files removed
+    assert_clean(target)
+    with ParquetTarget(local_dataset, read_only=True) as t:
+        expected = t.ticks()
+    expected = expected.filter(pc.is_in(expected["file_id"], ticks["file_id"].unique()))
+    assert ticks.equals(expected)
+
+
+def test_write_ids_are_stable_and_avoid_the_parts_they_replace():
+    file_id = "0123456789abcdef" + "fedcba98" + "0" * 40
+    assert deterministic_write_id(file_id) == "fedcba98"
+    replacing = [f"ticks/trading_date=2025-10-13/part-0123456789abcdef-fedcba98-{n}.parquet" for n in range(2)]
+    again = deterministic_write_id(file_id, replacing)
+    assert again != "fedcba98" and len(again) == 8
+    assert deterministic_write_id(file_id, replacing) == again
+    assert deterministic_write_id(file_id, [p.replace("fedcba98", again) for p in replacing]) not in (again,)
+
+
+def test_commit_parts_refuses_missing_or_short_parts(tmp_path, inputs):
+    files, _ = inputs
+    from app.pipeline.ingest import file_sha256
+
+    file_id = file_sha256(files[0])
+    with ParquetTarget(tmp_path / "dataset") as target:
+        result = ingest_capture(str(files[0]), (file_id, files[0].stat().st_size), file_id[16:24],
+                                str(target.path), None)
+        parts = result["parts"]
+        record = CaptureRecord(file_id=file_id, path=str(files[0]), size_bytes=1, framing="raw")
+        first = next(iter(parts))
+        with pytest.raises(ValueError, match="writer reported"):
+            target.commit_parts(record, {**parts, first: parts[first] + 1})
+        with pytest.raises(ValueError, match="not a part file"):
+            target.commit_parts(record, {**parts, "captures/captures.parquet": 0})
+        moved = target.path / (first + ".away")
+        os.replace(target.path / first, moved)
+        with pytest.raises(ValueError, match="missing"):
+            target.commit_parts(record, parts)
+        assert target.file_ids() == set()
+        os.replace(moved, target.path / first)
+        target.commit_parts(record, parts)
+        assert target.counts()["ticks"] == result["ticks"]
+
+
+def test_parts_writer_lays_out_what_the_target_writes(tmp_path, inputs):
+    """CapturePartsWriter is the target's own writer: same names, rows per part reported."""
+    files, _ = inputs
+    from app.core.decode import CaptureReader
+    from app.core.schema import unenriched
+
+    reader = CaptureReader(files[2])
+    parts = CapturePartsWriter(tmp_path, reader.file_id or "0" * 64, "0badcafe")
+    rows = 0
+    for batch in reader.batches():
+        parts.add_ticks(unenriched(batch.ticks))
+        parts.add_bad(batch.bad)
+        rows += batch.ticks.num_rows
+    assert not files_on_disk(tmp_path) - {rel for rel in files_on_disk(tmp_path) if rel.endswith(".tmp")}
+    written = parts.finish()
+    assert sum(n for rel, n in written.items() if rel.startswith("ticks/")) == rows
+    assert any(rel.startswith("bad_packets/bad-") for rel in written)
+    assert set(written) == files_on_disk(tmp_path)
+
+
+# --- the command line --------------------------------------------------------------------------
+
+
+def test_cli_local_cluster_ingests_and_leaves_no_process(tmp_path, inputs, local_dataset, capsys, client):
+    files, master = inputs
+    before = _children()
+    code = main(["ingest", *map(str, files), "-i", str(master), "--target", str(tmp_path / "dataset"),
+                 "--engine", "dask", "--local-cluster", "2", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    doc = json.loads(out.strip().splitlines()[-1])
+    assert doc["counts"]["ingested"] == 3
+    assert "done" in err and "decoding" in err  # the local engine's progress lines
+    _assert_gone(_children() - before)
+    assert snapshot(tmp_path / "dataset")["ticks"].equals(snapshot(local_dataset)["ticks"])
+
+
+def test_cli_refuses_a_duckdb_target_with_the_dask_engine(tmp_path, inputs, capsys):
+    files, _ = inputs
+    code = main(["ingest", str(files[0]), "--target", str(tmp_path / "t.duckdb"), "--engine", "dask"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert "single-machine" in err and "--engine local" in err and "Parquet folder" in err
+    assert not (tmp_path / "t.duckdb").exists()
+
+
+def test_cli_cluster_options_need_the_dask_engine(tmp_path, inputs, capsys):
+    files, _ = inputs
+    code = main(["ingest", str(files[0]), "--target", str(tmp_path / "d"), "--local-cluster", "2"])
+    assert code == 2
+    assert "--engine dask" in capsys.readouterr().err
+    with pytest.raises(UsageError, match="object storage"):
+        DaskIngestJob([files[0]], "s3://bucket/dataset")
+
+
+BLOCK_DASK = textwrap.dedent(
+    """
+    import sys
+
+    class BlockDask:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("dask", "distributed"):
+                raise ImportError(f"No module named {name!r}", name=name)
+            return None
+
+    sys.meta_path.insert(0, BlockDask())
+    """
+)
+
+
+def test_cli_without_dask_says_how_to_install_it(tmp_path, inputs):
+    files, _ = inputs
+    code = BLOCK_DASK + textwrap.dedent(
+        f"""
+        from app.cli import main
+        sys.exit(main(["ingest", {str(files[0])!r}, "--target", {str(tmp_path / "d")!r}, "--engine", "dask",
+                       "--local-cluster", "2"]))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "pip install tickscope[cluster]" in lines[0] and "--engine local" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_pipeline_and_cli_import_without_dask():
+    code = BLOCK_DASK + textwrap.dedent(
+        """
+        import importlib, pkgutil
+        for package in ("app.core", "app.store", "app.pipeline"):
+            pkg = importlib.import_module(package)
+            for info in pkgutil.walk_packages(pkg.__path__, package + "."):
+                importlib.import_module(info.name)
+        import app.commands.ingest, app.pipeline.dask_engine
+        from app.cli import build_parser
+        build_parser()
+        assert not any(m.split(".")[0] in ("dask", "distributed") for m in sys.modules)
+        print("ok")
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
