@@ -3,8 +3,9 @@
     python packaging/build.py [--dist DIR] [--work DIR] [--formats tar,deb] [--reuse] [--smoke]
 
 Runs PyInstaller on packaging/tickscope.spec, slims the result (Linux: strips debug info and
-unneeded symbols from the libraries that ship them), prints where the megabytes go, then
-makes the platform's downloads in --dist:
+unneeded symbols from the libraries that ship them, then packaging/slim_linux.py cuts ICU's
+data to what Qt uses and stubs libraries nothing calls), prints where the megabytes go and
+whether the bundle is within the 300 MB budget, then makes the platform's downloads in --dist:
 
 * Linux:   tickscope-<version>-linux-<machine>.tar.gz and tickscope_<version>_<arch>.deb
            (installs into /opt/tickscope, /usr/bin/tickscope, desktop entry, icons, MIME type)
@@ -41,10 +42,13 @@ NAME = "tickscope"
 # Everything that changes what PyInstaller produces.
 HASHED_TREES = ("app", "resources")
 HASHED_FILES = ("packaging/tickscope.spec", "packaging/launcher.py", "packaging/bundle_rules.py",
-                "packaging/rthook_no_qtopengl.py",
+                "packaging/rthook_no_qtopengl.py", "packaging/slim_linux.py",
                 "packaging/build.py", "packaging/macos/Info.plist")
 HASHED_DISTRIBUTIONS = ("pyinstaller", "pyinstaller-hooks-contrib", "PySide6-Essentials",
                         "shiboken6", "pyarrow", "duckdb", "numpy", "pyqtgraph")
+
+# The issue's limit for the unpacked bundle, in bytes as `du -sb` counts them.
+SIZE_BUDGET = 300_000_000
 
 DEB_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 DEB_PREFIX = "opt/tickscope"
@@ -151,7 +155,26 @@ def strip_bundle(bundle: Path) -> int:
     return saved
 
 
+def slim_linux_bundle(bundle: Path) -> tuple[list[dict], list[str]]:
+    """packaging/slim_linux.py's steps (reduced ICU data, stubbed unused libraries)."""
+    if str(PACKAGING) not in sys.path:
+        sys.path.insert(0, str(PACKAGING))
+    import slim_linux
+
+    steps, skipped = slim_linux.slim_bundle(bundle)
+    for step in steps:
+        print(f"build: {step.name}: {step.before / 1e6:.1f} -> {step.after / 1e6:.1f} MB ({step.detail})")
+    for reason in skipped:
+        print(f"build: WARNING: {reason}", file=sys.stderr)
+    return [vars(step) for step in steps], skipped
+
+
 # --- size report ---------------------------------------------------------------------------
+
+def apparent_size(bundle: Path) -> int:
+    """Bytes as `du -sb` counts them: every file, directory and symlink entry (lstat)."""
+    return sum(os.lstat(p).st_size for p in [bundle, *bundle.rglob("*")])
+
 
 def tree_size(path: Path) -> int:
     if path.is_symlink():
@@ -184,7 +207,10 @@ def size_report(bundle: Path) -> tuple[int, list[tuple[str, int]]]:
 
 def print_size_report(bundle: Path) -> int:
     total, entries = size_report(bundle)
-    print(f"build: bundle {bundle} is {total / 1e6:.1f} MB ({total / 2**20:.1f} MiB) unpacked")
+    du = apparent_size(bundle)
+    verdict = "within" if du < SIZE_BUDGET else "OVER"
+    print(f"build: bundle {bundle} is {du / 1e6:.1f} MB (du -sb; files {total / 2**20:.1f} MiB) unpacked, "
+          f"{verdict} the {SIZE_BUDGET / 1e6:.0f} MB budget")
     for name, size in entries:
         if size >= 1 << 20:
             print(f"  {size / 2**20:7.1f} MiB  {name}")
@@ -374,12 +400,24 @@ def build(dist: Path, work: Path, *, reuse: bool = False) -> tuple[Path, bool]:
     stamp.unlink(missing_ok=True)
     started = time.monotonic()
     run_pyinstaller(dist, work)
-    saved = strip_bundle(bundle) if sys.platform.startswith("linux") else 0
+    linux = sys.platform.startswith("linux")
+    saved = strip_bundle(bundle) if linux else 0
+    slimmed, slim_skipped = slim_linux_bundle(bundle) if linux else ([], [])
     seconds = time.monotonic() - started
-    print(f"build: PyInstaller + strip took {seconds:.0f} s (strip saved {saved / 1e6:.1f} MB)")
+    print(f"build: PyInstaller + strip + slimming took {seconds:.0f} s (strip saved {saved / 1e6:.1f} MB, "
+          f"slimming {sum(s['before'] - s['after'] for s in slimmed) / 1e6:.1f} MB)")
     stamp.write_text(json.dumps({"source_hash": digest, "version": version(),
-                                 "build_seconds": round(seconds, 1)}))
+                                 "build_seconds": round(seconds, 1),
+                                 "slimmed": slimmed, "slim_skipped": slim_skipped}))
     return bundle, True
+
+
+def build_stamp(dist: Path) -> dict:
+    """What build() recorded about the bundle in ``dist`` (empty if unknown)."""
+    try:
+        return json.loads((dist / f".{NAME}-bundle.json").read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def default_formats() -> str:

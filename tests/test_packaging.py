@@ -31,10 +31,8 @@ PACKAGING = REPO / "packaging"
 RESOURCES = REPO / "resources"
 TEST_DIST = REPO / "build" / "test-bundle" / "dist"
 TEST_WORK = REPO / "build" / "test-bundle" / "work"
-# A regression guard, not the goal: packaging/README.md explains the measured ~310 MiB
-# (325 MB) and why the 300 MB target is out of reach with DuckDB + Arrow + Qt + NumPy.
-BUNDLE_GUARD_MIB = 325
 MIME_TYPE = "application/x-kite-capture"
+VENV_QT_LIB = Path(importlib.util.find_spec("PySide6").origin).parent / "Qt" / "lib"
 
 
 def _load(name: str):
@@ -49,6 +47,7 @@ def _load(name: str):
 rules = _load("bundle_rules")
 build = _load("build")
 smoke = _load("smoke")
+slim = _load("slim_linux")
 
 
 # --- what goes into the bundle -------------------------------------------------------------
@@ -57,6 +56,9 @@ smoke = _load("smoke")
     "PySide6/Qt/plugins/platforms/libqoffscreen.so",
     "PySide6/Qt/plugins/platforms/libqxcb.so",
     "PySide6/Qt/plugins/platforms/libqwayland.so",
+    "PySide6/Qt/plugins/wayland-shell-integration/libxdg-shell.so",
+    "PySide6/Qt/plugins/wayland-decoration-client/libadwaita.so",
+    "PySide6/Qt/plugins/wayland-graphics-integration-client/libqt-plugin-wayland-egl.so",
     "PySide6/plugins/platforms/qwindows.dll",
     "PySide6/Qt/plugins/platforms/libqcocoa.dylib",
     "PySide6/Qt/plugins/imageformats/libqsvg.so",
@@ -65,7 +67,10 @@ smoke = _load("smoke")
     "PySide6/Qt/lib/libQt6Core.so.6",
     "pyarrow/libarrow.so.2600",
     "pyarrow/libparquet.so.2600",
-    "pyarrow/libarrow_substrait.so.2600",
+    "pyarrow/libarrow_substrait.so.2600",  # kept here, swapped for a stub after the build
+    "libxcb-cursor.so.0",
+    "libfontconfig.so.1",
+    "libcrypto.so.3",
     "resources/samples/binary_data_20251013_091500.dat",
     "resources/icons/tickscope.svg",
 ])
@@ -85,6 +90,12 @@ def test_bundle_keeps(dest):
     "PySide6/Qt/plugins/platforms/libqvnc.so",
     "PySide6/Qt/plugins/imageformats/libqjpeg.so",
     "PySide6/Qt/plugins/qmltooling/libqmldbg_debugger.so",
+    "PySide6/Qt/plugins/wayland-shell-integration/libivi-shell.so",
+    "PySide6/Qt/plugins/wayland-shell-integration/libwl-shell-plugin.so",
+    "PySide6/Qt/plugins/wayland-graphics-integration-client/libvulkan-server.so",
+    "libX11.so.6",
+    "libz.so.1",
+    "libexpat.so.1",
     "pyarrow/libarrow_flight.so.2600",
     "pyarrow/libarrow_python_flight.so.2600",
     "pyarrow/libarrow_s3.so.2600",
@@ -148,6 +159,136 @@ def test_version_has_one_source():
     assert "CFBundleShortVersionString" not in info  # the spec fills it from app.__version__
     iss = (PACKAGING / "windows" / "tickscope.iss").read_text()
     assert "#ifndef AppVersion" in iss and __version__ not in iss
+
+
+# --- Linux slimming: reduced ICU data, stub libraries -------------------------------------
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux-only slimming")
+needs_binutils = pytest.mark.skipif(not (sys.platform.startswith("linux") and slim.binutils_available()),
+                                    reason="binutils (as, ld) not installed")
+
+
+@pytest.fixture(scope="module")
+def icu_package():
+    """The ICU common data package of the venv's PySide6 (what the bundle starts from)."""
+    library = VENV_QT_LIB / "libicudata.so.73"
+    offset, size, _ = slim.read_elf(library).defined["icudt73_dat"]
+    raw = library.read_bytes()[offset:offset + size]
+    return raw, slim.read_icu_package(raw)
+
+
+@linux_only
+def test_icu_package_writes_back_byte_for_byte(icu_package):
+    raw, package = icu_package
+    assert package.prefix == "icudt73l/" and len(package.items) > 3000
+    assert slim.write_icu_package(package) == raw
+
+
+@pytest.mark.parametrize("name", [
+    "coll/root.res", "coll/ucadata.icu", "coll/sv.res", "coll/hi.res", "coll/zh.res", "coll/res_index.res",
+    "root.res", "pool.res", "res_index.res", "en.res", "en_IN.res", "zone/en.res", "zone/root.res",
+    "zone/pool.res", "zoneinfo64.res", "metaZones.res", "timezoneTypes.res", "likelySubtags.res",
+    "supplementalData.res", "cnvalias.icu",
+])
+def test_icu_keeps(name):
+    assert slim.keep_icu_item(name)
+
+
+@pytest.mark.parametrize("name", [
+    "brkitr/cjdict.dict", "brkitr/line.brk", "translit/root.res", "rbnf/en.res", "lang/de.res",
+    "region/hi.res", "curr/en.res", "unit/en.res", "hi.res", "de_DE.res", "zone/hi.res",
+    "unames.icu", "rfc3491.spp", "confusables.cfu", "uts46.nrm", "langInfo.res",
+])
+def test_icu_drops(name):
+    assert not slim.keep_icu_item(name)
+
+
+@linux_only
+def test_icu_converters_are_kept_with_their_base_tables(icu_package):
+    _, package = icu_package
+    kept = slim.icu_items_to_keep(package)
+    assert slim.converter_info(package.items["windows-936-2000.cnv"]) == (2, "ibm-1386_P100-2001")
+    assert {"windows-936-2000.cnv", "ibm-1386_P100-2001.cnv", "windows-950-2000.cnv",
+            "ibm-1373_P100-2002.cnv", "ibm-943_P15A-2003.cnv", "gb18030.cnv",
+            "ibm-5348_P100-1997.cnv", "ibm-37_P100-1995.cnv"} <= kept  # GBK, Big5, SJIS, cp1252, EBCDIC
+    assert not {"euc-tw-2014.cnv", "ibm-1390_P110-2003.cnv", "icu-internal-compound-t.cnv",
+                "ibm-933_P110-1995.cnv"} & kept
+    for name in kept:
+        if name.endswith(".cnv"):
+            base = slim.converter_info(package.items[name])[1]
+            assert base is None or f"{base}.cnv" in kept, name
+    assert sum(len(package.items[name]) for name in kept) < 7_000_000
+
+
+@linux_only
+@pytest.mark.skipif(not shutil.which("icupkg"), reason="icu-devtools not installed")
+def test_reduced_icu_package_reads_back_with_icupkg(icu_package, tmp_path):
+    _, package = icu_package
+    kept = slim.icu_items_to_keep(package)
+    reduced = slim.IcuPackage(package.header, package.prefix, {n: package.items[n] for n in kept})
+    dat = tmp_path / f"{package.prefix[:-1]}.dat"  # icupkg wants the file named like the prefix
+    dat.write_bytes(slim.write_icu_package(reduced))
+    listed = subprocess.run(["icupkg", "-l", str(dat)], capture_output=True, text=True, check=True).stdout
+    assert sorted(listed.split()) == sorted(kept)
+
+
+def _copy_of_qt_icu(tmp_path: Path) -> Path:
+    lib = tmp_path / "qtlib"
+    lib.mkdir()
+    for name in ("libicudata.so.73", "libicuuc.so.73", "libicui18n.so.73"):
+        shutil.copy2(VENV_QT_LIB / name, lib / name)
+    return lib
+
+
+@needs_binutils
+def test_reduced_icu_library_serves_qt_like_the_full_data(tmp_path):
+    lib = _copy_of_qt_icu(tmp_path)
+    step = slim.slim_icu_data(lib / "libicudata.so.73", tmp_path)
+    assert step.before > 30_000_000 and step.after < 7_000_000
+    info = slim.read_elf(lib / "libicudata.so.73")
+    assert info.soname == "libicudata.so.73" and set(info.defined) == {"icudt73_dat"} and info.needed == []
+    problems, probe = smoke.icu_differences(lib)
+    assert problems == []
+    assert Path(probe["loaded"]["libicudata"]).resolve() == (lib / "libicudata.so.73").resolve()
+    assert probe["collation"]["en_IN files"][-3:] == ["file9.dat", "file10.dat", "file100.dat"]
+
+
+@needs_binutils
+def test_icu_comparison_notices_missing_data(tmp_path, monkeypatch):
+    """Not vacuous: data Qt needs, left out, shows up as differences."""
+    lib = _copy_of_qt_icu(tmp_path)
+    keep = slim.keep_icu_item
+    monkeypatch.setattr(slim, "keep_icu_item", lambda name: keep(name) and name not in ("coll/sv.res", "zone/en.res"))
+    monkeypatch.setattr(slim, "ICU_KEPT_MULTIBYTE_CONVERTERS",
+                        slim.ICU_KEPT_MULTIBYTE_CONVERTERS - {"ibm-943_P15A-2003"})
+    slim.slim_icu_data(lib / "libicudata.so.73", tmp_path)
+    problems = "\n".join(smoke.icu_differences(lib)[0])
+    assert "collation sv_SE" in problems and "Swedish collation tailoring not in effect" in problems
+    assert "encoding Shift_JIS" in problems
+    assert "zone name Asia/Kolkata en_US" in problems
+
+
+@needs_binutils
+def test_only_libraries_nothing_imports_from_are_stubbed(tmp_path):
+    bundle, work = tmp_path / "bundle", tmp_path / "work"
+    bundle.mkdir()
+    work.mkdir()
+    for soname, body in (("libused.so.1", "used_fn: ret"), ("libunused.so.1", "unused_fn: ret"),
+                         ("libuser.so.1", "user_fn: jmp used_fn@PLT")):
+        symbol = body.split(":")[0]
+        slim.link_shared(f"\t.text\n\t.globl {symbol}\n\t.type {symbol}, @function\n{body}\n",
+                         soname, bundle / soname, work)
+    assert "used_fn" in slim.read_elf(bundle / "libuser.so.1").undefined
+
+    used = bundle / "libused.so.1"
+    assert slim.stub_unused_library(used, bundle, work, slim.imported_symbols(bundle, used)) is None
+    assert "used_fn" in slim.read_elf(used).defined
+
+    unused = bundle / "libunused.so.1"
+    step = slim.stub_unused_library(unused, bundle, work, slim.imported_symbols(bundle, unused))
+    assert step is not None
+    stub = slim.read_elf(unused)
+    assert stub.soname == "libunused.so.1" and "unused_fn" not in stub.defined
 
 
 # --- desktop integration files -------------------------------------------------------------
@@ -289,14 +430,48 @@ def test_bundled_version_and_size(packages, tmp_path):
     bundle, _ = packages
     check = smoke.check_version(bundle, tmp_path, __version__)
     assert check.ok, check.detail
-    total, _ = build.size_report(bundle)
-    assert total < BUNDLE_GUARD_MIB * 2**20, f"bundle grew to {total / 2**20:.0f} MiB"
     names = {p.name for p in bundle.rglob("*")}
     for unwanted in ("libQt6Network.so.6", "libQt6Qml.so.6", "libQt6Quick.so.6", "libQt6Pdf.so.6",
-                     "libarrow_flight.so.2600", "libgtk-3.so.0", "QtOpenGL.abi3.so"):
+                     "libarrow_flight.so.2600", "libgtk-3.so.0", "QtOpenGL.abi3.so",
+                     "libarrow_python_parquet_encryption.so.2600", "libreadline.so.8", "libivi-shell.so",
+                     "libX11.so.6", "libXau.so.6", "_cffi_backend.cpython-311-x86_64-linux-gnu.so"):
         assert unwanted not in names
     assert not [p for p in bundle.rglob("*.qm")], "Qt translations were bundled"
     assert (bundle / "_internal" / "resources" / "samples" / "expected.json").is_file()
+    assert list((bundle / "_internal").glob("numpy-*.dist-info/licenses/LICENSE.txt")), "numpy's licenses"
+
+
+def _slimming_skipped_locally() -> str | None:
+    """Why the Linux slimming did not run for the test bundle, when that is allowed (not CI)."""
+    skipped = build.build_stamp(TEST_DIST).get("slim_skipped")
+    return "; ".join(skipped) if skipped and not os.environ.get("CI") else None
+
+
+@pytest.mark.slow
+def test_bundle_is_under_300_mb(packages):
+    """The issue's budget: the unpacked bundle under 300 MB, counted like `du -sb`."""
+    bundle, _ = packages
+    size = build.apparent_size(bundle)
+    if size >= build.SIZE_BUDGET and _slimming_skipped_locally():
+        pytest.skip(f"bundle is {size / 1e6:.1f} MB: {_slimming_skipped_locally()} (CI fails instead)")
+    assert build.SIZE_BUDGET == 300_000_000
+    assert size < build.SIZE_BUDGET, f"bundle is {size / 1e6:.1f} MB (du -sb), over the 300 MB budget"
+
+
+@pytest.mark.slow
+@linux_only
+def test_bundle_has_reduced_icu_data_and_stubbed_substrait(packages, tmp_path):
+    bundle, _ = packages
+    if _slimming_skipped_locally():
+        pytest.skip(_slimming_skipped_locally())
+    qt_lib = smoke.qt_library_dir(bundle)
+    icu = slim.read_elf(qt_lib / "libicudata.so.73")
+    assert icu.soname == "libicudata.so.73" and icu.defined["icudt73_dat"][1] < 7_000_000
+    substrait = bundle / "_internal" / "pyarrow" / "libarrow_substrait.so.2600"
+    stub = slim.read_elf(substrait)
+    assert stub.soname == "libarrow_substrait.so.2600" and not stub.defined and substrait.stat().st_size < 64_000
+    check = smoke.check_icu(bundle, tmp_path)
+    assert check.ok and not check.skipped, check.detail
 
 
 @pytest.mark.slow
@@ -310,7 +485,9 @@ def test_bundle_leaves_out_test_only_packages(packages):
     assert "app.commands.selftest" in modules and "app.ui.main_window" in modules
     top_level = {name.split(".")[0] for name in modules}
     assert not top_level & {"kiteconnect", "twisted", "pytest", "_pytest", "hypothesis", "dask",
-                            "autobahn", "PyInstaller", "tkinter"}
+                            "autobahn", "PyInstaller", "tkinter", "fsspec", "jinja2", "cffi", "psutil",
+                            "yaml", "asyncio", "unittest"}
+    assert not {"duckdb.experimental", "numpy.testing", "pyarrow.feather"} & modules
 
 
 @pytest.mark.slow
