@@ -305,7 +305,11 @@ def decode_packets(
         columns["change_percent"] = pa.nulls(n, pa.float64())
     columns.update(depth_arrays)
 
-    # Best-known time of each tick, by decreasing trust.
+    # Best-known time of each tick, by decreasing trust: the packet's own exchange
+    # timestamp, then when the capture received it, then another packet of the same
+    # message with an exchange timestamp (sent together, so stamped together), and only
+    # then its own last_trade_time -- the last *trade*, which may be hours stale for an
+    # illiquid instrument -- and last the date in the file name.
     tick = np.zeros(n, dtype=np.int64)
     source = np.full(n, -1, dtype=np.int8)
     ets = values.get("exchange_timestamp")
@@ -314,9 +318,6 @@ def decode_packets(
     ltt_ok = valid.get("last_trade_time")
     ets_ok = _all_true(ets_ok, n)
     ltt_ok = _all_true(ltt_ok, n)
-    if ltt is not None:
-        tick[ltt_ok] = ltt[ltt_ok]
-        source[ltt_ok] = _SOURCE_INDEX[schema.TIME_SOURCE_EXCHANGE]
     if ets is not None:
         tick[ets_ok] = ets[ets_ok]
         source[ets_ok] = _SOURCE_INDEX[schema.TIME_SOURCE_EXCHANGE]
@@ -339,6 +340,10 @@ def decode_packets(
         take = unset & (per_packet > 0)
         tick[take] = per_packet[take]
         source[take] = _SOURCE_INDEX[schema.TIME_SOURCE_MESSAGE]
+    if ltt is not None:
+        take = (source < 0) & ltt_ok
+        tick[take] = ltt[take]
+        source[take] = _SOURCE_INDEX[schema.TIME_SOURCE_EXCHANGE]
     if fallback_time_us is not None:
         unset = source < 0
         tick[unset] = fallback_time_us

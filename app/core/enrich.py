@@ -13,7 +13,11 @@ with the master of its own trading day:
   missing from its day's master stays unresolved (and ``app.core.unknown`` explains that
   it is in other days' masters) rather than being named with a contract that may since
   have been re-assigned.
-* Ticks without a trading date are named as if from after the newest dated master.
+* Ticks without a trading date (no timestamp of any kind) cannot pick their day: they
+  are looked up in the undated masters first (made for any day), then in the masters of
+  the newest dated day. Every tick named this way is counted in
+  ``EnrichStats.named_without_date`` so the CLI/UI can warn that its name is a guess
+  (a recycled token may have meant another contract on the tick's unknown day).
 * Several masters of the same date (say one per exchange) are searched in the order
   they were added.
 
@@ -58,6 +62,7 @@ class EnrichStats:
     segment_mismatches: int = 0  # named, but the master's exchange implies another segment byte
     named_by_later_master: int = 0  # no master on or before the tick's day had a date
     named_by_undated_master: int = 0
+    named_without_date: int = 0  # ticks with a null trading_date that still got a name
 
     def __iadd__(self, other: "EnrichStats") -> "EnrichStats":
         for name, value in asdict(other).items():
@@ -111,6 +116,9 @@ class _Snapshot:
     def chain(self, day: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """(masters to search in order, those of them that are later than ``day``)."""
         days = self.dated_days
+        if day == _NO_DAY:
+            # No day to pick a master by: the any-day masters first, then the newest day.
+            return self.undated + (self.by_day[int(days[-1])] if len(days) else ()), ()
         at = int(np.searchsorted(days, day, side="right"))
         if at > 0:
             return self.by_day[int(days[at - 1])] + self.undated, ()
@@ -166,7 +174,7 @@ class InstrumentBook:
         n = decoded.num_rows
         stats = EnrichStats(rows=n)
 
-        flat, pair_rows, pair_category, pair_counts = self._resolve_table(
+        flat, pair_rows, pair_category, pair_counts, days = self._resolve_table(
             snap, decoded.column("instrument_token"), decoded.column("trading_date")
         )
         if flat is not None:
@@ -180,6 +188,9 @@ class InstrumentBook:
             by_category = np.bincount(pair_category.ravel(), weights=pair_counts, minlength=4)
             stats.named_by_undated_master = int(by_category[_UNDATED])
             stats.named_by_later_master = int(by_category[_LATER])
+            no_day = np.flatnonzero(days == _NO_DAY)
+            if no_day.size:
+                stats.named_without_date = int(pair_counts.reshape(pair_rows.shape)[no_day][named[no_day]].sum())
         else:
             resolved = np.zeros(n, dtype=bool)
         stats.resolved = int(resolved.sum())
@@ -199,10 +210,11 @@ class InstrumentBook:
     @staticmethod
     def _resolve_table(snap: _Snapshot, token_col, day_col):
         """Per tick its (day, token) pair number; per pair the book row (-1 none), how it
-        was named, and how many ticks it has. All None when nothing can be named."""
+        was named, and how many ticks it has; the distinct days (rows of the pair arrays).
+        All None when nothing can be named."""
         n = len(token_col)
         if n == 0 or not snap.indexes:
-            return None, None, None, None
+            return None, None, None, None, None
         # Hashing collapses millions of rows to the few distinct tokens and days they hold.
         tok_enc = pc.dictionary_encode(pc.fill_null(token_col, -1).combine_chunks())
         tok_codes = tok_enc.indices.to_numpy(zero_copy_only=False)
@@ -218,7 +230,7 @@ class InstrumentBook:
             day_codes = day_enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
             flat = day_codes * len(tokens) + tok_codes
         counts = np.bincount(flat, minlength=pair_rows.size).astype(np.float64)
-        return flat, pair_rows, pair_category, counts
+        return flat, pair_rows, pair_category, counts, days
 
     @staticmethod
     def _resolve_pairs(snap: _Snapshot, tokens: np.ndarray, days: np.ndarray):

@@ -206,6 +206,24 @@ def _region_reason(buf, start: int, end: int, first_reason: str) -> str:
     return f"{first_reason}; {end - start} bytes skipped to the next valid message"
 
 
+def _merge_touching(faults: list[tuple[int, int, int, str]]) -> list[tuple[int, int, int, str]]:
+    """One region for faults of one message that touch (e.g. a run of 0-length packets)."""
+    if len(faults) < 2:
+        return faults
+    out: list[list] = []  # [msg, pos, length, reason, faults merged]
+    for msg, pos, length, reason in faults:
+        last = out[-1] if out else None
+        if last is not None and last[0] == msg and last[1] + last[2] == pos:
+            last[2] += length
+            last[4] += 1
+        else:
+            out.append([msg, pos, length, reason, 1])
+    return [
+        (msg, pos, length, reason if k == 1 else f"{reason} and {k - 1} more faults ({length} bytes)")
+        for msg, pos, length, reason, k in out
+    ]
+
+
 # --- vectorised message splitting ----------------------------------------------
 
 
@@ -346,7 +364,14 @@ def split_messages(
     if unknown.size:
         valid[pkt_msg[unknown]] = False
         for i in unknown.tolist():
-            faults.append((int(pkt_msg[i]), int(pkt_pos[i]), int(pkt_len[i]), f"unknown packet length {int(pkt_len[i])}"))
+            length = int(pkt_len[i])
+            if length == 0:
+                # A packet of length 0 has no body: its 2-byte prefix is the bad region
+                # (a region is never empty), so that prefix is not counted as header.
+                faults.append((int(pkt_msg[i]), int(pkt_pos[i]) - 2, 2, "unknown packet length 0"))
+                header_bytes -= 2
+            else:
+                faults.append((int(pkt_msg[i]), int(pkt_pos[i]), length, f"unknown packet length {length}"))
     # Message-level faults: rare, so a Python loop over them only.
     broken = framed[~valid[framed] & ((fail_pos[framed] >= 0) | (cursor[framed] != end[framed]))]
     short = np.flatnonzero(~bare & (size < 2) & (size > 0))
@@ -356,7 +381,11 @@ def split_messages(
             at = int(fail_pos[i])
             walked = int(done[i])
             if at == e:
-                reason = f"message announces {n} packets but holds only {walked}"
+                # Every byte is a whole packet: the wrong count is the bad part, and a
+                # region is never empty, so the 2-byte count is the region (not header).
+                faults.append((i, int(start[i]), 2, f"message announces {n} packets but holds only {walked}"))
+                header_bytes -= 2
+                continue
             elif fail_len[i] < 0:
                 reason = f"message announces {n} packets but packet {walked}'s length prefix is cut off"
             else:
@@ -376,6 +405,7 @@ def split_messages(
     for i in short.tolist():
         faults.append((i, int(start[i]), int(size[i]), f"{int(size[i])}-byte message is not a heartbeat"))
     faults.sort(key=lambda f: f[1])
+    faults = _merge_touching(faults)
 
     good = known
     packet_bytes = int(pkt_len[good].sum())
@@ -488,14 +518,21 @@ class Framer:
 
     # -- raw: messages back to back, 1-byte heartbeats between them -----------------
 
-    def _follows_ok(self, buf, e: int, limit: int, final: bool) -> bool:
-        """Whether the bytes after a candidate message also parse (heartbeats, a message)."""
+    def _follows_ok(self, buf, e: int, limit: int, final: bool):
+        """Whether the bytes after a candidate message also parse (heartbeats, a message).
+
+        True/False, or ``_NEED_MORE`` when the answer depends on bytes past the end of a
+        chunk that is not the last: the caller carries and asks again with more data,
+        so the answer (and the decoding) never depends on where a chunk ends.
+        """
         for _ in range(16):
             if e >= limit:
-                return True
+                return True if final else _NEED_MORE
             r = _strict_end(buf, e, limit)
-            if r >= 0 or r == _NEED_MORE:
-                return True  # a message, or the capture/chunk ends inside one
+            if r >= 0:
+                return True
+            if r == _NEED_MORE:
+                return True if final else _NEED_MORE  # the capture ends inside a message
             if buf[e] != 0:
                 return False
             e += 1  # a heartbeat
@@ -539,10 +576,16 @@ class Framer:
             if e == _NEED_MORE and not final:
                 break
             lenient_ok = e >= 0 and self._follows_ok(buf, e, limit, final)
-            if not lenient_ok and buf[p] == 0 and self._follows_ok(buf, p + 1, limit, final):
-                walk.heartbeats += 1
-                p += 1
-                continue
+            if lenient_ok is _NEED_MORE:
+                break
+            if not lenient_ok and buf[p] == 0:
+                hb_ok = self._follows_ok(buf, p + 1, limit, final)
+                if hb_ok is _NEED_MORE:
+                    break
+                if hb_ok:
+                    walk.heartbeats += 1
+                    p += 1
+                    continue
             if lenient_ok:
                 # Unknown-length packets inside: split_messages skips and records them.
                 walk.start.append(p)
@@ -577,9 +620,14 @@ class Framer:
                 e = _strict_end(buf, q, limit)
                 if e == _NEED_MORE and not final:
                     return self._close_region(buf, base, p, q, walk, reason), True
-                if e >= 0 and self._follows_ok(buf, e, limit, final):
-                    self.resync = False
-                    return self._close_region(buf, base, p, q, walk, reason), False
+                if e >= 0:
+                    follows = self._follows_ok(buf, e, limit, final)
+                    if follows is _NEED_MORE:
+                        # Decide at q once the next chunk is here (q is re-examined).
+                        return self._close_region(buf, base, p, q, walk, reason), True
+                    if follows:
+                        self.resync = False
+                        return self._close_region(buf, base, p, q, walk, reason), False
             if hi >= limit - 3:
                 break
             q0 = hi
@@ -637,7 +685,10 @@ class Framer:
                     walk.framing_bytes += hdr
                     p = e
                     continue
-                if _adds_up(buf, s, e) or self._record_plausible(buf, e, limit, ts):
+                trusted = _adds_up(buf, s, e) or self._record_plausible(buf, e, limit, ts, final)
+                if trusted is _NEED_MORE:
+                    break  # carry the record: whether to trust it depends on the next one
+                if trusted:
                     # A record whose message is faulty but whose neighbour is a record:
                     # trust the container, split_messages records the faults.
                     self._take_record(buf, p, s, e, ts, walk)
@@ -717,22 +768,31 @@ class Framer:
             return _NEED_MORE, n
         return 0, n
 
-    def _record_plausible(self, buf, p: int, limit: int, ts: bool) -> bool:
+    def _record_plausible(self, buf, p: int, limit: int, ts: bool, final: bool):
         """Whether a container record starts at ``p`` (its message may still be faulty).
 
         Used to trust the container around a faulty message: the next record's length
         is sane and its message starts like one (a packet count and a first length
-        that fits), or it is a heartbeat or a JSON text frame.
+        that fits), or it is a heartbeat or a JSON text frame. Only the record's header
+        and first 4 message bytes are read, so the answer is the same however the file
+        is chunked; when they are past the end of a chunk that is not the last, the
+        answer is ``_NEED_MORE``. At the true end of the file a cut-off record is
+        trusted (the capture was cut while writing it).
         """
-        if p >= limit:
-            return True
         hdr = 12 if ts else 4
-        status, n = self._record(buf, p, limit, ts)
-        if status == _NEED_MORE:
-            return True
-        if status < 0:
+        if p + hdr > limit:
+            return True if final else _NEED_MORE
+        if ts:
+            t, n = _TS_U32.unpack_from(buf, p)
+            if not TS_MIN_NS <= t < TS_MAX_NS:
+                return False
+        else:
+            (n,) = _U32.unpack_from(buf, p)
+        if n == 0 or n > MAX_MESSAGE_BYTES:
             return False
         s = p + hdr
+        if s + min(n, 4) > limit:
+            return True if final else _NEED_MORE
         if n == 1:
             return buf[s] == 0
         if buf[s : s + 2] == b'{"':
@@ -782,7 +842,13 @@ class Framer:
                 if e == _NEED_MORE and not final:
                     return self._close_region(buf, base, p, q, walk, reason), True
                 if e >= 0:
-                    nxt = self._record_validates(buf, e, limit, ts, final) if e < limit else 0
+                    if e >= limit:
+                        nxt = 0 if final else _NEED_MORE
+                    else:
+                        nxt = self._record_validates(buf, e, limit, ts, final)
+                    if nxt == _NEED_MORE and not final:
+                        # Decide at q once the next chunk is here (q is re-examined).
+                        return self._close_region(buf, base, p, q, walk, reason), True
                     if nxt >= 0 or nxt == _NEED_MORE:
                         self.resync = False
                         return self._close_region(buf, base, p, q, walk, reason), False
@@ -928,6 +994,17 @@ def _score_base64(buf, final: bool):
     return msgs, hb, min(p, len(buf))
 
 
+def _explains_head(framing: str, head: bytes, parsed: int, final: bool) -> bool:
+    """Whether parsing ``head`` up to ``parsed`` covers all of it (bar a cut-off record)."""
+    if parsed >= len(head):
+        return True
+    if final or framing not in ("u32len", "ts-u32len"):
+        return False
+    # A head that is not the whole file may end inside a record.
+    status, _ = Framer._record(head, parsed, len(head), framing == "ts-u32len")
+    return status == _NEED_MORE
+
+
 def detect_framing(head: bytes, size: int) -> str:
     """The capture container of a file, from its first bytes (never its name).
 
@@ -953,6 +1030,11 @@ def detect_framing(head: bytes, size: int) -> str:
         return "single"  # one bare packet body, unless another framing explains every byte
     if scores[best][0] > 0:
         return best
+    # No message at all, but one framing's heartbeats explain every byte of the head
+    # (an idle u32len capture is 00000001 00 records, which raw would call garbage).
+    explained = [f for f in scores if scores[f][1] > 0 and _explains_head(f, head, scores[f][2], final)]
+    if explained:
+        return max(explained, key=lambda f: scores[f][1])
     # Nothing parses from the first byte (leading garbage): walk the whole head with
     # resynchronisation and keep the framing that finds the most packet bytes.
     packet_bytes = {}

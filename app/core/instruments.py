@@ -201,6 +201,16 @@ def _load(path, date: Optional[dt.date], split: bool) -> list[InstrumentMaster]:
                 conflicts=conflicts,
             )
         )
+    usable = sum(m.num_rows for m in masters)
+    rejected_rows = sum(m.rejected_rows for m in masters)
+    if usable == 0 and rejected_rows:
+        # Loading "0 instruments" would silently leave every tick unnamed.
+        totals: dict[str, int] = {}
+        for m in masters:
+            for reason, n in m.rejected.items():
+                totals[reason] = totals.get(reason, 0) + n
+        reasons = ", ".join(f"{n:,} {r}" for r, n in sorted(totals.items(), key=lambda i: -i[1]))
+        raise InputError(f"no usable instruments in {path.name}: {rejected_rows:,} rows rejected ({reasons})")
     return masters
 
 
@@ -258,13 +268,10 @@ def _read_json(doc: Any) -> tuple[pa.Table, dict[str, int]]:
     """A JSON object keyed by token (or by anything, with the token inside) or an array."""
     rejected: dict[str, int] = {}
     keys: Optional[list] = None
+    doc = _unwrap(doc)
     if isinstance(doc, dict):
-        wrapped = [v for k, v in doc.items() if isinstance(v, list) and not _looks_numeric(k)]
-        if len(doc) == 1 and wrapped:  # {"instruments": [...]} / {"data": [...]}
-            records = wrapped[0]
-        else:
-            keys = list(doc.keys())
-            records = list(doc.values())
+        keys = list(doc.keys())
+        records = list(doc.values())
     elif isinstance(doc, list):
         records = doc
     else:
@@ -288,6 +295,37 @@ def _read_json(doc: Any) -> tuple[pa.Table, dict[str, int]]:
         columns["__key__"] = pa.array(keys, pa.string())
     table = pa.table(columns) if columns else pa.table({"__key__": pa.array([], pa.string())})
     return table, rejected
+
+
+# Keys of an API envelope around the payload: {"status": "success", "data": [...]}.
+_ENVELOPE_KEYS = frozenset(("status", "message", "error_type", "error", "code", "success", "meta"))
+_TOKEN_KEYS = frozenset(_ALIASES["instrument_token"])
+
+
+def _unwrap(doc: Any) -> Any:
+    """The payload inside wrappers: {"instruments": [...]}, {"data": {token: ...}} or a
+    Kite API response {"status": "success", "data": [...]}; a bare record is left alone."""
+    for _ in range(4):  # a few levels at most: {"data": {"instruments": [...]}}
+        if not isinstance(doc, dict):
+            return doc
+        if len(doc) == 1:
+            key, value = next(iter(doc.items()))
+            # A lone key is a wrapper unless it is a token (a one-row lookup) or the value
+            # is itself one record (a one-row lookup keyed by symbol).
+            if _looks_numeric(key) or not isinstance(value, (dict, list)) or _is_record(value):
+                return doc
+            doc = value
+        elif "data" in doc and isinstance(doc["data"], (dict, list)) and all(
+            k == "data" or _squash(str(k)) in _ENVELOPE_KEYS for k in doc
+        ):
+            doc = doc["data"]
+        else:
+            return doc
+    return doc
+
+
+def _is_record(value: Any) -> bool:
+    return isinstance(value, dict) and any(_squash(str(k)) in _TOKEN_KEYS for k in value)
 
 
 def _json_column(values: list) -> pa.Array:

@@ -115,12 +115,63 @@ def sniff_tick_file(path) -> Optional[str]:
         first = fh.readline(_FIRST_LINE_CAP)
         rest = fh.read(_SNIFF_BYTES)
     if not first.endswith(b"\n") or not rest.strip():
-        return "json"  # a single JSON value (one line, possibly huge) or a pretty one
+        # A single JSON value (one line, possibly huge) or a pretty one.
+        return None if _starts_with_text_frames(stripped, whole=len(head) < _SNIFF_BYTES) else "json"
     try:
-        json.loads(first)
+        value = json.loads(first)
     except ValueError:
-        return "json"  # the first line is not a whole value: a pretty-printed document
+        # The first line is not a whole value: a pretty-printed document.
+        return None if _starts_with_text_frames(stripped, whole=len(head) < _SNIFF_BYTES) else "json"
+    if _is_text_frames(value) and all(_is_text_frames(v) for v in _whole_lines(stripped)):
+        return None
     return "jsonl"
+
+
+# Kite's WebSocket text frames (order updates, errors, messages) are not ticks: a file
+# of them is a capture of text frames, which the binary path reports as a bad region.
+_TEXT_FRAME_TYPES = frozenset(("order", "error", "message"))
+
+
+def _is_text_frame(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("type") in _TEXT_FRAME_TYPES and "data" in value
+
+
+def _is_text_frames(value: Any) -> bool:
+    """A text frame, or a non-empty list holding only text frames."""
+    if isinstance(value, list):
+        return bool(value) and all(_is_text_frame(v) for v in value)
+    return _is_text_frame(value)
+
+
+def _starts_with_text_frames(text: bytes, whole: bool) -> bool:
+    """Whether a JSON document is text frames: all of it when ``whole``, else its first value.
+
+    A dump bigger than the sniffed head is judged by its first value (or first element),
+    which is never a text frame in a dump of ``on_ticks`` ticks.
+    """
+    try:
+        decoded = text.decode("utf-8", errors="ignore")
+        if whole:
+            return _is_text_frames(json.loads(decoded))
+        decoder = json.JSONDecoder()
+        at = 1 if decoded.startswith("[") else 0
+        while at < len(decoded) and decoded[at].isspace():
+            at += 1
+        first, _ = decoder.raw_decode(decoded, at)
+    except ValueError:
+        return False
+    return _is_text_frame(first)
+
+
+def _whole_lines(text: bytes) -> Iterator[Any]:
+    """Parsed non-blank lines of the sniffed head that are whole (the last may be cut)."""
+    lines = text.split(b"\n")[:-1]
+    for line in lines:
+        if line.strip():
+            try:
+                yield json.loads(line)
+            except ValueError:
+                yield None
 
 
 def file_sha256(path) -> str:
@@ -446,7 +497,7 @@ def _derived(arrays: dict[str, pa.Array], n: int) -> dict[str, pa.Array]:
     change_percent = pc.if_else(
         pc.equal(close, 0.0), 0.0, pc.divide(pc.multiply(change, 100.0), close))
     tick_time, source = _with_message_fallback(
-        arrays["exchange_timestamp"], arrays["last_trade_time"], arrays["msg_seq"])
+        arrays["exchange_timestamp"], arrays["last_trade_time"], arrays["msg_seq"], arrays.get("recv_ts"))
     return {
         "change": change,
         "change_percent": change_percent,
@@ -457,29 +508,41 @@ def _derived(arrays: dict[str, pa.Array], n: int) -> dict[str, pa.Array]:
 
 
 def _with_message_fallback(
-    exchange_timestamp: pa.Array, last_trade_time: pa.Array, msg_seq: pa.Array
+    exchange_timestamp: pa.Array, last_trade_time: pa.Array, msg_seq: pa.Array,
+    recv_ts: Optional[pa.Array] = None,
 ) -> tuple[pa.Array, pa.Array]:
-    """A tick's own exchange_timestamp, else its last_trade_time ('exchange'); else the latest
-    exchange_timestamp of its message ('message'), as the decoder does for LTP/quote packets."""
-    own = pc.coalesce(exchange_timestamp, last_trade_time)
-    has_own = pc.is_valid(own).to_numpy(zero_copy_only=False)
-    if has_own.all() or not pc.any(pc.is_valid(exchange_timestamp)).as_py():
-        source = pc.if_else(pc.is_valid(own), schema.TIME_SOURCE_EXCHANGE, pa.scalar(None, pa.string()))
-        return own, source
+    """The best-known time of each tick, by the decoder's priority: its own exchange_timestamp
+    ('exchange'), the receive time ('receive'; dumps have none), the latest exchange_timestamp
+    of its message ('message'), its own last_trade_time ('exchange', possibly a stale trade)."""
+    n = len(msg_seq)
     absent = np.iinfo(np.int64).min
-    seq = msg_seq.to_numpy(zero_copy_only=False)
-    snapshot = exchange_timestamp.cast(pa.int64()).fill_null(absent).to_numpy()
-    # Messages are contiguous runs of msg_seq: a per-run maximum via reduceat.
-    starts = np.flatnonzero(np.r_[True, seq[1:] != seq[:-1]])
-    latest = np.maximum.reduceat(snapshot, starts)
-    message_time = np.repeat(latest, np.diff(np.r_[starts, len(seq)]))
-    filled = np.where(has_own, own.cast(pa.int64()).fill_null(0).to_numpy(), message_time)
-    valid = has_own | (message_time != absent)
-    tick_time = pa.array(filled, pa.int64(), mask=~valid).cast(schema.UTC_TIME)
-    source = pa.array(
-        np.where(has_own, schema.TIME_SOURCE_EXCHANGE, schema.TIME_SOURCE_MESSAGE).astype(object),
-        pa.string(), mask=~valid)
-    return tick_time, source
+
+    def micros(array: Optional[pa.Array]) -> np.ndarray:
+        if array is None:
+            return np.full(n, absent, dtype=np.int64)
+        return array.cast(schema.UTC_TIME).cast(pa.int64()).fill_null(absent).to_numpy(zero_copy_only=False)
+
+    ets, recv, ltt = micros(exchange_timestamp), micros(recv_ts), micros(last_trade_time)
+    tick = np.full(n, absent, dtype=np.int64)
+    source = np.full(n, None, dtype=object)
+
+    def fill(values: np.ndarray, name: str) -> None:
+        take = (tick == absent) & (values != absent)
+        tick[take] = values[take]
+        source[take] = name
+
+    fill(ets, schema.TIME_SOURCE_EXCHANGE)
+    fill(recv, schema.TIME_SOURCE_RECEIVE)
+    if n and (tick == absent).any() and (ets != absent).any():
+        seq = msg_seq.to_numpy(zero_copy_only=False)
+        # Messages are contiguous runs of msg_seq: a per-run maximum via reduceat.
+        starts = np.flatnonzero(np.r_[True, seq[1:] != seq[:-1]])
+        latest = np.maximum.reduceat(ets, starts)
+        fill(np.repeat(latest, np.diff(np.r_[starts, n])), schema.TIME_SOURCE_MESSAGE)
+    fill(ltt, schema.TIME_SOURCE_EXCHANGE)
+    valid = tick != absent
+    tick_time = pa.array(np.where(valid, tick, 0), pa.int64(), mask=~valid).cast(schema.UTC_TIME)
+    return tick_time, pa.array(source, pa.string())
 
 
 def _ist_date(times: pa.Array) -> pa.Array:

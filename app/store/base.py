@@ -312,13 +312,19 @@ class Target(abc.ABC):
     # -- masters and unknown tokens, the same for every target --------------------
 
     def stored_book(self, extra: Iterable = ()):
-        """An InstrumentBook of the stored masters plus ``extra`` masters."""
+        """An InstrumentBook of ``extra`` masters (given on this run) and the stored ones.
+
+        A given master replaces the stored master of the same (source, date) -- it is the
+        file as it is now, say a corrected copy -- and is searched before any other stored
+        master of its day: the book searches same-day masters in the order added, so the
+        master the user passes now names the ticks, never a stale stored copy.
+        """
         from app.core.enrich import InstrumentBook
 
-        book = InstrumentBook(masters_from_table(self.instruments()))
-        for master in extra:
-            book.add(master)
-        return book
+        given = list(extra)
+        keys = {(m.source, m.date) for m in given}
+        stored = [m for m in masters_from_table(self.instruments()) if (m.source, m.date) not in keys]
+        return InstrumentBook(given + stored)
 
     def rebuild_unknown_tokens(self, book=None) -> pa.Table:
         """Recompute ``unknown_tokens`` from every unresolved tick of the target."""

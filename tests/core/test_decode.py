@@ -123,17 +123,20 @@ def _message(*packets):
 
 
 def test_tick_time_sources_by_decreasing_trust():
+    # exchange_timestamp -> recv_ts -> the message's exchange_timestamp -> own
+    # last_trade_time (a last *trade*, possibly hours stale) -> the file name.
     full = encode.encode_packet(184, {"instrument_token": (1 << 8) | 1, "exchange_timestamp": EXCHANGE_TS,
                                       "last_trade_time": LTT})
     ltt_only = encode.encode_packet(184, {"instrument_token": (2 << 8) | 1, "last_trade_time": LTT})
     ltp = encode.encode_packet(8, {"instrument_token": (3 << 8) | 1, "last_price": 100})
     quote = encode.encode_packet(44, {"instrument_token": (4 << 8) | 1})
-    msgs = [_message(full, ltt_only, ltp), _message(quote)]
+    msgs = [_message(full, ltt_only, ltp), _message(quote), _message(ltt_only)]
     table, _, _ = decode_bytes(encode.frame(msgs, "raw"), "raw", name="capture.bin")
     rows = table.to_pylist()
-    assert [r["tick_time_source"] for r in rows] == ["exchange", "exchange", "message", None]
+    assert [r["tick_time_source"] for r in rows] == ["exchange", "message", "message", None, "exchange"]
     exchange = datetime.fromtimestamp(EXCHANGE_TS, timezone.utc)
-    assert [r["tick_time"] for r in rows] == [exchange, datetime.fromtimestamp(LTT, timezone.utc), exchange, None]
+    ltt = datetime.fromtimestamp(LTT, timezone.utc)
+    assert [r["tick_time"] for r in rows] == [exchange, exchange, exchange, None, ltt]
     assert rows[0]["trading_date"] == date(2023, 11, 15)  # IST date, not the UTC 14th
 
     # A file name with a capture time names what nothing else does, in IST.
@@ -142,14 +145,16 @@ def test_tick_time_sources_by_decreasing_trust():
     assert rows[3]["tick_time_source"] == "filename"
     assert rows[3]["tick_time"] == datetime(2024, 1, 2, 3, 45, tzinfo=timezone.utc)
     assert rows[3]["trading_date"] == date(2024, 1, 2)
+    assert rows[4]["tick_time_source"] == "exchange"  # its own last_trade_time beats the file name
 
-    # The container's receive time beats the message and the file name.
-    recv = [1_710_000_000_500_000_000, 1_710_000_001_000_000_000]
+    # The container's receive time beats the message, a stale last_trade_time and the file name.
+    recv = [1_710_000_000_500_000_000, 1_710_000_001_000_000_000, 1_710_000_002_000_000_000]
     table, _, _ = decode_bytes(encode.frame(msgs, "ts-u32len", recv_ns=recv), name="binary_data_20240102_091500.dat")
     rows = table.to_pylist()
-    assert [r["tick_time_source"] for r in rows] == ["exchange", "exchange", "receive", "receive"]
-    assert rows[2]["tick_time"] == datetime(2024, 3, 9, 16, 0, 0, 500000, tzinfo=timezone.utc)
+    assert [r["tick_time_source"] for r in rows] == ["exchange", "receive", "receive", "receive", "receive"]
+    assert rows[1]["tick_time"] == datetime(2024, 3, 9, 16, 0, 0, 500000, tzinfo=timezone.utc)
     assert rows[3]["recv_ts"] == datetime.fromtimestamp(1_710_000_001, timezone.utc)
+    assert rows[4]["tick_time"] == datetime.fromtimestamp(1_710_000_002, timezone.utc)
 
 
 def test_filename_time_forms():

@@ -68,7 +68,22 @@ def test_recycled_token_is_named_with_the_master_of_its_own_day():
     ]
     assert out.column("instruments_date").to_pylist() == [D10, D13, D10, D10, D13]
     assert out.column("resolved").to_pylist() == [True] * 5
-    assert stats == EnrichStats(rows=5, resolved=5, unresolved=0, named_by_later_master=1)
+    assert stats == EnrichStats(rows=5, resolved=5, unresolved=0, named_by_later_master=1, named_without_date=1)
+
+
+def test_ticks_without_a_date_use_undated_masters_first_then_the_newest_and_are_counted():
+    book = InstrumentBook([
+        master([(T, "OLD_DAY"), (T + 512, "ONLY_OLD")], D10),
+        master([(T, "NEWEST_DAY"), (T + 256, "ONLY_NEWEST")], D13),
+        master([(T, "UNDATED_NAME")]),
+    ])
+    out, stats = book.enrich_with_stats(ticks([T, T + 256, T + 512, T, T], [None, None, None, D13, D10]))
+    # An undated master is made for any day; a dated one is a guess for a tick without one.
+    assert out.column("tradingsymbol").to_pylist() == ["UNDATED_NAME", "ONLY_NEWEST", None, "NEWEST_DAY", "OLD_DAY"]
+    assert stats.named_without_date == 2 and stats.named_by_undated_master == 1
+    assert stats.resolved == 4 and stats.unresolved == 1
+    assert [m.source for m in book.masters_for_day(None)] == ["mem", "mem"]
+    assert [m.date for m in book.masters_for_day(None)] == [None, D13]
 
 
 def test_string_keyed_lookup_names_int_tokens(tmp_path):
@@ -195,7 +210,9 @@ def test_enrich_matches_a_row_by_row_reference():
         earlier = [d for d in dated if day is None or d <= day]
         later = [d for d in dated if day is not None and d > day]
         undated = [m for m in masters if m.date is None]
-        if earlier:
+        if day is None:  # undated masters first, then the newest day's
+            chain = undated + [m for m in masters if dated and m.date == dated[-1]]
+        elif earlier:
             chain = [m for m in masters if m.date == earlier[-1]] + undated
         else:
             chain = undated + [m for m in masters if later and m.date == later[0]]

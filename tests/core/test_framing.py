@@ -326,3 +326,155 @@ def test_chunked_faulty_raw_capture_is_accounted(tmp_path):
         regions = sorted((b.offset, b.offset + b.length) for b in bad)
         assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(regions, regions[1:]))
         assert any(s <= 500 < e for s, e in regions) and any(s <= 1500 < e for s, e in regions)
+
+
+# --- regressions ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("framing", ["u32len", "ts-u32len"])
+def test_length_prefixed_capture_of_only_heartbeats_is_detected(tmp_path, framing):
+    data = encode.frame([protocol.HEARTBEAT] * 4, framing)
+    assert detect_framing(data, len(data)) == framing
+    # A head cut inside a record (not the whole file) still detects it.
+    assert detect_framing(data[:-2], len(data)) == framing
+    table, bad, summary = decode(data)
+    assert summary.framing == framing and bad == [] and table.num_rows == 0
+    assert summary.heartbeats == 4 and summary.accounted["bad"] == 0
+    assert detect_framing(b"\x00" * 5, 5) == "raw"
+
+
+def test_zero_length_packets_are_never_empty_bad_regions():
+    ltp = packet(8)
+    # Packets 0 and 1 announce length 0: their 2-byte prefixes are the bad bytes.
+    faulty = struct.pack(">HHH", 3, 0, 0) + struct.pack(">H", 8) + ltp
+    for framing in ("u32len", "ts-u32len", "base64"):
+        data = encode.frame([faulty, encode.encode_message([ltp])], framing)
+        table, bad, summary = decode(data, framing)
+        assert table.num_rows == 2, framing
+        assert all(b.length > 0 for b in bad), framing
+        assert [b.length for b in bad] == [4], framing
+        assert summary.accounted["bad"] == 4 and summary.accounted["header"] == 2 + 2 + 2 + 2
+    # A lone zero-length packet in a message of known size.
+    one = struct.pack(">HH", 2, 0) + struct.pack(">H", 8) + ltp
+    table, bad, summary = decode(encode.frame([one], "u32len"), "u32len")
+    assert [(b.length, b.reason) for b in bad] == [(2, "unknown packet length 0")]
+    assert summary.accounted["header"] == 4 and table.num_rows == 1
+    # A count larger than the packets a record holds: the count is the bad region.
+    over = struct.pack(">H", 5) + encode.encode_message([ltp, ltp])[2:]
+    table, bad, summary = decode(encode.frame([over], "u32len"), "u32len")
+    assert [(b.offset, b.length, b.reason) for b in bad] == [(4, 2, "message announces 5 packets but holds only 2")]
+    assert summary.accounted["header"] == 4 and table.num_rows == 2
+
+
+def _merged(regions):
+    out = []
+    for offset, length in sorted(regions):
+        if out and out[-1][0] + out[-1][1] == offset:
+            out[-1][1] += length
+        else:
+            out.append([offset, length])
+    return [tuple(r) for r in out]
+
+
+def _chunked(path, framing, chunk):
+    reader = CaptureReader(path, framing, chunk_bytes=chunk)
+    batches = list(reader.batches())
+    ticks = pa.concat_tables([b.ticks for b in batches])
+    bad = [b for batch in batches for b in batch.bad]
+    accounted(reader.summary)
+    assert sum(b.length for b in bad) == reader.summary.accounted["bad"]
+    return ticks, bad
+
+
+def test_a_record_cut_by_the_chunk_end_is_carried_not_trusted(tmp_path):
+    """The reviewer's fz48: a broken ts-u32len record whose neighbour was cut by a 64-byte
+    chunk was trusted, giving a phantom tick and zero-length regions."""
+    import random
+
+    rng = random.Random(7)
+
+    def rnd_msg():
+        pk = []
+        for _ in range(rng.randint(1, 4)):
+            length = rng.choice([8, 12, 28, 32, 44, 164, 184, 492])
+            pk.append(encode.encode_packet(length, {
+                "instrument_token": rng.randint(1, 1 << 24) << 8 | rng.choice([1, 2, 3, 9]),
+                "last_price": rng.randint(0, 10**6),
+                "exchange_timestamp": rng.choice([0, 1700000000 + rng.randint(0, 10**5)])}))
+        return encode.encode_message(pk)
+
+    for trial in range(49):
+        framing = rng.choice(["raw", "u32len", "ts-u32len", "base64"])
+        msgs = [b"\x00" if rng.random() < 0.1 else rnd_msg() for _ in range(rng.randint(1, 40))]
+        data = bytearray(encode.frame(msgs, framing))
+        for _ in range(rng.randint(0, 4)):
+            op = rng.random()
+            i = rng.randrange(len(data) + 1)
+            if op < 0.4 and len(data) > 1:
+                data[min(i, len(data) - 1)] = rng.randrange(256)
+            elif op < 0.7:
+                data[i:i] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 30)))
+            elif op < 0.85:
+                del data[i : i + rng.randint(1, 50)]
+            else:
+                data[i:i] = b'{"type":"error","data":"x"}' + (b"\n" if framing == "base64" else b"")
+    data = bytes(data)
+    assert framing == "ts-u32len" and len(data) == 917
+    path = tmp_path / "fz48.bin"
+    path.write_bytes(data)
+    whole, bad, _ = decode(data, framing)
+    assert [(b.offset, b.length) for b in bad] == [(214, 259)]
+    for chunk in (64, 100, 333):
+        ticks, cbad = _chunked(path, framing, chunk)
+        assert ticks.equals(whole), chunk
+        assert all(b.length > 0 for b in cbad)
+        assert _merged((b.offset, b.length) for b in cbad) == [(214, 259)], chunk
+
+
+_hyp = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_PACKETS = [packet(n, token=(1000 + i) << 8 | 1) for i, n in enumerate([8, 28, 32, 44, 164, 184, 492, 12])]
+
+
+@st.composite
+def _corrupted_capture(draw):
+    framing = draw(st.sampled_from(["raw", "u32len", "ts-u32len", "base64"]))
+    msgs = []
+    for _ in range(draw(st.integers(1, 14))):
+        if draw(st.integers(0, 9)) == 0:
+            msgs.append(protocol.HEARTBEAT)
+        else:
+            picks = draw(st.lists(st.integers(0, len(_PACKETS) - 1), min_size=1, max_size=4))
+            msgs.append(encode.encode_message([_PACKETS[k] for k in picks]))
+    data = bytearray(encode.frame(msgs, framing))
+    for _ in range(draw(st.integers(0, 4))):
+        op = draw(st.sampled_from(["set", "insert", "delete", "json", "zero"]))
+        i = draw(st.integers(0, len(data)))
+        if op == "set" and data:
+            data[min(i, len(data) - 1)] = draw(st.integers(0, 255))
+        elif op == "insert":
+            data[i:i] = draw(st.binary(min_size=1, max_size=30))
+        elif op == "delete":
+            del data[i : i + draw(st.integers(1, 50))]
+        elif op == "json":
+            data[i:i] = b'{"type":"error","data":"x"}' + (b"\n" if framing == "base64" else b"")
+        else:
+            data[i:i] = b"\x00\x00"
+    return framing, bytes(data), draw(st.sampled_from([64, 97, 150, 333]))
+
+
+@settings(max_examples=int(__import__("os").environ.get("FRAMING_EXAMPLES", "150")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=_corrupted_capture())
+def test_decoding_does_not_depend_on_the_chunk_size(tmp_path, case):
+    framing, data, chunk = case
+    whole, bad, summary = decode(data, framing)
+    assert all(b.length > 0 for b in bad)
+    path = tmp_path / "capture.bin"
+    path.write_bytes(data)
+    ticks, cbad = _chunked(path, framing, chunk)
+    assert ticks.equals(whole)
+    # A bad region may be closed at a chunk end and continued in the next chunk.
+    assert _merged((b.offset, b.length) for b in cbad) == _merged((b.offset, b.length) for b in bad)
+    assert all(b.length > 0 for b in cbad)

@@ -238,3 +238,44 @@ def test_type_drift_in_a_later_csv_block_is_fine(tmp_path, monkeypatch):
         "409.0,1,LATE_FLOAT,,0,2025-10-28,,0.05,1,CE,NFO-OPT,NFO"]
     m = load_master(write_dump(tmp_path / "dump.csv", rows))
     assert m.num_rows == 30_001 and by_token(m)[409]["tradingsymbol"] == "LATE_FLOAT"
+
+
+# --- regressions: wrapped JSON and masters with nothing usable --------------------------
+
+
+@pytest.mark.parametrize("doc", [
+    {"data": {"408065": {"tradingsymbol": "INFY"}, "256265": {"tradingsymbol": "NIFTY 50"}}},
+    {"status": "success", "data": [{"instrument_token": 408065, "tradingsymbol": "INFY"},
+                                   {"instrument_token": 256265, "tradingsymbol": "NIFTY 50"}]},
+    {"data": {"instruments": [{"instrument_token": 408065, "tradingsymbol": "INFY"},
+                              {"instrument_token": 256265, "tradingsymbol": "NIFTY 50"}]}},
+    {"status": "success", "message": "ok", "data": {"408065": "INFY", "256265": "NIFTY 50"}},
+])
+def test_wrapped_token_lookups_are_unwrapped(tmp_path, doc):
+    path = tmp_path / "lookup.json"
+    path.write_text(json.dumps(doc))
+    m = load_master(path)
+    assert {r["instrument_token"]: r["tradingsymbol"] for r in m.table.to_pylist()} == {
+        408065: "INFY", 256265: "NIFTY 50"}
+    assert m.rejected == {}
+
+
+def test_a_lone_record_keyed_by_symbol_is_not_unwrapped(tmp_path):
+    path = tmp_path / "one.json"
+    path.write_text(json.dumps({"INFY": {"instrument_token": 408065, "exchange": "NSE"}}))
+    m = load_master(path)
+    assert [(r["instrument_token"], r["exchange"]) for r in m.table.to_pylist()] == [(408065, "NSE")]
+
+
+def test_a_master_with_only_rejected_rows_is_an_input_error(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"status": "error", "data": {"x": {"tradingsymbol": "INFY"}, "y": "NIFTY"}}))
+    from app.errors import InputError
+
+    with pytest.raises(InputError) as info:
+        load_master(path)
+    message = str(info.value)
+    assert message.startswith("no usable instruments in bad.json: 2 rows rejected (")
+    assert "\n" not in message
+    # Nothing rejected and nothing usable (a header-only dump) is still an empty master.
+    assert load_master(write_dump(tmp_path / "empty.csv", rows=[])).num_rows == 0

@@ -399,3 +399,39 @@ def test_reading_speed_is_reasonable(tmp_path, capture):
     sizes = [t.num_rows for t in tick_sources.read_tick_file(path, batch_rows=4096)]
     assert sum(sizes) == sum(len(t) for t in per_message)
     assert max(sizes) < 4096 + 50
+
+
+def test_kite_text_frames_are_not_a_tick_dump(tmp_path):
+    """{"type": "order", "data": {...}} is a WebSocket text frame: the binary path reports it."""
+    cases = {
+        "order.bin": b'{"type":"order","data":{"order_id":"1"}}',
+        "frames.json": b'[{"type":"error","data":"x"},{"type":"message","data":"hi"}]',
+        "frames.jsonl": b'{"type":"order","data":{}}\n{"type":"error","data":"x"}\n',
+        "pretty.json": b'{\n  "type": "order",\n  "data": {"order_id": "1"}\n}\n',
+    }
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        assert tick_sources.sniff_tick_file(tmp_path / name) is None, name
+    # A tick that happens to have a "type" key, or ticks around a frame, are still ticks.
+    (tmp_path / "mixed.jsonl").write_bytes(b'{"instrument_token": 409}\n{"type":"order","data":{}}\n')
+    assert tick_sources.sniff_tick_file(tmp_path / "mixed.jsonl") == "jsonl"
+    (tmp_path / "typed.json").write_bytes(b'[{"instrument_token": 409, "type": "tick"}]')
+    assert tick_sources.sniff_tick_file(tmp_path / "typed.json") == "json"
+
+
+def test_tick_time_priority_matches_the_decoder(tmp_path):
+    """Own exchange_timestamp, then the message's, then (stale) own last_trade_time."""
+    ets, ltt = 1_700_000_000, 1_699_990_000
+    message = [
+        {"instrument_token": 1 << 8 | 1, "mode": "full", "last_price": 1.0,
+         "exchange_timestamp": ets, "last_trade_time": ltt},
+        {"instrument_token": 2 << 8 | 1, "mode": "full", "last_price": 1.0, "last_trade_time": ltt},
+    ]
+    lone = [{"instrument_token": 3 << 8 | 1, "mode": "full", "last_price": 1.0, "last_trade_time": ltt}]
+    path = tmp_path / "dump.jsonl"
+    path.write_text(json.dumps(message) + "\n" + json.dumps(lone) + "\n")
+    table = read(path)
+    assert table.column("tick_time_source").to_pylist() == ["exchange", "message", "exchange"]
+    utc = dt.timezone.utc
+    assert table.column("tick_time").to_pylist() == [
+        dt.datetime.fromtimestamp(ets, utc), dt.datetime.fromtimestamp(ets, utc), dt.datetime.fromtimestamp(ltt, utc)]

@@ -296,3 +296,46 @@ def test_json_jsonl_and_parquet_dumps_match_the_binary_capture(tmp_path, capture
         assert other.num_rows == binary.num_rows, name
         for column in COMPARED:
             assert other[column].equals(binary[column]), (name, column)
+
+
+# --- regressions ------------------------------------------------------------------------
+
+
+def _u32len_capture(path: Path, price: int) -> Path:
+    from app.core.encode import encode_message, encode_packet, frame
+
+    packet = encode_packet(184, {"instrument_token": 408065, "last_price": price, "close": 120000,
+                                 "exchange_timestamp": 1700000000})
+    path.write_bytes(frame([encode_message([packet])], "u32len"))
+    return path
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_corrected_master_names_new_ticks_not_its_stored_copy(tmp_path, kind):
+    target = target_path(tmp_path, kind)
+    master = tmp_path / "inst_20231115.csv"
+    master.write_text("instrument_token,tradingsymbol,exchange\n408065,WRONG,NSE\n")
+    run_ingest([_u32len_capture(tmp_path / "a.bin", 1)], target, instruments=[master], workers=1)
+    # A stored master of another source for the same day is searched after the given one.
+    other = tmp_path / "other_20231115.csv"
+    other.write_text("instrument_token,tradingsymbol,exchange\n408065,OTHER,NSE\n")
+    run_ingest([_u32len_capture(tmp_path / "x.bin", 3)], target, instruments=[other], workers=1)
+    master.write_text("instrument_token,tradingsymbol,exchange\n408065,INFY,NSE\n")
+    report = run_ingest([_u32len_capture(tmp_path / "b.bin", 2)], target, instruments=[master], workers=1)
+    assert [f.status for f in report.files] == ["ingested"]
+    with open_target(target) as t:
+        names = {row["last_price"]: row["tradingsymbol"] for row in t.ticks(["last_price", "tradingsymbol"]).to_pylist()}
+        stored = sorted((r["source"].rsplit("/", 1)[-1], r["tradingsymbol"])
+                        for r in t.instruments().select(["source", "tradingsymbol"]).to_pylist())
+    assert names == {0.01: "WRONG", 0.03: "OTHER", 0.02: "INFY"}
+    assert stored == [("inst_20231115.csv", "INFY"), ("other_20231115.csv", "OTHER")]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_file_of_one_json_text_frame_ingests_as_one_bad_region(tmp_path, kind):
+    path = tmp_path / "json_frame.bin"
+    path.write_bytes(b'{"type":"order","data":{"order_id":"1"}}')
+    report = run_ingest([path], target_path(tmp_path, kind), workers=1)
+    [f] = report.files
+    assert (f.status, f.ticks, f.bad_packets, f.error) == ("ingested", 0, 1, None)
+    assert report.exit_code == 0
