@@ -165,6 +165,14 @@ def _human(summary, out: Path, rows: int, seconds: float, enrich_stats) -> str:
     if enrich_stats is not None:
         lines.append(f"  named {enrich_stats.resolved:,} of {enrich_stats.rows:,} ticks; "
                      f"{enrich_stats.unresolved:,} unresolved")
+        # Names that may be of the wrong contract (tokens are recycled): say so.
+        for count, what in (
+            (enrich_stats.segment_mismatches, "named by a master whose exchange implies another segment byte"),
+            (enrich_stats.named_by_later_master, "named by a master of a LATER day (no master on or before their day)"),
+            (enrich_stats.named_without_date, "without a known trading day, named by an undated or the newest master"),
+        ):
+            if count:
+                lines.append(f"  warning: {count:,} ticks {what}")
     rate = f" ({d.packets / seconds:,.0f} packets/s)" if seconds > 0 else ""
     lines.append(f"wrote {rows:,} ticks to {out} in {seconds:.2f} s{rate}")
     return "\n".join(lines)
