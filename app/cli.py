@@ -3,7 +3,8 @@
 Each subcommand lives in ``app/commands/<name>.py`` with ``add_parser(subparsers)`` and
 ``run(args) -> int``. With no subcommand the desktop app opens. Errors a user can
 cause print one line to stderr and exit with their code (``app.errors``); anything
-unexpected is logged with its traceback and reported in one line, exit 1.
+unexpected is logged with its traceback to the log file (``app.logs``) and reported
+in one line naming that file, exit 1. Log records never reach the terminal.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 from typing import Optional, Sequence
 
 from app import __version__
+from app import logs
 from app.errors import EXIT_INTERNAL, EXIT_USAGE, TickscopeError
 
 COMMANDS = ("gui", "decode", "ingest", "unknown", "resolve", "inspect", "selftest")
@@ -55,6 +57,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         # `tickscope`, `tickscope --target T` and `tickscope FILE...` (a desktop entry, a
         # double-clicked capture) open the app with those arguments.
         argv = ["gui", *argv]
+    # Before anything can log: otherwise Python's last-resort handler prints tracebacks.
+    log_file = logs.setup_cli_logging()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
@@ -70,7 +74,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 130
     except Exception as err:  # a bug: keep the traceback in the log, one line on screen
         log.exception("unexpected error in %s", args.command)
-        print(f"tickscope: internal error: {type(err).__name__}: {err}", file=sys.stderr)
+        where = f" (details in {log_file})" if log_file else ""
+        first = str(err).splitlines()[0] if str(err) else ""
+        print(f"tickscope: internal error: {type(err).__name__}: {first}{where}", file=sys.stderr)
         return EXIT_INTERNAL
 
 

@@ -22,3 +22,9 @@ def kite_mocks() -> Path:
 @pytest.fixture(scope="session")
 def kite_expected(kite_mocks: Path) -> dict:
     return json.loads((kite_mocks / "expected.json").read_text())["files"]
+
+
+@pytest.fixture(autouse=True)
+def _private_data_dir(tmp_path_factory, monkeypatch):
+    """Logs and app data of every test go to a temporary folder, never the user's."""
+    monkeypatch.setenv("TICKSCOPE_DATA_DIR", str(tmp_path_factory.getbasetemp() / "tickscope-data"))

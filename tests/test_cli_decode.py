@@ -15,6 +15,16 @@ from app.core import encode, protocol, schema
 from tests.conftest import REPO
 
 
+@pytest.fixture(autouse=True)
+def _private_data_dir(tmp_path, monkeypatch):
+    """The command line logs to the user's data folder: keep tests (and their subprocesses) out of the real one."""
+    monkeypatch.setenv("TICKSCOPE_DATA_DIR", str(tmp_path / "tickscope-data"))
+    yield
+    from app import logs
+
+    logs.shutdown_cli_logging()
+
+
 def _capture(tmp_path: Path, framing: str = "raw", faults: bool = False, name: str = "capture.bin") -> Path:
     msgs = []
     for i in range(50):

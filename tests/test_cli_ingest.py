@@ -26,6 +26,16 @@ from tests.conftest import REPO
 KINDS = ["duckdb", "parquet"]
 
 
+@pytest.fixture(autouse=True)
+def _private_data_dir(tmp_path, monkeypatch):
+    """The command line logs to the user's data folder: keep tests (and their subprocesses) out of the real one."""
+    monkeypatch.setenv("TICKSCOPE_DATA_DIR", str(tmp_path / "tickscope-data"))
+    yield
+    from app import logs
+
+    logs.shutdown_cli_logging()
+
+
 def target_path(tmp_path: Path, kind: str) -> Path:
     return tmp_path / ("t.duckdb" if kind == "duckdb" else "dataset")
 

@@ -12,8 +12,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description=(
             "Open the desktop app, optionally with captures queued. With files or "
             "--quit-when-done the run is scripted: no dialogs; problems go to the rows, "
-            "the log file and the exit code (0 only if no file failed, 3 target locked, "
-            "4 some files failed)."
+            "the log file, one line per failed file on stderr and the exit code, as for "
+            "`tickscope ingest` (0 only if no file failed, 2 no target or an unusable one, "
+            "3 target locked, 4 some files failed)."
         ),
     )
     parser.add_argument("files", nargs="*", metavar="FILE", help="capture files or folders to queue")

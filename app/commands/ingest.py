@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -20,6 +21,16 @@ from typing import TextIO
 
 
 DESCRIPTION = "Ingest capture files and folders (binary, JSON/JSONL, Parquet) into a target."
+EPILOG = """\
+exit codes:
+  0    every file ingested or skipped (already in the target, or the same content as
+       another input that was stored)
+  2    unusable arguments or inputs (no input files, a target that is not ours)
+  3    the target is locked by another process
+  4    some files failed or were cancelled; the others were still ingested
+  130  interrupted with Ctrl-C: files not yet committed are "cancelled" and leave
+       nothing in the target; the --json line says "exit_code": 130 too
+"""
 
 
 def _workers(text: str) -> int:
@@ -47,7 +58,10 @@ def _local_workers(text: str) -> int:
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("ingest", help=DESCRIPTION, description=DESCRIPTION)
+    import argparse
+
+    parser = subparsers.add_parser("ingest", help=DESCRIPTION, description=DESCRIPTION, epilog=EPILOG,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("paths", nargs="+", metavar="PATH", help="capture files or folders (searched recursively)")
     parser.add_argument("--target", "-t", required=True, metavar="T",
                         help="a .duckdb/.db file, or a folder for a Parquet dataset")
@@ -84,7 +98,12 @@ def _short(path: str, width: int) -> str:
 
 
 class TerminalProgress:
-    """Per-file bars redrawn in place with ANSI codes (stderr is a terminal)."""
+    """Per-file bars redrawn in place with ANSI codes (stderr is a terminal).
+
+    The redraw moves the cursor up by lines written, so every line is cut to the
+    terminal's width (a wrapped line would take two rows and scramble the next redraw)
+    and no more lines are drawn than the terminal has rows.
+    """
 
     BAR = 24
     MAX_LINES = 12  # active files shown; finished ones scroll away as summary counts
@@ -105,29 +124,51 @@ class TerminalProgress:
                 self.last_draw = now
                 self._draw()
 
-    def _line(self, u) -> str:
-        filled = int(self.BAR * u.fraction)
-        bar = "█" * filled + "░" * (self.BAR - filled)
+    def _line(self, u, width: int = 0) -> str:
+        """One file's line; within ``width`` columns the name and bar shrink before
+        the numbers, and whatever still does not fit is cut."""
         rate = f"{u.rate_pps / 1000:6.0f}k pkt/s" if u.rate_pps else " " * 13
         eta = ""
         if u.stage == "decoding" and u.rate_pps and 0 < u.fraction < 1:
             elapsed = u.packets / u.rate_pps
             eta = f" ETA {elapsed * (1 - u.fraction) / u.fraction:4.0f}s"
         extra = f" {u.error}" if u.error and u.final else ""
-        return (f"{_short(u.path, 28):<28} {bar} {u.fraction * 100:5.1f}% {u.stage:<9} "
-                f"{u.packets:>11,} pkt {rate}{eta}{extra}")
+        tail = f"{u.fraction * 100:5.1f}% {u.stage:<9} {u.packets:>11,} pkt {rate}{eta}"
+        name_width, bar_width = 28, self.BAR
+        if width:
+            room = width - len(tail) - 2  # the spaces after the name and the bar
+            name_width = min(28, max(12, room - self.BAR))
+            bar_width = min(self.BAR, room - name_width)
+            if bar_width < 4:  # too narrow to mean anything: the percentage says it
+                bar_width = 0
+        filled = int(bar_width * u.fraction)
+        bar = ("█" * filled + "░" * (bar_width - filled) + " ") if bar_width else ""
+        line = f"{_short(u.path, name_width):<{name_width}} {bar}{tail}{extra}"
+        return line[:width] if width else line
+
+    def _size(self) -> tuple[int, int]:
+        try:  # stderr's own size: stdout may be a pipe (--json > file)
+            size = os.get_terminal_size(self.stream.fileno())
+        except (AttributeError, ValueError, OSError):
+            size = shutil.get_terminal_size()
+        return size.columns, size.lines
 
     def _draw(self) -> None:
+        columns, rows = self._size()
+        width = max(1, columns - 1)  # the last column would wrap on some terminals
+        max_lines = max(1, min(self.MAX_LINES, rows - 2))  # plus the totals line
         updates = [self.files[i] for i in sorted(self.files)]
         active = [u for u in updates if not u.final]
         finished = [u for u in updates if u.final]
-        shown = (finished[-(self.MAX_LINES - min(len(active), self.MAX_LINES)):] if finished else []) + active[: self.MAX_LINES]
-        shown = shown[-self.MAX_LINES:]
-        lines = [self._line(u) for u in shown]
+        room = max_lines - min(len(active), max_lines)
+        shown = (finished[len(finished) - room:] if finished and room else []) + active[:max_lines]
+        shown = shown[-max_lines:]
+        lines = [self._line(u, width) for u in shown]
         total = sum(u.packets for u in updates)
         elapsed = time.monotonic() - self.started
         lines.append(f"{len(finished)}/{len(updates)} files, {total:,} packets, "
                      f"{total / elapsed / 1000 if elapsed else 0:.0f}k pkt/s overall")
+        lines = [line[:width] for line in lines]
         out = []
         if self.lines_drawn:
             out.append(f"\x1b[{self.lines_drawn}F")  # back to the first line drawn
@@ -220,10 +261,10 @@ def run(args) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+    # The JSON line and the exit status must agree: a Ctrl-C'd run is 130 in both.
+    report.interrupted = interrupted.is_set()
     if args.json:
         sys.stdout.write(json.dumps(report.to_dict(), default=str) + "\n")
     else:
         _print_table(report, sys.stdout)
-    if interrupted.is_set():
-        return 130
     return report.exit_code

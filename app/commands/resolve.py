@@ -1,8 +1,9 @@
 """`tickscope resolve`: name ticks still unresolved in a target with more instrument masters.
 
 The masters are stored in the target's ``instruments`` table, ticks they name are
-updated in place (one transaction for DuckDB, one atomic switch for a Parquet
-dataset), and ``unknown_tokens`` is rebuilt.
+updated in place and ``unknown_tokens`` is rebuilt, all as one change
+(``Target.resolve_with_masters``: one transaction for DuckDB; for a Parquet dataset
+one atomic switch of the captures, with ``unknown_tokens`` rebuilt if a stop left it stale).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ def add_parser(subparsers) -> None:
 
 def resolve_target(target_path, instrument_paths) -> dict:
     """Load masters, record them, resolve and rebuild unknown tokens; the counts as a dict."""
-    from app.core.enrich import InstrumentBook
     from app.core.instruments import load_master
     from app.errors import InputError
     from app.store import open_target, target_kind
@@ -36,10 +36,8 @@ def resolve_target(target_path, instrument_paths) -> dict:
     if not exists:
         raise InputError(f"no target at {path}; ingest into it first")
     with open_target(path) as target:
-        target.record_instruments(InstrumentBook(masters).to_table())
-        book = target.stored_book()
-        resolved = target.resolve(book)
-        unknown = target.rebuild_unknown_tokens(book)
+        # One change: an interruption never leaves masters, ticks and unknown_tokens out of step.
+        resolved, unknown = target.resolve_with_masters(masters)
     return {
         "target": str(path),
         "masters": [m.describe() for m in masters],

@@ -55,18 +55,22 @@ def render_text(rows: list[dict]) -> str:
 
 
 def run(args) -> int:
+    import pyarrow.compute as pc
+
     from app.store import open_target
 
     with open_target(args.target, read_only=True) as target:
         table = target.unknown_tokens()
+        # No unknown tokens means every tick is named only if there are ticks at all.
+        has_ticks = table.num_rows > 0 or int(pc.sum(target.captures()["packets"]).as_py() or 0) > 0
     try:
-        _write(args, table)
+        _write(args, table, has_ticks)
     except BrokenPipeError:  # `tickscope unknown T | head`: the reader has seen enough
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
-def _write(args, table) -> None:
+def _write(args, table, has_ticks: bool = True) -> None:
     rows = table.to_pylist()
     if args.json:
         for row in rows:
@@ -76,6 +80,8 @@ def _write(args, table) -> None:
         writer.writerow(table.column_names)
         for row in rows:
             writer.writerow([_cell(row[c]) for c in table.column_names])
+    elif not rows and not has_ticks:
+        sys.stdout.write("no ticks in this target yet; ingest captures into it first\n")
     elif not rows:
         sys.stdout.write("no unknown tokens: every tick is named\n")
     else:

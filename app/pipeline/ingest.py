@@ -10,7 +10,12 @@ Shape of a run (``IngestJob.run``, blocking, in the caller's thread)::
   ever meet; each capture is committed with its ``captures`` row or not at all.
 * The queue is bounded: a slow target stalls the decoders instead of filling memory,
   whatever the size of the inputs.
-* Content already in the target (same sha256) is skipped, also within one job.
+* Content already in the target (same sha256) is skipped, also within one job: there a
+  later copy waits for the first one's outcome and is "skipped" only once that one is
+  stored (failed or cancelled with it otherwise, saying so).
+* A file that holds nothing to store fails: a .parquet/.json/.jsonl whose content is not
+  that format (never decoded as a binary capture instead), or a capture in which not one
+  Kite packet or heartbeat was found.
 * A failing file (unreadable, corrupt beyond decoding) fails alone; cancelling a file
   (``cancel_file``) or the job (``cancel`` / the ``cancel`` event) leaves nothing of the
   cancelled files in the target.
@@ -38,7 +43,7 @@ import pyarrow.compute as pc
 from app import __version__
 from app.core import schema
 from app.errors import EXIT_OK, EXIT_PARTIAL, InputError, UsageError
-from app.pipeline.inputs import expand_inputs
+from app.pipeline.inputs import TICK_DUMP_EXTENSIONS, expand_inputs
 from app.store import AlreadyIngested, CaptureRecord, Target, open_target
 
 log = logging.getLogger(__name__)
@@ -51,6 +56,7 @@ PROGRESS_INTERVAL = 0.05  # seconds between updates of one file (~20/s)
 HASH_BLOCK = 8 << 20
 DEFAULT_CHUNK_BYTES = 8 << 20  # capture bytes per decoded batch: bounds each batch's memory
 MAX_WORKERS = 64
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a Ctrl-C'd command
 
 
 @dataclass
@@ -103,13 +109,18 @@ class IngestReport:
     target: str
     files: list[FileResult] = field(default_factory=list)
     seconds: float = 0.0
+    # The user stopped the whole run (Ctrl-C): the exit code is 130, as for SIGINT.
+    interrupted: bool = False
 
     def by_status(self, status: str) -> list[FileResult]:
         return [f for f in self.files if f.status == status]
 
     @property
     def exit_code(self) -> int:
-        """0 when every file was ingested or skipped, 4 when some failed or were cancelled."""
+        """0 when every file was ingested or skipped, 4 when some failed or were cancelled,
+        130 when the user interrupted the run."""
+        if self.interrupted:
+            return EXIT_INTERRUPTED
         return EXIT_OK if all(f.status in ("ingested", "skipped") for f in self.files) else EXIT_PARTIAL
 
     @property
@@ -206,6 +217,8 @@ def decode_batches(f: _File, chunk_bytes: int = DEFAULT_CHUNK_BYTES):
     from app.core.tick_sources import read_tick_file, sniff_tick_file
 
     kind = sniff_tick_file(f.path)
+    if kind is None and f.path.suffix.lower() in TICK_DUMP_EXTENSIONS:
+        raise InputError(_not_a_dump(f.path))
     if kind is not None:
         f.framing = kind
         seen_messages = np.zeros(0, dtype=np.int64)
@@ -233,6 +246,27 @@ def decode_batches(f: _File, chunk_bytes: int = DEFAULT_CHUNK_BYTES):
     f.packets = summary.packets
     f.bad_packets = summary.bad_packets
     f.framing = summary.framing
+    if not summary.packets and not summary.heartbeats:
+        # Nothing but bad bytes: not a capture at all. Raising here aborts the file's
+        # open write, so none of its bad regions stay in the target either.
+        raise InputError(_no_packets(summary.bytes, summary.bad_bytes_by_reason))
+
+
+def _not_a_dump(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        what = "a Parquet file (no PAR1 header and footer)"
+    else:
+        what = "a JSON/JSONL tick dump (not UTF-8 text starting with [ or {, or JSON text frames)"
+    return f"{path.name} is named {suffix} but is not {what}; not read as a binary capture"
+
+
+def _no_packets(size: int, bad_by_reason: dict) -> str:
+    if not size:
+        return "no Kite packets found (empty file)"
+    top = sorted(bad_by_reason.items(), key=lambda kv: -kv[1])[:3]
+    reasons = "; ".join(f"{reason} ({n:,} bytes)" for reason, n in top) or "unrecognised bytes"
+    return f"no Kite packets found ({size:,} bytes, all bad: {reasons})"
 
 
 def enrich_ticks(book, ticks: pa.Table) -> pa.Table:
@@ -316,7 +350,9 @@ class IngestJob:
         self._cancelled = threading.Event()
         self._emit_lock = threading.Lock()
         self._seen_lock = threading.Lock()
-        self._seen: dict[str, Path] = {}
+        self._seen: dict[str, _File] = {}  # file_id -> the first file with that content
+        self._waiting: dict[int, list[_File]] = {}  # first file's index -> its later copies
+        self._done = 0  # files in a final state
         self._existing: set[str] = set()
         self.book = None
         self.target: Optional[Target] = None
@@ -394,12 +430,12 @@ class IngestJob:
 
             f.file_id = file_sha256(f.path, f.cancel, hashed)
             with self._seen_lock:
-                duplicate = self._seen.get(f.file_id)
-                if duplicate is None:
-                    self._seen[f.file_id] = f.path
-            if duplicate is not None:
-                f.error = f"same content as {duplicate}"
-                self._put(f, ("skip", f), droppable=False)
+                original = self._seen.get(f.file_id)
+                if original is None:
+                    self._seen[f.file_id] = f
+            if original is not None:
+                # Its outcome is the first copy's, known only once the writer settles that one.
+                self._put(f, ("duplicate", f, original), droppable=False)
                 return
             if f.file_id in self._existing and not self.force:
                 f.error = "already in the target"
@@ -438,8 +474,8 @@ class IngestJob:
 
     # -- the writer (the run() thread) -------------------------------------------
 
-    def _handle(self, message: tuple) -> bool:
-        """Apply one queued message; True when its file reached a final state."""
+    def _handle(self, message: tuple) -> None:
+        """Apply one queued message (files reaching a final state are counted in ``_done``)."""
         kind, f = message[0], message[1]
         target = self.target
         if kind == "batch":
@@ -456,22 +492,29 @@ class IngestJob:
                 f.writer_error = f"writing to the target failed: {_one_line(err)}"
                 f.cancel.set()  # stops its decoder; the abort message finishes it
                 self._abort_write(f)
-            return False
+            return
         if kind == "skip":
             self._finish(f, "skipped", f.error)
-            return True
+            return
+        if kind == "duplicate":
+            original = message[2]
+            if original.status is None:
+                self._waiting.setdefault(original.index, []).append(f)
+            else:
+                self._settle_duplicate(f, original)
+            return
         if kind == "abort":
             _, _, status, error = message
             self._abort_write(f)
             if f.writer_error:
                 status, error = "failed", f.writer_error
             self._finish(f, status, error)
-            return True
+            return
         # "end": the decoder delivered every batch; commit unless cancelled meanwhile.
         if f.cancel.is_set() or f.writer_error:
             self._abort_write(f)
             self._finish(f, "failed" if f.writer_error else "cancelled", f.writer_error)
-            return True
+            return
         self._emit(f, "writing")
         record = capture_record(f, replacing=self.force and f.file_id in self._existing)
         try:
@@ -481,13 +524,22 @@ class IngestJob:
             write.commit(record)
         except AlreadyIngested:
             self._finish(f, "skipped", "already in the target")
-            return True
+            return
         except Exception as err:
             log.exception("committing %s failed", f.path)
             self._finish(f, "failed", f"writing to the target failed: {_one_line(err)}")
-            return True
+            return
         self._finish(f, "ingested", None)
-        return True
+
+    def _settle_duplicate(self, f: _File, original: _File) -> None:
+        """A later copy of ``original`` ends as that one did: skipped only if it is stored."""
+        same = f"same content as {original.path}"
+        if original.status in ("ingested", "skipped"):
+            self._finish(f, "skipped", same)
+        elif original.status == "cancelled":
+            self._finish(f, "cancelled", f"{same}, which was cancelled")
+        else:
+            self._finish(f, "failed", f"{same}, which failed")
 
     def _abort_write(self, f: _File) -> None:
         if f.write is not None:
@@ -504,7 +556,10 @@ class IngestJob:
         if status != "ingested":
             # Counts describe what is in the target; a skipped file keeps its id only.
             f.ticks = f.unresolved = 0
+        self._done += 1
         self._emit(f, {"ingested": "done"}.get(status, status), force=True)
+        for copy in self._waiting.pop(f.index, ()):
+            self._settle_duplicate(copy, f)
 
     # -- run ----------------------------------------------------------------------
 
@@ -545,19 +600,17 @@ class IngestJob:
         )
 
     def _pump(self, cancel: Optional[threading.Event]) -> None:
-        pending = len(self.files)
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="tickscope-decode") as pool:
             futures = [pool.submit(self._decode_file, f) for f in self.files]
             try:
-                while pending:
+                while self._done < len(self.files):
                     if cancel is not None and cancel.is_set() and not self._cancelled.is_set():
                         self.cancel()
                     try:
                         message = self.queue.get(timeout=0.1)
                     except queue.Empty:
                         continue
-                    if self._handle(message):
-                        pending -= 1
+                    self._handle(message)
             except BaseException:
                 # The writer is going away (KeyboardInterrupt, a bug): stop the decoders and
                 # drain the queue so none of them stays blocked on a full queue.

@@ -3,16 +3,19 @@
 Named files are always taken (their content decides how they are read). Inside
 folders, walked recursively without following links, a file is taken when its
 extension is a capture's or a tick dump's, or when its first bytes look like one:
-instrument masters (.csv), databases and hidden files are left alone.
+instrument masters (.csv), databases and hidden files are left alone, and so is every
+folder holding a Tickscope Parquet dataset (its parts are ticks already stored, not
+inputs). ``walk_folder`` is that folder rule, shared with the desktop app's intake.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Optional, Sequence
 
 from app.errors import InputError, UsageError
+from app.store.parquet import MARKER as DATASET_MARKER
 
 CAPTURE_EXTENSIONS = frozenset({".dat", ".bin", ".raw", ".b64", ".base64", ".packet", ".packets", ".cap"})
 TICK_DUMP_EXTENSIONS = frozenset({".json", ".jsonl", ".ndjson", ".parquet", ".pq"})
@@ -59,6 +62,25 @@ def _wanted(path: Path) -> bool:
     return _sniffed(path)
 
 
+def walk_folder(folder: Path, datasets: Optional[list] = None) -> Iterator[Path]:
+    """Every candidate file under ``folder``, sorted: hidden entries and Parquet datasets left out.
+
+    A folder holding ``DATASET_MARKER`` is a dataset (a target, maybe a nested one): none of
+    it is walked, and it is appended to ``datasets`` when given, so callers can say why.
+    Links to folders are not followed.
+    """
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        if DATASET_MARKER in filenames:
+            dirnames[:] = []
+            if datasets is not None:
+                datasets.append(Path(dirpath))
+            continue
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if not name.startswith("."):
+                yield Path(dirpath) / name
+
+
 def _inside(path: Path, folders: Sequence[Path]) -> bool:
     return any(path == f or f in path.parents for f in folders)
 
@@ -85,15 +107,7 @@ def expand_inputs(paths: Iterable, *, exclude: Iterable = ()) -> list[Path]:
         if not path.exists():
             raise InputError(f"input not found: {path} (give capture files or folders that exist)")
         if path.is_dir():
-            found = []
-            for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
-                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-                for name in filenames:
-                    if name.startswith("."):
-                        continue
-                    full = Path(dirpath) / name
-                    if full.is_file() and _wanted(full):
-                        found.append(full)
+            found = [full for full in walk_folder(path) if full.is_file() and _wanted(full)]
             for full in sorted(found):
                 add(full)
         elif path.is_file():

@@ -8,14 +8,19 @@ batches); they only append, so they never conflict. ``ticks`` has no key: the
 ``captures`` row is what makes a capture count, and a capture already there is
 skipped inside the same transaction.
 
-Paths and names from inputs only ever reach SQL as parameters.
+Paths and names from inputs only ever reach SQL as parameters. Arrow tables reach
+SQL as views registered under random names (``_arrow_view``), never by Python variable
+name: DuckDB resolves a name to a table of the database first, so a user's table called
+``batch`` would otherwise be read instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
+import secrets
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -77,6 +82,43 @@ ORDER BY ticks DESC, t.instrument_token
 """
 
 
+# Our tables and what an existing one must look like to be ours (an older Tickscope's
+# instruments/unknown_tokens may differ in detail; their key columns may not).
+def _expected_columns() -> dict[str, tuple[str, list[str]]]:
+    return {
+        "ticks": ("exact", schema.TICK_SCHEMA.names),
+        "captures": ("exact", CAPTURES_SCHEMA.names),
+        "bad_packets": ("exact", BAD_PACKETS_SCHEMA.names),
+        "instruments": ("has", ["instrument_token", *base.MASTER_KEY]),
+        "unknown_tokens": ("has", ["instrument_token", "diagnosis"]),
+    }
+
+
+@contextlib.contextmanager
+def _arrow_view(con: duckdb.DuckDBPyConnection, table: pa.Table):
+    """``table`` visible to SQL on ``con`` under a fresh name no user table can have."""
+    name = f"tickscope_arrow_{secrets.token_hex(8)}"
+    con.register(name, table)
+    try:
+        yield name
+    finally:
+        try:
+            con.unregister(name)
+        except duckdb.Error:  # the connection is gone; so is the view
+            pass
+
+
+@contextlib.contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection):
+    con.execute("BEGIN")
+    try:
+        yield
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
 def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     try:
         con = duckdb.connect(str(path), read_only=read_only)
@@ -108,6 +150,7 @@ class DuckDBTarget(Target):
         self._claim = base._claim(self.path)
         try:
             self.con = _connect(self.path, read_only)
+            self._check_layout()
             if not read_only:
                 self._create_tables()
         except BaseException:
@@ -118,21 +161,33 @@ class DuckDBTarget(Target):
 
     def _create_tables(self) -> None:
         con = self.con
-        con.execute("BEGIN")
-        empty_ticks = schema.TICK_SCHEMA.empty_table()  # noqa: F841 - read by DuckDB
-        con.execute("CREATE TABLE IF NOT EXISTS ticks AS SELECT * FROM empty_ticks")
-        con.execute(_CAPTURES_DDL)
-        con.execute(_BAD_DDL)
-        con.execute("COMMIT")
-        self._check_ticks_schema()
+        with _transaction(con), _arrow_view(con, schema.TICK_SCHEMA.empty_table()) as empty:
+            con.execute(f"CREATE TABLE IF NOT EXISTS ticks AS SELECT * FROM {empty}")
+            con.execute(_CAPTURES_DDL)
+            con.execute(_BAD_DDL)
 
-    def _check_ticks_schema(self) -> None:
-        columns = [r[0] for r in self.con.execute("DESCRIBE ticks").fetchall()]
-        if columns != schema.TICK_SCHEMA.names:
-            raise InputError(
-                f"{self.path} holds a ticks table of another layout ({len(columns)} columns); "
-                "choose another --target"
-            )
+    def _check_layout(self) -> None:
+        """Refuse a database whose tables of our names are not ours, before creating anything."""
+        rows = self.con.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = 'main' AND table_catalog = current_database() "
+            "ORDER BY table_name, ordinal_position"
+        ).fetchall()
+        found: dict[str, list[str]] = {}
+        for table, column in rows:
+            found.setdefault(table, []).append(column)
+        for table, (rule, expected) in _expected_columns().items():
+            columns = found.get(table)
+            if columns is None:
+                continue
+            ok = columns == expected if rule == "exact" else set(expected) <= set(columns)
+            if not ok:
+                raise InputError(
+                    f"{self.path} holds a {table} table of another layout ({len(columns)} columns); "
+                    "choose another --target"
+                )
+        if self.read_only and not {"ticks", "captures"} <= set(found):
+            raise InputError(f"{self.path} is not a Tickscope target (no ticks or captures table); ingest into it first")
 
     def close(self) -> None:
         for write in list(self._open_writes):
@@ -215,64 +270,73 @@ class DuckDBTarget(Target):
         self._writable()
         if table.num_rows == 0:
             return
-        stored_masters = table  # noqa: F841 - read by DuckDB
-        keys = base.master_keys(table)  # noqa: F841 - read by DuckDB
+        with _transaction(self.con):
+            self._record_instruments_in_transaction(table)
+
+    def _record_instruments_in_transaction(self, table: pa.Table) -> None:
         con = self.con
-        con.execute("BEGIN")
-        try:
+        keys = base.master_keys(table)
+        with _arrow_view(con, table) as masters, _arrow_view(con, keys) as key_view:
             if not self._has_table("instruments"):
-                con.execute("CREATE TABLE instruments AS SELECT * FROM stored_masters LIMIT 0")
-            key_cols = keys.column_names
-            join = " AND ".join(f'i."{c}" IS NOT DISTINCT FROM k."{c}"' for c in key_cols)
-            con.execute(f"DELETE FROM instruments i WHERE EXISTS (SELECT 1 FROM keys k WHERE {join})")
-            con.execute("INSERT INTO instruments BY NAME SELECT * FROM stored_masters")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+                con.execute(f"CREATE TABLE main.instruments AS SELECT * FROM {masters} LIMIT 0")
+            join = " AND ".join(f'i."{c}" IS NOT DISTINCT FROM k."{c}"' for c in keys.column_names)
+            con.execute(f"DELETE FROM main.instruments i WHERE EXISTS (SELECT 1 FROM {key_view} k WHERE {join})")
+            con.execute(f"INSERT INTO main.instruments BY NAME SELECT * FROM {masters}")
 
     def _store_unknown(self, table: pa.Table) -> None:
         self._writable()
-        con = self.con
-        explained = table  # noqa: F841 - read by DuckDB
-        con.execute("BEGIN")
-        try:
-            con.execute("CREATE OR REPLACE TABLE unknown_tokens AS SELECT * FROM explained")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+        with _transaction(self.con):
+            self._store_unknown_in_transaction(table)
+
+    def _store_unknown_in_transaction(self, table: pa.Table) -> None:
+        with _arrow_view(self.con, table) as explained:
+            self.con.execute(f"CREATE OR REPLACE TABLE main.unknown_tokens AS SELECT * FROM {explained}")
 
     def resolve(self, book) -> int:
         self._writable()
+        with _transaction(self.con):
+            return self._resolve_in_transaction(book)
+
+    def _resolve_in_transaction(self, book) -> int:
         con = self.con
         pairs = con.sql(
             "SELECT DISTINCT instrument_token, trading_date FROM ticks WHERE NOT resolved"
         ).to_arrow_table()
-        mapping = base.resolution_map(book, pairs)  # noqa: F841 - read by DuckDB
-        updated = 0
-        con.execute("BEGIN")
-        try:
-            if mapping.num_rows:
-                sets = ", ".join(f'"{n}" = m."{n}"' for n in schema.ENRICHMENT_SCHEMA.names)
-                updated = con.execute(
-                    f"""UPDATE ticks SET {sets} FROM mapping m
-                        WHERE NOT ticks.resolved
-                          AND ticks.instrument_token = m.instrument_token
-                          AND ticks.trading_date IS NOT DISTINCT FROM m.trading_date"""
-                ).fetchall()[0][0]
-                con.execute(
-                    """UPDATE captures SET unresolved_ticks = coalesce(u.n, 0)
-                       FROM (SELECT c.file_id, u.n FROM captures c LEFT JOIN
-                               (SELECT file_id, count(*) AS n FROM ticks WHERE NOT resolved GROUP BY file_id) u
-                             USING (file_id)) u
-                       WHERE captures.file_id = u.file_id"""
-                )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+        mapping = base.resolution_map(book, pairs)
+        if mapping.num_rows == 0:
+            return 0
+        sets = ", ".join(f'"{n}" = m."{n}"' for n in schema.ENRICHMENT_SCHEMA.names)
+        with _arrow_view(con, mapping) as view:
+            updated = con.execute(
+                f"""UPDATE ticks SET {sets} FROM {view} m
+                    WHERE NOT ticks.resolved
+                      AND ticks.instrument_token = m.instrument_token
+                      AND ticks.trading_date IS NOT DISTINCT FROM m.trading_date"""
+            ).fetchall()[0][0]
+        con.execute(
+            """UPDATE captures SET unresolved_ticks = coalesce(u.n, 0)
+               FROM (SELECT c.file_id, u.n FROM captures c LEFT JOIN
+                       (SELECT file_id, count(*) AS n FROM ticks WHERE NOT resolved GROUP BY file_id) u
+                     USING (file_id)) u
+               WHERE captures.file_id = u.file_id"""
+        )
         return int(updated)
+
+    def resolve_with_masters(self, masters) -> tuple[int, pa.Table]:
+        """Store masters, name ticks and rebuild unknown_tokens in one transaction."""
+        from app.core.enrich import InstrumentBook
+        from app.core.unknown import explain_unknown
+
+        self._writable()
+        table = InstrumentBook(list(masters)).to_table()
+        with _transaction(self.con):
+            if table.num_rows:
+                self._record_instruments_in_transaction(table)
+            book = self.stored_book()  # reads the masters just stored, inside the transaction
+            resolved = self._resolve_in_transaction(book)
+            unknown = explain_unknown(self.unresolved_aggregate(), book)
+            self._store_unknown_in_transaction(unknown)
+        return resolved, unknown
 
 
 class _DuckCaptureWrite(CaptureWrite):
@@ -290,14 +354,14 @@ class _DuckCaptureWrite(CaptureWrite):
                 self.cur.execute(f"DELETE FROM {table} WHERE file_id = ?", [file_id])
 
     def add_ticks(self, ticks: pa.Table) -> None:
-        batch = base.conform_ticks(ticks)  # noqa: F841 - read by DuckDB
-        self.cur.execute("INSERT INTO ticks SELECT * FROM batch")
+        with _arrow_view(self.cur, base.conform_ticks(ticks)) as batch:
+            self.cur.execute(f"INSERT INTO ticks SELECT * FROM {batch}")
 
     def add_bad(self, bad: Sequence) -> None:
         if not bad:
             return
-        bad_rows = base.bad_packets_table(self.file_id, bad)  # noqa: F841 - read by DuckDB
-        self.cur.execute("INSERT INTO bad_packets SELECT * FROM bad_rows")
+        with _arrow_view(self.cur, base.bad_packets_table(self.file_id, bad)) as rows:
+            self.cur.execute(f"INSERT INTO bad_packets SELECT * FROM {rows}")
 
     def commit(self, record: CaptureRecord) -> None:
         if record.file_id != self.file_id:
@@ -307,8 +371,8 @@ class _DuckCaptureWrite(CaptureWrite):
             there = cur.execute("SELECT count(*) FROM captures WHERE file_id = ?", [self.file_id]).fetchall()[0][0]
             if there:
                 raise AlreadyIngested(self.file_id)
-            capture_row = record.to_table()  # noqa: F841 - read by DuckDB
-            cur.execute("INSERT INTO captures SELECT * FROM capture_row")
+            with _arrow_view(cur, record.to_table()) as row:
+                cur.execute(f"INSERT INTO captures SELECT * FROM {row}")
             cur.execute("COMMIT")
         except BaseException:
             self.abort()

@@ -109,6 +109,53 @@ def _replace_atomically(table: pa.Table, final: Path) -> None:
     _fsync_dir(final.parent)
 
 
+def _os_reason(err: OSError) -> str:
+    reason = err.strerror or str(err) or type(err).__name__
+    return f"{reason}: {err.filename}" if err.filename else reason
+
+
+# Generations tie derived files to what they were computed from: captures.parquet and
+# instruments.parquet get a fresh one whenever they are replaced, and unknown_tokens.parquet
+# records the two it was built from. A run interrupted between those writes (resolve,
+# ingest) leaves unknown_tokens stale, which a mismatch reveals; it is then rebuilt.
+GENERATION_KEY = b"tickscope.generation"
+UNKNOWN_FROM_CAPTURES = b"tickscope.captures_generation"
+UNKNOWN_FROM_INSTRUMENTS = b"tickscope.instruments_generation"
+
+
+def _generation(schema_: pa.Schema) -> Optional[str]:
+    value = (schema_.metadata or {}).get(GENERATION_KEY)
+    return value.decode() if value else None
+
+
+def _with_metadata(table: pa.Table, extra: dict[bytes, bytes]) -> pa.Table:
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), **extra})
+
+
+def _with_generation(table: pa.Table, generation: str) -> pa.Table:
+    return _with_metadata(table, {GENERATION_KEY: generation.encode()})
+
+
+def _new_write_id() -> str:
+    return secrets.token_hex(4)
+
+
+def _publish_new(tmp: Path, final: Path) -> None:
+    """Rename ``tmp`` to ``final`` unless ``final`` exists (FileExistsError): never replaces a part."""
+    try:
+        os.link(tmp, final)  # fails if final exists, atomically
+    except FileExistsError:
+        raise
+    except OSError:
+        # No hard links on this filesystem (FAT, some shares): one writer per target, so
+        # checking first is enough here.
+        if os.path.lexists(final):
+            raise FileExistsError(errno.EEXIST, "part file exists", str(final)) from None
+        os.replace(tmp, final)
+        return
+    os.unlink(tmp)
+
+
 class _FileLock:
     """An exclusive, non-blocking lock on ``path`` for this open file (released on close/exit)."""
 
@@ -161,23 +208,35 @@ class ParquetTarget(Target):
         self.read_only = read_only
         self._lock: Optional[_FileLock] = None
         self._claim = None
-        self._check_folder()
-        if not read_only:
-            self._claim = base._claim(self.path)
-            try:
-                self.path.mkdir(parents=True, exist_ok=True)
-                self._lock = _FileLock(self.path / LOCK)
-                marker = self.path / MARKER
-                if not marker.exists():
-                    marker.write_text(json.dumps({"format": "tickscope-parquet", "version": FORMAT_VERSION}) + "\n")
-            except BaseException:
-                base._release(self._claim)
-                raise
-        self._captures = self._read_captures()
         self._open_writes: list[_ParquetCaptureWrite] = []
         self._mutex = threading.Lock()
+        try:
+            self._check_folder()
+        except OSError as err:
+            raise InputError(f"cannot use {self.path} as a Parquet dataset: {_os_reason(err)}") from None
         if not read_only:
-            self.cleanup()
+            self._claim = base._claim(self.path)
+        # Whatever fails from here releases the claim and the lock (close), so a retry in
+        # this process is not told the target is "already open".
+        try:
+            if not read_only:
+                try:
+                    self.path.mkdir(parents=True, exist_ok=True)
+                    self._lock = _FileLock(self.path / LOCK)
+                    marker = self.path / MARKER
+                    if not marker.exists():
+                        marker.write_text(json.dumps({"format": "tickscope-parquet", "version": FORMAT_VERSION}) + "\n")
+                except OSError as err:
+                    raise InputError(f"cannot use {self.path} as a Parquet dataset: {_os_reason(err)}") from None
+            self._captures = self._read_captures()
+            if not read_only:
+                try:
+                    self.cleanup()
+                except OSError as err:
+                    raise InputError(f"cannot tidy the Parquet dataset {self.path}: {_os_reason(err)}") from None
+        except BaseException:
+            self.close()
+            raise
 
     def _check_folder(self) -> None:
         if self.path.exists() and not self.path.is_dir():
@@ -203,8 +262,17 @@ class ParquetTarget(Target):
     def _read_captures(self) -> pa.Table:
         path = self.path / "captures" / "captures.parquet"
         if not path.is_file():
+            self._captures_generation = None
             return PARQUET_CAPTURES_SCHEMA.empty_table()
-        return pq.read_table(path).cast(PARQUET_CAPTURES_SCHEMA)
+        try:
+            table = pq.read_table(path)
+            self._captures_generation = _generation(table.schema)
+            return table.cast(PARQUET_CAPTURES_SCHEMA)
+        except (OSError, pa.ArrowException, ValueError, KeyError) as err:
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise InputError(
+                f"{self.path} is not a readable Tickscope dataset: captures/captures.parquet: {reason}"
+            ) from None
 
     def _referenced(self) -> set[str]:
         parts = self._captures["parts"].combine_chunks().flatten().to_pylist()
@@ -235,8 +303,10 @@ class ParquetTarget(Target):
         return removed
 
     def _write_captures(self, table: pa.Table) -> None:
-        _replace_atomically(table, self.path / "captures" / "captures.parquet")
+        generation = secrets.token_hex(8)
+        _replace_atomically(_with_generation(table, generation), self.path / "captures" / "captures.parquet")
         self._captures = table
+        self._captures_generation = generation
 
     # -- reading ----------------------------------------------------------------
 
@@ -286,7 +356,11 @@ class ParquetTarget(Target):
 
     def instruments(self) -> pa.Table:
         path = self.path / "instruments" / "instruments.parquet"
-        return pq.read_table(path) if path.is_file() else pa.table({})
+        return pq.read_table(path).replace_schema_metadata(None) if path.is_file() else pa.table({})
+
+    def _instruments_generation(self) -> Optional[str]:
+        path = self.path / "instruments" / "instruments.parquet"
+        return _generation(pq.read_schema(path)) if path.is_file() else None
 
     def _sql(self) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect()
@@ -298,22 +372,39 @@ class ParquetTarget(Target):
 
         con = self._sql()
         try:
-            ticks = self.tick_dataset()  # noqa: F841 - read by DuckDB
-            captures = self.captures()  # noqa: F841 - read by DuckDB
-            con.register("ticks", ticks)
-            con.register("captures", captures)
+            # A private in-memory database: these names cannot meet a user's tables.
+            con.register("ticks", self.tick_dataset())
+            con.register("captures", self.captures())
             table = con.sql(_UNRESOLVED_SQL).to_arrow_table()
         finally:
             con.close()
         return table.cast(base.UNRESOLVED_AGGREGATE_SCHEMA)
 
     def unknown_tokens(self) -> pa.Table:
+        """The stored table, or rebuilt (and stored, when writable) if it is stale."""
         path = self.path / "unknown_tokens" / "unknown_tokens.parquet"
-        if not path.is_file():
+        stored = None
+        try:
+            stored = pq.read_table(path) if path.is_file() else None
+        except (OSError, pa.ArrowException) as err:
+            log.warning("rebuilding unreadable %s: %s", path, err)
+        if stored is not None and self._unknown_is_current(stored.schema):
+            return stored.replace_schema_metadata(None)
+        if stored is None and self._captures.num_rows == 0:
             from app.core.unknown import UNKNOWN_SCHEMA
 
             return UNKNOWN_SCHEMA.empty_table()
-        return pq.read_table(path)
+        log.info("unknown_tokens of %s is stale (an interrupted run); rebuilding it", self.path)
+        if self.read_only:
+            from app.core.unknown import explain_unknown
+
+            return explain_unknown(self.unresolved_aggregate(), self.stored_book())
+        return self.rebuild_unknown_tokens()
+
+    def _unknown_is_current(self, stored_schema: pa.Schema) -> bool:
+        meta = stored_schema.metadata or {}
+        built_from = (meta.get(UNKNOWN_FROM_CAPTURES, b"").decode(), meta.get(UNKNOWN_FROM_INSTRUMENTS, b"").decode())
+        return built_from == (self._captures_generation or "", self._instruments_generation() or "")
 
     # -- writing ----------------------------------------------------------------
 
@@ -335,19 +426,25 @@ class ParquetTarget(Target):
         if old.num_rows:
             con = self._sql()
             try:
-                keys = base.master_keys(table)  # noqa: F841 - read by DuckDB
+                keys = base.master_keys(table)
+                con.register("old_masters", old)
+                con.register("new_keys", keys)
                 join = " AND ".join(f'o."{c}" IS NOT DISTINCT FROM k."{c}"' for c in keys.column_names)
                 kept = con.sql(
-                    f"SELECT * FROM old o WHERE NOT EXISTS (SELECT 1 FROM keys k WHERE {join})"
+                    f"SELECT * FROM old_masters o WHERE NOT EXISTS (SELECT 1 FROM new_keys k WHERE {join})"
                 ).to_arrow_table()
             finally:
                 con.close()
             table = pa.concat_tables([kept.cast(table.schema), table])
-        _replace_atomically(table, self.path / "instruments" / "instruments.parquet")
+        _replace_atomically(_with_generation(table, secrets.token_hex(8)), self.path / "instruments" / "instruments.parquet")
 
     def _store_unknown(self, table: pa.Table) -> None:
         self._writable()
-        _replace_atomically(table, self.path / "unknown_tokens" / "unknown_tokens.parquet")
+        built_from = {
+            UNKNOWN_FROM_CAPTURES: (self._captures_generation or "").encode(),
+            UNKNOWN_FROM_INSTRUMENTS: (self._instruments_generation() or "").encode(),
+        }
+        _replace_atomically(_with_metadata(table, built_from), self.path / "unknown_tokens" / "unknown_tokens.parquet")
 
     def _commit_record(self, row: pa.Table, replaced_parts: list[str]) -> None:
         with self._mutex:
@@ -390,8 +487,7 @@ class ParquetTarget(Target):
         self._writable()
         con = self._sql()
         try:
-            ticks = self.tick_dataset()  # noqa: F841 - read by DuckDB
-            con.register("ticks", ticks)
+            con.register("ticks", self.tick_dataset())
             pairs = con.sql(
                 "SELECT DISTINCT instrument_token, trading_date FROM ticks WHERE NOT resolved"
             ).to_arrow_table()
@@ -476,10 +572,9 @@ def _rewrite_part(root: Path, rel: str, mapping: pa.Table):
     tokens = date_map["instrument_token"].combine_chunks()
     source = pq.ParquetFile(root / rel)
     name = Path(rel).name  # part-<fid16>-<write_id>-<n>.parquet
-    fid16, _, _, n = name[: -len(".parquet")].split("-", 3)
-    new_name = f"part-{fid16}-{secrets.token_hex(4)}-{n}.parquet"
-    final = root / Path(rel).parent / new_name
-    tmp = final.parent / f".{new_name}.tmp"
+    _, fid16, _, n = name[: -len(".parquet")].split("-", 3)
+    folder = root / Path(rel).parent
+    tmp = folder / f".{name}.{secrets.token_hex(4)}.tmp"
     named = unresolved = 0
     writer = None
     try:
@@ -506,7 +601,17 @@ def _rewrite_part(root: Path, rel: str, mapping: pa.Table):
             tmp.unlink(missing_ok=True)
             return None
         _fsync(tmp)
-        os.replace(tmp, final)
+        for attempt in range(8):
+            # A fresh write id keeps the capture's name rule (commit_parts checks it); the
+            # name must be new: replacing a file could destroy a part a capture still lists.
+            final = folder / f"part-{fid16}-{_new_write_id()}-{n}.parquet"
+            try:
+                _publish_new(tmp, final)
+                break
+            except FileExistsError:
+                if attempt == 7:
+                    raise
+        _fsync_dir(folder)
     except BaseException:
         if writer is not None:
             writer.close()

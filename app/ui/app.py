@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from app.errors import EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, InputError, UsageError
+from app.errors import EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, InputError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,10 @@ def run_gui(args) -> int:
 
     app.exec()
     code = window.exit_code()
+    if scripted:  # the rows are gone with the window: say what failed where scripts look
+        for line in window.failure_lines():
+            print(line, file=sys.stderr)
     if refused and code == EXIT_OK:
         code = EXIT_PARTIAL
     logs.shutdown_logging()
-    return code if code in (EXIT_OK, EXIT_LOCKED, EXIT_PARTIAL) else EXIT_PARTIAL
+    return code if code in (EXIT_OK, EXIT_USAGE, EXIT_LOCKED, EXIT_PARTIAL) else EXIT_PARTIAL

@@ -2,8 +2,10 @@
 
 Supported: capture extensions (.dat .bin .raw .b64 .packet), tick dumps (.json .jsonl
 .parquet) and any other file whose first bytes parse as Kite messages in one of the
-known framings (sniffed, never trusted from the name). Folders are walked. Everything
-else is refused with a one-line reason for the status bar.
+known framings (sniffed, never trusted from the name). Folders are walked by the
+pipeline's rule (``app.pipeline.inputs.walk_folder``: hidden entries and Tickscope
+Parquet datasets left out). Everything else is refused with a one-line reason for
+the status bar.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from app.core import protocol
+from app.pipeline.inputs import walk_folder
 
 CAPTURE_EXTENSIONS = (".dat", ".bin", ".raw", ".b64", ".packet")
 DUMP_EXTENSIONS = (".json", ".jsonl", ".parquet")
@@ -142,16 +145,13 @@ def gather(paths: Iterable[os.PathLike | str]) -> Intake:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found = 0
-            for root, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in sorted(files):
-                    if name.startswith("."):
-                        continue
-                    found += 1
-                    if found > MAX_FOLDER_FILES:
-                        break
-                    _take(Path(root) / name, intake)
+            datasets: list[Path] = []
+            for found, full in enumerate(walk_folder(path, datasets), 1):
+                if found > MAX_FOLDER_FILES:
+                    break
+                _take(full, intake)
+            if datasets and datasets[0] == path:  # nested datasets are skipped quietly, as by `ingest`
+                intake.refused.append((str(path), "a Tickscope Parquet dataset (ticks already stored), not captures"))
             continue
         if not path.exists():
             intake.refused.append((str(path), "no such file"))

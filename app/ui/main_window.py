@@ -32,6 +32,8 @@ from PySide6.QtWidgets import (
 )
 
 from app import __version__
+from app.errors import EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
+from app.store.parquet import MARKER as DATASET_MARKER
 from app.ui import intake, paths, target_queries as tq, theme
 from app.ui import queue_model as qm
 from app.ui.charts import BreakdownChart, PricePreview, ThroughputChart
@@ -85,6 +87,15 @@ def validate_target(path: str) -> str:
                 f"{target} is a file: a target is a .duckdb/.db file or a Parquet dataset folder.")
         if not os.access(target, os.W_OK):
             raise TargetProblem(f"The folder {target} is read-only.")
+        # The rule ParquetTarget._check_folder applies on open (it is private and needs an
+        # instance, so its marker is shared instead): never write into someone else's folder.
+        try:
+            foreign = not (target / DATASET_MARKER).is_file() and any(target.iterdir())
+        except OSError as err:
+            raise TargetProblem(f"Can't read the folder {target}: {err.strerror or err}.") from None
+        if foreign:
+            raise TargetProblem(
+                f"{target} is a folder that is not a Tickscope dataset; choose an empty or new folder.")
     else:
         parent = target.parent
         if not parent.is_dir():
@@ -120,6 +131,7 @@ class MainWindow(QMainWindow):
         self.master_infos: dict[str, object] = {}
         self.session_active = False  # Start was pressed and the queue has not drained
         self.lock_failures = 0
+        self.no_target_failures = 0  # scripted starts with nowhere to store: a usage error
         self._closing = False
 
         self.setWindowTitle("Tickscope")
@@ -468,7 +480,9 @@ class MainWindow(QMainWindow):
                                    "Choose a DuckDB file or a Parquet folder with File → Choose target, "
                                    "then press Start again.")
             else:
+                log.warning("no target: %d queued files not started", len(self.model.queued_unassigned()))
                 self.session_active = True
+                self.no_target_failures += 1
                 self.model.set_status(self.model.queued_unassigned(), qm.FAILED, problem)
             self.statusBar().showMessage(problem, 8000)
             self._maybe_done()
@@ -620,11 +634,18 @@ class MainWindow(QMainWindow):
         self.queue_done.emit()
 
     def exit_code(self) -> int:
-        """0 if no file failed; 3 if a locked target failed them; else 4."""
+        """As `tickscope ingest`: 0 if no file failed; 2 if there was no target to start
+        into; 3 if a locked target failed them; else 4."""
         failed = [r for r in self.model.rows if r.status == qm.FAILED]
         if not failed:
-            return 0
-        return 3 if self.lock_failures else 4
+            return EXIT_OK
+        if self.no_target_failures:
+            return EXIT_USAGE
+        return EXIT_LOCKED if self.lock_failures else EXIT_PARTIAL
+
+    def failure_lines(self) -> list[str]:
+        """One line per failed row, for a scripted run's stderr."""
+        return [f"tickscope gui: {r.path}: {r.note or 'failed'}" for r in self.model.rows if r.status == qm.FAILED]
 
     # ==== target and instruments =====================================================
 

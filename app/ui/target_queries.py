@@ -84,21 +84,9 @@ def resolve_more(path: str, instrument_paths: Sequence[str]) -> tuple[int, pa.Ta
 
     masters = [load_master(p) for p in instrument_paths]
     with open_target(path, read_only=False) as target:
-        book = target.stored_book(masters) if hasattr(target, "stored_book") else _book(masters)
-        resolved = int(target.resolve(book))
-        if hasattr(book, "to_table") and hasattr(target, "record_instruments"):
-            target.record_instruments(book.to_table())
-        if hasattr(target, "rebuild_unknown_tokens"):
-            table = target.rebuild_unknown_tokens(book)
-        else:
-            table = target.unknown_tokens()
+        # Same path as `tickscope resolve`: one transaction where the target allows it.
+        resolved, table = target.resolve_with_masters(masters)
     return resolved, table
-
-
-def _book(masters):
-    from app.core.enrich import InstrumentBook
-
-    return InstrumentBook(masters)
 
 
 def summary(path: str) -> str:

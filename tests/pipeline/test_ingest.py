@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -19,7 +20,7 @@ import pytest
 
 from app.core import synthetic
 from app.errors import InputError, UsageError
-from app.pipeline import FINAL_STAGES, IngestJob, run_ingest
+from app.pipeline import FINAL_STAGES, IngestJob, expand_inputs, run_ingest
 from app.store import open_target
 
 KINDS = ["duckdb", "parquet"]
@@ -331,11 +332,103 @@ def test_a_corrected_master_names_new_ticks_not_its_stored_copy(tmp_path, kind):
     assert stored == [("inst_20231115.csv", "INFY"), ("other_20231115.csv", "OTHER")]
 
 
+def _nothing_stored(target: Path, file_ids) -> None:
+    assert counts(target) == {"captures": 0, "ticks": 0, "bad_packets": 0}
+    if target.is_dir():  # a Parquet dataset: not one part file of these files either
+        leftovers = [p for p in target.rglob("*") if any(i[:16] in p.name for i in file_ids)]
+        assert leftovers == []
+
+
 @pytest.mark.parametrize("kind", KINDS)
-def test_a_file_of_one_json_text_frame_ingests_as_one_bad_region(tmp_path, kind):
-    path = tmp_path / "json_frame.bin"
-    path.write_bytes(b'{"type":"order","data":{"order_id":"1"}}')
-    report = run_ingest([path], target_path(tmp_path, kind), workers=1)
-    [f] = report.files
-    assert (f.status, f.ticks, f.bad_packets, f.error) == ("ingested", 0, 1, None)
+def test_a_capture_without_one_kite_packet_fails_and_stores_nothing(tmp_path, kind):
+    # Before: random bytes and a lone JSON text frame were "ingested" with 0 packets.
+    noise = tmp_path / "noise.bin"
+    noise.write_bytes(np.random.default_rng(5).integers(0, 256, 1000, dtype=np.uint8).tobytes())
+    frame = tmp_path / "json_frame.bin"
+    frame.write_bytes(b'{"type":"order","data":{"order_id":"1"}}')
+    empty = tmp_path / "empty.dat"
+    empty.write_bytes(b"")
+    target = target_path(tmp_path, kind)
+    report = run_ingest([noise, frame, empty], target, workers=2)
+    by_name = {Path(f.path).name: f for f in report.files}
+    assert {n: f.status for n, f in by_name.items()} == {
+        "noise.bin": "failed", "json_frame.bin": "failed", "empty.dat": "failed"}
+    assert by_name["noise.bin"].error.startswith("no Kite packets found (1,000 bytes, all bad: ")
+    assert by_name["json_frame.bin"].error == (
+        "no Kite packets found (40 bytes, all bad: JSON text frame in a binary capture (40 bytes))")
+    assert by_name["empty.dat"].error == "no Kite packets found (empty file)"
+    assert report.exit_code == 4
+    _nothing_stored(target, [f.file_id for f in report.files])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_file_named_as_a_dump_that_is_not_one_fails_and_is_not_decoded_as_binary(tmp_path, kind):
+    # Before: "garbage\n" named a.parquet was decoded as one 8-byte LTP packet: one tick.
+    names = ["a.parquet", "b.json", "c.jsonl"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"garbage\n" if name == "a.parquet" else f"garbage {name}\n".encode())
+    target = target_path(tmp_path, kind)
+    report = run_ingest([tmp_path / n for n in names], target, workers=2)
+    errors = {Path(f.path).name: (f.status, f.error) for f in report.files}
+    assert errors["a.parquet"] == ("failed", "a.parquet is named .parquet but is not a Parquet file "
+                                             "(no PAR1 header and footer); not read as a binary capture")
+    for name in ("b.json", "c.jsonl"):
+        status, error = errors[name]
+        assert status == "failed" and error.startswith(f"{name} is named .{name.split('.')[1]} but is not a JSON")
+    assert all(f.packets == 0 for f in report.files)
+    _nothing_stored(target, [f.file_id for f in report.files])
+
+
+def test_a_copy_of_a_file_that_failed_fails_with_it(tmp_path):
+    # Before: the copy read "skipped" (same content as the first) though nothing was stored.
+    first = tmp_path / "a.bin"
+    first.write_bytes(np.random.default_rng(6).integers(0, 256, 3000, dtype=np.uint8).tobytes())
+    copy = tmp_path / "b.bin"
+    shutil.copyfile(first, copy)
+    report = run_ingest([first, copy], tmp_path / "t.duckdb", workers=2)
+    # Whichever hashed first is read; the other ends as it did.
+    [read] = [f for f in report.files if f.error.startswith("no Kite packets found")]
+    [other] = [f for f in report.files if f is not read]
+    assert read.status == "failed"
+    assert (other.status, other.error) == ("failed", f"same content as {read.path}, which failed")
+    assert report.exit_code == 4
+
+
+def test_a_copy_of_a_cancelled_file_is_cancelled_with_it(tmp_path, captures):
+    folder, _, _ = captures
+    copy = tmp_path / "copy_of_a.dat"
+    shutil.copyfile(folder / "a.dat", copy)
+    box = {}
+
+    def progress(update):
+        # Whichever copy hashed first is the one decoded; the other waits on its outcome.
+        if update.stage == "decoding" and update.packets > 1000 and "cancelled" not in box:
+            box["cancelled"] = update.path
+            box["job"].cancel_file(update.path)
+
+    job = IngestJob([folder / "a.dat", copy], tmp_path / "t.duckdb", workers=2, progress=progress,
+                    chunk_bytes=64 << 10)
+    box["job"] = job
+    report = job.run()
+    [decoded] = [f for f in report.files if f.path == box["cancelled"]]
+    [other] = [f for f in report.files if f is not decoded]
+    assert decoded.status == "cancelled"
+    assert (other.status, other.error) == ("cancelled", f"same content as {decoded.path}, which was cancelled")
+    assert counts(tmp_path / "t.duckdb")["captures"] == 0
+
+
+def test_a_parquet_dataset_inside_an_input_folder_is_not_read(tmp_path, captures):
+    # Before: `ingest nest --target nest.duckdb` read nest/rp's parts and marker as tick files.
+    folder, _, _ = captures
+    nest = tmp_path / "nest"
+    nest.mkdir()
+    shutil.copyfile(folder / "a.dat", nest / "a.dat")
+    dataset = nest / "rp"
+    assert run_ingest([folder / "c.dat"], dataset).exit_code == 0
+    assert (dataset / "tickscope-dataset.json").is_file() and list(dataset.rglob("*.parquet"))
+    assert expand_inputs([nest]) == [nest / "a.dat"]
+    report = run_ingest([nest], tmp_path / "nest.duckdb")
+    assert [(Path(f.path).name, f.status) for f in report.files] == [("a.dat", "ingested")]
     assert report.exit_code == 0
+    with pytest.raises(UsageError, match="no capture or tick files"):
+        expand_inputs([dataset])  # named itself, a dataset is still not an input

@@ -62,6 +62,28 @@ def test_a_failed_file_makes_the_exit_code_4(sample, tmp_path, app_dirs):
     result = _run(["gui", broken, sample["capture"], "--target", tmp_path / "t.duckdb", "--quit-when-done"],
                   app_dirs)
     assert result.returncode == 4, result.stderr
+    # One line per failed row, where a script looks (before: the reason was in the log only).
+    failed = [line for line in result.stderr.splitlines() if line.startswith("tickscope gui: ")]
+    assert len(failed) == 1 and failed[0].startswith(f"tickscope gui: {broken}: "), result.stderr
+
+
+def test_no_target_is_a_usage_error_with_the_reason_on_stderr(sample, tmp_path, app_dirs):
+    # Before: exit 4 and nothing on stderr.
+    result = _run(["gui", sample["capture"], "--quit-when-done"], app_dirs)
+    assert result.returncode == 2, result.stderr
+    assert f"tickscope gui: {sample['capture']}: Choose a target first" in result.stderr
+    log = (app_dirs["data"] / "logs" / "tickscope.log").read_text()
+    assert "no target" in log
+
+
+def test_a_folder_that_is_not_ours_as_target_exits_2_like_the_cli(sample, tmp_path, app_dirs):
+    foreign = tmp_path / "notours"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    result = _run(["gui", sample["capture"], "--target", foreign, "--quit-when-done"], app_dirs)
+    assert result.returncode == 2, result.stderr
+    assert "not a Tickscope dataset" in result.stderr and "Traceback" not in result.stderr
+    assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
 
 
 def test_a_locked_target_makes_the_exit_code_3(sample, tmp_path, app_dirs):

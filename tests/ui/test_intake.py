@@ -76,3 +76,24 @@ def test_special_files_are_refused_without_reading_them(tmp_path):
     os.mkfifo(fifo)
     found = intake.gather([tmp_path])  # would block forever if it opened the FIFO
     assert found.refused == [(str(fifo), "not a regular file")]
+
+
+def test_a_parquet_dataset_in_a_dropped_folder_is_left_alone(tmp_path):
+    # Before: its part files and tickscope-dataset.json were queued as tick dumps.
+    from app.pipeline import run_ingest
+
+    capture = tmp_path / "src" / "a.dat"
+    capture.parent.mkdir()
+    capture.write_bytes(encode.frame(_messages(), "raw"))
+    nest = tmp_path / "nest"
+    nest.mkdir()
+    (nest / "a.dat").write_bytes(capture.read_bytes())
+    dataset = nest / "rp"
+    assert run_ingest([capture], dataset).exit_code == 0
+    assert list(dataset.rglob("*.parquet"))
+    found = intake.gather([nest])
+    assert [p for p, _, _ in found.accepted] == [str(nest / "a.dat")]
+    assert found.refused == []  # a nested dataset is skipped quietly, as `tickscope ingest` does
+    dropped = intake.gather([dataset])  # the dataset itself: say why nothing was queued
+    assert dropped.accepted == []
+    assert dropped.refused == [(str(dataset), "a Tickscope Parquet dataset (ticks already stored), not captures")]

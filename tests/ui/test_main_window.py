@@ -329,6 +329,30 @@ def test_invalid_target_is_refused_with_a_dialog(window, tmp_path, dialogs):
     assert window.target is None
 
 
+def test_a_folder_that_is_not_a_tickscope_dataset_is_refused_like_the_cli_does(window, tmp_path, dialogs):
+    # Before: accepted here, then every file failed when ParquetTarget refused it on open.
+    from app.errors import InputError
+    from app.store import open_target
+    from app.ui.main_window import TargetProblem, validate_target
+
+    foreign = tmp_path / "notours"
+    foreign.mkdir()
+    (foreign / "holiday.jpg").write_bytes(b"\xff\xd8")
+    with pytest.raises(TargetProblem, match="is a folder that is not a Tickscope dataset"):
+        validate_target(str(foreign))
+    with pytest.raises(InputError, match="is a folder that is not a Tickscope dataset"):
+        open_target(foreign)  # the store's own rule, which the window now applies up front
+    assert not window.set_target(str(foreign))
+    assert "not a Tickscope dataset" in dialogs["errors"][-1][1]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert validate_target(str(empty)) == str(empty)
+    dataset = tmp_path / "dataset"
+    open_target(dataset).close()
+    assert validate_target(str(dataset)) == str(dataset)
+    assert validate_target(str(tmp_path / "new")) == str(tmp_path / "new")
+
+
 def test_scripted_window_never_opens_dialogs(make_window, tmp_path, dialogs):
     window = make_window(interactive=False)
     assert not window.set_target(str(tmp_path / "missing" / "x.duckdb"))
