@@ -46,6 +46,7 @@ from app.pipeline.ingest import (
     DEFAULT_CHUNK_BYTES,
     FileProgress,
     IngestReport,
+    JobControl,
     _File,
     _load_masters,
     _one_line,
@@ -206,7 +207,7 @@ def _worker_version() -> str:
 # --- the client -------------------------------------------------------------------------
 
 
-class DaskIngestJob:
+class DaskIngestJob(JobControl):
     """One ingest of several files into one Parquet target on a Dask cluster (module docstring).
 
     Give ``client`` (an open ``distributed.Client``, left open), ``scheduler`` (an
@@ -251,24 +252,6 @@ class DaskIngestJob:
         self._stored_parts: dict[str, list[str]] = {}
         self._seen: dict[str, Path] = {}
         self._futures: dict[str, tuple[str, _File, object]] = {}  # key -> (kind, file, future)
-
-    # -- control ----------------------------------------------------------------
-
-    def cancel(self) -> None:
-        """Cancel every file not yet committed (tasks already running finish on their workers)."""
-        self._cancelled.set()
-        for f in self.files:
-            f.cancel.set()
-
-    def cancel_file(self, path) -> None:
-        wanted = os.path.realpath(path)
-        for f in self.files:
-            if os.path.realpath(f.path) == wanted:
-                f.cancel.set()
-
-    @property
-    def paths(self) -> list[Path]:
-        return [f.path for f in self.files]
 
     def _emit(self, f: _File, stage: str) -> None:
         f.stage = stage

@@ -320,7 +320,34 @@ def _one_line(err: BaseException) -> str:
     return (text or type(err).__name__)[:300]
 
 
-class IngestJob:
+class JobControl:
+    """Cancelling a job's files, shared by the local and the Dask engines.
+
+    Subclasses set ``self.files`` (``_File`` list) and ``self._cancelled`` (an Event).
+    """
+
+    files: list
+    _cancelled: threading.Event
+
+    def cancel(self) -> None:
+        """Cancel every file not yet committed."""
+        self._cancelled.set()
+        for f in self.files:
+            f.cancel.set()
+
+    def cancel_file(self, path) -> None:
+        """Cancel one file: nothing of it is left in the target (unless already committed)."""
+        wanted = os.path.realpath(path)
+        for f in self.files:
+            if os.path.realpath(f.path) == wanted:
+                f.cancel.set()
+
+    @property
+    def paths(self) -> list[Path]:
+        return [f.path for f in self.files]
+
+
+class IngestJob(JobControl):
     """One ingest of several files into one target (see the module docstring)."""
 
     def __init__(
@@ -356,25 +383,6 @@ class IngestJob:
         self._existing: set[str] = set()
         self.book = None
         self.target: Optional[Target] = None
-
-    # -- control ----------------------------------------------------------------
-
-    def cancel(self) -> None:
-        """Cancel every file not yet committed."""
-        self._cancelled.set()
-        for f in self.files:
-            f.cancel.set()
-
-    def cancel_file(self, path) -> None:
-        """Cancel one file: nothing of it is left in the target (unless already committed)."""
-        wanted = os.path.realpath(path)
-        for f in self.files:
-            if os.path.realpath(f.path) == wanted:
-                f.cancel.set()
-
-    @property
-    def paths(self) -> list[Path]:
-        return [f.path for f in self.files]
 
     # -- progress ---------------------------------------------------------------
 
