@@ -7,6 +7,11 @@
   overlapped with the single writer), so the split shows which side bounds it;
 * linearity: one file vs two different files of the same size (time ratio, ~2 is linear).
 
+The command-line runs are repeated (``RUNS`` pairs of one file then two files, back to
+back) and medians are reported: the time of one file and the median of the pairs' time
+ratios, as this shared 2-core machine's speed varies by +-20% from run to run. Every run
+is printed.
+
 It prints numbers and ratios and returns them as a dict; it never asserts timings.
 Run alone: ``python scripts/bench_ingest.py [CAPTURE] [--official-rate PPS]``.
 """
@@ -17,6 +22,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,6 +40,7 @@ from app.pipeline.ingest import DEFAULT_CHUNK_BYTES  # noqa: E402
 from app.store import CaptureRecord, open_target  # noqa: E402
 
 TARGETS = {"duckdb": "bench.duckdb", "parquet": "bench-dataset"}
+RUNS = 3  # pairs of command-line runs (one file, two files); medians are reported
 
 
 def _fresh(path: Path) -> Path:
@@ -47,16 +54,37 @@ def _fresh(path: Path) -> Path:
     return path
 
 
-def _cli_ingest(paths: list[Path], target: Path) -> tuple[float, dict]:
-    started = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "-m", "app", "ingest", *map(str, paths), "--target", str(target), "--json"],
-        cwd=REPO, capture_output=True, text=True,
-    )
-    elapsed = time.perf_counter() - started
-    if result.returncode != 0:
-        raise RuntimeError(f"tickscope ingest failed ({result.returncode}): {result.stderr.strip()}")
-    return elapsed, json.loads(result.stdout.strip().splitlines()[-1])
+# ``python -m app`` that writes its peak RSS (VmHWM) to argv[1] on exit. Not the rusage of
+# the child: Linux counts the forked image of this (large) bench process in it.
+_WITH_PEAK_RSS = """
+import atexit, runpy, sys
+out = sys.argv.pop(1)
+def peak():
+    with open("/proc/self/status") as status, open(out, "w") as f:
+        f.write(next(line.split()[1] for line in status if line.startswith("VmHWM")))
+atexit.register(peak)
+sys.argv[0] = "tickscope"
+runpy.run_module("app", run_name="__main__", alter_sys=True)
+"""
+
+
+def _cli_ingest(paths: list[Path], target: Path) -> tuple[float, dict, float | None]:
+    """(seconds, the --json summary, peak RSS in MB) of one ``tickscope ingest`` process."""
+    with tempfile.TemporaryDirectory(prefix="tickscope-rss-") as tmp:
+        hwm = Path(tmp) / "vmhwm"
+        command = [sys.executable, "-m", "app"]
+        if Path("/proc/self/status").exists():
+            command = [sys.executable, "-c", _WITH_PEAK_RSS, str(hwm)]
+        started = time.perf_counter()
+        result = subprocess.run(
+            [*command, "ingest", *map(str, paths), "--target", str(target), "--json"],
+            cwd=REPO, capture_output=True, text=True,
+        )
+        elapsed = time.perf_counter() - started
+        if result.returncode != 0:
+            raise RuntimeError(f"tickscope ingest failed ({result.returncode}): {result.stderr.strip()}")
+        peak_mb = int(hwm.read_text()) / 1024 if hwm.exists() else None  # VmHWM is in kB
+    return elapsed, json.loads(result.stdout.strip().splitlines()[-1]), peak_mb
 
 
 def _decode_only(capture: Path) -> tuple[float, list, str, int]:
@@ -105,11 +133,19 @@ def bench_ingest(capture_path, official_rate: float | None = None, *, workers: i
             row["in_process_split"] = {"decode_s": round(decode_s, 3), "write_s": round(write_s, 3),
                                        "pipelined_s": round(job_s, 3),
                                        "overlap": round((decode_s + write_s) / job_s, 2)}
-            one_s, _ = _cli_ingest([capture], _fresh(tmp / f"cli1-{name}"))
-            two_s, summary = _cli_ingest([capture, twin], _fresh(tmp / f"cli2-{name}"))
+            ones, twos, rss = [], [], []
+            for _ in range(RUNS):
+                seconds, _, peak = _cli_ingest([capture], _fresh(tmp / f"cli1-{name}"))
+                ones.append(seconds)
+                rss.append(peak)
+                seconds, summary, _ = _cli_ingest([capture, twin], _fresh(tmp / f"cli2-{name}"))
+                twos.append(seconds)
+            row["peak_rss_mb"] = max(rss) if None not in rss else None
+            one_s, two_s = statistics.median(ones), statistics.median(twos)
+            row["cli_runs_s"] = {"one_file": [round(x, 2) for x in ones], "two_files": [round(x, 2) for x in twos]}
             row["end_to_end_pps"] = packets / one_s
             row["end_to_end_two_files_pps"] = sum(f["packets"] for f in summary["files"]) / two_s
-            row["linearity_two_over_one"] = two_s / one_s
+            row["linearity_two_over_one"] = statistics.median(b / a for a, b in zip(ones, twos))
             if official_rate:
                 row["end_to_end_vs_official"] = row["end_to_end_pps"] / official_rate
             results[kind] = row
@@ -131,9 +167,11 @@ def _print(r: dict) -> None:
         line = f"  {kind}: tickscope ingest (CLI)  {row['end_to_end_pps']:>12,.0f} packets/s"
         if "end_to_end_vs_official" in row:
             line += f"  = {row['end_to_end_vs_official']:.1f}x the official client's parse-only rate"
-        print(line)
+        print(line + (f"; peak RSS {row['peak_rss_mb']:,.0f} MB" if row["peak_rss_mb"] else ""))
         print(f"  {kind}: two files              {row['end_to_end_two_files_pps']:>12,.0f} packets/s, "
-              f"time ratio 2 files / 1 file = {row['linearity_two_over_one']:.2f} (2.0 is linear)")
+              f"time ratio 2 files / 1 file = {row['linearity_two_over_one']:.2f} (median of pairs; 2.0 is linear)")
+        runs = row["cli_runs_s"]
+        print(f"  {kind}: runs (s): 1 file {runs['one_file']}, 2 files {runs['two_files']} (medians above)")
 
 
 def main(argv=None) -> int:
