@@ -589,8 +589,8 @@ class IngestJob(JobControl):
                 target.record_instruments(InstrumentBook(masters).to_table())
             for f in self.files:
                 self._emit(f, "queued", force=True)
-            target.tune_for_ingest(min(self.workers, len(self.files)))
             try:
+                target.tune_for_ingest(min(self.workers, len(self.files)))
                 self._pump(cancel)
             finally:
                 target.tune_for_ingest(None)

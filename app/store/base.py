@@ -300,7 +300,7 @@ class Target(abc.ABC):
         """Name ticks still unresolved with ``book``; returns how many got resolved."""
 
     def tune_for_ingest(self, decoder_threads: Optional[int]) -> None:
-        """Leave the cores the decoders use to them while ingesting (None: back to defaults)."""
+        """Settings for an ingest with ``decoder_threads`` decoding (None: back to defaults)."""
 
     def counts(self) -> dict[str, int]:
         return {

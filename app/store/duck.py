@@ -18,8 +18,9 @@ not registered views: DuckDB keeps a registered view's Arrow data referenced unt
 transaction ends, so a capture's whole decoded data stayed in memory until its commit
 (2.2 GB for a 414 MB capture, measured). A capture's ticks are buffered into inserts of
 whole row groups per DuckDB thread, so DuckDB converts and compresses them on every core
-and writes them to the file as they fill (optimistic writes); whole row groups leave
-nothing for the checkpoint at close to merge (merging ragged ones cost 2-4 s per 2.7M rows).
+and writes them to the file as they fill (optimistic writes); whole row groups leave the
+checkpoint at close only each capture's last, short one to merge (merging ragged ones
+cost 2-4 s per 2.7M rows).
 """
 
 from __future__ import annotations
@@ -227,7 +228,11 @@ class DuckDBTarget(Target):
         con = self.con
         if decoder_threads is None:
             for setting in ("threads", "preserve_insertion_order", "memory_limit"):
-                con.execute(f"RESET {setting}")
+                try:
+                    con.execute(f"RESET {setting}")
+                except duckdb.Error:  # the connection broke: what broke it is the error to see
+                    log.debug("RESET %s failed", setting, exc_info=True)
+                    return
         else:
             con.execute("SET preserve_insertion_order = false")
             limit = max(INGEST_MEMORY_MB_MIN, INGEST_MEMORY_MB_PER_CAPTURE * decoder_threads)
@@ -399,6 +404,7 @@ class _DuckCaptureWrite(CaptureWrite):
         self._pending, self._pending_rows = ([rest], rest.num_rows) if rest.num_rows else ([], 0)
         # One record batch per row group: each DuckDB thread takes whole row groups.
         batches = table.slice(0, keep).combine_chunks().to_batches(max_chunksize=ROW_GROUP_ROWS)
+        del table  # the buffered batches go now (``rest`` keeps only the last one)
         self.cur.from_arrow(pa.Table.from_batches(batches, schema.TICK_SCHEMA)).insert_into("ticks")
 
     def add_bad(self, bad: Sequence) -> None:

@@ -17,8 +17,8 @@ Tick files leave out ``trading_date``: hive partitioning supplies it, so
 groups of ~512K-1M rows, at most 128 MB, for scans).
 
 Encoding Parquet is most of an ingest's work, so the target encodes on every core: each
-capture's ticks go out in parts of one row group (~512K rows, ~35 MB), each part encoded
-by a pool thread while the writer buffers the next one; a bounded number of parts in
+capture's ticks go out in parts of one row group (~512K rows or 128 MB of data, ~35 MB
+on disk), each part encoded by a pool thread while the writer buffers the next one; a bounded number of parts in
 flight keeps memory bounded. The single writer still decides what counts: parts are
 private temporary files until the capture's commit lists them. (The Dask engine's
 workers write parts of up to four 1M-row groups in sequence: their cluster supplies the
@@ -83,6 +83,7 @@ ROW_GROUP_BYTES = 128 << 20
 PART_ROW_GROUPS = 4  # row groups per part file before a new part starts
 # Encoded in parallel (``PartEncoders``): one row group per part, so parts are independent.
 PARALLEL_PART_ROWS = 512 << 10
+MAX_ENCODER_THREADS = 4  # parts in flight (threads + 1) are what the pool holds in memory
 # Dictionaries only for the repetitive text columns: on prices, sizes and depth lists they
 # cost up to half the write time for little space (measured: +15% size, 1.1-1.8x faster).
 DICTIONARY_COLUMNS = ["file_id", "mode", "tick_time_source", "tradingsymbol", "name", "exchange",
@@ -650,7 +651,11 @@ class PartEncoders:
     """
 
     def __init__(self, threads: Optional[int] = None):
-        self.threads = max(1, threads or os.cpu_count() or 2)
+        if threads is None:
+            # The cores this process may use (a container's or taskset's, not the host's).
+            usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+            threads = min(usable or 2, MAX_ENCODER_THREADS)
+        self.threads = max(1, threads)
         self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="tickscope-encode")
         self._slots = threading.BoundedSemaphore(self.threads + 1)
 
@@ -671,9 +676,12 @@ class PartEncoders:
 def _encode_part(table: pa.Table, tmp: Path) -> None:
     try:
         pq.write_table(table, tmp, row_group_size=max(1, table.num_rows), **PART_OPTIONS)
-    except BaseException:
+    except BaseException as err:
+        # The failure waits in its Future until the writer looks: its traceback must not
+        # keep the part's rows alive meanwhile (pyarrow's frames hold the table).
+        del table
         tmp.unlink(missing_ok=True)
-        raise
+        raise err.with_traceback(None)
 
 
 class _PartitionWriter:
@@ -703,7 +711,9 @@ class _PartitionWriter:
         table = pa.concat_tables(self.pending)
         self.pending, self.pending_rows, self.pending_bytes = [], 0, 0
         if self.owner.encoders is not None:
-            # A part of its own, encoded by a pool thread (see PartEncoders).
+            # A part of its own, encoded by a pool thread (see PartEncoders). A part that
+            # failed (disk full) fails the capture now, not at its commit.
+            self.owner.check_encoders()
             self.folder.mkdir(parents=True, exist_ok=True)
             tmp = self.owner.new_file(self.folder, self.owner.next_part_name())
             self.owner.rows[tmp] = table.num_rows
@@ -832,14 +842,22 @@ class CapturePartsWriter:
         self.bad_writer.write_table(table)
         self.rows[self.bad_tmp] += table.num_rows
 
-    def _wait_for_encoders(self) -> None:
-        """Wait for every part being encoded; raise the first failure."""
-        encoding, self.encoding = self.encoding, []
-        wait(encoding)
-        for future in encoding:
+    def check_encoders(self) -> None:
+        """Forget the parts encoded so far; raise the first failure among them."""
+        done: list[Future] = []
+        running: list[Future] = []
+        for future in self.encoding:
+            (done if future.done() else running).append(future)
+        self.encoding = running
+        for future in done:
             error = future.exception()
             if error is not None:
                 raise error
+
+    def _wait_for_encoders(self) -> None:
+        """Wait for every part being encoded; raise the first failure."""
+        wait(self.encoding)  # (interrupted here, discard still waits for them all)
+        self.check_encoders()
 
     def finish(self) -> dict[str, int]:
         """Close, fsync and rename every part; {path relative to the root: rows}, in write order."""

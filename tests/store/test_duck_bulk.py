@@ -99,7 +99,7 @@ def test_ingest_settings_are_restored(tmp_path):
         assert target.counts()["captures"] == 1
 
 
-@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("workers", [1, 2, 4])
 def test_ingest_memory_limit_scales_with_open_captures(tmp_path, workers):
     with open_target(tmp_path / "t.duckdb") as target:
         target.tune_for_ingest(workers)
@@ -107,3 +107,30 @@ def test_ingest_memory_limit_scales_with_open_captures(tmp_path, workers):
         target.tune_for_ingest(None)
     expected_mb = max(duck.INGEST_MEMORY_MB_MIN, duck.INGEST_MEMORY_MB_PER_CAPTURE * workers)
     assert limit.endswith("MiB") and abs(float(limit.split()[0]) - expected_mb / 1.048576) < 5
+    if workers == 4:
+        assert expected_mb == 1024  # it does scale with the captures written at once
+
+
+def test_abort_after_real_inserts_leaves_nothing_and_force_keeps_the_old_rows(tmp_path, monkeypatch):
+    monkeypatch.setattr(duck, "ROW_GROUP_ROWS", 100)
+    a, b = file_id("a"), file_id("b")
+    old = ticks(a, 250)
+    with open_target(tmp_path / "t.duckdb") as target:
+        write = target.begin(a)
+        write.add_ticks(old)
+        write.commit(record(a, old))
+        # A new capture: several inserts reach DuckDB before the abort.
+        write = target.begin(b)
+        for i in range(5):
+            write.add_ticks(ticks(b, 150, start_msg=i * 150))
+        inserted = write.cur.execute("SELECT count(*) FROM ticks WHERE file_id = ?", [b]).fetchall()[0][0]
+        assert inserted >= 500  # in DuckDB (inside the transaction), not just buffered
+        write.abort()
+        # --force of a stored capture, aborted after inserting: the old rows stay.
+        write = target.begin(a, force=True)
+        for i in range(4):
+            write.add_ticks(ticks(a, 150, start_msg=i * 150, price=7.0))
+        assert write.cur.execute("SELECT count(*) FROM ticks WHERE file_id = ?", [a]).fetchall()[0][0] >= 400
+        write.abort()
+        assert target.file_ids() == {a}
+        assert target.ticks().equals(old.combine_chunks())

@@ -4,6 +4,8 @@ and aborts leave nothing, memory is not pinned by small partitions."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from concurrent.futures import wait
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -98,16 +100,55 @@ def test_an_encoding_failure_fails_the_commit_and_leaves_nothing(tmp_path, monke
 
 def test_abort_waits_for_parts_being_encoded(tmp_path, monkeypatch):
     monkeypatch.setattr(parquet_store, "PARALLEL_PART_ROWS", 300)
+    real = pq.write_table
+    started, release = threading.Event(), threading.Event()
+
+    def slow(table, where, **kw):
+        started.set()
+        assert release.wait(10)
+        return real(table, where, **kw)  # the part's file appears after abort began
+
+    monkeypatch.setattr(parquet_store.pq, "write_table", slow)
     a = file_id("a")
     root = tmp_path / "dataset"
     with open_target(root) as target:
         before = set(_files(root))
         write = target.begin(a)
-        for i in range(6):
-            write.add_ticks(ticks(a, 400, start_msg=i * 400))
-        write.abort()  # parts may still be encoding: none may appear afterwards
+        write.add_ticks(ticks(a, 400))
+        assert started.wait(10)
+        aborting = threading.Thread(target=write.abort)
+        aborting.start()
+        aborting.join(0.3)
+        assert aborting.is_alive()  # waiting for the part being encoded
+        release.set()
+        aborting.join(10)
+        assert not aborting.is_alive()
         assert set(_files(root)) == before
         assert target.counts() == {"captures": 0, "ticks": 0, "bad_packets": 0}
+
+
+def test_a_failed_part_fails_the_capture_before_its_commit(tmp_path, monkeypatch):
+    monkeypatch.setattr(parquet_store, "PARALLEL_PART_ROWS", 300)
+
+    def full(table, where, **kw):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(parquet_store.pq, "write_table", full)
+    a = file_id("a")
+    with open_target(tmp_path / "dataset") as target:
+        write = target.begin(a)
+        write.add_ticks(ticks(a, 400))  # the first part goes to an encoder and fails there
+        failed = list(write.parts.encoding)
+        wait(failed)
+        # Its error keeps no rows alive while it waits to be seen.
+        tb = failed[0].exception().__traceback__
+        while tb is not None:
+            assert not [v for v in tb.tb_frame.f_locals.values() if isinstance(v, pa.Table)]
+            tb = tb.tb_next
+        with pytest.raises(OSError, match="No space"):
+            write.add_ticks(ticks(a, 400, start_msg=400))  # the next part sees it
+        write.abort()
+        assert target.file_ids() == set()
 
 
 def test_a_date_with_few_ticks_does_not_pin_whole_batches(tmp_path):
