@@ -108,11 +108,15 @@ def test_same_content_twice_in_one_job_is_ingested_once(tmp_path, captures):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_cancel_one_file_mid_decode_leaves_nothing_of_it(tmp_path, captures, kind):
+def test_cancel_one_file_mid_decode_leaves_nothing_of_it(tmp_path, captures, kind, monkeypatch):
     folder, infos, _ = captures
     target = target_path(tmp_path, kind)
     job_box = {}
     cancelled_at = {}
+    # Decoding this small file is quicker than the ~50 ms between progress updates: slow
+    # each batch down so that the update "mid-decode" is sure to come.
+    enrich = IngestJob._enrich
+    monkeypatch.setattr(IngestJob, "_enrich", lambda self, ticks: (time.sleep(0.01), enrich(self, ticks))[1])
 
     def progress(update):
         # Cancel a.dat once some of its batches have reached the writer.
@@ -137,9 +141,11 @@ def test_cancel_one_file_mid_decode_leaves_nothing_of_it(tmp_path, captures, kin
         assert not any(a_id[:16] in p.name for p in target.rglob("*"))
 
 
-def test_cancel_event_stops_everything_and_writes_nothing(tmp_path, captures):
+def test_cancel_event_stops_everything_and_writes_nothing(tmp_path, captures, monkeypatch):
     folder, _, _ = captures
     cancel = threading.Event()
+    enrich = IngestJob._enrich  # slowed down: a progress update mid-decode is sure to come
+    monkeypatch.setattr(IngestJob, "_enrich", lambda self, ticks: (time.sleep(0.01), enrich(self, ticks))[1])
 
     def progress(update):
         if update.stage == "decoding" and update.packets > 0:
@@ -404,7 +410,9 @@ def test_a_copy_of_a_cancelled_file_is_cancelled_with_it(tmp_path, captures):
 
     def progress(update):
         # Whichever copy hashed first is the one decoded; the other waits on its outcome.
-        if update.stage == "decoding" and update.packets > 1000 and "cancelled" not in box:
+        # Cancelled when its decoding starts (this update is sent from its decoder thread
+        # before the first batch): later updates may never come, decoding is fast.
+        if update.stage == "decoding" and "cancelled" not in box:
             box["cancelled"] = update.path
             box["job"].cancel_file(update.path)
 
