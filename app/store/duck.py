@@ -177,7 +177,7 @@ class DuckDBTarget(Target):
             self._claim = None
             raise
         self._open_writes: list[_DuckCaptureWrite] = []
-        self._threads = int(self.con.execute("SELECT current_setting('threads')").fetchall()[0][0])
+        self._threads = self._setting_threads()
 
     def _create_tables(self) -> None:
         con = self.con
@@ -238,7 +238,11 @@ class DuckDBTarget(Target):
             con.execute("SET preserve_insertion_order = false")
             limit = max(INGEST_MEMORY_MB_MIN, INGEST_MEMORY_MB_PER_CAPTURE * decoder_threads)
             con.execute(f"SET memory_limit = '{int(limit)}MB'")
-        self._threads = int(con.execute("SELECT current_setting('threads')").fetchall()[0][0])
+        self._threads = self._setting_threads()
+
+    def _setting_threads(self) -> int:
+        """DuckDB's threads setting: inserts are sized to give each thread whole row groups."""
+        return int(self.con.execute("SELECT current_setting('threads')").fetchall()[0][0])
 
     def _has_table(self, name: str) -> bool:
         return bool(

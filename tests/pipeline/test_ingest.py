@@ -47,6 +47,19 @@ def captures(tmp_path_factory):
     return folder, infos, master
 
 
+@pytest.fixture
+def slow_batches(monkeypatch):
+    """10 ms more per decoded batch: these small files decode faster than the ~50 ms between
+    progress updates, so a test that acts on an update mid-decode would otherwise race."""
+    enrich = IngestJob._enrich
+
+    def slow(self, ticks):
+        time.sleep(0.01)
+        return enrich(self, ticks)
+
+    monkeypatch.setattr(IngestJob, "_enrich", slow)
+
+
 def counts(path: Path) -> dict:
     with open_target(path) as target:
         return target.counts()
@@ -108,15 +121,11 @@ def test_same_content_twice_in_one_job_is_ingested_once(tmp_path, captures):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_cancel_one_file_mid_decode_leaves_nothing_of_it(tmp_path, captures, kind, monkeypatch):
+def test_cancel_one_file_mid_decode_leaves_nothing_of_it(tmp_path, captures, kind, slow_batches):
     folder, infos, _ = captures
     target = target_path(tmp_path, kind)
     job_box = {}
     cancelled_at = {}
-    # Decoding this small file is quicker than the ~50 ms between progress updates: slow
-    # each batch down so that the update "mid-decode" is sure to come.
-    enrich = IngestJob._enrich
-    monkeypatch.setattr(IngestJob, "_enrich", lambda self, ticks: (time.sleep(0.01), enrich(self, ticks))[1])
 
     def progress(update):
         # Cancel a.dat once some of its batches have reached the writer.
@@ -141,11 +150,9 @@ def test_cancel_one_file_mid_decode_leaves_nothing_of_it(tmp_path, captures, kin
         assert not any(a_id[:16] in p.name for p in target.rglob("*"))
 
 
-def test_cancel_event_stops_everything_and_writes_nothing(tmp_path, captures, monkeypatch):
+def test_cancel_event_stops_everything_and_writes_nothing(tmp_path, captures, slow_batches):
     folder, _, _ = captures
     cancel = threading.Event()
-    enrich = IngestJob._enrich  # slowed down: a progress update mid-decode is sure to come
-    monkeypatch.setattr(IngestJob, "_enrich", lambda self, ticks: (time.sleep(0.01), enrich(self, ticks))[1])
 
     def progress(update):
         if update.stage == "decoding" and update.packets > 0:

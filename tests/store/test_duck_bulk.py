@@ -13,6 +13,10 @@ from tests.store.test_targets import record
 from tests.store.ticks_factory import file_id, ticks
 
 
+def _setting(target, name: str) -> str:
+    return target.con.execute("SELECT current_setting(?)", [name]).fetchall()[0][0]
+
+
 def _row_group_sizes(target) -> list[int]:
     rows = target.con.execute(
         "SELECT row_group_id, max(start + count) - min(start) FROM pragma_storage_info('ticks') "
@@ -86,16 +90,10 @@ def test_ingest_settings_are_restored(tmp_path):
     capture = tmp_path / "c.dat"
     synthetic.generate_capture(capture, packets=2000, framing="raw", seed=3)
     with open_target(tmp_path / "t.duckdb") as target:
-        defaults = {
-            name: target.con.execute(f"SELECT current_setting('{name}')").fetchall()[0][0]
-            for name in ("threads", "preserve_insertion_order", "memory_limit")
-        }
+        names = ("threads", "preserve_insertion_order", "memory_limit")
+        defaults = {name: _setting(target, name) for name in names}
         run_ingest([capture], target)
-        after = {
-            name: target.con.execute(f"SELECT current_setting('{name}')").fetchall()[0][0]
-            for name in defaults
-        }
-        assert after == defaults
+        assert {name: _setting(target, name) for name in names} == defaults
         assert target.counts()["captures"] == 1
 
 
@@ -103,7 +101,7 @@ def test_ingest_settings_are_restored(tmp_path):
 def test_ingest_memory_limit_scales_with_open_captures(tmp_path, workers):
     with open_target(tmp_path / "t.duckdb") as target:
         target.tune_for_ingest(workers)
-        limit = target.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+        limit = _setting(target, "memory_limit")
         target.tune_for_ingest(None)
     expected_mb = max(duck.INGEST_MEMORY_MB_MIN, duck.INGEST_MEMORY_MB_PER_CAPTURE * workers)
     number, unit = limit.split()
