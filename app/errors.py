@@ -1,8 +1,12 @@
 """Errors a user can cause, each with the exit code the command line reports.
 
-Exit codes are a contract (other tools script against them):
-0 success, 2 unusable arguments or unreadable input, 3 target locked by another
-process, 4 some files failed (the others were still ingested).
+Exit codes are a contract (other tools script against them); this is the one table,
+README's exit-code table mirrors it:
+0 success; 1 an internal bug only (traceback in the log); 2 unusable arguments or
+unreadable input; 3 target locked by another process; 4 some inputs failed or yielded
+nothing (the others were still ingested); 5 ``verify`` found damage in the target;
+6 no space left / I/O error while writing (the target keeps its last committed state);
+130 interrupted (Ctrl-C).
 """
 
 EXIT_OK = 0
@@ -10,6 +14,9 @@ EXIT_INTERNAL = 1
 EXIT_USAGE = 2
 EXIT_LOCKED = 3
 EXIT_PARTIAL = 4
+EXIT_DAMAGED = 5
+EXIT_NO_SPACE = 6
+EXIT_INTERRUPTED = 130
 
 
 class TickscopeError(Exception):
