@@ -7,18 +7,20 @@ Shape of a run (``DaskIngestJob.run``, blocking, in the client process)::
     masters loaded once -> one book future   ---->  built into an InstrumentBook once per worker
     submit hash_capture(path) per file       ---->  sha256 -> (file_id, size)
     skip ids already committed, duplicates
-    submit ingest_capture(file)              ---->  decode + enrich + write the file's own parts
+    record the file's write id in the journal
+    submit ingest_capture(file)              ---->  decode + enrich + stage the file's own parts
                                                     (CapturePartsWriter: temporary names, then
-                                                    rename; names derived from the file id)
-    check every part exists with its rows    <----  {part: rows} and the file's counts
-    commit the file's ``captures`` row (the client is the only writer of captures)
+                                                    staged names derived from the file id)
+    check every staged part and its rows     <----  {part: rows} and the file's counts
+    commit: publish the parts, list them in ``captures`` (the client is the only committer)
 
 * The Parquet layout is the single-machine one: the same ``CapturePartsWriter`` writes
   the parts, the same ``ParquetTarget`` commits them. DuckDB targets stay single-machine.
-* A task that fails or whose worker dies never half-commits: nothing counts until the
-  client lists the parts in ``captures``. A retried task rewrites the same part names
-  (``write_id`` comes from the file id), so retries never duplicate rows; parts of a file
-  never committed are removed at the end of the run and at the target's next open.
+* A task that fails or whose worker dies never half-commits: parts stay staged (invisible
+  to readers) until the client's commit publishes them. A retried task rewrites the same
+  staged names (``write_id`` comes from the file id), so retries never duplicate rows;
+  staged parts of a file never committed are removed at the end of the run, or at the
+  target's next open (the journal recorded their write id before the task ran).
 * Idempotent like the local engine: content already in the target is skipped before its
   ingest task is submitted.
 * Progress goes to the same ``FileProgress`` callable as the local engine, one update
@@ -167,7 +169,8 @@ def ingest_capture(path: str, hashed: tuple[str, int], write_id: str, root: str,
                    chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> dict:
     """Decode, enrich and write one file's parts under ``root``; their names, rows and the file's counts.
 
-    Runs on a worker. Writes only part files (never ``captures``): the client commits them.
+    Runs on a worker. Writes only staged part files (never ``captures``): the client's
+    commit publishes them. ``write_id`` is recorded in the target's journal by the client.
     """
     from app.store.parquet import MARKER, CapturePartsWriter
 
@@ -341,6 +344,7 @@ class DaskIngestJob(JobControl):
         started = time.monotonic()
         masters = _load_masters(self.instruments)
         target = ParquetTarget(self.target_path)
+        self.target = target
         client = cluster = None
         own_client = False
         try:
@@ -373,8 +377,8 @@ class DaskIngestJob(JobControl):
                 if shared is not None:
                     shared.release()
             if any(f.status not in ("ingested", "skipped") for f in self.files):
-                target.cleanup()  # parts of files not committed (tasks still running add none later
-                # than their own finish; anything they leave goes at the next open)
+                target.cleanup()  # staged parts of files not committed (a task still running
+                # that writes after this leaves files of a recorded write id: swept at the next open)
             if any(f.status == "ingested" for f in self.files) or masters:
                 target.rebuild_unknown_tokens(book)
         finally:
@@ -450,6 +454,7 @@ class DaskIngestJob(JobControl):
             self._finish(f, "skipped", "already in the target")
             return None
         write_id = deterministic_write_id(f.file_id, self._stored_parts.get(f.file_id) or ())
+        self.target.record_write_id(write_id)  # before any file carrying it exists
         f.bytes_done = 0
         f.decode_started = time.monotonic()
         follow = self._submit(client, "ingest", f, self.task, str(f.path), future, write_id,

@@ -4,6 +4,7 @@ Layout::
 
     T/tickscope-dataset.json                   marks the folder as ours (format version)
     T/.tickscope-lock                          held (flock) by the one process writing
+    T/journal/                                 the commit journal (app.store.journal)
     T/ticks/trading_date=YYYY-MM-DD/part-<file_id[:16]>-<write_id>-<n>.parquet
     T/ticks/trading_date=__HIVE_DEFAULT_PARTITION__/...   ticks without a trading date
     T/bad_packets/bad-<file_id[:16]>-<write_id>.parquet
@@ -12,8 +13,8 @@ Layout::
     T/unknown_tokens/unknown_tokens.parquet    the explained unknown tokens
 
 Tick files leave out ``trading_date``: hive partitioning supplies it, so
-``duckdb.read_parquet('T/ticks/**/*.parquet', hive_partitioning=true)`` and
-``pyarrow.dataset(..., partitioning='hive')`` read the folder as it is (zstd, row
+``duckdb.read_parquet('T/ticks/*/part-*.parquet', hive_partitioning=true)`` reads the
+folder as it is (zstd, row
 groups of ~512K-1M rows, at most 128 MB, for scans).
 
 Encoding Parquet is most of an ingest's work, so the target encodes on every core: each
@@ -24,13 +25,17 @@ private temporary files until the capture's commit lists them. (The Dask engine'
 workers write parts of up to four 1M-row groups in sequence: their cluster supplies the
 parallelism.)
 
-Crash safety: every file is written under a temporary name (``.*.tmp``, which
-``*.parquet`` globs do not match) and renamed when complete. A capture counts only
-once ``captures/captures.parquet`` (replaced atomically, written last) lists its
-part files; readers through this API read exactly those. Leftovers of an
-interrupted run (temporary files, parts no capture lists) are removed at the next
-open for writing. File names come only from file ids (sha256 hex), random write
-ids and dates, never from input paths.
+Commit protocol (``app.store.journal``): parts are written under private names
+(``.part-….parquet.staged``, which README's glob ``ticks/*/part-*.parquet`` never
+matches) and published by rename only inside a commit, whose journal record is the commit
+point; ``captures/captures.parquet`` (the manifest) lists every committed capture with
+its parts, their row counts, sizes and footer fingerprints. A --force replacement
+unpublishes the old parts before publishing the new ones, so a reader globbing the folder
+may miss a capture for a moment but never sees it twice. Recovery at the next open for
+writing finishes an interrupted commit from the journal and deletes only private files
+whose names carry a session or write id the journal recorded; anything else in the
+folders stays (``verify`` reports it). File names come only from file ids (sha256 hex),
+random write ids and dates, never from input paths.
 """
 
 from __future__ import annotations
@@ -55,7 +60,8 @@ import pyarrow.parquet as pq
 
 from app.core import schema
 from app.errors import InputError, TargetLockedError
-from app.store import base
+from app.store import base, journal
+from app.store.journal import Journal, JournalError
 from app.store.base import (
     BAD_PACKETS_SCHEMA,
     CAPTURES_SCHEMA,
@@ -69,11 +75,21 @@ log = logging.getLogger(__name__)
 
 MARKER = "tickscope-dataset.json"
 LOCK = ".tickscope-lock"
-FORMAT_VERSION = 1
+# 2: the commit journal, private part names, per-part rows/bytes/footer fingerprints in
+# the manifest. A version-1 dataset is migrated at its first open for writing.
+FORMAT_VERSION = 2
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 
 # Parquet captures carry the exact list of files that make up each capture.
-PARQUET_CAPTURES_SCHEMA = CAPTURES_SCHEMA.append(pa.field("parts", pa.list_(pa.string())))
+# ``part_rows``/``part_bytes``/``part_footers`` line up with ``parts``: what each part held
+# when committed (rows, size, sha256 of its Parquet footer), which ``verify`` checks.
+MANIFEST_PART_FIELDS = [
+    pa.field("parts", pa.list_(pa.string())),
+    pa.field("part_rows", pa.list_(pa.int64())),
+    pa.field("part_bytes", pa.list_(pa.int64())),
+    pa.field("part_footers", pa.list_(pa.string())),
+]
+PARQUET_CAPTURES_SCHEMA = pa.schema(list(CAPTURES_SCHEMA) + MANIFEST_PART_FIELDS)
 # What a tick part file holds: the tick schema without the partition column.
 PART_SCHEMA = pa.schema([f for f in schema.TICK_SCHEMA if f.name != "trading_date"])
 PARTITIONING = pads.partitioning(pa.schema([("trading_date", pa.date32())]), flavor="hive")
@@ -109,9 +125,12 @@ def _fsync_dir(path: Path) -> None:
         pass
 
 
-def _replace_atomically(table: pa.Table, final: Path) -> None:
+def _replace_atomically(table: pa.Table, final: Path, session: Optional[str] = None) -> None:
+    """Write ``table`` over ``final`` atomically; the temporary name carries ``session`` (the
+    writer's recorded session id) so that recovery may delete it after a crash."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".{final.name}.{secrets.token_hex(4)}.tmp"
+    tag = f"{session}-{secrets.token_hex(4)}" if session else secrets.token_hex(4)
+    tmp = final.parent / f".{final.name}.{tag}.tmp"
     try:
         pq.write_table(table, tmp, **WRITE_OPTIONS)
         _fsync(tmp)
@@ -120,6 +139,12 @@ def _replace_atomically(table: pa.Table, final: Path) -> None:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(final.parent)
+
+
+def _write_marker(marker: Path) -> None:
+    tmp = marker.parent / f".{marker.name}.{secrets.token_hex(4)}.tmp"
+    tmp.write_text(json.dumps({"format": "tickscope-parquet", "version": FORMAT_VERSION}) + "\n")
+    os.replace(tmp, marker)
 
 
 def _os_reason(err: OSError) -> str:
@@ -151,22 +176,6 @@ def _with_generation(table: pa.Table, generation: str) -> pa.Table:
 
 def _new_write_id() -> str:
     return secrets.token_hex(4)
-
-
-def _publish_new(tmp: Path, final: Path) -> None:
-    """Rename ``tmp`` to ``final`` unless ``final`` exists (FileExistsError): never replaces a part."""
-    try:
-        os.link(tmp, final)  # fails if final exists, atomically
-    except FileExistsError:
-        raise
-    except OSError:
-        # No hard links on this filesystem (FAT, some shares): one writer per target, so
-        # checking first is enough here.
-        if os.path.lexists(final):
-            raise FileExistsError(errno.EEXIST, "part file exists", str(final)) from None
-        os.replace(tmp, final)
-        return
-    os.unlink(tmp)
 
 
 class _FileLock:
@@ -221,6 +230,7 @@ class ParquetTarget(Target):
         self.read_only = read_only
         self._lock: Optional[_FileLock] = None
         self._claim = None
+        self._journal: Optional[Journal] = None
         self._open_writes: list[_ParquetCaptureWrite] = []
         self._mutex = threading.Lock()
         self._encoders: Optional[PartEncoders] = None
@@ -239,15 +249,20 @@ class ParquetTarget(Target):
                     self._lock = _FileLock(self.path / LOCK)
                     marker = self.path / MARKER
                     if not marker.exists():
-                        marker.write_text(json.dumps({"format": "tickscope-parquet", "version": FORMAT_VERSION}) + "\n")
+                        _write_marker(marker)
+                    self._journal = Journal(self.path)
+                    self._journal.recover()
+                    self._journal.start()
+                except JournalError as err:
+                    raise InputError(f"cannot open the Parquet dataset {self.path}: {err}") from None
                 except OSError as err:
                     raise InputError(f"cannot use {self.path} as a Parquet dataset: {_os_reason(err)}") from None
             self._captures = self._read_captures()
             if not read_only:
                 try:
-                    self.cleanup()
+                    self._migrate()
                 except OSError as err:
-                    raise InputError(f"cannot tidy the Parquet dataset {self.path}: {_os_reason(err)}") from None
+                    raise InputError(f"cannot update the Parquet dataset {self.path}: {_os_reason(err)}") from None
         except BaseException:
             self.close()
             raise
@@ -268,11 +283,27 @@ class ParquetTarget(Target):
         if getattr(self, "_encoders", None) is not None:
             self._encoders.shutdown()
             self._encoders = None
+        if getattr(self, "_journal", None) is not None:
+            try:
+                self._journal.end()
+            except OSError:  # what stays is swept at the next open
+                log.warning("could not tidy %s at close", self.path, exc_info=True)
+            self._journal = None
         if self._lock is not None:
             self._lock.release()
             self._lock = None
         base._release(self._claim)
         self._claim = None
+
+    @property
+    def session(self) -> Optional[str]:
+        """This writer's session id (names of its private files carry it)."""
+        return self._journal.session if self._journal is not None else None
+
+    def record_write_id(self, write_id: str) -> None:
+        """Record a write id in the journal before any file named with it is created."""
+        self._writable()
+        self._journal.record_write_id(write_id)
 
     # -- files ------------------------------------------------------------------
 
@@ -284,6 +315,8 @@ class ParquetTarget(Target):
         try:
             table = pq.read_table(path)
             self._captures_generation = _generation(table.schema)
+            if "part_footers" not in table.column_names:
+                table = self._fingerprint_legacy(table)
             return table.cast(PARQUET_CAPTURES_SCHEMA)
         except (OSError, pa.ArrowException, ValueError, KeyError) as err:
             reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -291,39 +324,135 @@ class ParquetTarget(Target):
                 f"{self.path} is not a readable Tickscope dataset: captures/captures.parquet: {reason}"
             ) from None
 
+    def _fingerprint_legacy(self, table: pa.Table) -> pa.Table:
+        """A version-1 manifest lists parts only: fingerprint them as they are now.
+
+        Parts missing or unreadable get null entries, which ``verify`` reports (and which
+        make the next ingest of that capture re-ingest it).
+        """
+        rows, sizes, footers = [], [], []
+        for parts in table["parts"].to_pylist():
+            r, b, f = [], [], []
+            for rel in parts or []:
+                try:
+                    size, n, footer = journal.part_fingerprint(self.path / rel)
+                except (OSError, ValueError):
+                    size = n = footer = None
+                r.append(n)
+                b.append(size)
+                f.append(footer)
+            rows.append(r)
+            sizes.append(b)
+            footers.append(f)
+        table = table.append_column("part_rows", pa.array(rows, pa.list_(pa.int64())))
+        table = table.append_column("part_bytes", pa.array(sizes, pa.list_(pa.int64())))
+        return table.append_column("part_footers", pa.array(footers, pa.list_(pa.string())))
+
+    def _migrate(self) -> None:
+        """Bring a version-1 dataset to this layout (decided from its manifest alone)."""
+        marker = self.path / MARKER
+        try:
+            version = json.loads(marker.read_text()).get("version", 1)
+        except (OSError, ValueError, AttributeError):
+            version = 1
+        if version >= FORMAT_VERSION:
+            return
+        if self._captures.num_rows:
+            # The manifest with its parts fingerprinted; every listed part keeps its name.
+            self._commit(self._captures, publish=[], unpublish=[])
+        _write_marker(marker)
+        log.info("migrated the Parquet dataset %s to format %d", self.path, FORMAT_VERSION)
+
     def _referenced(self) -> set[str]:
         parts = self._captures["parts"].combine_chunks().flatten().to_pylist()
         return set(parts)
 
     def cleanup(self) -> list[str]:
-        """Remove what interrupted runs left: temporary files and parts no capture lists."""
-        referenced = self._referenced()
-        removed = []
-        for folder in ("ticks", "bad_packets", "captures", "instruments", "unknown_tokens"):
-            root = self.path / folder
-            if not root.is_dir():
-                continue
-            for dirpath, dirnames, filenames in os.walk(root, topdown=False):
-                for name in filenames:
-                    full = Path(dirpath) / name
-                    rel = full.relative_to(self.path).as_posix()
-                    ours_part = folder in ("ticks", "bad_packets") and name.endswith(".parquet") and (
-                        name.startswith("part-") or name.startswith("bad-")
-                    )
-                    if name.endswith(".tmp") or (ours_part and rel not in referenced):
-                        full.unlink(missing_ok=True)
-                        removed.append(rel)
-                if Path(dirpath) != root and not os.listdir(dirpath):
-                    os.rmdir(dirpath)
-        if removed:
-            log.info("removed %d leftovers of interrupted runs from %s", len(removed), self.path)
-        return removed
+        """Delete this writer's private files that no open write needs (staged parts of
+        captures that were not committed); never a file the journal did not name."""
+        if self._journal is None or self._open_writes:
+            return []
+        return self._journal._sweep({self._journal.session}, set(self._journal.write_ids))
 
-    def _write_captures(self, table: pa.Table) -> None:
-        generation = secrets.token_hex(8)
-        _replace_atomically(_with_generation(table, generation), self.path / "captures" / "captures.parquet")
-        self._captures = table
-        self._captures_generation = generation
+    def _commit(self, table: pa.Table, *, publish: Sequence[tuple[str, str]], unpublish: Sequence[str]) -> None:
+        """One commit: ``table`` becomes the manifest, ``publish`` (staged, published) parts
+        appear and ``unpublish`` parts go, all or nothing (see ``app.store.journal``).
+
+        Everything before the journal record can fail and leaves the dataset as it was
+        (the caller deletes its staged files); after it, the commit stands: a failure to
+        apply it is finished by the next commit or the next open.
+        """
+        self._writable()
+        with self._mutex:
+            pending = self._journal.pending()
+            if pending is not None:  # an earlier commit this session could not finish
+                self._journal.apply(pending)
+            for _, published in publish:
+                if published not in unpublish and (self.path / published).exists():
+                    raise FileExistsError(errno.EEXIST, "a part of that name exists; not replaced", published)
+            generation = secrets.token_hex(8)
+            manifest = self.path / "captures" / f".captures.parquet.{self.session}-{secrets.token_hex(4)}.staged"
+            manifest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                pq.write_table(_with_generation(table.cast(PARQUET_CAPTURES_SCHEMA), generation), manifest,
+                               **WRITE_OPTIONS)
+                journal.fsync_file(manifest)
+                record = self._journal.commit(
+                    manifest_staged=manifest.relative_to(self.path).as_posix(),
+                    publish=publish, unpublish=unpublish,
+                )
+            except BaseException:
+                manifest.unlink(missing_ok=True)
+                raise
+            # The commit point has passed.
+            self._captures = table.cast(PARQUET_CAPTURES_SCHEMA)
+            self._captures_generation = generation
+            try:
+                self._journal.apply(record)
+            except OSError:
+                log.warning("a commit to %s is finished at its next commit or open", self.path, exc_info=True)
+
+    def _pending_staged(self) -> set[str]:
+        """Staged files a commit record still needs (never deleted by an abort)."""
+        try:
+            record = self._journal.pending() if self._journal is not None else None
+        except JournalError:
+            return set()
+        return {staged for staged, _ in record.get("publish", [])} if record else set()
+
+    def _staged_fingerprints(self, part_rows: dict[str, int]) -> tuple[list, list, list]:
+        """(rows, bytes, footers) of staged parts, checking each holds the rows reported."""
+        rows, sizes, footers = [], [], []
+        for rel, expected in part_rows.items():
+            staged = self.path / journal.staged_name(rel)
+            try:
+                size, found, footer = journal.part_fingerprint(staged)
+            except (OSError, ValueError) as err:
+                raise ValueError(f"part {rel} is missing or unreadable in {self.path}: {err}") from None
+            if found != expected:
+                raise ValueError(f"part {rel} holds {found:,} rows, its writer reported {expected:,}")
+            rows.append(found)
+            sizes.append(size)
+            footers.append(footer)
+        return rows, sizes, footers
+
+    def _commit_capture(self, record: CaptureRecord, part_rows: dict[str, int], *, force: bool) -> None:
+        """Commit one capture whose parts are staged (``part_rows``: published name -> rows)."""
+        file_id = record.file_id
+        existing = self._captures.filter(pc.equal(self._captures["file_id"], file_id))
+        if existing.num_rows and not force:
+            raise AlreadyIngested(file_id)
+        rows, sizes, footers = self._staged_fingerprints(part_rows)
+        row = record.to_table()
+        for field, values in zip(MANIFEST_PART_FIELDS, (list(part_rows), rows, sizes, footers)):
+            row = row.append_column(field, pa.array([values], field.type))
+        old = existing["parts"].combine_chunks().flatten().to_pylist() if existing.num_rows else []
+        others = self._captures.filter(pc.invert(pc.is_in(self._captures["file_id"], row["file_id"])))
+        self._commit(
+            pa.concat_tables([others, row.cast(PARQUET_CAPTURES_SCHEMA)]),
+            publish=[(journal.staged_name(rel), rel) for rel in part_rows],
+            unpublish=old,
+        )
 
     # -- reading ----------------------------------------------------------------
 
@@ -458,7 +587,8 @@ class ParquetTarget(Target):
             finally:
                 con.close()
             table = pa.concat_tables([kept.cast(table.schema), table])
-        _replace_atomically(_with_generation(table, secrets.token_hex(8)), self.path / "instruments" / "instruments.parquet")
+        _replace_atomically(_with_generation(table, secrets.token_hex(8)), self.path / "instruments" / "instruments.parquet",
+                            self.session)
 
     def _store_unknown(self, table: pa.Table) -> None:
         self._writable()
@@ -466,44 +596,32 @@ class ParquetTarget(Target):
             UNKNOWN_FROM_CAPTURES: (self._captures_generation or "").encode(),
             UNKNOWN_FROM_INSTRUMENTS: (self._instruments_generation() or "").encode(),
         }
-        _replace_atomically(_with_metadata(table, built_from), self.path / "unknown_tokens" / "unknown_tokens.parquet")
-
-    def _commit_record(self, row: pa.Table, replaced_parts: list[str]) -> None:
-        with self._mutex:
-            others = self._captures.filter(pc.invert(pc.is_in(self._captures["file_id"], row["file_id"])))
-            self._write_captures(pa.concat_tables([others, row]))
-        for rel in replaced_parts:
-            (self.path / rel).unlink(missing_ok=True)
+        _replace_atomically(_with_metadata(table, built_from), self.path / "unknown_tokens" / "unknown_tokens.parquet",
+                            self.session)
 
     def commit_parts(self, record: CaptureRecord, part_rows: dict[str, int], *, force: bool = False) -> None:
-        """Commit a capture whose parts another process wrote (``CapturePartsWriter.finish``).
+        """Commit a capture whose parts another process staged (``CapturePartsWriter.finish``).
 
-        Each part must be one of this capture's part files, exist, and hold the rows its
-        writer reported: a part lost or cut short (a worker dying mid-rename, storage not
-        shared) raises ValueError and commits nothing, so the capture is retried whole
+        Each part must be one of this capture's part files, be staged, and hold the rows
+        its writer reported: a part lost or cut short (a worker dying mid-write, storage
+        not shared) raises ValueError and commits nothing, so the capture is retried whole
         instead of being stored with rows missing.
         """
         self._writable()
         file_id = base.check_file_id(record.file_id)
-        existing = self._captures.filter(pc.equal(self._captures["file_id"], file_id))
-        if existing.num_rows and not force:
+        if self._captures.filter(pc.equal(self._captures["file_id"], file_id)).num_rows and not force:
             raise AlreadyIngested(file_id)
-        prefixes = ("ticks/trading_date=", "bad_packets/")
-        for rel, rows in part_rows.items():
+        for rel in part_rows:
             name = Path(rel).name
-            ours = rel.startswith(prefixes) and ".." not in Path(rel).parts and name.endswith(".parquet") and (
-                name.startswith(f"part-{file_id[:16]}-") or name.startswith(f"bad-{file_id[:16]}-"))
-            if not ours:
+            folder = Path(rel).parent.as_posix()
+            ours = (
+                (folder.startswith("ticks/trading_date=") and folder.count("/") == 1
+                 and journal.PART_NAME.match(name) and name.startswith(f"part-{file_id[:16]}-"))
+                or (folder == "bad_packets" and journal.BAD_NAME.match(name) and name.startswith(f"bad-{file_id[:16]}-"))
+            )
+            if not ours or ".." in Path(rel).parts:
                 raise ValueError(f"{rel} is not a part file of capture {file_id[:16]}")
-            try:
-                found = pq.ParquetFile(self.path / rel).metadata.num_rows
-            except (OSError, pa.ArrowInvalid) as err:
-                raise ValueError(f"part {rel} is missing or unreadable in {self.path}: {err}") from None
-            if found != rows:
-                raise ValueError(f"part {rel} holds {found:,} rows, its writer reported {rows:,}")
-        row = record.to_table().append_column("parts", pa.array([list(part_rows)], pa.list_(pa.string())))
-        old = existing["parts"].combine_chunks().flatten().to_pylist() if existing.num_rows else []
-        self._commit_record(row, [rel for rel in old if rel not in part_rows])
+        self._commit_capture(record, part_rows, force=force)
 
     def resolve(self, book) -> int:
         self._writable()
@@ -518,35 +636,39 @@ class ParquetTarget(Target):
         mapping = base.resolution_map(book, pairs)
         if mapping.num_rows == 0:
             return 0
+        write_id = self._resolve_write_id()
+        self.record_write_id(write_id)
         resolved_total = 0
-        new_rows, new_parts, old_parts = [], [], []
+        new_rows, staged = [], []
         try:
             for i in range(self._captures.num_rows):
                 record = self._captures.slice(i, 1)
                 if record["unresolved_ticks"][0].as_py() == 0:
                     continue
-                parts = record["parts"][0].as_py()
-                kept, changed_any, still_unresolved = [], False, 0
-                for rel in parts:
+                lists = {f.name: record[f.name][0].as_py() for f in MANIFEST_PART_FIELDS}
+                changed_any, still_unresolved = False, 0
+                for at, rel in enumerate(list(lists["parts"])):
                     if not rel.startswith("ticks/"):
-                        kept.append(rel)
                         continue
-                    result = _rewrite_part(self.path, rel, mapping)
+                    new_rel = _resolved_name(rel, write_id, at)
+                    result = _rewrite_part(self.path, rel, mapping, new_rel)
                     if result is None:
-                        kept.append(rel)
                         still_unresolved += _count_unresolved(self.path / rel)
                         continue
-                    new_rel, named, unresolved = result
+                    named, unresolved = result
+                    staged.append(new_rel)
+                    size, rows, footer = journal.part_fingerprint(self.path / journal.staged_name(new_rel))
+                    for name, value in zip(("parts", "part_rows", "part_bytes", "part_footers"),
+                                           (new_rel, rows, size, footer)):
+                        lists[name][at] = value
                     changed_any = True
                     resolved_total += named
                     still_unresolved += unresolved
-                    kept.append(new_rel)
-                    new_parts.append(new_rel)
-                    old_parts.append(rel)
                 if changed_any:
+                    for f in MANIFEST_PART_FIELDS:
+                        record = record.set_column(record.schema.get_field_index(f.name), f.name,
+                                                   pa.array([lists[f.name]], f.type))
                     record = record.set_column(
-                        record.schema.get_field_index("parts"), "parts", pa.array([kept], pa.list_(pa.string()))
-                    ).set_column(
                         record.schema.get_field_index("unresolved_ticks"),
                         "unresolved_ticks",
                         pa.array([still_unresolved], pa.int64()),
@@ -554,17 +676,48 @@ class ParquetTarget(Target):
                     new_rows.append(record)
             if new_rows:
                 changed = pa.concat_tables(new_rows)
-                with self._mutex:
-                    others = self._captures.filter(pc.invert(pc.is_in(self._captures["file_id"], changed["file_id"])))
-                    # One atomic switch for every capture touched: resolve is all or nothing.
-                    self._write_captures(pa.concat_tables([others, changed]))
+                old = self._captures.filter(pc.is_in(self._captures["file_id"], changed["file_id"]))
+                old_parts = set(old["parts"].combine_chunks().flatten().to_pylist())
+                new_parts = set(changed["parts"].combine_chunks().flatten().to_pylist())
+                others = self._captures.filter(pc.invert(pc.is_in(self._captures["file_id"], changed["file_id"])))
+                # One commit for every capture touched: resolve is all or nothing.
+                self._commit(
+                    pa.concat_tables([others, changed]),
+                    publish=[(journal.staged_name(rel), rel) for rel in staged],
+                    unpublish=sorted(old_parts - new_parts),
+                )
         except BaseException:
-            for rel in new_parts:
-                (self.path / rel).unlink(missing_ok=True)
+            for rel in staged:
+                (self.path / journal.staged_name(rel)).unlink(missing_ok=True)
             raise
-        for rel in old_parts:
-            (self.path / rel).unlink(missing_ok=True)
         return resolved_total
+
+    def _resolve_write_id(self) -> str:
+        """A write id whose rewritten names meet no part listed or on disk: a part is never
+        replaced (that could destroy a file a capture still lists)."""
+        listed = self._referenced()
+        for _ in range(16):
+            write_id = _new_write_id()
+            taken = False
+            for parts in self._captures["parts"].to_pylist():
+                for at, rel in enumerate(parts or []):
+                    if rel.startswith("ticks/"):
+                        new_rel = _resolved_name(rel, write_id, at)
+                        if new_rel in listed or (self.path / new_rel).exists():
+                            taken = True
+                            break
+                if taken:
+                    break
+            if not taken:
+                return write_id
+        raise RuntimeError("no free write id for resolved parts")
+
+
+def _resolved_name(rel: str, write_id: str, position: int) -> str:
+    """The name a rewritten part gets: the capture's rule, a new write id, its position."""
+    folder, _, name = rel.rpartition("/")
+    fid16 = name.split("-")[1]
+    return f"{folder}/part-{fid16}-{write_id}-{position}.parquet"
 
 
 def _count_unresolved(path: Path) -> int:
@@ -578,11 +731,12 @@ def _partition_date(rel: str) -> Optional[dt.date]:
     return None if value == NULL_PARTITION else dt.date.fromisoformat(value)
 
 
-def _rewrite_part(root: Path, rel: str, mapping: pa.Table):
-    """Rewrite one part with ticks the mapping names; None if it names none of them.
+def _rewrite_part(root: Path, rel: str, mapping: pa.Table, new_rel: str):
+    """Rewrite one part with ticks the mapping names, staged for ``new_rel``; None if it
+    names none of them.
 
-    Returns (new relative path, ticks named, ticks still unresolved). The new part is
-    complete and renamed when this returns; the caller switches captures to it.
+    Returns (ticks named, ticks still unresolved). The new part is complete and staged
+    when this returns; the caller's commit publishes it.
     """
     date = _partition_date(rel)
     date_mask = (
@@ -593,10 +747,8 @@ def _rewrite_part(root: Path, rel: str, mapping: pa.Table):
         return None
     tokens = date_map["instrument_token"].combine_chunks()
     source = pq.ParquetFile(root / rel)
-    name = Path(rel).name  # part-<fid16>-<write_id>-<n>.parquet
-    _, fid16, _, n = name[: -len(".parquet")].split("-", 3)
-    folder = root / Path(rel).parent
-    tmp = folder / f".{name}.{secrets.token_hex(4)}.tmp"
+    folder = root / Path(new_rel).parent
+    tmp = journal.temporary_part(folder, Path(new_rel).name)
     named = unresolved = 0
     writer = None
     try:
@@ -623,23 +775,13 @@ def _rewrite_part(root: Path, rel: str, mapping: pa.Table):
             tmp.unlink(missing_ok=True)
             return None
         _fsync(tmp)
-        for attempt in range(8):
-            # A fresh write id keeps the capture's name rule (commit_parts checks it); the
-            # name must be new: replacing a file could destroy a part a capture still lists.
-            final = folder / f"part-{fid16}-{_new_write_id()}-{n}.parquet"
-            try:
-                _publish_new(tmp, final)
-                break
-            except FileExistsError:
-                if attempt == 7:
-                    raise
-        _fsync_dir(folder)
+        os.replace(tmp, root / journal.staged_name(new_rel))
     except BaseException:
         if writer is not None:
             writer.close()
         tmp.unlink(missing_ok=True)
         raise
-    return (final.relative_to(root).as_posix(), named, unresolved)
+    return named, unresolved
 
 
 class PartEncoders:
@@ -753,11 +895,13 @@ class CapturePartsWriter:
     """The part files of one capture under a dataset folder, written but not committed.
 
     The one place that lays out tick and bad-packet parts (names, partitions, row groups,
-    temporary names then rename). ``ParquetTarget.begin`` uses it in the writing process;
-    the Dask engine uses it on workers, which never open the target (the client holds its
-    lock) and hand the parts to ``ParquetTarget.commit_parts``. ``write_id`` defaults to a
-    random one; the Dask engine passes one derived from the file id so a retried task
-    rewrites the same names instead of adding files.
+    temporary names, then staged names; see ``app.store.journal``). ``ParquetTarget.begin``
+    uses it in the writing process; the Dask engine uses it on workers, which never open
+    the target (the client holds its lock) and hand the staged parts to
+    ``ParquetTarget.commit_parts``, whose commit publishes them. ``write_id`` must be
+    recorded in the target's journal before this writes (``record_write_id``): recovery
+    deletes only files of recorded write ids. The Dask engine passes one derived from
+    the file id so a retried task rewrites the same staged names instead of adding files.
     """
 
     def __init__(self, root: Path | str, file_id: str, write_id: Optional[str] = None,
@@ -768,9 +912,9 @@ class CapturePartsWriter:
         self.file_id = base.check_file_id(file_id)
         if write_id is not None and not (len(write_id) == 8 and all(c in "0123456789abcdef" for c in write_id)):
             raise ValueError(f"write_id must be 8 lowercase hex characters, got {write_id!r}")
-        self.write_id = write_id or secrets.token_hex(4)
+        self.write_id = write_id or journal.new_id()
         self.partitions: dict[str, _PartitionWriter] = {}
-        self.tmp_files: list[tuple[Path, Path]] = []  # (temporary, final) in write order
+        self.tmp_files: list[tuple[Path, Path]] = []  # (temporary, published name) in write order
         self.rows: dict[Path, int] = {}  # temporary file -> rows written to it
         self.bad_writer: Optional[pq.ParquetWriter] = None
         self.bad_tmp: Optional[Path] = None
@@ -784,7 +928,7 @@ class CapturePartsWriter:
     def new_file(self, folder: Path, name: str) -> Path:
         # A random suffix per attempt: two attempts of one task (a worker presumed dead
         # still running) never write into the same temporary file.
-        tmp = folder / f".{name}.{secrets.token_hex(4)}.tmp"
+        tmp = journal.temporary_part(folder, name)
         self.tmp_files.append((tmp, folder / name))
         self.rows[tmp] = 0
         return tmp
@@ -859,8 +1003,12 @@ class CapturePartsWriter:
         wait(self.encoding)  # (interrupted here, discard still waits for them all)
         self.check_encoders()
 
+    def staged(self, final: Path) -> Path:
+        return final.parent / f".{final.name}.staged"
+
     def finish(self) -> dict[str, int]:
-        """Close, fsync and rename every part; {path relative to the root: rows}, in write order."""
+        """Close, fsync and stage every part; {published path relative to the root: rows}, in
+        write order. Nothing is visible to readers until a commit publishes them."""
         for partition in self.partitions.values():
             partition.finish()
         self._wait_for_encoders()
@@ -870,7 +1018,7 @@ class CapturePartsWriter:
         parts = {}
         for tmp, final in self.tmp_files:
             _fsync(tmp)
-            os.replace(tmp, final)
+            os.replace(tmp, self.staged(final))
             parts[final.relative_to(self.root).as_posix()] = self.rows[tmp]
         for folder in {final.parent for _, final in self.tmp_files}:
             _fsync_dir(folder)
@@ -890,16 +1038,18 @@ class CapturePartsWriter:
             self.bad_writer = None
 
     def discard(self, keep: frozenset | set = frozenset()) -> None:
-        """Delete the temporary files and every renamed part not in ``keep`` (committed ones)."""
+        """Delete the temporary and staged files, but a staged file named in ``keep`` (a
+        commit record being applied needs it). Published parts are never touched here."""
         self._close_writers()
         for tmp, final in self.tmp_files:
             tmp.unlink(missing_ok=True)
-            if final.relative_to(self.root).as_posix() not in keep:
-                final.unlink(missing_ok=True)
+            staged = self.staged(final)
+            if staged.relative_to(self.root).as_posix() not in keep:
+                staged.unlink(missing_ok=True)
 
     def discard_temporary(self) -> None:
-        """Delete only the temporary files: a renamed part may be a finished attempt's that
-        the client is committing; uncommitted ones go at the target's next open."""
+        """Delete only the temporary files: a staged part may be a finished attempt's that
+        the client is committing; the client sweeps what is not committed."""
         self._close_writers()
         for tmp, _ in self.tmp_files:
             tmp.unlink(missing_ok=True)
@@ -910,7 +1060,9 @@ class _ParquetCaptureWrite(CaptureWrite):
         self.target = target
         self.file_id = file_id
         self.force = force
-        self.parts = CapturePartsWriter(target.path, file_id, encoders=target._part_encoders())
+        write_id = journal.new_id()
+        target.record_write_id(write_id)
+        self.parts = CapturePartsWriter(target.path, file_id, write_id, encoders=target._part_encoders())
         self.done = False
 
     def add_ticks(self, ticks: pa.Table) -> None:
@@ -924,14 +1076,9 @@ class _ParquetCaptureWrite(CaptureWrite):
             raise ValueError("capture record of another file")
         target = self.target
         try:
-            existing = target._captures.filter(pc.equal(target._captures["file_id"], self.file_id))
-            if existing.num_rows and not self.force:
+            if target._captures.filter(pc.equal(target._captures["file_id"], self.file_id)).num_rows and not self.force:
                 raise AlreadyIngested(self.file_id)
-            parts = list(self.parts.finish())
-            row = record.to_table().append_column("parts", pa.array([parts], pa.list_(pa.string())))
-            replaced = existing["parts"].combine_chunks().flatten().to_pylist() if existing.num_rows else []
-            # The captures file is the commit point: once it lists the parts, they count.
-            target._commit_record(row, replaced)
+            target._commit_capture(record, self.parts.finish(), force=self.force)
         except BaseException:
             self.abort()
             raise
@@ -940,7 +1087,7 @@ class _ParquetCaptureWrite(CaptureWrite):
     def abort(self) -> None:
         if self.done:
             return
-        self.parts.discard(keep=self.target._referenced())
+        self.parts.discard(keep=self.target._pending_staged())
         self._finish()
 
     def _finish(self) -> None:

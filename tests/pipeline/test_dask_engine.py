@@ -23,6 +23,7 @@ from app.errors import UsageError
 from app.pipeline import run_ingest
 from app.pipeline.dask_engine import LOCAL_CLUSTER_OPTIONS, DaskIngestJob, deterministic_write_id, ingest_capture, run_dask_ingest
 from app.store import CaptureRecord, open_target
+from app.store.journal import staged_name
 from app.store.parquet import CapturePartsWriter, ParquetTarget
 from tests.conftest import REPO
 
@@ -139,7 +140,8 @@ def assert_clean(path: Path) -> None:
         listed = {p for parts in t.committed_parts().values() for p in parts}
     parts = {rel for rel in files_on_disk(path) if rel.startswith(("ticks/", "bad_packets/"))}
     assert parts == listed
-    assert not [rel for rel in files_on_disk(path) if rel.endswith(".tmp")]
+    assert not [rel for rel in files_on_disk(path) if rel.endswith((".tmp", ".staged"))]
+    assert not [rel for rel in files_on_disk(path) if rel.startswith("journal/")]
 
 
 # --- the same dataset as the local engine ------------------------------------------------
@@ -264,21 +266,28 @@ def test_worker_dying_every_time_fails_that_file_and_a_rerun_completes_exactly(
 
 
 def test_leftovers_of_a_killed_client_are_removed_at_the_next_run(tmp_path, inputs, client):
-    """Parts a task finished whose client died before committing: next run removes them."""
+    """Parts a task staged whose client died before committing: the next run removes them
+    (the journal recorded their write id); a file nobody recorded stays."""
     files, _ = inputs
     target = tmp_path / "dataset"
-    with open_target(target):
-        pass
     from app.pipeline.ingest import file_sha256
 
     file_id = file_sha256(files[1])
+    dying = ParquetTarget(target)
+    dying.record_write_id(file_id[16:24])
     orphan = ingest_capture(str(files[1]), (file_id, files[1].stat().st_size), file_id[16:24], str(target), None)
+    dying._journal = None  # the client dies here: no commit, no clean close
+    dying.close()
     stray = target / "ticks" / "trading_date=2025-10-13" / ".part-x.parquet.abcd.tmp"
     stray.write_bytes(b"half")
-    assert set(orphan["parts"]) <= files_on_disk(target)
+    staged = {rel for rel in files_on_disk(target) if rel.endswith(".staged")}
+    assert len(staged) == len(orphan["parts"])
     report = run_dask_ingest([files[1]], target, client=client)
     assert report.files[0].status == "ingested"
+    assert stray.read_bytes() == b"half"  # not provably ours: left alone
+    stray.unlink()
     assert_clean(target)
+    assert not staged & files_on_disk(target)
     with open_target(target) as t:
         assert t.counts()["ticks"] == report.files[0].ticks == sum(
             n for rel, n in orphan["parts"].items() if rel.startswith("ticks/"))
@@ -334,12 +343,13 @@ def test_commit_parts_refuses_missing_or_short_parts(tmp_path, inputs):
             target.commit_parts(record, {**parts, first: parts[first] + 1})
         with pytest.raises(ValueError, match="not a part file"):
             target.commit_parts(record, {**parts, "captures/captures.parquet": 0})
+        staged = target.path / staged_name(first)
         moved = target.path / (first + ".away")
-        os.replace(target.path / first, moved)
+        os.replace(staged, moved)
         with pytest.raises(ValueError, match="missing"):
             target.commit_parts(record, parts)
         assert target.file_ids() == set()
-        os.replace(moved, target.path / first)
+        os.replace(moved, staged)
         target.commit_parts(record, parts)
         assert target.counts()["ticks"] == result["ticks"]
 
@@ -361,7 +371,7 @@ def test_parts_writer_lays_out_what_the_target_writes(tmp_path, inputs):
     written = parts.finish()
     assert sum(n for rel, n in written.items() if rel.startswith("ticks/")) == rows
     assert any(rel.startswith("bad_packets/bad-") for rel in written)
-    assert set(written) == files_on_disk(tmp_path)
+    assert {staged_name(rel) for rel in written} == files_on_disk(tmp_path)  # staged: nothing published
 
 
 # --- the command line --------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import pytest
 
 from app.store import open_target
 from app.store import parquet as parquet_store
+from app.store.journal import staged_name
 from app.store.parquet import CapturePartsWriter, PartEncoders
 from tests.store.test_targets import record
 from tests.store.ticks_factory import DAY, file_id, ticks
@@ -59,14 +60,14 @@ def test_parallel_parts_hold_the_same_rows_as_sequential_ones(tmp_path, monkeypa
     def rows(root, parts):
         tables = []
         for rel in parts:
-            table = pq.read_table(root / rel)
+            table = pq.read_table(root / staged_name(rel))  # staged until a commit publishes it
             date = rel.split("trading_date=")[1].split("/")[0]
             tables.append(table.append_column("date", pa.array([date] * table.num_rows)))
         return pa.concat_tables(tables).sort_by([("msg_seq", "ascending")])
 
     assert rows(par_root, par_parts).equals(rows(seq_root, seq_parts))
     for rel, n in par_parts.items():
-        meta = pq.ParquetFile(par_root / rel).metadata
+        meta = pq.ParquetFile(par_root / staged_name(rel)).metadata
         assert (meta.num_rows, meta.num_row_groups) == (n, 1)
     assert not [p for p in _files(par_root) if p.name.endswith(".tmp")]
 

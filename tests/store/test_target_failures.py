@@ -89,14 +89,14 @@ def test_parquet_lock_that_cannot_be_opened_is_an_input_error_and_releases_the_c
     _assert_not_claimed(root)
 
 
-def test_parquet_failing_cleanup_releases_the_claim(tmp_path, monkeypatch):
+def test_parquet_failing_recovery_releases_the_claim(tmp_path, monkeypatch):
     root = tmp_path / "dataset"
     open_target(root).close()
 
     def broken(self):
-        raise RuntimeError("cleanup broke")
+        raise RuntimeError("recovery broke")
 
-    monkeypatch.setattr(parquet_store.ParquetTarget, "cleanup", broken)
+    monkeypatch.setattr(parquet_store.Journal, "recover", broken)
     with pytest.raises(RuntimeError):
         open_target(root)
     monkeypatch.undo()
@@ -154,16 +154,21 @@ def test_parquet_resolve_names_parts_by_the_rule_and_never_replaces_a_part(tmp_p
         assert set(named["tradingsymbol"].to_pylist()) == {"INFY"}
 
 
-def test_publish_new_refuses_an_existing_name(tmp_path):
-    tmp, final = tmp_path / ".x.tmp", tmp_path / "part-x.parquet"
-    tmp.write_bytes(b"new")
-    final.write_bytes(b"old")
-    with pytest.raises(FileExistsError):
-        parquet_store._publish_new(tmp, final)
-    assert final.read_bytes() == b"old" and tmp.exists()
-    final.unlink()
-    parquet_store._publish_new(tmp, final)
-    assert final.read_bytes() == b"new" and not tmp.exists()
+def test_a_commit_never_replaces_a_published_file(tmp_path):
+    """A part name already on disk (a user's copy, say) is refused, not overwritten."""
+    root = tmp_path / "dataset"
+    a = file_id("a")
+    with open_target(root) as target:
+        write = target.begin(a)
+        write.add_ticks(ticks(a, 50))
+        name = root / "ticks" / "trading_date=2025-10-13" / f"part-{a[:16]}-{write.parts.write_id}-0.parquet"
+        name.parent.mkdir(parents=True, exist_ok=True)
+        name.write_bytes(b"someone else's file")
+        with pytest.raises(FileExistsError):
+            write.commit(record(a, ticks(a, 50)))
+        assert target.file_ids() == set()
+    assert name.read_bytes() == b"someone else's file"
+    assert not [p for p in root.rglob("*") if p.name.endswith((".staged", ".tmp"))]
 
 
 # --- DuckDB: user tables never shadow our data; foreign layouts are refused untouched ------

@@ -166,34 +166,54 @@ def test_parquet_layout_is_readable_by_other_tools(tmp_path):
     assert folders == ["trading_date=2025-10-13", "trading_date=2025-10-14", f"trading_date={NULL_PARTITION}"]
     for part in (root / "ticks").rglob("*.parquet"):
         assert part.name.startswith(f"part-{a[:16]}-") or part.name.startswith(f"part-{b[:16]}-")
-    glob = str(root / "ticks" / "**" / "*.parquet")
+    (root / "ticks" / "README.txt").write_text("a user's note: README's glob must not trip on it")
+    (root / "ticks" / "trading_date=2025-10-13" / ".DS_Store").write_bytes(b"\0\1")
+    glob = str(root / "ticks" / "*" / "part-*.parquet")  # README's recipe
     rows = duckdb.execute(
         "SELECT trading_date, count(*) FROM read_parquet(?, hive_partitioning=true) GROUP BY 1 ORDER BY 1 NULLS LAST",
         [glob],
     ).fetchall()
     assert [(str(d) if d else None, n) for d, n in rows] == [("2025-10-13", 300), ("2025-10-14", 200), (None, 100)]
-    table = pads.dataset(root / "ticks", format="parquet", partitioning="hive").to_table()
+    import glob as globbing
+
+    table = pads.dataset(sorted(globbing.glob(glob)), format="parquet", partitioning="hive",
+                         partition_base_dir=str(root / "ticks")).to_table()
     assert table.num_rows == 600 and "trading_date" in table.column_names
     captures = duckdb.execute("SELECT count(*) FROM read_parquet(?)", [str(root / "captures" / "*.parquet")]).fetchone()
     assert captures == (2,)
 
 
-def test_parquet_leftovers_of_an_interrupted_run_are_removed_at_open(tmp_path):
+def test_parquet_recovery_deletes_only_files_the_journal_recorded(tmp_path):
     root = target_path(tmp_path, "parquet")
     a, b = file_id("a"), file_id("b")
     with open_target(root) as target:
         write_capture(target, a, [ticks(a, 100)])
     committed = sorted((root / "ticks").rglob("*.parquet"))
-    # What a kill -9 leaves: a renamed part without a captures record, a temporary file.
-    orphan = committed[0].parent / f"part-{b[:16]}-deadbeef-0.parquet"
-    orphan.write_bytes(committed[0].read_bytes())
-    tmp = committed[0].parent / f".part-{b[:16]}-deadbeef-1.parquet.tmp"
-    tmp.write_bytes(b"half a file")
-    (root / "captures" / ".captures.parquet.1234.tmp").write_bytes(b"x")
+    folder = committed[0].parent
+    # What a kill -9 of a writer leaves: its session record naming its write id, a staged
+    # part and a temporary part of that write, a half-written manifest of that session.
+    (root / "journal" / "session-deadbeef.json").write_text('{"session": "deadbeef", "write_ids": ["0badc0de"]}')
+    recorded = [
+        folder / f".part-{b[:16]}-0badc0de-0.parquet.staged",
+        folder / f".part-{b[:16]}-0badc0de-1.parquet.1234abcd.tmp",
+        root / "bad_packets" / f".bad-{b[:16]}-0badc0de.parquet.staged",
+        root / "captures" / ".captures.parquet.deadbeef-12345678.staged",
+    ]
+    # Files nobody recorded: part-like names, temporary-like names, a user's notes.
+    unrecorded = [
+        folder / f"part-{b[:16]}-feedf00d-0.parquet",
+        folder / f".part-{b[:16]}-feedf00d-1.parquet.1234abcd.tmp",
+        root / "captures" / ".captures.parquet.1234.tmp",
+        root / "ticks" / "README.txt",
+    ]
+    for path in recorded + unrecorded:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(committed[0].read_bytes())
     with open_target(root) as target:
         assert target.counts()["ticks"] == 100
-    assert sorted((root / "ticks").rglob("*.parquet")) == committed
-    assert not list(root.rglob("*.tmp"))
+    assert not [p for p in recorded if p.exists()]
+    assert all(p.exists() for p in unrecorded)
+    assert not (root / "journal" / "session-deadbeef.json").exists()
 
 
 @pytest.mark.parametrize("kind", KINDS)

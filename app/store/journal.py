@@ -1,0 +1,324 @@
+"""The Parquet dataset's commit protocol: file names, the journal, recovery.
+
+Borrowed from Delta Lake / Iceberg: the dataset is the files its manifest
+(``captures/captures.parquet``) lists, never whatever a folder holds; new files are
+written first under private names and made visible by one atomic journal write; clean-up
+deletes only files whose names Tickscope generated *and* recorded.
+
+Names (relative to the dataset folder ``T``)::
+
+    published   ticks/trading_date=D/part-<fid16>-<wid>-<n>.parquet   (README's glob matches these)
+                bad_packets/bad-<fid16>-<wid>.parquet
+    staged      <same folder>/.<published name>.staged                 (complete, fsynced, not committed)
+    temporary   <same folder>/.<published name>.<rand8>.tmp             (a part being encoded)
+                <folder>/.<name>.<session>-<rand8>.tmp                  (manifests, journal files)
+
+``<fid16>`` is the capture's sha256 prefix, ``<wid>`` a write id (8 hex), ``<session>`` the
+id of one open-for-writing (8 hex). README's recipe globs ``ticks/*/part-*.parquet``:
+staged and temporary names start with a dot and never match it, nor does a user's file.
+
+The journal (``T/journal/``)::
+
+    session-<session>.json  written when a writer opens the dataset, rewritten to add each
+                            write id before that write creates any file
+    commit.json             one commit being applied: the staged manifest, the staged parts
+                            to publish and the published parts to delete (unpublish)
+
+A commit: stage the parts and the new manifest, fsync them; write ``commit.json``
+atomically (the commit point); delete the unpublished parts (a --force replacement's
+old ones, a removed capture's); rename the staged parts to their published names; rename
+the staged manifest over ``captures.parquet``; delete ``commit.json``. A reader globbing
+at any moment therefore never sees a capture twice (old parts go before new ones come)
+and never sees a capture whose commit may still be undone; it may briefly miss one.
+
+Recovery (at the next open for writing, the lock held): a ``commit.json`` is rolled
+forward (every step is idempotent); then each recorded session of a dead writer is
+swept: staged and temporary files carrying its session id or one of its write ids go,
+and its session file with them. Nothing else is ever deleted: a file a user put into
+these folders stays, and ``verify`` reports it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import secrets
+from pathlib import Path
+from typing import Iterable, Optional
+
+log = logging.getLogger(__name__)
+
+JOURNAL_DIR = "journal"
+COMMIT_FILE = "commit.json"
+SESSION_PREFIX = "session-"
+FOLDERS = ("ticks", "bad_packets", "captures", "instruments", "unknown_tokens", JOURNAL_DIR)
+FIXED_FILES = {
+    "captures": "captures.parquet",
+    "instruments": "instruments.parquet",
+    "unknown_tokens": "unknown_tokens.parquet",
+}
+PART_GLOB = "ticks/*/part-*.parquet"  # README's recipe
+
+HEX8 = "[0-9a-f]{8}"
+PART_NAME = re.compile(r"^part-(?P<fid>[0-9a-f]{16})-(?P<wid>[0-9a-f]{8})-(?P<n>\d+)\.parquet$")
+BAD_NAME = re.compile(r"^bad-(?P<fid>[0-9a-f]{16})-(?P<wid>[0-9a-f]{8})\.parquet$")
+# A part's private names: staged, or temporary while being encoded.
+PRIVATE_PART = re.compile(
+    r"^\.(?P<name>(?:part-[0-9a-f]{16}-(?P<wid>[0-9a-f]{8})-\d+|bad-[0-9a-f]{16}-(?P<bwid>[0-9a-f]{8}))\.parquet)"
+    rf"\.(?:staged|{HEX8}\.tmp)$"
+)
+# Manifests and journal files being replaced: tagged with the session that writes them.
+PRIVATE_SESSION = re.compile(rf"^\..+\.(?P<session>{HEX8})-{HEX8}\.(?:tmp|staged)$")
+SESSION_FILE = re.compile(rf"^{SESSION_PREFIX}(?P<session>{HEX8})\.json$")
+PARTITION_DIR = re.compile(r"^trading_date=[^/]+$")
+
+
+class JournalError(Exception):
+    """The journal cannot be read (a hand edit): the dataset needs a look before writing."""
+
+
+def new_id() -> str:
+    return secrets.token_hex(4)
+
+
+def staged_name(published_rel: str) -> str:
+    """``ticks/D/part-x.parquet`` -> ``ticks/D/.part-x.parquet.staged``."""
+    folder, _, name = published_rel.rpartition("/")
+    return f"{folder}/.{name}.staged" if folder else f".{name}.staged"
+
+
+def temporary_part(folder: Path, name: str) -> Path:
+    return folder / f".{name}.{new_id()}.tmp"
+
+
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    if os.name != "posix":
+        return  # directory entries cannot be fsynced on Windows; rename is still atomic
+    try:
+        fsync_file(path)
+    except OSError:
+        pass
+
+
+def part_fingerprint(path: Path) -> tuple[int, int, str]:
+    """(bytes, rows, sha256 of the Parquet footer) of one part file.
+
+    The footer holds every row group's offsets, sizes and statistics, so a file cut short,
+    rewritten or swapped for another shows a different fingerprint (or none: ValueError)
+    without reading the data. Raises OSError when the file cannot be read.
+    """
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size < 12:
+            raise ValueError(f"{size} bytes, too short for Parquet")
+        fh.seek(size - 8)
+        tail = fh.read(8)
+        if tail[4:] != b"PAR1":
+            raise ValueError("no Parquet footer (cut short?)")
+        footer_len = int.from_bytes(tail[:4], "little")
+        if footer_len + 12 > size:
+            raise ValueError("Parquet footer longer than the file (cut short?)")
+        fh.seek(size - 8 - footer_len)
+        footer = fh.read(footer_len)
+    import pyarrow.parquet as pq
+
+    try:
+        rows = pq.ParquetFile(path).metadata.num_rows
+    except Exception as err:  # pyarrow raises ArrowInvalid/OSError for a broken footer
+        raise ValueError(f"unreadable Parquet footer ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
+    return size, rows, hashlib.sha256(footer).hexdigest()
+
+
+def write_json_atomically(path: Path, data: dict, session: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{session}-{new_id()}.tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        return data
+    except (OSError, ValueError) as err:
+        raise JournalError(f"{path} is unreadable ({err}); it was edited by hand or damaged") from None
+
+
+def _safe_rel(rel: str) -> str:
+    """A journal entry must name a file inside the dataset's own folders."""
+    parts = Path(rel).parts
+    if not isinstance(rel, str) or Path(rel).is_absolute() or ".." in parts or not parts or parts[0] not in FOLDERS:
+        raise JournalError(f"journal entry {rel!r} does not name a file of the dataset")
+    return rel
+
+
+class Journal:
+    """The journal of one dataset folder, opened by its one writer (the lock is held)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.folder = root / JOURNAL_DIR
+        self.session = new_id()
+        self.write_ids: list[str] = []
+        self._session_file = self.folder / f"{SESSION_PREFIX}{self.session}.json"
+        self._started = False
+
+    # -- sessions -------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._write_session()
+        self._started = True
+
+    def _write_session(self) -> None:
+        write_json_atomically(
+            self._session_file, {"session": self.session, "pid": os.getpid(), "write_ids": self.write_ids},
+            self.session,
+        )
+
+    def record_write_id(self, write_id: str) -> None:
+        """Record ``write_id`` before any file carrying it is created (recovery's proof)."""
+        if not re.fullmatch(HEX8, write_id or ""):
+            raise ValueError(f"write id must be 8 lowercase hex characters, got {write_id!r}")
+        if write_id in self.write_ids:
+            return
+        self.write_ids.append(write_id)
+        self._write_session()
+
+    def end(self) -> list[str]:
+        """Sweep this session's private files and drop its session file (clean close)."""
+        if not self._started:
+            return []
+        record = self.pending()
+        if record is not None:
+            self.apply(record)  # raises (leaving everything for the next open) if it cannot
+        removed = self._sweep({self.session}, set(self.write_ids))
+        self._session_file.unlink(missing_ok=True)
+        fsync_dir(self.folder)
+        self._started = False
+        return removed
+
+    # -- commits --------------------------------------------------------------------
+
+    def commit(self, *, manifest_staged: Optional[str], publish: Iterable[tuple[str, str]],
+               unpublish: Iterable[str]) -> dict:
+        """Write the commit record (the commit point); the caller then calls ``apply``."""
+        record = {
+            "session": self.session,
+            "manifest": manifest_staged,
+            "publish": [[s, p] for s, p in publish],
+            "unpublish": list(unpublish),
+        }
+        write_json_atomically(self.folder / COMMIT_FILE, record, self.session)
+        return record
+
+    def pending(self) -> Optional[dict]:
+        path = self.folder / COMMIT_FILE
+        return _read_json(path) if path.is_file() else None
+
+    def apply(self, record: dict) -> None:
+        """Finish a commit (idempotent: a crash in here is finished again at the next open)."""
+        root = self.root
+        touched: set[Path] = set()
+        for rel in record.get("unpublish", []):
+            path = root / _safe_rel(rel)
+            path.unlink(missing_ok=True)
+            touched.add(path.parent)
+        for staged, published in record.get("publish", []):
+            source, final = root / _safe_rel(staged), root / _safe_rel(published)
+            if source.exists():
+                os.replace(source, final)
+            touched.add(final.parent)
+        for folder in touched:
+            fsync_dir(folder)
+        manifest = record.get("manifest")
+        if manifest:
+            source = root / _safe_rel(manifest)
+            if source.exists():
+                os.replace(source, root / "captures" / FIXED_FILES["captures"])
+                fsync_dir(root / "captures")
+        for folder in touched:
+            # A partition the commit emptied: rmdir removes only an empty folder.
+            if folder.parent == root / "ticks" and PARTITION_DIR.match(folder.name):
+                try:
+                    folder.rmdir()
+                except OSError:
+                    pass
+        (self.folder / COMMIT_FILE).unlink(missing_ok=True)
+        fsync_dir(self.folder)
+
+    # -- recovery -------------------------------------------------------------------
+
+    def recover(self) -> list[str]:
+        """Roll a pending commit forward and sweep dead sessions; the files removed."""
+        record = self.pending()
+        if record is not None:
+            log.info("finishing a commit an interrupted run left in %s", self.root)
+            self.apply(record)
+        sessions, write_ids, files = set(), set(), []
+        if self.folder.is_dir():
+            for entry in sorted(self.folder.iterdir()):
+                match = SESSION_FILE.match(entry.name)
+                if not match or match.group("session") == self.session:
+                    continue
+                data = _read_json(entry)
+                sessions.add(match.group("session"))
+                write_ids.update(w for w in data.get("write_ids", []) if isinstance(w, str) and re.fullmatch(HEX8, w))
+                files.append(entry)
+        removed = self._sweep(sessions, write_ids) if sessions else []
+        for entry in files:
+            entry.unlink(missing_ok=True)
+        if files:
+            fsync_dir(self.folder)
+        if removed:
+            log.info("removed %d files interrupted runs left in %s", len(removed), self.root)
+        return removed
+
+    def _sweep(self, sessions: set[str], write_ids: set[str]) -> list[str]:
+        """Delete private files carrying one of ``sessions`` or ``write_ids``."""
+        removed = []
+        for path in walk_files(self.root):
+            rel = path.relative_to(self.root).as_posix()
+            if is_private_of(path.name, sessions, write_ids):
+                path.unlink(missing_ok=True)
+                removed.append(rel)
+        return removed
+
+
+def is_private_of(name: str, sessions: set[str], write_ids: set[str]) -> bool:
+    part = PRIVATE_PART.match(name)
+    if part:
+        return (part.group("wid") or part.group("bwid")) in write_ids
+    tagged = PRIVATE_SESSION.match(name)
+    return bool(tagged) and tagged.group("session") in sessions
+
+
+def walk_files(root: Path):
+    """Every file under the dataset's own folders (not the user's elsewhere in ``root``)."""
+    for folder in FOLDERS:
+        base = root / folder
+        if not base.is_dir():
+            continue
+        for dirpath, _dirnames, filenames in os.walk(base):
+            for name in filenames:
+                yield Path(dirpath) / name
