@@ -20,7 +20,7 @@ from app import __version__
 from app import logs
 from app.errors import EXIT_INTERNAL, EXIT_USAGE, TickscopeError
 
-COMMANDS = ("gui", "decode", "ingest", "unknown", "resolve", "inspect", "selftest")
+COMMANDS = ("gui", "decode", "ingest", "unknown", "resolve", "inspect", "selftest", "verify", "remove")
 
 log = logging.getLogger("tickscope")
 

@@ -252,6 +252,7 @@ class DaskIngestJob(JobControl):
         self._cancelled = threading.Event()
         self._emit_lock = threading.Lock()
         self._existing: set[str] = set()
+        self._damaged: dict[str, str] = {}
         self._stored_parts: dict[str, list[str]] = {}
         self._seen: dict[str, Path] = {}
         self._futures: dict[str, tuple[str, _File, object]] = {}  # key -> (kind, file, future)
@@ -348,7 +349,9 @@ class DaskIngestJob(JobControl):
         client = cluster = None
         own_client = False
         try:
-            self._existing = target.file_ids()
+            self._damaged = target.damaged_captures()
+            # A capture whose stored rows are damaged is ingested again (the file is the truth).
+            self._existing = target.file_ids() - set(self._damaged)
             self._stored_parts = target.committed_parts()
             stored = target.instruments()
             book = target.stored_book(masters) if masters or stored.num_rows else None
@@ -478,8 +481,9 @@ class DaskIngestJob(JobControl):
         try:
             if tick_rows != f.ticks:
                 raise ValueError(f"the task wrote {tick_rows:,} tick rows for {f.ticks:,} ticks")
-            replacing = self.force and f.file_id in self._existing
-            target.commit_parts(capture_record(f, replacing=replacing), result["parts"], force=self.force)
+            damaged = f.file_id in self._damaged
+            replacing = (self.force and f.file_id in self._existing) or damaged
+            target.commit_parts(capture_record(f, replacing=replacing), result["parts"], force=self.force or damaged)
         except AlreadyIngested:
             self._finish(f, "skipped", "already in the target")
             return
@@ -487,7 +491,10 @@ class DaskIngestJob(JobControl):
             log.warning("committing %s failed: %s", f.path, err)
             self._finish(f, "failed", f"writing to the target failed: {_one_line(err)}")
             return
-        self._finish(f, "ingested", None)
+        note = None
+        if f.file_id in self._damaged:
+            note = f"re-ingested: its stored rows were damaged ({self._damaged[f.file_id]})"
+        self._finish(f, "ingested", note)
 
 
 def run_dask_ingest(paths: Sequence, target, **options) -> IngestReport:

@@ -381,6 +381,7 @@ class IngestJob(JobControl):
         self._waiting: dict[int, list[_File]] = {}  # first file's index -> its later copies
         self._done = 0  # files in a final state
         self._existing: set[str] = set()
+        self._damaged: dict[str, str] = {}  # committed file_id -> what is wrong with its rows
         self.book = None
         self.target: Optional[Target] = None
 
@@ -492,7 +493,7 @@ class IngestJob(JobControl):
             _, _, ticks, bad = message
             try:
                 if f.write is None:
-                    f.write = target.begin(f.file_id, force=self.force)
+                    f.write = target.begin(f.file_id, force=self._replaces(f))
                 f.write.add_ticks(ticks)
                 f.write.add_bad(bad)
             except Exception as err:
@@ -524,10 +525,10 @@ class IngestJob(JobControl):
             self._finish(f, "failed" if f.writer_error else "cancelled", f.writer_error)
             return
         self._emit(f, "writing")
-        record = capture_record(f, replacing=self.force and f.file_id in self._existing)
+        record = capture_record(f, replacing=(self.force and f.file_id in self._existing) or f.file_id in self._damaged)
         try:
             if f.write is None:  # a capture without ticks still gets its record
-                f.write = target.begin(f.file_id, force=self.force)
+                f.write = target.begin(f.file_id, force=self._replaces(f))
             write, f.write = f.write, None
             write.commit(record)
         except AlreadyIngested:
@@ -538,6 +539,10 @@ class IngestJob(JobControl):
             self._finish(f, "failed", f"writing to the target failed: {_one_line(err)}")
             return
         self._finish(f, "ingested", None)
+
+    def _replaces(self, f: _File) -> bool:
+        """Whether this capture's write replaces a committed one (--force, or damaged rows)."""
+        return self.force or f.file_id in self._damaged
 
     def _settle_duplicate(self, f: _File, original: _File) -> None:
         """A later copy of ``original`` ends as that one did: skipped only if it is stored."""
@@ -558,6 +563,8 @@ class IngestJob(JobControl):
                 log.exception("aborting the write of %s failed", f.path)
 
     def _finish(self, f: _File, status: str, error: Optional[str]) -> None:
+        if status == "ingested" and f.file_id in self._damaged:
+            error = f"re-ingested: its stored rows were damaged ({self._damaged[f.file_id]})"
         f.status = status
         f.error = error
         f.finished = time.monotonic()
@@ -579,7 +586,9 @@ class IngestJob(JobControl):
         target = open_target(self.target_arg) if own_target else self.target_arg
         self.target = target
         try:
-            self._existing = target.file_ids()
+            self._damaged = target.damaged_captures()
+            # A capture whose stored rows are damaged is ingested again (the file is the truth).
+            self._existing = target.file_ids() - set(self._damaged)
             stored = target.instruments()
             if masters or stored.num_rows:
                 self.book = target.stored_book(masters)

@@ -15,6 +15,9 @@ from app.store.base import (
     AlreadyIngested,
     CaptureRecord,
     CaptureWrite,
+    Finding,
+    NotInTarget,
+    RemovedCapture,
     Target,
 )
 
@@ -40,7 +43,29 @@ def open_target(path: Path | str, *, read_only: bool = False) -> Target:
     return ParquetTarget(path, read_only=read_only)
 
 
+def open_existing_target(path: Path | str) -> Target:
+    """Open for writing a target that must already exist (``verify``, ``remove``): opening
+    for writing holds the lock and, for a Parquet dataset, finishes an interrupted commit
+    first. InputError when there is no target at ``path``."""
+    from app.errors import InputError
+
+    path = Path(path)
+    if target_kind(path) == "duckdb":
+        exists = path.is_file()
+    else:
+        from app.store.parquet import MARKER
+
+        exists = (path / MARKER).is_file()
+    if not exists:
+        raise InputError(f"no Tickscope target at {path}; give a .duckdb file or a dataset folder ingested into")
+    return open_target(path)
+
+
 __all__ = [
+    "open_existing_target",
+    "Finding",
+    "NotInTarget",
+    "RemovedCapture",
     "open_target",
     "target_kind",
     "Target",

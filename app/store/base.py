@@ -299,6 +299,22 @@ class Target(abc.ABC):
     def resolve(self, book) -> int:
         """Name ticks still unresolved with ``book``; returns how many got resolved."""
 
+    # -- integrity (app.store.base.Finding; used by the CLI and the app alike) ------
+
+    @abc.abstractmethod
+    def verify(self) -> list["Finding"]:
+        """Everything wrong with the target, one Finding each (empty: clean)."""
+
+    @abc.abstractmethod
+    def damaged_captures(self) -> dict[str, str]:
+        """file_id -> what is wrong, for committed captures whose stored rows are damaged
+        (cheap enough to run before every ingest: those are re-ingested, not skipped)."""
+
+    @abc.abstractmethod
+    def remove(self, file_ids: Sequence[str]) -> list["RemovedCapture"]:
+        """Remove captures and everything derived from them in one commit; NotInTarget
+        (nothing removed) if one of them is not there. Rebuilds ``unknown_tokens``."""
+
     def tune_for_ingest(self, decoder_threads: Optional[int]) -> None:
         """Settings for an ingest with ``decoder_threads`` decoding (None: back to defaults)."""
 
@@ -387,3 +403,87 @@ def masters_from_table(table: pa.Table) -> list:
             )
         )
     return masters
+
+
+# --- integrity: verify and remove (one implementation per target) -------------------
+
+
+@dataclass
+class Finding:
+    """One thing ``verify`` found wrong, said in one line: what it concerns, what is wrong,
+    what to do. ``code`` is stable for scripts; ``file_id`` is set when a capture is concerned."""
+
+    code: str  # missing_part | changed_part | tick_count | bad_count | foreign_rows | orphan_part
+    #            | stray_file | orphan_rows | unknown_orphan | journal
+    subject: str  # the capture's file name, or the file/table the finding is about
+    what: str
+    action: str
+    file_id: Optional[str] = None
+
+    def line(self) -> str:
+        return f"{self.subject}: {self.what}; {self.action}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class RemovedCapture:
+    """What ``remove`` took out of the target for one capture."""
+
+    file_id: str
+    path: str
+    ticks: int
+    bad_packets: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class NotInTarget(Exception):
+    """``remove`` was given file ids no committed capture has; nothing was removed."""
+
+    def __init__(self, file_ids: Sequence[str]):
+        self.file_ids = list(file_ids)
+        super().__init__(", ".join(self.file_ids))
+
+
+REINGEST = "re-ingest the capture (`tickscope ingest CAPTURE --target TARGET`: a damaged capture is re-ingested, not skipped)"
+
+
+def capture_name(path: Optional[str]) -> str:
+    """How findings name a capture: its file name (as last ingested)."""
+    return Path(path).name if path else "(unknown capture)"
+
+
+def count_findings(captures: pa.Table, counted: dict[str, tuple[int, int]]) -> list[Finding]:
+    """Findings for captures whose stored tick/bad-packet rows differ from their ``captures``
+    row (``counted``: file_id -> (ticks, bad packets) found in storage)."""
+    findings = []
+    for row in captures.select(["file_id", "path", "packets", "bad_packets"]).to_pylist():
+        ticks, bad = counted.get(row["file_id"], (0, 0))
+        name = capture_name(row["path"])
+        if ticks != (row["packets"] or 0):
+            findings.append(Finding("tick_count", name, f"{ticks:,} tick rows stored, its captures row says "
+                                    f"{row['packets'] or 0:,}", REINGEST, row["file_id"]))
+        if bad != (row["bad_packets"] or 0):
+            findings.append(Finding("bad_count", name, f"{bad:,} bad-packet rows stored, its captures row says "
+                                    f"{row['bad_packets'] or 0:,}", REINGEST, row["file_id"]))
+    return findings
+
+
+def unknown_orphan_findings(unknown: pa.Table, captures: pa.Table) -> list[Finding]:
+    """Unknown-token rows naming a capture path the target does not hold."""
+    if unknown.num_rows == 0 or "files" not in unknown.column_names:
+        return []
+    paths = set(captures["path"].to_pylist())
+    findings = []
+    for token, files in zip(unknown["instrument_token"].to_pylist(), unknown["files"].to_pylist()):
+        strangers = [f for f in files or [] if f not in paths]
+        if strangers:
+            findings.append(Finding(
+                "unknown_orphan", "unknown_tokens",
+                f"the row of token {token} names {capture_name(strangers[0])}, which is not a capture of the target",
+                "it is rebuilt by the next ingest, resolve or remove",
+            ))
+    return findings

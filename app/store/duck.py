@@ -373,6 +373,62 @@ class DuckDBTarget(Target):
         return resolved, unknown
 
 
+    # -- integrity: verify, damaged captures, remove ------------------------------
+
+    _COUNTS_SQL = """
+        SELECT c.file_id, coalesce(t.n, 0), coalesce(b.n, 0)
+        FROM captures c
+        LEFT JOIN (SELECT file_id, count(*) AS n FROM ticks GROUP BY file_id) t USING (file_id)
+        LEFT JOIN (SELECT file_id, count(*) AS n FROM bad_packets GROUP BY file_id) b USING (file_id)"""
+
+    def _stored_counts(self) -> dict[str, tuple[int, int]]:
+        return {fid: (int(t), int(b)) for fid, t, b in self.con.execute(self._COUNTS_SQL).fetchall()}
+
+    def damaged_captures(self) -> dict[str, str]:
+        return {f.file_id: f.what for f in base.count_findings(self.captures(), self._stored_counts())}
+
+    def verify(self) -> list[base.Finding]:
+        captures = self.captures()
+        findings = base.count_findings(captures, self._stored_counts())
+        for table in ("ticks", "bad_packets"):
+            orphans = self.con.execute(
+                f"SELECT file_id, count(*) FROM {table} WHERE file_id IS NULL OR file_id NOT IN "
+                "(SELECT file_id FROM captures) GROUP BY file_id ORDER BY file_id"
+            ).fetchall()
+            for fid, n in orphans:
+                findings.append(base.Finding(
+                    "orphan_rows", table, f"{n:,} rows of file_id {(fid or 'NULL')[:16]}, which no captures row has",
+                    f"delete them (DELETE FROM {table} WHERE file_id = '…') or re-ingest that capture", fid,
+                ))
+        findings += base.unknown_orphan_findings(self.unknown_tokens(), captures)
+        return findings
+
+    def remove(self, file_ids: Sequence[str]) -> list[base.RemovedCapture]:
+        """Captures, their ticks and bad packets go, and unknown_tokens is rebuilt, in one transaction."""
+        from app.core.unknown import explain_unknown
+
+        self._writable()
+        wanted = pa.table({"file_id": pa.array(list(dict.fromkeys(file_ids)), pa.string())})
+        con = self.con
+        with _transaction(con), _arrow_view(con, wanted) as ids:
+            rows = con.execute(
+                f"""SELECT w.file_id, c.path, c.file_id IS NOT NULL,
+                           (SELECT count(*) FROM ticks t WHERE t.file_id = w.file_id),
+                           (SELECT count(*) FROM bad_packets b WHERE b.file_id = w.file_id)
+                    FROM {ids} w LEFT JOIN captures c USING (file_id)"""
+            ).fetchall()
+            missing = [fid for fid, _, there, _, _ in rows if not there]
+            if missing:
+                raise base.NotInTarget(missing)
+            for table in ("ticks", "bad_packets", "captures"):
+                con.execute(f"DELETE FROM {table} WHERE file_id IN (SELECT file_id FROM {ids})")
+            unknown = explain_unknown(self.unresolved_aggregate(), self.stored_book())
+            self._store_unknown_in_transaction(unknown)
+        order = {fid: i for i, fid in enumerate(wanted["file_id"].to_pylist())}
+        removed = [base.RemovedCapture(fid, path, int(t), int(b)) for fid, path, _, t, b in rows]
+        return sorted(removed, key=lambda r: order[r.file_id])
+
+
 class _DuckCaptureWrite(CaptureWrite):
     def __init__(self, target: DuckDBTarget, file_id: str, force: bool):
         self.target = target

@@ -623,6 +623,30 @@ class ParquetTarget(Target):
                 raise ValueError(f"{rel} is not a part file of capture {file_id[:16]}")
         self._commit_capture(record, part_rows, force=force)
 
+    # -- integrity (app.store.parquet_integrity) --------------------------------
+
+    def verify(self) -> list[base.Finding]:
+        from app.store import parquet_integrity
+
+        return parquet_integrity.verify(self)
+
+    def damaged_captures(self) -> dict[str, str]:
+        from app.store import parquet_integrity
+
+        return parquet_integrity.damaged_captures(self)
+
+    def remove(self, file_ids: Sequence[str]) -> list[base.RemovedCapture]:
+        from app.store import parquet_integrity
+
+        return parquet_integrity.remove(self, file_ids)
+
+    def _stored_unknown(self) -> Optional[pa.Table]:
+        path = self.path / "unknown_tokens" / "unknown_tokens.parquet"
+        try:
+            return pq.read_table(path) if path.is_file() else None
+        except (OSError, pa.ArrowException):
+            return None
+
     def resolve(self, book) -> int:
         self._writable()
         con = self._sql()

@@ -1,0 +1,167 @@
+"""``verify``, ``damaged_captures`` and ``remove`` for the Parquet dataset target.
+
+The manifest (``captures/captures.parquet``) is the truth: each committed capture lists
+its parts with the rows, bytes and footer fingerprint they had at commit. Verify checks
+each part against that, counts each capture's rows in one scan of the ``file_id`` column
+(DuckDB over exactly the listed parts), and walks the dataset's folders for files no
+capture lists: part-named ones are orphans (a reader's glob sees their rows), anything
+else is a stray; neither is ever deleted. Remove is one commit (app.store.journal) that
+drops the captures' rows from the manifest and unpublishes their parts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from app.store import journal
+from app.store.base import REINGEST, Finding, NotInTarget, RemovedCapture, capture_name, count_findings, unknown_orphan_findings
+
+if TYPE_CHECKING:
+    from app.store.parquet import ParquetTarget
+
+
+def _check_parts(target: "ParquetTarget") -> tuple[list[Finding], dict[str, list[str]]]:
+    """Findings about listed parts, and file_id -> the listed parts that are intact."""
+    findings: list[Finding] = []
+    intact: dict[str, list[str]] = {}
+    columns = ["file_id", "path", "parts", "part_rows", "part_bytes", "part_footers"]
+    for row in target._captures.select(columns).to_pylist():
+        name, fid = capture_name(row["path"]), row["file_id"]
+        good = intact.setdefault(fid, [])
+        for rel, rows, size, footer in zip(row["parts"] or [], row["part_rows"] or [], row["part_bytes"] or [],
+                                           row["part_footers"] or []):
+            try:
+                found = journal.part_fingerprint(target.path / rel)
+            except FileNotFoundError:
+                findings.append(Finding("missing_part", name, f"part {rel} is missing", REINGEST, fid))
+                continue
+            except (OSError, ValueError) as err:
+                findings.append(Finding("changed_part", name, f"part {rel} is unreadable ({err})", REINGEST, fid))
+                continue
+            if footer is None:
+                findings.append(Finding("missing_part", name, f"part {rel} was missing or unreadable when this "
+                                        "dataset was migrated", REINGEST, fid))
+                continue
+            if found != (size, rows, footer):
+                what = (f"part {rel} changed since its commit ({found[0]:,} bytes, {found[1]:,} rows; "
+                        f"committed {size:,} bytes, {rows:,} rows, footer {'same' if found[2] == footer else 'different'})")
+                findings.append(Finding("changed_part", name, what, REINGEST, fid))
+                continue
+            good.append(rel)
+    return findings, intact
+
+
+def damaged_captures(target: "ParquetTarget") -> dict[str, str]:
+    findings, _ = _check_parts(target)
+    damaged: dict[str, str] = {}
+    for finding in findings:
+        damaged.setdefault(finding.file_id, finding.what)
+    return damaged
+
+
+def _counted_rows(target: "ParquetTarget", intact: dict[str, list[str]]) -> tuple[dict, list[Finding]]:
+    """file_id -> (tick rows, bad rows) in the intact parts, and findings for rows of
+    another capture inside a capture's parts (one scan of the file_id column)."""
+    owner = {rel: fid for fid, parts in intact.items() for rel in parts}
+    paths = {rel: capture_name(p) for fid, p in zip(target._captures["file_id"].to_pylist(),
+                                                    target._captures["path"].to_pylist())
+             for rel in intact.get(fid, [])}
+    counted: dict[str, list[int]] = {fid: [0, 0] for fid in intact}
+    findings: list[Finding] = []
+    if not owner:
+        return {k: tuple(v) for k, v in counted.items()}, findings
+    con = target._sql()
+    try:
+        files = [str(target.path / rel) for rel in owner]
+        rows = con.execute(
+            "SELECT filename, file_id, count(*) FROM read_parquet(?, filename=true, hive_partitioning=false) "
+            "GROUP BY ALL", [files],
+        ).fetchall()
+    finally:
+        con.close()
+    root = str(target.path) + "/"
+    for filename, fid, n in rows:
+        rel = Path(filename).as_posix()
+        rel = rel[len(root):] if rel.startswith(root) else Path(filename).relative_to(target.path).as_posix()
+        expected = owner[rel]
+        if fid != expected:
+            findings.append(Finding("foreign_rows", paths[rel], f"part {rel} holds {n:,} rows of another capture "
+                                    f"({(fid or 'none')[:16]})", REINGEST, expected))
+            continue
+        counted[expected][0 if rel.startswith("ticks/") else 1] += n
+    return {k: tuple(v) for k, v in counted.items()}, findings
+
+
+def verify(target: "ParquetTarget") -> list[Finding]:
+    findings, intact = _check_parts(target)
+    counted, foreign = _counted_rows(target, intact)
+    findings += foreign
+    damaged = {f.file_id for f in findings}
+    captures = target._captures
+    whole = captures.filter(pc.invert(pc.is_in(captures["file_id"], pa.array(sorted(damaged), pa.string()))))
+    findings += count_findings(whole, counted)
+    findings += _folder_findings(target)
+    unknown = target._stored_unknown()
+    if unknown is not None:
+        findings += unknown_orphan_findings(unknown, captures)
+    return findings
+
+
+def _folder_findings(target: "ParquetTarget") -> list[Finding]:
+    listed = target._referenced()
+    own = target._journal
+    fixed = {f"{folder}/{name}" for folder, name in journal.FIXED_FILES.items()}
+    findings = []
+    for path in sorted(journal.walk_files(target.path)):
+        rel = path.relative_to(target.path).as_posix()
+        if rel in listed or rel in fixed:
+            continue
+        if own is not None and (rel == f"{journal.JOURNAL_DIR}/{journal.SESSION_PREFIX}{own.session}.json"
+                                or journal.is_private_of(path.name, {own.session}, set(own.write_ids))):
+            continue  # this verify's own session
+        folder = Path(rel).parent.as_posix()
+        part_named = ((folder.startswith("ticks/trading_date=") and journal.PART_NAME.match(path.name))
+                      or (folder == "bad_packets" and journal.BAD_NAME.match(path.name)))
+        if part_named:
+            findings.append(Finding(
+                "orphan_part", rel, "a part file no committed capture lists (copied in, or left by an older "
+                "Tickscope); readers globbing ticks/*/part-*.parquet see its rows",
+                "Tickscope never deletes it: move it out of the dataset folder if it is not yours",
+            ))
+        elif folder == journal.JOURNAL_DIR:
+            findings.append(Finding("journal", rel, "a journal file of a run still in progress or not Tickscope's",
+                                    "if no Tickscope is writing this dataset, move it out of the folder"))
+        else:
+            findings.append(Finding(
+                "stray_file", rel, "not a file Tickscope wrote (left alone)",
+                "move it out of the dataset folder: other tools reading these folders may trip on it",
+            ))
+    return findings
+
+
+def remove(target: "ParquetTarget", file_ids: Sequence[str]) -> list[RemovedCapture]:
+    target._writable()
+    wanted = list(dict.fromkeys(file_ids))
+    captures = target._captures
+    chosen = captures.filter(pc.is_in(captures["file_id"], pa.array(wanted, pa.string())))
+    missing = [f for f in wanted if f not in set(chosen["file_id"].to_pylist())]
+    if missing:
+        raise NotInTarget(missing)
+    removed, unpublish = [], []
+    for row in chosen.select(["file_id", "path", "parts", "part_rows"]).to_pylist():
+        ticks = bad = 0
+        for rel, rows in zip(row["parts"] or [], row["part_rows"] or []):
+            unpublish.append(rel)
+            if rel.startswith("ticks/"):
+                ticks += rows or 0
+            else:
+                bad += rows or 0
+        removed.append(RemovedCapture(row["file_id"], row["path"], ticks, bad))
+    kept = captures.filter(pc.invert(pc.is_in(captures["file_id"], chosen["file_id"])))
+    target._commit(kept, publish=[], unpublish=unpublish)
+    target.rebuild_unknown_tokens()  # a crash before this leaves it stale: rebuilt when next read
+    return removed
