@@ -129,6 +129,9 @@ class DecodeSummary:
     bad_bytes_by_reason: dict[str, int] = field(default_factory=dict)  # reason kind -> bytes
     framing_detected: bool = True
     complete: bool = False  # False until every byte was walked (cancelled, or still running)
+    # Decoder work (candidate checks + pre-filtered bytes + packet-chain steps): linear in
+    # ``bytes`` on any input; tests assert it, it is not part of the JSON summary.
+    work: int = 0
 
     def to_dict(self) -> dict:
         return {
@@ -492,6 +495,7 @@ class _ChunkDecoder:
         for key, value in split.accounted.items():
             s.accounted[key] += value
         s.bytes_accounted = sum(s.accounted.values())
+        s.work = self.framer.work
         for stats in all_stats:
             for length, count in stats.packets_by_length.items():
                 s.packets_by_length[length] = s.packets_by_length.get(length, 0) + count

@@ -16,6 +16,7 @@ messages at once with numpy).
 from __future__ import annotations
 
 import binascii
+import bisect
 import struct
 from dataclasses import dataclass, field
 from typing import Optional
@@ -42,7 +43,6 @@ LENIENT_MAX_COUNT = 4096
 TS_MIN_NS = 946_684_800 * 10**9
 TS_MAX_NS = 4_102_444_800 * 10**9
 MAX_BASE64_LINE = (MAX_MESSAGE_BYTES * 4) // 3 + 8
-RESYNC_WINDOW = 1 << 16
 
 _NEED_MORE = -1
 _INVALID = -2
@@ -92,64 +92,205 @@ class ChunkSplit:
     consumed: int  # bytes of the buffer walked; the rest is carried to the next chunk
 
 
-# --- low-level message checks (Python, per message) -----------------------------
+# --- the message walker -----------------------------------------------------------
+#
+# A Kite message is ``[u16 count]`` then ``count`` packets, each ``[u16 length][body]``.
+# Every walk over those prefixes goes through ``message_packets`` (a scalar walk of one
+# message, any lengths) or ``PacketChains`` (the same walk memoised over a whole buffer,
+# for resynchronisation and for checks that must stay linear on hostile input).
+# ``split_messages`` is the vectorised form for messages whose size is already known.
+
+
+def message_packets(buf, p: int, end: int, count: Optional[int] = None):
+    """(k, prefix position, length) of each packet of the message at ``p``.
+
+    Reads only below ``end``; stops after the announced count (or ``count`` when given)
+    or when a length prefix would cross ``end``. A body may run past ``end``: callers
+    compare ``prefix + 2 + length`` with their own bounds.
+    """
+    if count is None:
+        if p + 2 > end:
+            return
+        count = buf[p] << 8 | buf[p + 1]
+    j = p + 2
+    for k in range(count):
+        if j + 2 > end:
+            return
+        length = buf[j] << 8 | buf[j + 1]
+        yield k, j, length
+        j += 2 + length
+
+
+STRICT_LENGTHS = KNOWN_SET
+LENIENT_LENGTHS = frozenset(range(1, LENIENT_MAX_PACKET + 1)) | KNOWN_SET
+
+
+class PacketChains:
+    """Memoised packet-prefix chains of one buffer: the linear-time message walker.
+
+    A length prefix at ``x`` says where the next one is (``x + 2 + length``), whatever
+    message ``x`` belongs to; so the prefixes of a buffer form chains that candidate
+    message starts share. Each prefix position is read once (it joins one path);
+    ``run(x)`` is how many accepted lengths follow in a row from ``x`` and ``jump(x, n)``
+    the position after ``n`` of them, both without re-reading bytes. Whether a message
+    at ``q`` validates is then ``run(q + 2) >= count(q)``: constant work per candidate,
+    however far ahead it would have failed. ``steps`` counts prefixes read plus path
+    hops (the decoder's work counter).
+    """
+
+    def __init__(self, buf, accept=STRICT_LENGTHS, limit: Optional[int] = None):
+        self.buf = buf
+        self.accept = accept
+        self.limit = len(buf) if limit is None else limit
+        self._at: dict[int, tuple[int, int]] = {}
+        self._nodes: list[list[int]] = []
+        self._next: list[Optional[tuple[int, int]]] = []
+        self._run0: list[int] = []
+        self._stop: list[int] = []
+        self.steps = 0
+
+    def _where(self, x: int) -> tuple[int, int]:
+        got = self._at.get(x)
+        if got is not None:
+            return got
+        buf, limit, accept, at = self.buf, self.limit, self.accept, self._at
+        pid = len(self._nodes)
+        nodes: list[int] = []
+        cont = None
+        stop = _INVALID
+        y = x
+        while True:
+            hit = at.get(y)
+            if hit is not None:
+                cont = hit
+                break
+            at[y] = (pid, len(nodes))
+            nodes.append(y)
+            if y + 2 > limit:
+                stop = _NEED_MORE
+                break
+            length = buf[y] << 8 | buf[y + 1]
+            if length not in accept:
+                break
+            y += 2 + length
+        self.steps += len(nodes)
+        if cont is None:
+            run0 = len(nodes) - 1
+        else:
+            cp, ci = cont
+            run0 = len(nodes) + self._run0[cp] - ci
+            stop = self._stop[cp]
+        self._nodes.append(nodes)
+        self._next.append(cont)
+        self._run0.append(run0)
+        self._stop.append(stop)
+        return pid, 0
+
+    def run(self, x: int) -> int:
+        """Accepted length prefixes in a row from ``x``."""
+        pid, i = self._where(x)
+        return self._run0[pid] - i
+
+    def stop(self, x: int) -> int:
+        """Why the chain from ``x`` stops: ``_INVALID`` (a length not accepted) or ``_NEED_MORE``."""
+        return self._stop[self._where(x)[0]]
+
+    def jump(self, x: int, n: int) -> int:
+        """Position after ``n`` packets from the prefix at ``x`` (``n <= run(x)``)."""
+        pid, i = self._where(x)
+        while True:
+            nodes = self._nodes[pid]
+            if i + n < len(nodes):
+                return nodes[i + n]
+            n -= len(nodes) - i
+            pid, i = self._next[pid]
+            self.steps += 1
+
+    def message_end(self, q: int, limit: Optional[int] = None, max_count: int = 0xFFFF) -> int:
+        """End of the message at ``q`` whose packets all have accepted lengths, or a code."""
+        limit = self.limit if limit is None else limit
+        if q + 2 > self.limit:
+            return _NEED_MORE
+        buf = self.buf
+        n = buf[q] << 8 | buf[q + 1]
+        if n == 0 or n > max_count:
+            return _INVALID
+        j = q + 2
+        pid, i = self._where(j)
+        if self._run0[pid] - i >= n:
+            e = self.jump(j, n)
+            return e if e <= limit else _NEED_MORE
+        return self._stop[pid]
+
+    def describe(self, q: int) -> str:
+        """One line saying why the message at ``q`` does not validate."""
+        buf, limit = self.buf, self.limit
+        if q + 2 > limit:
+            return "truncated message"
+        n = buf[q] << 8 | buf[q + 1]
+        if n == 0:
+            return "message with 0 packets"
+        j = q + 2
+        good = self.run(j)
+        if good >= n:
+            return f"truncated message ({n} packets announced)"
+        at = self.jump(j, good)
+        if self.stop(j) == _NEED_MORE or at + 2 > limit:
+            return f"truncated message ({n} packets announced)"
+        return f"unknown packet length {buf[at] << 8 | buf[at + 1]} (packet {good} of {n})"
+
+
+def _uniform_end(buf, p: int, limit: int):
+    """Fast path: end of a message at ``p`` whose packets all share one known length.
+
+    Kite usually batches packets of one mode, so every prefix is equal; two strided
+    byte-slice counts check all of them in C. Returns the end, ``_INVALID`` when the
+    count or first length already fail, or None (undecided: walk it with the chains).
+    """
+    if p + 4 > limit:
+        return None
+    n = buf[p] << 8 | buf[p + 1]
+    if n == 0:
+        return _INVALID
+    j = p + 2
+    length = buf[j] << 8 | buf[j + 1]
+    if length not in KNOWN_SET:
+        return _INVALID
+    step = length + 2
+    end = j + n * step
+    if end > limit:
+        return None
+    if n == 1 or (
+        buf[j:end:step].count(length >> 8) == n and buf[j + 1 : end : step].count(length & 0xFF) == n
+    ):
+        return end
+    return None
 
 
 def _strict_end(buf, p: int, limit: int) -> int:
     """End of a message at ``p`` made only of known-length packets, or a negative code.
 
-    Bytes past ``limit`` may be read (they are inside ``buf``) but never accepted: a
-    read past the end of ``buf`` means the message needs more data.
+    A one-off check (detection, a single-message file); walkers use ``PacketChains``.
+    Bytes past ``limit`` may be read (they are inside ``buf``) but never accepted.
     """
-    known = KNOWN_SET
-    try:
-        n = buf[p] << 8 | buf[p + 1]
-        if n == 0:
-            return _INVALID
-        j = p + 2
-        length = buf[j] << 8 | buf[j + 1]
-        if length not in known:
-            return _INVALID
-        step = length + 2
-        end = j + n * step
-        # Fast path: Kite usually batches packets of one mode, so every prefix is equal;
-        # two strided byte-slice counts check all of them in C.
-        if end <= limit and (
-            n == 1
-            or (
-                buf[j:end:step].count(length >> 8) == n
-                and buf[j + 1 : end : step].count(length & 0xFF) == n
-            )
-        ):
-            return end
-        for _ in range(n):
-            length = buf[j] << 8 | buf[j + 1]
-            if length not in known:
-                return _INVALID
-            j += 2 + length
-    except IndexError:
+    e = _uniform_end(buf, p, limit)
+    if e is not None:
+        return e
+    if p + 2 > len(buf):
         return _NEED_MORE
-    return j if j <= limit else _NEED_MORE
-
-
-def _lenient_end(buf, p: int, limit: int) -> int:
-    """End of a raw message whose packets may have unknown (but plausible) lengths."""
-    if p + 2 > limit:
-        return _NEED_MORE
-    n = buf[p] << 8 | buf[p + 1]
-    if n == 0 or n > LENIENT_MAX_COUNT:
-        return _INVALID
     j = p + 2
-    for _ in range(n):
-        if j + 2 > limit:
-            return _NEED_MORE
-        length = buf[j] << 8 | buf[j + 1]
-        if length == 0 or (length > LENIENT_MAX_PACKET and length not in KNOWN_SET):
+    walked = 0
+    n = buf[p] << 8 | buf[p + 1]
+    if n == 0:
+        return _INVALID
+    for walked, j, length in message_packets(buf, p, len(buf)):
+        if length not in KNOWN_SET:
             return _INVALID
+        walked += 1
         j += 2 + length
-        if j > limit:
-            return _NEED_MORE
-    return j
+    if walked < n:
+        return _NEED_MORE  # a length prefix past the end of the buffer
+    return j if j <= limit else _NEED_MORE
 
 
 def _adds_up(buf, start: int, end: int) -> bool:
@@ -159,38 +300,29 @@ def _adds_up(buf, start: int, end: int) -> bool:
     n = buf[start] << 8 | buf[start + 1]
     if n == 0:
         return False
-    j = start + 2
-    for _ in range(n):
-        if j + 2 > end:
-            return False
-        j += 2 + (buf[j] << 8 | buf[j + 1])
+    j, walked = start + 2, 0
+    for walked, at, length in message_packets(buf, start, end):
+        j = at + 2 + length
+        walked += 1
         if j > end:
             return False
-    return j == end
+    return walked == n and j == end
 
 
-def _describe_message_fault(buf, p: int, limit: int) -> str:
+def _first_length_known(buf, p: int, limit: int) -> bool:
+    return p + 4 <= limit and (buf[p + 2] << 8 | buf[p + 3]) in KNOWN_SET
+
+
+def _describe_fault(scan, p: int) -> str:
     """One line saying why no message starts at ``p`` (for the bad region's reason)."""
+    buf, limit = scan.buf, scan.limit
     if buf[p : p + 2] == b'{"' or buf[p : p + 1] == b"{":
         return "JSON text frame in a binary capture"
     skipped = 0
     while p + 3 < limit and buf[p] == 0 and buf[p + 1] == 0 and skipped < 16:
         p += 1  # heartbeat bytes before a broken message: describe the message
         skipped += 1
-    if p + 2 > limit:
-        return "truncated message"
-    n = buf[p] << 8 | buf[p + 1]
-    if n == 0:
-        return "message with 0 packets"
-    j = p + 2
-    for k in range(n):
-        if j + 2 > limit:
-            return f"truncated message ({n} packets announced)"
-        length = buf[j] << 8 | buf[j + 1]
-        if length not in KNOWN_SET:
-            return f"unknown packet length {length} (packet {k} of {n})"
-        j += 2 + length
-    return "unparseable bytes"
+    return scan.strict.describe(p)
 
 
 def _bad(buf, base: int, start: int, end: int, reason: str, msg_seq=None) -> BadPacket:
@@ -440,8 +572,141 @@ class _Walk:
     framing_bytes: int = 0
 
 
+# --- container record formats -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordFormat:
+    """A length-prefixed container: every message follows a fixed-size record header
+    holding its u32 length (and, in some, a u64 receive time in ns). New containers of
+    this shape are one entry in ``RECORD_FORMATS``; they share the walker and resync."""
+
+    name: str
+    header: int  # header bytes before each message
+    length_at: int  # offset of the u32 message length in the header
+    order: str = ">"  # byte order of the header fields
+    time_at: Optional[int] = None  # offset of the u64 receive time (ns), if any
+
+    def parse(self, buf, p: int) -> tuple[Optional[int], int]:
+        """(receive time or None, message length) of the header at ``p`` (it must fit)."""
+        n = int.from_bytes(buf[p + self.length_at : p + self.length_at + 4], "big" if self.order == ">" else "little")
+        if self.time_at is None:
+            return None, n
+        t = int.from_bytes(buf[p + self.time_at : p + self.time_at + 8], "big" if self.order == ">" else "little")
+        return t, n
+
+    def record(self, buf, p: int, limit: int) -> tuple[int, int]:
+        """(status, message size) of a record at ``p``; status >= 0 when sane."""
+        if p + self.header > limit:
+            return _NEED_MORE, 0
+        t, n = self.parse(buf, p)
+        if t is not None and not TS_MIN_NS <= t < TS_MAX_NS:
+            return _INVALID, 0
+        if n == 0 or n > MAX_MESSAGE_BYTES:
+            return _INVALID, 0
+        if p + self.header + n > limit:
+            return _NEED_MORE, n
+        return 0, n
+
+    def candidates(self, a: np.ndarray, window: np.ndarray) -> np.ndarray:
+        """Vectorised pre-filter: positions where a record with a message could start."""
+        hdr, at = self.header, self.length_at
+        if self.order == ">":
+            ln = (_u16(a, window + at) << 16) | _u16(a, window + at + 2)
+        else:
+            ln = (_u16le(a, window + at + 2) << 16) | _u16le(a, window + at)
+        count = _u16(a, window + hdr)
+        first = _u16(a, window + hdr + 2)
+        ok = (ln >= 4) & (ln <= MAX_MESSAGE_BYTES) & (count > 0) & KNOWN_MASK[first]
+        if self.time_at is not None:  # the top byte of a 2000..2100 nanosecond time
+            top = a[window + self.time_at + (0 if self.order == ">" else 7)]
+            ok &= (top >= TS_MIN_NS >> 56) & (top <= TS_MAX_NS >> 56)
+        return ok
+
+
+RECORD_FORMATS: dict[str, RecordFormat] = {
+    "u32len": RecordFormat("u32len", 4, 0),
+    "ts-u32len": RecordFormat("ts-u32len", 12, 8, time_at=0),
+}
+
+FOLLOW_WINDOW = 16  # a resync point must be followed by a message within this many bytes
+CANDIDATE_BLOCK = 4096  # candidate starts are pre-filtered (numpy) in blocks of this size
+_FOUND, _MORE, _NONE = "found", "more", "none"
+
+
+def _u16le(a: np.ndarray, at: np.ndarray) -> np.ndarray:
+    return (a[at + 1].astype(np.int64) << 8) | a[at]
+
+
+class _Scan:
+    """What walking one buffer has learnt, shared by its walker and its resync.
+
+    Packet chains (strict and lenient), candidate blocks and the last resync answer
+    are memoised, so every byte is read a bounded number of times whatever the input:
+    ``work`` counts candidate checks, pre-filtered bytes and chain steps.
+    """
+
+    def __init__(self, buf):
+        self.buf = buf
+        self.limit = len(buf)
+        self.a = np.frombuffer(buf, dtype=np.uint8) if len(buf) else np.zeros(0, np.uint8)
+        self.strict = PacketChains(buf, STRICT_LENGTHS)
+        self.lenient = PacketChains(buf, LENIENT_LENGTHS)
+        self._blocks: dict = {}
+        self.scanned = 0
+        self.checks = 0
+        self.hint: Optional[tuple[int, str, int]] = None  # (from, kind, position)
+        self.valid_hint: Optional[tuple[int, int, int]] = None  # (from, anchor, position)
+
+    @property
+    def work(self) -> int:
+        return self.scanned + self.checks + self.strict.steps + self.lenient.steps
+
+    def candidates(self, start: int, end: int, key, mask, reach: int):
+        """Positions in [start, end) that pass ``mask`` (a vectorised pre-filter), in order.
+
+        ``mask`` reads ``reach`` bytes from each position, so positions stop there; blocks
+        are computed once per buffer and key.
+        """
+        block = CANDIDATE_BLOCK
+        stop = self.limit - reach + 1  # the first position whose bytes do not all fit
+        end = min(end, stop)
+        b = max(start, 0) // block
+        while b * block < end:
+            got = self._blocks.get((key, b))
+            if got is None:
+                lo, hi = b * block, min(b * block + block, stop)
+                window = np.arange(lo, hi, dtype=np.int64)
+                got = window[mask(self.a, window)].tolist() if hi > lo else []
+                self._blocks[(key, b)] = got
+                self.scanned += max(hi - lo, 0)
+            if got:
+                first = bisect.bisect_left(got, start) if got[0] < start else 0
+                last = bisect.bisect_left(got, end) if got[-1] >= end else len(got)
+                yield from got[first:last]
+            b += 1
+
+    def remembered(self, start: int):
+        h = self.hint
+        if h is not None and h[0] <= start <= h[2]:
+            return h[1], h[2]
+        return None
+
+
+def _raw_candidates(a: np.ndarray, window: np.ndarray) -> np.ndarray:
+    return (_u16(a, window) > 0) & KNOWN_MASK[_u16(a, window + 2)]
+
+
 class Framer:
-    """Walks one capture's container, chunk by chunk, carrying state between chunks."""
+    """Walks one capture's container, chunk by chunk, carrying state between chunks.
+
+    One reader per framing (``_READERS``); the length-prefixed ones differ only by their
+    ``RecordFormat``. All of them share the message walker (``PacketChains``) and the
+    resynchronisation, which finds the next message that validates completely in one
+    forward pass over candidate starts. ``work`` counts what the walk examined.
+    """
+
+    _READERS = {"raw": "_walk_raw", "base64": "_split_base64", "single": "_walk_single"}
 
     def __init__(self, framing: str):
         if framing not in FRAMINGS:
@@ -449,17 +714,18 @@ class Framer:
         self.framing = framing
         self.msg_seq = 0  # messages seen so far: the next message's number
         self.resync = False  # the carried bytes start inside a bad region
+        self.work = 0  # candidate checks + pre-filtered bytes + chain steps, all chunks
 
     def split(self, buf, base: int, final: bool) -> ChunkSplit:
         """Walk ``buf`` (starting at file offset ``base``); stop at the last whole message."""
-        if self.framing == "raw":
-            walk, consumed = self._walk_raw(buf, base, final)
-        elif self.framing in ("u32len", "ts-u32len"):
-            walk, consumed = self._walk_length_prefixed(buf, base, final, self.framing == "ts-u32len")
-        elif self.framing == "base64":
-            return self._split_base64(buf, base, final)
+        fmt = RECORD_FORMATS.get(self.framing)
+        if fmt is not None:
+            walk, consumed = self._walk_records(buf, base, final, fmt)
         else:
-            walk, consumed = self._walk_single(buf, base, final)
+            reader = getattr(self, self._READERS[self.framing])
+            if self.framing == "base64":
+                return reader(buf, base, final)
+            walk, consumed = reader(buf, base, final)
         payload = np.frombuffer(buf, dtype=np.uint8) if len(buf) else np.zeros(0, np.uint8)
         return self._finish(payload, walk, consumed, scale=None)
 
@@ -518,35 +784,101 @@ class Framer:
 
     # -- raw: messages back to back, 1-byte heartbeats between them -----------------
 
-    def _follows_ok(self, buf, e: int, limit: int, final: bool):
-        """Whether the bytes after a candidate message also parse (heartbeats, a message).
+    @staticmethod
+    def _followed(scan: _Scan, e: int, final: bool, junk: bool):
+        """Whether a message (or the end) follows ``e`` within ``FOLLOW_WINDOW`` bytes.
 
-        True/False, or ``_NEED_MORE`` when the answer depends on bytes past the end of a
-        chunk that is not the last: the caller carries and asks again with more data,
-        so the answer (and the decoding) never depends on where a chunk ends.
+        Zero bytes between are heartbeats; with ``junk`` any bytes may be (a recorder
+        writing a newline after each message). True/False, or ``_NEED_MORE`` when the
+        answer depends on bytes past the end of a chunk that is not the last: the caller
+        carries and asks again with more data, so the decoding never depends on where
+        a chunk ends.
         """
-        for _ in range(16):
+        buf, limit = scan.buf, scan.limit
+        junk_seen = False
+        for _ in range(FOLLOW_WINDOW):
             if e >= limit:
                 return True if final else _NEED_MORE
-            r = _strict_end(buf, e, limit)
+            r = scan.strict.message_end(e)
             if r >= 0:
                 return True
             if r == _NEED_MORE:
                 return True if final else _NEED_MORE  # the capture ends inside a message
             if buf[e] != 0:
-                return False
-            e += 1  # a heartbeat
-        return True
+                if not junk:
+                    return False
+                junk_seen = True
+            e += 1
+        return not junk_seen
+
+    def _find_raw(self, scan: _Scan, start: int, final: bool) -> tuple[str, int]:
+        """The first position >= ``start`` where a message validates completely and is
+        followed by another (or the end): (``_FOUND``, q); (``_MORE``, q) when the answer
+        needs the next chunk (carry from q); (``_NONE``, end of the buffer)."""
+        got = scan.remembered(start)
+        if got is not None:
+            return got
+        limit = scan.limit
+        answer = None
+        for q in scan.candidates(start, limit, "raw", _raw_candidates, 4):
+            scan.checks += 1
+            e = scan.strict.message_end(q)
+            if e == _NEED_MORE:
+                if not final:
+                    answer = (_MORE, q)
+                    break
+                continue
+            if e < 0:
+                continue
+            follows = self._followed(scan, e, final, junk=True)
+            if follows is _NEED_MORE:
+                answer = (_MORE, q)  # decide at q once the next chunk is here
+                break
+            if follows:
+                answer = (_FOUND, q)
+                break
+        if answer is None:
+            # Keep the last bytes of a chunk: a message header may start there.
+            answer = (_NONE, limit) if final else (_MORE, max(start, limit - 3))
+        scan.hint = (start, answer[0], answer[1])
+        return answer
+
+    def _next_start(self, scan: _Scan, start: int, final: bool, fmt: Optional[RecordFormat] = None):
+        """Where walking resumes after damage at ``start - 1``: the resync anchor (the
+        first message that validates and is followed by another), or an earlier message
+        that validates completely and ends by the anchor (its neighbour was damaged too)."""
+        if fmt is None:
+            kind, anchor = self._find_raw(scan, start, final)
+        else:
+            kind, anchor = self._find_records(scan, start, final, fmt)
+        h = scan.valid_hint
+        if h is not None and h[0] <= start <= h[2] and h[1] == anchor:
+            q = h[2]
+        else:
+            q = anchor
+            key, mask, reach = ("raw", _raw_candidates, 4) if fmt is None else (fmt.name, fmt.candidates, fmt.header + 4)
+            for c in scan.candidates(start, anchor, key, mask, reach):
+                scan.checks += 1
+                e = scan.strict.message_end(c) if fmt is None else self._record_validates(scan, c, fmt)
+                if 0 <= e <= anchor:
+                    q = c
+                    break
+            scan.valid_hint = (start, anchor, q)
+        return (_FOUND, q) if q < anchor else (kind, anchor)
 
     def _walk_raw(self, buf, base: int, final: bool):
         walk = _Walk()
         limit = len(buf)
+        scan = _Scan(buf)
         p = 0
         while p < limit:
             if self.resync:
-                p, stop = self._resync_raw(buf, base, p, limit, final, walk, "bytes before the next valid message")
-                if stop:
+                kind, q = self._next_start(scan, p, final)
+                self._close_region(buf, base, p, q, walk, "bytes before the next valid message")
+                p = q
+                if kind == _MORE:
                     break
+                self.resync = False
                 continue
             if buf[p] == 0 and p + 1 < limit and buf[p + 1] == 0:
                 # A run of zero bytes (idle heartbeats, a zero-filled tail): a count of 0
@@ -556,7 +888,10 @@ class Framer:
                 walk.heartbeats += run - 1
                 p += run - 1
                 continue
-            e = _strict_end(buf, p, limit)
+            scan.checks += 1
+            e = _uniform_end(buf, p, limit)
+            if e is None:
+                e = scan.strict.message_end(p)
             if e >= 0:
                 walk.start.append(p)
                 walk.size.append(e - p)
@@ -569,73 +904,47 @@ class Framer:
                     walk.heartbeats += 1
                     p += 1
                     continue
+                kind, q = self._next_start(scan, p + 1, final)
+                if kind == _FOUND:  # a broken count, not a capture cut while writing
+                    self._close_region(buf, base, p, q, walk, _describe_fault(scan, p))
+                    p = q
+                    continue
                 walk.regions.append(_bad(buf, base, p, limit, f"truncated message at the end of the capture ({limit - p} bytes)"))
                 p = limit
                 break
-            e = _lenient_end(buf, p, limit)
-            if e == _NEED_MORE and not final:
-                break
-            lenient_ok = e >= 0 and self._follows_ok(buf, e, limit, final)
-            if lenient_ok is _NEED_MORE:
-                break
-            if not lenient_ok and buf[p] == 0:
-                hb_ok = self._follows_ok(buf, p + 1, limit, final)
+            if buf[p] == 0:
+                hb_ok = self._followed(scan, p + 1, final, junk=False)
                 if hb_ok is _NEED_MORE:
                     break
                 if hb_ok:
                     walk.heartbeats += 1
                     p += 1
                     continue
-            if lenient_ok:
-                # Unknown-length packets inside: split_messages skips and records them.
-                walk.start.append(p)
-                walk.size.append(e - p)
-                p = e
-                continue
-            self.resync = True
-            reason = _describe_message_fault(buf, p, limit)
-            p, stop = self._resync_raw(buf, base, p, limit, final, walk, reason, skip_first=True)
-            if stop:
+            # No valid message here: the next resync point, unless a message with
+            # unknown-length packets (split_messages skips and records them) starts here.
+            kind, q = self._next_start(scan, p + 1, final)
+            e = scan.lenient.message_end(p, max_count=LENIENT_MAX_COUNT)
+            if e >= 0 and kind == _FOUND and q < e:
+                e = _INVALID  # a message with unknown lengths never hides one that validates
+            if e == _NEED_MORE and not final:
+                break
+            if e >= 0:
+                ok = self._followed(scan, e, final, junk=False)
+                if ok is _NEED_MORE:
+                    break
+                if ok:
+                    walk.start.append(p)
+                    walk.size.append(e - p)
+                    p = e
+                    continue
+            self._close_region(buf, base, p, q, walk, _describe_fault(scan, p))
+            p = q
+            if kind == _MORE:
+                self.resync = True
                 break
         walk.file_start = [base + s for s in walk.start]
+        self.work += scan.work
         return walk, p
-
-    def _resync_raw(self, buf, base, p, limit, final, walk, reason, skip_first=False):
-        """Scan from ``p`` for a message that validates fully and is followed by one.
-
-        Returns (new position, stop). Bytes skipped become one bad region.
-        """
-        a = np.frombuffer(buf, dtype=np.uint8)
-        q0 = p + 1 if skip_first else p
-        while True:
-            hi = min(q0 + RESYNC_WINDOW, limit - 3)
-            if q0 < hi:
-                window = np.arange(q0, hi, dtype=np.int64)
-                count = _u16(a, window)
-                first = _u16(a, window + 2)
-                candidates = window[(count > 0) & KNOWN_MASK[first]].tolist()
-            else:
-                candidates = []
-            for q in candidates:
-                e = _strict_end(buf, q, limit)
-                if e == _NEED_MORE and not final:
-                    return self._close_region(buf, base, p, q, walk, reason), True
-                if e >= 0:
-                    follows = self._follows_ok(buf, e, limit, final)
-                    if follows is _NEED_MORE:
-                        # Decide at q once the next chunk is here (q is re-examined).
-                        return self._close_region(buf, base, p, q, walk, reason), True
-                    if follows:
-                        self.resync = False
-                        return self._close_region(buf, base, p, q, walk, reason), False
-            if hi >= limit - 3:
-                break
-            q0 = hi
-        if final:
-            self.resync = False
-            return self._close_region(buf, base, p, limit, walk, reason), False
-        # Keep the last bytes: a message header may start there.
-        return self._close_region(buf, base, p, max(p, limit - 3), walk, reason), True
 
     @staticmethod
     def _close_region(buf, base, start, end, walk, reason) -> int:
@@ -643,16 +952,17 @@ class Framer:
             walk.regions.append(_bad(buf, base, start, end, _region_reason(buf, start, end, reason)))
         return end
 
-    # -- u32len / ts-u32len: [u64 receive ns][u32 length][message] ---------------------
+    # -- length-prefixed: [header with the u32 length (and receive time)][message] -----
 
-    def _walk_length_prefixed(self, buf, base: int, final: bool, ts: bool):
-        hdr = 12 if ts else 4
+    def _walk_records(self, buf, base: int, final: bool, fmt: RecordFormat):
+        hdr = fmt.header
         limit = len(buf)
+        scan = _Scan(buf)
         # Fast pass: trust the container, then check all messages at once (vectorised).
         walk = _Walk()
         p = 0
         if not self.resync:
-            p = self._fast_records(buf, limit, ts, walk)
+            p = self._fast_records(buf, limit, fmt, walk)
             if walk.start:
                 ms = split_messages(np.frombuffer(buf, dtype=np.uint8), np.asarray(walk.start), np.asarray(walk.size))
                 heartbeat = (np.asarray(walk.size) == 1) & (np.frombuffer(buf, dtype=np.uint8)[np.asarray(walk.start)] == 0)
@@ -664,17 +974,28 @@ class Framer:
             # heartbeats came back as 1-byte messages: pull them out of the message list
             walk = self._drop_heartbeat_records(buf, walk)
             walk.framing_bytes = hdr * (len(walk.start) + walk.heartbeats)
+            scan.checks += len(walk.start) + walk.heartbeats
         # Careful pass: validate every record, resynchronise after broken ones.
         while p < limit:
             if self.resync:
-                p, stop = self._resync_records(buf, base, p, limit, final, ts, walk)
-                if stop:
+                reason = "JSON text frame" if buf[p : p + 1] == b"{" else "bytes before the next valid record"
+                kind, q = self._next_start(scan, p, final, fmt)
+                self._close_region(buf, base, p, q, walk, reason)
+                p = q
+                if kind == _MORE:
                     break
+                self.resync = False
                 continue
-            status, n = self._record(buf, p, limit, ts)
+            scan.checks += 1
+            status, n = fmt.record(buf, p, limit)
             if status == _NEED_MORE:
                 if not final:
                     break
+                kind, q = self._next_start(scan, p + 1, final, fmt)
+                if kind == _FOUND:  # a broken length, not a capture cut while writing
+                    self._close_region(buf, base, p, q, walk, f"broken container record (length {n})")
+                    p = q
+                    continue
                 walk.regions.append(_bad(buf, base, p, limit, f"truncated record at the end of the capture ({limit - p} bytes)"))
                 p = limit
                 break
@@ -685,34 +1006,51 @@ class Framer:
                     walk.framing_bytes += hdr
                     p = e
                     continue
-                trusted = _adds_up(buf, s, e) or self._record_plausible(buf, e, limit, ts, final)
+                if self._record_validates(scan, p, fmt) == e:
+                    trusted = True
+                else:
+                    trusted = _adds_up(buf, s, e) or self._record_plausible(buf, e, limit, fmt, final)
+                    if trusted is True:
+                        # Never trust a faulty record over a valid one that starts inside it
+                        # (a damaged length that happens to look sane).
+                        kind, q = self._next_start(scan, p + 1, final, fmt)
+                        if q < e and (kind == _FOUND or not final):
+                            trusted = False if kind == _FOUND else _NEED_MORE
                 if trusted is _NEED_MORE:
                     break  # carry the record: whether to trust it depends on the next one
                 if trusted:
                     # A record whose message is faulty but whose neighbour is a record:
                     # trust the container, split_messages records the faults.
-                    self._take_record(buf, p, s, e, ts, walk)
+                    self._take_record(buf, p, s, e, fmt, walk)
                     walk.framing_bytes += hdr
                     p = e
                     continue
-            self.resync = True
-            p, stop = self._resync_records(buf, base, p, limit, final, ts, walk, skip_first=True)
-            if stop:
+            if buf[p : p + 1] == b"{":
+                reason = "JSON text frame"
+            else:
+                reason = "broken container record" + (f" (length {n})" if n else "")
+            kind, q = self._next_start(scan, p + 1, final, fmt)
+            self._close_region(buf, base, p, q, walk, reason)
+            p = q
+            if kind == _MORE:
+                self.resync = True
                 break
         walk.file_start = [base + s for s in walk.start]
+        self.work += scan.work
         return walk, p
 
     @staticmethod
-    def _take_record(buf, p, s, e, ts, walk):
+    def _take_record(buf, p, s, e, fmt: RecordFormat, walk):
         walk.start.append(s)
         walk.size.append(e - s)
-        if ts:
-            walk.recv_ns.append(int.from_bytes(buf[p : p + 8], "big"))
+        if fmt.time_at is not None:
+            walk.recv_ns.append(fmt.parse(buf, p)[0])
 
-    def _fast_records(self, buf, limit: int, ts: bool, walk: _Walk) -> int:
+    def _fast_records(self, buf, limit: int, fmt: RecordFormat, walk: _Walk) -> int:
         p = 0
+        hdr = fmt.header
         starts, sizes, recvs = walk.start, walk.size, walk.recv_ns
-        if ts:
+        if fmt.order == ">" and fmt.time_at == 0 and fmt.length_at == 8:
             unpack = _TS_U32.unpack_from
             while p + 12 <= limit:
                 t, n = unpack(buf, p)
@@ -723,7 +1061,7 @@ class Framer:
                 starts.append(p + 12)
                 sizes.append(n)
                 p = e
-        else:
+        elif fmt.order == ">" and fmt.time_at is None and fmt.length_at == 0 and hdr == 4:
             unpack = _U32.unpack_from
             while p + 4 <= limit:
                 (n,) = unpack(buf, p)
@@ -733,6 +1071,16 @@ class Framer:
                 starts.append(p + 4)
                 sizes.append(n)
                 p = e
+        else:
+            while True:
+                status, n = fmt.record(buf, p, limit)
+                if status < 0:
+                    break
+                if fmt.time_at is not None:
+                    recvs.append(fmt.parse(buf, p)[0])
+                starts.append(p + hdr)
+                sizes.append(n)
+                p += hdr + n
         return p
 
     @staticmethod
@@ -752,23 +1100,11 @@ class Framer:
 
     @staticmethod
     def _record(buf, p: int, limit: int, ts: bool):
-        """(status, message size) of a container record at ``p``; status >= 0 when sane."""
-        hdr = 12 if ts else 4
-        if p + hdr > limit:
-            return _NEED_MORE, 0
-        if ts:
-            t, n = _TS_U32.unpack_from(buf, p)
-            if not TS_MIN_NS <= t < TS_MAX_NS:
-                return _INVALID, 0
-        else:
-            (n,) = _U32.unpack_from(buf, p)
-        if n == 0 or n > MAX_MESSAGE_BYTES:
-            return _INVALID, 0
-        if p + hdr + n > limit:
-            return _NEED_MORE, n
-        return 0, n
+        """(status, message size) of a u32len (``ts``: ts-u32len) record at ``p``."""
+        return RECORD_FORMATS["ts-u32len" if ts else "u32len"].record(buf, p, limit)
 
-    def _record_plausible(self, buf, p: int, limit: int, ts: bool, final: bool):
+    @staticmethod
+    def _record_plausible(buf, p: int, limit: int, fmt: RecordFormat, final: bool):
         """Whether a container record starts at ``p`` (its message may still be faulty).
 
         Used to trust the container around a faulty message: the next record's length
@@ -779,15 +1115,12 @@ class Framer:
         answer is ``_NEED_MORE``. At the true end of the file a cut-off record is
         trusted (the capture was cut while writing it).
         """
-        hdr = 12 if ts else 4
+        hdr = fmt.header
         if p + hdr > limit:
             return True if final else _NEED_MORE
-        if ts:
-            t, n = _TS_U32.unpack_from(buf, p)
-            if not TS_MIN_NS <= t < TS_MAX_NS:
-                return False
-        else:
-            (n,) = _U32.unpack_from(buf, p)
+        t, n = fmt.parse(buf, p)
+        if t is not None and not TS_MIN_NS <= t < TS_MAX_NS:
+            return False
         if n == 0 or n > MAX_MESSAGE_BYTES:
             return False
         s = p + hdr
@@ -803,62 +1136,61 @@ class Framer:
         first = buf[s + 2] << 8 | buf[s + 3]
         return count > 0 and 4 + first <= n
 
-    def _record_validates(self, buf, p, limit, ts, final) -> int:
+    @staticmethod
+    def _record_validates(scan: _Scan, p: int, fmt: RecordFormat) -> int:
         """End of a record at ``p`` that is a heartbeat or a valid message, else a code."""
-        hdr = 12 if ts else 4
-        status, n = self._record(buf, p, limit, ts)
+        buf = scan.buf
+        status, n = fmt.record(buf, p, scan.limit)
         if status < 0:
             return status
-        s, e = p + hdr, p + hdr + n
+        s, e = p + fmt.header, p + fmt.header + n
         if n == 1:
             return e if buf[s] == 0 else _INVALID
-        return e if _strict_end(buf, s, e) == e else _INVALID
+        return e if scan.strict.message_end(s) == e else _INVALID
 
-    def _resync_records(self, buf, base, p, limit, final, ts, walk, skip_first=False):
-        hdr = 12 if ts else 4
-        a = np.frombuffer(buf, dtype=np.uint8)
-        if buf[p : p + 1] == b"{":
-            reason = "JSON text frame"
-        elif skip_first:
-            status, n = self._record(buf, p, limit, ts)
-            reason = "broken container record" + (f" (length {n})" if n else "")
-        else:
-            reason = "bytes before the next valid record"
-        q0 = p + 1 if skip_first else p
-        while True:
-            hi = min(q0 + RESYNC_WINDOW, limit - hdr - 3)
-            candidates = []
-            if q0 < hi:
-                window = np.arange(q0, hi, dtype=np.int64)
-                ln = (_u16(a, window + hdr - 4) << 16) | _u16(a, window + hdr - 2)
-                count = _u16(a, window + hdr)
-                first = _u16(a, window + hdr + 2)
-                ok = (ln >= 4) & (ln <= MAX_MESSAGE_BYTES) & (count > 0) & KNOWN_MASK[first]
-                if ts:  # the top byte of a 2000..2100 nanosecond time
-                    ok &= (a[window] >= TS_MIN_NS >> 56) & (a[window] <= TS_MAX_NS >> 56)
-                candidates = window[ok].tolist()
-            for q in candidates:
-                e = self._record_validates(buf, q, limit, ts, final)
-                if e == _NEED_MORE and not final:
-                    return self._close_region(buf, base, p, q, walk, reason), True
-                if e >= 0:
-                    if e >= limit:
-                        nxt = 0 if final else _NEED_MORE
-                    else:
-                        nxt = self._record_validates(buf, e, limit, ts, final)
-                    if nxt == _NEED_MORE and not final:
-                        # Decide at q once the next chunk is here (q is re-examined).
-                        return self._close_region(buf, base, p, q, walk, reason), True
-                    if nxt >= 0 or nxt == _NEED_MORE:
-                        self.resync = False
-                        return self._close_region(buf, base, p, q, walk, reason), False
-            if hi >= limit - hdr - 3:
+    def _find_records(self, scan: _Scan, start: int, final: bool, fmt: RecordFormat) -> tuple[str, int]:
+        """Like ``_find_raw`` for records: the first position >= ``start`` where a record
+        holds a message that validates completely and is followed by another record (a
+        corrupt length prefix costs only its own record)."""
+        got = scan.remembered(start)
+        if got is not None:
+            return got
+        limit, hdr = scan.limit, fmt.header
+        end = limit - hdr - 3
+        answer = None
+        for q in scan.candidates(start, end, fmt.name, fmt.candidates, hdr + 4):
+            scan.checks += 1
+            e = self._record_validates(scan, q, fmt)
+            if e == _NEED_MORE:
+                if not final:
+                    answer = (_MORE, q)
+                    break
+                continue
+            if e < 0:
+                continue
+            follows = self._record_followed(scan, e, final, fmt)
+            if follows is _NEED_MORE:
+                answer = (_MORE, q)
                 break
-            q0 = hi
-        if final:
-            self.resync = False
-            return self._close_region(buf, base, p, limit, walk, reason), False
-        return self._close_region(buf, base, p, max(p, limit - hdr - 3), walk, reason), True
+            if follows:
+                answer = (_FOUND, q)
+                break
+        if answer is None:
+            answer = (_NONE, limit) if final else (_MORE, max(start, end))
+        scan.hint = (start, answer[0], answer[1])
+        return answer
+
+    def _record_followed(self, scan: _Scan, e: int, final: bool, fmt: RecordFormat):
+        for k in range(FOLLOW_WINDOW):
+            if e + k >= scan.limit:
+                return True if final else _NEED_MORE
+            scan.checks += 1
+            r = self._record_validates(scan, e + k, fmt)
+            if r >= 0:
+                return True
+            if r == _NEED_MORE:
+                return True if final else _NEED_MORE
+        return False
 
     # -- single: the whole file is one message (or one bare packet body) -------------
 
@@ -921,6 +1253,7 @@ class Framer:
         if not final and len(tail) > MAX_BASE64_LINE:
             walk.regions.append(_bad(data, base, p, p + len(tail), "text line too long to be a base64 message"))
             p += len(tail)
+        self.work += len(lines) + 1  # one decode per line (the split itself is C)
         arr = np.frombuffer(bytes(payload), dtype=np.uint8) if payload else np.zeros(0, np.uint8)
         return self._finish(arr, walk, p, scale="base64")
 

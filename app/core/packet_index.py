@@ -27,7 +27,7 @@ import numpy as np
 from app.core import protocol
 from app.core.decode import _gather_rows
 from app.core.dissect import SEVERITY_ERROR, DissectedField, Dissection, Expert, dissect_packet
-from app.core.framing import DETECT_HEAD, FRAMINGS, Framer, detect_framing
+from app.core.framing import DETECT_HEAD, FRAMINGS, Framer, detect_framing, message_packets
 from app.errors import InputError, UsageError
 
 # --- row codes ------------------------------------------------------------------------
@@ -560,12 +560,9 @@ class PacketIndex:
         head = self._read(start, last_end - start + 2)
         if len(head) < 4:
             return None
-        count = int.from_bytes(head[:2], "big")
         j = 2
-        for _ in range(count):
-            if j + 2 > len(head):
-                break
-            j += 2 + int.from_bytes(head[j:j + 2], "big")
+        for _, at, length in message_packets(head, 0, len(head)):
+            j = at + 2 + length
             if j >= last_end - start:
                 break
         end = start + min(j, len(head))
@@ -585,14 +582,10 @@ class PacketIndex:
         msg = data[start - frame:]
         count = int.from_bytes(msg[:2], "big") if len(msg) >= 2 else 0
         regions.append(ByteRegion(start, start + 2, "header", f"message header: {count} packets"))
-        j, k = 2, 0
-        while j + 2 <= len(msg) and k < count:
-            length = int.from_bytes(msg[j:j + 2], "big")
+        for k, j, length in message_packets(msg, 0, len(msg)):
             regions.append(ByteRegion(start + j, start + j + 2, "prefix", f"packet {k} length prefix: {length}"))
             body_end = min(start + j + 2 + length, end)
             regions.append(ByteRegion(start + j + 2, body_end, "packet", f"packet {k} of the message ({length} bytes)"))
-            j += 2 + length
-            k += 1
         return data, frame, regions
 
     def _view_base64(self, row, offset, length, msg, name_of) -> PacketView:
@@ -642,14 +635,10 @@ class PacketIndex:
         if within >= 4 and len(decoded) >= 4:
             count = int.from_bytes(decoded[:2], "big")
             regions.append(ByteRegion(base, base + 2, "header", f"message header: {count} packets"))
-            j, k = 2, 0
-            while j + 2 <= len(decoded) and k < count:
-                n = int.from_bytes(decoded[j:j + 2], "big")
+            for k, j, n in message_packets(decoded, 0, len(decoded)):
                 regions.append(ByteRegion(base + j, base + j + 2, "prefix", f"packet {k} length prefix: {n}"))
                 regions.append(ByteRegion(base + j + 2, base + min(j + 2 + n, len(decoded)), "packet",
                                           f"packet {k} of the message ({n} bytes)"))
-                j += 2 + n
-                k += 1
         regions.append(ByteRegion(offset, offset + length, "current", f"packet {row + 1}: {length} bytes"))
         return PacketView(row, offset, length, dissection.kind, msg, decoded, base, regions, dissection, None, note)
 

@@ -172,11 +172,17 @@ def test_raw_resyncs_after_garbage_and_json_frames():
     assert "JSON text frame" in bad[0].reason and bad[0].raw == json_frame
     clean, _, _ = decode(b"".join(msgs), "raw")
     assert table.drop_columns(["offset", "file_id"]).equals(clean.drop_columns(["offset", "file_id"]))
-    # A resync point must be followed by something that parses: one message alone
-    # between two faults cannot be told from garbage in raw framing, so it is bad too.
+    # One message alone between two faults: it validates completely and ends before the
+    # next resync point, so damage costs only the bytes it touches (issue 14).
     data = msgs[0] + json_frame + msgs[2] + garbage + b"".join(msgs[4:])
-    _, bad, _ = decode(data, "raw")
-    assert [(b.offset, b.length) for b in bad] == [(len(msgs[0]), len(json_frame) + len(msgs[2]) + len(garbage))]
+    table, bad, _ = decode(data, "raw")
+    assert [(b.offset, b.length) for b in bad] == [
+        (len(msgs[0]), len(json_frame)),
+        (len(msgs[0]) + len(json_frame) + len(msgs[2]), len(garbage)),
+    ]
+    alone, _, _ = decode(msgs[2], "raw")
+    assert alone.num_rows and set(alone.column("instrument_token").to_pylist()) <= set(
+        table.column("instrument_token").to_pylist())
 
 
 def test_raw_truncated_tail_is_one_bad_region():
