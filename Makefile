@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv run test bench sample package clean
+.PHONY: venv run test bench fuzz sample package clean
 
 venv: $(STAMP)
 
@@ -21,6 +21,12 @@ test: venv
 
 bench: venv
 	$(PY) scripts/bench.py
+
+# Repeatable fuzz campaign (not part of `make test`): FUZZ_N mutated captures from FUZZ_SEED.
+FUZZ_N ?= 2000
+FUZZ_SEED ?= 14
+fuzz: venv
+	$(PY) scripts/fuzz.py --captures $(FUZZ_N) --seed $(FUZZ_SEED)
 
 sample: venv
 	$(PY) scripts/make_sample.py

@@ -215,6 +215,10 @@ def main(argv=None) -> int:
     print()
     print("targets: decode >= 20x the official client; whole process >= 6x; peak RSS < 500 MB on >= 400 MB")
     print()
+    from bench_hostile import bench_hostile
+
+    bench_hostile(path)
+    print()
     from bench_enrich import bench_enrich
     from bench_ingest import bench_ingest
 
