@@ -6,34 +6,55 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: venv run test bench fuzz sample package clean
 
+# Each target installs what it needs: running needs only the app's dependencies (no test,
+# packaging or cluster extras); `make test` adds the test and cluster extras, `make
+# package` PyInstaller. `.installed-stamp` is the full developer set (what `make venv` makes).
+RUN_STAMP := $(VENV)/.installed-run
+PACKAGE_STAMP := $(VENV)/.installed-package
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
+
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,package,cluster]'
-	touch $(STAMP)
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
 
-run: venv
+$(RUN_STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
+	$(PIP) -e .
+	touch $@
+
+$(STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
+	$(PIP) -e '.[test,cluster]'
+	touch $(RUN_STAMP) $@
+
+$(PACKAGE_STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
+	$(PIP) -e '.[package]'
+	touch $(RUN_STAMP) $@
+
+# The display check needs only the standard library: without a display `make run` says
+# what to do in one line and exits 2 before installing anything.
+run:
+	@$(PYTHON) -m app.display
+	@$(MAKE) --no-print-directory $(RUN_STAMP)
 	$(PY) -m app
 
-test: venv
+test: $(STAMP)
 	QT_QPA_PLATFORM=$${QT_QPA_PLATFORM:-offscreen} $(PY) -m pytest
 
-bench: venv
+bench: $(STAMP)
 	$(PY) scripts/bench.py
 
 # Repeatable fuzz campaign (not part of `make test`): FUZZ_N mutated captures from FUZZ_SEED.
 FUZZ_N ?= 2000
 FUZZ_SEED ?= 14
-fuzz: venv
+fuzz: $(STAMP)
 	$(PY) scripts/fuzz.py --captures $(FUZZ_N) --seed $(FUZZ_SEED)
 
-sample: venv
+sample: $(RUN_STAMP)
 	$(PY) scripts/make_sample.py
 
 # dist/tickscope/ (one-folder bundle), dist/tickscope-<version>-linux-<machine>.tar.gz and
 # dist/tickscope_<version>_<arch>.deb, then the smoke test of the bundle (packaging/README.md).
-package: venv
+package: $(PACKAGE_STAMP)
 	$(PY) packaging/build.py --smoke
 
 clean:

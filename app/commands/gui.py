@@ -33,6 +33,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
+    from app.display import display_problem
+    from app.errors import UsageError
+
+    problem = display_problem()  # before Qt: it would abort slowly with its raw message
+    if problem:
+        raise UsageError(problem)
     from app.ui.app import run_gui
 
     return run_gui(args)
