@@ -10,6 +10,7 @@ in one line naming that file, exit 1. Log records never reach the terminal.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import os
@@ -18,7 +19,7 @@ from typing import Optional, Sequence
 
 from app import __version__
 from app import logs
-from app.errors import EXIT_INTERNAL, EXIT_USAGE, TickscopeError
+from app.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_NO_SPACE, EXIT_USAGE, TickscopeError
 
 COMMANDS = ("gui", "decode", "ingest", "unknown", "resolve", "inspect", "selftest", "verify", "remove")
 
@@ -47,6 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     opens_app = not argv or (
@@ -71,7 +81,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return err.exit_code
     except KeyboardInterrupt:
         print("tickscope: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader of our stdout went away (`... | head -1`): end quietly. Point stdout
+        # at /dev/null so the interpreter's final flush cannot fail again.
+        _quiet_stdout()
+        return EXIT_INTERRUPTED
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            where = err.filename or "the disk"
+            print(f"tickscope: error: no space left on {where}: free some space and run it again",
+                  file=sys.stderr)
+            return EXIT_NO_SPACE
+        log.exception("unexpected error in %s", args.command)
+        print(f"tickscope: error: I/O error: {err.strerror or err}"
+              + (f" ({err.filename})" if err.filename else ""), file=sys.stderr)
+        return EXIT_NO_SPACE if err.errno == errno.EIO else EXIT_INTERNAL
     except Exception as err:  # a bug: keep the traceback in the log, one line on screen
         log.exception("unexpected error in %s", args.command)
         where = f" (details in {log_file})" if log_file else ""

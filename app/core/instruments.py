@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import gzip
+import zlib
 import io
 import json
 import re
@@ -169,6 +170,12 @@ def _load(path, date: Optional[dt.date], split: bool) -> list[InstrumentMaster]:
         raw, rejected = _read_raw(path)
     except InputError:
         raise
+    except RecursionError:
+        raise InputError(f"cannot read instrument master {path.name}: JSON nested too deeply to be a master "
+                         "(give the Kite instruments dump or a token lookup)") from None
+    except (EOFError, zlib.error) as err:
+        raise InputError(f"cannot read instrument master {path.name}: the compressed file is cut short or "
+                         f"corrupt ({_one_line(err)}); download it again") from None
     except (OSError, ValueError, pa.ArrowException, UnicodeDecodeError) as err:
         raise InputError(f"cannot read instrument master {path.name}: {_one_line(err)}") from err
 

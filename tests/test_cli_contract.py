@@ -1,0 +1,155 @@
+"""Issue 14's error contract: exact exit code, one line naming the file, nothing outside
+the target touched."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+
+import pytest
+
+from app import logs
+from app.core import synthetic
+from tests.conftest import REPO
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path_factory, monkeypatch):
+    folder = tmp_path_factory.mktemp("data")  # its log file is outside the folders compared
+    monkeypatch.setenv("TICKSCOPE_DATA_DIR", str(folder))
+    yield folder
+    logs.shutdown_cli_logging()
+
+
+def tickscope(*args, timeout=120, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "app", *map(str, args)], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **kw.get("env", {})})
+
+
+def one_line(result) -> str:
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("in")
+    synthetic.generate_capture(folder / "a.dat", packets=300, framing="raw", seed=3)
+    return folder / "a.dat"
+
+
+def snapshot(folder):
+    return {p: (p.lstat().st_size, p.lstat().st_mtime_ns) for p in sorted(folder.rglob("*"))}
+
+
+def test_decode_out_refuses_a_symlink_and_touches_nothing(tmp_path, capture):
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_text("precious")
+    link = tmp_path / "out" / "ticks.parquet"
+    link.parent.mkdir()
+    link.symlink_to(elsewhere)
+    before = snapshot(tmp_path)
+    result = tickscope("decode", capture, "--out", link)
+    assert result.returncode == 2
+    assert "symbolic link" in one_line(result) and str(link) in one_line(result)
+    assert snapshot(tmp_path) == before and elsewhere.read_text() == "precious"
+
+
+def test_decode_out_refuses_a_device(tmp_path, capture):
+    if not os.path.exists("/dev/null"):
+        pytest.skip("no /dev/null")
+    st = os.stat("/dev/null")
+    result = tickscope("decode", capture, "--out", "/dev/null")
+    assert result.returncode == 2
+    assert "not a regular file" in one_line(result) and "/dev/null" in one_line(result)
+    after = os.stat("/dev/null")
+    assert (after.st_mode, after.st_rdev, after.st_ino) == (st.st_mode, st.st_rdev, st.st_ino)
+
+
+def test_decode_out_refuses_a_folder(tmp_path, capture):
+    folder = tmp_path / "ticks.parquet"
+    folder.mkdir()
+    before = snapshot(tmp_path)
+    result = tickscope("decode", capture, "--out", folder)
+    assert result.returncode == 2 and "folder" in one_line(result)
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes to read-only folders")
+def test_decode_out_in_a_read_only_folder_is_exit_2(tmp_path, capture):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        result = tickscope("decode", capture, "--out", folder / "t.parquet")
+        assert result.returncode == 2
+        assert "cannot write to the output folder" in one_line(result)
+        assert list(folder.iterdir()) == []
+    finally:
+        folder.chmod(0o700)
+
+
+def test_decode_out_read_only_check_without_root(tmp_path, capture, monkeypatch):
+    """The same check in-process (the suite may run as root, where chmod cannot refuse)."""
+    from app.commands import decode as decode_cmd
+    from app.errors import UsageError
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    monkeypatch.setattr(decode_cmd.os, "access", lambda path, mode: False)
+    with pytest.raises(UsageError, match="cannot write to the output folder"):
+        decode_cmd._check_paths(capture, folder / "t.parquet")
+    assert list(folder.iterdir()) == []
+
+
+def test_closed_stdout_ends_quietly(tmp_path, capture):
+    out = tmp_path / "t.parquet"
+    proc = subprocess.Popen([sys.executable, "-m", "app", "decode", str(capture), "--out", str(out), "--json"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # nobody reads: the first write gets EPIPE
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 130
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr and "Exception ignored" not in stderr
+
+
+def test_no_space_is_exit_6_one_line(tmp_path, capture, monkeypatch, capsys):
+    """ENOSPC from the write layer (injected) -> 'no space left on ...', exit 6."""
+    import errno
+
+    from app import cli
+    from app.commands import decode as decode_cmd
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "t.parquet"))
+
+    monkeypatch.setattr(decode_cmd, "run", full)
+    monkeypatch.setattr(cli.logs, "setup_cli_logging", lambda: None)
+    code = cli.main(["decode", str(capture), "--out", str(tmp_path / "t.parquet")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 6 and len(err) == 1
+    assert err[0].startswith("tickscope: error: no space left on ") and "t.parquet" in err[0]
+
+
+def test_deeply_nested_json_master_is_exit_2(tmp_path, capture):
+    master = tmp_path / "master.json"
+    master.write_text("[" * 100_000 + "]" * 100_000)
+    result = tickscope("decode", capture, "--out", tmp_path / "t.parquet", "--instruments", master)
+    assert result.returncode == 2
+    line = one_line(result)
+    assert "master.json" in line and "nested too deeply" in line
+    assert not (tmp_path / "t.parquet").exists()
+
+
+def test_corrupt_gzip_master_is_exit_2(tmp_path, capture):
+    master = tmp_path / "instruments.csv.gz"
+    whole = gzip.compress(b"instrument_token,tradingsymbol\n" + b"".join(b"%d,S%d\n" % (i, i) for i in range(5000)))
+    master.write_bytes(whole[: len(whole) // 2])
+    result = tickscope("decode", capture, "--out", tmp_path / "t.parquet", "--instruments", master)
+    assert result.returncode == 2
+    line = one_line(result)
+    assert "instruments.csv.gz" in line
+    assert not (tmp_path / "t.parquet").exists()
