@@ -73,35 +73,86 @@ class EnrichStats:
         return asdict(self)
 
 
-@dataclass(frozen=True)
 class _MasterIndex:
-    master: InstrumentMaster
-    day: Optional[int]  # days since epoch, None for undated
-    offset: int  # first row of this master in the book's combined table
-    sorted_tokens: np.ndarray  # int64
-    order: np.ndarray  # book row of each sorted token
+    """One master's place in the book; its token index and values are built on first use
+    (a stored master's rows are not even read until a tick of its day needs naming)."""
+
+    def __init__(self, master: InstrumentMaster, day: Optional[int], offset: int, lock: threading.RLock):
+        self.master = master
+        self.day = day  # days since epoch, None for undated
+        self.offset = offset  # first row of this master in the book's row numbering
+        self._lock = lock
+        self._built = None
+
+    @property
+    def built(self) -> bool:
+        return self._built is not None
+
+    def data(self):
+        """(sorted tokens, their book rows, value table, expected segment per row)."""
+        built = self._built
+        if built is None:
+            with self._lock:
+                built = self._built
+                if built is None:
+                    m = self.master
+                    tokens = m.table.column("instrument_token").to_numpy()
+                    order = np.argsort(tokens, kind="stable")
+                    t = m.table.select([n for n in _VALUE_COLUMNS if n in MASTER_SCHEMA.names])
+                    values = t.append_column("instruments_date", pa.array([m.date] * m.table.num_rows, pa.date32()))
+                    values = values.cast(_VALUE_SCHEMA).combine_chunks()
+                    built = (tokens[order], order.astype(np.int64) + self.offset, values, expected_segments(m.table))
+                    self._built = built
+        return built
 
     def find(self, tokens: np.ndarray) -> np.ndarray:
         """Book rows of ``tokens`` in this master, -1 where absent."""
-        if len(self.sorted_tokens) == 0:
+        sorted_tokens, order = self.data()[:2]
+        if len(sorted_tokens) == 0:
             return np.full(len(tokens), -1, dtype=np.int64)
-        pos = np.searchsorted(self.sorted_tokens, tokens)
-        pos_clipped = np.minimum(pos, len(self.sorted_tokens) - 1)
-        hit = self.sorted_tokens[pos_clipped] == tokens
-        return np.where(hit, self.order[pos_clipped], -1)
+        pos = np.searchsorted(sorted_tokens, tokens)
+        pos_clipped = np.minimum(pos, len(sorted_tokens) - 1)
+        hit = sorted_tokens[pos_clipped] == tokens
+        return np.where(hit, order[pos_clipped], -1)
 
 
 @dataclass(frozen=True)
 class _Snapshot:
-    """Everything enrichment reads, rebuilt on add() so enrich() never needs a lock."""
+    """Everything enrichment reads, rebuilt on add() so enrich() never needs a lock
+    (except to build a master's index the first time it is needed)."""
 
     indexes: tuple[_MasterIndex, ...]
-    values: pa.Table  # enrichment columns (without `resolved`) of every master's rows
-    expected_segment: np.ndarray  # int16 per book row, -1 when the exchange is unknown
+    offsets: np.ndarray  # first book row of each master
     dated_days: np.ndarray  # sorted distinct master days
     by_day: dict[int, tuple[int, ...]]  # day -> master indexes in add order
     undated: tuple[int, ...]
     _by_exchange_token: dict = field(default_factory=dict)  # built on first diagnosis
+
+    def _split(self, book_rows: np.ndarray):
+        """(master index, local rows) for sorted non-negative book rows."""
+        which = np.searchsorted(self.offsets, book_rows, side="right") - 1
+        for i in np.unique(which):
+            sel = which == i
+            yield int(i), book_rows[sel] - self.offsets[i]
+
+    def gather(self, book_rows: np.ndarray) -> pa.Table:
+        """The value rows of sorted ``book_rows``."""
+        parts = [self.indexes[i].data()[2].take(pa.array(local)) for i, local in self._split(book_rows)]
+        return pa.concat_tables(parts).combine_chunks() if parts else _VALUE_SCHEMA.empty_table()
+
+    def expected(self, book_rows: np.ndarray) -> np.ndarray:
+        """The expected segment byte of each book row (-1 for rows < 0 or unknown)."""
+        flat = book_rows.ravel()
+        out = np.full(flat.shape, -1, dtype=np.int16)
+        valid = np.flatnonzero(flat >= 0)
+        if valid.size:
+            order = valid[np.argsort(flat[valid], kind="stable")]
+            rows = flat[order]
+            which = np.searchsorted(self.offsets, rows, side="right") - 1
+            for i in np.unique(which):
+                sel = which == i
+                out[order[sel]] = self.indexes[i].data()[3][rows[sel] - self.offsets[i]]
+        return out.reshape(book_rows.shape)
 
     def exchange_token_index(self, idx: _MasterIndex) -> tuple[np.ndarray, np.ndarray]:
         """(sorted exchange tokens, their book rows) of one master."""
@@ -129,6 +180,7 @@ class _Snapshot:
 
 
 _VALUE_COLUMNS = [f.name for f in ENRICHMENT_SCHEMA if f.name != "resolved"]
+_VALUE_SCHEMA = pa.schema([ENRICHMENT_SCHEMA.field(n) for n in _VALUE_COLUMNS])
 
 
 class InstrumentBook:
@@ -197,9 +249,9 @@ class InstrumentBook:
         stats.unresolved = n - stats.resolved
 
         if stats.resolved:
-            values = snap.values.take(pa.array(used)).take(pa.array(local, mask=~resolved))
+            values = snap.gather(used).take(pa.array(local, mask=~resolved))
             enrichment = [values.column(name) for name in _VALUE_COLUMNS]
-            expected_pair = np.where(named, snap.expected_segment[np.maximum(pair_rows, 0)], -1).ravel()
+            expected_pair = snap.expected(pair_rows).ravel()
             stats.segment_mismatches = _segment_mismatches(decoded, expected_pair[flat])
         else:
             enrichment = [pa.nulls(n, ENRICHMENT_SCHEMA.field(name).type) for name in _VALUE_COLUMNS]
@@ -274,6 +326,10 @@ class InstrumentBook:
         hits = []
         query = np.array([instrument_token], dtype=np.int64)
         for idx in self._date_ordered(snap):
+            store = getattr(idx.master, "store", None)
+            if store is not None and not idx.built:  # a stored master: ask the store, load nothing
+                hits.extend((idx.master, row) for row in store.find(idx.master, "instrument_token", instrument_token))
+                continue
             r = int(idx.find(query)[0])
             if r >= 0:
                 hits.append(self._row(snap, r))
@@ -284,6 +340,10 @@ class InstrumentBook:
         snap = self._snapshot
         hits = []
         for idx in self._date_ordered(snap):
+            store = getattr(idx.master, "store", None)
+            if store is not None and not idx.built:
+                hits.extend((idx.master, row) for row in store.find(idx.master, "exchange_token", exchange_token))
+                continue
             keys, order = snap.exchange_token_index(idx)
             lo, hi = np.searchsorted(keys, [exchange_token, exchange_token + 1])
             for r in order[lo:hi]:
@@ -365,30 +425,22 @@ def _segment_mismatches(decoded: pa.Table, expected: np.ndarray) -> int:
 
 
 def _build_snapshot(masters: Sequence[InstrumentMaster]) -> _Snapshot:
+    lock = threading.RLock()
     indexes = []
     offset = 0
-    value_parts = []
-    expected = []
+    offsets = []
     for m in masters:
-        tokens = m.table.column("instrument_token").to_numpy()
-        order = np.argsort(tokens, kind="stable")
         day = _day_number(m.date) if m.date else None
-        indexes.append(_MasterIndex(m, day, offset, tokens[order], order.astype(np.int64) + offset))
+        indexes.append(_MasterIndex(m, day, offset, lock))
+        offsets.append(offset)
         offset += m.num_rows
-        t = m.table.select([n for n in _VALUE_COLUMNS if n in MASTER_SCHEMA.names])
-        value_parts.append(t.append_column("instruments_date", pa.array([m.date] * m.num_rows, pa.date32())))
-        expected.append(expected_segments(m.table))
-    value_schema = pa.schema([ENRICHMENT_SCHEMA.field(n) for n in _VALUE_COLUMNS])
-    values = pa.concat_tables(value_parts).cast(value_schema).combine_chunks() if value_parts \
-        else value_schema.empty_table()
     by_day: dict[int, tuple[int, ...]] = {}
     for i, idx in enumerate(indexes):
         if idx.day is not None:
             by_day[idx.day] = by_day.get(idx.day, ()) + (i,)
     return _Snapshot(
         indexes=tuple(indexes),
-        values=values,
-        expected_segment=np.concatenate(expected) if expected else np.zeros(0, np.int16),
+        offsets=np.array(offsets, dtype=np.int64),
         dated_days=np.array(sorted(by_day), dtype=np.int64),
         by_day=by_day,
         undated=tuple(i for i, idx in enumerate(indexes) if idx.day is None),

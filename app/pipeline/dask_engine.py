@@ -50,7 +50,8 @@ from app.pipeline.ingest import (
     IngestReport,
     JobControl,
     _File,
-    _load_masters,
+    check_master_paths,
+    store_masters,
     _one_line,
     capture_record,
     count_batch,
@@ -343,7 +344,7 @@ class DaskIngestJob(JobControl):
         from app.store.parquet import ParquetTarget
 
         started = time.monotonic()
-        masters = _load_masters(self.instruments)
+        check_master_paths(self.instruments)
         target = ParquetTarget(self.target_path)
         self.target = target
         client = cluster = None
@@ -353,12 +354,8 @@ class DaskIngestJob(JobControl):
             # A capture whose stored rows are damaged is ingested again (the file is the truth).
             self._existing = target.file_ids() - set(self._damaged)
             self._stored_parts = target.committed_parts()
-            stored = target.instruments()
-            book = target.stored_book(masters) if masters or stored.num_rows else None
-            if masters:
-                from app.core.enrich import InstrumentBook
-
-                target.record_instruments(InstrumentBook(masters).to_table())
+            masters = store_masters(target, self.instruments)
+            book = target.stored_book() if target.master_catalog().num_rows else None
             for f in self.files:
                 self._emit(f, "queued")
             client, cluster, own_client = self._connect()

@@ -303,16 +303,44 @@ def capture_record(f: _File, *, replacing: bool = False) -> CaptureRecord:
     )
 
 
-def _load_masters(instruments) -> list:
-    masters = []
+def check_master_paths(instruments) -> None:
+    for item in instruments:
+        if not (hasattr(item, "table") and hasattr(item, "source")) and not Path(item).is_file():
+            raise InputError(f"instrument master not found: {item} (give the path of the instruments CSV/JSON/Parquet)")
+
+
+def store_masters(target, instruments) -> list:
+    """Store the given masters in ``target``; returns those newly stored.
+
+    A master file whose content (sha256) is stored already for the day its name carries
+    is not read at all; one already stored after parsing (same content, same day) is not
+    rewritten (``Target.record_masters``).
+    """
+    from app.core.instruments import date_from_name, load_master
+
+    masters, shas, name_dates = [], [], []
     for item in instruments:
         if hasattr(item, "table") and hasattr(item, "source"):
             masters.append(item)
-        else:
-            from app.core.instruments import load_master
-
-            masters.append(load_master(item))
-    return masters
+            shas.append(None)
+            name_dates.append(None)
+            continue
+        path = Path(item)
+        try:
+            sha = file_sha256(path)
+        except OSError:
+            sha = None  # load_master says what is wrong with it
+        name_date = date_from_name(path.name)
+        if sha is not None and target.master_is_stored(sha, name_date):
+            log.info("instrument master %s is stored already (same content)", path)
+            continue
+        masters.append(load_master(path))
+        shas.append(sha)
+        name_dates.append(name_date)
+    if not masters:
+        return []
+    stored = target.record_masters(masters, shas, name_dates)
+    return [m for m, new in zip(masters, stored) if new]
 
 
 def _one_line(err: BaseException) -> str:
@@ -581,7 +609,7 @@ class IngestJob(JobControl):
     def run(self, cancel: Optional[threading.Event] = None) -> IngestReport:
         """Ingest every file; blocking. Raises TargetLockedError before writing anything."""
         started = time.monotonic()
-        masters = _load_masters(self.instruments)
+        check_master_paths(self.instruments)  # before a target is created for nothing
         own_target = not isinstance(self.target_arg, Target)
         target = open_target(self.target_arg) if own_target else self.target_arg
         self.target = target
@@ -589,13 +617,11 @@ class IngestJob(JobControl):
             self._damaged = target.damaged_captures()
             # A capture whose stored rows are damaged is ingested again (the file is the truth).
             self._existing = target.file_ids() - set(self._damaged)
-            stored = target.instruments()
-            if masters or stored.num_rows:
-                self.book = target.stored_book(masters)
-            if masters:
-                from app.core.enrich import InstrumentBook
-
-                target.record_instruments(InstrumentBook(masters).to_table())
+            masters = store_masters(target, self.instruments)
+            # Lazy: a stored master's rows are read only when a tick of its day needs a name
+            # (a run that skips every file reads none).
+            if target.master_catalog().num_rows:
+                self.book = target.stored_book()
             for f in self.files:
                 self._emit(f, "queued", force=True)
             try:

@@ -276,13 +276,70 @@ class Target(abc.ABC):
     @abc.abstractmethod
     def bad_packets(self) -> pa.Table: ...
 
-    @abc.abstractmethod
-    def instruments(self) -> pa.Table:
-        """The stored masters (``InstrumentBook.to_table()`` rows), possibly empty."""
+    # -- stored instrument masters (``app.store.masters``: catalog + validity intervals) --
 
     @abc.abstractmethod
+    def master_catalog(self) -> pa.Table:
+        """``instrument_masters`` (``masters.CATALOG_SCHEMA``): one row per stored master; cheap."""
+
+    @abc.abstractmethod
+    def master_rows(self) -> pa.Table:
+        """``instrument_rows`` (``masters.ROWS_SCHEMA``): every stored row with its validity."""
+
+    @abc.abstractmethod
+    def _replace_masters(self, catalog: pa.Table, rows: pa.Table) -> None:
+        """Store the new catalog and rows together (all or nothing)."""
+
+    def instruments(self) -> pa.Table:
+        """Every stored master's rows (``InstrumentBook.to_table()`` layout), possibly empty.
+
+        Expands the intervals: for display and tests; the pipeline never calls it."""
+        from app.store import masters as store
+
+        catalog = self.master_catalog()
+        if catalog.num_rows == 0:
+            return pa.table({})
+        return store.expand(catalog, self.master_rows())
+
+    def master_is_stored(self, sha256: str, name_date) -> bool:
+        """A master file of this content and file-name date is stored: no need to read it."""
+        from app.store import masters as store
+
+        return store.stored_under_name(self.master_catalog(), sha256, name_date)
+
+    def record_masters(self, masters: Sequence, shas: Optional[Sequence[Optional[str]]] = None,
+                       name_dates: Optional[Sequence] = None) -> list[bool]:
+        """Store masters (``shas``: their files' sha256, else a hash of their table); a master
+        whose content is stored for its day already is a no-op (nothing is rewritten), one of
+        a stored (source, date) replaces it. Returns, per master, whether it was stored."""
+        from app.store import masters as store
+
+        self._writable()
+        masters = list(masters)
+        if not masters:
+            return []
+        shas = list(shas) if shas is not None else [None] * len(masters)
+        name_dates = list(name_dates) if name_dates is not None else [None] * len(masters)
+        catalog = self.master_catalog()
+        rows = None
+        stored = []
+        for m, sha, name_date in zip(masters, shas, name_dates):
+            sha = sha or store.table_sha256(m)
+            if store.is_stored(catalog, sha, m.date):
+                stored.append(False)
+                continue
+            if rows is None:
+                rows = self.master_rows()  # read only once something new is to be stored
+            catalog, rows = store.add_master(catalog, rows, m, sha, name_date)
+            stored.append(True)
+        if rows is not None:
+            self._replace_masters(catalog, rows)
+        return stored
+
     def record_instruments(self, table: pa.Table) -> None:
-        """Store masters (``book.to_table()``); a master already stored is replaced."""
+        """Store masters given as ``book.to_table()`` rows (see ``record_masters``)."""
+        if table.num_rows:
+            self.record_masters(masters_from_table(table))
 
     @abc.abstractmethod
     def unresolved_aggregate(self) -> pa.Table:
@@ -327,19 +384,26 @@ class Target(abc.ABC):
 
     # -- masters and unknown tokens, the same for every target --------------------
 
+    def stored_masters(self):
+        """The stored masters, lazily: only the catalog is read now (``masters.StoredMasters``)."""
+        from app.store.masters import StoredMasters
+
+        return StoredMasters(self.master_catalog(), self.master_rows)
+
     def stored_book(self, extra: Iterable = ()):
-        """An InstrumentBook of ``extra`` masters (given on this run) and the stored ones.
+        """An InstrumentBook of ``extra`` masters (given on this run, not stored) and the stored ones.
 
         A given master replaces the stored master of the same (source, date) -- it is the
         file as it is now, say a corrected copy -- and is searched before any other stored
         master of its day: the book searches same-day masters in the order added, so the
-        master the user passes now names the ticks, never a stale stored copy.
+        master the user passes now names the ticks, never a stale stored copy. Stored
+        masters are read only when a tick of their day needs naming.
         """
         from app.core.enrich import InstrumentBook
 
         given = list(extra)
         keys = {(m.source, m.date) for m in given}
-        stored = [m for m in masters_from_table(self.instruments()) if (m.source, m.date) not in keys]
+        stored = [m for m in self.stored_masters().masters if (m.source, m.date) not in keys]
         return InstrumentBook(given + stored)
 
     def resolve_with_masters(self, masters: Iterable) -> tuple[int, pa.Table]:
@@ -352,9 +416,7 @@ class Target(abc.ABC):
         named ticks count, then ``unknown_tokens``, which the target rebuilds when it
         finds it older than the captures or masters it describes.
         """
-        from app.core.enrich import InstrumentBook
-
-        self.record_instruments(InstrumentBook(list(masters)).to_table())
+        self.record_masters(list(masters))
         book = self.stored_book()
         resolved = self.resolve(book)
         return resolved, self.rebuild_unknown_tokens(book)

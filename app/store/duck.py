@@ -108,7 +108,9 @@ def _expected_columns() -> dict[str, tuple[str, list[str]]]:
         "ticks": ("exact", schema.TICK_SCHEMA.names),
         "captures": ("exact", CAPTURES_SCHEMA.names),
         "bad_packets": ("exact", BAD_PACKETS_SCHEMA.names),
-        "instruments": ("has", ["instrument_token", *base.MASTER_KEY]),
+        "instruments": ("has", ["instrument_token", *base.MASTER_KEY]),  # before intervals: migrated
+        "instrument_masters": ("has", ["sha256", "lane", "instruments_date"]),
+        "instrument_rows": ("has", ["instrument_token", "lane", "valid_from", "valid_to"]),
         "unknown_tokens": ("has", ["instrument_token", "diagnosis"]),
     }
 
@@ -172,6 +174,7 @@ class DuckDBTarget(Target):
             self._check_layout()
             if not read_only:
                 self._create_tables()
+                self._migrate_instruments()
         except BaseException:
             base._release(self._claim)
             self._claim = None
@@ -272,10 +275,43 @@ class DuckDBTarget(Target):
     def bad_packets(self) -> pa.Table:
         return self.con.sql('SELECT * FROM bad_packets ORDER BY file_id, "offset"').to_arrow_table().cast(BAD_PACKETS_SCHEMA)
 
-    def instruments(self) -> pa.Table:
-        if not self._has_table("instruments"):
-            return pa.table({})
-        return self.con.sql("SELECT * FROM instruments").to_arrow_table()
+    def master_catalog(self) -> pa.Table:
+        from app.store import masters as store
+
+        if self._has_table("instrument_masters"):
+            return self.con.sql("SELECT * FROM instrument_masters ORDER BY master_id").to_arrow_table().cast(
+                store.CATALOG_SCHEMA)
+        if self._has_table("instruments"):  # a read-only target of the layout before intervals
+            return self._legacy_masters()[0]
+        return store.CATALOG_SCHEMA.empty_table()
+
+    def master_rows(self) -> pa.Table:
+        from app.store import masters as store
+
+        cur = self.con.cursor()  # enrichment threads may read while the writer writes
+        try:
+            if self._has_table("instrument_rows"):
+                return cur.sql("SELECT * FROM instrument_rows").to_arrow_table().cast(store.ROWS_SCHEMA)
+            if self._has_table("instruments"):
+                return self._legacy_masters()[1]
+            return store.ROWS_SCHEMA.empty_table()
+        finally:
+            cur.close()
+
+    def _legacy_masters(self):
+        from app.store import masters as store
+
+        return store.from_legacy(self.con.sql("SELECT * FROM instruments").to_arrow_table())
+
+    def _migrate_instruments(self) -> None:
+        """An ``instruments`` table of the layout before intervals becomes the two new tables."""
+        if not self._has_table("instruments") or self._has_table("instrument_masters"):
+            return
+        catalog, rows = self._legacy_masters()
+        with _transaction(self.con):
+            self._replace_masters_in_transaction(catalog, rows)
+            self.con.execute("DROP TABLE main.instruments")
+        log.info("migrated %d stored masters of %s to validity intervals", catalog.num_rows, self.path)
 
     def unresolved_aggregate(self) -> pa.Table:
         table = self.con.sql(_UNRESOLVED_SQL).to_arrow_table()
@@ -300,22 +336,19 @@ class DuckDBTarget(Target):
         if self.read_only:
             raise RuntimeError("target opened read-only")
 
-    def record_instruments(self, table: pa.Table) -> None:
+    def _replace_masters(self, catalog: pa.Table, rows: pa.Table) -> None:
         self._writable()
-        if table.num_rows == 0:
-            return
         with _transaction(self.con):
-            self._record_instruments_in_transaction(table)
+            self._replace_masters_in_transaction(catalog, rows)
 
-    def _record_instruments_in_transaction(self, table: pa.Table) -> None:
+    def _replace_masters_in_transaction(self, catalog: pa.Table, rows: pa.Table) -> None:
+        from app.store import masters as store
+
         con = self.con
-        keys = base.master_keys(table)
-        with _arrow_view(con, table) as masters, _arrow_view(con, keys) as key_view:
-            if not self._has_table("instruments"):
-                con.execute(f"CREATE TABLE main.instruments AS SELECT * FROM {masters} LIMIT 0")
-            join = " AND ".join(f'i."{c}" IS NOT DISTINCT FROM k."{c}"' for c in keys.column_names)
-            con.execute(f"DELETE FROM main.instruments i WHERE EXISTS (SELECT 1 FROM {key_view} k WHERE {join})")
-            con.execute(f"INSERT INTO main.instruments BY NAME SELECT * FROM {masters}")
+        for name, table, schema_ in (("instrument_masters", catalog, store.CATALOG_SCHEMA),
+                                     ("instrument_rows", rows, store.ROWS_SCHEMA)):
+            with _arrow_view(con, table.cast(schema_)) as view:
+                con.execute(f"CREATE OR REPLACE TABLE main.{name} AS SELECT * FROM {view}")
 
     def _store_unknown(self, table: pa.Table) -> None:
         self._writable()
@@ -360,13 +393,23 @@ class DuckDBTarget(Target):
         """Store masters, name ticks and rebuild unknown_tokens in one transaction."""
         from app.core.enrich import InstrumentBook
         from app.core.unknown import explain_unknown
+        from app.store import masters as store
 
         self._writable()
-        table = InstrumentBook(list(masters)).to_table()
         with _transaction(self.con):
-            if table.num_rows:
-                self._record_instruments_in_transaction(table)
-            book = self.stored_book()  # reads the masters just stored, inside the transaction
+            catalog, rows = self.master_catalog(), None
+            for m in masters:
+                sha = store.table_sha256(m)
+                if store.is_stored(catalog, sha, m.date):
+                    continue
+                rows = self.master_rows() if rows is None else rows
+                catalog, rows = store.add_master(catalog, rows, m, sha)
+            if rows is not None:
+                self._replace_masters_in_transaction(catalog, rows)
+                # The masters just stored (a cursor would not see them before the commit).
+                book = InstrumentBook(store.StoredMasters(catalog, lambda: rows).masters)
+            else:
+                book = self.stored_book()
             resolved = self._resolve_in_transaction(book)
             unknown = explain_unknown(self.unresolved_aggregate(), book)
             self._store_unknown_in_transaction(unknown)

@@ -9,7 +9,8 @@ Layout::
     T/ticks/trading_date=__HIVE_DEFAULT_PARTITION__/...   ticks without a trading date
     T/bad_packets/bad-<file_id[:16]>-<write_id>.parquet
     T/captures/captures.parquet                one row per committed capture (+ its parts)
-    T/instruments/instruments.parquet          the masters used
+    T/instruments/instruments.parquet          the stored masters: rows with validity intervals
+                                               (app.store.masters), the catalog in its metadata
     T/unknown_tokens/unknown_tokens.parquet    the explained unknown tokens
 
 Tick files leave out ``trading_date``: hive partitioning supplies it, so
@@ -159,6 +160,7 @@ def _os_reason(err: OSError) -> str:
 GENERATION_KEY = b"tickscope.generation"
 UNKNOWN_FROM_CAPTURES = b"tickscope.captures_generation"
 UNKNOWN_FROM_INSTRUMENTS = b"tickscope.instruments_generation"
+MASTER_CATALOG_KEY = b"tickscope.master_catalog"  # instruments.parquet: the catalog (Arrow IPC)
 
 
 def _generation(schema_: pa.Schema) -> Optional[str]:
@@ -261,6 +263,7 @@ class ParquetTarget(Target):
             if not read_only:
                 try:
                     self._migrate()
+                    self._migrate_instruments()
                 except OSError as err:
                     raise InputError(f"cannot update the Parquet dataset {self.path}: {_os_reason(err)}") from None
         except BaseException:
@@ -500,13 +503,55 @@ class ParquetTarget(Target):
         table = pads.dataset(files, schema=BAD_PACKETS_SCHEMA, format="parquet").to_table()
         return table.take(pc.sort_indices(table, [("file_id", "ascending"), ("offset", "ascending")]))
 
-    def instruments(self) -> pa.Table:
-        path = self.path / "instruments" / "instruments.parquet"
-        return pq.read_table(path).replace_schema_metadata(None) if path.is_file() else pa.table({})
+    # -- stored masters: instruments/instruments.parquet holds the rows with their validity
+    #    (masters.ROWS_SCHEMA) and, in its metadata, the catalog: one file replaced atomically.
+    #    Before intervals it held every master's rows (INSTRUMENTS_SCHEMA): migrated at open.
+
+    def _masters_path(self) -> Path:
+        return self.path / "instruments" / "instruments.parquet"
+
+    def _masters_schema(self) -> Optional[pa.Schema]:
+        path = self._masters_path()
+        return pq.read_schema(path) if path.is_file() else None
+
+    def _is_legacy(self, schema_: Optional[pa.Schema]) -> bool:
+        return schema_ is not None and MASTER_CATALOG_KEY not in (schema_.metadata or {})
+
+    def master_catalog(self) -> pa.Table:
+        from app.store import masters as store
+
+        schema_ = self._masters_schema()
+        if schema_ is None:
+            return store.CATALOG_SCHEMA.empty_table()
+        if self._is_legacy(schema_):  # a read-only target of the layout before intervals
+            return self._legacy_masters()[0]
+        # The footer only: the rows are not read.
+        return pa.ipc.open_stream(schema_.metadata[MASTER_CATALOG_KEY]).read_all().cast(store.CATALOG_SCHEMA)
+
+    def master_rows(self) -> pa.Table:
+        from app.store import masters as store
+
+        schema_ = self._masters_schema()
+        if schema_ is None:
+            return store.ROWS_SCHEMA.empty_table()
+        if self._is_legacy(schema_):
+            return self._legacy_masters()[1]
+        return pq.read_table(self._masters_path()).replace_schema_metadata(None).cast(store.ROWS_SCHEMA)
+
+    def _legacy_masters(self):
+        from app.store import masters as store
+
+        return store.from_legacy(pq.read_table(self._masters_path()).replace_schema_metadata(None))
+
+    def _migrate_instruments(self) -> None:
+        if self._is_legacy(self._masters_schema()):
+            catalog, rows = self._legacy_masters()
+            self._replace_masters(catalog, rows)
+            log.info("migrated %d stored masters of %s to validity intervals", catalog.num_rows, self.path)
 
     def _instruments_generation(self) -> Optional[str]:
-        path = self.path / "instruments" / "instruments.parquet"
-        return _generation(pq.read_schema(path)) if path.is_file() else None
+        schema_ = self._masters_schema()
+        return _generation(schema_) if schema_ is not None else None
 
     def _sql(self) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect()
@@ -569,26 +614,21 @@ class ParquetTarget(Target):
         self._open_writes.append(write)
         return write
 
-    def record_instruments(self, table: pa.Table) -> None:
+    def _replace_masters(self, catalog: pa.Table, rows: pa.Table) -> None:
+        from app.store import masters as store
+
         self._writable()
-        if table.num_rows == 0:
-            return
-        old = self.instruments()
-        if old.num_rows:
-            con = self._sql()
-            try:
-                keys = base.master_keys(table)
-                con.register("old_masters", old)
-                con.register("new_keys", keys)
-                join = " AND ".join(f'o."{c}" IS NOT DISTINCT FROM k."{c}"' for c in keys.column_names)
-                kept = con.sql(
-                    f"SELECT * FROM old_masters o WHERE NOT EXISTS (SELECT 1 FROM new_keys k WHERE {join})"
-                ).to_arrow_table()
-            finally:
-                con.close()
-            table = pa.concat_tables([kept.cast(table.schema), table])
-        _replace_atomically(_with_generation(table, secrets.token_hex(8)), self.path / "instruments" / "instruments.parquet",
-                            self.session)
+        # One file, replaced atomically: the rows, with the catalog in its metadata.
+        rows = rows.cast(store.ROWS_SCHEMA)
+        if rows.num_rows:
+            # Sorted by token: a lookup of a few tokens reads few pages (statistics).
+            rows = rows.take(pc.sort_indices(rows, [("instrument_token", "ascending"), ("lane", "ascending")]))
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, store.CATALOG_SCHEMA) as writer:
+            writer.write_table(catalog.cast(store.CATALOG_SCHEMA))
+        table = _with_metadata(_with_generation(rows, secrets.token_hex(8)),
+                               {MASTER_CATALOG_KEY: sink.getvalue().to_pybytes()})
+        _replace_atomically(table, self._masters_path(), self.session)
 
     def _store_unknown(self, table: pa.Table) -> None:
         self._writable()
