@@ -26,15 +26,13 @@ def add_parser(subparsers) -> None:
 def resolve_target(target_path, instrument_paths) -> dict:
     """Load masters, record them, resolve and rebuild unknown tokens; the counts as a dict."""
     from app.core.instruments import load_master
-    from app.errors import InputError
-    from app.store import open_target, target_kind
     from pathlib import Path
+
+    from app.store import check_target, open_target
 
     masters = [load_master(p) for p in instrument_paths]
     path = Path(target_path)
-    exists = path.is_file() if target_kind(path) == "duckdb" else path.is_dir()
-    if not exists:
-        raise InputError(f"no target at {path}; ingest into it first")
+    check_target(path, must_exist=True, writable=False)
     with open_target(path) as target:
         # One change: an interruption never leaves masters, ticks and unknown_tokens out of step.
         resolved, unknown = target.resolve_with_masters(masters)

@@ -12,8 +12,8 @@ import datetime as dt
 import json
 import os
 import sys
+from app.core.market_time import IST
 
-IST = dt.timezone(dt.timedelta(hours=5, minutes=30), "IST")  # Kite's times are shown in IST
 
 DESCRIPTION = "List the instrument tokens no master named in a target, with the likely reason."
 

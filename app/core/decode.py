@@ -13,7 +13,6 @@ Arrow arrays are built straight from the resulting numpy arrays.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import threading
@@ -26,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from app.core import protocol, schema
+from app.core.digest import bytes_sha256, file_sha256
 from app.core.framing import (
     BAD_RAW_CAP,
     DETECT_HEAD,
@@ -36,6 +36,8 @@ from app.core.framing import (
     detect_framing,
 )
 from app.errors import InputError, UsageError
+from app.core import market_time
+from app.core.market_time import IST
 
 __all__ = [
     "BAD_RAW_CAP",
@@ -51,9 +53,6 @@ __all__ = [
     "filename_time",
 ]
 
-IST = timezone(timedelta(hours=5, minutes=30))
-_IST_OFFSET_US = (5 * 3600 + 30 * 60) * 1_000_000
-_DAY_US = 86_400 * 1_000_000
 
 _DIVISORS = np.full(256, protocol.DEFAULT_DIVISOR, dtype=np.float64)
 _REAL_SEGMENT = np.zeros(256, dtype=bool)
@@ -83,17 +82,6 @@ def filename_time(name: str) -> Optional[datetime]:
     except ValueError:
         return None
     return local.replace(tzinfo=IST).astimezone(timezone.utc)
-
-
-def file_sha256(path, chunk_bytes: int = 8 << 20) -> str:
-    """sha256 hex of a file, read in chunks (the capture's ``file_id``)."""
-    with open(path, "rb") as f:
-        if hasattr(hashlib, "file_digest"):
-            return hashlib.file_digest(f, "sha256").hexdigest()
-        digest = hashlib.sha256()
-        for block in iter(lambda: f.read(chunk_bytes), b""):
-            digest.update(block)
-        return digest.hexdigest()
 
 
 # --- results --------------------------------------------------------------------------
@@ -354,8 +342,7 @@ def decode_packets(
     known = source >= 0
     columns["tick_time"] = _with_mask(tick, known, schema.UTC_TIME)
     columns["tick_time_source"] = _SOURCE_NAMES.take(pa.array(source, mask=~known))
-    trading_days = ((tick + _IST_OFFSET_US) // _DAY_US).astype(np.int32)
-    columns["trading_date"] = _with_mask(trading_days, known, pa.date32())
+    columns["trading_date"] = _with_mask(market_time.trading_days(tick), known, pa.date32())
 
     table = pa.Table.from_arrays([columns[name] for name in schema.DECODED_SCHEMA.names], schema=schema.DECODED_SCHEMA)
     t2 = time.perf_counter()
@@ -621,7 +608,7 @@ def decode_bytes(data: bytes, framing: Optional[str] = None, *, name: str = "cap
         framing = detect_framing(data[:DETECT_HEAD], len(data))
     summary = DecodeSummary(
         path=name,
-        file_id=hashlib.sha256(data).hexdigest(),
+        file_id=bytes_sha256(data),
         framing=framing,
         bytes=len(data),
         framing_detected=detected,

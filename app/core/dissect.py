@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from app.core import protocol
+from app.core.market_time import IST
 
-IST = dt.timezone(dt.timedelta(hours=5, minutes=30), "IST")
 
 SEVERITY_ERROR = "error"
 SEVERITY_WARNING = "warning"

@@ -29,8 +29,8 @@ from typing import Iterable, NamedTuple, Optional, Sequence
 import numpy as np
 
 from app.core import encode, protocol
+from app.core.market_time import IST
 
-IST = dt.timezone(dt.timedelta(hours=5, minutes=30), "IST")
 SESSION_DATE = dt.date(2025, 10, 13)
 DEFAULT_START = dt.datetime(2025, 10, 13, 9, 15, tzinfo=IST)
 SESSION_SECONDS = (15 * 60 + 30 - (9 * 60 + 15)) * 60  # 09:15 to 15:30 IST

@@ -29,7 +29,6 @@ Arrow columns and every derived column are built in bulk per batch.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import math
 from pathlib import Path
@@ -40,10 +39,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from app.core.digest import file_sha256
 from app.core import protocol, schema
 from app.errors import InputError
+from app.core import market_time
+from app.core.market_time import IST
 
-IST = dt.timezone(dt.timedelta(hours=5, minutes=30), "IST")
 SOURCES = ("json", "jsonl", "parquet")
 
 _SNIFF_BYTES = 64 << 10
@@ -174,14 +175,6 @@ def _whole_lines(text: bytes) -> Iterator[Any]:
                 yield None
 
 
-def file_sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(8 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 # --- reading --------------------------------------------------------------------
 
 
@@ -190,7 +183,7 @@ def read_tick_file(
     *,
     file_id: Optional[str] = None,
     batch_rows: int = 65536,
-    naive_timezone: TimeZoneLike = "Asia/Kolkata",
+    naive_timezone: TimeZoneLike = market_time.IST_NAMES[0],
 ) -> Iterator[pa.Table]:
     """``DECODED_SCHEMA`` tables (about ``batch_rows`` rows each) of a JSON/JSONL/Parquet file.
 
@@ -222,7 +215,7 @@ def read_tick_file(
 def _timezone(value: TimeZoneLike) -> dt.tzinfo:
     if isinstance(value, dt.tzinfo):
         return value
-    if value in ("Asia/Kolkata", "Asia/Calcutta", "IST"):
+    if value in market_time.IST_NAMES:
         return IST  # no DST: a fixed offset needs no tz database
     if value.upper() == "UTC":
         return dt.timezone.utc
@@ -503,7 +496,7 @@ def _derived(arrays: dict[str, pa.Array], n: int) -> dict[str, pa.Array]:
         "change_percent": change_percent,
         "tick_time": tick_time,
         "tick_time_source": source,
-        "trading_date": _ist_date(tick_time),
+        "trading_date": market_time.trading_dates(tick_time),
     }
 
 
@@ -543,13 +536,6 @@ def _with_message_fallback(
     valid = tick != absent
     tick_time = pa.array(np.where(valid, tick, 0), pa.int64(), mask=~valid).cast(schema.UTC_TIME)
     return tick_time, pa.array(source, pa.string())
-
-
-def _ist_date(times: pa.Array) -> pa.Array:
-    micros = times.cast(pa.int64())
-    shifted = pc.add(micros, 19_800_000_000)  # +05:30, IST has no DST
-    days = pc.floor(pc.divide(shifted.cast(pa.float64()), 86_400_000_000.0)).cast(pa.int32())
-    return days.cast(pa.date32())
 
 
 # --- Parquet --------------------------------------------------------------------

@@ -25,7 +25,6 @@ Shape of a run (``IngestJob.run``, blocking, in the caller's thread)::
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import queue
@@ -43,6 +42,7 @@ import pyarrow.compute as pc
 from app import __version__
 from app.core import schema
 from app.errors import EXIT_OK, EXIT_PARTIAL, InputError, UsageError
+from app.core import digest
 from app.pipeline.inputs import TICK_DUMP_EXTENSIONS, expand_inputs
 from app.store import AlreadyIngested, CaptureRecord, Target, open_target
 
@@ -53,7 +53,6 @@ FINAL_STAGES = frozenset({"done", "skipped", "failed", "cancelled"})
 STATUSES = ("ingested", "skipped", "failed", "cancelled")
 
 PROGRESS_INTERVAL = 0.05  # seconds between updates of one file (~20/s)
-HASH_BLOCK = 8 << 20
 DEFAULT_CHUNK_BYTES = 8 << 20  # capture bytes per decoded batch: bounds each batch's memory
 MAX_WORKERS = 64
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a Ctrl-C'd command
@@ -191,21 +190,11 @@ class _File:
 
 
 def file_sha256(path: Path, cancel: Optional[threading.Event] = None, on_bytes=None) -> str:
-    """sha256 hex of a file's bytes (hashlib releases the GIL on big blocks)."""
-    digest = hashlib.sha256()
-    done = 0
-    with open(path, "rb") as f:
-        while True:
-            if cancel is not None and cancel.is_set():
-                raise _Cancelled()
-            block = f.read(HASH_BLOCK)
-            if not block:
-                break
-            digest.update(block)
-            done += len(block)
-            if on_bytes:
-                on_bytes(done)
-    return digest.hexdigest()
+    """``app.core.digest.file_sha256``, cancelled the pipeline's way."""
+    try:
+        return digest.file_sha256(path, cancel, on_bytes)
+    except digest.HashCancelled:
+        raise _Cancelled() from None
 
 
 def decode_batches(f: _File, chunk_bytes: int = DEFAULT_CHUNK_BYTES):

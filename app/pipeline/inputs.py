@@ -5,12 +5,14 @@ folders, walked recursively without following links, a file is taken when its
 extension is a capture's or a tick dump's, or when its first bytes look like one:
 instrument masters (.csv), databases and hidden files are left alone, and so is every
 folder holding a Tickscope Parquet dataset (its parts are ticks already stored, not
-inputs). ``walk_folder`` is that folder rule, shared with the desktop app's intake.
+inputs). ``select_inputs`` is the one rule, used by ``tickscope ingest`` and the desktop
+app's drop/add (``app.model.intake``) alike.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence
 
@@ -85,36 +87,67 @@ def _inside(path: Path, folders: Sequence[Path]) -> bool:
     return any(path == f or f in path.parents for f in folders)
 
 
-def expand_inputs(paths: Iterable, *, exclude: Iterable = ()) -> list[Path]:
-    """The input files named by ``paths`` (files and folders), without duplicates.
+@dataclass
+class InputSelection:
+    """What ``select_inputs`` made of the paths it was given."""
 
-    ``exclude`` are paths never read (the target itself when it sits among the
-    inputs). A missing path, or no input files at all, is a usage error (exit 2).
+    files: list[Path] = field(default_factory=list)  # the inputs, in order, without duplicates
+    refused: list[tuple[Path, str]] = field(default_factory=list)  # a named path and why it is no input
+    datasets: list[Path] = field(default_factory=list)  # Parquet datasets found (and left alone)
+
+
+def select_inputs(paths: Iterable, *, exclude: Iterable = ()) -> InputSelection:
+    """THE rule for what a file is, for ``tickscope ingest`` and the desktop app's drop/add alike.
+
+    A named regular file is always an input (its content decides how it is read); a folder
+    gives the candidate files under it (``walk_folder``) that ``_wanted`` takes; a missing
+    path, something that is neither file nor folder, or a folder that is a Tickscope dataset
+    is refused with a reason. ``exclude`` are paths never read (the target itself when it
+    sits among the inputs).
     """
     excluded = [Path(os.path.realpath(p)) for p in exclude]
     seen: set[Path] = set()
-    files: list[Path] = []
+    selection = InputSelection()
 
     def add(path: Path) -> None:
         real = Path(os.path.realpath(path))
         if real in seen or _inside(real, excluded):
             return
         seen.add(real)
-        files.append(path)
+        selection.files.append(path)
 
     for raw in paths:
         path = Path(raw)
         if not path.exists():
-            raise InputError(f"input not found: {path} (give capture files or folders that exist)")
-        if path.is_dir():
-            found = [full for full in walk_folder(path) if full.is_file() and _wanted(full)]
+            selection.refused.append((path, "no such file or folder"))
+        elif path.is_dir():
+            datasets: list[Path] = []
+            found = [full for full in walk_folder(path, datasets) if full.is_file() and _wanted(full)]
+            selection.datasets.extend(datasets)
+            if datasets and datasets[0] == path:
+                selection.refused.append((path, "a Tickscope Parquet dataset (ticks already stored), not captures"))
             for full in sorted(found):
                 add(full)
         elif path.is_file():
             add(path)
         else:
+            selection.refused.append((path, "not a regular file or folder"))
+    return selection
+
+
+def expand_inputs(paths: Iterable, *, exclude: Iterable = ()) -> list[Path]:
+    """The input files named by ``paths`` (``select_inputs``), for the command line.
+
+    A missing path, or no input files at all, is a usage error (exit 2).
+    """
+    paths = list(paths)
+    selection = select_inputs(paths, exclude=exclude)
+    for path, reason in selection.refused:
+        if not path.exists():
+            raise InputError(f"input not found: {path} (give capture files or folders that exist)")
+        if not path.is_dir():
             raise InputError(f"input is not a regular file or folder: {path}")
-    if not files:
+    if not selection.files:
         shown = ", ".join(str(p) for p in paths) or "(none)"
         raise UsageError(f"no capture or tick files found in {shown}")
-    return files
+    return selection.files

@@ -21,11 +21,7 @@ from app.store.base import (
     Target,
 )
 
-DUCKDB_SUFFIXES = (".duckdb", ".db")
-
-
-def target_kind(path: Path | str) -> str:
-    return "duckdb" if Path(path).suffix.lower() in DUCKDB_SUFFIXES else "parquet"
+from app.store.checks import DUCKDB_SUFFIXES, TargetCheck, TargetProblem, check_target, target_kind
 
 
 def open_target(path: Path | str, *, read_only: bool = False) -> Target:
@@ -47,21 +43,14 @@ def open_existing_target(path: Path | str) -> Target:
     """Open for writing a target that must already exist (``verify``, ``remove``): opening
     for writing holds the lock and, for a Parquet dataset, finishes an interrupted commit
     first. InputError when there is no target at ``path``."""
-    from app.errors import InputError
-
-    path = Path(path)
-    if target_kind(path) == "duckdb":
-        exists = path.is_file()
-    else:
-        from app.store.parquet import MARKER
-
-        exists = (path / MARKER).is_file()
-    if not exists:
-        raise InputError(f"no Tickscope target at {path}; give a .duckdb file or a dataset folder ingested into")
+    check_target(path, must_exist=True)
     return open_target(path)
 
 
 __all__ = [
+    "check_target",
+    "TargetCheck",
+    "TargetProblem",
     "open_existing_target",
     "Finding",
     "NotInTarget",

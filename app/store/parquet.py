@@ -74,7 +74,7 @@ from app.store.base import (
 
 log = logging.getLogger(__name__)
 
-MARKER = "tickscope-dataset.json"
+from app.store.checks import MARKER, check_target  # noqa: E402 - the one spelling and rule
 LOCK = ".tickscope-lock"
 # 2: the commit journal, private part names, per-part rows/bytes/footer fingerprints in
 # the manifest. A version-1 dataset is migrated at its first open for writing.
@@ -271,14 +271,7 @@ class ParquetTarget(Target):
             raise
 
     def _check_folder(self) -> None:
-        if self.path.exists() and not self.path.is_dir():
-            raise InputError(f"target {self.path} is a file, not a dataset folder; use a .duckdb name or a folder")
-        if self.read_only and not (self.path / MARKER).is_file():
-            raise InputError(f"no Tickscope dataset at {self.path}; ingest into it first")
-        if self.path.is_dir() and not (self.path / MARKER).is_file() and any(self.path.iterdir()):
-            raise InputError(
-                f"{self.path} is a folder that is not a Tickscope dataset; choose an empty or new folder"
-            )
+        check_target(self.path, must_exist=self.read_only, writable=False)  # writing fails on its own
 
     def close(self) -> None:
         for write in list(getattr(self, "_open_writes", ())):

@@ -25,8 +25,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.ui.icons import icon
+from app.core.market_time import IST
 
-IST = dt.timezone(dt.timedelta(hours=5, minutes=30), "IST")
 
 # (table column, header)
 COLUMNS = (

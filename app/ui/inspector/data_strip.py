@@ -8,8 +8,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel
 
 from app.ui.inspector.models import monospace_font
+from app.core.market_time import IST
 
-IST = dt.timezone(dt.timedelta(hours=5, minutes=30), "IST")
 ROWS = (("u16", 2, False), ("u32", 4, False), ("i32", 4, True))
 
 

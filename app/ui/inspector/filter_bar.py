@@ -15,8 +15,8 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEd
 
 from app.core import protocol
 from app.core.packet_index import KIND_NAMES, RowFilter, parse_offset
+from app.core.market_time import IST
 
-IST = dt.timezone(dt.timedelta(hours=5, minutes=30), "IST")
 _SPLIT = re.compile(r"[,\s]+")
 _RANGE = re.compile(r"\s*(.+?)\s*(?:\.\.|–|—|\s-\s|-(?=\s*(?:0x|\d)))\s*(.+?)\s*$")
 INVALID_STYLE = "border: 1px solid #dc2626; background: rgba(220, 38, 38, 0.08);"

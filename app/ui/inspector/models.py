@@ -29,8 +29,8 @@ from app.core.packet_index import (
 )
 from app.ui import theme
 from app.ui.icons import icon
+from app.core.market_time import IST
 
-IST = dt.timezone(dt.timedelta(hours=5, minutes=30), "IST")
 
 COLUMNS = ("No.", "Offset", "Message", "Length", "Kind", "Token", "Symbol", "Segment", "Last price",
            "Exchange time (IST)", "Expert")
