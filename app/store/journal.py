@@ -187,7 +187,19 @@ class Journal:
     # -- sessions -------------------------------------------------------------------
 
     def start(self) -> None:
-        self._write_session()
+        # Created in place, not through a temporary file: until this name exists nothing
+        # records the session, so a temporary file of it could never be proven ours. A
+        # kill mid-write leaves this file cut short; recovery then goes by its name alone
+        # (no write id exists yet: later rewrites go through recorded temporary names).
+        self.folder.mkdir(parents=True, exist_ok=True)
+        data = json.dumps({"session": self.session, "pid": os.getpid(), "write_ids": []}).encode()
+        fd = os.open(self._session_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        fsync_dir(self.folder)
         self._started = True
 
     def _write_session(self) -> None:
@@ -281,7 +293,10 @@ class Journal:
                 match = SESSION_FILE.match(entry.name)
                 if not match or match.group("session") == self.session:
                     continue
-                data = _read_json(entry)
+                try:
+                    data = _read_json(entry)
+                except JournalError:
+                    data = {}  # cut short while being created: the name is the record
                 sessions.add(match.group("session"))
                 write_ids.update(w for w in data.get("write_ids", []) if isinstance(w, str) and re.fullmatch(HEX8, w))
                 files.append(entry)

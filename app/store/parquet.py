@@ -142,9 +142,16 @@ def _replace_atomically(table: pa.Table, final: Path, session: Optional[str] = N
     _fsync_dir(final.parent)
 
 
-def _write_marker(marker: Path) -> None:
-    tmp = marker.parent / f".{marker.name}.{secrets.token_hex(4)}.tmp"
-    tmp.write_text(json.dumps({"format": "tickscope-parquet", "version": FORMAT_VERSION}) + "\n")
+def _write_marker(marker: Path, session: Optional[str] = None) -> None:
+    """Write the marker: in place when creating the dataset (a kill mid-write leaves a marker
+    that reads as version 1, migrated again at the next open); replaced atomically through
+    a temporary file in the journal folder named with ``session`` when migrating."""
+    text = json.dumps({"format": "tickscope-parquet", "version": FORMAT_VERSION}) + "\n"
+    if session is None:
+        marker.write_text(text)
+        return
+    tmp = marker.parent / journal.JOURNAL_DIR / f".{marker.name}.{session}-{secrets.token_hex(4)}.tmp"
+    tmp.write_text(text)
     os.replace(tmp, marker)
 
 
@@ -356,7 +363,7 @@ class ParquetTarget(Target):
         if self._captures.num_rows:
             # The manifest with its parts fingerprinted; every listed part keeps its name.
             self._commit(self._captures, publish=[], unpublish=[])
-        _write_marker(marker)
+        _write_marker(marker, self.session)
         log.info("migrated the Parquet dataset %s to format %d", self.path, FORMAT_VERSION)
 
     def _referenced(self) -> set[str]:
