@@ -293,6 +293,24 @@ def test_leftovers_of_a_killed_client_are_removed_at_the_next_run(tmp_path, inpu
             n for rel, n in orphan["parts"].items() if rel.startswith("ticks/"))
 
 
+def test_a_damaged_capture_is_reingested_not_skipped(tmp_path, inputs, client):
+    files, _ = inputs
+    target = tmp_path / "dataset"
+    run_dask_ingest(files[:2], target, client=client)
+    before = snapshot(target)
+    with ParquetTarget(target, read_only=True) as t:
+        fid, parts = next(iter(t.committed_parts().items()))
+    (target / parts[0]).unlink()
+    report = run_dask_ingest(files[:2], target, client=client)
+    statuses = sorted((f.status, "damaged" in (f.error or "")) for f in report.files)
+    assert statuses == [("ingested", True), ("skipped", False)]
+    with ParquetTarget(target) as t:
+        assert t.verify() == []
+    after = snapshot(target)
+    assert after["ticks"].equals(before["ticks"]) and after["counts"] == before["counts"]
+    assert_clean(target)
+
+
 # --- --force and --scheduler -----------------------------------------------------------------
 
 
