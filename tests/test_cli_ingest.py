@@ -20,6 +20,7 @@ from app.cli import main
 from app.commands.ingest import PlainProgress, TerminalProgress
 from app.core import synthetic
 from app.pipeline import FileProgress
+from app.pipeline.ingest import file_sha256
 from app.store import open_target
 from tests.conftest import REPO
 
@@ -141,11 +142,55 @@ def test_a_duckdb_target_held_by_another_process_exits_3_fast_and_writes_nothing
 
 @pytest.fixture(scope="module")
 def big(tmp_path_factory):
-    """Inputs whose ingest takes seconds: a small file then a big one (workers=1 keeps that order)."""
+    """A small file then a big one (workers=1 keeps that order). The big one holds more
+    than one DuckDB insert (4 row groups of 122,880 rows at most) before its pause point."""
     folder = tmp_path_factory.mktemp("big")
     small = synthetic.generate_capture(folder / "a_small.dat", packets=5000, seed=21)
-    large = synthetic.generate_capture(folder / "b_large.dat", packets=900_000, seed=22)
+    large = synthetic.generate_capture(folder / "b_large.dat", packets=700_000, seed=22)
     return folder, small.packets, large.packets
+
+
+# The real `tickscope ingest`, paused in the middle of writing the large capture: once
+# the target has been handed ``rows`` of its ticks (none committed), it says PAUSED on
+# stderr and waits to be killed. The kill then lands at that point on any machine,
+# however fast it decodes or writes (a sleep before the kill raced the ingest).
+PAUSED_INGEST = textwrap.dedent(
+    """
+    import sys, threading
+    import app.store.duck, app.store.parquet
+    from app.cli import main
+    from app.store.base import Target
+
+    victim, rows = sys.argv[1], int(sys.argv[2])
+
+    def watched(write):
+        add_ticks, handed = write.add_ticks, [0]
+        def add(ticks):
+            add_ticks(ticks)
+            handed[0] += ticks.num_rows
+            if handed[0] >= rows:
+                print(f"PAUSED after {handed[0]} rows", file=sys.stderr, flush=True)
+                threading.Event().wait()  # until killed
+        write.add_ticks = add
+        return write
+
+    def pausing(begin):
+        def wrapper(self, file_id, *args, **kwargs):
+            write = begin(self, file_id, *args, **kwargs)
+            return watched(write) if file_id == victim else write
+        return wrapper
+
+    def targets(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from targets(sub)
+
+    for cls in set(targets(Target)):
+        if "begin" in vars(cls):
+            cls.begin = pausing(cls.begin)
+    sys.exit(main(sys.argv[3:]))
+    """
+)
 
 
 @pytest.mark.slow
@@ -153,20 +198,24 @@ def big(tmp_path_factory):
 def test_kill_9_mid_write_then_rerun_gives_exact_counts(tmp_path, big, kind):
     folder, small_packets, large_packets = big
     target = target_path(tmp_path, kind)
+    victim = file_sha256(folder / "b_large.dat")
+    pause_at = large_packets * 3 // 4  # most of it handed over, beyond one DuckDB insert
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app", "ingest", str(folder), "--target", str(target), "--workers", "1"],
+        [sys.executable, "-c", PAUSED_INGEST, victim, str(pause_at),
+         "ingest", str(folder), "--target", str(target), "--workers", "1"],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     try:
         seen = []
-        for line in proc.stderr:
+        for line in proc.stderr:  # ends at the pause, or at EOF if the child exits instead
             seen.append(line)
-            if line.startswith("decoding") and "b_large" in line:
+            if line.startswith("PAUSED"):
                 break
+        assert seen and seen[-1].startswith("PAUSED"), seen
         assert any(l.startswith("done") and "a_small" in l for l in seen), seen
-        time.sleep(1.5)  # well into writing the large file (it takes several seconds)
-        assert proc.poll() is None, "the ingest finished before it could be killed: make the file bigger"
+        assert proc.poll() is None
         os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait() == -signal.SIGKILL
     finally:
         proc.kill()
         proc.wait()
