@@ -74,5 +74,5 @@ def gather(paths: Iterable[os.PathLike | str], *, exclude: Iterable = ()) -> Int
         except OSError:
             size = 0
         intake.accepted.append(QueueEntry(str(path.absolute()), size, framing_label(path, size)))
-    intake.refused = [(str(p), reason) for p, reason in selection.refused]
+    intake.refused = [(str(p), reason) for p, reason in selection.refused + selection.left_out]
     return intake

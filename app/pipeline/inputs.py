@@ -64,6 +64,16 @@ def _wanted(path: Path) -> bool:
     return _sniffed(path)
 
 
+def _why_not(path: Path) -> str:
+    """Why a file inside a folder is no input (for the app's "not queued" line)."""
+    if not path.is_file():
+        return "not a regular file"
+    suffix = path.suffix.lower()
+    if suffix in IGNORED_EXTENSIONS:
+        return f"{suffix} files are not captures or tick dumps"
+    return "not a Kite capture or tick dump"
+
+
 def walk_folder(folder: Path, datasets: Optional[list] = None) -> Iterator[Path]:
     """Every candidate file under ``folder``, sorted: hidden entries and Parquet datasets left out.
 
@@ -94,6 +104,7 @@ class InputSelection:
     files: list[Path] = field(default_factory=list)  # the inputs, in order, without duplicates
     refused: list[tuple[Path, str]] = field(default_factory=list)  # a named path and why it is no input
     datasets: list[Path] = field(default_factory=list)  # Parquet datasets found (and left alone)
+    left_out: list[tuple[Path, str]] = field(default_factory=list)  # files in folders that are no input, and why
 
 
 def select_inputs(paths: Iterable, *, exclude: Iterable = ()) -> InputSelection:
@@ -122,7 +133,12 @@ def select_inputs(paths: Iterable, *, exclude: Iterable = ()) -> InputSelection:
             selection.refused.append((path, "no such file or folder"))
         elif path.is_dir():
             datasets: list[Path] = []
-            found = [full for full in walk_folder(path, datasets) if full.is_file() and _wanted(full)]
+            found = []
+            for full in walk_folder(path, datasets):
+                if full.is_file() and _wanted(full):
+                    found.append(full)
+                else:
+                    selection.left_out.append((full, _why_not(full)))
             selection.datasets.extend(datasets)
             if datasets and datasets[0] == path:
                 selection.refused.append((path, "a Tickscope Parquet dataset (ticks already stored), not captures"))

@@ -45,7 +45,8 @@ def run_gui(args) -> int:
 
     from app.ui import logs
     from app.ui.icons import icon
-    from app.ui.main_window import MainWindow, TargetProblem, validate_target
+    from app.model.targets import TargetProblem, validate_target
+    from app.ui.main_window import MainWindow
     from app.ui.settings import Settings
 
     log_file = logs.setup_logging()
@@ -112,7 +113,7 @@ def run_gui(args) -> int:
         window.queue_done.connect(lambda: QTimer.singleShot(0, finish_when_idle))
     start = bool(getattr(args, "start", False)) or quit_when_done
     started = False
-    if start and window.model.queued_unassigned():
+    if start and window.session.queued_unassigned():
         QTimer.singleShot(0, window.start)
         started = True
     if quit_when_done and not started:

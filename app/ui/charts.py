@@ -25,6 +25,7 @@ IST_OFFSET_S = 5 * 3600 + 30 * 60
 
 
 def _style_plot(plot: pg.PlotItem, title: str, left: str, grid: bool = True) -> None:
+    plot._tickscope_style = (title, left, grid)  # restyle() applies it again with a new theme
     c = theme.colors()
     plot.setTitle(f"<span style='color:{c['muted']};font-size:9pt'>{title}</span>")
     plot.setLabel("left", left, color=c["muted"])
@@ -36,6 +37,15 @@ def _style_plot(plot: pg.PlotItem, title: str, left: str, grid: bool = True) -> 
         axis = plot.getAxis(name)
         axis.setPen(pg.mkPen(c["border"]))
         axis.setTextPen(pg.mkPen(c["plot_fg"]))
+
+
+def restyle(graphics: pg.GraphicsLayoutWidget) -> None:
+    """Theme colours again on a chart and every plot in it (after a theme change)."""
+    graphics.setBackground(theme.colors()["plot_bg"])
+    for item in graphics.ci.items:
+        style = getattr(item, "_tickscope_style", None)
+        if style is not None:
+            _style_plot(item, *style)
 
 
 class CompactAxis(pg.AxisItem):
@@ -55,7 +65,7 @@ class CompactAxis(pg.AxisItem):
 
 
 class ThroughputChart(pg.GraphicsLayoutWidget):
-    """Packets/s and MB/s over the seconds since the first job started."""
+    """Packets/s and MB/s of the current job, over the seconds since it started."""
 
     MAX_POINTS = 3000
 
@@ -68,12 +78,12 @@ class ThroughputChart(pg.GraphicsLayoutWidget):
         self.pps_plot = self.addPlot(row=0, col=0, axisItems={"left": CompactAxis("left")})
         self.mbps_plot = self.addPlot(row=1, col=0, axisItems={"left": CompactAxis("left")})
         self.mbps_plot.setXLink(self.pps_plot)
-        _style_plot(self.pps_plot, "Packets per second", "pkt/s", grid=False)
-        _style_plot(self.mbps_plot, "Megabytes per second", "MB/s", grid=False)
+        _style_plot(self.pps_plot, "Packets per second (current job)", "pkt/s", grid=False)
+        _style_plot(self.mbps_plot, "Megabytes per second (current job)", "MB/s", grid=False)
         self.pps_plot.hideAxis("bottom")  # shares the lower plot's time axis
         for plot in (self.pps_plot, self.mbps_plot):
             plot.getAxis("left").setWidth(64)
-        self.mbps_plot.setLabel("bottom", "seconds", color=theme.colors()["muted"])
+        self.mbps_plot.setLabel("bottom", "seconds since the job started", color=theme.colors()["muted"])
         self.pps_curve = self.pps_plot.plot(
             pen=pg.mkPen(PPS_COLOR, width=2), fillLevel=0, brush=pg.mkBrush(59, 130, 246, 40))
         self.mbps_curve = self.mbps_plot.plot(

@@ -22,7 +22,6 @@ from __future__ import annotations
 import collections
 import itertools
 import logging
-import os
 import sys
 import threading
 import time
@@ -32,15 +31,12 @@ from typing import Any, Callable, Optional
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal, Slot
 
+from app.model.session import path_key
+
 log = logging.getLogger(__name__)
 
 DRAIN_INTERVAL_MS = 50
 THROUGHPUT_INTERVAL_S = 0.5  # chart points: each one repaints the live chart
-
-
-def path_key(path) -> str:
-    """The one spelling of a file path used to match rows and progress."""
-    return os.path.abspath(os.fspath(path))
 
 
 class TaskSignals(QObject):
@@ -137,7 +133,7 @@ class JobManager(QObject):
     job_finished = Signal(int, object)  # job id, IngestReport
     job_failed = Signal(int, object, str)  # job id, exception, traceback
     task_finished = Signal(int)  # task id (after its callback ran)
-    throughput = Signal(float, float, float)  # seconds since first job, packets/s, MB/s
+    throughput = Signal(float, float, float)  # seconds since the current job started, packets/s, MB/s
     busy_changed = Signal(bool)
 
     def __init__(
@@ -252,8 +248,8 @@ class JobManager(QObject):
         if work.exclusive:
             self._exclusive = work.id
         if work.kind == "ingest":
-            if self._epoch is None:
-                self._epoch = time.monotonic()
+            if self._epoch is None or not any(w.launched for w in self._ingests()):
+                self._epoch = time.monotonic()  # the chart's time axis: since this job started
             self._window_start = time.monotonic()
             self._timer.start()
         work.launched = True

@@ -33,76 +33,27 @@ from PySide6.QtWidgets import (
 
 from app import __version__
 from app.errors import EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
-from app.store.parquet import MARKER as DATASET_MARKER
-from app.ui import intake, paths, target_queries as tq, theme
+from app.model import faults, intake, queue_store
+from app.model.faults import one_line as _one_line
+from app.model.session import RETRYABLE, Session
+from app.model.targets import TargetProblem, TargetState, read_state, validate_target
+from app.ui import paths, target_queries as tq, theme
 from app.ui import queue_model as qm
-from app.ui.charts import BreakdownChart, PricePreview, ThroughputChart
+from app.ui.charts import BreakdownChart, PricePreview, ThroughputChart, restyle
+from app.ui.formatting import human_duration
 from app.ui.delegates import ActionDelegate, ProgressDelegate
 from app.ui.dialogs import Ask, ErrorDialog, open_log_folder
 from app.ui.icons import icon
-from app.ui.job_manager import JobManager, path_key
+from app.ui.details_pane import DetailsPane
+from app.ui.job_manager import JobManager
 from app.ui.settings import Settings
 from app.ui.unknown_pane import UnknownTokensPane
 from app.ui.widgets import DropOverlay, EmptyQueuePanel, InstrumentsCard, SeverityIndicator, TargetCard
 
 log = logging.getLogger(__name__)
 
-DUCKDB_SUFFIXES = (".duckdb", ".db")
-DUCKDB_MAGIC = b"DUCK"  # bytes 8..12 of every DuckDB database file
 INGEST_WORKERS = 2
-
-
-class TargetProblem(Exception):
-    """A target the user chose that cannot be used; str() says why and what to do."""
-
-
-def validate_target(path: str) -> str:
-    """The absolute target path if usable (new or existing), else TargetProblem."""
-    if not path:
-        raise TargetProblem("No target given.")
-    target = Path(path).expanduser().absolute()
-    if target.suffix.lower() in DUCKDB_SUFFIXES:
-        if target.exists():
-            if not target.is_file():
-                raise TargetProblem(f"{target} is a folder, not a DuckDB file.")
-            if target.stat().st_size:
-                try:
-                    with target.open("rb") as handle:
-                        head = handle.read(12)
-                except OSError as err:
-                    raise TargetProblem(f"Can't read {target}: {err.strerror or err}.") from None
-                if head[8:12] != DUCKDB_MAGIC:
-                    raise TargetProblem(f"{target} exists but is not a DuckDB database.")
-            if not os.access(target, os.W_OK):
-                raise TargetProblem(f"{target} is read-only.")
-        else:
-            if not target.parent.is_dir():
-                raise TargetProblem(f"The folder {target.parent} does not exist.")
-            if not os.access(target.parent, os.W_OK):
-                raise TargetProblem(f"Can't create files in {target.parent}.")
-        return str(target)
-    if target.exists():
-        if not target.is_dir():
-            raise TargetProblem(
-                f"{target} is a file: a target is a .duckdb/.db file or a Parquet dataset folder.")
-        if not os.access(target, os.W_OK):
-            raise TargetProblem(f"The folder {target} is read-only.")
-        # The rule ParquetTarget._check_folder applies on open (it is private and needs an
-        # instance, so its marker is shared instead): never write into someone else's folder.
-        try:
-            foreign = not (target / DATASET_MARKER).is_file() and any(target.iterdir())
-        except OSError as err:
-            raise TargetProblem(f"Can't read the folder {target}: {err.strerror or err}.") from None
-        if foreign:
-            raise TargetProblem(
-                f"{target} is a folder that is not a Tickscope dataset; choose an empty or new folder.")
-    else:
-        parent = target.parent
-        if not parent.is_dir():
-            raise TargetProblem(f"The folder {parent} does not exist.")
-        if not os.access(parent, os.W_OK):
-            raise TargetProblem(f"Can't create a folder in {parent}.")
-    return str(target)
+QUEUE_SAVE_DELAY_MS = 300
 
 
 class MainWindow(QMainWindow):
@@ -125,19 +76,24 @@ class MainWindow(QMainWindow):
         self.interactive = interactive
         self.remember = interactive  # a scripted run leaves the remembered setup alone
         self.jobs = JobManager(self, job_factory=job_factory)
-        self.model = qm.QueueModel(self)
+        self.session = Session()
+        self.model = qm.QueueModel(self.session, self)
+        self.target_state: Optional[TargetState] = None  # what the target holds (read after each change)
         self.target: Optional[str] = None
         self.instrument_paths: list[str] = []
         self.master_infos: dict[str, object] = {}
         self.session_active = False  # Start was pressed and the queue has not drained
-        self.lock_failures = 0
-        self.no_target_failures = 0  # scripted starts with nowhere to store: a usage error
         self._closing = False
 
-        self.setWindowTitle("Tickscope")
         self.setWindowIcon(icon("tickscope"))
         self.setAcceptDrops(True)
-        self.resize(1280, 820)
+        self.resize(1024, 700)  # a saved geometry replaces it; nothing else resizes the window
+        # The palette before any widget exists: charts take their colours when built.
+        theme.apply(theme_choice or self.settings.theme)
+        self._save_timer = QTimer(self)
+        self._save_timer.setSingleShot(True)
+        self._save_timer.setInterval(QUEUE_SAVE_DELAY_MS)
+        self._save_timer.timeout.connect(self.save_queue)
         self._build_actions()
         self._build_menus()
         self._build_toolbar()
@@ -309,9 +265,9 @@ class MainWindow(QMainWindow):
         header = self.queue_view.horizontalHeader()
         header.setHighlightSections(False)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        widths = {qm.Column.FILE: 270, qm.Column.SIZE: 78, qm.Column.FRAMING: 82, qm.Column.STATUS: 84,
-                  qm.Column.PROGRESS: 170, qm.Column.PACKETS: 84, qm.Column.RATE: 100, qm.Column.ETA: 62,
-                  qm.Column.BAD: 104, qm.Column.UNRESOLVED: 140, qm.Column.NOTE: 160, qm.Column.ACTION: 30}
+        widths = {qm.Column.FILE: 190, qm.Column.SIZE: 64, qm.Column.FRAMING: 70, qm.Column.STATUS: 74,
+                  qm.Column.PROGRESS: 110, qm.Column.PACKETS: 64, qm.Column.RATE: 70,
+                  qm.Column.BAD: 64, qm.Column.UNRESOLVED: 76, qm.Column.NOTE: 120, qm.Column.ACTION: 30}
         for column, width in widths.items():
             self.queue_view.setColumnWidth(column, width)
         header.setSectionResizeMode(qm.Column.NOTE, QHeaderView.ResizeMode.Stretch)
@@ -324,9 +280,11 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.unknown_pane = UnknownTokensPane()
+        self.details_pane = DetailsPane()
         self.throughput_chart = ThroughputChart()
         self.breakdown_chart = BreakdownChart()
         self.price_preview = PricePreview()
+        self.tabs.addTab(self.details_pane, "Details")
         self.tabs.addTab(self.unknown_pane, icon("resolve"), "Unknown tokens")
         self.tabs.addTab(self.throughput_chart, "Throughput")
         self.tabs.addTab(self.breakdown_chart, "File breakdown")
@@ -355,7 +313,10 @@ class MainWindow(QMainWindow):
         self.jobs.busy_changed.connect(self._on_busy_changed)
         self.model.rowsInserted.connect(self._on_rows_changed)
         self.model.modelReset.connect(self._on_rows_changed)
-        self.model.dataChanged.connect(lambda *_: self._update_status())
+        self.model.dataChanged.connect(lambda *_: self._on_rows_updated())
+        self.model.rowsInserted.connect(lambda *_: self._queue_changed())
+        self.model.modelReset.connect(lambda *_: self._queue_changed())
+        self.details_pane.open_logs.connect(open_log_folder)
         self.queue_view.selectionModel().selectionChanged.connect(self._on_selection)
         self.action_delegate.clicked.connect(self._on_row_action)
         self.target_card.change.setMenu(self.target_card.menu)
@@ -379,8 +340,8 @@ class MainWindow(QMainWindow):
     def _restore(self, theme_choice: Optional[str]) -> None:
         choice = theme_choice or self.settings.theme
         self.theme_actions[choice].setChecked(True)
-        theme.apply(choice)
-        self._refresh_icons()  # they were drawn before the theme's palette was in place
+        self._restyle_charts()
+        self._refresh_icons()
         geometry = self.settings.geometry()
         if geometry is not None:
             self.restoreGeometry(geometry)
@@ -391,6 +352,8 @@ class MainWindow(QMainWindow):
             except TargetProblem as problem:
                 log.warning("remembered target unusable: %s", problem)
                 self.target = None
+        if self.target and self.remember:  # its queue, as the app left it
+            self.session.replace_rows(queue_store.load(self.target), self.target)
         self._show_target()
         self.instrument_paths = [p for p in self.settings.instruments]
         self._load_master_infos(self.instrument_paths)
@@ -451,18 +414,14 @@ class MainWindow(QMainWindow):
     # ==== the queue ===============================================================
 
     def add_paths(self, raw_paths: list[str]) -> intake.Intake:
-        """Queue the supported files among ``raw_paths`` (folders walked)."""
-        found = intake.gather(raw_paths)
-        added = self.model.add(found.accepted)
+        """Queue what ``tickscope ingest`` would read of ``raw_paths`` (the one intake rule)."""
+        found = intake.gather(raw_paths, exclude=[self.target] if self.target else ())
+        added = self.session.add(found.accepted)
         for path, reason in found.refused:
             log.info("not queued: %s (%s)", path, reason)
         if added and self.remember:
             self.settings.add_recent_files(added)
-        message = found.summary()
-        skipped = len(found.accepted) - len(added)
-        if skipped:
-            message += f" ({skipped} already in the queue)"
-        self.statusBar().showMessage(message, 8000)
+        self.statusBar().showMessage(found.summary(already_queued=len(found.accepted) - len(added)), 8000)
         if added and self.session_active:
             QTimer.singleShot(0, self._start_queued)
         self._update_actions()
@@ -470,7 +429,7 @@ class MainWindow(QMainWindow):
 
     def start(self) -> Optional[int]:
         """Ingest every queued file not yet in a job; returns the job id."""
-        if not self.model.queued_unassigned():
+        if not self.session.queued_unassigned():
             self.statusBar().showMessage("Nothing queued: add captures first", 5000)
             return None
         if not self.target:
@@ -480,10 +439,9 @@ class MainWindow(QMainWindow):
                                    "Choose a DuckDB file or a Parquet folder with File → Choose target, "
                                    "then press Start again.")
             else:
-                log.warning("no target: %d queued files not started", len(self.model.queued_unassigned()))
+                log.warning("no target: %d queued files not started", len(self.session.queued_unassigned()))
                 self.session_active = True
-                self.no_target_failures += 1
-                self.model.set_status(self.model.queued_unassigned(), qm.FAILED, problem)
+                self.session.fail(self.session.queued_unassigned(), faults.make(faults.NO_TARGET, problem))
             self.statusBar().showMessage(problem, 8000)
             self._maybe_done()
             return None
@@ -491,13 +449,13 @@ class MainWindow(QMainWindow):
         return self._start_queued()
 
     def _start_queued(self) -> Optional[int]:
-        queued = self.model.queued_unassigned()
+        queued = self.session.queued_unassigned()
         if not queued or not self.target or self._closing:
             self._maybe_done()
             return None
         gone = [p for p in queued if not os.path.exists(p)]
         if gone:  # one vanished file must not sink the others' job
-            self.model.set_status(gone, qm.FAILED, "the file no longer exists")
+            self.session.fail(gone, faults.make(faults.VANISHED, "the file no longer exists"))
             queued = [p for p in queued if p not in gone]
             if not queued:
                 self._maybe_done()
@@ -507,11 +465,14 @@ class MainWindow(QMainWindow):
                                             workers=INGEST_WORKERS)
         except Exception as exc:  # noqa: BLE001 - building the job failed: rows say why
             log.exception("could not start ingest")
-            self.model.set_status(queued, qm.FAILED, _one_line(exc))
+            import traceback
+
+            self.session.fail(queued, faults.fault_from_exception(exc, traceback.format_exc()))
             self._maybe_done()
             return None
-        self.model.assign_job(queued, job_id)
-        self.throughput_chart.setVisible(True)
+        self.session.assign_job(queued, job_id)
+        if self.jobs.running_jobs() == 1:  # a new job: the chart shows this job only
+            self.throughput_chart.clear()
         if self.tabs.currentWidget() is not self.unknown_pane or not self.unknown_pane.model.rowCount():
             self.tabs.setCurrentWidget(self.throughput_chart)
         self.statusBar().showMessage(f"Ingesting {len(queued)} file{'s' if len(queued) != 1 else ''} "
@@ -524,17 +485,7 @@ class MainWindow(QMainWindow):
         return [self.model.row_at(r) for r in rows]
 
     def cancel_paths(self, row_paths: list[str]) -> int:
-        cancelled = 0
-        for path in row_paths:
-            row = self.model.row(path)
-            if row is None or row.is_finished:
-                continue
-            if row.job_id is not None and self.jobs.cancel_file(path):
-                row.note = "cancelling…"
-                self.model.set_status([path], row.status, "cancelling…")
-            else:
-                self.model.set_status([path], qm.CANCELLED, "cancelled before it started")
-            cancelled += 1
+        cancelled = self.session.cancel(row_paths, self.jobs.cancel_file)
         self._update_actions()
         self._maybe_done()
         return cancelled
@@ -545,8 +496,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Cancelling {n} file{'s' if n != 1 else ''}", 4000)
 
     def retry_paths(self, row_paths: list[str]) -> list[str]:
-        again = self.model.reset_rows(
-            [p for p in row_paths if (r := self.model.row(p)) and r.status in (qm.FAILED, qm.CANCELLED)])
+        again = self.session.retry(row_paths)
         if again:
             self.statusBar().showMessage(f"Retrying {len(again)} file{'s' if len(again) != 1 else ''}", 4000)
             self.start()
@@ -556,17 +506,18 @@ class MainWindow(QMainWindow):
         self.retry_paths([r.path for r in self.selected_rows()])
 
     def cancel_all(self) -> None:
-        self.jobs.cancel_all()
-        for row in self.model.rows:
-            if row.job_id is not None and not row.is_finished:
-                self.model.set_status([row.path], row.status, "cancelling…")
-        self.model.set_status(self.model.queued_unassigned(), qm.CANCELLED, "cancelled before it started")
-        self.statusBar().showMessage("Cancelling everything", 4000)
-        self._maybe_done()
+        n = self.cancel_paths([r.path for r in self.session.unfinished()])
+        self.statusBar().showMessage(f"Cancelling {n} file{'s' if n != 1 else ''}", 4000)
 
     def clear_finished(self) -> None:
-        n = self.model.remove_finished()
+        n = self.session.remove_finished()
         self.statusBar().showMessage(f"Removed {n} finished file{'s' if n != 1 else ''}", 3000)
+
+    def _show_selected_details(self, switch: bool = False) -> None:
+        rows = self.selected_rows() if self.queue_view.selectionModel() else []
+        self.details_pane.show_row(rows[0] if rows else None)
+        if switch and rows and rows[0].fault is not None:
+            self.tabs.setCurrentWidget(self.details_pane)
 
     def _on_row_action(self, row: int, action: str) -> None:
         path = self.model.row_at(row).path
@@ -576,21 +527,13 @@ class MainWindow(QMainWindow):
             self.retry_paths([path])
 
     def _on_progress(self, batch: list) -> None:
-        self.model.apply_progress(batch)
+        self.session.apply_progress(batch)
 
     def _on_job_finished(self, job_id: int, report) -> None:
-        reported = set()
-        for result in getattr(report, "files", []):
-            self.model.apply_result(result)
-            reported.add(path_key(result.path))
-        for row in self.model.rows:
-            if row.job_id == job_id and row.path not in reported:
-                status = qm.CANCELLED if row.note == "cancelling…" else qm.FAILED
-                self.model.set_status([row.path], status, "" if status == qm.CANCELLED else
-                                      "the ingest ended without reporting this file")
         files = list(getattr(report, "files", []))
-        failed = sum(1 for r in files if r.status == "failed")
-        log.info("job %d finished: %d files, %d failed", job_id, len(reported), failed)
+        self.session.finish_job(job_id, files)
+        log.info("job %d finished: %d files, %d failed", job_id, len(files),
+                 sum(1 for r in files if r.status == "failed"))
         counts = {s: sum(1 for r in files if r.status == s) for s in ("ingested", "skipped", "failed", "cancelled")}
         text = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "nothing to do"
         seconds = getattr(report, "seconds", None)
@@ -598,22 +541,17 @@ class MainWindow(QMainWindow):
         self._after_job()
 
     def _on_job_failed(self, job_id: int, exc: BaseException, tb: str) -> None:
-        reason = _one_line(exc)
-        locked = type(exc).__name__ == "TargetLockedError"
-        if locked:
-            self.lock_failures += 1
-        rows = [r.path for r in self.model.rows if r.job_id == job_id and not r.is_finished]
-        self.model.set_status(rows, qm.FAILED, reason)
-        self.statusBar().showMessage(reason, 10000)
-        if self.interactive and getattr(exc, "exit_code", None) is None:
-            ErrorDialog.report(self, "Ingest failed", "The ingest stopped because of an unexpected error.",
-                               "The affected files are marked failed; retry them, and if it happens again "
-                               "send the log file with a bug report.", tb)
+        fault = faults.fault_from_exception(exc, tb)
+        self.session.fail_job(job_id, fault)
+        self.statusBar().showMessage(fault.message, 10000)
+        if fault.internal:
+            self.tabs.setCurrentWidget(self.details_pane)
+            self.details_pane.show_fault(fault)
         self._after_job()
 
     def _after_job(self) -> None:
         self._update_actions()
-        if self.model.queued_unassigned() and self.session_active and not self._closing:
+        if self.session.queued_unassigned() and self.session_active and not self._closing:
             self._start_queued()
         elif not self.jobs.running_jobs():
             self.refresh_target_views()
@@ -628,7 +566,7 @@ class MainWindow(QMainWindow):
         """Emit queue_done once a started queue has no work left (refreshes included)."""
         if not self.session_active or self.jobs.is_busy():
             return
-        if self.model.queued_unassigned() and not self._closing:
+        if self.session.queued_unassigned() and not self._closing:
             return  # _after_job starts them
         self.session_active = False
         self.queue_done.emit()
@@ -636,16 +574,17 @@ class MainWindow(QMainWindow):
     def exit_code(self) -> int:
         """As `tickscope ingest`: 0 if no file failed; 2 if there was no target to start
         into; 3 if a locked target failed them; else 4."""
-        failed = [r for r in self.model.rows if r.status == qm.FAILED]
-        if not failed:
+        codes = {r.fault.code if r.fault else "" for r in self.session.failed()}
+        if not codes:
             return EXIT_OK
-        if self.no_target_failures:
+        if faults.NO_TARGET in codes:
             return EXIT_USAGE
-        return EXIT_LOCKED if self.lock_failures else EXIT_PARTIAL
+        return EXIT_LOCKED if faults.TARGET_LOCKED in codes else EXIT_PARTIAL
 
     def failure_lines(self) -> list[str]:
         """One line per failed row, for a scripted run's stderr."""
-        return [f"tickscope gui: {r.path}: {r.note or 'failed'}" for r in self.model.rows if r.status == qm.FAILED]
+        return [f"tickscope gui: {r.path}: {r.fault.message if r.fault else r.note or 'failed'}"
+                for r in self.session.failed()]
 
     # ==== target and instruments =====================================================
 
@@ -660,6 +599,10 @@ class MainWindow(QMainWindow):
             self.show_error("Target in use", "Files are still being ingested into the current target.",
                             "Wait for the queue to finish (or cancel it), then change the target.")
             return False
+        if target != self.target:
+            self.save_queue()
+            self.target_state = None
+            self.session.replace_rows(queue_store.load(target) if self.remember else [], target)
         self.target = target
         if self.remember:
             self.settings.target = target
@@ -672,9 +615,10 @@ class MainWindow(QMainWindow):
 
     def _show_target(self, detail: str = "") -> None:
         if self.target and not detail:
-            detail = "exists" if tq.target_exists(self.target) else "new: created on the first ingest"
+            detail = self.target_state.summary() if self.target_state else "reading…"
         self.target_card.show_target(self.target, detail)
-        self.setWindowTitle(f"Tickscope — {Path(self.target).name}" if self.target else "Tickscope")
+        # The application display name ("Tickscope") is appended by Qt: never write it twice.
+        self.setWindowTitle(Path(self.target).name if self.target else "")
 
     def add_instruments(self, new_paths: list[str]) -> list[str]:
         added = []
@@ -735,27 +679,31 @@ class MainWindow(QMainWindow):
         self._on_selection()
 
     def refresh_unknown(self) -> None:
+        """Read what the target holds now; every view's counts come from this one snapshot."""
         target = self.target
         if not target:
+            self.target_state = None
             self.unknown_pane.set_table(None)
             return
 
-        def done(result) -> None:
+        def done(state: TargetState) -> None:
             if target != self.target:
                 return
-            table, summary = result
-            self._show_target(summary)
-            self.unknown_pane.set_table(table)
+            self.target_state = state
+            self.session.apply_target_counts(state.captures)
+            self._show_target(state.summary())
+            self.unknown_pane.set_table(state.unknown)
             self._update_status()
-            if table is not None and table.num_rows and not self.jobs.running_jobs():
+            if state.unknown_tokens and not self.jobs.running_jobs() and \
+                    self.tabs.currentWidget() is not self.details_pane:
                 self.tabs.setCurrentWidget(self.unknown_pane)
             self.unknown_refreshed.emit()
 
         def failed(exc, tb) -> None:
-            self.unknown_pane.show_message(f"Couldn't read unknown tokens: {_one_line(exc)}")
+            self.unknown_pane.show_message(f"Couldn't read the target: {_one_line(exc)}")
             self.unknown_refreshed.emit()
 
-        self.jobs.run_task(lambda: (tq.unknown_tokens(target), tq.summary(target)), done, failed, exclusive=True)
+        self.jobs.run_task(lambda: read_state(target), done, failed, exclusive=True)
 
     def refresh_price_choices(self) -> None:
         target = self.target
@@ -781,6 +729,7 @@ class MainWindow(QMainWindow):
     def _on_selection(self, *_) -> None:
         rows = self.selected_rows() if self.queue_view.selectionModel() else []
         self._update_actions()
+        self._show_selected_details(switch=True)
         if not rows:
             return
         row = rows[0]
@@ -887,13 +836,10 @@ class MainWindow(QMainWindow):
         def done(result) -> None:
             resolved, table = result
             self.unknown_pane.resolve_button.setEnabled(True)
-            self.unknown_pane.set_table(table)
-            self._update_status()
             self.statusBar().showMessage(
                 f"Resolved {resolved:,} tick{'s' if resolved != 1 else ''}; "
                 f"{table.num_rows:,} token{'s' if table.num_rows != 1 else ''} still unknown", 10000)
-            self.refresh_price_choices()
-            self.unknown_refreshed.emit()
+            self.refresh_target_views()  # counts everywhere from the target, as it is now
 
         def failed(exc, tb) -> None:
             self.unknown_pane.resolve_button.setEnabled(True)
@@ -942,11 +888,14 @@ class MainWindow(QMainWindow):
         self.settings.theme = choice
         self.theme_actions[choice].setChecked(True)
         name = theme.apply(choice)
-        for chart in (self.throughput_chart, self.breakdown_chart.graphics, self.price_preview.graphics):
-            chart.setBackground(theme.colors()["plot_bg"])
+        self._restyle_charts()
         self._refresh_icons()
         self.statusBar().showMessage(f"Theme: {name}" + (" (following the system)" if choice == "system" else ""),
                                      3000)
+
+    def _restyle_charts(self) -> None:
+        for chart in (self.throughput_chart, self.breakdown_chart.graphics, self.price_preview.graphics):
+            restyle(chart)
 
     def _refresh_icons(self) -> None:
         for action, name in ((self.act_add_files, "add-file"), (self.act_add_folder, "add-folder"),
@@ -994,18 +943,37 @@ class MainWindow(QMainWindow):
 
     def _update_actions(self) -> None:
         selected = self.selected_rows() if self.queue_view.selectionModel() else []
-        queued = bool(self.model.queued_unassigned())
+        queued = bool(self.session.queued_unassigned())
         self.act_start.setEnabled(queued)
         self.act_cancel.setEnabled(any(not r.is_finished for r in selected))
-        self.act_retry.setEnabled(any(r.status in (qm.FAILED, qm.CANCELLED) for r in selected))
+        self.act_retry.setEnabled(any(r.status in RETRYABLE for r in selected))
         self.act_cancel_all.setEnabled(any(not r.is_finished for r in self.model.rows))
         self.act_clear.setEnabled(any(r.is_finished for r in self.model.rows))
         self.act_export.setEnabled(self.unknown_pane.model.rowCount() > 0)
         self.act_resolve.setEnabled(bool(self.target))
         self.unknown_pane.resolve_button.setEnabled(bool(self.target))
 
+    def _on_rows_updated(self) -> None:
+        self._update_status()
+        self._show_selected_details()
+        self._queue_changed()
+
+    def _queue_changed(self) -> None:
+        if self.remember and self.target:
+            self._save_timer.start()
+
+    def save_queue(self) -> None:
+        """The queue of the current target, saved beside the app's data (restored on restart)."""
+        self._save_timer.stop()
+        if not (self.remember and self.target and self.session.target == self.target):
+            return
+        try:
+            queue_store.save(self.target, self.session.rows)
+        except OSError as err:
+            log.warning("could not save the queue: %s", err)
+
     def _update_status(self) -> None:
-        counts = self.model.counts()
+        counts = self.session.counts()
         running = sum(counts[s] for s in qm.ACTIVE)
         parts = [f"Running {running}", f"Queued {counts[qm.QUEUED]}", f"Done {counts[qm.DONE]}",
                  f"Failed {counts[qm.FAILED]}"]
@@ -1013,14 +981,20 @@ class MainWindow(QMainWindow):
             parts.append(f"Skipped {counts[qm.SKIPPED]}")
         if counts[qm.CANCELLED]:
             parts.append(f"Cancelled {counts[qm.CANCELLED]}")
+        eta = self.session.eta_seconds()
+        if eta is not None:
+            parts.append(f"ETA {human_duration(eta)}")
         self.counts_label.setText("  ·  ".join(parts))
-        bad, unresolved = self.model.totals()
-        unknown_tokens = self.unknown_pane.model.rowCount()
-        unknown_ticks = self.unknown_pane.model.total_ticks
-        ticks = f"{max(unresolved, unknown_ticks):,} unresolved ticks"
-        text = f"{bad:,} bad packets · {ticks}"
-        tip = (f"Bad packets in this session: {bad:,}\nUnresolved ticks in this session: {unresolved:,}\n"
-               f"Unknown tokens in the target: {unknown_tokens:,} ({unknown_ticks:,} ticks)")
+        self.counts_label.setToolTip(
+            "ETA: bytes still to read in running files over the rate of the last "
+            f"{int(self.session.rate.window)} s" if eta is not None else "")
+        state = self.target_state
+        bad = state.bad_packets if state else 0
+        unresolved = state.unresolved_ticks if state else 0
+        unknown_tokens = state.unknown_tokens if state else 0
+        text = f"{bad:,} bad packets · {unresolved:,} unresolved ticks"
+        tip = (f"In the target: {bad:,} bad packets, {unresolved:,} unresolved ticks, "
+               f"{unknown_tokens:,} unknown tokens" if state else "The target has not been read yet")
         if counts[qm.FAILED]:
             level = "error"
             text = f"{counts[qm.FAILED]} failed · " + text
@@ -1030,7 +1004,7 @@ class MainWindow(QMainWindow):
             level = "ok"
         else:
             level = "idle"
-            text = "Nothing ingested yet" if not unknown_tokens else text
+            text = "Nothing ingested yet" if not state or not state.captures else text
         self.severity.set_level(level, text, tip)
 
     # ==== fill menus ======================================================================
@@ -1078,22 +1052,23 @@ class MainWindow(QMainWindow):
     # ==== closing ==========================================================================
 
     def closeEvent(self, event) -> None:
-        running = sum(1 for r in self.model.rows if r.is_active or (r.job_id is not None and not r.is_finished))
-        if running and self.interactive and not self._closing:
-            if not Ask.cancel_running(self, running):
+        unfinished = self.session.unfinished()
+        if unfinished and self.interactive and not self._closing:
+            if not Ask.cancel_running(self, len(unfinished)):
                 event.ignore()
                 return
         self._closing = True
         self.session_active = False
+        # Cancel means cancelled: queued rows now, running ones when their job ends below.
+        self.session.cancel([r.path for r in unfinished], self.jobs.cancel_file)
         if self.remember:
             self.settings.set_geometry(self.saveGeometry(), self.saveState())
         self.settings.sync()
         for inspector in getattr(self, "inspectors", []):
             inspector.shutdown()
         self.jobs.shutdown()
+        for job_id in {r.job_id for r in self.session.unfinished() if r.job_id is not None}:
+            self.session.finish_job(job_id)  # their reports will never be handled now
+        self.save_queue()
         event.accept()
 
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text

@@ -57,6 +57,9 @@ class Card(QFrame):
         self.value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.detail = QLabel("")
         self.detail.setObjectName("muted")
+        for label in (self.value, self.detail):  # long paths are clipped (full text in the tooltip),
+            label.setMinimumWidth(40)  # never a reason for the window to grow
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         text.addWidget(self.value)
         text.addWidget(self.detail)
         layout.addLayout(text, 1)
@@ -96,6 +99,7 @@ class TargetCard(Card):
         self.badge.setText("DuckDB" if is_duck else "Parquet")
         self.badge.show()
         self.detail.setText(detail)
+        self.detail.setToolTip(detail)
 
 
 class InstrumentsCard(Card):

@@ -90,20 +90,23 @@ def test_drop_of_files_and_a_folder_queues_exactly_the_supported_files(window, t
     assert names == ["a.bin", "b.b64", "c.jsonl", "loose.dat", "sniffed"]
     assert window.queue_stack.currentWidget() is window.queue_view
     message = window.statusBar().currentMessage()
-    assert message.startswith("Queued 5 files; not queued: instruments.csv — .csv files are not a Kite capture")
+    assert message.startswith("Queued 5 files; not queued: instruments.csv: .csv files are not captures")
     assert message.endswith("(and 1 more)")
     # Dropping the same things again queues nothing twice.
     _drop(window, [loose])
     assert window.model.rowCount() == 5
 
 
-def test_drop_of_only_unsupported_files_is_refused_with_a_reason(window, tmp_path):
-    note = tmp_path / "notes.txt"
-    note.write_text("not a capture")
-    _drop(window, [note])
+def test_a_dropped_dataset_folder_is_refused_with_a_reason(window, tmp_path):
+    from app.store.checks import MARKER
+
+    dataset = tmp_path / "ds"
+    dataset.mkdir()
+    (dataset / MARKER).write_text("{}")
+    _drop(window, [dataset])
     assert window.model.rowCount() == 0
     message = window.statusBar().currentMessage()
-    assert "notes.txt" in message and "not a Kite capture" in message
+    assert "ds" in message and "Parquet dataset" in message
 
 
 # --- the real pipeline through the window --------------------------------------------------

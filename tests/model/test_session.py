@@ -1,0 +1,222 @@
+"""The application model without Qt: the queue's rows, one status vocabulary, cancel that
+ends cancelled, counts from the target after resolve/remove, faults, the ETA, persistence."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from app.errors import TargetLockedError
+from app.model import faults, queue_store
+from app.model.intake import QueueEntry
+from app.model.session import (CANCELLED, CANCELLING, DECODING, DONE, FAILED, QUEUED, SKIPPED, STATUSES,
+                               CaptureCounts, CaptureRow, Session)
+from app.pipeline.ingest import FileProgress, FileResult
+from tests.conftest import REPO
+
+FID = {n: f"{n:x}" * 64 for n in range(1, 6)}
+
+
+class Recorder:
+    def __init__(self):
+        self.events = []
+
+    def rows_inserted(self, first, last):
+        self.events.append(("inserted", first, last))
+
+    def rows_changed(self, first, last):
+        self.events.append(("changed", first, last))
+
+    def rows_reset(self):
+        self.events.append(("reset",))
+
+
+def _session(n=3, size=1000):
+    session = Session("/t/target.duckdb")
+    session.add([QueueEntry(f"/data/f{i}.dat", size, "raw") for i in range(n)])
+    return session
+
+
+def _progress(path, stage, done, **kw):
+    return FileProgress(path=path, file_id=kw.pop("file_id", None), stage=stage, bytes_done=done,
+                        bytes_total=1000, **kw)
+
+
+def test_the_status_vocabulary_is_the_issues():
+    assert STATUSES == ("queued", "decoding", "writing", "done", "skipped", "failed", "cancelled")
+
+
+def test_add_keeps_one_row_per_path_requeues_finished_and_notifies():
+    session = _session()
+    seen = Recorder()
+    session.subscribe(seen)
+    assert session.add([QueueEntry("/data/f0.dat", 1000, "raw"), QueueEntry("/data/new.dat", 5, "raw")]) \
+        == ["/data/new.dat"]
+    assert seen.events == [("inserted", 3, 3)]
+    session.apply_result(FileResult("/data/f1.dat", FID[1], "failed", error="no Kite packets in it"))
+    assert session.row("/data/f1.dat").status == FAILED
+    assert session.add([QueueEntry("/data/f1.dat", 1000, "raw")]) == ["/data/f1.dat"]
+    row = session.row("/data/f1.dat")
+    assert (row.status, row.note, row.fault) == (QUEUED, "", None)
+
+
+def test_hashing_counts_as_decoding_and_progress_is_decoding_bytes():
+    session = _session()
+    session.assign_job(["/data/f0.dat"], 1)
+    session.apply_progress([_progress("/data/f0.dat", "hashing", 900)])
+    row = session.row("/data/f0.dat")
+    assert row.status == DECODING and row.bytes_done == 0
+    session.apply_progress([_progress("/data/f0.dat", "decoding", 400, packets=10)])
+    assert row.fraction == pytest.approx(0.4) and row.packets == 10
+
+
+def test_cancelled_means_cancelled_whatever_the_job_reports():
+    session = _session()
+    session.assign_job([r.path for r in session.rows], 7)
+    asked = []
+    assert session.cancel(["/data/f0.dat", "/data/f1.dat"], lambda p: asked.append(p) or True) == 2
+    assert [session.row(p).note for p in asked] == [CANCELLING, CANCELLING]
+    # f0: the job reports it cancelled without an error text; f1: not reported at all.
+    session.finish_job(7, [FileResult("/data/f0.dat", None, "cancelled"),
+                           FileResult("/data/f2.dat", FID[2], "ingested", packets=5)])
+    for path in ("/data/f0.dat", "/data/f1.dat"):
+        row = session.row(path)
+        assert (row.status, row.note, row.job_id) == (CANCELLED, "cancelled", None)
+    assert session.row("/data/f2.dat").status == DONE
+    assert all(CANCELLING not in r.note for r in session.rows)
+
+
+def test_a_cancel_that_came_too_late_ends_done_without_a_stale_note():
+    session = _session(1)
+    session.assign_job(["/data/f0.dat"], 1)
+    session.cancel(["/data/f0.dat"], lambda p: True)
+    session.apply_progress([_progress("/data/f0.dat", "done", 1000, file_id=FID[1])])
+    row = session.row("/data/f0.dat")
+    assert (row.status, row.note) == (DONE, "")
+
+
+def test_cancel_of_a_queued_row_is_immediate_and_retry_requeues():
+    session = _session(2)
+    assert session.cancel(["/data/f0.dat"], lambda p: pytest.fail("not running")) == 1
+    assert session.row("/data/f0.dat").status == CANCELLED
+    assert session.retry(["/data/f0.dat", "/data/f1.dat"]) == ["/data/f0.dat"]  # f1 was never finished
+    assert session.row("/data/f0.dat").status == QUEUED
+
+
+def test_counts_come_from_the_target_after_resolve_and_remove():
+    session = _session(3)
+    for i in range(3):
+        session.apply_result(FileResult(f"/data/f{i}.dat", FID[i + 1], "ingested", packets=100,
+                                        unresolved_ticks=40))
+    seen = Recorder()
+    session.subscribe(seen)
+    # After a resolve the target holds fewer unresolved ticks; f2 was removed from it.
+    session.apply_target_counts({FID[1]: CaptureCounts(100, 0, 3), FID[2]: CaptureCounts(100, 2, 0)})
+    rows = session.rows
+    assert [r.unresolved_ticks for r in rows] == [3, 0, 0]
+    assert rows[1].bad_packets == 2
+    assert rows[2].note == "no longer in the target" and rows[2].packets == 0
+    assert seen.events == [("changed", 0, 2)]
+    assert session.counts()[DONE] == 3
+    # Read again unchanged: nothing to announce.
+    session.apply_target_counts({FID[1]: CaptureCounts(100, 0, 3), FID[2]: CaptureCounts(100, 2, 0)})
+    assert seen.events == [("changed", 0, 2)]
+
+
+def test_counts_by_status_after_every_change():
+    session = _session(4)
+    session.assign_job(["/data/f0.dat", "/data/f1.dat"], 1)
+    session.apply_progress([_progress("/data/f0.dat", "decoding", 10)])
+    session.cancel(["/data/f3.dat"], lambda p: False)
+    session.fail_job(1, faults.fault_from_exception(TargetLockedError("target is locked by process 42")))
+    counts = session.counts()
+    assert (counts[FAILED], counts[CANCELLED], counts[QUEUED]) == (2, 1, 1)
+    assert session.remove(["/data/f3.dat"]) == 1
+    assert sum(session.counts().values()) == len(session) == 3
+
+
+def test_faults_carry_a_code_the_file_and_what_to_do():
+    locked = faults.fault_from_exception(TargetLockedError("target is locked by process 42"))
+    assert locked.code == faults.TARGET_LOCKED and "Close it" in locked.advice and not locked.traceback
+    bug = faults.fault_from_exception(ZeroDivisionError("division by zero"), "Traceback ...\nZeroDivisionError")
+    assert bug.internal and bug.log_file.endswith("tickscope.log") and "Traceback" in bug.traceback
+    details = bug.details()
+    assert "Log file:" in details and "Traceback" in details and "bug" in details
+    session = _session(1)
+    session.apply_result(FileResult("/data/f0.dat", FID[1], "failed", error="no Kite packets found"))
+    fault = session.row("/data/f0.dat").fault
+    assert (fault.code, fault.path, fault.message) == (faults.INPUT, "/data/f0.dat", "no Kite packets found")
+    assert "File: /data/f0.dat" in fault.details() and "What to do:" in fault.details()
+
+
+def test_eta_is_bytes_remaining_over_the_recent_rate_of_all_running_files():
+    session = _session(3, size=1000)
+    clock = iter([0.0, 1.0, 2.0]).__next__
+    session._clock = clock
+    session.assign_job([r.path for r in session.rows], 1)  # f2 waits its turn in the job
+    session.apply_progress([_progress("/data/f0.dat", "decoding", 0), _progress("/data/f1.dat", "decoding", 0)])
+    session.apply_progress([_progress("/data/f0.dat", "decoding", 100), _progress("/data/f1.dat", "decoding", 100)])
+    session.apply_progress([_progress("/data/f0.dat", "decoding", 200), _progress("/data/f1.dat", "decoding", 200)])
+    # 400 bytes in 2 s over both files = 200 B/s; 800 + 800 + 1000 bytes left.
+    assert session.rate.rate() == pytest.approx(200.0)
+    assert session.eta_seconds() == pytest.approx(2600 / 200.0)
+
+
+def test_the_queue_is_saved_with_its_target_and_restored(tmp_path):
+    session = _session(3)
+    session.assign_job(["/data/f1.dat"], 1)
+    session.apply_progress([_progress("/data/f1.dat", "decoding", 500)])
+    session.apply_result(FileResult("/data/f2.dat", FID[3], "failed", error="truncated"))
+    queue_store.save("/t/target.duckdb", session.rows, data_dir=tmp_path)
+    assert queue_store.load("/t/other.duckdb", data_dir=tmp_path) == []
+    rows = queue_store.load("/t/target.duckdb", data_dir=tmp_path)
+    assert [r.status for r in rows] == [QUEUED, CANCELLED, FAILED]
+    assert rows[1].note == "interrupted when the app quit" and rows[1].job_id is None
+    assert rows[2].fault.message == "truncated" and rows[2].fault.path == "/data/f2.dat"
+    restored = Session("/t/target.duckdb", rows)
+    assert restored.queued_unassigned() == ["/data/f0.dat"]
+
+
+def test_a_damaged_saved_queue_starts_empty(tmp_path):
+    path = queue_store.queue_file("/t/x.duckdb", tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    assert queue_store.load("/t/x.duckdb", data_dir=tmp_path) == []
+
+
+def test_skipped_rows_say_why():
+    session = _session(1)
+    session.apply_result(FileResult("/data/f0.dat", FID[1], "skipped"))
+    row = session.row("/data/f0.dat")
+    assert (row.status, row.note, row.fraction) == (SKIPPED, "already in the target", 1.0)
+
+
+def test_a_row_round_trips_through_json():
+    row = CaptureRow("/a.dat", 10, "raw", status=FAILED, note="x",
+                     fault=faults.make(faults.INPUT, "x", "/a.dat"))
+    assert CaptureRow.from_json(row.to_json()) == row
+
+
+def test_the_model_imports_without_qt():
+    code = textwrap.dedent("""
+        import importlib, pkgutil, sys
+
+        class BlockQt:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("PySide6", "shiboken6", "pyqtgraph"):
+                    raise ImportError(f"Qt is blocked: {name}")
+                return None
+
+        sys.meta_path.insert(0, BlockQt())
+        import app.model
+        names = [i.name for i in pkgutil.walk_packages(app.model.__path__, "app.model.")]
+        for name in names:
+            importlib.import_module(name)
+        print(len(names))
+    """)
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) >= 5

@@ -1,0 +1,97 @@
+"""The window queues a dropped path exactly when `tickscope ingest` reads it (one intake rule)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication
+
+from app.core import encode
+from app.store.checks import MARKER
+from tests.conftest import REPO
+
+
+def _capture(framing: str) -> bytes:
+    message = encode.encode_message([encode.encode_packet(8, {"instrument_token": 256265, "last_price": 1234500})])
+    return encode.frame([message, message], framing)
+
+
+def _files(folder):
+    """One file of every kind a user might drop: captures, tick dumps, and things that are not."""
+    made = {}
+
+    def put(name, data):
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data if isinstance(data, bytes) else data.encode())
+        made[name] = path
+
+    for framing in ("raw", "u32len", "ts-u32len", "base64"):
+        put(f"cap_{framing}.dat", _capture(framing))
+        put(f"noext_{framing}", _capture(framing))  # no telling extension: sniffed
+    put("ticks.json", json.dumps([{"instrument_token": 256265, "last_price": 12.5}]))
+    put("ticks.jsonl", '{"instrument_token": 256265, "last_price": 12.5}\n')
+    put("ticks.ndjson", '{"instrument_token": 256265, "last_price": 12.5}\n')
+    table = pa.table({"instrument_token": [256265], "last_price": [12.5]})
+    pq.write_table(table, folder / "ticks.parquet")
+    made["ticks.parquet"] = folder / "ticks.parquet"
+    put("instruments.csv", "instrument_token,tradingsymbol\n256265,NIFTY\n")
+    put("notes.txt", "hello")
+    put("garbage.bin", bytes(range(256)) * 4)
+    put("random_noext", b"\x89\xfe\x13" * 50)
+    put("empty.dat", b"")
+    put(".hidden.dat", _capture("raw"))
+    put("ds/" + MARKER, "{}")
+    put("ds/ticks/part-0.parquet", b"PAR1")
+    return made
+
+
+def _cli_reads(paths, target) -> set[str]:
+    """The files `tickscope ingest` took as inputs (every file its --json report lists)."""
+    result = subprocess.run([sys.executable, "-m", "app", "ingest", *map(str, paths), "--target", str(target),
+                             "--json"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    if result.returncode == 2 and "no capture or tick files found" in result.stderr:
+        return set()
+    assert result.returncode in (0, 4), result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    return {str(f["path"]) for f in report["files"]}
+
+
+def _drop(window, paths) -> None:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    pos = QPointF(window.width() / 2, window.height() / 2)
+    enter = QDragEnterEvent(pos.toPoint(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, drop)
+
+
+@pytest.mark.slow
+def test_every_dropped_path_is_queued_exactly_when_the_cli_reads_it(make_window, tmp_path):
+    folder = tmp_path / "inputs"
+    made = _files(folder)
+    # The folder as a whole, then every file named on its own.
+    cases = [[folder]] + [[path] for name, path in sorted(made.items()) if not name.startswith("ds/")]
+    cases.append([folder / "ds"])
+    for n, paths in enumerate(cases):
+        window = make_window(interactive=False)
+        _drop(window, paths)
+        queued = {r.path for r in window.session.rows}
+        cli = _cli_reads(paths, tmp_path / f"t{n}.duckdb")
+        assert queued == cli, (paths, queued, cli)
+        window.close()
+    # The folder case is not vacuous: captures of every framing and every dump kind are in it,
+    # and what is not an input is not.
+    names = {p.split("/")[-1] for p in _cli_reads([folder], tmp_path / "all.duckdb")}
+    assert {"cap_raw.dat", "noext_u32len", "ticks.ndjson", "ticks.parquet"} <= names
+    assert not names & {"instruments.csv", "notes.txt", ".hidden.dat", "part-0.parquet"}
