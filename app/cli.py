@@ -21,7 +21,8 @@ from app import __version__
 from app import logs
 from app.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_NO_SPACE, EXIT_USAGE, TickscopeError
 
-COMMANDS = ("gui", "decode", "ingest", "unknown", "resolve", "inspect", "selftest", "verify", "remove")
+COMMANDS = ("gui", "decode", "ingest", "unknown", "resolve", "inspect", "selftest", "verify", "remove",
+            "captures", "candles", "ticks")
 
 log = logging.getLogger("tickscope")
 

@@ -125,25 +125,10 @@ class _ParquetSink:
 
 
 def _check_paths(capture: Path, out: Path) -> None:
-    """``--out`` must be a new name or a regular file: it is never followed through a
-    symlink and never replaces a device, a folder or anything else (exit 2, nothing
-    touched)."""
-    if out.is_symlink():
-        raise UsageError(f"--out is a symbolic link: {out} (give the real file's path or a new name)")
-    if not out.parent.is_dir():
-        raise UsageError(f"output folder does not exist: {out.parent} (create it first)")
-    if out.is_dir():
-        raise UsageError(f"--out is a folder: {out} (give a file name such as ticks.parquet)")
-    if out.exists() and not out.is_file():
-        raise UsageError(f"--out is not a regular file: {out} (give a new file name such as ticks.parquet)")
-    if not os.access(out.parent, os.W_OK | os.X_OK):
-        raise UsageError(f"cannot write to the output folder {out.parent} (read-only or no permission): "
-                         "choose another --out")
-    try:
-        if capture.exists() and out.exists() and os.path.samefile(capture, out):
-            raise UsageError("--out is the capture itself: give another file name")
-    except OSError:
-        pass
+    """``--out`` must be a new name or a regular file, not the capture (``output.check_out``)."""
+    from app.commands.output import check_out
+
+    check_out(out, [capture])
 
 
 def _percent(part: int, whole: int) -> str:

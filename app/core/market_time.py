@@ -61,3 +61,15 @@ def format_time(when, name: Optional[str] = None, *, with_zone: bool = False) ->
         return ""
     text = to_zone(when, name).strftime("%Y-%m-%d %H:%M:%S")
     return f"{text} {(name or DEFAULT_ZONE).upper()}" if with_zone else text
+
+
+def parse_time(text: str) -> dt.datetime:
+    """A time a person typed: ISO 8601 date or date-time; without a zone it is IST (a date
+    alone is its midnight IST). Raises ValueError naming the accepted forms."""
+    value = text.strip()
+    try:
+        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "T", 1))
+    except ValueError:
+        raise ValueError(f"not a time: {text!r} (give YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] in IST, "
+                         "or a time with its zone such as 2025-10-13T03:45:00+00:00)") from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=IST)

@@ -1,0 +1,536 @@
+"""Reading a target with SQL: the one query module behind the Data view and the CLI twins.
+
+Both targets are read through DuckDB, read-only: the DuckDB file through a read-only
+connection (``open_target(read_only=True)``: it takes no writer lock, and a process that
+is writing the file makes it ``TargetLockedError``, exit 3), the Parquet dataset through
+exactly the parts its manifest (``captures/captures.parquet``) lists as committed, never
+a glob, in a private in-memory DuckDB database. Filters and aggregates run in SQL with
+parameters; nothing here reads all ticks into Python.
+
+Every query is built as SQL text over ``{ticks}`` (the tick relation) plus named
+parameters. The app and ``tickscope candles``/``ticks``/``captures`` run that SQL;
+``copy_sql`` renders the same text with the parameters as literals and the relation as
+something any DuckDB can open (``ATTACH`` of the DuckDB file read-only, or
+``read_parquet`` over the committed part list): the "Copy SQL" of the Data view.
+
+Times: ticks are stored as UTC instants; candles are cut on the India Standard Time
+clock (``app.core.market_time``) and their ``start`` is IST ISO 8601 text
+(``2025-10-13T09:15:00+05:30``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import duckdb
+import pyarrow as pa
+
+from app.core import schema
+from app.core.market_time import IST_OFFSET_US
+from app.errors import InputError, UsageError
+
+# Candle widths (seconds). Buckets are aligned on the IST clock: 1h candles start at
+# 09:00, 10:00, ... IST; 1d is the IST calendar (trading) day.
+INTERVALS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400}
+CANDLE_COLUMNS = ["start", "open", "high", "low", "close", "volume", "ticks"]
+# Ticks are ordered by their time, then where they were in their capture.
+TICK_ORDER = ["tick_time", "file_id", "msg_seq", "pkt_seq"]
+TIME_COLUMNS = [f.name for f in schema.TICK_SCHEMA if pa.types.is_timestamp(f.type)]
+# What the Data view's ticks table shows first (columns the target lacks are left out).
+DEFAULT_TICK_COLUMNS = ["tick_time", "tradingsymbol", "instrument_token", "mode", "last_price",
+                        "last_traded_quantity", "volume_traded", "oi", "bid_price", "ask_price",
+                        "tick_time_source", "suspect_reason", "file_id", "offset", "msg_seq", "pkt_seq"]
+EXPORT_FORMATS = ("csv", "json", "parquet")
+IST_TEXT = "%Y-%m-%dT%H:%M:%S+05:30"  # strftime of an IST wall-clock timestamp
+_IST_US = IST_OFFSET_US
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(value) -> str:
+    """``value`` as a DuckDB SQL literal (for Copy SQL: the app itself passes parameters)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.timezone.utc)
+        return f"TIMESTAMPTZ '{value.astimezone(dt.timezone.utc).isoformat()}'"
+    if isinstance(value, dt.date):
+        return f"DATE '{value.isoformat()}'"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(literal(v) for v in value) + "]"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class Query:
+    """SQL over ``{ticks}`` and ``{captures}`` with named ``$parameters``."""
+
+    sql: str
+    params: dict = field(default_factory=dict)
+
+
+def render(query: Query, ticks: str, captures: str = "captures") -> str:
+    """The query's SQL with the relations named and every parameter as a literal.
+
+    Parameters are replaced longest name first, so ``$day`` never eats ``$day_to``."""
+    text = query.sql.replace("{ticks}", ticks).replace("{captures}", captures)
+    for name in sorted(query.params, key=len, reverse=True):
+        text = text.replace(f"${name}", literal(query.params[name]))
+    return text
+
+
+@dataclass
+class TickFilter:
+    """Which ticks: all of them, or those of a token, days, time range, capture."""
+
+    instrument_token: Optional[int] = None
+    day: Optional[dt.date] = None
+    time_from: Optional[dt.datetime] = None  # inclusive
+    time_to: Optional[dt.datetime] = None  # exclusive
+    file_id: Optional[str] = None
+
+    def where(self) -> tuple[str, dict]:
+        clauses, params = [], {}
+        if self.instrument_token is not None:
+            clauses.append("instrument_token = $token")
+            params["token"] = int(self.instrument_token)
+        if self.day is not None:
+            clauses.append("trading_date = $day")
+            params["day"] = self.day
+        if self.time_from is not None:
+            clauses.append("tick_time >= $time_from")
+            params["time_from"] = _utc(self.time_from)
+        if self.time_to is not None:
+            clauses.append("tick_time < $time_to")
+            params["time_to"] = _utc(self.time_to)
+        if self.file_id is not None:
+            clauses.append("file_id = $file_id")
+            params["file_id"] = self.file_id
+        return (" AND ".join(clauses) if clauses else "true"), params
+
+
+def _utc(when: dt.datetime) -> dt.datetime:
+    if when.tzinfo is None:
+        raise ValueError("times given to queries must carry a zone")
+    return when.astimezone(dt.timezone.utc)
+
+
+# --- the SQL ------------------------------------------------------------------------
+
+
+def candles_query(token: int, first_day: dt.date, last_day: Optional[dt.date] = None,
+                  interval: str = "1m") -> Query:
+    """Candles of one instrument over trading days ``first_day``..``last_day``.
+
+    OHLC of ``last_price`` in time order (ties in capture order); ``ticks`` counts the
+    priced ticks of the interval; ``volume`` is the rise of the cumulative
+    ``volume_traded`` within the interval, per trading day: its last value in the
+    interval minus its last value before the interval on the same day (the first
+    interval with a volume of a day starts from its own first value: what traded before
+    the first tick seen is not known). NULL when no tick of the interval carries a
+    volume (LTP and index packets). Intervals without ticks are absent: gaps.
+    """
+    if interval not in INTERVALS:
+        raise UsageError(f"unknown interval {interval!r}: choose one of {', '.join(INTERVALS)}")
+    width = INTERVALS[interval] * 1_000_000
+    order = "us, file_id, msg_seq, pkt_seq"
+    sql = f"""
+WITH t AS (
+    SELECT epoch_us(tick_time) AS us, trading_date, last_price, volume_traded, file_id, msg_seq, pkt_seq
+    FROM {{ticks}}
+    WHERE instrument_token = $token AND trading_date BETWEEN $first_day AND $last_day
+      AND tick_time IS NOT NULL AND last_price IS NOT NULL
+), b AS (
+    SELECT trading_date,
+           (us + {_IST_US}) // {width} * {width} - {_IST_US} AS start_us,
+           first(last_price ORDER BY {order}) AS open,
+           max(last_price) AS high,
+           min(last_price) AS low,
+           last(last_price ORDER BY {order}) AS close,
+           first(volume_traded ORDER BY {order}) FILTER (WHERE volume_traded IS NOT NULL) AS v_first,
+           last(volume_traded ORDER BY {order}) FILTER (WHERE volume_traded IS NOT NULL) AS v_last,
+           count(*) AS ticks
+    FROM t
+    GROUP BY ALL
+)
+SELECT strftime(make_timestamp(start_us + {_IST_US}), '{IST_TEXT}') AS start,
+       open, high, low, close,
+       v_last - coalesce(last_value(v_last IGNORE NULLS) OVER (
+           PARTITION BY trading_date ORDER BY start_us
+           ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), v_first) AS volume,
+       ticks
+FROM b
+ORDER BY start_us"""
+    return Query(sql, {"token": int(token), "first_day": first_day, "last_day": last_day or first_day})
+
+
+def quotes_query(token: int, day: dt.date, interval: str = "1m") -> Query:
+    """Per candle interval: the last best bid, best ask and open interest (NULL where the
+    interval's ticks carry none: no depth, no OI)."""
+    width = INTERVALS[interval] * 1_000_000
+    order = "tick_time, file_id, msg_seq, pkt_seq"
+    sql = f"""
+SELECT (epoch_us(tick_time) + {_IST_US}) // {width} * {width} - {_IST_US} AS start_us,
+       last(bid_price[1] ORDER BY {order}) FILTER (WHERE bid_price[1] > 0) AS bid,
+       last(ask_price[1] ORDER BY {order}) FILTER (WHERE ask_price[1] > 0) AS ask,
+       last(oi ORDER BY {order}) FILTER (WHERE oi IS NOT NULL) AS oi
+FROM {{ticks}}
+WHERE instrument_token = $token AND trading_date = $day AND tick_time IS NOT NULL
+GROUP BY ALL
+ORDER BY start_us"""
+    return Query(sql, {"token": int(token), "day": day})
+
+
+def days_query(token: int) -> Query:
+    return Query("""
+SELECT trading_date, count(*) AS ticks, min(tick_time) AS first_time, max(tick_time) AS last_time
+FROM {ticks}
+WHERE instrument_token = $token AND trading_date IS NOT NULL
+GROUP BY trading_date
+ORDER BY trading_date""", {"token": int(token)})
+
+
+def _like_pattern(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def instruments_query(text: str = "", limit: int = 200) -> Query:
+    """Instruments whose symbol, name, token or exchange token contains ``text`` (any
+    case): prefix matches first, then the busiest. Unresolved tokens are listed too
+    (symbol NULL, ``resolved`` false), found by their token."""
+    text = (text or "").strip()
+    params = {"limit": int(limit)}
+    where = "true"
+    if text:
+        params.update(contains=f"%{_like_pattern(text)}%", prefix=f"{_like_pattern(text)}%")
+        where = ("symbol ILIKE $contains ESCAPE '\\' OR name ILIKE $contains ESCAPE '\\' "
+                 "OR CAST(instrument_token AS VARCHAR) LIKE $contains ESCAPE '\\' "
+                 "OR CAST(exchange_token AS VARCHAR) LIKE $contains ESCAPE '\\'")
+        rank = ("(CASE WHEN symbol ILIKE $prefix ESCAPE '\\' OR CAST(instrument_token AS VARCHAR) LIKE $prefix "
+                "ESCAPE '\\' THEN 0 ELSE 1 END), ")
+    else:
+        rank = ""
+    sql = f"""
+WITH per AS (
+    SELECT instrument_token,
+           any_value(exchange_token) AS exchange_token,
+           max(tradingsymbol) AS symbol,
+           max(name) AS name,
+           max(exchange) AS exchange,
+           max(instrument_type) AS instrument_type,
+           bool_or(coalesce(resolved, false)) AS resolved,
+           count(*) AS ticks,
+           min(tick_time) AS first_time,
+           max(tick_time) AS last_time
+    FROM {{ticks}}
+    GROUP BY instrument_token
+)
+SELECT instrument_token, exchange_token, symbol, name, exchange, instrument_type, resolved,
+       ticks, first_time, last_time
+FROM per
+WHERE {where}
+ORDER BY {rank}ticks DESC, instrument_token
+LIMIT $limit"""
+    return Query(sql, params)
+
+
+def ticks_query(flt: TickFilter, columns: Sequence[str], *, order_by: Optional[str] = None,
+                descending: bool = False, limit: Optional[int] = None, offset: int = 0,
+                ist_text: bool = False) -> Query:
+    """The selection's ticks, ``columns`` (checked by the caller), sorted by ``order_by``
+    then capture order; ``ist_text``: time columns as IST ISO 8601 text (CSV, JSON)."""
+    where, params = flt.where()
+    select = []
+    for name in columns:
+        column = _quote_ident(name)
+        if ist_text and name in TIME_COLUMNS:
+            select.append(f"strftime(make_timestamp(epoch_us({column}) + {_IST_US}), "
+                          f"'%Y-%m-%dT%H:%M:%S.%f+05:30') AS {column}")
+        else:
+            select.append(column)
+    keys = [k for k in TICK_ORDER if k != order_by]
+    direction = " DESC" if descending else ""
+    order = ([f"{_quote_ident(order_by)}{direction} NULLS LAST"] if order_by else []) + keys
+    sql = f"SELECT {', '.join(select)}\nFROM {{ticks}}\nWHERE {where}\nORDER BY {', '.join(order)}"
+    if limit is not None:
+        sql += "\nLIMIT $limit OFFSET $offset"
+        params = dict(params, limit=int(limit), offset=int(offset))
+    return Query(sql, params)
+
+
+def count_query(flt: TickFilter) -> Query:
+    where, params = flt.where()
+    return Query(f"SELECT count(*) FROM {{ticks}} WHERE {where}", params)
+
+
+# --- a target open for reading --------------------------------------------------------
+
+
+@dataclass
+class CaptureRow:
+    """One row of the captures list."""
+
+    file_id: str
+    file_name: str
+    path: str
+    trading_days: list
+    ticks: int
+    suspect: Optional[int]  # None: the target does not count them (older captures)
+    bad_packets: int
+    unresolved: int
+    framing: str
+    ingested_at: Optional[dt.datetime]
+    integrity: str  # "ok", or what verify found for this capture
+
+    def to_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["trading_days"] = [day.isoformat() for day in self.trading_days]
+        d["ingested_at"] = self.ingested_at.isoformat() if self.ingested_at else None
+        return d
+
+
+class TargetReader:
+    """A target open read-only for SQL: ``with TargetReader(path) as r: r.candles(...)``."""
+
+    def __init__(self, path: Path | str):
+        from app.store import check_target, open_target
+
+        check = check_target(path, must_exist=True, writable=False)
+        self.path = check.path
+        self.kind = check.kind
+        self.missing_parts: list[str] = []
+        self.target = open_target(check.path, read_only=True)
+        try:
+            if self.kind == "duckdb":
+                self.con = self.target.con
+                self._own_con = False
+            else:
+                self.con = duckdb.connect()
+                self._own_con = True
+                self.con.execute("SET TimeZone = 'UTC'")
+                # Exactly the committed parts; one missing is left out here (the captures
+                # list shows it, from verify) so the rest of the dataset stays readable.
+                listed = self.target._tick_files()
+                self._files = [f for f in listed if os.path.isfile(f)]
+                self.missing_parts = sorted(set(listed) - set(self._files))
+                self.con.execute(f"CREATE VIEW ticks AS SELECT * FROM {self._parquet_source()}")
+                self.con.register("captures", self.target.captures())
+            self.columns = [r[0] for r in self.con.execute("DESCRIBE SELECT * FROM ticks").fetchall()]
+        except BaseException:
+            self.close()
+            raise
+
+    def _parquet_source(self) -> str:
+        if not self._files:
+            # No committed part: an empty relation of the tick schema.
+            name = f"tickscope_empty_{secrets.token_hex(6)}"
+            self.con.register(name, schema.TICK_SCHEMA.empty_table())
+            return name
+        files = ", ".join(literal(f) for f in self._files)
+        return (f"read_parquet([{files}], hive_partitioning = true, "
+                "hive_types = {'trading_date': DATE}, union_by_name = true)")
+
+    def close(self) -> None:
+        if getattr(self, "_own_con", False) and self.con is not None:
+            self.con.close()
+        self.con = None
+        target = getattr(self, "target", None)
+        if target is not None:
+            target.close()
+            self.target = None
+
+    def __enter__(self) -> "TargetReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- running ---------------------------------------------------------------
+
+    def run(self, query: Query) -> pa.Table:
+        try:
+            return self.con.sql(render_params(query), params=query.params).to_arrow_table()
+        except (duckdb.IOException, duckdb.InvalidInputException) as err:
+            raise self._unreadable(err) from None
+
+    def _unreadable(self, err: Exception) -> InputError:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        return InputError(f"cannot read the target {self.path}: {first}; check it with `tickscope verify`")
+
+    def copy_sql(self, query: Query) -> str:
+        """SQL any DuckDB runs to get the same rows from this target (parameters inlined)."""
+        if self.kind == "duckdb":
+            head = f"ATTACH {literal(str(self.path))} AS tickscope (READ_ONLY);\n"
+            return head + render(query, "tickscope.ticks", "tickscope.captures").strip() + ";\n"
+        if not self._files:
+            return "-- the dataset has no committed ticks yet\n"
+        files = ", ".join(literal(f) for f in self._files)
+        source = (f"read_parquet([{files}], hive_partitioning = true, "
+                  "hive_types = {'trading_date': DATE}, union_by_name = true)")
+        return render(query, source, literal(str(self.path / "captures" / "captures.parquet"))).strip() + ";\n"
+
+    def export(self, query: Query, out: Path | str, fmt: str) -> int:
+        """Write the query's rows to ``out`` (csv, json array or parquet) through a temporary
+        file in the same folder, renamed when complete; returns the rows written."""
+        if fmt not in EXPORT_FORMATS:
+            raise UsageError(f"unknown format {fmt!r}: choose one of {', '.join(EXPORT_FORMATS)}")
+        out = Path(out)
+        options = {"csv": "FORMAT csv, HEADER true", "json": "FORMAT json, ARRAY true",
+                   "parquet": "FORMAT parquet, COMPRESSION zstd"}[fmt]
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+        os.close(fd)
+        try:
+            rows = self.con.execute(
+                f"COPY ({render_params(query)}) TO {literal(tmp)} ({options})", query.params
+            ).fetchall()
+            os.replace(tmp, out)
+        except (duckdb.IOException, duckdb.InvalidInputException) as err:
+            Path(tmp).unlink(missing_ok=True)
+            if isinstance(err, duckdb.IOException) and "No space left" in str(err):
+                raise OSError(28, "No space left on device", str(out)) from None
+            raise self._unreadable(err) from None
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return int(rows[0][0]) if rows and rows[0] else 0
+
+    # -- the questions ------------------------------------------------------------
+
+    def has_column(self, name: str) -> bool:
+        return name in self.columns
+
+    def tick_columns(self) -> list[str]:
+        """The target's tick columns, in the tick schema's order."""
+        order = {n: i for i, n in enumerate(schema.TICK_SCHEMA.names)}
+        return sorted(self.columns, key=lambda n: order.get(n, len(order)))
+
+    def check_columns(self, columns: Sequence[str]) -> list[str]:
+        unknown = [c for c in columns if c not in self.columns]
+        if unknown:
+            raise UsageError(f"no such tick column: {', '.join(unknown)} (the columns are: {', '.join(self.tick_columns())})")
+        return list(columns)
+
+    def default_tick_columns(self) -> list[str]:
+        return [c for c in DEFAULT_TICK_COLUMNS if c in self.columns]
+
+    def captures(self, *, verify: bool = True) -> list[CaptureRow]:
+        """Every committed capture with its stored ticks, trading days and integrity state
+        (the store's own ``verify``; ``verify=False`` leaves it "not checked")."""
+        caps = self.target.captures()
+        if self.kind == "duckdb":
+            per_day = self.con.execute(
+                "SELECT file_id, trading_date, count(*) FROM ticks GROUP BY ALL ORDER BY ALL").fetchall()
+        else:
+            per_day = self._manifest_days()
+        days: dict[str, list] = {}
+        ticks: dict[str, int] = {}
+        for fid, day, n in per_day:
+            if day is not None and day not in days.setdefault(fid, []):
+                days[fid].append(day)
+            ticks[fid] = ticks.get(fid, 0) + int(n or 0)
+        integrity: dict[str, str] = {}
+        if verify:
+            for finding in self.target.verify():
+                if finding.file_id:
+                    integrity.setdefault(finding.file_id, finding.what)
+        has_suspect = "suspect" in caps.column_names
+        rows = []
+        for row in caps.to_pylist():
+            fid = row["file_id"]
+            rows.append(CaptureRow(
+                file_id=fid, file_name=Path(row["path"] or "").name, path=row["path"] or "",
+                trading_days=sorted(days.get(fid, [])), ticks=ticks.get(fid, 0),
+                suspect=row.get("suspect") if has_suspect else None,
+                bad_packets=int(row["bad_packets"] or 0), unresolved=int(row["unresolved_ticks"] or 0),
+                framing=row["framing"] or "", ingested_at=row["ingested_at"],
+                integrity=integrity.get(fid, "ok") if verify else "not checked",
+            ))
+        return rows
+
+    def _manifest_days(self) -> list[tuple]:
+        """(file_id, trading date, rows) from the manifest's part list: no tick is read."""
+        out = []
+        table = self.target._captures
+        for fid, parts, part_rows in zip(table["file_id"].to_pylist(), table["parts"].to_pylist(),
+                                         table["part_rows"].to_pylist()):
+            for rel, n in zip(parts or [], part_rows or []):
+                if not rel.startswith("ticks/"):
+                    continue
+                value = rel.split("/")[1].split("=", 1)[1]
+                day = None if value.startswith("__HIVE") else dt.date.fromisoformat(value)
+                out.append((fid, day, n or 0))
+        return out
+
+    def instruments(self, text: str = "", limit: int = 200) -> pa.Table:
+        return self.run(instruments_query(text, limit))
+
+    def token_for(self, symbol: str) -> int:
+        """The instrument token of a trading symbol (``NSE:INFY`` or ``INFY``, any case);
+        UsageError when no tick or several instruments carry it."""
+        exchange, _, name = symbol.rpartition(":")
+        params = {"symbol": name.strip().upper()}
+        where = "upper(tradingsymbol) = $symbol"
+        if exchange:
+            where += " AND upper(exchange) = $exchange"
+            params["exchange"] = exchange.strip().upper()
+        found = self.con.execute(
+            f"SELECT instrument_token, any_value(exchange), any_value(tradingsymbol) FROM ticks "
+            f"WHERE {where} GROUP BY instrument_token ORDER BY instrument_token", params).fetchall()
+        if not found:
+            raise UsageError(f"no ticks of symbol {symbol} in {self.path} (try `--token N`, or search with "
+                             "the Data view)")
+        if len(found) > 1:
+            names = ", ".join(f"{ex}:{sym} (token {tok})" for tok, ex, sym in found)
+            raise UsageError(f"symbol {symbol} names several instruments: {names}; give EXCHANGE:SYMBOL or --token")
+        return int(found[0][0])
+
+    def days(self, token: int) -> pa.Table:
+        return self.run(days_query(token))
+
+    def candles(self, token: int, day: dt.date, interval: str = "1m", last_day: Optional[dt.date] = None) -> pa.Table:
+        return self.run(candles_query(token, day, last_day, interval))
+
+    def quotes(self, token: int, day: dt.date, interval: str = "1m") -> pa.Table:
+        return self.run(quotes_query(token, day, interval))
+
+    def count(self, flt: TickFilter) -> int:
+        return int(self.run(count_query(flt)).column(0)[0].as_py())
+
+    def ticks_page(self, flt: TickFilter, columns: Sequence[str], *, order_by: Optional[str] = None,
+                   descending: bool = False, limit: int = 200, offset: int = 0) -> pa.Table:
+        columns = self.check_columns(columns)
+        if order_by is not None:
+            self.check_columns([order_by])
+        return self.run(ticks_query(flt, columns, order_by=order_by, descending=descending,
+                                    limit=limit, offset=offset))
+
+    def tick_at(self, flt: TickFilter, row: int, columns: Sequence[str], *, order_by=None,
+                descending=False) -> dict:
+        page = self.ticks_page(flt, columns, order_by=order_by, descending=descending, limit=1, offset=row)
+        if page.num_rows == 0:
+            raise InputError("that tick is no longer in the target")
+        return page.to_pylist()[0]
+
+
+def render_params(query: Query) -> str:
+    """The query's SQL for this process: relations by their names in the reader's database."""
+    return query.sql.replace("{ticks}", "ticks").replace("{captures}", "captures")
+
+
+def open_reader(path: Path | str) -> TargetReader:
+    return TargetReader(path)
