@@ -2,7 +2,7 @@
 
 The window binds widgets to state it does not compute: the queue model (rows), the
 JobManager (background work), Settings (what is remembered) and the target itself
-(read in workers through ``target_queries``). It never blocks: file reads, target
+(read in workers through ``app.model.target_queries``). It never blocks: file reads, target
 queries and ingests all run on the thread pool.
 """
 
@@ -16,14 +16,12 @@ from typing import Callable, Optional
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QApplication,
     QHeaderView,
     QLabel,
     QMainWindow,
     QSplitter,
     QStackedWidget,
-    QTableView,
     QTabWidget,
     QToolBar,
     QVBoxLayout,
@@ -37,7 +35,8 @@ from app.model import faults, intake, queue_store
 from app.model.faults import one_line as _one_line
 from app.model.session import RETRYABLE, Session
 from app.model.targets import TargetProblem, TargetState, read_state, validate_target
-from app.ui import paths, target_queries as tq, theme
+from app.model import target_queries as tq
+from app.ui import paths, theme
 from app.ui import queue_model as qm
 from app.ui.charts import BreakdownChart, PricePreview, ThroughputChart, restyle
 from app.ui.formatting import human_duration
@@ -48,7 +47,7 @@ from app.ui.details_pane import DetailsPane
 from app.ui.job_manager import JobManager
 from app.ui.settings import Settings
 from app.ui.unknown_pane import UnknownTokensPane
-from app.ui.widgets import DropOverlay, EmptyQueuePanel, InstrumentsCard, SeverityIndicator, TargetCard
+from app.ui.widgets import DropOverlay, EmptyQueuePanel, InstrumentsCard, SeverityIndicator, TargetCard, row_table
 
 log = logging.getLogger(__name__)
 
@@ -242,18 +241,8 @@ class MainWindow(QMainWindow):
         self.splitter = splitter
 
         self.queue_stack = QStackedWidget()
-        self.queue_view = QTableView()
-        self.queue_view.setObjectName("queueView")
-        self.queue_view.setAccessibleName("Ingest queue")
-        self.queue_view.setModel(self.model)
-        self.queue_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.queue_view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.queue_view.setAlternatingRowColors(True)
-        self.queue_view.setShowGrid(False)
-        self.queue_view.setWordWrap(False)
+        self.queue_view = row_table("queueView", "Ingest queue", self.model, multi=True)
         self.queue_view.setMouseTracking(True)
-        self.queue_view.verticalHeader().hide()
-        self.queue_view.verticalHeader().setDefaultSectionSize(28)
         self.queue_view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         for action in (self.act_start, self.act_cancel, self.act_retry, self.act_cancel_all, self.act_clear,
                        self.act_inspect):
@@ -263,7 +252,6 @@ class MainWindow(QMainWindow):
         self.queue_view.setItemDelegateForColumn(qm.Column.PROGRESS, self.progress_delegate)
         self.queue_view.setItemDelegateForColumn(qm.Column.ACTION, self.action_delegate)
         header = self.queue_view.horizontalHeader()
-        header.setHighlightSections(False)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         widths = {qm.Column.FILE: 190, qm.Column.SIZE: 64, qm.Column.FRAMING: 70, qm.Column.STATUS: 74,
                   qm.Column.PROGRESS: 110, qm.Column.PACKETS: 64, qm.Column.RATE: 70,

@@ -8,6 +8,8 @@ from typing import Optional
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QTableView,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -19,6 +21,25 @@ from PySide6.QtWidgets import (
 )
 
 from app.ui.icons import icon, pixmap
+
+
+def row_table(object_name: str, accessible_name: str, model, *, multi: bool = False,
+              row_height: int = 28, alternate: bool = True) -> QTableView:
+    """A table of whole-row records (the queue, the packet list): one look, one place."""
+    table = QTableView()
+    table.setObjectName(object_name)
+    table.setAccessibleName(accessible_name)
+    table.setModel(model)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection if multi
+                           else QAbstractItemView.SelectionMode.SingleSelection)
+    table.setAlternatingRowColors(alternate)
+    table.setShowGrid(False)
+    table.setWordWrap(False)
+    table.verticalHeader().hide()
+    table.verticalHeader().setDefaultSectionSize(row_height)
+    table.horizontalHeader().setHighlightSections(False)
+    return table
 
 
 def elide_middle(text: str, limit: int = 70) -> str:

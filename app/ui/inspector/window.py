@@ -29,7 +29,6 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QProgressBar,
     QSplitter,
-    QTableView,
     QToolBar,
     QVBoxLayout,
     QWidget,
@@ -38,6 +37,7 @@ from PySide6.QtWidgets import (
 from app.core.packet_index import FLAG_BAD, PacketIndex, PacketView, RowFilter, parse_offset, symbol_lookup
 from app.ui import theme
 from app.ui.icons import icon
+from app.ui.widgets import row_table
 from app.ui.inspector.data_strip import DataInspectorStrip
 from app.ui.inspector.details import DetailsTree
 from app.ui.inspector.filter_bar import FilterBar
@@ -162,21 +162,10 @@ class InspectorWindow(QMainWindow):
         outer.addWidget(self.filter_bar)
 
         self.model = PacketTableModel(self)
-        self.table = QTableView()
-        self.table.setObjectName("packetList")
-        self.table.setAccessibleName("Packet list")
-        self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setShowGrid(False)
-        self.table.setWordWrap(False)
-        self.table.setAlternatingRowColors(False)
+        self.table = row_table("packetList", "Packet list", self.model, row_height=22, alternate=False)
         vh = self.table.verticalHeader()
-        vh.hide()
         vh.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        vh.setDefaultSectionSize(22)
         header = self.table.horizontalHeader()
-        header.setHighlightSections(False)
         for col, width in enumerate((76, 96, 72, 64, 88, 88, 176, 74, 96, 150)):
             self.table.setColumnWidth(col, width)
         header.setStretchLastSection(True)

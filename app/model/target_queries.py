@@ -1,6 +1,7 @@
 """Reads and re-resolves a target for the window; every function runs on a worker thread.
 
-Nothing here touches Qt. A target admits one open handle per process, so the
+Part of the Qt-free model (``app.model``); the counts every view shares come from
+``app.model.targets.read_state``. A target admits one open handle per process, so the
 JobManager runs these one at a time and never while an ingest holds the target.
 """
 
@@ -10,7 +11,6 @@ import datetime as dt
 import inspect
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional, Sequence
 
 import pyarrow as pa
@@ -46,10 +46,9 @@ class PriceSeries:
 
 
 def target_exists(path: str) -> bool:
-    p = Path(path)
-    if p.suffix.lower() in (".duckdb", ".db"):
-        return p.is_file()
-    return p.is_dir() and any(p.iterdir())
+    from app.store.checks import check_target
+
+    return check_target(path, writable=False).exists
 
 
 def open_target(path: str, *, read_only: bool = True):
@@ -70,14 +69,6 @@ def load_master_infos(paths: Sequence[str]) -> list[MasterInfo]:
     return infos
 
 
-def unknown_tokens(path: str) -> Optional[pa.Table]:
-    """The target's explained unknown-token table; None while the target is empty."""
-    if not target_exists(path):
-        return None
-    with open_target(path) as target:
-        return target.unknown_tokens()
-
-
 def resolve_more(path: str, instrument_paths: Sequence[str]) -> tuple[int, pa.Table]:
     """Re-resolve unresolved ticks with extra masters; (ticks resolved, new unknown table)."""
     from app.core.instruments import load_master
@@ -87,28 +78,6 @@ def resolve_more(path: str, instrument_paths: Sequence[str]) -> tuple[int, pa.Ta
         # Same path as `tickscope resolve`: one transaction where the target allows it.
         resolved, table = target.resolve_with_masters(masters)
     return resolved, table
-
-
-def summary(path: str) -> str:
-    """One line about what the target holds, for the target card."""
-    if not target_exists(path):
-        return "new: created on the first ingest"
-    with open_target(path) as target:
-        caps = target.captures()
-    n = caps.num_rows
-    if not n:
-        return "empty"
-    packets = int(pc.sum(caps["packets"]).as_py() or 0)
-    unresolved = int(pc.sum(caps["unresolved_ticks"]).as_py() or 0)
-    return (f"{n:,} capture{'s' if n != 1 else ''} · {packets:,} packets · "
-            f"{unresolved:,} unresolved ticks")
-
-
-def captures(path: str) -> Optional[pa.Table]:
-    if not target_exists(path):
-        return None
-    with open_target(path) as target:
-        return target.captures()
 
 
 def breakdown(path: str, file_id: str, name: str = "") -> Breakdown:
