@@ -6,7 +6,7 @@ from PySide6.QtCore import QEvent, QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPainter, QPalette
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
-from app.ui import queue_model as qm
+from app.ui import queue_model as qm, theme
 from app.ui.icons import icon
 
 
@@ -34,7 +34,7 @@ class ProgressDelegate(QStyledItemDelegate):
         if fraction > 0:
             fill = QRectF(bar)
             fill.setWidth(max(7.0, bar.width() * fraction))
-            painter.setBrush(QColor(qm.STATUS_COLORS.get(status, "#3b82f6")))
+            painter.setBrush(QColor(theme.status_color(status)))
             painter.drawRoundedRect(fill, 3.5, 3.5)
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
         painter.setPen(option.palette.color(

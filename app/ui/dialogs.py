@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QMessageBox,
     QPlainTextEdit,
     QPushButton,
@@ -94,6 +95,40 @@ def open_log_folder() -> None:
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
 
 
+class FolderTargetDialog(QFileDialog):
+    """Pick a Parquet dataset folder that may not exist yet: a typed new name is accepted
+    (Qt's folder picker refuses names that don't exist); an empty name takes the folder shown;
+    a Tickscope dataset is chosen, not entered."""
+
+    def __init__(self, parent, start: str = ""):
+        super().__init__(parent, "Choose a Parquet dataset folder (new or existing)", start)
+        self.setFileMode(QFileDialog.FileMode.AnyFile)
+        self.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        self.setOption(QFileDialog.Option.DontUseNativeDialog, True)
+        self.setOption(QFileDialog.Option.DontConfirmOverwrite, True)
+        self.setLabelText(QFileDialog.DialogLabel.FileName, "Folder:")
+        self.setLabelText(QFileDialog.DialogLabel.Accept, "Use folder")
+        self.chosen = ""
+
+    def name_edit(self) -> Optional[QLineEdit]:
+        return self.findChild(QLineEdit, "fileNameEdit")
+
+    def accept(self) -> None:  # noqa: D401 - Qt API
+        from pathlib import Path
+
+        from app.store.checks import MARKER
+
+        edit = self.name_edit()
+        name = edit.text().strip() if edit is not None else ""
+        here = Path(self.directory().absolutePath())
+        target = here / name if name else here
+        if name and target.is_dir() and not (target / MARKER).is_file():
+            super().accept()  # an ordinary folder: go into it
+            return
+        self.chosen = str(target)
+        QDialog.accept(self)
+
+
 class Ask:
     """File pickers and questions; each returns what the user chose (empty when cancelled)."""
 
@@ -121,7 +156,8 @@ class Ask:
 
     @classmethod
     def parquet_target(cls, parent, start: str = "") -> str:
-        return QFileDialog.getExistingDirectory(parent, "Choose a Parquet dataset folder (new or existing)", start)
+        dialog = FolderTargetDialog(parent, start)
+        return dialog.chosen if dialog.exec() == QDialog.DialogCode.Accepted else ""
 
     @classmethod
     def export_csv(cls, parent, start: str = "") -> str:

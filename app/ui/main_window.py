@@ -47,7 +47,7 @@ from app.ui.details_pane import DetailsPane
 from app.ui.job_manager import JobManager
 from app.ui.settings import Settings
 from app.ui.unknown_pane import UnknownTokensPane
-from app.ui.widgets import DropOverlay, EmptyQueuePanel, InstrumentsCard, SeverityIndicator, TargetCard, row_table
+from app.ui.widgets import DropOverlay, EmptyQueuePanel, InstrumentsCard, SeverityIndicator, TargetCard, guard_typing, row_table
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,7 @@ class MainWindow(QMainWindow):
         self._connect()
         self._restore(theme_choice)
         self._no_child_drops()
+        self.typing_guard = guard_typing(self)
         self._update_actions()
         self._update_status()
 
@@ -530,12 +531,18 @@ class MainWindow(QMainWindow):
 
     def _on_job_failed(self, job_id: int, exc: BaseException, tb: str) -> None:
         fault = faults.fault_from_exception(exc, tb)
-        self.session.fail_job(job_id, fault)
+        failed = self.session.fail_job(job_id, fault)
         self.statusBar().showMessage(fault.message, 10000)
-        if fault.internal:
-            self.tabs.setCurrentWidget(self.details_pane)
-            self.details_pane.show_fault(fault)
+        if failed and (fault.internal or not self.queue_view.selectionModel().hasSelection()):
+            self.select_path(failed[0])  # the details pane shows what happened, where it happened
         self._after_job()
+
+    def select_path(self, path: str) -> None:
+        rows = self.session.rows
+        for i, row in enumerate(rows):
+            if row.path == path:
+                self.queue_view.selectRow(i)
+                return
 
     def _after_job(self) -> None:
         self._update_actions()

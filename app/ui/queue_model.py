@@ -26,19 +26,11 @@ from app.model.session import (  # noqa: F401 - the vocabulary, re-exported for 
     CaptureRow,
     Session,
 )
+from app.ui import theme
 from app.ui.formatting import human_bytes, human_count, human_rate
 
 QueueRow = CaptureRow
 
-STATUS_COLORS = {
-    QUEUED: "#8a8f98",
-    DECODING: "#3b82f6",
-    WRITING: "#8b5cf6",
-    DONE: "#16a34a",
-    SKIPPED: "#64748b",
-    FAILED: "#dc2626",
-    CANCELLED: "#a16207",
-}
 
 ProgressRole = Qt.ItemDataRole.UserRole + 1  # float 0..1 for the progress delegate
 StatusRole = Qt.ItemDataRole.UserRole + 2  # the row's status string
@@ -149,13 +141,13 @@ class QueueModel(QAbstractTableModel):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ForegroundRole:
             if column == Column.STATUS:
-                return QColor(STATUS_COLORS[row.status])
+                return QColor(theme.status_color(row.status))
             if column == Column.BAD and row.bad_packets:
-                return QColor("#d97706")
+                return QColor(theme.colors()["warning"])
             if column == Column.UNRESOLVED and row.unresolved_ticks:
-                return QColor("#d97706")
+                return QColor(theme.colors()["warning"])
             if column == Column.NOTE and row.status == FAILED:
-                return QColor(STATUS_COLORS[FAILED])
+                return QColor(theme.status_color(FAILED))
         if role == Qt.ItemDataRole.AccessibleTextRole:
             return f"{HEADERS[column] or 'Action'}: {self._display(row, column)}"
         return None

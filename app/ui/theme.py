@@ -8,19 +8,36 @@ from PySide6.QtWidgets import QApplication
 
 from app.ui import icons
 
+# Every text colour reaches 4.5:1 (WCAG AA) on every background it is drawn on
+# (tests/ui/test_theme_contrast.py computes it): "highlight" is a background under
+# "htext"; "accent" is the same hue as text on the window's own backgrounds.
 LIGHT = {
     "window": "#f5f6f8", "base": "#ffffff", "alt": "#f8f9fb", "text": "#1f2937",
-    "muted": "#6b7280", "button": "#eef0f3", "highlight": "#2563eb", "htext": "#ffffff",
+    "muted": "#5b6270", "button": "#eef0f3", "highlight": "#2563eb", "htext": "#ffffff",
     "mid": "#c9ced6", "border": "#dde1e7", "card": "#ffffff", "plot_bg": "#ffffff",
-    "plot_fg": "#4b5563", "link": "#2563eb",
+    "plot_fg": "#4b5563", "link": "#1d4ed8", "accent": "#1d4ed8", "warning": "#b45309",
     "overlay": "rgba(239, 244, 255, 235)",
+    "status": {"queued": "#5b6270", "decoding": "#1d4ed8", "writing": "#6d28d9", "done": "#15803d",
+               "skipped": "#475569", "failed": "#b91c1c", "cancelled": "#92400e"},
 }
 DARK = {
     "window": "#1e2127", "base": "#16181d", "alt": "#1b1e23", "text": "#e5e7eb",
-    "muted": "#9ca3af", "button": "#2a2e36", "highlight": "#3b82f6", "htext": "#ffffff",
+    "muted": "#a3aab5", "button": "#2a2e36", "highlight": "#2563eb", "htext": "#ffffff",
     "mid": "#4b5160", "border": "#343944", "card": "#23272e", "plot_bg": "#16181d",
-    "plot_fg": "#c2c7d0", "link": "#60a5fa",
+    "plot_fg": "#c2c7d0", "link": "#7cb3fb", "accent": "#7cb3fb", "warning": "#f59e0b",
     "overlay": "rgba(23, 30, 46, 235)",
+    "status": {"queued": "#a3aab5", "decoding": "#7cb3fb", "writing": "#b9a3fb", "done": "#4ade80",
+               "skipped": "#a3aab5", "failed": "#f87171", "cancelled": "#fbbf24"},
+}
+# Which text colours are drawn on which backgrounds (for the contrast check).
+TEXT_ON = {
+    "text": ("window", "base", "alt", "card", "button"),
+    "muted": ("window", "base", "alt", "card", "button"),
+    "accent": ("window", "base", "alt", "card"),
+    "link": ("base", "card"),
+    "warning": ("base", "alt"),
+    "htext": ("highlight",),
+    "plot_fg": ("plot_bg",),
 }
 
 _current = {"name": "light", "colors": LIGHT}
@@ -62,6 +79,21 @@ def _palette(c: dict[str, str]) -> QPalette:
     return p
 
 
+def contrast(foreground: str, background: str) -> float:
+    """WCAG 2 contrast ratio of two #rrggbb colours (1 to 21)."""
+    def luminance(hex_colour: str) -> float:
+        channels = [int(hex_colour.lstrip("#")[i:i + 2], 16) / 255 for i in (0, 2, 4)]
+        r, g, b = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    high, low = sorted((luminance(foreground), luminance(background)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def status_color(status: str) -> str:
+    return _current["colors"]["status"].get(status, _current["colors"]["text"])
+
+
 def stylesheet(c: dict[str, str]) -> str:
     return f"""
     QMainWindow::separator {{ background: {c['border']}; width: 1px; height: 1px; }}
@@ -72,7 +104,7 @@ def stylesheet(c: dict[str, str]) -> str:
     QLabel#cardTitle {{ color: {c['muted']}; font-size: 8pt; font-weight: 600; letter-spacing: 0.5px; }}
     QLabel#cardValue {{ font-weight: 600; }}
     QLabel#muted {{ color: {c['muted']}; }}
-    QLabel#badge {{ color: {c['highlight']}; border: 1px solid {c['highlight']}; border-radius: 4px;
+    QLabel#badge {{ color: {c['accent']}; border: 1px solid {c['accent']}; border-radius: 4px;
                     padding: 0px 5px; font-size: 8pt; font-weight: 600; }}
     QLabel#explanation {{ background: {c['card']}; border: 1px solid {c['border']}; border-radius: 6px;
                    padding: 6px 8px; }}
@@ -95,7 +127,7 @@ def stylesheet(c: dict[str, str]) -> str:
     QStatusBar QLabel {{ padding: 0px 6px; }}
     QFrame#dropOverlay {{ background: {c['overlay']}; border: 3px dashed {c['highlight']};
                    border-radius: 14px; }}
-    QLabel#dropOverlayText {{ color: {c['highlight']}; font-size: 16pt; font-weight: 600; }}
+    QLabel#dropOverlayText {{ color: {c['accent']}; font-size: 16pt; font-weight: 600; }}
     """
 
 

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from app.ui.icons import icon
 from app.core.market_time import IST
+from app.ui import theme
 
 
 # (table column, header)
@@ -125,7 +126,7 @@ class UnknownTokensModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.TextAlignmentRole and key in _NUMERIC:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ForegroundRole and key == "diagnosis":
-            return QColor("#d97706")
+            return QColor(theme.colors()["warning"])
         return None
 
 

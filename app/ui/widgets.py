@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtWidgets import (
+    QLineEdit,
+    QPlainTextEdit,
     QAbstractItemView,
     QTableView,
     QFrame,
@@ -21,6 +23,36 @@ from PySide6.QtWidgets import (
 )
 
 from app.ui.icons import icon, pixmap
+
+
+class TypingGuard(QObject):
+    """While a text field has the focus, Ctrl+letter keys edit the text: window shortcuts
+    (Ctrl+E export, Ctrl+R retry, …) do not fire behind the user's back. Ctrl+Q still quits."""
+
+    PASS_THROUGH = frozenset({Qt.Key.Key_Q})
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt API
+        if event.type() == QEvent.Type.ShortcutOverride:
+            mods = event.modifiers()
+            ctrl = bool(mods & Qt.KeyboardModifier.ControlModifier)
+            if ctrl and not mods & Qt.KeyboardModifier.AltModifier and event.key() not in self.PASS_THROUGH \
+                    and (Qt.Key.Key_A <= event.key() <= Qt.Key.Key_Z or event.key() in _EDIT_KEYS) \
+                    and not getattr(watched, "isReadOnly", lambda: False)():
+                event.accept()  # the field gets the key press; no shortcut sees it
+                return True
+        return False
+
+
+_EDIT_KEYS = frozenset({Qt.Key.Key_Backspace, Qt.Key.Key_Delete, Qt.Key.Key_Left, Qt.Key.Key_Right,
+                        Qt.Key.Key_Home, Qt.Key.Key_End})
+
+
+def guard_typing(root: QWidget) -> TypingGuard:
+    """Install a ``TypingGuard`` on every text field under ``root``."""
+    guard = TypingGuard(root)
+    for field in root.findChildren(QLineEdit) + root.findChildren(QPlainTextEdit):
+        field.installEventFilter(guard)
+    return guard
 
 
 def row_table(object_name: str, accessible_name: str, model, *, multi: bool = False,

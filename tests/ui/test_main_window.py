@@ -188,6 +188,12 @@ def test_resolve_with_more_instruments_re_resolves_in_place(qtbot, window, sampl
     assert window.instrument_paths == [str(m) for m in sample["masters"]]
     ticks = _read(target)
     assert int(np.sum(~ticks["resolved"].to_numpy(zero_copy_only=False))) == 890
+    # Every view shows the target's count after the resolve (before: 890 in one, 658 in another).
+    row = window.model.row(str(sample["capture"]))
+    assert window.target_state.unresolved_ticks == row.unresolved_ticks == 890
+    assert window.unknown_pane.model.total_ticks == 890
+    assert "890 unresolved ticks" in window.severity.text.text()
+    assert "890 unresolved ticks" in window.target_card.detail.text()
 
 
 def test_cancel_mid_file_leaves_nothing_of_it_and_the_others_go_on(qtbot, window, sample, big_capture, tmp_path):
@@ -205,6 +211,8 @@ def test_cancel_mid_file_leaves_nothing_of_it_and_the_others_go_on(qtbot, window
     big_row, sample_row = window.model.row(big), window.model.row(str(sample["capture"]))
     assert big_row.status == qm.CANCELLED
     assert sample_row.status == qm.DONE
+    assert all("cancelling" not in r.note for r in window.model.rows)  # cancelled means cancelled
+    assert "Cancelled 1" in window.counts_label.text() and "Done 1" in window.counts_label.text()
     captures = _read(target, "captures")
     ticks = _read(target)
     assert captures["file_id"].to_pylist() == [sample_row.file_id]

@@ -38,5 +38,7 @@ def test_a_failed_row_shows_its_fault_in_the_cells(qapp):
     note = model.index(0, qm.Column.NOTE)
     assert note.data() == "no Kite packets found"
     assert "What to do:" in note.data(Qt.ItemDataRole.ToolTipRole)
+    from app.ui import theme
+
     assert model.index(0, qm.Column.STATUS).data(Qt.ItemDataRole.ForegroundRole).name() == \
-        qm.STATUS_COLORS[qm.FAILED]
+        theme.status_color(qm.FAILED)

@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 from app.core.packet_index import FLAG_BAD, PacketIndex, PacketView, RowFilter, parse_offset, symbol_lookup
 from app.ui import theme
 from app.ui.icons import icon
-from app.ui.widgets import row_table
+from app.ui.widgets import guard_typing, row_table
 from app.ui.inspector.data_strip import DataInspectorStrip
 from app.ui.inspector.details import DetailsTree
 from app.ui.inspector.filter_bar import FilterBar
@@ -56,13 +56,23 @@ class InspectorAsk:
         return path
 
 
-def _load_book(paths: Sequence[str]):
+def _load_book(paths: Sequence[str]) -> tuple[object, list[str]]:
+    """The book of every readable master, and one line per unreadable one: a bad master
+    costs its own names, never the inspector (or the other masters)."""
     if not paths:
-        return None
+        return None, []
     from app.core.enrich import InstrumentBook
     from app.core.instruments import load_master
+    from app.model.faults import one_line
 
-    return InstrumentBook([load_master(p) for p in paths])
+    masters, problems = [], []
+    for path in paths:
+        try:
+            masters.append(load_master(path))
+        except Exception as exc:  # noqa: BLE001 - any unreadable master is reported, not fatal
+            log.warning("instrument master %s unreadable in the inspector: %s", path, exc)
+            problems.append(f"instrument master {Path(path).name} unreadable ({one_line(exc)}): its tokens are unnamed")
+    return (InstrumentBook(masters) if masters else None), problems
 
 
 class InspectorWindow(QMainWindow):
@@ -75,6 +85,7 @@ class InspectorWindow(QMainWindow):
         super().__init__(parent)
         self.paths = [os.fspath(p) for p in paths]
         self.instrument_paths = list(instruments)
+        self.master_problems: list[str] = []
         self.framing = framing
         self.index: Optional[PacketIndex] = None
         self.current: Optional[PacketView] = None
@@ -84,10 +95,11 @@ class InspectorWindow(QMainWindow):
         self._book = None
         self._opened_at = 0.0
         self.time_to_first_rows: Optional[float] = None
-        self.setWindowTitle("Packet inspector — Tickscope")
+        self.setWindowTitle("Packet inspector")  # Qt appends the application name
         self.setWindowIcon(icon("tickscope"))
-        self.resize(1320, 860)
+        self.resize(1024, 700)
         self._build()
+        self.typing_guard = guard_typing(self)
         if tokens:
             self.filter_bar.token.setText(" ".join(str(t) for t in tokens))
             self.model.filter = self.filter_bar.spec() or RowFilter()
@@ -276,8 +288,9 @@ class InspectorWindow(QMainWindow):
     def _prepare(self, index: PacketIndex) -> None:
         """On the worker: load the instrument masters before the first rows are indexed."""
         if self._book is None:
-            self._book = _load_book(self.instrument_paths)
-        index.symbol_of = symbol_lookup(self._book)
+            self._book, self.master_problems = _load_book(self.instrument_paths)
+        if self._book is not None:
+            index.symbol_of = symbol_lookup(self._book)
 
     def _stop_worker(self) -> None:
         if self._worker is not None:
@@ -326,6 +339,8 @@ class InspectorWindow(QMainWindow):
             elapsed = time.perf_counter() - self._opened_at
             self.state.setText(f"{Path(index.path).name}: {index.framing} framing, {index.size:,} bytes, "
                                f"{index.bad_count:,} bad regions · indexed in {elapsed:.1f} s")
+        if self.master_problems:
+            self.statusBar().showMessage("; ".join(self.master_problems), 15000)
         self.index_finished.emit()
 
     def _on_failed(self, worker: IndexWorker, exc: BaseException, tb: str) -> None:

@@ -1,0 +1,166 @@
+"""Wiring of the window's fixes: details pane, size, title, theme after restart, typing vs
+shortcuts, the Parquet folder dialog, quitting with work queued, a bad master in the inspector."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+
+from app.core import encode
+from app.ui import queue_model as qm
+from app.ui import theme
+from tests.ui.conftest import wait_idle
+
+
+def _capture(path: Path) -> Path:
+    path.write_bytes(encode.frame([encode.encode_message([encode.encode_packet(8, {"instrument_token": 256265})])],
+                                  "raw"))
+    return path
+
+
+def test_a_failed_file_shows_message_file_and_advice_in_the_details_pane(qtbot, window, tmp_path):
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"PAR1 not parquet PAR1")
+    window.set_target(str(tmp_path / "t.duckdb"))
+    window.add_paths([str(broken)])
+    with qtbot.waitSignal(window.queue_done, timeout=60_000):
+        window.start()
+    wait_idle(qtbot, window)
+    row = window.model.row(str(broken))
+    assert row.status == qm.FAILED and row.fault is not None
+    window.queue_view.selectRow(0)
+    assert window.tabs.currentWidget() is window.details_pane
+    text = window.details_pane.text.toPlainText()
+    assert row.fault.message in text and f"File: {broken}" in text and "What to do:" in text
+    assert "Failed" in window.details_pane.headline.text()
+
+
+def test_an_internal_error_shows_the_log_file_and_traceback(qtbot, make_window, tmp_path):
+    def broken_job(*args, **kwargs):
+        class Job:
+            def run(self):
+                raise ZeroDivisionError("division by zero")
+
+            def cancel(self):
+                pass
+
+            def cancel_file(self, path):
+                pass
+        return Job()
+
+    window = make_window(interactive=False, job_factory=broken_job)
+    window.set_target(str(tmp_path / "t.duckdb"))
+    window.add_paths([str(_capture(tmp_path / "a.dat"))])
+    with qtbot.waitSignal(window.queue_done, timeout=30_000):
+        window.start()
+    text = window.details_pane.text.toPlainText()
+    assert "Log file:" in text and "ZeroDivisionError" in text and "Traceback" in text
+    assert window.details_pane.logs_button.isVisibleTo(window.details_pane)
+
+
+def test_the_window_fits_1024x700_and_never_resizes_itself(qtbot, window, tmp_path):
+    window.resize(1024, 700)
+    qtbot.waitUntil(lambda: window.size().width() == 1024)
+    hint = window.minimumSizeHint()
+    assert hint.width() <= 1024 and hint.height() <= 700
+    deep = tmp_path / ("a-very-long-folder-name-" * 6)
+    deep.mkdir()
+    window.set_target(str(deep / ("target-with-a-long-name-" * 4 + ".duckdb")))
+    window.add_paths([str(_capture(deep / f"binary_data_20251013_0915{i:02d}_with_a_long_name.dat"))
+                      for i in range(30)])
+    for name in ("unknown", "throughput", "breakdown", "price", "queue"):
+        window.focus_pane(name)
+        QApplication.processEvents()
+    assert (window.width(), window.height()) == (1024, 700)
+    assert window.minimumSizeHint().width() <= 1024
+
+
+def test_the_title_names_the_target_once(window, tmp_path):
+    window.set_target(str(tmp_path / "ticks.duckdb"))
+    assert window.windowTitle() == "ticks.duckdb"  # Qt appends " — Tickscope" itself
+    assert QApplication.applicationDisplayName() == "Tickscope" or "Tickscope" not in window.windowTitle()
+
+
+def test_the_dark_theme_is_right_after_a_restart_charts_included(make_window):
+    first = make_window()
+    first.theme_actions["dark"].trigger()
+    first.close()
+    theme.apply("light")  # what a fresh process starts from
+    second = make_window()
+    assert theme.current() == "dark"
+    plot_bg = theme.DARK["plot_bg"]
+    for chart in (second.throughput_chart, second.breakdown_chart.graphics, second.price_preview.graphics):
+        assert chart.backgroundBrush().color().name() == plot_bg
+    # The live chart is a tab page: it is never shown over the other tabs.
+    second.focus_pane("unknown")
+    assert not second.throughput_chart.isVisible()
+
+
+def test_ctrl_e_in_the_filter_types_instead_of_exporting(qtbot, window):
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=5000)
+    window.act_export.setEnabled(True)
+    fired = []
+    window.act_export.triggered.connect(lambda *_: fired.append(1))
+    window.focus_pane("filter")
+    assert window.unknown_pane.filter.hasFocus()
+    QTest.keyClick(window.unknown_pane.filter, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
+    assert fired == []
+    window.focus_pane("queue")
+    QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
+    assert fired == [1]  # elsewhere the shortcut still works
+
+
+def test_the_parquet_folder_dialog_accepts_a_new_name(qapp, tmp_path):
+    from app.store.checks import MARKER
+    from app.ui.dialogs import FolderTargetDialog
+
+    dialog = FolderTargetDialog(None, str(tmp_path))
+    dialog.name_edit().setText("new-dataset")
+    dialog.accept()
+    assert dialog.result() == 1 and dialog.chosen == str(tmp_path / "new-dataset")
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    (ours / MARKER).write_text("{}")
+    dialog = FolderTargetDialog(None, str(tmp_path))
+    dialog.name_edit().setText("ours")
+    dialog.accept()
+    assert dialog.chosen == str(ours)
+
+
+def test_quitting_with_queued_work_asks_then_cancels_and_the_queue_comes_back(make_window, dialogs, tmp_path):
+    target = tmp_path / "t.duckdb"
+    window = make_window()
+    window.set_target(str(target))
+    window.add_paths([str(_capture(tmp_path / "a.dat")), str(_capture(tmp_path / "b.dat"))])
+    dialogs["answers"]["cancel_running"] = False
+    assert not window.close()
+    assert window.isVisible() and window.session.counts()[qm.QUEUED] == 2
+    dialogs["answers"]["cancel_running"] = True
+    assert window.close()
+    assert dialogs["asked"].count("cancel_running") == 2
+    assert [r.status for r in window.session.rows] == [qm.CANCELLED, qm.CANCELLED]
+    again = make_window()
+    assert again.target == str(target)
+    assert [(Path(r.path).name, r.status) for r in again.session.rows] == [("a.dat", qm.CANCELLED),
+                                                                            ("b.dat", qm.CANCELLED)]
+
+
+def test_one_unreadable_master_does_not_break_the_inspector(qtbot, window, sample, tmp_path):
+    bad = tmp_path / "instruments_broken.csv"
+    bad.write_bytes(b"\x00\xff not a master")
+    window.instrument_paths = [str(bad), str(sample["masters"][0])]
+    from app.ui.inspector import InspectorWindow
+
+    inspector = InspectorWindow([str(sample["capture"])], instruments=window.instrument_paths)
+    qtbot.addWidget(inspector)
+    with qtbot.waitSignal(inspector.index_finished, timeout=60_000):
+        inspector.show()
+    assert inspector.index.error is None and inspector.model.rowCount() > 0
+    assert len(inspector.master_problems) == 1 and "instruments_broken.csv" in inspector.master_problems[0]
+    assert inspector.index.symbol_of is not None  # the readable master still names tokens
+    inspector.shutdown()
