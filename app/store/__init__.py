@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
+
 from app.store.base import (
     BAD_PACKETS_SCHEMA,
     CAPTURES_SCHEMA,
@@ -47,7 +49,29 @@ def open_existing_target(path: Path | str) -> Target:
     return open_target(path)
 
 
+def removal_preview(path: Path | str, file_ids) -> list[RemovedCapture]:
+    """What ``remove`` would take for each committed capture of ``file_ids`` (its ``captures``
+    row's counts; ids not in the target are left out): what a confirmation shows."""
+    import pyarrow.compute as pc
+
+    with open_target(path, read_only=True) as target:
+        captures = target.captures()
+    wanted = list(dict.fromkeys(file_ids))
+    chosen = captures.filter(pc.is_in(captures["file_id"], value_set=pa.array(wanted, pa.string())))
+    rows = {r["file_id"]: r for r in chosen.select(["file_id", "path", "packets", "bad_packets"]).to_pylist()}
+    return [RemovedCapture(f, rows[f]["path"], rows[f]["packets"] or 0, rows[f]["bad_packets"] or 0)
+            for f in wanted if f in rows]
+
+
+def remove_captures(path: Path | str, file_ids) -> list[RemovedCapture]:
+    """Remove committed captures and everything derived from them (``Target.remove``)."""
+    with open_existing_target(path) as target:
+        return target.remove(list(file_ids))
+
+
 __all__ = [
+    "removal_preview",
+    "remove_captures",
     "check_target",
     "TargetCheck",
     "TargetProblem",

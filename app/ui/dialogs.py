@@ -176,5 +176,18 @@ class Ask:
         return answer == QMessageBox.StandardButton.Yes
 
     @classmethod
+    def confirm_remove(cls, parent, names: list[str], ticks: int, bad_packets: int, target: str) -> bool:
+        what = names[0] if len(names) == 1 else f"{len(names)} captures"
+        answer = QMessageBox.question(
+            parent, "Remove from target",
+            f"Remove {what} from {target}? {ticks:,} tick{'s' if ticks != 1 else ''} and "
+            f"{bad_packets:,} bad packet{'s' if bad_packets != 1 else ''} go, and the unknown tokens "
+            "are recomputed. The capture files themselves are not touched.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+    @classmethod
     def about(cls, parent, text: str) -> None:
         QMessageBox.about(parent, "About Tickscope", text)
