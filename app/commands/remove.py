@@ -35,7 +35,7 @@ def add_parser(subparsers) -> None:
 
 def file_ids_of(target, names) -> list[str]:
     """The committed file_id each argument names; InputError naming the ones that name none."""
-    from app.pipeline.ingest import file_sha256
+    from app.core.digest import file_sha256
 
     captures = target.captures()
     by_path: dict[str, list[str]] = {}

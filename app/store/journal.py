@@ -269,13 +269,6 @@ class Journal:
             if source.exists():
                 os.replace(source, root / "captures" / FIXED_FILES["captures"])
                 fsync_dir(root / "captures")
-        for folder in touched:
-            # A partition the commit emptied: rmdir removes only an empty folder.
-            if folder.parent == root / "ticks" and PARTITION_DIR.match(folder.name):
-                try:
-                    folder.rmdir()
-                except OSError:
-                    pass
         (self.folder / COMMIT_FILE).unlink(missing_ok=True)
         fsync_dir(self.folder)
 
@@ -318,6 +311,20 @@ class Journal:
                 path.unlink(missing_ok=True)
                 removed.append(rel)
         return removed
+
+
+def prune_partitions(root: Path) -> None:
+    """Remove partition folders left empty (a capture replaced or removed). Only while no
+    write is open: an encoder may be about to create a file in an empty one."""
+    ticks = root / "ticks"
+    if not ticks.is_dir():
+        return
+    for folder in ticks.iterdir():
+        if folder.is_dir() and PARTITION_DIR.match(folder.name):
+            try:
+                folder.rmdir()  # removes only an empty folder
+            except OSError:
+                pass
 
 
 def is_private_of(name: str, sessions: set[str], write_ids: set[str]) -> bool:

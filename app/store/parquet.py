@@ -289,6 +289,7 @@ class ParquetTarget(Target):
         if getattr(self, "_journal", None) is not None:
             try:
                 self._journal.end()
+                journal.prune_partitions(self.path)
             except OSError:  # what stays is swept at the next open
                 log.warning("could not tidy %s at close", self.path, exc_info=True)
             self._journal = None

@@ -163,5 +163,7 @@ def remove(target: "ParquetTarget", file_ids: Sequence[str]) -> list[RemovedCapt
         removed.append(RemovedCapture(row["file_id"], row["path"], ticks, bad))
     kept = captures.filter(pc.invert(pc.is_in(captures["file_id"], chosen["file_id"])))
     target._commit(kept, publish=[], unpublish=unpublish)
+    if not target._open_writes:
+        journal.prune_partitions(target.path)
     target.rebuild_unknown_tokens()  # a crash before this leaves it stale: rebuilt when next read
     return removed
