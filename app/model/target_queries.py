@@ -1,5 +1,7 @@
 """Reads and re-resolves a target for the window; every function runs on a worker thread.
 
+Reads go through the one query module (``app.store.query``: SQL in DuckDB, filtered and
+counted there; never every tick of the target in Python).
 Part of the Qt-free model (``app.model``); the counts every view shares come from
 ``app.model.targets.read_state``. A target admits one open handle per process, so the
 JobManager runs these one at a time and never while an ingest holds the target.
@@ -80,23 +82,29 @@ def resolve_more(path: str, instrument_paths: Sequence[str]) -> tuple[int, pa.Ta
     return resolved, table
 
 
+def _reader(path: str):
+    from app.store.query import TargetReader
+
+    return TargetReader(path)
+
+
 def breakdown(path: str, file_id: str, name: str = "") -> Breakdown:
-    """Packets of one capture by kind (packet length) and by segment."""
-    with open_target(path) as target:
-        ticks = target.ticks(["file_id", "packet_length", "segment"])
-        bad = 0
-        caps = target.captures()
-    ticks = ticks.filter(pc.equal(ticks["file_id"], file_id))
+    """Packets of one capture by kind (packet length) and by segment (counted in SQL)."""
+    from app.store.query import breakdown_query
+
+    with _reader(path) as reader:
+        counts = reader.run(breakdown_query(file_id)).to_pylist()
+        caps = reader.target.captures()
     kinds: dict[str, int] = {}
-    for row in ticks.group_by("packet_length").aggregate([("packet_length", "count")]).to_pylist():
-        layout = protocol.layout_for(int(row["packet_length"]))
-        label = layout.kind if layout else f"len {row['packet_length']}"
-        kinds[label] = kinds.get(label, 0) + int(row["packet_length_count"])
     segments: dict[str, int] = {}
-    for row in ticks.group_by("segment").aggregate([("segment", "count")]).to_pylist():
-        seg = protocol.SEGMENTS.get(int(row["segment"]))
+    for row in counts:
+        layout = protocol.layout_for(int(row["packet_length"])) if row["packet_length"] is not None else None
+        label = layout.kind if layout else f"len {row['packet_length']}"
+        kinds[label] = kinds.get(label, 0) + int(row["ticks"])
+        seg = protocol.SEGMENTS.get(int(row["segment"])) if row["segment"] is not None else None
         label = seg.name if seg else f"invalid {row['segment']}"
-        segments[label] = segments.get(label, 0) + int(row["segment_count"])
+        segments[label] = segments.get(label, 0) + int(row["ticks"])
+    bad = 0
     match = caps.filter(pc.equal(caps["file_id"], file_id))
     if match.num_rows:
         bad = int(match["bad_packets"][0].as_py() or 0)
@@ -107,42 +115,46 @@ def breakdown(path: str, file_id: str, name: str = "") -> Breakdown:
     return Breakdown(file_id, name, kinds, segments, bad)
 
 
-def instrument_choices(path: str, limit: int = 500) -> list[tuple[int, str, int]]:
-    """(instrument_token, label, ticks) of the busiest instruments in the target."""
+def instrument_label(token: int, symbol: Optional[str], exchange: Optional[str]) -> str:
+    if symbol:
+        seg = protocol.SEGMENTS.get(token & 0xFF)
+        return f"{exchange or (seg.name if seg else '')}:{symbol}"
+    return f"token {token} (unresolved)"
+
+
+def instrument_choices(path: str, limit: int = 500, text: str = "") -> list[tuple[int, str, int]]:
+    """(instrument_token, label, ticks) of the busiest instruments in the target (or those
+    matching ``text``: the query module's instrument search)."""
     if not target_exists(path):
         return []
-    with open_target(path) as target:
-        ticks = target.ticks(["instrument_token", "tradingsymbol", "exchange"])
-    if ticks.num_rows == 0:
-        return []
-    grouped = ticks.group_by("instrument_token").aggregate(
-        [("instrument_token", "count"), ("tradingsymbol", "max"), ("exchange", "max")]
-    ).sort_by([("instrument_token_count", "descending")]).slice(0, limit)
-    out = []
-    for row in grouped.to_pylist():
-        token = int(row["instrument_token"])
-        symbol = row["tradingsymbol_max"]
-        seg = protocol.SEGMENTS.get(token & 0xFF)
-        if symbol:
-            label = f"{row['exchange_max'] or (seg.name if seg else '')}:{symbol}"
-        else:
-            label = f"token {token} (unresolved)"
-        out.append((token, label, int(row["instrument_token_count"])))
+    with _reader(path) as reader:
+        rows = reader.instruments(text, limit).to_pylist()
+    out = [(int(r["instrument_token"]), instrument_label(int(r["instrument_token"]), r["symbol"], r["exchange"]),
+            int(r["ticks"])) for r in rows]
     # Named, tradable instruments first (indices carry no volume), busiest first.
-    named = {token for token, label, _ticks in out if not label.startswith("token ")}
-    out.sort(key=lambda c: (c[0] not in named, (c[0] & 0xFF) == protocol.INDICES_SEGMENT, -c[2]))
+    if not text:
+        named = {token for token, label, _ticks in out if not label.startswith("token ")}
+        out.sort(key=lambda c: (c[0] not in named, (c[0] & 0xFF) == protocol.INDICES_SEGMENT, -c[2]))
     return out
 
 
 def price_series(path: str, instrument_token: int, label: str = "") -> PriceSeries:
+    """One instrument's timed ticks (filtered in SQL); a NaN between trading days, so a
+    line never joins one day's close to the next day's open."""
     import numpy as np
 
-    with open_target(path) as target:
-        ticks = target.ticks(["instrument_token", "tick_time", "last_price", "volume_traded"])
-    ticks = ticks.filter(pc.equal(ticks["instrument_token"], instrument_token))
-    ticks = ticks.filter(pc.is_valid(ticks["tick_time"])).sort_by("tick_time")
-    times = ticks["tick_time"].cast(pa.int64()).to_numpy(zero_copy_only=False).astype(np.float64) / 1e6
+    from app.store.query import series_query
+
+    with _reader(path) as reader:
+        ticks = reader.run(series_query(instrument_token))
+    times = ticks["us"].to_numpy(zero_copy_only=False).astype(np.float64) / 1e6
     prices = ticks["last_price"].to_numpy(zero_copy_only=False).astype(np.float64)
     # NaN where a packet carries no volume (LTP and index packets): not a zero volume.
     volumes = ticks["volume_traded"].cast(pa.float64()).fill_null(float("nan")).to_numpy(zero_copy_only=False)
+    days = ticks["trading_date"].cast(pa.int32()).fill_null(-1).to_numpy(zero_copy_only=False)
+    breaks = np.flatnonzero(np.diff(days)) + 1
+    if len(breaks):
+        times = np.insert(times, breaks, (times[breaks - 1] + times[breaks]) / 2)
+        prices = np.insert(prices, breaks, np.nan)
+        volumes = np.insert(volumes, breaks, np.nan)
     return PriceSeries(instrument_token, label or str(instrument_token), times, prices, volumes)

@@ -273,6 +273,25 @@ def ticks_query(flt: TickFilter, columns: Sequence[str], *, order_by: Optional[s
     return Query(sql, params)
 
 
+def breakdown_query(file_id: str) -> Query:
+    """A capture's ticks by packet length and segment."""
+    return Query("""
+SELECT packet_length, segment, count(*) AS ticks
+FROM {ticks}
+WHERE file_id = $file_id
+GROUP BY ALL
+ORDER BY ALL""", {"file_id": file_id})
+
+
+def series_query(token: int) -> Query:
+    """Every timed tick of one instrument: time (epoch microseconds), day, price, volume."""
+    return Query("""
+SELECT epoch_us(tick_time) AS us, trading_date, last_price, volume_traded
+FROM {ticks}
+WHERE instrument_token = $token AND tick_time IS NOT NULL
+ORDER BY tick_time, file_id, msg_seq, pkt_seq""", {"token": int(token)})
+
+
 def count_query(flt: TickFilter) -> Query:
     where, params = flt.where()
     return Query(f"SELECT count(*) FROM {{ticks}} WHERE {where}", params)

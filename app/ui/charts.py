@@ -253,8 +253,8 @@ class PricePreview(QWidget):
 
     def show_series(self, series) -> None:
         times, prices = series.times, series.prices
-        self.points = len(times)
-        self.price_curve.setData(times, prices)
+        self.points = int(np.isfinite(prices).sum())  # NaNs only separate trading days
+        self.price_curve.setData(times, prices, connect="finite")
         if self.volume_bars is not None:
             self.volume_plot.removeItem(self.volume_bars)
             self.volume_bars = None
@@ -275,5 +275,5 @@ class PricePreview(QWidget):
         self.volume_plot.setYRange(0, float(per_tick.max()) * 1.1 if len(per_tick) and per_tick.max() > 0 else 1)
         volume_note = "" if len(vol_times) else " · no volume (LTP packets carry none)"
         self.caption.setText(
-            f"{series.label}: {len(times):,} ticks, last {prices[-1]:,.2f}, "
+            f"{series.label}: {self.points:,} ticks, last {prices[-1]:,.2f}, "
             f"range {np.nanmin(prices):,.2f} – {np.nanmax(prices):,.2f}{volume_note}")
