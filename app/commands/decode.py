@@ -155,6 +155,9 @@ def _human(summary, out: Path, rows: int, seconds: float, enrich_stats) -> str:
     if d.bad_bytes_by_reason:
         worst = sorted(d.bad_bytes_by_reason.items(), key=lambda kv: -kv[1])[:5]
         lines.append("  bad bytes: " + "; ".join(f"{reason} ({n:,} B)" for reason, n in worst))
+    if d.suspect:
+        why = ", ".join(f"{reason} {n:,}" for reason, n in sorted(d.suspect_by_reason.items(), key=lambda kv: -kv[1]))
+        lines.append(f"  {d.suspect:,} suspect ticks stored with a suspect_reason (values that cannot be real): {why}")
     if d.invalid_segments:
         lines.append(f"  {d.invalid_segments:,} packets have a segment byte that is no Kite segment (mis-framed?)")
     if enrich_stats is not None:

@@ -198,7 +198,9 @@ class PlainProgress:
                 return
             text = f"{update.stage:<9} {update.path}"
             if update.final:
-                text += f" ({update.packets:,} packets, {update.bad_packets:,} bad, {update.unresolved_ticks:,} unresolved)"
+                suspect = f"{update.suspect:,} suspect, " if update.suspect else ""
+                text += (f" ({update.packets:,} packets, {update.bad_packets:,} bad, {suspect}"
+                         f"{update.unresolved_ticks:,} unresolved)")
                 if update.error:
                     text += f": {update.error}"
             self.stream.write(text + "\n")
@@ -206,14 +208,14 @@ class PlainProgress:
 
 
 def _print_table(report, stream: TextIO) -> None:
-    rows = [("status", "packets", "bad", "unresolved", "seconds", "file")]
+    rows = [("status", "packets", "bad", "suspect", "unresolved", "seconds", "file")]
     for f in report.files:
-        rows.append((f.status, f"{f.packets:,}", f"{f.bad_packets:,}", f"{f.unresolved_ticks:,}",
+        rows.append((f.status, f"{f.packets:,}", f"{f.bad_packets:,}", f"{f.suspect:,}", f"{f.unresolved_ticks:,}",
                      f"{f.seconds:.2f}", f.path + (f"  ({f.error})" if f.error else "")))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    widths = [max(len(r[i]) for r in rows) for i in range(6)]
     for r in rows:
-        stream.write("  ".join(r[i].rjust(widths[i]) if i in (1, 2, 3, 4) else r[i].ljust(widths[i]) for i in range(5))
-                     + "  " + r[5] + "\n")
+        stream.write("  ".join(r[i].rjust(widths[i]) if i else r[i].ljust(widths[i]) for i in range(6))
+                     + "  " + r[6] + "\n")
     d = report.to_dict()
     counts = ", ".join(f"{n} {s}" for s, n in d["counts"].items() if n)
     rate = report.packets / report.seconds if report.seconds else 0

@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from app.core import protocol, schema
 from app.core.digest import bytes_sha256, file_sha256
+from app.core.suspect import count_suspect, suspect_reasons
 from app.core.framing import (
     BAD_RAW_CAP,
     DETECT_HEAD,
@@ -115,6 +116,8 @@ class DecodeSummary:
     invalid_segments: int = 0  # packets whose segment byte is not a Kite segment
     distinct_tokens: int = 0
     bad_bytes_by_reason: dict[str, int] = field(default_factory=dict)  # reason kind -> bytes
+    suspect: int = 0  # ticks stored with a suspect_reason (values that cannot be real)
+    suspect_by_reason: dict[str, int] = field(default_factory=dict)
     framing_detected: bool = True
     complete: bool = False  # False until every byte was walked (cancelled, or still running)
     # Decoder work (candidate checks + pre-filtered bytes + packet-chain steps): linear in
@@ -138,6 +141,8 @@ class DecodeSummary:
             "invalid_segments": self.invalid_segments,
             "distinct_tokens": self.distinct_tokens,
             "bad_bytes_by_reason": dict(self.bad_bytes_by_reason),
+            "suspect": self.suspect,
+            "suspect_by_reason": dict(sorted(self.suspect_by_reason.items())),
             "first_tick_time": self.first_tick_time.isoformat() if self.first_tick_time else None,
             "last_tick_time": self.last_tick_time.isoformat() if self.last_tick_time else None,
             "complete": self.complete,
@@ -200,6 +205,7 @@ class PacketStats:
     tokens: np.ndarray
     min_tick_us: Optional[int]
     max_tick_us: Optional[int]
+    suspect: dict[str, int] = field(default_factory=dict)  # suspect ticks by reason code
 
 
 def decode_packets(
@@ -344,7 +350,10 @@ def decode_packets(
     columns["tick_time_source"] = _SOURCE_NAMES.take(pa.array(source, mask=~known))
     columns["trading_date"] = _with_mask(market_time.trading_days(tick), known, pa.date32())
 
-    table = pa.Table.from_arrays([columns[name] for name in schema.DECODED_SCHEMA.names], schema=schema.DECODED_SCHEMA)
+    values_table = pa.Table.from_arrays([columns[name] for name in schema.DECODED_VALUE_NAMES],
+                                        names=schema.DECODED_VALUE_NAMES)
+    reasons = suspect_reasons(values_table, fallback_time_us)
+    table = pa.Table.from_arrays(values_table.columns + [reasons], schema=schema.DECODED_SCHEMA)
     t2 = time.perf_counter()
     if timings is not None:
         timings["fields"] = timings.get("fields", 0.0) + (t1 - t0)
@@ -356,6 +365,7 @@ def decode_packets(
         tokens=np.unique(token),
         min_tick_us=int(tick[known].min()) if known.any() else None,
         max_tick_us=int(tick[known].max()) if known.any() else None,
+        suspect=count_suspect(reasons),
     )
     return table, stats
 
@@ -487,6 +497,9 @@ class _ChunkDecoder:
             for length, count in stats.packets_by_length.items():
                 s.packets_by_length[length] = s.packets_by_length.get(length, 0) + count
             s.invalid_segments += stats.invalid_segments
+            for reason, count in stats.suspect.items():
+                s.suspect_by_reason[reason] = s.suspect_by_reason.get(reason, 0) + count
+                s.suspect += count
             self._tokens.update(stats.tokens.tolist())
             if stats.min_tick_us is not None:
                 self._min_us = stats.min_tick_us if self._min_us is None else min(self._min_us, stats.min_tick_us)

@@ -80,8 +80,13 @@ DECODED_SCHEMA = pa.schema(
         ("tick_time", UTC_TIME),  # best-known time of the tick
         ("tick_time_source", pa.string()),  # one of TIME_SOURCES, null when nothing is known
         ("trading_date", pa.date32()),  # IST date of tick_time
+        # null when clean, else the code of the value rule the tick breaks (app.core.suspect)
+        ("suspect_reason", pa.string()),
     ]
 )
+
+# Columns a decoder fills; ``suspect_reason`` is computed from them (app.core.suspect).
+DECODED_VALUE_NAMES: list[str] = [n for n in DECODED_SCHEMA.names if n != "suspect_reason"]
 
 ENRICHMENT_SCHEMA = pa.schema(
     [

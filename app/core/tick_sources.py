@@ -41,6 +41,7 @@ import pyarrow.parquet as pq
 
 from app.core.digest import file_sha256
 from app.core import protocol, schema
+from app.core.suspect import suspect_reasons
 from app.errors import InputError
 from app.core import market_time
 from app.core.market_time import IST
@@ -339,7 +340,9 @@ class _Builder:
         arrays["packet_length"] = _packet_lengths(mode, tradable, levels)
         arrays.update(_derived(arrays, n))
         self._reset()
-        return pa.Table.from_arrays([arrays[f.name] for f in schema.DECODED_SCHEMA], schema=schema.DECODED_SCHEMA)
+        values = pa.Table.from_arrays([arrays[name] for name in schema.DECODED_VALUE_NAMES],
+                                      schema=pa.schema([schema.DECODED_SCHEMA.field(n) for n in schema.DECODED_VALUE_NAMES]))
+        return pa.Table.from_arrays(values.columns + [suspect_reasons(values)], schema=schema.DECODED_SCHEMA)
 
     def _bulk_columns(self) -> dict[str, pa.Array]:
         ticks = pa.array(self.ticks, _TICK_STRUCT)
@@ -547,7 +550,7 @@ def _read_parquet(path: Path, file_id: str, batch_rows: int) -> Iterator[pa.Tabl
     except (pa.ArrowInvalid, OSError) as err:
         raise InputError(f"{path}: unreadable Parquet file ({err})") from err
     names = set(parquet.schema_arrow.names)
-    missing = [f.name for f in schema.DECODED_SCHEMA if f.name not in names]
+    missing = [name for name in schema.DECODED_VALUE_NAMES if name not in names]
     if missing:
         raise InputError(
             f"{path}: Parquet file is not a tick export (missing columns: {', '.join(missing[:6])}"
@@ -557,10 +560,13 @@ def _read_parquet(path: Path, file_id: str, batch_rows: int) -> Iterator[pa.Tabl
     original_ids = pc.unique(parquet.read(columns=["file_id"]).column("file_id"))
     renumber = len(original_ids) > 1
     row = 0
-    for batch in parquet.iter_batches(batch_size=batch_rows, columns=schema.DECODED_SCHEMA.names):
+    value_schema = pa.schema([schema.DECODED_SCHEMA.field(n) for n in schema.DECODED_VALUE_NAMES])
+    for batch in parquet.iter_batches(batch_size=batch_rows, columns=schema.DECODED_VALUE_NAMES):
         table = pa.Table.from_batches([batch])
         try:
-            table = table.cast(schema.DECODED_SCHEMA)
+            table = table.cast(value_schema)
+            # suspect_reason is recomputed (older exports have none; the rules may be newer)
+            table = pa.Table.from_arrays(table.columns + [suspect_reasons(table)], schema=schema.DECODED_SCHEMA)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
             raise InputError(f"{path}: Parquet columns do not match the tick schema ({err})") from err
         n = table.num_rows

@@ -198,7 +198,7 @@ def ingest_capture(path: str, hashed: tuple[str, int], write_id: str, root: str,
         raise
     return {
         "framing": f.framing, "messages": f.messages, "packets": f.packets, "heartbeats": f.heartbeats,
-        "bad_packets": f.bad_packets, "ticks": f.ticks, "unresolved": f.unresolved,
+        "bad_packets": f.bad_packets, "ticks": f.ticks, "unresolved": f.unresolved, "suspect": f.suspect,
         "first_tick_time": f.first_tick_time, "last_tick_time": f.last_tick_time,
         "parts": written, "seconds": time.monotonic() - started, "worker": socket.gethostname(),
     }
@@ -265,7 +265,7 @@ class DaskIngestJob(JobControl):
         update = FileProgress(
             path=str(f.path), file_id=f.file_id, stage=stage, bytes_done=f.bytes_done, bytes_total=f.size,
             packets=f.packets, bad_packets=f.bad_packets, unresolved_ticks=f.unresolved, rate_pps=f.rate(),
-            error=f.error, index=f.index,
+            error=f.error, index=f.index, suspect=f.suspect,
         )
         with self._emit_lock:
             try:
@@ -277,7 +277,7 @@ class DaskIngestJob(JobControl):
         f.status, f.error = status, error
         f.finished = time.monotonic()
         if status != "ingested":
-            f.ticks = f.unresolved = 0
+            f.ticks = f.unresolved = f.suspect = 0
         self._emit(f, {"ingested": "done"}.get(status, status))
 
     # -- the cluster ----------------------------------------------------------------
@@ -472,6 +472,7 @@ class DaskIngestJob(JobControl):
                      "last_tick_time"):
             setattr(f, name, result[name])
         f.unresolved = result["unresolved"]
+        f.suspect = result.get("suspect", 0)
         f.bytes_done = f.size
         self._emit(f, "writing")
         tick_rows = sum(n for rel, n in result["parts"].items() if rel.startswith("ticks/"))

@@ -71,6 +71,7 @@ class FileProgress:
     bad_packets: int = 0
     unresolved_ticks: int = 0
     rate_pps: float = 0.0
+    suspect: int = 0  # ticks with a suspect_reason so far
     error: Optional[str] = None
     index: int = 0  # the file's position in the job
 
@@ -96,6 +97,7 @@ class FileResult:
     unresolved_ticks: int = 0
     error: Optional[str] = None
     framing: Optional[str] = None
+    suspect: int = 0  # ticks stored with a suspect_reason (values that cannot be real)
     size_bytes: int = 0
     seconds: float = 0.0
 
@@ -163,6 +165,7 @@ class _File:
         self.bad_packets = 0
         self.ticks = 0
         self.unresolved = 0
+        self.suspect = 0
         self.first_tick_time = None
         self.last_tick_time = None
         self.started = 0.0
@@ -184,7 +187,7 @@ class _File:
             path=str(self.path), file_id=self.file_id, status=self.status or "failed",
             messages=self.messages, packets=self.packets, heartbeats=self.heartbeats,
             bad_packets=self.bad_packets, ticks=self.ticks, unresolved_ticks=self.unresolved,
-            error=self.error, framing=self.framing, size_bytes=self.size,
+            error=self.error, framing=self.framing, size_bytes=self.size, suspect=self.suspect,
             seconds=round((self.finished or time.monotonic()) - (self.started or time.monotonic()), 3),
         )
 
@@ -273,6 +276,8 @@ def count_batch(f: _File, ticks: pa.Table, bad) -> None:
     if not n:
         return
     f.unresolved += n - int(pc.sum(pc.fill_null(ticks["resolved"], False)).as_py() or 0)
+    if "suspect_reason" in ticks.column_names:
+        f.suspect += n - ticks["suspect_reason"].null_count
     low, high = pc.min_max(ticks["tick_time"]).values()
     low, high = low.as_py(), high.as_py()
     if low is not None:
@@ -285,7 +290,7 @@ def capture_record(f: _File, *, replacing: bool = False) -> CaptureRecord:
     return CaptureRecord(
         file_id=f.file_id, path=str(f.path), size_bytes=f.size, framing=f.framing or "",
         messages=f.messages, packets=f.packets, heartbeats=f.heartbeats,
-        bad_packets=f.bad_packets, unresolved_ticks=f.unresolved,
+        bad_packets=f.bad_packets, unresolved_ticks=f.unresolved, suspect=f.suspect,
         first_tick_time=f.first_tick_time, last_tick_time=f.last_tick_time,
         status="replaced" if replacing else "ingested",
         tool_version=__version__,
@@ -419,7 +424,7 @@ class IngestJob(JobControl):
             path=str(f.path), file_id=f.file_id, stage=f.stage,
             bytes_done=f.bytes_done, bytes_total=f.size, packets=f.packets,
             bad_packets=f.bad_packets, unresolved_ticks=f.unresolved, rate_pps=f.rate(),
-            error=f.error, index=f.index,
+            error=f.error, index=f.index, suspect=f.suspect,
         )
         with self._emit_lock:  # the callable never runs twice at once
             try:
@@ -587,7 +592,7 @@ class IngestJob(JobControl):
         f.finished = time.monotonic()
         if status != "ingested":
             # Counts describe what is in the target; a skipped file keeps its id only.
-            f.ticks = f.unresolved = 0
+            f.ticks = f.unresolved = f.suspect = 0
         self._done += 1
         self._emit(f, {"ingested": "done"}.get(status, status), force=True)
         for copy in self._waiting.pop(f.index, ()):

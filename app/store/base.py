@@ -48,6 +48,8 @@ CAPTURES_SCHEMA = pa.schema(
         ("status", pa.string()),  # ingested | replaced (re-ingested with --force)
         ("tool_version", pa.string()),
         ("ingested_at", UTC_TIME),
+        # ticks stored with a suspect_reason; null in captures ingested before it was counted
+        ("suspect", pa.int64()),
     ]
 )
 
@@ -76,6 +78,15 @@ UNRESOLVED_AGGREGATE_SCHEMA = pa.schema(
 _FILE_ID = re.compile(r"^[0-9a-f]{64}$")
 
 
+def with_columns_of(table: pa.Table, target: pa.Schema) -> pa.Table:
+    """``table`` (of an older Tickscope) with the columns of ``target`` it lacks added as
+    nulls, in ``target``'s order: older targets open; their missing counts read as null."""
+    for f in target:
+        if f.name not in table.column_names:
+            table = table.append_column(f, pa.nulls(table.num_rows, f.type))
+    return table.select(target.names)
+
+
 def check_file_id(file_id: str) -> str:
     """File ids name files inside a target, so they must be exactly sha256 hex."""
     if not isinstance(file_id, str) or not _FILE_ID.match(file_id):
@@ -101,6 +112,7 @@ class CaptureRecord:
     status: str = "ingested"
     tool_version: str = __version__
     ingested_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+    suspect: Optional[int] = 0
 
     def to_table(self) -> pa.Table:
         row = asdict(self)

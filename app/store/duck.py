@@ -77,7 +77,8 @@ CREATE TABLE IF NOT EXISTS captures (
     last_tick_time TIMESTAMPTZ,
     status VARCHAR,
     tool_version VARCHAR,
-    ingested_at TIMESTAMPTZ
+    ingested_at TIMESTAMPTZ,
+    suspect BIGINT
 )"""
 
 _BAD_DDL = """
@@ -99,6 +100,10 @@ WHERE NOT t.resolved
 GROUP BY t.instrument_token
 ORDER BY ticks DESC, t.instrument_token
 """
+
+
+# Columns added since a table's first layout: (name, DuckDB type), added on open.
+_ADDED_COLUMNS = {"ticks": ("suspect_reason", "VARCHAR"), "captures": ("suspect", "BIGINT")}
 
 
 # Our tables and what an existing one must look like to be ours (an older Tickscope's
@@ -203,12 +208,23 @@ class DuckDBTarget(Target):
             columns = found.get(table)
             if columns is None:
                 continue
-            ok = columns == expected if rule == "exact" else set(expected) <= set(columns)
+            added = _ADDED_COLUMNS.get(table)
+            if rule == "exact" and added and added[0] not in columns and columns == [c for c in expected if c != added[0]]:
+                # An older Tickscope's table: the column is added (writable) or read as null.
+                if not self.read_only:
+                    self.con.execute(f'ALTER TABLE {table} ADD COLUMN "{added[0]}" {added[1]}')
+                    columns = columns + [added[0]]
+                else:
+                    continue
+            ok = (sorted(columns) == sorted(expected)) if rule == "exact" else set(expected) <= set(columns)
             if not ok:
                 raise InputError(
                     f"{self.path} holds a {table} table of another layout ({len(columns)} columns); "
                     "choose another --target"
                 )
+        self._tick_order = found.get("ticks", schema.TICK_SCHEMA.names)
+        if "ticks" in found and "suspect_reason" not in self._tick_order and not self.read_only:
+            self._tick_order = self._tick_order + ["suspect_reason"]
         if self.read_only and not {"ticks", "captures"} <= set(found):
             raise InputError(f"{self.path} is not a Tickscope target (no ticks or captures table); ingest into it first")
 
@@ -247,6 +263,11 @@ class DuckDBTarget(Target):
         """DuckDB's threads setting: inserts are sized to give each thread whole row groups."""
         return int(self.con.execute("SELECT current_setting('threads')").fetchall()[0][0])
 
+    def _columns_of(self, table: str) -> list[str]:
+        return [r[0] for r in self.con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'main' "
+            "AND table_catalog = current_database() AND table_name = ? ORDER BY ordinal_position", [table]).fetchall()]
+
     def _has_table(self, name: str) -> bool:
         return bool(
             self.con.execute(
@@ -261,14 +282,17 @@ class DuckDBTarget(Target):
         return {r[0] for r in self.con.execute("SELECT file_id FROM captures").fetchall()}
 
     def captures(self) -> pa.Table:
-        return self.con.sql("SELECT * FROM captures ORDER BY ingested_at, file_id").to_arrow_table().cast(CAPTURES_SCHEMA)
+        table = self.con.sql("SELECT * FROM captures ORDER BY ingested_at, file_id").to_arrow_table()
+        return base.with_columns_of(table, CAPTURES_SCHEMA).cast(CAPTURES_SCHEMA)
 
     def ticks(self, columns: Optional[Sequence[str]] = None) -> pa.Table:
         names = list(columns) if columns else schema.TICK_SCHEMA.names
         unknown = set(names) - set(schema.TICK_SCHEMA.names)
         if unknown:
             raise ValueError(f"no such tick columns: {sorted(unknown)}")
-        select = ", ".join(f'"{n}"' for n in names)  # names checked against the schema above
+        have = set(self._columns_of("ticks"))
+        # names checked against the schema above; columns an older target lacks read as null
+        select = ", ".join(f'"{n}"' if n in have else f'NULL::VARCHAR AS "{n}"' for n in names)
         table = self.con.sql(f"SELECT {select} FROM ticks ORDER BY file_id, msg_seq, pkt_seq").to_arrow_table()
         return table.cast(pa.schema([schema.TICK_SCHEMA.field(n) for n in names]))
 
@@ -509,7 +533,10 @@ class _DuckCaptureWrite(CaptureWrite):
         # One record batch per row group: each DuckDB thread takes whole row groups.
         batches = table.slice(0, keep).combine_chunks().to_batches(max_chunksize=ROW_GROUP_ROWS)
         del table  # the buffered batches go now (``rest`` keeps only the last one)
-        self.cur.from_arrow(pa.Table.from_batches(batches, schema.TICK_SCHEMA)).insert_into("ticks")
+        table = pa.Table.from_batches(batches, schema.TICK_SCHEMA)
+        if self.target._tick_order != schema.TICK_SCHEMA.names:  # a migrated older table
+            table = table.select(self.target._tick_order)
+        self.cur.from_arrow(table).insert_into("ticks")
 
     def add_bad(self, bad: Sequence) -> None:
         if not bad:

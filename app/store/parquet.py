@@ -321,7 +321,7 @@ class ParquetTarget(Target):
             self._captures_generation = _generation(table.schema)
             if "part_footers" not in table.column_names:
                 table = self._fingerprint_legacy(table)
-            return table.cast(PARQUET_CAPTURES_SCHEMA)
+            return base.with_columns_of(table, PARQUET_CAPTURES_SCHEMA).cast(PARQUET_CAPTURES_SCHEMA)
         except (OSError, pa.ArrowException, ValueError, KeyError) as err:
             reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise InputError(

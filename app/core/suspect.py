@@ -1,0 +1,161 @@
+"""Ticks whose structure validates but whose values cannot be real: ``suspect_reason``.
+
+Every decoded tick carries ``suspect_reason``: null when clean, else the code of the
+first rule below that it breaks (rules are checked in this order). Suspect ticks are
+stored as decoded -- the bytes are what they are -- and counted per capture
+(``suspect`` in the decode summary, the ``captures`` table and the app), never silently.
+The bounds and the evidence for each are in README ("Suspect ticks"); all rules are
+vectorised (numpy over whole columns), one pass per batch.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+# Codes, in the order they are checked (a tick gets the first that applies).
+NAN_PRICE = "nan_price"  # a price is NaN or infinite (JSON inputs: NaN, Infinity)
+LTQ_EPOCH = "ltq_epoch"  # last_traded_quantity holds an epoch time (an API quote read wrongly)
+PRICE_NONPOSITIVE = "price_nonpositive"  # last_price < 0 (outside MCX), or 0 with volume traded
+PRICE_OUT_OF_RANGE = "price_out_of_range"  # a price above MAX_PRICE rupees
+TIME_FAR_FROM_DAY = "time_far_from_day"  # exchange_timestamp days away from the capture's time
+OHLC_INVERTED = "ohlc_inverted"  # day low above day high
+DEPTH_UNORDERED = "depth_unordered"  # bids not falling or asks not rising level by level
+REASONS = (NAN_PRICE, LTQ_EPOCH, PRICE_NONPOSITIVE, PRICE_OUT_OF_RANGE, TIME_FAR_FROM_DAY,
+           OHLC_INVERTED, DEPTH_UNORDERED)
+
+# Bounds (README "Suspect ticks" gives the evidence for each).
+MAX_PRICE = 10_000_000.0  # rupees: ~60x the dearest Indian instrument (MRF ~1.5 lakh; MCX silver/kg ~1-2 lakh)
+EPOCH_MIN = 946_684_800  # 2000-01-01 UTC, as seconds
+EPOCH_MAX = 4_102_444_800  # 2100-01-01 UTC
+LTQ_EPOCH_MIN = 1_000_000_000  # a single trade of >= 1e9 units has never printed on NSE/BSE/MCX
+MAX_TIME_SKEW_US = 3 * 86_400 * 1_000_000  # 3 days either side of the capture's own time
+MCX_SEGMENT = 7  # MCX futures have settled below zero (CRUDEOIL, 20 Apr 2020: -2884)
+
+PRICE_COLUMNS = ("last_price", "average_traded_price", "open", "high", "low", "close")
+DEPTH_PRICE_COLUMNS = ("bid_price", "ask_price")
+
+
+def _floats(table: pa.Table, name: str, fill: float = 0.0) -> np.ndarray:
+    col = table.column(name)
+    if col.null_count:
+        col = pc.fill_null(col, fill)
+    return col.to_numpy().astype(np.float64, copy=False)
+
+
+def _ints(table: pa.Table, name: str) -> np.ndarray:
+    col = table.column(name)
+    if col.null_count:
+        col = pc.fill_null(col, 0)
+    return col.to_numpy().astype(np.int64, copy=False)
+
+
+def _times_us(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
+    col = table.column(name)
+    valid = np.asarray(pc.is_valid(col)) if col.null_count else np.ones(len(col), dtype=bool)
+    values = pc.fill_null(col.cast(pa.int64()), 0).to_numpy() if len(col) else np.zeros(0, np.int64)
+    return values.astype(np.int64, copy=False), valid
+
+
+def _list_parts(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(row of each value, value) of a list<float> column, nulls dropped."""
+    arr = table.column(name).combine_chunks()
+    if isinstance(arr, pa.ChunkedArray):  # an empty table
+        arr = pa.concat_arrays(arr.chunks) if arr.num_chunks else pa.array([], arr.type)
+    if len(arr) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.float64)
+    rows = pc.list_parent_indices(arr).to_numpy().astype(np.int64)
+    values = pc.fill_null(pc.list_flatten(arr), 0.0).to_numpy().astype(np.float64)
+    return rows, values
+
+
+def suspect_reasons(table: pa.Table, reference_us: Optional[int] = None) -> pa.Array:
+    """``suspect_reason`` for every row of a decoded tick table (null when clean).
+
+    ``reference_us`` is the capture's own time when known (the file name's), used for
+    ticks without a container receive time (``recv_ts``).
+    """
+    n = table.num_rows
+    code = np.zeros(n, dtype=np.int8)  # 0 clean, else 1 + index into REASONS
+
+    def flag(mask: np.ndarray, reason: str) -> None:
+        code[(code == 0) & mask] = REASONS.index(reason) + 1
+
+    if n == 0:
+        return pa.array([], pa.string())
+    # nan_price: NaN / Infinity in any price (binary captures cannot hold one; JSON can).
+    bad = np.zeros(n, dtype=bool)
+    for name in PRICE_COLUMNS:
+        bad |= ~np.isfinite(_floats(table, name))
+    for name in DEPTH_PRICE_COLUMNS:
+        rows, values = _list_parts(table, name)
+        if rows.size:
+            bad[rows[~np.isfinite(values)]] = True
+    flag(bad, NAN_PRICE)
+
+    # ltq_epoch: a quantity in the range of an epoch time (2001..2100 in seconds).
+    ltq = _ints(table, "last_traded_quantity")
+    flag((ltq >= LTQ_EPOCH_MIN) & (ltq < EPOCH_MAX), LTQ_EPOCH)
+
+    last = _floats(table, "last_price")
+    segment = _ints(table, "segment")
+    volume = _ints(table, "volume_traded")
+    flag(((last < 0) & (segment != MCX_SEGMENT)) | ((last == 0) & (volume > 0)), PRICE_NONPOSITIVE)
+
+    high_price = np.zeros(n, dtype=bool)
+    for name in PRICE_COLUMNS:
+        with np.errstate(invalid="ignore"):
+            high_price |= np.abs(_floats(table, name)) > MAX_PRICE
+    for name in DEPTH_PRICE_COLUMNS:
+        rows, values = _list_parts(table, name)
+        if rows.size:
+            with np.errstate(invalid="ignore"):
+                high_price[rows[np.abs(values) > MAX_PRICE]] = True
+    flag(high_price, PRICE_OUT_OF_RANGE)
+
+    # time_far_from_day: the exchange's stamp days away from when the capture got it.
+    ets, ets_ok = _times_us(table, "exchange_timestamp")
+    recv, recv_ok = _times_us(table, "recv_ts")
+    ref = np.where(recv_ok, recv, reference_us if reference_us is not None else 0)
+    ref_ok = recv_ok | (reference_us is not None)
+    flag(ets_ok & ref_ok & (np.abs(ets - ref) > MAX_TIME_SKEW_US), TIME_FAR_FROM_DAY)
+
+    low, high = _floats(table, "low"), _floats(table, "high")
+    flag((low > 0) & (high > 0) & (low > high), OHLC_INVERTED)
+
+    unordered = np.zeros(n, dtype=bool)
+    for name, falling in (("bid_price", True), ("ask_price", False)):
+        rows, values = _list_parts(table, name)
+        if rows.size < 2:
+            continue
+        same = rows[1:] == rows[:-1]
+        both = (values[1:] > 0) & (values[:-1] > 0) & same
+        step = values[1:] - values[:-1]
+        wrong = both & ((step > 0) if falling else (step < 0))
+        unordered[rows[1:][wrong]] = True
+    flag(unordered, DEPTH_UNORDERED)
+
+    if not code.any():
+        return pa.nulls(n, pa.string())
+    names = pa.array([None, *REASONS], pa.string())
+    return names.take(pa.array(code.astype(np.int32)))
+
+
+def with_suspect_reason(table: pa.Table, reference_us: Optional[int] = None) -> pa.Table:
+    """``table`` with its ``suspect_reason`` column (re)computed."""
+    reasons = suspect_reasons(table, reference_us)
+    if "suspect_reason" in table.column_names:
+        return table.set_column(table.schema.get_field_index("suspect_reason"), "suspect_reason", reasons)
+    return table.append_column(pa.field("suspect_reason", pa.string()), reasons)
+
+
+def count_suspect(reasons: pa.Array) -> dict[str, int]:
+    """Suspect ticks by reason code (clean rows not counted)."""
+    if reasons.null_count == len(reasons):
+        return {}
+    counts = pc.value_counts(reasons.drop_null() if hasattr(reasons, "drop_null") else pc.drop_null(reasons))
+    return {str(v): int(c) for v, c in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())}
+

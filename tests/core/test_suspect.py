@@ -1,0 +1,120 @@
+"""Suspect ticks (issue 14): values that cannot be real are flagged, stored, counted."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pytest
+
+from app.core import encode, schema, suspect, synthetic, tick_sources
+from app.core.decode import CaptureReader, decode_bytes
+
+TOKEN = 408065  # NSE equity (segment 1)
+T0 = 1_760_326_800  # 2025-10-13 09:10:00 IST
+
+
+def quote(**values) -> bytes:
+    base = {"instrument_token": TOKEN, "last_price": 152_130, "last_traded_quantity": 3,
+            "average_traded_price": 152_100, "volume_traded": 91_000, "total_buy_quantity": 500,
+            "total_sell_quantity": 700, "open": 151_000, "high": 153_000, "low": 150_500, "close": 150_000}
+    base.update(values)
+    return encode.encode_packet(44, base)
+
+
+def full(bids=None, asks=None, **values) -> bytes:
+    base = {"instrument_token": TOKEN, "last_price": 152_130, "last_traded_quantity": 3,
+            "average_traded_price": 152_100, "volume_traded": 91_000, "open": 151_000, "high": 153_000,
+            "low": 150_500, "close": 150_000, "last_trade_time": T0, "exchange_timestamp": T0}
+    base.update(values)
+    bids = bids or [(10, 152_100 - 5 * i, 1) for i in range(5)]
+    asks = asks or [(10, 152_150 + 5 * i, 1) for i in range(5)]
+    return encode.encode_packet(184, base, bids, asks)
+
+
+def reasons_of(packets: list[bytes], framing="raw", recv_ns=None) -> list:
+    data = encode.frame([encode.encode_message([p]) for p in packets], framing, recv_ns=recv_ns)
+    table, _, summary = decode_bytes(data, framing)
+    got = table.column("suspect_reason").to_pylist()
+    assert summary.suspect == sum(r is not None for r in got)
+    assert summary.suspect_by_reason == {r: got.count(r) for r in set(got) if r}
+    return got
+
+
+def test_clean_ticks_have_no_suspect_reason():
+    assert reasons_of([quote(), full()]) == [None, None]
+
+
+@pytest.mark.parametrize("packet, reason", [
+    (quote(last_traded_quantity=T0), "ltq_epoch"),  # an API quote with an epoch where the LTQ is
+    (quote(last_price=0), "price_nonpositive"),  # zero price while volume traded
+    (quote(last_price=2_000_000_000), "price_out_of_range"),  # 2 crore rupees
+    (quote(low=154_000, high=153_000), "ohlc_inverted"),
+    (full(bids=[(10, 152_100, 1), (10, 152_200, 1)]), "depth_unordered"),  # bids rising
+    (full(asks=[(10, 152_150, 1), (10, 152_100, 1)]), "depth_unordered"),  # asks falling
+])
+def test_each_rule_flags_its_case(packet, reason):
+    assert reason in suspect.REASONS
+    assert reasons_of([quote(), packet, full()]) == [None, reason, None]
+
+
+def test_zero_price_without_volume_is_not_suspect():
+    # Kite sends 0 for an instrument that has not traded today
+    assert reasons_of([quote(last_price=0, volume_traded=0, last_traded_quantity=0)]) == [None]
+
+
+def test_empty_depth_levels_are_not_unordered():
+    bids = [(10, 152_100, 1), (0, 0, 0), (0, 0, 0)]
+    asks = [(10, 152_150, 1), (5, 152_160, 1)]
+    assert reasons_of([full(bids=bids, asks=asks)]) == [None]
+
+
+def test_exchange_time_days_from_the_receive_time():
+    far = T0 - 10 * 86_400
+    got = reasons_of([full(exchange_timestamp=far), full()], "ts-u32len",
+                     recv_ns=[T0 * 10**9, (T0 + 1) * 10**9])
+    assert got == ["time_far_from_day", None]
+
+
+def test_exchange_time_far_from_the_file_name_time(tmp_path):
+    path = tmp_path / "ticks_20251013_091000.bin"  # the file name's IST time is T0
+    path.write_bytes(encode.encode_message([full(exchange_timestamp=T0 + 30 * 86_400), full()]))
+    reader = CaptureReader(path)
+    table = pa.concat_tables([b.ticks for b in reader.batches()])
+    assert table.column("suspect_reason").to_pylist() == ["time_far_from_day", None]
+    assert reader.summary.to_dict()["suspect"] == 1
+    assert reader.summary.to_dict()["suspect_by_reason"] == {"time_far_from_day": 1}
+
+
+def test_nan_and_infinity_from_json_are_suspect(tmp_path):
+    ticks = [
+        {"instrument_token": TOKEN, "last_price": 1521.3, "exchange_timestamp": "2025-10-13 09:10:00"},
+        {"instrument_token": TOKEN, "last_price": float("nan"), "exchange_timestamp": "2025-10-13 09:10:01"},
+        {"instrument_token": TOKEN, "last_price": 1521.3, "ohlc": {"open": 1, "high": float("inf"), "low": 1,
+                                                                    "close": 1}},
+    ]
+    path = tmp_path / "ticks.jsonl"
+    path.write_text("\n".join(json.dumps([t]) for t in ticks) + "\n")  # json writes NaN / Infinity
+    tables = list(tick_sources.read_tick_file(path, file_id="a" * 64))
+    table = pa.concat_tables(tables)
+    assert table.schema == schema.DECODED_SCHEMA
+    assert table.column("suspect_reason").to_pylist() == [None, "nan_price", "nan_price"]
+
+
+def test_first_rule_wins_and_codes_are_documented():
+    readme = (synthetic.__file__.rsplit("/app/", 1)[0] + "/README.md")
+    text = open(readme, encoding="utf-8").read()
+    for reason in suspect.REASONS:
+        assert f"`{reason}`" in text, f"{reason} is not documented in README"
+    got = reasons_of([quote(last_traded_quantity=T0, last_price=2_000_000_000)])
+    assert got == ["ltq_epoch"]  # checked in REASONS order
+
+
+def test_a_realistic_synthetic_capture_is_clean(tmp_path):
+    path = tmp_path / "ticks_20251013_091500.bin"
+    synthetic.generate_capture(path, packets=20_000, framing="ts-u32len", seed=11)
+    reader = CaptureReader(path)
+    for _ in reader.batches():
+        pass
+    assert reader.summary.packets == 20_000
+    assert reader.summary.suspect == 0, reader.summary.suspect_by_reason
