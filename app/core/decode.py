@@ -35,6 +35,7 @@ from app.core.framing import (
     ChunkSplit,
     Framer,
     detect_framing,
+    detect_framing_evidence,
 )
 from app.errors import InputError, UsageError
 from app.core import market_time
@@ -61,13 +62,13 @@ for _code, _segment in protocol.SEGMENTS.items():
     _DIVISORS[_code] = _segment.divisor
     _REAL_SEGMENT[_code] = True
 
-_MODES = ("ltp", "quote", "full")
+_MODES = protocol.MODES
 _MODE_NAMES = pa.array(_MODES, pa.string())
 _SOURCE_NAMES = pa.array(schema.TIME_SOURCES, pa.string())
 _SOURCE_INDEX = {name: i for i, name in enumerate(schema.TIME_SOURCES)}
 
-_PRICE_COLUMNS = {f.column for l in protocol.LAYOUTS.values() for f in l.fields if f.column and f.price}
-_TIME_COLUMNS = {f.column for l in protocol.LAYOUTS.values() for f in l.fields if f.column and f.timestamp}
+_PRICE_COLUMNS = {f.column for l in protocol.ALL_LAYOUTS for f in l.fields if f.column and f.price}
+_TIME_COLUMNS = {f.column for l in protocol.ALL_LAYOUTS for f in l.fields if f.column and f.timestamp}
 _DEPTH_TYPES = {"price": pa.float64(), "quantity": pa.int64(), "orders": pa.int64()}
 
 _FILENAME_TIME = re.compile(r"(?<!\d)(\d{8})[_-]?(\d{6})(?!\d)")
@@ -119,6 +120,13 @@ class DecodeSummary:
     suspect: int = 0  # ticks stored with a suspect_reason (values that cannot be real)
     suspect_by_reason: dict[str, int] = field(default_factory=dict)
     framing_detected: bool = True
+    framing_evidence: str = ""  # why the detector chose ``framing`` (or "given")
+    # Text containers (base64 sessions, HAR): what the socket carried besides binary
+    # messages, never counted as bad bytes or ticks.
+    text_frames: int = 0  # received text frames (JSON quotes, order updates, errors)
+    sent_frames: int = 0  # frames the client sent (subscribe/mode commands)
+    text_lines: int = 0  # a terminal session's separator lines
+    connections: list = field(default_factory=list)  # HAR: url, messages, heartbeats, ... per WebSocket
     complete: bool = False  # False until every byte was walked (cancelled, or still running)
     # Decoder work (candidate checks + pre-filtered bytes + packet-chain steps): linear in
     # ``bytes`` on any input; tests assert it, it is not part of the JSON summary.
@@ -130,6 +138,7 @@ class DecodeSummary:
             "file_id": self.file_id,
             "framing": self.framing,
             "framing_detected": self.framing_detected,
+            "framing_evidence": self.framing_evidence,
             "bytes": self.bytes,
             "messages": self.messages,
             "packets": self.packets,
@@ -143,6 +152,10 @@ class DecodeSummary:
             "bad_bytes_by_reason": dict(self.bad_bytes_by_reason),
             "suspect": self.suspect,
             "suspect_by_reason": dict(sorted(self.suspect_by_reason.items())),
+            "text_frames": self.text_frames,
+            "sent_frames": self.sent_frames,
+            "text_lines": self.text_lines,
+            "connections": [dict(c) for c in self.connections],
             "first_tick_time": self.first_tick_time.isoformat() if self.first_tick_time else None,
             "last_tick_time": self.last_tick_time.isoformat() if self.last_tick_time else None,
             "complete": self.complete,
@@ -178,14 +191,42 @@ def _gather_rows(payload: np.ndarray, pos: np.ndarray, length: int) -> np.ndarra
     return rows[pos].view(np.uint8).reshape(-1, length)
 
 
-# Which packet lengths carry each column: validity is one lookup per row, not a scatter.
+# Which layouts carry each column (indexed by position in ALL_LAYOUTS): validity is one
+# lookup per row, not a scatter.
+_LAYOUT_ID = {id(l): i for i, l in enumerate(protocol.ALL_LAYOUTS)}
 _HAS_COLUMN: dict[str, np.ndarray] = {}
-for _layout in protocol.LAYOUTS.values():
+for _i, _layout in enumerate(protocol.ALL_LAYOUTS):
     for _f in _layout.fields:
         if _f.column:
-            _HAS_COLUMN.setdefault(_f.column, np.zeros(protocol.MAX_PACKET_LENGTH + 1, dtype=bool))[
-                _layout.length
-            ] = True
+            _HAS_COLUMN.setdefault(_f.column, np.zeros(len(protocol.ALL_LAYOUTS), dtype=bool))[_i] = True
+
+
+def layout_groups(payload: np.ndarray, pos: np.ndarray, lens: np.ndarray):
+    """(rows, layout, matrix) for each layout present among packets, vectorised.
+
+    Packets of a length with variants (``protocol.VARIANTS``) go to the variant whose
+    evidence their bytes show, else to the length's default layout.
+    """
+    n = int(pos.size)
+    lengths, counts = np.unique(lens, return_counts=True)
+    for length, count in zip(lengths.tolist(), counts.tolist()):
+        rows = np.arange(n) if count == n else np.flatnonzero(lens == length)
+        matrix = _gather_rows(payload, pos[rows], length)
+        rest = None
+        for variant in protocol.VARIANTS.get(length, ()):
+            hit = np.ones(len(matrix), dtype=bool)
+            for offset, low, high in variant.evidence.checks:
+                value = matrix[:, offset : offset + 4].view(">u4")[:, 0]
+                hit &= (value >= low) & (value < high)
+            if rest is not None:
+                hit &= rest
+            if hit.any():
+                yield rows[hit], variant, matrix[hit]
+                rest = ~hit if rest is None else rest & ~hit
+        if rest is None:
+            yield (slice(None) if count == n else rows), protocol.LAYOUTS[length], matrix
+        elif rest.any():
+            yield rows[rest], protocol.LAYOUTS[length], matrix[rest]
 
 
 def _all_true(mask: Optional[np.ndarray], n: int) -> Optional[np.ndarray]:
@@ -228,18 +269,17 @@ def decode_packets(
     values: dict[str, np.ndarray] = {}
     token = np.zeros(n, dtype=np.int64)
     mode_code = np.zeros(n, dtype=np.int8)
-    depth_levels = np.zeros(n, dtype=np.int32)
+    layout_id = np.zeros(n, dtype=np.int16)
     depth_groups = []  # (row indexes, layout, matrix, divisors)
+    packets_by_length: dict[int, int] = {}
 
-    lengths, counts = np.unique(lens, return_counts=True)
-    for length, count in zip(lengths.tolist(), counts.tolist()):
-        layout = protocol.LAYOUTS[length]
-        rows = slice(None) if count == n else np.flatnonzero(lens == length)
-        matrix = _gather_rows(payload, pos[rows], length)
+    for rows, layout, matrix in layout_groups(payload, pos, lens):
+        packets_by_length[layout.length] = packets_by_length.get(layout.length, 0) + len(matrix)
         group_token = _field_values(matrix, layout.field("instrument_token"))
         token[rows] = group_token
         divisor = _DIVISORS[group_token & 0xFF]
         mode_code[rows] = _MODES.index(layout.mode)
+        layout_id[rows] = _LAYOUT_ID[id(layout)]
         for f in layout.fields:
             if f.column is None or f.column == "instrument_token":
                 continue
@@ -254,17 +294,16 @@ def decode_packets(
             else:
                 column[rows] = raw
         if layout.depth is not None:
-            depth_levels[rows] = layout.depth.levels
             depth_groups.append((rows, layout, matrix, divisor))
 
     valid: dict[str, Optional[np.ndarray]] = {}
     for column in values:
-        has = _HAS_COLUMN[column][lens] if n else np.zeros(0, bool)
+        has = _HAS_COLUMN[column][layout_id] if n else np.zeros(0, bool)
         if column in _TIME_COLUMNS:
             has = has & (values[column] != 0)  # Kite's 0 means absent
         valid[column] = None if has.all() else has
     segment = token & 0xFF
-    depth_arrays = _depth_arrays(n, depth_levels, depth_groups)
+    depth_arrays = _depth_arrays(n, depth_groups)
     t1 = time.perf_counter()
 
     columns: dict[str, pa.Array] = {}
@@ -360,7 +399,7 @@ def decode_packets(
         timings["arrow"] = timings.get("arrow", 0.0) + (t2 - t1)
 
     stats = PacketStats(
-        packets_by_length=dict(zip(lengths.tolist(), counts.tolist())),
+        packets_by_length=packets_by_length,
         invalid_segments=int(np.count_nonzero(~_REAL_SEGMENT[segment])),
         tokens=np.unique(token),
         min_tick_us=int(tick[known].min()) if known.any() else None,
@@ -370,43 +409,73 @@ def decode_packets(
     return table, stats
 
 
-def _depth_arrays(n: int, depth_levels: np.ndarray, depth_groups: list) -> dict[str, pa.Array]:
-    """The six depth list columns; one shared offsets array, null rows without depth."""
-    names = [f"{side}_{part}" for side in protocol.DEPTH_SIDES for part in ("price", "quantity", "orders")]
-    if not depth_groups:
-        return {name: pa.nulls(n, pa.list_(_DEPTH_TYPES[name.split("_")[1]])) for name in names}
-    offsets = np.zeros(n + 1, dtype=np.int32)
-    np.cumsum(depth_levels, out=offsets[1:])
-    total = int(offsets[-1])
-    flat = {} if len(depth_groups) == 1 else {name: np.zeros(total, dtype=np.float64 if name.endswith("price") else np.int64) for name in names}
-    single = len(depth_groups) == 1
-    for rows, layout, matrix, divisor in depth_groups:
-        depth = layout.depth
-        levels = depth.levels
-        # With one depth layout in the chunk its levels fill the value arrays in order.
-        where = slice(None) if single else offsets[:-1][rows][:, None] + np.arange(levels, dtype=np.int32)
-        entries = matrix[:, depth.offset : depth.end].reshape(len(matrix), 2 * levels, depth.entry_size)
-        for ef in depth.entry_fields:
-            raw = entries[:, :, ef.offset : ef.offset + ef.size].view(">u" + str(ef.size))[:, :, 0]
-            for side, sl in (("bid", slice(0, levels)), ("ask", slice(levels, 2 * levels))):
-                # astype of the strided (rows, levels) view yields it contiguous in one copy
+def _depth_arrays(n: int, depth_groups: list) -> dict[str, pa.Array]:
+    """The six depth list columns, null rows for packets without that side's depth.
+
+    Each side has its own offsets (a layout may carry bids only). An entry field the
+    packet cuts off (``Depth.limit``) is a null element, never a number.
+    """
+    out = {}
+    for side in protocol.DEPTH_SIDES:
+        groups = [g for g in depth_groups if side in g[1].depth.sides]
+        names = [f"{side}_{part}" for part in ("price", "quantity", "orders")]
+        if not groups:
+            out.update({name: pa.nulls(n, pa.list_(_DEPTH_TYPES[name.split("_")[1]])) for name in names})
+            continue
+        levels_per_row = np.zeros(n, dtype=np.int32)
+        for rows, layout, matrix, divisor in groups:
+            levels_per_row[rows] = layout.depth.levels
+        offsets = np.zeros(n + 1, dtype=np.int32)
+        np.cumsum(levels_per_row, out=offsets[1:])
+        total = int(offsets[-1])
+        # With one depth layout covering every row its levels fill the value arrays in order.
+        single = len(groups) == 1 and (isinstance(groups[0][0], slice) or len(groups[0][0]) == n)
+        flat: dict[str, np.ndarray] = {}
+        flat_valid: dict[str, np.ndarray] = {}
+        for rows, layout, matrix, divisor in groups:
+            depth = layout.depth
+            levels = depth.levels
+            start = depth.entry_offset(side, 0)
+            stop = start + levels * depth.entry_size
+            block = matrix[:, start:stop]
+            if block.shape[1] < stop - start:  # cut short: pad; the cut fields are nulled below
+                padded = np.zeros((len(matrix), stop - start), dtype=np.uint8)
+                padded[:, : block.shape[1]] = block
+                block = padded
+            entries = block.reshape(len(matrix), levels, depth.entry_size)
+            where = slice(None) if single else offsets[:-1][rows][:, None] + np.arange(levels, dtype=np.int32)
+            for ef in depth.entry_fields:
+                name = f"{side}_{ef.name}"
+                raw = entries[:, :, ef.offset : ef.offset + ef.size].view(">u" + str(ef.size))[:, :, 0]
                 if ef.price:
-                    side_values = raw[:, sl].astype(np.float64)
+                    side_values = raw.astype(np.float64)
                     side_values /= divisor[:, None]
                 else:
-                    side_values = raw[:, sl].astype(np.int64)
+                    side_values = raw.astype(np.int64)
                 if single:
-                    flat[f"{side}_{ef.name}"] = side_values.reshape(-1)
+                    flat[name] = side_values.reshape(-1)
                 else:
-                    flat[f"{side}_{ef.name}"][where] = side_values
-    has_depth = depth_levels > 0
-    mask = None if has_depth.all() else pa.array(~has_depth)
-    offsets_array = pa.array(offsets)
-    out = {}
-    for name in names:
-        type_ = pa.list_(_DEPTH_TYPES[name.split("_")[1]])
-        out[name] = pa.ListArray.from_arrays(offsets_array, pa.array(flat[name]), type=type_, mask=mask)
-    return out
+                    if name not in flat:
+                        flat[name] = np.zeros(total, dtype=np.float64 if ef.price else np.int64)
+                    flat[name][where] = side_values
+                present = np.array([depth.present(side, level, ef) for level in range(levels)])
+                if not present.all():
+                    if name not in flat_valid:
+                        flat_valid[name] = np.ones(total, dtype=bool)
+                    missing = np.broadcast_to(~present, (len(matrix), levels))
+                    if single:
+                        flat_valid[name][missing.reshape(-1)] = False
+                    else:
+                        flat_valid[name][where[missing]] = False
+        has_depth = levels_per_row > 0
+        mask = None if has_depth.all() else pa.array(~has_depth)
+        offsets_array = pa.array(offsets)
+        for name in names:
+            type_ = pa.list_(_DEPTH_TYPES[name.split("_")[1]])
+            valid = flat_valid.get(name)
+            values = pa.array(flat[name], mask=None if valid is None else ~valid)
+            out[name] = pa.ListArray.from_arrays(offsets_array, values, type=type_, mask=mask)
+    return {name: out[name] for name in protocol.DEPTH_COLUMNS}
 
 
 # --- capture decoding ---------------------------------------------------------------------
@@ -507,6 +576,12 @@ class _ChunkDecoder:
         s.distinct_tokens = len(self._tokens)
         s.first_tick_time = _epoch_us_to_datetime(self._min_us)
         s.last_tick_time = _epoch_us_to_datetime(self._max_us)
+        if split.container:
+            c = split.container
+            s.text_frames += c.get("text_frames", 0)
+            s.sent_frames += c.get("sent_frames", 0)
+            s.text_lines += c.get("text_lines", 0)
+            s.connections.extend(c.get("connections", ()))
         for bad in split.bad:
             kind = _reason_kind(bad.reason)
             s.bad_bytes_by_reason[kind] = s.bad_bytes_by_reason.get(kind, 0) + bad.length
@@ -552,10 +627,11 @@ class CaptureReader:
             t0 = time.perf_counter()
             self.file_id = file_id or file_sha256(self.path)
             t1 = time.perf_counter()
+            evidence = "given"
             if framing is None:
                 with open(self.path, "rb") as f:
                     head = f.read(DETECT_HEAD)
-                framing = detect_framing(head, self.size)
+                framing, evidence = detect_framing_evidence(head, self.size)
             t2 = time.perf_counter()
         except OSError as err:
             raise InputError(f"cannot read capture {self.path}: {err.strerror or err}") from None
@@ -568,6 +644,7 @@ class CaptureReader:
             framing=framing,
             bytes=self.size,
             framing_detected=detected,
+            framing_evidence=evidence,
         )
 
     def batches(self, cancel: Optional[threading.Event] = None) -> Iterator[DecodedBatch]:
@@ -576,8 +653,9 @@ class CaptureReader:
         base = 0  # file offset of the first carried byte
         carry = b""
         read_to = 0  # file offset read so far
-        # The single framing is one message: read it whole rather than re-copying a carry.
-        chunk = self.size if self.framing == "single" else self.chunk_bytes
+        # The single framing is one message, a HAR one JSON document: read it whole
+        # rather than re-copying a carry.
+        chunk = self.size if self.framing in ("single", "har") else self.chunk_bytes
         try:
             with open(self.path, "rb") as f:
                 while True:
@@ -617,14 +695,16 @@ def decode_bytes(data: bytes, framing: Optional[str] = None, *, name: str = "cap
     _check_framing(framing)
     data = bytes(data)
     detected = framing is None
+    evidence = "given"
     if framing is None:
-        framing = detect_framing(data[:DETECT_HEAD], len(data))
+        framing, evidence = detect_framing_evidence(data[:DETECT_HEAD], len(data))
     summary = DecodeSummary(
         path=name,
         file_id=bytes_sha256(data),
         framing=framing,
         bytes=len(data),
         framing_detected=detected,
+        framing_evidence=evidence,
     )
     decoder = _ChunkDecoder(summary, name)
     table, bad, consumed = decoder.feed(data, 0, True)

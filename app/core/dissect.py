@@ -104,7 +104,7 @@ def dissect_packet(
     ``instrument_name(token)`` may name the token from loaded instrument masters.
     """
     length = len(body)
-    layout = protocol.layout_for(length)
+    layout = protocol.layout_of(body)
     if layout is None:
         d = Dissection(offset, length, "unknown", None)
         d.fields.append(DissectedField("raw", offset, length, bytes(body), body[:64].hex(),
@@ -143,6 +143,12 @@ def dissect_packet(
         ))
     if layout.depth is not None:
         _dissect_depth(d, body, offset, layout.depth, divisor)
+    if layout.evidence is not None:
+        d.experts.append(Expert(
+            SEVERITY_NOTE,
+            f"{layout.length}-byte packet read as {layout.kind}, not as {protocol.LAYOUTS[layout.length].kind}: "
+            f"{layout.evidence.description}", offset,
+        ))
     _token_generated(d, token, offset, instrument_name)
     _derived(d, values, offset)
     if segment not in protocol.SEGMENTS:
@@ -157,9 +163,13 @@ def dissect_packet(
 def _dissect_depth(d: Dissection, body: bytes, offset: int, depth: protocol.Depth, divisor: float):
     used = depth.entry_fields[-1].offset + depth.entry_fields[-1].size
     for side, label in (("bid", "depth: bids"), ("ask", "depth: asks")):
+        if side not in depth.sides:
+            continue
         for level in range(depth.levels):
             at = depth.entry_offset(side, level)
             for ef in depth.entry_fields:
+                if not depth.present(side, level, ef):
+                    continue  # the packet ends before this field
                 raw = bytes(body[at + ef.offset: at + ef.offset + ef.size])
                 be = _int(raw, False, "big")
                 le = _int(raw, False, "little")
@@ -169,7 +179,7 @@ def _dissect_depth(d: Dissection, body: bytes, offset: int, depth: protocol.Dept
                     be, le, divisor if ef.price else None,
                     f"{be} / {divisor:g}" if ef.price else "", group=label,
                 ))
-            if used < depth.entry_size:
+            if used < depth.entry_size and (depth.limit is None or at + depth.entry_size <= depth.limit):
                 raw = bytes(body[at + used: at + depth.entry_size])
                 d.fields.append(DissectedField(
                     f"{side}[{level}].padding", offset + at + used, len(raw), raw, None,

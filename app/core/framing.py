@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import binascii
 import bisect
+import json
 import struct
 from dataclasses import dataclass, field
 from typing import Optional
@@ -25,7 +26,7 @@ import numpy as np
 
 from app.core import protocol
 
-FRAMINGS = ("raw", "u32len", "ts-u32len", "base64", "single")
+FRAMINGS = ("raw", "u32len", "ts-u32len", "u32len-le", "ts-u32len-le", "base64", "har", "single")
 
 BAD_RAW_CAP = 512  # bytes of a bad region kept in its BadPacket
 
@@ -90,6 +91,10 @@ class ChunkSplit:
     messages: int
     heartbeats: int
     consumed: int  # bytes of the buffer walked; the rest is carried to the next chunk
+    # What a text container (base64 lines, HAR) held besides binary messages: counts
+    # ``text_frames`` / ``sent_frames`` / ``text_lines``, HAR ``connections`` and the
+    # frames themselves (``frames``: dicts with offset, length, direction, recv_ns, text).
+    container: Optional[dict] = None
 
 
 # --- the message walker -----------------------------------------------------------
@@ -627,6 +632,10 @@ class RecordFormat:
 RECORD_FORMATS: dict[str, RecordFormat] = {
     "u32len": RecordFormat("u32len", 4, 0),
     "ts-u32len": RecordFormat("ts-u32len", 12, 8, time_at=0),
+    # Little-endian containers of other projects' recorders (e.g. manja's test fixtures:
+    # u64 LE receive ns + u32 LE length + message); the message itself stays big-endian.
+    "u32len-le": RecordFormat("u32len-le", 4, 0, order="<"),
+    "ts-u32len-le": RecordFormat("ts-u32len-le", 12, 8, order="<", time_at=0),
 }
 
 FOLLOW_WINDOW = 16  # a resync point must be followed by a message within this many bytes
@@ -706,7 +715,7 @@ class Framer:
     forward pass over candidate starts. ``work`` counts what the walk examined.
     """
 
-    _READERS = {"raw": "_walk_raw", "base64": "_split_base64", "single": "_walk_single"}
+    _READERS = {"raw": "_walk_raw", "base64": "_split_base64", "har": "_split_har", "single": "_walk_single"}
 
     def __init__(self, framing: str):
         if framing not in FRAMINGS:
@@ -723,14 +732,14 @@ class Framer:
             walk, consumed = self._walk_records(buf, base, final, fmt)
         else:
             reader = getattr(self, self._READERS[self.framing])
-            if self.framing == "base64":
+            if self.framing in ("base64", "har"):
                 return reader(buf, base, final)
             walk, consumed = reader(buf, base, final)
         payload = np.frombuffer(buf, dtype=np.uint8) if len(buf) else np.zeros(0, np.uint8)
         return self._finish(payload, walk, consumed, scale=None)
 
     # Packets of the walked messages, their file offsets and the byte accounting.
-    def _finish(self, payload: np.ndarray, walk: _Walk, consumed: int, scale) -> ChunkSplit:
+    def _finish(self, payload: np.ndarray, walk: _Walk, consumed: int, scale, container=None) -> ChunkSplit:
         start = np.asarray(walk.start, dtype=np.int64)
         size = np.asarray(walk.size, dtype=np.int64)
         bare = np.asarray(walk.bare, dtype=bool) if walk.bare else np.zeros(len(start), bool)
@@ -747,7 +756,7 @@ class Framer:
 
         def file_offset(msg_idx, pos):
             delta = pos - start[msg_idx]
-            if scale == "base64":
+            if scale in ("base64", "har"):
                 delta = delta * 4 // 3  # the text position where the decoded byte starts
             return file_start[msg_idx] + delta
 
@@ -780,6 +789,7 @@ class Framer:
             messages=len(start),
             heartbeats=walk.heartbeats,
             consumed=consumed,
+            container=container,
         )
 
     # -- raw: messages back to back, 1-byte heartbeats between them -----------------
@@ -1220,6 +1230,8 @@ class Framer:
             tail = lines.pop()  # no newline yet: the next chunk completes it
         elif lines and lines[-1] == b"":
             lines.pop()
+        counts = {"text_frames": 0, "sent_frames": 0, "text_lines": 0}
+        frames: list[dict] = []
         p = 0
         for i, line in enumerate(lines):
             has_newline = not (final and i == len(lines) - 1 and not data.endswith(b"\n"))
@@ -1229,10 +1241,35 @@ class Framer:
                 walk.framing_bytes += text_len
                 p += text_len
                 continue
-            try:
-                decoded = binascii.a2b_base64(text, strict_mode=True)
-            except (binascii.Error, ValueError):
-                decoded = None
+            lead = len(line) - len(line.lstrip())
+            decoded = _b64(text)
+            glued_at = 0
+            if decoded is None and text[:1] == b"{":
+                # A websocat session: a typed JSON command (or an echoed text frame),
+                # maybe with the next base64 message glued right after it.
+                end, direction = _json_line_prefix(text)
+                if end:
+                    counts["sent_frames" if direction == "send" else "text_frames"] += 1
+                    frames.append({"offset": base + p + lead, "length": end, "direction": direction,
+                                   "recv_ns": None, "text": text[:end].decode("utf-8", "replace")})
+                    rest = text[end:]
+                    if not rest:
+                        walk.framing_bytes += text_len
+                        p += text_len
+                        continue
+                    decoded = _b64(rest)
+                    glued_at = end
+                    if decoded is None:
+                        walk.regions.append(_bad(data, base, p + lead + end, p + lead + len(text),
+                                                 "text after a JSON command is not base64"))
+                        walk.framing_bytes += text_len - len(text) + end
+                        p += text_len
+                        continue
+            if decoded is None and _is_decoration(text):
+                counts["text_lines"] += 1  # a terminal session's separator line (====...)
+                walk.framing_bytes += text_len
+                p += text_len
+                continue
             if not decoded:
                 if text[:1] == b"{":
                     reason = "JSON text frame in a base64 capture"
@@ -1246,7 +1283,7 @@ class Framer:
             else:
                 walk.start.append(len(payload))
                 walk.size.append(len(decoded))
-                walk.file_start.append(base + p + (len(line) - len(line.lstrip())))
+                walk.file_start.append(base + p + lead + glued_at)
                 walk.framing_bytes += text_len - len(decoded)
                 payload += decoded
             p += text_len
@@ -1255,7 +1292,87 @@ class Framer:
             p += len(tail)
         self.work += len(lines) + 1  # one decode per line (the split itself is C)
         arr = np.frombuffer(bytes(payload), dtype=np.uint8) if payload else np.zeros(0, np.uint8)
-        return self._finish(arr, walk, p, scale="base64")
+        container = dict(counts, frames=frames) if frames or counts["text_lines"] else None
+        return self._finish(arr, walk, p, scale="base64", container=container)
+
+    # -- har: a browser's HTTP Archive with WebSocket frames ----------------------------
+
+    def _split_har(self, buf, base: int, final: bool) -> ChunkSplit:
+        from app.core.har import HarError, read_har
+
+        walk = _Walk()
+        if not final:
+            # One JSON document: read it whole (the reader hands the whole file at once).
+            return self._finish(np.zeros(0, np.uint8), walk, 0, scale="har")
+        data = bytes(buf)
+        try:
+            har = read_har(data)
+        except HarError as err:
+            walk.regions.append(_bad(data, base, 0, len(data), f"not a HAR capture: {err}"))
+            return self._finish(np.zeros(0, np.uint8), walk, len(data), scale="har")
+        sizes = [len(m.data) for m in har.messages]
+        payload = b"".join(m.data for m in har.messages)
+        at = 0
+        for m, n in zip(har.messages, sizes):
+            walk.start.append(at)
+            walk.size.append(n)
+            walk.file_start.append(base + m.text_at)
+            walk.recv_ns.append(m.recv_ns)
+            at += n
+        walk.heartbeats = har.heartbeats
+        for offset, length, reason in har.undecodable:
+            walk.regions.append(_bad(data, base, offset, offset + length, reason))
+        walk.framing_bytes = len(data) - len(payload) - har.heartbeats - sum(r.length for r in walk.regions)
+        self.work += len(data) // 64 + len(har.messages)
+        frames = [
+            {"offset": base + f.text_at if f.text_at >= 0 else None, "length": len(f.text.encode("utf-8", "replace")),
+             "direction": f.direction, "recv_ns": f.recv_ns, "text": f.text, "connection": f.connection}
+            for f in sorted(har.text_frames + har.sent_frames, key=lambda f: (f.recv_ns or 0))
+        ]
+        container = {
+            "text_frames": len(har.text_frames),
+            "sent_frames": len(har.sent_frames),
+            "connections": har.connections,
+            "frames": frames,
+        }
+        arr = np.frombuffer(payload, dtype=np.uint8) if payload else np.zeros(0, np.uint8)
+        return self._finish(arr, walk, len(data), scale="har", container=container)
+
+
+def _b64(text: bytes) -> Optional[bytes]:
+    try:
+        return binascii.a2b_base64(text, strict_mode=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+_JSON_DECODER = json.JSONDecoder()
+
+
+def _json_line_prefix(text: bytes) -> tuple[int, str]:
+    """(bytes of the JSON object that starts ``text``, "send" | "receive"); (0, "") if none.
+
+    Kite's commands (``{"a": "subscribe"|"mode"|..., "v": ...}``) are what a websocat user
+    types: "send"; any other object (``{"type": "error", ...}``) is a received text frame.
+    """
+    try:
+        decoded = text.decode("utf-8")
+    except UnicodeDecodeError:
+        decoded = text.decode("utf-8", "replace")
+    try:
+        value, end = _JSON_DECODER.raw_decode(decoded)
+    except ValueError:
+        return 0, ""
+    if not isinstance(value, dict):
+        return 0, ""
+    direction = "send" if "a" in value and "type" not in value else "receive"
+    return len(decoded[:end].encode("utf-8")), direction
+
+
+def _is_decoration(text: bytes) -> bool:
+    """A separator line a terminal session holds (``=====``, ``-----``): one repeated
+    punctuation character, at least 8 of them (never a base64 message: those decode)."""
+    return len(text) >= 8 and text.count(text[:1]) == len(text) and text[:1] in b"=-*#_~+"
 
 
 # --- detection ----------------------------------------------------------------------
@@ -1282,11 +1399,11 @@ def _score_raw(buf, final: bool):
     return msgs, hb, p
 
 
-def _score_length_prefixed(buf, final: bool, ts: bool):
-    hdr = 12 if ts else 4
+def _score_length_prefixed(buf, final: bool, fmt: RecordFormat):
+    hdr = fmt.header
     limit, p, msgs, hb = len(buf), 0, 0, 0
     while p < limit and msgs < DETECT_MESSAGES:
-        status, n = Framer._record(buf, p, limit, ts)
+        status, n = fmt.record(buf, p, limit)
         if status < 0:
             break
         s, e = p + hdr, p + hdr + n
@@ -1300,9 +1417,13 @@ def _score_length_prefixed(buf, final: bool, ts: bool):
     return msgs, hb, p
 
 
+_TEXT_BYTES = _BASE64_TEXT.copy()
+_TEXT_BYTES[0x20:0x7F] = True  # printable ASCII: a websocat session's commands and separators
+
+
 def _score_base64(buf, final: bool):
     a = np.frombuffer(buf, dtype=np.uint8)
-    if not a.size or not _BASE64_TEXT[a[: 1 << 16]].all():
+    if not a.size or not _TEXT_BYTES[a[: 1 << 16]].all():
         return 0, 0, 0
     lines = bytes(buf).split(b"\n")
     if not final and len(lines) > 1:
@@ -1311,12 +1432,21 @@ def _score_base64(buf, final: bool):
     for line in lines[: DETECT_MESSAGES * 4]:
         text = line.strip()
         if text:
-            try:
-                decoded = binascii.a2b_base64(text, strict_mode=True)
-            except (binascii.Error, ValueError):
+            decoded = _b64(text)
+            if decoded is None and text[:1] == b"{":
+                # a websocat session's typed command or text frame, maybe with a message glued
+                end, _ = _json_line_prefix(text)
+                if not end:
+                    break
+                decoded = _b64(text[end:]) if end < len(text) else b""
+            elif decoded is None and _is_decoration(text):
+                decoded = b""
+            if decoded is None:
                 break
             if decoded == b"\x00":
                 hb += 1
+            elif not decoded:
+                pass
             elif _strict_end(decoded, 0, len(decoded)) == len(decoded) or len(decoded) in KNOWN_SET:
                 msgs += 1
             else:
@@ -1331,52 +1461,70 @@ def _explains_head(framing: str, head: bytes, parsed: int, final: bool) -> bool:
     """Whether parsing ``head`` up to ``parsed`` covers all of it (bar a cut-off record)."""
     if parsed >= len(head):
         return True
-    if final or framing not in ("u32len", "ts-u32len"):
+    if final or framing not in RECORD_FORMATS:
         return False
     # A head that is not the whole file may end inside a record.
-    status, _ = Framer._record(head, parsed, len(head), framing == "ts-u32len")
+    status, _ = RECORD_FORMATS[framing].record(head, parsed, len(head))
     return status == _NEED_MORE
 
 
 def detect_framing(head: bytes, size: int) -> str:
-    """The capture container of a file, from its first bytes (never its name).
+    """The capture container of a file, from its first bytes (never its name)."""
+    return detect_framing_evidence(head, size)[0]
+
+
+def _scores_text(scores: dict, best: str) -> str:
+    others = ", ".join(f"{f} {scores[f][0]}" for f in scores if f != best)
+    return f"(messages validated by the others: {others})"
+
+
+def detect_framing_evidence(head: bytes, size: int) -> tuple[str, str]:
+    """(framing, evidence): the capture container of a file and why, in one line.
 
     Each framing parses messages from the start of ``head`` (fully: count, every packet
     length known, sizes adding up); the one that validates the most wins. ``size`` is
-    the whole file's size, so a head holding the whole file can be one message.
+    the whole file's size, so a head holding the whole file can be one message. A HAR
+    (or a fragment of one) is recognised by its JSON structure first.
     """
+    from app.core.har import looks_like_har
+
     head = bytes(head)
     final = len(head) >= size
     if not head:
-        return "raw"
+        return "raw", "empty file"
+    if looks_like_har(head):
+        return "har", "JSON with WebSocket frames (a HAR, a _webSocketMessages fragment or a frame list)"
     n = len(head)
     if final and _strict_end(head, 0, n) == n:
-        return "single"  # exactly one message (a raw capture of one message is the same bytes)
-    scores = {
-        "ts-u32len": _score_length_prefixed(head, final, True),
-        "u32len": _score_length_prefixed(head, final, False),
-        "base64": _score_base64(head, final),
-        "raw": _score_raw(head, final),
-    }
+        # exactly one message (a raw capture of one message is the same bytes)
+        return "single", f"the whole file ({n} bytes) is one valid message"
+    scores = {name: _score_length_prefixed(head, final, fmt) for name, fmt in RECORD_FORMATS.items()}
+    scores["base64"] = _score_base64(head, final)
+    scores["raw"] = _score_raw(head, final)
     best = max(scores, key=lambda f: (scores[f][0], scores[f][1], scores[f][2]))
     if final and n in KNOWN_SET and not (scores[best][0] and scores[best][2] == n):
-        return "single"  # one bare packet body, unless another framing explains every byte
+        return "single", f"the whole file is one {n}-byte packet body"
     if scores[best][0] > 0:
-        return best
+        msgs, hb, parsed = scores[best]
+        return best, (f"{msgs} messages{f' and {hb} heartbeats' if hb else ''} validate in a row from byte 0 "
+                      f"as {best} (first {parsed:,} bytes) {_scores_text(scores, best)}")
     # No message at all, but one framing's heartbeats explain every byte of the head
     # (an idle u32len capture is 00000001 00 records, which raw would call garbage).
     explained = [f for f in scores if scores[f][1] > 0 and _explains_head(f, head, scores[f][2], final)]
     if explained:
-        return max(explained, key=lambda f: scores[f][1])
+        best = max(explained, key=lambda f: scores[f][1])
+        return best, f"{scores[best][1]} heartbeats and nothing else as {best}"
     # Nothing parses from the first byte (leading garbage): walk the whole head with
     # resynchronisation and keep the framing that finds the most packet bytes.
     packet_bytes = {}
-    for framing in ("ts-u32len", "u32len", "base64", "raw"):
+    # ts-u32len first: on a tie its records are also u32len records with junk before them
+    for framing in ("ts-u32len", "ts-u32len-le", "u32len", "u32len-le", "base64", "raw"):
         split = Framer(framing).split(head, 0, final)
         packet_bytes[framing] = split.accounted["packet"]
     best = max(packet_bytes, key=packet_bytes.get)
     if packet_bytes[best] > 0:
-        return best
+        return best, (f"nothing validates from byte 0; after resynchronising, {best} finds the most packet bytes "
+                      f"({packet_bytes[best]:,} of the first {n:,})")
     if scores["base64"][1] > 0:
-        return "base64"
-    return "raw"
+        return "base64", "only base64 heartbeats"
+    return "raw", "no framing finds a message (default)"

@@ -27,7 +27,7 @@ import numpy as np
 from app.core import protocol
 from app.core.decode import _gather_rows
 from app.core.dissect import SEVERITY_ERROR, DissectedField, Dissection, Expert, dissect_packet
-from app.core.framing import DETECT_HEAD, FRAMINGS, Framer, detect_framing, message_packets
+from app.core.framing import DETECT_HEAD, FRAMINGS, RECORD_FORMATS, Framer, detect_framing, message_packets
 from app.errors import InputError, UsageError
 
 # --- row codes ------------------------------------------------------------------------
@@ -489,7 +489,7 @@ class PacketIndex:
         msg = int(c["msg"][row])
         msg = None if msg < 0 else msg
         name_of = instrument_name or self.symbol_of
-        if self.framing == "base64":
+        if self.framing in ("base64", "har"):
             return self._view_base64(row, offset, length, msg, name_of)
         bad = bool(c["flags"][row] & FLAG_BAD)
         located = self._locate_message(row) if msg is not None else None
@@ -538,7 +538,8 @@ class PacketIndex:
         c = self._cols
         first, last = self._message_rows(row)
         first_offset = int(c["offset"][first])
-        prefix = {"u32len": 4, "ts-u32len": 12}.get(self.framing, 0)
+        fmt = RECORD_FORMATS.get(self.framing)
+        prefix = fmt.header if fmt is not None else 0
         if c["flags"][first] & FLAG_BAD:
             reason = self.reasons.get(first, "")
             if reason.startswith("JSON text frame") or "message is not a heartbeat" in reason:
@@ -574,8 +575,10 @@ class PacketIndex:
         data = self._read(frame, end - frame)
         regions: list[ByteRegion] = []
         if frame < start:
-            label = ("receive time (u64 ns) + record length (u32)" if self.framing == "ts-u32len"
-                     else "record length (u32)")
+            fmt = RECORD_FORMATS[self.framing]
+            endian = ", little-endian" if fmt.order == "<" else ""
+            label = (f"receive time (u64 ns) + record length (u32){endian}" if fmt.time_at is not None
+                     else f"record length (u32){endian}")
             regions.append(ByteRegion(frame, start, "framing", label))
         if not has_header:
             return data, frame, regions
@@ -589,33 +592,30 @@ class PacketIndex:
         return data, frame, regions
 
     def _view_base64(self, row, offset, length, msg, name_of) -> PacketView:
-        """A base64 capture's bytes are text: show the decoded message of the row's line.
+        """A text capture's bytes (base64 lines, a HAR's frames) are text: show the decoded
+        message whose base64 text holds the row.
 
-        Framing reports decoded byte ``d`` of a line at text offset ``line + 4d//3``; the
-        hex pane shows the decoded bytes at virtual addresses laid out so the packet body
+        Framing reports decoded byte ``d`` of a message at text offset ``start + 4d//3``;
+        the message's base64 text is the run of base64 characters around the row's offset
+        (after a line break, a glued JSON command's ``}`` or a HAR string's quote). The hex
+        pane shows the decoded bytes at virtual addresses laid out so the packet body
         starts at the row's offset, and fields keep the CLI's offsets."""
         bad = bool(self._cols["flags"][row] & FLAG_BAD)
-        back = 0
-        line_start = 0
         with self._lock, open(self.path, "rb") as f:
-            step = 4096
-            while True:
-                back = min(offset, back + step)
-                f.seek(offset - back)
-                window = f.read(back)
-                nl = window.rfind(b"\n")
-                if nl >= 0:
-                    line_start = offset - back + nl + 1
-                    break
-                if back >= offset:
-                    line_start = 0
-                    break
-            f.seek(line_start)
-            line = f.readline()
-        text = line.strip()
-        lead = len(line) - len(line.lstrip())
-        text_start = line_start + lead
-        note = f"decoded from the base64 line at file offset {line_start:#x}; addresses are virtual"
+            lo = max(0, offset - (HEX_WINDOW_CAP * 4) // 3)
+            f.seek(lo)
+            window = f.read(offset - lo + (HEX_WINDOW_CAP * 4) // 3)
+        at = offset - lo
+        begin = at
+        while begin > 0 and window[begin - 1] in _BASE64_CHARS:
+            begin -= 1
+        end = at
+        while end < len(window) and window[end] in _BASE64_CHARS:
+            end += 1
+        text = window[begin:end]
+        text_start = lo + begin
+        line_start = text_start
+        note = f"decoded from the base64 text at file offset {text_start:#x}; addresses are virtual"
         if bad:
             reason = self.reasons.get(row, "bad region")
             raw = self._read(offset, min(length, BAD_VIEW_CAP))
@@ -641,6 +641,9 @@ class PacketIndex:
                                           f"packet {k} of the message ({n} bytes)"))
         regions.append(ByteRegion(offset, offset + length, "current", f"packet {row + 1}: {length} bytes"))
         return PacketView(row, offset, length, dissection.kind, msg, decoded, base, regions, dissection, None, note)
+
+
+_BASE64_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
 
 
 def _bad_dissection(offset: int, length: int, raw: bytes, reason: str) -> Dissection:

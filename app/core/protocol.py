@@ -110,20 +110,43 @@ class DepthEntryField:
 
 @dataclass(frozen=True)
 class Depth:
-    """Market depth: ``levels`` bid entries then ``levels`` ask entries."""
+    """Market depth: ``levels`` entries of each of ``sides`` (bids first, then offers).
+
+    ``limit`` is where the packet ends when it cuts its depth short (Kite web's 44-byte
+    head of the 20-level packet): entry fields past it are absent (null), never read.
+    """
 
     offset: int
     levels: int  # per side
     entry_size: int
     entry_fields: tuple[DepthEntryField, ...]
+    sides: tuple[str, ...] = ("bid", "ask")
+    limit: Optional[int] = None
 
     @property
     def end(self) -> int:
-        return self.offset + 2 * self.levels * self.entry_size
+        """Where the entries would end if none were cut short."""
+        return self.offset + len(self.sides) * self.levels * self.entry_size
 
     def entry_offset(self, side: str, level: int) -> int:
-        index = level if side == "bid" else self.levels + level
+        index = self.sides.index(side) * self.levels + level
         return self.offset + index * self.entry_size
+
+    def present(self, side: str, level: int, entry_field: DepthEntryField) -> bool:
+        """Whether this entry field is inside the packet (False when the packet cuts it off)."""
+        if side not in self.sides:
+            return False
+        at = self.entry_offset(side, level) + entry_field.offset + entry_field.size
+        return self.limit is None or at <= self.limit
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Content that tells a variant layout from the default one of the same length:
+    every ``(offset, low, high)`` check holds, i.e. the u32 at ``offset`` is in [low, high)."""
+
+    checks: tuple[tuple[int, int, int], ...]
+    description: str
 
 
 @dataclass(frozen=True)
@@ -135,6 +158,9 @@ class PacketLayout:
     depth: Optional[Depth]
     description: str
     api: bool  # sent by the Kite Connect API (False: seen only on Kite web / old API)
+    # Set on a variant of a length that already has a layout: the content rule that
+    # picks this layout instead of the default (``layout_of``). None for defaults.
+    evidence: Optional[Evidence] = None
 
     def field(self, name: str) -> Field:
         for f in self.fields:
@@ -196,6 +222,12 @@ _INDEX_FIELDS = (
     ),
 )
 
+# Epoch seconds a packet's time field can hold (2010-01-01 .. 2100-01-01).
+EPOCH_MIN_S = 1_262_304_000
+EPOCH_MAX_S = 4_102_444_800
+
+_DEPTH20_HEAD_FIELDS = (_TOKEN, _LTP, _time("exchange_timestamp", 8))
+
 LAYOUTS: dict[int, PacketLayout] = {
     layout.length: layout
     for layout in (
@@ -228,21 +260,60 @@ LAYOUTS: dict[int, PacketLayout] = {
         ),
         PacketLayout(
             492, "depth20", "full",
-            (_TOKEN, _LTP, _time("exchange_timestamp", 8)),
+            _DEPTH20_HEAD_FIELDS,
             Depth(12, 20, 12, _DEPTH_20),
             "Kite web 20-level depth", api=False,
         ),
     )
 }
 
+# Kite web's 44-byte packets in 20-depth sessions are not API quotes but the first 44
+# bytes of the 492-byte layout: token, last price, exchange time (bytes 8-11), then the
+# 20-level entries cut short -- bids 1 and 2 whole, bid 3's quantity and price (its
+# orders would be bytes 44-47). Evidence (../shared/fixtures/real-captures, README there):
+# - in the websocat session ws492, 3 of its 12 such packets are byte-identical to the
+#   first 44 bytes of a 492-byte packet of the same token in the next message;
+# - bytes 8-11 of all 12 are epoch seconds of that session (2022-06-15 07:00:38-07:00:49
+#   UTC), the 492-byte packets' time field; decoded as a quote that is a "last traded
+#   quantity" of ~1.655e9 (the official client, the web app's JS and the Rust peer's
+#   kite_ticker_extended_depth.json all do this: its 12 ``quote`` entries);
+# - bytes 12-43 read as (quantity, price, orders) give bid levels whose prices fall
+#   from the last price by the instrument's tick, as in the 492-byte books.
+# Nothing settles bid 3's orders, the offers, OHLC or volume: they stay null.
+# Telling one from an API quote: a quote's bytes 8-11 are its last traded quantity; a
+# value that reads as a 2010..2100 epoch second (>= 1.26e9 units in one trade) cannot be
+# one, while a web head's time always does. Bytes 20-23 and 32-35 (a quote's total buy
+# quantity and high) are a web head's order counts, 1-10 in every one seen: both under
+# 65536 as well makes a mistaken quote (even one of random test values) vanishingly rare.
+# The rule reads the packet alone, so the decoding never depends on what else (or which
+# chunk of) the capture holds; "the session also has 492-byte packets" would.
+DEPTH20_HEAD = PacketLayout(
+    44, "depth20_head", "depth20_head",
+    _DEPTH20_HEAD_FIELDS,
+    Depth(12, 3, 12, _DEPTH_20, sides=("bid",), limit=44),
+    "Kite web head of a 20-level depth packet (cut at 44 bytes)", api=False,
+    evidence=Evidence(
+        ((8, EPOCH_MIN_S, EPOCH_MAX_S), (20, 0, 1 << 16), (32, 0, 1 << 16)),
+        "bytes 8-11 are an epoch second (2010..2100), a time and not a traded quantity, and "
+        "bytes 20-23 and 32-35 are order counts (< 65536) of bids 1 and 2",
+    ),
+)
+
+# Layouts that replace the default of their length when their evidence holds.
+VARIANTS: dict[int, tuple[PacketLayout, ...]] = {44: (DEPTH20_HEAD,)}
+ALL_LAYOUTS: tuple[PacketLayout, ...] = tuple(
+    l for length in sorted(LAYOUTS) for l in (LAYOUTS[length],) + VARIANTS.get(length, ())
+)
+
 KNOWN_LENGTHS: tuple[int, ...] = tuple(sorted(LAYOUTS))
 API_LENGTHS: tuple[int, ...] = tuple(length for length, l in sorted(LAYOUTS.items()) if l.api)
-KINDS: tuple[str, ...] = tuple(LAYOUTS[length].kind for length in KNOWN_LENGTHS)
+KINDS: tuple[str, ...] = tuple(l.kind for l in ALL_LAYOUTS)
+MODES: tuple[str, ...] = tuple(dict.fromkeys(l.mode for l in ALL_LAYOUTS))
 MAX_PACKET_LENGTH = max(KNOWN_LENGTHS)
 
 # Tick columns filled directly from a wire field of some layout, in first-seen order.
 WIRE_COLUMNS: tuple[str, ...] = tuple(
-    dict.fromkeys(f.column for l in LAYOUTS.values() for f in l.fields if f.column)
+    dict.fromkeys(f.column for l in ALL_LAYOUTS for f in l.fields if f.column)
 )
 DEPTH_SIDES = ("bid", "ask")
 DEPTH_COLUMNS: tuple[str, ...] = tuple(
@@ -251,7 +322,30 @@ DEPTH_COLUMNS: tuple[str, ...] = tuple(
 
 
 def layout_for(length: int) -> Optional[PacketLayout]:
+    """The default layout of a packet length (see ``layout_of`` for the packet's own)."""
     return LAYOUTS.get(length)
+
+
+def evidence_holds(evidence: Evidence, body) -> bool:
+    for offset, low, high in evidence.checks:
+        if len(body) < offset + 4 or not low <= int.from_bytes(bytes(body[offset : offset + 4]), "big") < high:
+            return False
+    return True
+
+
+def layout_of(body) -> Optional[PacketLayout]:
+    """The layout of one packet body: a variant of its length when its evidence holds."""
+    for variant in VARIANTS.get(len(body), ()):
+        if evidence_holds(variant.evidence, body):
+            return variant
+    return LAYOUTS.get(len(body))
+
+
+def layout_by_kind(kind: str) -> Optional[PacketLayout]:
+    for layout in ALL_LAYOUTS:
+        if layout.kind == kind:
+            return layout
+    return None
 
 
 def is_known_length(length: int) -> bool:

@@ -112,6 +112,10 @@ def sniff_tick_file(path) -> Optional[str]:
         stripped = text.lstrip()
         if not stripped[:1] in (b"[", b"{"):
             return None
+        from app.core.har import looks_like_har
+
+        if looks_like_har(stripped):
+            return None  # a browser's HAR of the WebSocket: a capture (framing "har")
         # Read the first non-blank line, then see whether anything follows it.
         fh.seek(len(head) - len(stripped))
         first = fh.readline(_FIRST_LINE_CAP)
