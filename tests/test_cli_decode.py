@@ -159,3 +159,38 @@ def test_decode_as_a_subprocess(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "app", "decode", str(tmp_path / "nope"), "--out", str(out)],
                              cwd=REPO, capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "Traceback" not in missing.stderr
+
+
+def test_decode_a_har_reports_framing_har_and_its_frames(tmp_path, capsys):
+    msgs = [encode.encode_message([encode.encode_packet(8, {"instrument_token": 256265, "last_price": 2_000_000 + i})])
+            for i in range(20)]
+    t0 = 1_654_760_849_357_339_000
+    frames = [encode.HarFrame("send", t0, '{"a":"subscribe","v":[256265]}')]
+    frames += [encode.HarFrame("receive", t0 + i * 10**9, m) for i, m in enumerate(msgs)]
+    frames.append(encode.HarFrame("receive", t0 + 30 * 10**9, b"\x00"))
+    har = tmp_path / "kite.har"
+    har.write_bytes(encode.har([encode.HarConnection("wss://ws.kite.trade/?api_key=x", frames)]))
+    out = tmp_path / "T.parquet"
+    assert main(["decode", str(har), "--out", str(out), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert doc["framing"] == "har" and doc["framing_detected"] is True and doc["framing_evidence"]
+    assert (doc["messages"], doc["packets"], doc["heartbeats"], doc["bad_packets"]) == (20, 20, 1, 0)
+    assert doc["sent_frames"] == 1 and doc["connections"] == [
+        {"url": "wss://ws.kite.trade/?api_key=x", "messages": 20, "heartbeats": 1, "text_frames": 0, "sent_frames": 1}]
+    table = pq.read_table(out)
+    assert table.column("recv_ts").cast("int64").to_pylist() == [(t0 + i * 10**9) // 1000 for i in range(20)]
+
+
+def test_ingest_reads_har_and_websocat_logs_named_or_in_folders(tmp_path):
+    from app.pipeline.inputs import expand_inputs, read_as
+
+    msgs = [encode.encode_message([encode.encode_packet(8, {"instrument_token": 256265, "last_price": 1})])] * 3
+    folder = tmp_path / "captures"
+    folder.mkdir()
+    (folder / "kite.har").write_bytes(encode.frame(msgs, "har"))
+    (folder / "session.txt").write_bytes(b'{"a":"mode","v":["full",[1]]}' + encode.frame(msgs, "base64"))
+    (folder / "frames.json").write_bytes(encode.har([encode.HarConnection("", [encode.HarFrame("receive", 1, m) for m in msgs])], "list"))
+    (folder / "notes.txt").write_text("a note, not a capture\n")
+    found = [p.name for p in expand_inputs([folder])]
+    assert found == ["frames.json", "kite.har", "session.txt"]
+    assert {read_as(folder / name) for name in found} == {"capture"}

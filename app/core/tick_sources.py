@@ -116,6 +116,8 @@ def sniff_tick_file(path) -> Optional[str]:
 
         if looks_like_har(stripped):
             return None  # a browser's HAR of the WebSocket: a capture (framing "har")
+        if _holds_base64_messages(stripped):
+            return None  # a websocat session: typed JSON commands between base64 messages
         # Read the first non-blank line, then see whether anything follows it.
         fh.seek(len(head) - len(stripped))
         first = fh.readline(_FIRST_LINE_CAP)
@@ -131,6 +133,31 @@ def sniff_tick_file(path) -> Optional[str]:
     if _is_text_frames(value) and all(_is_text_frames(v) for v in _whole_lines(stripped)):
         return None
     return "jsonl"
+
+
+def _holds_base64_messages(text: bytes) -> bool:
+    """Whether a whole line of the head is (or ends with, glued after a JSON command) a
+    base64 Kite message or heartbeat: then the file is a websocat session, not a dump."""
+    import binascii
+
+    from app.core.framing import _json_line_prefix, _strict_end
+
+    for line in text.split(b"\n")[:-1][:4096]:
+        line = line.strip()
+        if not line:
+            continue
+        if line[:1] == b"{":
+            end, _ = _json_line_prefix(line)
+            if not end or end == len(line):
+                continue
+            line = line[end:]
+        try:
+            decoded = binascii.a2b_base64(line, strict_mode=True)
+        except (binascii.Error, ValueError):
+            continue
+        if decoded == b"\x00" or (len(decoded) >= 4 and _strict_end(decoded, 0, len(decoded)) == len(decoded)):
+            return True
+    return False
 
 
 # Kite's WebSocket text frames (order updates, errors, messages) are not ticks: a file

@@ -46,9 +46,15 @@ class Intake:
 
 def framing_label(path: Path, size: int) -> str:
     """The framing a capture looks like (the core's detector), or the dump kind; "?" if unreadable."""
-    suffix = path.suffix.lower()
-    if suffix in TICK_DUMP_EXTENSIONS:
-        return suffix.lstrip(".")
+    try:
+        from app.pipeline.inputs import read_as
+
+        kind = read_as(path)
+    except Exception:  # noqa: BLE001 - a label only; the pipeline reports the real problem
+        kind = path.suffix.lower().lstrip(".") if path.suffix.lower() in TICK_DUMP_EXTENSIONS else "capture"
+    if kind != "capture":
+        suffix = path.suffix.lower()
+        return suffix.lstrip(".") if suffix in TICK_DUMP_EXTENSIONS else kind
     try:
         with path.open("rb") as handle:
             head = handle.read(HEAD_BYTES)

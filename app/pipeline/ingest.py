@@ -43,7 +43,7 @@ from app import __version__
 from app.core import schema
 from app.errors import EXIT_OK, EXIT_PARTIAL, InputError, UsageError
 from app.core import digest
-from app.pipeline.inputs import TICK_DUMP_EXTENSIONS, expand_inputs
+from app.pipeline.inputs import expand_inputs, read_as
 from app.store import AlreadyIngested, CaptureRecord, Target, open_target
 
 log = logging.getLogger(__name__)
@@ -206,12 +206,10 @@ def decode_batches(f: _File, chunk_bytes: int = DEFAULT_CHUNK_BYTES):
     Counts messages/packets/heartbeats/framing into ``f`` and stops when ``f.cancel`` is
     set. Shared by the thread pool here and the Dask engine's worker tasks.
     """
-    from app.core.tick_sources import read_tick_file, sniff_tick_file
+    from app.core.tick_sources import read_tick_file
 
-    kind = sniff_tick_file(f.path)
-    if kind is None and f.path.suffix.lower() in TICK_DUMP_EXTENSIONS:
-        raise InputError(_not_a_dump(f.path))
-    if kind is not None:
+    kind = read_as(f.path)  # json | jsonl | parquet | capture: the one rule (app.pipeline.inputs)
+    if kind != "capture":
         f.framing = kind
         seen_messages = np.zeros(0, dtype=np.int64)
         for table in read_tick_file(f.path, file_id=f.file_id):
@@ -242,15 +240,6 @@ def decode_batches(f: _File, chunk_bytes: int = DEFAULT_CHUNK_BYTES):
         # Nothing but bad bytes: not a capture at all. Raising here aborts the file's
         # open write, so none of its bad regions stay in the target either.
         raise InputError(_no_packets(summary.bytes, summary.bad_bytes_by_reason))
-
-
-def _not_a_dump(path: Path) -> str:
-    suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        what = "a Parquet file (no PAR1 header and footer)"
-    else:
-        what = "a JSON/JSONL tick dump (not UTF-8 text starting with [ or {, or JSON text frames)"
-    return f"{path.name} is named {suffix} but is not {what}; not read as a binary capture"
 
 
 def _no_packets(size: int, bad_by_reason: dict) -> str:

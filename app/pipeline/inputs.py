@@ -19,11 +19,12 @@ from typing import Iterable, Iterator, Optional, Sequence
 from app.errors import InputError, UsageError
 from app.store.parquet import MARKER as DATASET_MARKER
 
-CAPTURE_EXTENSIONS = frozenset({".dat", ".bin", ".raw", ".b64", ".base64", ".packet", ".packets", ".cap"})
+# .har: a browser's HTTP Archive of the Kite WebSocket (framing "har").
+CAPTURE_EXTENSIONS = frozenset({".dat", ".bin", ".raw", ".b64", ".base64", ".packet", ".packets", ".cap", ".har"})
 TICK_DUMP_EXTENSIONS = frozenset({".json", ".jsonl", ".ndjson", ".parquet", ".pq"})
-IGNORED_EXTENSIONS = frozenset(
-    {".csv", ".gz", ".duckdb", ".db", ".wal", ".tmp", ".txt", ".md", ".log", ".py", ".zip", ".tar"}
-)
+# .txt and .log are sniffed, not ignored: websocat session logs and pasted HAR fragments
+# (``ws_message.txt``) are often saved so; their content decides.
+IGNORED_EXTENSIONS = frozenset({".csv", ".gz", ".duckdb", ".db", ".wal", ".tmp", ".md", ".py", ".zip", ".tar"})
 SNIFF_HEAD = 1 << 16
 
 
@@ -48,9 +49,17 @@ def _sniffed(path: Path) -> bool:
         return False
     if not head:
         return False
+    from app.core.har import looks_like_har
+
+    if looks_like_har(head):
+        return b'"_webSocketMessages"' in head or b'"opcode"' in head
     final = len(head) >= size
     kind = framing.detect_framing(head, size)
     split = framing.Framer(kind).split(head, 0, final)
+    if kind == "base64":
+        # Text: base64 inflates and sessions hold commands; what matters is that
+        # messages decode and next to nothing is bad.
+        return split.accounted.get("packet", 0) > 0 and split.accounted.get("bad", 0) * 10 < len(head)
     # Most of the head must be packets: detection always names some framing.
     return split.accounted.get("packet", 0) * 2 >= len(head)
 
@@ -62,6 +71,42 @@ def _wanted(path: Path) -> bool:
     if suffix in IGNORED_EXTENSIONS:
         return False
     return _sniffed(path)
+
+
+def read_as(path: Path) -> str:
+    """How an input file is read: ``json``, ``jsonl`` or ``parquet`` (a tick dump,
+    ``app.core.tick_sources``) or ``capture`` (a binary or text capture in any framing,
+    HAR included, ``app.core.decode``). The one decision for ingest, decode and the app.
+
+    Raises ``InputError`` for a file named as a tick dump that is neither a dump nor a
+    capture whose content says so (a HAR saved as .json is a capture).
+    """
+    from app.core.tick_sources import sniff_tick_file
+
+    kind = sniff_tick_file(path)
+    if kind is not None:
+        return kind
+    suffix = path.suffix.lower()
+    if suffix in TICK_DUMP_EXTENSIONS:
+        from app.core.har import looks_like_har
+
+        try:
+            with open(path, "rb") as f:
+                head = f.read(SNIFF_HEAD)
+        except OSError as err:
+            raise InputError(f"cannot read {path}: {err.strerror or err}") from None
+        if not looks_like_har(head):
+            raise InputError(_not_a_dump_text(path))
+    return "capture"
+
+
+def _not_a_dump_text(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        what = "a Parquet file (no PAR1 header and footer)"
+    else:
+        what = "a JSON/JSONL tick dump (not UTF-8 text starting with [ or {, or JSON text frames) nor a HAR"
+    return f"{path.name} is named {suffix} but is not {what}; not read as a binary capture"
 
 
 def _why_not(path: Path) -> str:
