@@ -11,7 +11,9 @@ import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from app.core import market_time
 from app.ui import theme
+from app.ui.formatting import time_zone
 
 pg.setConfigOptions(antialias=True)
 
@@ -21,7 +23,10 @@ KIND_COLOR = "#0ea5e9"
 SEGMENT_COLOR = "#f59e0b"
 PRICE_COLOR = "#16a34a"
 VOLUME_COLOR = "#94a3b8"
-IST_OFFSET_S = 5 * 3600 + 30 * 60
+
+
+def _zone_offset_s() -> int:
+    return int(market_time.zone(time_zone()).utcoffset(None).total_seconds())
 
 
 def _style_plot(plot: pg.PlotItem, title: str, left: str, grid: bool = True) -> None:
@@ -213,22 +218,30 @@ class PricePreview(QWidget):
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground(theme.colors()["plot_bg"])
         layout.addWidget(self.graphics, 1)
-        # Kite times are shown in India Standard Time (utcOffset is seconds west of UTC).
-        self.price_plot = self.graphics.addPlot(
-            row=0, col=0, axisItems={"bottom": pg.DateAxisItem(utcOffset=-IST_OFFSET_S)})
+        # Times in the app's display zone (utcOffset is seconds west of UTC).
+        self.price_axis = pg.DateAxisItem(utcOffset=-_zone_offset_s())
+        self.volume_axis = pg.DateAxisItem(utcOffset=-_zone_offset_s())
+        self.price_plot = self.graphics.addPlot(row=0, col=0, axisItems={"bottom": self.price_axis})
         self.volume_plot = self.graphics.addPlot(
-            row=1, col=0, axisItems={"bottom": pg.DateAxisItem(utcOffset=-IST_OFFSET_S),
-                                     "left": CompactAxis("left")})
+            row=1, col=0, axisItems={"bottom": self.volume_axis, "left": CompactAxis("left")})
         self.graphics.ci.layout.setRowStretchFactor(0, 3)
         self.graphics.ci.layout.setRowStretchFactor(1, 1)
         self.volume_plot.setXLink(self.price_plot)
-        _style_plot(self.price_plot, "Last price (times in IST)", "price")
+        _style_plot(self.price_plot, f"Last price, times in {time_zone()}", "price")
         _style_plot(self.volume_plot, "Traded volume per tick", "qty")
         self.price_curve = self.price_plot.plot(pen=pg.mkPen(PRICE_COLOR, width=1.6))
         self.volume_bars: Optional[pg.BarGraphItem] = None
         self.combo.activated.connect(self._chosen)
         self.reload.clicked.connect(self.refresh_requested)
         self.points = 0
+
+    def set_time_zone(self) -> None:
+        """Show times in the app's (new) display zone."""
+        for axis in (self.price_axis, self.volume_axis):
+            axis.utcOffset = -_zone_offset_s()
+            axis.picture = None
+            axis.update()
+        _style_plot(self.price_plot, f"Last price, times in {time_zone()}", "price")
 
     def set_choices(self, choices: list[tuple[int, str, int]]) -> None:
         current = self.combo.currentData()

@@ -1,9 +1,39 @@
-"""How numbers, sizes, rates and durations read in the app."""
+"""How numbers, sizes, rates, durations and times read in the app.
+
+Times are shown in ONE zone at a time, named beside them: IST by default (Kite's and the
+exchange's clock), UTC when View → Time zone says so (``set_time_zone``).
+"""
 
 from __future__ import annotations
 
 import math
 from typing import Optional
+
+from app.core import market_time
+
+_display = {"zone": market_time.DEFAULT_ZONE}
+
+
+def set_time_zone(name: str) -> str:
+    _display["zone"] = name.upper() if name and name.upper() in market_time.ZONES else market_time.DEFAULT_ZONE
+    return _display["zone"]
+
+
+def time_zone() -> str:
+    """The zone times are shown in ("IST" or "UTC")."""
+    return _display["zone"]
+
+
+def time_text(value) -> str:
+    """A datetime (naive = UTC) or epoch seconds as ``YYYY-MM-DD HH:MM:SS`` in the display zone."""
+    if value is None or value == 0:
+        return ""
+    return market_time.format_time(value, _display["zone"])
+
+
+def with_zone(label: str) -> str:
+    """A column or axis label naming the display zone: "First seen (IST)"."""
+    return f"{label} ({_display['zone']})"
 
 
 def human_bytes(n: Optional[float]) -> str:

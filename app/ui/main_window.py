@@ -36,7 +36,7 @@ from app.model.faults import one_line as _one_line
 from app.model.session import RETRYABLE, Session
 from app.model.targets import TargetProblem, TargetState, read_state, validate_target
 from app.model import target_queries as tq
-from app.ui import paths, theme
+from app.ui import formatting, paths, theme
 from app.ui import queue_model as qm
 from app.ui.charts import BreakdownChart, PricePreview, ThroughputChart, restyle
 from app.ui.formatting import human_duration
@@ -87,8 +87,9 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(icon("tickscope"))
         self.setAcceptDrops(True)
         self.resize(1024, 700)  # a saved geometry replaces it; nothing else resizes the window
-        # The palette before any widget exists: charts take their colours when built.
+        # The palette and the time zone before any widget exists: charts take both when built.
         theme.apply(theme_choice or self.settings.theme)
+        formatting.set_time_zone(self.settings.time_zone)
         self._save_timer = QTimer(self)
         self._save_timer.setSingleShot(True)
         self._save_timer.setInterval(QUEUE_SAVE_DELAY_MS)
@@ -164,6 +165,14 @@ class MainWindow(QMainWindow):
             action.triggered.connect(lambda _=False, n=name: self.set_theme(n))
             self.theme_group.addAction(action)
             self.theme_actions[name] = action
+        self.zone_group = QActionGroup(self)
+        self.zone_actions: dict[str, QAction] = {}
+        for name, label in (("IST", "&IST (India, UTC+05:30)"), ("UTC", "&UTC")):
+            action = QAction(label, self, checkable=True)
+            action.triggered.connect(lambda _=False, n=name: self.set_time_zone(n))
+            self.zone_group.addAction(action)
+            self.zone_actions[name] = action
+        self.zone_actions[formatting.time_zone()].setChecked(True)
 
     def _build_menus(self) -> None:
         bar = self.menuBar()
@@ -200,6 +209,9 @@ class MainWindow(QMainWindow):
         theme_menu = view_menu.addMenu("T&heme")
         for action in self.theme_actions.values():
             theme_menu.addAction(action)
+        zone_menu = view_menu.addMenu("Time &zone")
+        for action in self.zone_actions.values():
+            zone_menu.addAction(action)
         view_menu.addAction(self.act_fullscreen)
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(self.act_logs)
@@ -887,6 +899,19 @@ class MainWindow(QMainWindow):
         self._refresh_icons()
         self.statusBar().showMessage(f"Theme: {name}" + (" (following the system)" if choice == "system" else ""),
                                      3000)
+
+    def set_time_zone(self, name: str) -> None:
+        """Show every time in ``name`` ("IST" or "UTC"); the labels say which."""
+        name = formatting.set_time_zone(name)
+        self.zone_actions[name].setChecked(True)
+        if self.remember:
+            self.settings.time_zone = name
+        model = self.unknown_pane.model
+        model.headerDataChanged.emit(Qt.Orientation.Horizontal, 0, model.columnCount() - 1)
+        if model.rowCount():
+            model.dataChanged.emit(model.index(0, 0), model.index(model.rowCount() - 1, model.columnCount() - 1))
+        self.price_preview.set_time_zone()
+        self.statusBar().showMessage(f"Times are shown in {name}", 3000)
 
     def _restyle_charts(self) -> None:
         for chart in (self.throughput_chart, self.breakdown_chart.graphics, self.price_preview.graphics):

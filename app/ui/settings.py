@@ -103,6 +103,18 @@ class Settings:
         self.qsettings.setValue("view/theme", value)
 
     @property
+    def time_zone(self) -> str:
+        """The zone times are shown in: "IST" (default) or "UTC"."""
+        value = str(self.qsettings.value("view/time_zone", "IST")).upper()
+        return value if value in ("IST", "UTC") else "IST"
+
+    @time_zone.setter
+    def time_zone(self, value: str) -> None:
+        if value not in ("IST", "UTC"):
+            raise ValueError(f"unknown time zone {value!r}")
+        self.qsettings.setValue("view/time_zone", value)
+
+    @property
     def welcome_dismissed(self) -> bool:
         return str(self.qsettings.value("welcome/dismissed", "false")).lower() == "true"
 

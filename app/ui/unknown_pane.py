@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.ui.icons import icon
-from app.core.market_time import IST
+from app.ui.formatting import time_text, with_zone
 from app.ui import theme
 
 
@@ -36,8 +36,8 @@ COLUMNS = (
     ("segment_meaning", "Segment meaning"),
     ("exchange_token", "Exchange token"),
     ("ticks", "Ticks"),
-    ("first_tick_time", "First seen (IST)"),
-    ("last_tick_time", "Last seen (IST)"),
+    ("first_tick_time", "First seen"),
+    ("last_tick_time", "Last seen"),
     ("files", "Files"),
     ("diagnosis", "Diagnosis"),
     ("explanation", "Explanation"),
@@ -46,13 +46,12 @@ _NUMERIC = {"instrument_token", "segment", "exchange_token", "ticks"}
 _SORT_ROLE = Qt.ItemDataRole.UserRole + 10
 
 
+_TIMES = {"first_tick_time", "last_tick_time"}
+
+
 def _fmt_time(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.timezone.utc)
-        return value.astimezone(IST).strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, dt.datetime) or value is None:
+        return time_text(value)
     return str(value)
 
 
@@ -87,7 +86,8 @@ class UnknownTokensModel(QAbstractTableModel):
 
     def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section][1]
+            key, label = COLUMNS[section]
+            return with_zone(label) if key in _TIMES else label
         return None
 
     def row_dict(self, row: int) -> dict:

@@ -164,3 +164,24 @@ def test_one_unreadable_master_does_not_break_the_inspector(qtbot, window, sampl
     assert len(inspector.master_problems) == 1 and "instruments_broken.csv" in inspector.master_problems[0]
     assert inspector.index.symbol_of is not None  # the readable master still names tokens
     inspector.shutdown()
+
+
+def test_one_time_zone_is_shown_and_named_ist_by_default_utc_by_setting(make_window):
+    from app.ui.inspector.models import ist_text
+
+    window = make_window()
+    header = window.unknown_pane.model.headerData
+    first_seen = next(i for i in range(window.unknown_pane.model.columnCount())
+                      if header(i, Qt.Orientation.Horizontal).startswith("First seen"))
+    assert header(first_seen, Qt.Orientation.Horizontal) == "First seen (IST)"
+    assert ist_text(1760327100) == "2025-10-13 09:15:00"
+    assert window.price_preview.price_axis.utcOffset == -19800
+    window.zone_actions["UTC"].trigger()
+    assert header(first_seen, Qt.Orientation.Horizontal) == "First seen (UTC)"
+    assert ist_text(1760327100) == "2025-10-13 03:45:00"
+    assert window.price_preview.price_axis.utcOffset == 0
+    window.close()
+    again = make_window()  # the setting is remembered
+    assert again.zone_actions["UTC"].isChecked()
+    assert header(first_seen, Qt.Orientation.Horizontal) == "First seen (UTC)"
+    again.zone_actions["IST"].trigger()

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel
 
 from app.ui.inspector.models import monospace_font
-from app.core.market_time import IST
+from app.ui.formatting import time_text, time_zone
 
 ROWS = (("u16", 2, False), ("u32", 4, False), ("i32", 4, True))
 
@@ -23,8 +22,7 @@ def interpretations(data: bytes) -> dict[str, str]:
     if len(data) >= 4:
         epoch = int.from_bytes(data[:4], "big")
         try:
-            when = dt.datetime.fromtimestamp(epoch, IST)
-            out["epoch BE"] = when.strftime("%Y-%m-%d %H:%M:%S IST")
+            out["epoch BE"] = f"{time_text(epoch)} {time_zone()}"
         except (OverflowError, OSError, ValueError):
             out["epoch BE"] = "out of range"
     else:

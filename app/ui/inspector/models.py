@@ -8,7 +8,6 @@ numpy mask over the columns, applied to each new batch as it arrives.
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 import traceback
 from typing import Optional
@@ -29,11 +28,12 @@ from app.core.packet_index import (
 )
 from app.ui import theme
 from app.ui.icons import icon
-from app.core.market_time import IST
+from app.core.market_time import IST  # noqa: F401 - the inspector's day filter is on the IST clock
+from app.ui.formatting import time_text, with_zone
 
 
 COLUMNS = ("No.", "Offset", "Message", "Length", "Kind", "Token", "Symbol", "Segment", "Last price",
-           "Exchange time (IST)", "Expert")
+           "Exchange time", "Expert")
 (COL_NO, COL_OFFSET, COL_MSG, COL_LENGTH, COL_KIND, COL_TOKEN, COL_SYMBOL, COL_SEGMENT, COL_PRICE,
  COL_TIME, COL_EXPERT) = range(len(COLUMNS))
 _RIGHT = {COL_NO, COL_OFFSET, COL_MSG, COL_LENGTH, COL_TOKEN, COL_PRICE}
@@ -83,9 +83,8 @@ SEVERITY_COLORS = {"error": "#dc2626", "warning": "#d97706", "note": "#2563eb"}
 
 
 def ist_text(epoch: int) -> str:
-    if not epoch:
-        return ""
-    return dt.datetime.fromtimestamp(int(epoch), IST).strftime("%Y-%m-%d %H:%M:%S")
+    """An exchange time in the app's display zone (IST unless View → Time zone says UTC)."""
+    return time_text(int(epoch) if epoch else None)
 
 
 class PacketTableModel(QAbstractTableModel):
@@ -179,7 +178,7 @@ class PacketTableModel(QAbstractTableModel):
     def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
         if orientation == Qt.Orientation.Horizontal:
             if role == Qt.ItemDataRole.DisplayRole:
-                return COLUMNS[section]
+                return with_zone(COLUMNS[section]) if section == COL_TIME else COLUMNS[section]
             if role == Qt.ItemDataRole.TextAlignmentRole and section in _RIGHT:
                 return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
