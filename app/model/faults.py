@@ -101,8 +101,10 @@ def fault_from_exception(exc: BaseException, traceback: str = "", path: str = ""
 
 
 def fault_for_file(error: str, path: str, code: Optional[str] = None) -> Fault:
-    """A file the pipeline reported failed: ``code`` when it says which kind, else by stage:
-    a failure writing the target is a write fault, anything else the file's own."""
-    if code is None:
-        code = WRITE if error.startswith("writing to the target failed") else INPUT
+    """A file the pipeline reported failed, with the kind it gave (``app.pipeline.ingest``'s
+    FAULT_* values are these codes)."""
+    if code not in CODES:  # an engine that does not say (the Dask engine): the file's own
+        code = INPUT
+    if path and error.startswith(f"{path}: "):
+        error = error[len(path) + 2:]  # the file has its own line in the details
     return make(code, error, path)

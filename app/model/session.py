@@ -338,9 +338,10 @@ class Session:
         row.bad_packets = int(result.bad_packets or 0)
         row.unresolved_ticks = int(result.unresolved_ticks or 0)
         row.ticks = int(getattr(result, "ticks", 0) or 0)
-        fault = getattr(result, "fault", None)
-        self._settle(row, status_of(result.status), result.error,
-                     Fault.from_json(fault) if isinstance(fault, dict) else None)
+        status = status_of(result.status)
+        code = getattr(result, "fault", None)  # the pipeline says which kind (codes are the model's)
+        self._settle(row, status, result.error,
+                     fault_for_file(result.error or "failed", row.path, code) if status == FAILED else None)
         row.job_id = None
         self._job_bytes.pop(row.path, None)
         self._changed([i])

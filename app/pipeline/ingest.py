@@ -84,6 +84,12 @@ class FileProgress:
         return min(1.0, self.bytes_done / self.bytes_total) if self.bytes_total else (1.0 if self.final else 0.0)
 
 
+# Why a file failed (FileResult.fault): its own content, writing the target, or a bug.
+FAULT_INPUT = "input"
+FAULT_WRITE = "write"
+FAULT_INTERNAL = "internal"
+
+
 @dataclass
 class FileResult:
     path: str
@@ -100,6 +106,7 @@ class FileResult:
     suspect: int = 0  # ticks stored with a suspect_reason (values that cannot be real)
     size_bytes: int = 0
     seconds: float = 0.0
+    fault: Optional[str] = None  # with "failed": FAULT_INPUT, FAULT_WRITE or FAULT_INTERNAL
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -156,6 +163,7 @@ class _File:
         self.stage = "queued"
         self.status: Optional[str] = None
         self.error: Optional[str] = None
+        self.fault: Optional[str] = None  # why it failed: FAULT_INPUT, FAULT_WRITE or FAULT_INTERNAL
         self.framing: Optional[str] = None
         # Counted by the decoder thread.
         self.bytes_done = 0
@@ -187,7 +195,8 @@ class _File:
             path=str(self.path), file_id=self.file_id, status=self.status or "failed",
             messages=self.messages, packets=self.packets, heartbeats=self.heartbeats,
             bad_packets=self.bad_packets, ticks=self.ticks, unresolved_ticks=self.unresolved,
-            error=self.error, framing=self.framing, size_bytes=self.size, suspect=self.suspect,
+            error=self.error, fault=self.fault if self.status == "failed" else None,
+            framing=self.framing, size_bytes=self.size, suspect=self.suspect,
             seconds=round((self.finished or time.monotonic()) - (self.started or time.monotonic()), 3),
         )
 
@@ -479,7 +488,8 @@ class IngestJob(JobControl):
         except _Cancelled:
             self._put(f, ("abort", f, "cancelled", None), droppable=False)
         except Exception as err:
-            if not isinstance(err, (InputError, OSError)):
+            f.fault = FAULT_INPUT if isinstance(err, (InputError, OSError)) else FAULT_INTERNAL
+            if f.fault == FAULT_INTERNAL:
                 log.exception("decoding %s failed", f.path)
             self._put(f, ("abort", f, "failed", _one_line(err)), droppable=False)
 
@@ -510,6 +520,7 @@ class IngestJob(JobControl):
             except Exception as err:
                 log.exception("writing %s failed", f.path)
                 f.writer_error = f"writing to the target failed: {_one_line(err)}"
+                f.fault = FAULT_WRITE
                 f.cancel.set()  # stops its decoder; the abort message finishes it
                 self._abort_write(f)
             return
@@ -547,6 +558,7 @@ class IngestJob(JobControl):
             return
         except Exception as err:
             log.exception("committing %s failed", f.path)
+            f.fault = FAULT_WRITE
             self._finish(f, "failed", f"writing to the target failed: {_one_line(err)}")
             return
         self._finish(f, "ingested", None)
@@ -563,6 +575,7 @@ class IngestJob(JobControl):
         elif original.status == "cancelled":
             self._finish(f, "cancelled", f"{same}, which was cancelled")
         else:
+            f.fault = original.fault
             self._finish(f, "failed", f"{same}, which failed")
 
     def _abort_write(self, f: _File) -> None:

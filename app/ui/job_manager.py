@@ -57,9 +57,16 @@ class _Runnable(QRunnable):
         try:
             result = self._fn()
         except BaseException as exc:  # noqa: BLE001 - relayed to the GUI, logged there
-            self._signals.failed.emit(exc, traceback.format_exc())
+            self._report(self._signals.failed, exc, traceback.format_exc())
             return
-        self._signals.finished.emit(result)
+        self._report(self._signals.finished, result)
+
+    @staticmethod
+    def _report(signal, *args) -> None:
+        try:
+            signal.emit(*args)
+        except RuntimeError:  # the app is quitting and its signals object is gone: nobody to tell
+            log.info("background work finished after its window closed")
 
 
 class ProgressCoalescer:

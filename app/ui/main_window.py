@@ -266,9 +266,9 @@ class MainWindow(QMainWindow):
         self.queue_view.setItemDelegateForColumn(qm.Column.ACTION, self.action_delegate)
         header = self.queue_view.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        widths = {qm.Column.FILE: 190, qm.Column.SIZE: 64, qm.Column.FRAMING: 70, qm.Column.STATUS: 74,
-                  qm.Column.PROGRESS: 110, qm.Column.PACKETS: 64, qm.Column.RATE: 70,
-                  qm.Column.BAD: 64, qm.Column.UNRESOLVED: 76, qm.Column.NOTE: 120, qm.Column.ACTION: 30}
+        widths = {qm.Column.FILE: 190, qm.Column.SIZE: 64, qm.Column.FRAMING: 66, qm.Column.STATUS: 72,
+                  qm.Column.PROGRESS: 110, qm.Column.PACKETS: 70, qm.Column.RATE: 64,
+                  qm.Column.BAD: 76, qm.Column.UNRESOLVED: 92, qm.Column.NOTE: 120, qm.Column.ACTION: 30}
         for column, width in widths.items():
             self.queue_view.setColumnWidth(column, width)
         header.setSectionResizeMode(qm.Column.NOTE, QHeaderView.ResizeMode.Stretch)

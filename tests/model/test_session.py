@@ -220,3 +220,15 @@ def test_the_model_imports_without_qt():
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert int(result.stdout) >= 5
+
+
+def test_the_pipelines_fault_kind_becomes_the_rows_fault_code():
+    session = _session(3)
+    session.apply_result(FileResult("/data/f0.dat", FID[1], "failed", error="writing to the target failed: disk",
+                                    fault="write"))
+    session.apply_result(FileResult("/data/f1.dat", FID[2], "failed", error="KeyError: 'x'", fault="internal"))
+    session.apply_result(FileResult("/data/f2.dat", FID[3], "failed", error="/data/f2.dat: not a capture"))
+    codes = [r.fault.code for r in session.rows]
+    assert codes == [faults.WRITE, faults.INTERNAL, faults.INPUT]
+    assert session.row("/data/f1.dat").fault.log_file  # a bug points at the log
+    assert session.row("/data/f2.dat").fault.message == "not a capture"  # the file has its own line

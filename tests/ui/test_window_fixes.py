@@ -31,7 +31,7 @@ def test_a_failed_file_shows_message_file_and_advice_in_the_details_pane(qtbot, 
         window.start()
     wait_idle(qtbot, window)
     row = window.model.row(str(broken))
-    assert row.status == qm.FAILED and row.fault is not None
+    assert row.status == qm.FAILED and row.fault is not None and row.fault.code == "input"
     window.queue_view.selectRow(0)
     assert window.tabs.currentWidget() is window.details_pane
     text = window.details_pane.text.toPlainText()
