@@ -140,6 +140,8 @@ class MainWindow(QMainWindow):
         self.act_export = a("&Export unknown tokens…", self.ask_export_unknown, "Ctrl+E", "export")
         self.act_resolve = a("&Resolve with more instruments…", self.ask_resolve_more, "Ctrl+Shift+E",
                              "resolve")
+        self.act_remove_from_target = a("Re&move from target…", self.ask_remove_from_target, None, "",
+                                        "Remove the selected captures and everything derived from them from the target")
         self.act_quit = a("&Quit", self.close, "Ctrl+Q")
         self.act_start = a("&Start", self.start, ["F5", "Ctrl+Return"], "start", "Start ingesting the queue")
         self.act_cancel = a("&Cancel selected", self.cancel_selected, ["Ctrl+.", "Ctrl+Backspace"], "cancel",
@@ -258,7 +260,7 @@ class MainWindow(QMainWindow):
         self.queue_view.setMouseTracking(True)
         self.queue_view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         for action in (self.act_start, self.act_cancel, self.act_retry, self.act_cancel_all, self.act_clear,
-                       self.act_inspect):
+                       self.act_inspect, self.act_remove_from_target):
             self.queue_view.addAction(action)
         self.progress_delegate = ProgressDelegate(self.queue_view)
         self.action_delegate = ActionDelegate(self.queue_view)
@@ -856,6 +858,44 @@ class MainWindow(QMainWindow):
 
         self.jobs.run_task(lambda: tq.resolve_more(target, master_paths), done, failed, exclusive=True)
 
+    # ==== remove from target (the store's own remove, as `tickscope remove`) ==============
+
+    def _removable(self, rows) -> list:
+        return [r for r in rows if r.status in (qm.DONE, qm.SKIPPED) and r.file_id and self.target]
+
+    def ask_remove_from_target(self) -> None:
+        """Confirm (saying how many ticks go), then remove the selected captures from the target."""
+        from app.store import removal_preview, remove_captures
+
+        rows = self._removable(self.selected_rows())
+        if not rows:
+            return
+        target, file_ids = self.target, list(dict.fromkeys(r.file_id for r in rows))
+
+        def confirm(preview) -> None:
+            if not preview:
+                self.statusBar().showMessage("Those captures are no longer in the target", 6000)
+                return
+            names = [Path(p.path or p.file_id).name for p in preview]
+            if not Ask.confirm_remove(self, names, sum(p.ticks for p in preview),
+                                      sum(p.bad_packets for p in preview), Path(target).name):
+                return
+            self.jobs.run_task(lambda: remove_captures(target, [p.file_id for p in preview]), removed,
+                               failed, exclusive=True)
+
+        def removed(gone) -> None:
+            ticks = sum(r.ticks for r in gone)
+            self.statusBar().showMessage(
+                f"Removed {len(gone)} capture{'s' if len(gone) != 1 else ''} ({ticks:,} ticks) from "
+                f"{Path(target).name}", 10000)
+            self.refresh_target_views()
+
+        def failed(exc, tb) -> None:
+            self.show_error("Remove failed", f"Couldn't remove from the target: {_one_line(exc)}",
+                            "Check that no other program is using the target, then try again.", tb)
+
+        self.jobs.run_task(lambda: removal_preview(target, file_ids), confirm, failed, exclusive=True)
+
     def show_error(self, title: str, message: str, advice: str = "", details: str = "") -> None:
         log.warning("%s: %s", title, message)
         self.statusBar().showMessage(message, 10000)
@@ -972,6 +1012,7 @@ class MainWindow(QMainWindow):
         self.act_export.setEnabled(self.unknown_pane.model.rowCount() > 0)
         self.act_resolve.setEnabled(bool(self.target))
         self.unknown_pane.resolve_button.setEnabled(bool(self.target))
+        self.act_remove_from_target.setEnabled(bool(self._removable(selected)))
 
     def _on_rows_updated(self) -> None:
         self._update_status()
