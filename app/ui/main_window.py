@@ -199,6 +199,7 @@ class MainWindow(QMainWindow):
             queue_menu.addAction(action)
         queue_menu.addSeparator()
         queue_menu.addAction(self.act_clear)
+        queue_menu.addAction(self.act_remove_from_target)
         tokens_menu = bar.addMenu("&Tokens")
         tokens_menu.addAction(self.act_find)
         tokens_menu.addAction(self.act_resolve)
