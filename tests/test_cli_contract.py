@@ -153,3 +153,100 @@ def test_corrupt_gzip_master_is_exit_2(tmp_path, capture):
     line = one_line(result)
     assert "instruments.csv.gz" in line
     assert not (tmp_path / "t.parquet").exists()
+
+
+# --- same condition, same code, in every command; --json ends with a JSON line ----------
+
+import json  # noqa: E402
+
+SAMPLES = REPO / "resources" / "samples"
+
+
+def json_line(result) -> dict:
+    doc = json.loads(result.stdout.strip().splitlines()[-1])
+    assert doc.get("exit_code", 0) == result.returncode
+    return doc
+
+
+def test_an_empty_capture_is_exit_4_for_decode_and_ingest(tmp_path):
+    empty = tmp_path / "in" / "empty.bin"
+    empty.parent.mkdir()
+    empty.write_bytes(b"")
+    out = tmp_path / "out"
+    out.mkdir()
+    decoded = tickscope("decode", empty, "--out", out / "t.parquet", "--json")
+    ingested = tickscope("ingest", empty, "--target", out / "t.duckdb", "--json")
+    assert decoded.returncode == ingested.returncode == 4
+    assert "no Kite packets found (empty file)" in one_line(decoded) and "empty.bin" in one_line(decoded)
+    assert json_line(decoded)["error"].startswith("empty.bin: no Kite packets found (empty file)")
+    assert json_line(ingested)["files"][0]["error"] == "no Kite packets found (empty file)"
+    assert not (out / "t.parquet").exists()  # nothing written for nothing decoded
+
+
+def test_a_missing_input_is_exit_2_with_a_json_line_in_every_command(tmp_path):
+    missing = tmp_path / "missing.bin"
+    runs = {
+        "decode": tickscope("decode", missing, "--out", tmp_path / "t.parquet", "--json"),
+        "inspect": tickscope("inspect", missing, "--packet", "1", "--json"),
+        "unknown": tickscope("unknown", tmp_path / "none.duckdb", "--json"),
+        "resolve": tickscope("resolve", tmp_path / "none.duckdb", "--instruments",
+                             SAMPLES / "instruments_20251013.csv", "--json"),
+    }
+    for command, result in runs.items():
+        assert result.returncode == 2, (command, result.stderr)
+        line = one_line(result)
+        assert ("missing.bin" in line or "none.duckdb" in line), (command, line)
+        doc = json_line(result)
+        assert doc["command"] == command and doc["error"] in line
+    assert list(tmp_path.iterdir()) == []  # nothing created anywhere
+
+
+def test_every_command_help_points_to_the_exit_code_table():
+    from app.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    for name, command in sub.choices.items():
+        assert "Exit codes (README" in command.format_help().replace("\n", " "), name
+
+
+@pytest.mark.parametrize("content, name", [(b"", "empty.csv"), (b"instrument_token,tradingsymbol\n", "header.csv"),
+                                           (b"[]", "empty.json"), (b"{}", "empty-object.json")])
+def test_masters_with_no_instruments_are_exit_2_the_same_way(tmp_path, capture, content, name):
+    master = tmp_path / name
+    master.write_bytes(content)
+    result = tickscope("decode", capture, "--out", tmp_path / "t.parquet", "--instruments", master)
+    assert result.returncode == 2
+    line = one_line(result)
+    assert name in line and ("holds no instruments" in line or "no instrument token column" in line)
+    assert not (tmp_path / "t.parquet").exists()
+
+
+def test_the_master_load_report_names_rejected_rows(tmp_path, capture):
+    master = tmp_path / "instruments_20251013.csv"
+    master.write_text("instrument_token,tradingsymbol,expiry,strike,lot_size\n"
+                      "408065,INFY,,0,1\nabc,BAD,,0,1\n12345602,OPT,9999-99-99,25000,75\n"
+                      "12345603,OPT2,2025-10-28,1e30,75\n")
+    target = tmp_path / "t.duckdb"
+    assert tickscope("ingest", capture, "--target", target).returncode in (0, 4)
+    result = tickscope("resolve", target, "--instruments", master, "--json")
+    assert result.returncode == 0, result.stderr
+    report = json_line(result)["masters"][0]
+    assert "1 instruments" in report and "3 rows rejected" in report
+    assert "line 3: non-numeric instrument_token 'abc'" in report
+    assert "line 4: impossible expiry '9999-99-99'" in report and "line 5: impossible strike" in report
+
+
+def test_a_truncated_duckdb_target_is_one_line_exit_2_and_5_for_verify(tmp_path, capture):
+    target = tmp_path / "t.duckdb"
+    assert tickscope("ingest", capture, "--target", target).returncode == 0
+    # grow it past a few blocks so a truncation cuts stored data
+    size = target.stat().st_size
+    os.truncate(target, size // 2)
+    before = target.stat().st_size
+    for args, code in ((("unknown", target, "--json"), 2), (("verify", target), 5)):
+        result = tickscope(*args)
+        assert result.returncode == code, result.stderr
+        line = one_line(result)
+        assert "t.duckdb" in line and "truncated or corrupt" in line
+    assert target.stat().st_size == before

@@ -52,7 +52,8 @@ def test_cli_is_the_index_view_and_offsets_find_the_same_packet(kite_mocks, caps
     for row in rows:
         view = index.view(row)
         doc = _json(capsys, path, "--packet", row + 1)
-        assert doc == json.loads(json.dumps({**view.to_dict(), "framing": index.framing}, default=str))
+        assert doc == json.loads(json.dumps({**view.to_dict(), "framing": index.framing, "row": row + 1,
+                                             "bad_region": None}, default=str))
         if index.framing != "base64":
             wire = [f for f in view.dissection.fields if not f.generated]
             for f in (wire[0], wire[-1]):
@@ -67,7 +68,8 @@ def test_bad_regions_print_their_reason(tmp_path, capsys):
     index = pi.build_index(path)
     for row in index.bad_rows().tolist():
         doc = _json(capsys, path, "--offset", index.column("offset")[row] + (1 if index.column("length")[row] > 1 else 0))
-        assert doc["packet"] == row + 1 and doc["kind"] == "bad"
+        assert doc["row"] == row + 1 and doc["kind"] == "bad" and doc["packet"] is None
+        assert doc["bad_region"] == index.bad_rows().tolist().index(row) + 1
         assert doc["reason"] == index.reasons[row]
         assert doc["experts"][0]["severity"] == "error"
     unknown = next(f for f in info.faults if f.kind == "unknown_length")
@@ -112,3 +114,22 @@ def test_unreadable_or_missing_capture_is_exit_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as exited:  # argparse: --packet or --offset, not both
         main(["inspect", str(tmp_path / "x"), "--packet", "1", "--offset", "3"])
     assert exited.value.code == 2 and "not allowed with" in capsys.readouterr().err
+
+
+def test_packet_numbers_count_packets_only_and_bad_regions_have_their_own(tmp_path, capsys):
+    """issue 14: --packet N is the N-th packet whatever bad regions come before it."""
+    body = encode.encode_packet(8, {"instrument_token": 408065, "last_price": 157315})
+    good = encode.encode_message([body])
+    path = tmp_path / "gaps.bin"
+    path.write_bytes(good + b"\xff\xee\xdd" + good + b"\x99" * 5 + good)
+    index = pi.build_index(path, "raw")
+    assert index.rows == 5 and len(index.bad_rows()) == 2
+    docs = [_json(capsys, path, "--framing", "raw", "--packet", n) for n in (1, 2, 3)]
+    assert [d["packet"] for d in docs] == [1, 2, 3] and [d["row"] for d in docs] == [1, 3, 5]
+    assert all(d["kind"] == "ltp" for d in docs)
+    bad = [_json(capsys, path, "--framing", "raw", "--bad", n) for n in (1, 2)]
+    assert [d["bad_region"] for d in bad] == [1, 2] and [d["kind"] for d in bad] == ["bad", "bad"]
+    assert main(["inspect", str(path), "--framing", "raw", "--packet", "4"]) == 2
+    assert "packet 4 does not exist" in capsys.readouterr().err
+    assert main(["inspect", str(path), "--framing", "raw", "--packet", "3"]) == 0
+    assert capsys.readouterr().out.startswith("packet 3: ltp, 8 bytes at offset")

@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from app.errors import InputError, UsageError
+from app.errors import EXIT_OK, EXIT_PARTIAL, InputError, UsageError
 
 DESCRIPTION = "Decode one Kite capture (any framing) into a Parquet file of ticks."
 COMPRESSIONS = ("zstd", "lz4", "snappy", "none")
@@ -205,10 +205,18 @@ def run(args) -> int:
             sink.write(table)
         ok = True
     finally:
-        sink.close(keep=ok)
+        # A capture that yields no packet writes nothing (as ingest fails it: exit 4).
+        sink.close(keep=ok and reader.summary.packets > 0)
     seconds = time.perf_counter() - started
     summary = reader.summary
-    print(_human(summary, out, sink.rows, seconds, enrich_stats))
+    failure = None
+    if not summary.packets:
+        from app.core.decode import no_packets_message
+
+        failure = f"{capture.name}: {no_packets_message(summary.bytes, summary.bad_bytes_by_reason)}; nothing written"
+        print(f"tickscope: error: {failure}", file=sys.stderr)
+    else:
+        print(_human(summary, out, sink.rows, seconds, enrich_stats))
     if args.json:
         doc = summary.to_dict()
         doc.update(
@@ -224,6 +232,10 @@ def run(args) -> int:
         )
         if enrich_stats is not None:
             doc["enrichment"] = enrich_stats.to_dict()
+        doc["exit_code"] = EXIT_PARTIAL if failure else EXIT_OK
+        if failure:
+            doc["error"] = failure
+            doc["out"] = None
         print(json.dumps(doc))
     sys.stdout.flush()
-    return 0
+    return EXIT_PARTIAL if failure else EXIT_OK

@@ -1,9 +1,11 @@
 """`tickscope inspect`: one packet (or bad region) of a capture, dissected field by field.
 
-The same rows and the same dissection as the desktop inspector (``app.core.packet_index``):
-packet numbers are 1-based in file order, bad regions count as rows, so ``--packet N``
-here is row N of the inspector's packet list. ``--offset X`` finds the row holding that
-file offset. With ``--json`` the output is one JSON object.
+The same rows and the same dissection as the desktop inspector (``app.core.packet_index``).
+``--packet N`` is the N-th packet of the capture (1-based, file order; bad regions are not
+packets and are not counted), ``--bad N`` the N-th bad region, ``--offset X`` whatever
+holds that file offset. The output names both numbers and the row of the inspector's
+list (``row``), where packets and bad regions interleave. With ``--json`` the output is
+one JSON object.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("inspect", help=DESCRIPTION, description=DESCRIPTION)
     parser.add_argument("capture", metavar="CAPTURE", help="the capture file")
     where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--packet", "-p", metavar="N", help="packet number, 1-based, as in the inspector's list")
+    where.add_argument("--packet", "-p", metavar="N", help="packet number, 1-based, counting packets only")
+    where.add_argument("--bad", metavar="N", help="bad region number, 1-based")
     where.add_argument("--offset", metavar="X", help="a file offset inside the packet (decimal or 0x hex)")
     parser.add_argument("--framing", choices=FRAMINGS, default=None,
                         help="the capture container (default: detected from the content)")
@@ -49,11 +52,14 @@ def _value_text(value) -> str:
     return str(value)
 
 
-def format_view(view, framing: str) -> str:
+def format_view(view, framing: str, number=None) -> str:
     """The dissection as text: header line, then one line per field, then experts."""
+    what = "bad region" if view.kind == "bad" else "packet"
+    number = view.number if number is None else number
+    row = f", row {view.number} in the inspector" if number != view.number else ""
     lines = [
-        f"packet {view.number}: {view.kind}, {view.length} bytes at offset {view.offset} ({view.offset:#x})"
-        + (f", message {view.msg}" if view.msg is not None else "") + f" [{framing}]"
+        f"{what} {number}: {view.kind}, {view.length} bytes at offset {view.offset} ({view.offset:#x})"
+        + (f", message {view.msg}" if view.msg is not None else "") + row + f" [{framing}]"
     ]
     if view.reason:
         lines.append(f"  bad region: {view.reason}")
@@ -72,16 +78,21 @@ def format_view(view, framing: str) -> str:
 
 
 def run(args) -> int:
-    from app.core.packet_index import build_index, parse_offset, symbol_lookup
+    import numpy as np
+
+    from app.core.packet_index import FLAG_BAD, build_index, parse_offset, symbol_lookup
 
     packet = offset = None
-    if args.packet is not None:
+    bad_number = getattr(args, "bad", None)
+    option = "--packet" if args.packet is not None else "--bad"
+    if args.packet is not None or bad_number is not None:
+        text = args.packet if args.packet is not None else bad_number
         try:
-            packet = int(str(args.packet).strip())
+            packet = int(str(text).strip())
         except ValueError:
-            raise UsageError(f"--packet must be a whole number, got {args.packet!r}") from None
+            raise UsageError(f"{option} must be a whole number, got {text!r}") from None
         if packet < 1:
-            raise UsageError(f"--packet counts from 1, got {packet}")
+            raise UsageError(f"{option} counts from 1, got {packet}")
     else:
         try:
             offset = parse_offset(args.offset)
@@ -89,10 +100,16 @@ def run(args) -> int:
             raise UsageError(f"--offset must be a decimal or 0x hex file offset, got {args.offset!r}") from None
     book = _book(args.instruments)
     index = build_index(args.capture, args.framing, symbol_of=symbol_lookup(book))
+    flags = index.column("flags")
+    is_bad = (flags & FLAG_BAD) != 0
     if packet is not None:
-        if packet > index.rows:
-            raise UsageError(f"packet {packet} does not exist: {args.capture} has {index.rows:,} packets and bad regions")
-        row = packet - 1
+        rows = np.flatnonzero(is_bad if option == "--bad" else ~is_bad)
+        if packet > rows.size:
+            what = "bad region" if option == "--bad" else "packet"
+            raise UsageError(f"{what} {packet} does not exist: {args.capture} has {rows.size:,} {what}s "
+                             f"(and {int(is_bad.sum()) if option == '--packet' else int((~is_bad).sum()):,} "
+                             f"{'bad regions' if option == '--packet' else 'packets'})")
+        row = int(rows[packet - 1])
     else:
         if offset >= index.size:
             raise UsageError(f"offset {offset} is beyond the end of {args.capture} ({index.size:,} bytes)")
@@ -102,11 +119,16 @@ def run(args) -> int:
                 f"offset {offset} ({offset:#x}) is in a message header, length prefix, container framing "
                 f"or heartbeat, not in a packet: try a nearby offset")
     view = index.view(row)
+    bad = bool(is_bad[row])
+    number = int(np.count_nonzero(is_bad[: row + 1] == bad))  # its number among packets / bad regions
     if args.json:
         doc = view.to_dict()
         doc["framing"] = index.framing
+        doc["row"] = row + 1
+        doc["packet"] = None if bad else number
+        doc["bad_region"] = number if bad else None
         print(json.dumps(doc, default=str))
     else:
-        print(format_view(view, index.framing))
+        print(format_view(view, index.framing, number))
     sys.stdout.flush()
     return 0

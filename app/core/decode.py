@@ -588,6 +588,15 @@ class _ChunkDecoder:
         return table, split.bad, split.consumed
 
 
+def no_packets_message(size: int, bad_by_reason: dict) -> str:
+    """Why a capture yielded nothing (decode and ingest say it alike; exit 4)."""
+    if not size:
+        return "no Kite packets found (empty file)"
+    top = sorted(bad_by_reason.items(), key=lambda kv: -kv[1])[:3]
+    reasons = "; ".join(f"{reason} ({n:,} bytes)" for reason, n in top) or "unrecognised bytes"
+    return f"no Kite packets found ({size:,} bytes, all bad: {reasons})"
+
+
 def _check_framing(framing: Optional[str]) -> Optional[str]:
     if framing is not None and framing not in FRAMINGS:
         raise UsageError(f"unknown framing {framing!r}: use one of {', '.join(FRAMINGS)}")

@@ -67,6 +67,18 @@ REJECT_CONFLICT = "duplicate instrument_token with conflicting data"
 REJECT_REPEAT = "duplicate instrument_token, identical row"
 REJECT_NOT_RECORD = "record is not a JSON object"
 REJECT_KEY_MISMATCH = "JSON key disagrees with the record's instrument_token"
+REJECT_BAD_STRIKE = "impossible strike"
+REJECT_BAD_LOT_SIZE = "impossible lot_size"
+REJECT_BAD_TICK_SIZE = "impossible tick_size"
+REJECT_BAD_EXPIRY = "impossible expiry"
+REJECT_BAD_PRICE = "impossible last_price"
+
+# Bounds of a real instrument (README "Instrument masters" gives the evidence).
+MAX_MASTER_PRICE = 10_000_000.0  # rupees, as app.core.suspect.MAX_PRICE
+MAX_LOT_SIZE = 10_000_000  # the largest Kite lot sizes are ~10^5 (currency, MCX mini contracts)
+MAX_TICK_SIZE = 10_000.0
+EXPIRY_YEARS = (1990, 2100)
+REJECT_EXAMPLES = 5  # rejected rows named (with their line) in the load report
 
 MAX_TOKEN = 0xFFFF_FFFF  # tokens are u32 on the wire
 
@@ -105,6 +117,7 @@ class InstrumentMaster:
     date_source: Optional[str] = None  # "argument" | "column" | "file name" | None
     unreadable: dict[str, int] = field(default_factory=dict)  # column -> values left null
     conflicts: pa.Table = field(default_factory=lambda: MASTER_SCHEMA.empty_table())
+    rejected_examples: list[str] = field(default_factory=list)  # "line 7: impossible strike '1e30'"
 
     @property
     def num_rows(self) -> int:
@@ -126,6 +139,8 @@ class InstrumentMaster:
             text += f", {self.rejected_rows:,} rows rejected ({reasons})"
         else:
             text += ", 0 rows rejected"
+        if self.rejected_examples:
+            text += " - " + "; ".join(self.rejected_examples)
         return text
 
 
@@ -167,7 +182,7 @@ def _load(path, date: Optional[dt.date], split: bool) -> list[InstrumentMaster]:
     if not path.is_file():
         raise InputError(f"instrument master not found: {path} (give the path of the instruments CSV/JSON/Parquet)")
     try:
-        raw, rejected = _read_raw(path)
+        raw, rejected, kind = _read_raw(path)
     except InputError:
         raise
     except RecursionError:
@@ -185,7 +200,7 @@ def _load(path, date: Optional[dt.date], split: bool) -> list[InstrumentMaster]:
             f"{path.name} has no instrument token column (columns: {', '.join(raw.column_names[:15])}); "
             "expected the Kite instruments dump or a token lookup"
         )
-    table, unreadable, rejected, keep = _normalise(raw, columns, rejected)
+    table, unreadable, rejected, keep, examples = _normalise(raw, columns, rejected, kind)
 
     groups = _split_by_date_column(raw, keep, path, date, split)
     masters = []
@@ -205,7 +220,7 @@ def _load(path, date: Optional[dt.date], split: bool) -> list[InstrumentMaster]:
             InstrumentMaster(
                 source=str(path), date=day, table=kept, rejected=sub_rejected,
                 date_source=day_source, unreadable=unreadable if i == 0 else {},
-                conflicts=conflicts,
+                conflicts=conflicts, rejected_examples=examples if i == 0 else [],
             )
         )
     usable = sum(m.num_rows for m in masters)
@@ -218,24 +233,28 @@ def _load(path, date: Optional[dt.date], split: bool) -> list[InstrumentMaster]:
                 totals[reason] = totals.get(reason, 0) + n
         reasons = ", ".join(f"{n:,} {r}" for r, n in sorted(totals.items(), key=lambda i: -i[1]))
         raise InputError(f"no usable instruments in {path.name}: {rejected_rows:,} rows rejected ({reasons})")
+    if usable == 0:
+        # An empty or header-only file names nothing: the same answer for CSV and JSON.
+        raise InputError(f"{path.name} holds no instruments (an empty or header-only file): "
+                         "give the Kite instruments dump or a token lookup")
     return masters
 
 
-def _read_raw(path: Path) -> tuple[pa.Table, dict[str, int]]:
+def _read_raw(path: Path) -> tuple[pa.Table, dict[str, int], str]:
     """The file's own columns, untyped as far as possible; plus rows rejected on reading."""
     with open(path, "rb") as f:
         head = f.read(4)
     gz = head[:2] == b"\x1f\x8b"
     if head == b"PAR1":
-        return pq.read_table(path), {}
+        return pq.read_table(path), {}, "parquet"
     opener = (lambda: gzip.open(path, "rb")) if gz else (lambda: open(path, "rb"))
     with opener() as f:
         start = f.read(4096)
     first = start.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
     if first in (b"{", b"["):
         with opener() as f:
-            return _read_json(json.load(io.TextIOWrapper(f, encoding="utf-8-sig")))
-    return _read_csv(path, gz, opener), {}
+            return (*_read_json(json.load(io.TextIOWrapper(f, encoding="utf-8-sig"))), "json")
+    return _read_csv(path, gz, opener), {}, "csv"
 
 
 def _read_csv(path: Path, gz: bool, opener) -> pa.Table:
@@ -245,7 +264,8 @@ def _read_csv(path: Path, gz: bool, opener) -> pa.Table:
         header_line = io.TextIOWrapper(f, encoding="utf-8-sig", newline="").readline()
     names = next(csv.reader([header_line]), [])
     if not names:
-        raise InputError(f"{path.name} is empty")
+        raise InputError(f"{path.name} holds no instruments (an empty or header-only file): "
+                         "give the Kite instruments dump or a token lookup")
     names = _unique_names([n.strip() for n in names])
     source = pa.input_stream(str(path), compression="gzip" if gz else None)
     return pacsv.read_csv(
@@ -372,10 +392,18 @@ def _canonical_columns(raw: pa.Table) -> dict[str, list[str]]:
     return out
 
 
+def _where(kind: str, row: int) -> str:
+    """Where a raw row is in its file, as a person looks for it."""
+    if kind == "csv":
+        return f"line {row + 2}"  # line 1 is the header
+    return f"{'record' if kind == 'json' else 'row'} {row + 1}"
+
+
 def _normalise(
-    raw: pa.Table, columns: dict[str, list[str]], rejected: dict[str, int]
-) -> tuple[pa.Table, dict[str, int], dict[str, int], np.ndarray]:
-    """MASTER_SCHEMA rows, unreadable counts, rejections, and which raw rows were kept."""
+    raw: pa.Table, columns: dict[str, list[str]], rejected: dict[str, int], kind: str = "csv"
+) -> tuple[pa.Table, dict[str, int], dict[str, int], np.ndarray, list[str]]:
+    """MASTER_SCHEMA rows, unreadable counts, rejections, which raw rows were kept, and the
+    first rejected rows named with their line."""
     n = raw.num_rows
     rejected = dict(rejected)
     unreadable: dict[str, int] = {}
@@ -423,12 +451,7 @@ def _normalise(
         (REJECT_TOKEN_NOT_POSITIVE, valid_tok & (tok <= 0)),
         (REJECT_TOKEN_TOO_LARGE, valid_tok & (tok > MAX_TOKEN)),
     ]
-    keep = np.ones(n, dtype=bool)
-    for reason, mask in reasons:
-        hit = mask & keep
-        if hit.any():
-            rejected[reason] = rejected.get(reason, 0) + int(hit.sum())
-            keep &= ~hit
+    token_reasons = reasons
 
     exchange_token = coalesced("exchange_token", _int64_values_counted)
     derived_exchange_token = pa.array(tok >> 8, pa.int64())
@@ -458,9 +481,62 @@ def _normalise(
         typed("tick_size", _float64_values, pa.float64()),
     ]
     table = pa.Table.from_arrays(arrays, schema=MASTER_SCHEMA)
+
+    # Row by row: a value that is there but impossible rejects its whole row (never a
+    # half-loaded instrument with the field silently null).
+    def present(canonical: str) -> np.ndarray:
+        mask = np.zeros(n, dtype=bool)
+        for name in columns.get(canonical, []):
+            mask |= _present(_as_array(raw.column(name)))
+        return mask
+
+    def numbers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        valid = _valid(arr)
+        return np.asarray(pc.fill_null(pc.cast(arr, pa.float64()), 0.0)), valid
+
+    strike, strike_ok = numbers(table.column("strike").combine_chunks())
+    lot, lot_ok = numbers(table.column("lot_size").combine_chunks())
+    tick, tick_ok = numbers(table.column("tick_size").combine_chunks())
+    expiry = table.column("expiry").combine_chunks()
+    expiry_ok = _valid(expiry)
+    years = np.asarray(pc.fill_null(pc.year(expiry), EXPIRY_YEARS[0])) if n else np.zeros(0, np.int64)
+    with np.errstate(invalid="ignore"):
+        reasons = token_reasons + [
+            (REJECT_BAD_STRIKE, present("strike") & (~strike_ok | ~np.isfinite(strike) | (strike < 0)
+                                                     | (strike > MAX_MASTER_PRICE))),
+            # 0 is real: the Kite dump gives indices lot_size 0 (and tick_size 0)
+            (REJECT_BAD_LOT_SIZE, present("lot_size") & (~lot_ok | (lot < 0) | (lot > MAX_LOT_SIZE)
+                                                         | (lot != np.floor(lot)))),
+            (REJECT_BAD_TICK_SIZE, present("tick_size") & (~tick_ok | ~np.isfinite(tick) | (tick < 0)
+                                                           | (tick > MAX_TICK_SIZE))),
+            (REJECT_BAD_EXPIRY, present("expiry") & (~expiry_ok | (years < EXPIRY_YEARS[0])
+                                                     | (years > EXPIRY_YEARS[1]))),
+        ]
+        price_col = next((name for name in raw.column_names if _squash(name) in ("lastprice", "ltp")), None)
+        if price_col is not None:
+            arr = _as_array(raw.column(price_col))
+            price, bad = _float64_values(arr)
+            p, ok = numbers(price)
+            reasons.append((REJECT_BAD_PRICE, _present(arr) & (~ok | ~np.isfinite(p) | (p < 0)
+                                                               | (p > MAX_MASTER_PRICE))))
+    keep = np.ones(n, dtype=bool)
+    examples: list[tuple[int, str]] = []
+    for reason, mask in reasons:
+        hit = mask & keep
+        if hit.any():
+            rejected[reason] = rejected.get(reason, 0) + int(hit.sum())
+            keep &= ~hit
+            examples += [(int(i), reason) for i in np.flatnonzero(hit)[:REJECT_EXAMPLES]]
+    named = []
+    for row, reason in sorted(examples)[:REJECT_EXAMPLES]:
+        field_name = {REJECT_BAD_STRIKE: "strike", REJECT_BAD_LOT_SIZE: "lot_size",
+                      REJECT_BAD_TICK_SIZE: "tick_size", REJECT_BAD_EXPIRY: "expiry"}.get(reason, "instrument_token")
+        source = (columns.get(field_name) or [price_col if reason == REJECT_BAD_PRICE else None])[0]
+        value = raw.column(source)[row].as_py() if source in raw.column_names else None
+        named.append(f"{_where(kind, row)}: {reason}" + (f" {value!r}" if value is not None else ""))
     if not keep.all():
         table = table.filter(pa.array(keep))
-    return table, unreadable, rejected, keep
+    return table, unreadable, rejected, keep, named
 
 
 def _split_by_date_column(raw, keep, path, date, split):

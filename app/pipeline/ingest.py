@@ -41,6 +41,7 @@ import pyarrow.compute as pc
 
 from app import __version__
 from app.core import schema
+from app.core.decode import no_packets_message
 from app.errors import EXIT_OK, EXIT_PARTIAL, InputError, UsageError
 from app.core import digest
 from app.pipeline.inputs import expand_inputs, read_as
@@ -248,15 +249,9 @@ def decode_batches(f: _File, chunk_bytes: int = DEFAULT_CHUNK_BYTES):
     if not summary.packets and not summary.heartbeats:
         # Nothing but bad bytes: not a capture at all. Raising here aborts the file's
         # open write, so none of its bad regions stay in the target either.
-        raise InputError(_no_packets(summary.bytes, summary.bad_bytes_by_reason))
+        raise InputError(no_packets_message(summary.bytes, summary.bad_bytes_by_reason))
 
 
-def _no_packets(size: int, bad_by_reason: dict) -> str:
-    if not size:
-        return "no Kite packets found (empty file)"
-    top = sorted(bad_by_reason.items(), key=lambda kv: -kv[1])[:3]
-    reasons = "; ".join(f"{reason} ({n:,} bytes)" for reason, n in top) or "unrecognised bytes"
-    return f"no Kite packets found ({size:,} bytes, all bad: {reasons})"
 
 
 def enrich_ticks(book, ticks: pa.Table) -> pa.Table:

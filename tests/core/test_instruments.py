@@ -170,13 +170,32 @@ def test_json_rows_rejected_with_reasons(tmp_path):
     }
 
 
-def test_unreadable_values_become_null_and_are_counted(tmp_path):
-    rows = ["409,1,A,,0,soon,abc,0.05,lots,CE,NFO-OPT,NFO"]
+def test_impossible_values_reject_their_row_and_are_named_with_their_line(tmp_path):
+    """issue 14: a row is loaded whole or not at all; the report names the first few."""
+    rows = [
+        "409,1,A,,0,2025-10-28,100,0.05,75,CE,NFO-OPT,NFO",
+        "410,1,B,,0,soon,abc,0.05,lots,CE,NFO-OPT,NFO",  # unreadable strike, lot and expiry
+        "abc,1,C,,0,2025-10-28,100,0.05,75,CE,NFO-OPT,NFO",  # token not a number
+        "0,1,D,,0,2025-10-28,100,0.05,75,CE,NFO-OPT,NFO",
+        "4294967296,1,E,,0,2025-10-28,100,0.05,75,CE,NFO-OPT,NFO",  # > 2^32-1
+        "411,1,F,,0,2025-10-28,1e30,0.05,75,CE,NFO-OPT,NFO",
+        "412,1,G,,0,2025-10-28,100,0.05,-5,CE,NFO-OPT,NFO",
+        "413,1,H,,0,9999-99-99,100,0.05,75,CE,NFO-OPT,NFO",
+        "414,1,I,,0,2025-10-28,100,-1,75,CE,NFO-OPT,NFO",
+        "415,1,J,,-3,2025-10-28,100,0.05,75,CE,NFO-OPT,NFO",  # last_price < 0
+        "256265,1,NIFTY 50,,0,,0,0,0,INDEX,INDICES,NSE",  # indices: lot and tick size 0 are real
+    ]
     m = load_master(write_dump(tmp_path / "dump.csv", rows))
-    row = by_token(m)[409]
-    assert row["expiry"] is None and row["strike"] is None and row["lot_size"] is None
-    assert m.unreadable == {"expiry": 1, "strike": 1, "lot_size": 1}
-    assert m.rejected == {}
+    assert sorted(by_token(m)) == [409, 256265]
+    assert m.rejected == {
+        "non-numeric instrument_token": 1, "instrument_token <= 0": 1,
+        "instrument_token does not fit in 32 bits": 1, "impossible strike": 2, "impossible lot_size": 1,
+        "impossible expiry": 1, "impossible tick_size": 1, "impossible last_price": 1,
+    }
+    text = m.describe()
+    assert "\n" not in text and "9 rows rejected" in text
+    assert "line 3: impossible strike 'abc'" in text and "line 4: non-numeric instrument_token 'abc'" in text
+    assert len(m.rejected_examples) == 5
 
 
 @pytest.mark.parametrize(
@@ -277,5 +296,11 @@ def test_a_master_with_only_rejected_rows_is_an_input_error(tmp_path):
     message = str(info.value)
     assert message.startswith("no usable instruments in bad.json: 2 rows rejected (")
     assert "\n" not in message
-    # Nothing rejected and nothing usable (a header-only dump) is still an empty master.
-    assert load_master(write_dump(tmp_path / "empty.csv", rows=[])).num_rows == 0
+    # Nothing usable and nothing rejected: an empty or header-only file, CSV or JSON alike.
+    for path in (write_dump(tmp_path / "header.csv", rows=[]), tmp_path / "empty.csv", tmp_path / "empty.json"):
+        if path.name == "empty.csv":
+            path.write_bytes(b"")
+        elif path.name == "empty.json":
+            path.write_text("[]")
+        with pytest.raises(InputError, match="holds no instruments"):
+            load_master(path)
