@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QVBox
 
 from app.core import market_time
 from app.ui import theme
-from app.ui.formatting import time_zone
+from app.model.formatting import time_zone
 
 pg.setConfigOptions(antialias=True)
 

@@ -129,6 +129,14 @@ class FolderTargetDialog(QFileDialog):
         QDialog.accept(self)
 
 
+def _yes_no(parent, title: str, text: str) -> bool:
+    """A question whose safe answer (No) is the default."""
+    answer = QMessageBox.question(parent, title, text,
+                                  QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                  QMessageBox.StandardButton.No)
+    return answer == QMessageBox.StandardButton.Yes
+
+
 class Ask:
     """File pickers and questions; each returns what the user chose (empty when cancelled)."""
 
@@ -166,27 +174,18 @@ class Ask:
 
     @classmethod
     def cancel_running(cls, parent, running: int) -> bool:
-        answer = QMessageBox.question(
-            parent, "Quit Tickscope",
-            f"{running} file{'s are' if running != 1 else ' is'} still being ingested. "
-            "Cancel and quit? Cancelled files leave nothing in the target.",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No,
-        )
-        return answer == QMessageBox.StandardButton.Yes
+        return _yes_no(parent, "Quit Tickscope",
+                       f"{running} file{'s are' if running != 1 else ' is'} queued or being ingested. "
+                       "Cancel and quit? Cancelled files leave nothing in the target; the queue "
+                       "comes back (as cancelled) when you open this target again.")
 
     @classmethod
     def confirm_remove(cls, parent, names: list[str], ticks: int, bad_packets: int, target: str) -> bool:
         what = names[0] if len(names) == 1 else f"{len(names)} captures"
-        answer = QMessageBox.question(
-            parent, "Remove from target",
-            f"Remove {what} from {target}? {ticks:,} tick{'s' if ticks != 1 else ''} and "
-            f"{bad_packets:,} bad packet{'s' if bad_packets != 1 else ''} go, and the unknown tokens "
-            "are recomputed. The capture files themselves are not touched.",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No,
-        )
-        return answer == QMessageBox.StandardButton.Yes
+        return _yes_no(parent, "Remove from target",
+                       f"Remove {what} from {target}? {ticks:,} tick{'s' if ticks != 1 else ''} and "
+                       f"{bad_packets:,} bad packet{'s' if bad_packets != 1 else ''} go, and the unknown "
+                       "tokens are recomputed. The capture files themselves are not touched.")
 
     @classmethod
     def about(cls, parent, text: str) -> None:

@@ -34,12 +34,13 @@ from app.errors import EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
 from app.model import faults, intake, queue_store
 from app.model.faults import one_line as _one_line
 from app.model.session import RETRYABLE, Session
+from app.model.status import status_line
 from app.model.targets import TargetProblem, TargetState, read_state, validate_target
 from app.model import target_queries as tq
-from app.ui import formatting, paths, theme
+from app.model import formatting
+from app.ui import paths, theme
 from app.ui import queue_model as qm
 from app.ui.charts import BreakdownChart, PricePreview, ThroughputChart, restyle
-from app.ui.formatting import human_duration
 from app.ui.delegates import ActionDelegate, ProgressDelegate
 from app.ui.dialogs import Ask, ErrorDialog, open_log_folder
 from app.ui.icons import icon
@@ -47,7 +48,7 @@ from app.ui.details_pane import DetailsPane
 from app.ui.job_manager import JobManager
 from app.ui.settings import Settings
 from app.ui.unknown_pane import UnknownTokensPane
-from app.ui.widgets import DropOverlay, EmptyQueuePanel, InstrumentsCard, SeverityIndicator, TargetCard, guard_typing, row_table
+from app.ui.widgets import DropOverlay, EmptyQueuePanel, InstrumentsCard, SeverityIndicator, TargetCard, guard_typing, make_action, row_table
 
 log = logging.getLogger(__name__)
 
@@ -109,20 +110,7 @@ class MainWindow(QMainWindow):
     # ==== construction ==========================================================
 
     def _action(self, text: str, slot, shortcut=None, icon_name: str = "", tip: str = "") -> QAction:
-        action = QAction(text, self)
-        if icon_name:
-            action.setIcon(icon(icon_name))
-        if shortcut is not None:
-            shortcuts = shortcut if isinstance(shortcut, list) else [shortcut]
-            action.setShortcuts([QKeySequence(s) for s in shortcuts])
-        tip = tip or text.replace("&", "").replace("…", "")
-        if action.shortcut().toString():
-            tip += f" ({action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)})"
-        action.setToolTip(tip)
-        action.setStatusTip(tip)
-        action.triggered.connect(slot)
-        self.addAction(action)  # shortcuts work even with the menu bar hidden
-        return action
+        return make_action(self, text, slot, shortcut, icon_name, tip)
 
     def _build_actions(self) -> None:
         a = self._action
@@ -1035,39 +1023,10 @@ class MainWindow(QMainWindow):
             log.warning("could not save the queue: %s", err)
 
     def _update_status(self) -> None:
-        counts = self.session.counts()
-        running = sum(counts[s] for s in qm.ACTIVE)
-        parts = [f"Running {running}", f"Queued {counts[qm.QUEUED]}", f"Done {counts[qm.DONE]}",
-                 f"Failed {counts[qm.FAILED]}"]
-        if counts[qm.SKIPPED]:
-            parts.append(f"Skipped {counts[qm.SKIPPED]}")
-        if counts[qm.CANCELLED]:
-            parts.append(f"Cancelled {counts[qm.CANCELLED]}")
-        eta = self.session.eta_seconds()
-        if eta is not None:
-            parts.append(f"ETA {human_duration(eta)}")
-        self.counts_label.setText("  ·  ".join(parts))
-        self.counts_label.setToolTip(
-            "ETA: bytes still to read in running files over the rate of the last "
-            f"{int(self.session.rate.window)} s" if eta is not None else "")
-        state = self.target_state
-        bad = state.bad_packets if state else 0
-        unresolved = state.unresolved_ticks if state else 0
-        unknown_tokens = state.unknown_tokens if state else 0
-        text = f"{bad:,} bad packets · {unresolved:,} unresolved ticks"
-        tip = (f"In the target: {bad:,} bad packets, {unresolved:,} unresolved ticks, "
-               f"{unknown_tokens:,} unknown tokens" if state else "The target has not been read yet")
-        if counts[qm.FAILED]:
-            level = "error"
-            text = f"{counts[qm.FAILED]} failed · " + text
-        elif bad or unresolved or unknown_tokens:
-            level = "warning"
-        elif counts[qm.DONE] or counts[qm.SKIPPED]:
-            level = "ok"
-        else:
-            level = "idle"
-            text = "Nothing ingested yet" if not state or not state.captures else text
-        self.severity.set_level(level, text, tip)
+        line = status_line(self.session, self.target_state)
+        self.counts_label.setText(line.counts)
+        self.counts_label.setToolTip(line.counts_tip)
+        self.severity.set_level(line.level, line.text, line.tip)
 
     # ==== fill menus ======================================================================
 

@@ -27,7 +27,7 @@ from app.model.session import (  # noqa: F401 - the vocabulary, re-exported for 
     Session,
 )
 from app.ui import theme
-from app.ui.formatting import human_bytes, human_count, human_rate
+from app.model.formatting import human_bytes, human_count, human_rate
 
 QueueRow = CaptureRow
 

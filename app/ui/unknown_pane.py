@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.ui.icons import icon
-from app.ui.formatting import time_text, with_zone
+from app.model.formatting import time_text, with_zone
 from app.ui import theme
 
 

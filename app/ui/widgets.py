@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
@@ -53,6 +54,25 @@ def guard_typing(root: QWidget) -> TypingGuard:
     for field in root.findChildren(QLineEdit) + root.findChildren(QPlainTextEdit):
         field.installEventFilter(guard)
     return guard
+
+
+def make_action(owner: QWidget, text: str, slot, shortcut=None, icon_name: str = "", tip: str = "") -> QAction:
+    """An action of ``owner`` (its shortcut works with the menu bar hidden); the tooltip
+    names the shortcut."""
+    action = QAction(text, owner)
+    if icon_name:
+        action.setIcon(icon(icon_name))
+    if shortcut:
+        shortcuts = shortcut if isinstance(shortcut, list) else [shortcut]
+        action.setShortcuts([QKeySequence(s) for s in shortcuts])
+    tip = tip or text.replace("&", "").replace("…", "")
+    if action.shortcut().toString():
+        tip += f" ({action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)})"
+    action.setToolTip(tip)
+    action.setStatusTip(tip)
+    action.triggered.connect(slot)
+    owner.addAction(action)
+    return action
 
 
 def row_table(object_name: str, accessible_name: str, model, *, multi: bool = False,

@@ -232,3 +232,21 @@ def test_the_pipelines_fault_kind_becomes_the_rows_fault_code():
     assert codes == [faults.WRITE, faults.INTERNAL, faults.INPUT]
     assert session.row("/data/f1.dat").fault.log_file  # a bug points at the log
     assert session.row("/data/f2.dat").fault.message == "not a capture"  # the file has its own line
+
+
+def test_the_status_line_counts_and_severity_come_from_session_and_target():
+    from app.model.status import ERROR, IDLE, WARNING, status_line
+    from app.model.targets import TargetState
+
+    session = _session(2)
+    assert status_line(session, None).level == IDLE
+    assert status_line(session, None).text == "Nothing ingested yet"
+    session.apply_result(FileResult("/data/f0.dat", FID[1], "ingested", packets=10, unresolved_ticks=4))
+    state = TargetState("/t", True, {FID[1]: CaptureCounts(10, 1, 4)}, packets=10, bad_packets=1,
+                        unresolved_ticks=4)
+    line = status_line(session, state)
+    assert (line.level, line.text) == (WARNING, "1 bad packets · 4 unresolved ticks")
+    assert line.counts.startswith("Running 0  ·  Queued 1  ·  Done 1  ·  Failed 0")
+    session.apply_result(FileResult("/data/f1.dat", FID[2], "failed", error="x"))
+    assert status_line(session, state).level == ERROR
+    assert status_line(session, state).text.startswith("1 failed · ")

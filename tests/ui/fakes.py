@@ -7,42 +7,10 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Optional
 
-
-@dataclass
-class FileProgress:
-    path: str
-    file_id: Optional[str]
-    stage: str
-    bytes_done: int
-    bytes_total: int
-    packets: int = 0
-    bad_packets: int = 0
-    unresolved_ticks: int = 0
-    rate_pps: float = 0.0
-    error: Optional[str] = None
-
-
-@dataclass
-class FileResult:
-    path: str
-    file_id: Optional[str]
-    status: str
-    messages: int = 0
-    packets: int = 0
-    heartbeats: int = 0
-    bad_packets: int = 0
-    ticks: int = 0
-    unresolved_ticks: int = 0
-    error: Optional[str] = None
-
-
-@dataclass
-class IngestReport:
-    target: str
-    files: list = field(default_factory=list)
+# The pipeline's own records: a fake job reports exactly what a real one does.
+from app.pipeline.ingest import FileProgress, FileResult, IngestReport  # noqa: F401
 
 
 class FakeJob:

@@ -7,7 +7,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel
 
 from app.ui.inspector.models import monospace_font
-from app.ui.formatting import time_text, time_zone
+from app.model.formatting import time_text, time_zone
 
 ROWS = (("u16", 2, False), ("u32", 4, False), ("i32", 4, True))
 

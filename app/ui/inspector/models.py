@@ -29,7 +29,7 @@ from app.core.packet_index import (
 from app.ui import theme
 from app.ui.icons import icon
 from app.core.market_time import IST  # noqa: F401 - the inspector's day filter is on the IST clock
-from app.ui.formatting import time_text, with_zone
+from app.model.formatting import time_text, with_zone
 
 
 COLUMNS = ("No.", "Offset", "Message", "Length", "Kind", "Token", "Symbol", "Segment", "Last price",

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from PySide6.QtCore import Qt, QThreadPool, Signal
-from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtGui import QAction, QGuiApplication
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 from app.core.packet_index import FLAG_BAD, PacketIndex, PacketView, RowFilter, parse_offset, symbol_lookup
 from app.ui import theme
 from app.ui.icons import icon
-from app.ui.widgets import guard_typing, row_table
+from app.ui.widgets import guard_typing, make_action, row_table
 from app.ui.inspector.data_strip import DataInspectorStrip
 from app.ui.inspector.details import DetailsTree
 from app.ui.inspector.filter_bar import FilterBar
@@ -108,20 +108,8 @@ class InspectorWindow(QMainWindow):
 
     # ==== construction ==========================================================================
 
-    def _action(self, text, slot, shortcut=None, icon_name="", tip="") -> QAction:
-        action = QAction(text, self)
-        if icon_name:
-            action.setIcon(icon(icon_name))
-        if shortcut:
-            shortcuts = shortcut if isinstance(shortcut, list) else [shortcut]
-            action.setShortcuts([QKeySequence(s) for s in shortcuts])
-        tip = tip or text.replace("&", "").replace("…", "")
-        if action.shortcut().toString():
-            tip += f" ({action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)})"
-        action.setToolTip(tip)
-        action.triggered.connect(slot)
-        self.addAction(action)
-        return action
+    def _action(self, text: str, slot, shortcut=None, icon_name: str = "", tip: str = "") -> QAction:
+        return make_action(self, text, slot, shortcut, icon_name, tip)
 
     def _build(self) -> None:
         a = self._action

@@ -1,4 +1,4 @@
-"""How numbers, sizes, rates, durations and times read in the app.
+"""How numbers, sizes, rates, durations and times read in the app (no Qt: views and text alike).
 
 Times are shown in ONE zone at a time, named beside them: IST by default (Kite's and the
 exchange's clock), UTC when View → Time zone says so (``set_time_zone``).
