@@ -873,8 +873,21 @@ class Framer:
                 if 0 <= e <= anchor:
                     q = c
                     break
+                if e > anchor and kind == _MORE:
+                    # A whole valid message that outruns the undecided anchor: whether it
+                    # is taken depends on bytes past this chunk, so carry it rather than
+                    # close the bad region over it (decoding must not depend on chunking).
+                    q = c
+                    break
             scan.valid_hint = (start, anchor, q)
+        if q < anchor and kind == _MORE and not self._ends_by(scan, q, anchor, fmt):
+            return _MORE, q
         return (_FOUND, q) if q < anchor else (kind, anchor)
+
+    @staticmethod
+    def _ends_by(scan: _Scan, c: int, anchor: int, fmt: Optional[RecordFormat]) -> bool:
+        e = scan.strict.message_end(c) if fmt is None else Framer._record_validates(scan, c, fmt)
+        return 0 <= e <= anchor
 
     def _walk_raw(self, buf, base: int, final: bool):
         walk = _Walk()

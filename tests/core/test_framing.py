@@ -393,6 +393,27 @@ def _chunked(path, framing, chunk):
     return ticks, bad
 
 
+def test_a_valid_message_outrunning_an_undecided_resync_is_carried(tmp_path):
+    """Found by hypothesis: after damage, a whole valid ts-u32len record that is not followed
+    by another one and ends past the chunk's undecided resync point was swallowed into the
+    bad region with 64-byte chunks, though the whole-file decode keeps its two ticks."""
+    data = bytes.fromhex(
+        "00979cfe362a0000000000010017979cfe363942400000002a000200080003e8"
+        "0100026683001c02668300000000000000000000000000000000000000001797"
+        "9cfe36488480000000200001001c7b2274797065223a226572726f72222c2264"
+        "617461223a2278227d0003e90100026683000000000000000000000000000000"
+        "0000000000"
+    )
+    whole, bad, _ = decode(data, "ts-u32len")
+    assert whole.column("offset").to_pylist() == [29, 39]
+    path = tmp_path / "capture.bin"
+    path.write_bytes(data)
+    for chunk in (64, 97, 150):
+        ticks, cbad = _chunked(path, "ts-u32len", chunk)
+        assert ticks.equals(whole), chunk
+        assert _merged((b.offset, b.length) for b in cbad) == _merged((b.offset, b.length) for b in bad)
+
+
 def test_a_record_cut_by_the_chunk_end_is_carried_not_trusted(tmp_path):
     """The reviewer's fz48: a broken ts-u32len record whose neighbour was cut by a 64-byte
     chunk was trusted, giving a phantom tick and zero-length regions."""
