@@ -93,9 +93,15 @@ def read_once(reader: Helper) -> dict:
     return answer
 
 
+STATS = {"reads": 0, "failed_reads": 0, "reads_with_ticks": 0, "events": 0}
+
+
 def check_read(answer: dict, seen: set) -> None:
+    STATS["reads"] += 1
     if not answer["ok"]:
+        STATS["failed_reads"] += 1  # a part vanished under a read of a moving writer: retried
         return
+    STATS["reads_with_ticks"] += bool(answer["ticks"])
     for fid, (rows, distinct) in answer["ticks"].items():
         assert rows == distinct, f"reader saw {rows - distinct} duplicate (file_id, msg_seq, pkt_seq) keys of {fid[:16]}"
         seen.add(fid)
@@ -128,6 +134,7 @@ def test_reader_never_sees_duplicates_or_uncommitted_captures_across_kills(tmp_p
     rng = random.Random(f"commit-under-kill-{kind}-{os.environ.get('KILL_TEST_SEED', '')}")
     reader = Helper("tests.store.recipe_reader", str(target), env, tmp_path / "reader.log")
     kills = finished = 0
+    STATS.update(reads=0, failed_reads=0, reads_with_ticks=0, events=0)
     events_per_run = 40  # refined by runs that finish
     try:
         while kills < KILLS:
@@ -143,11 +150,12 @@ def test_reader_never_sees_duplicates_or_uncommitted_captures_across_kills(tmp_p
                     if line is None or line == "END":
                         assert line == "END", f"writer died on its own: {(tmp_path / 'writer.log').read_text()[-2000:]}"
                         finished += 1
-                        events_per_run = max(events_per_run, int(last_event))
+                        events_per_run = int(last_event)  # kill points within what a run does now
                         break
                     tag, number, what = line.split(" ", 2)
                     assert tag == "E", line
                     last_event = number
+                    STATS["events"] += 1
                     # Files change only at file operations: read there (progress updates are
                     # kill points only).
                     reads = kind == "parquet" and not what.startswith("progress")
@@ -184,3 +192,6 @@ def test_reader_never_sees_duplicates_or_uncommitted_captures_across_kills(tmp_p
     finally:
         reader.close()
     assert kills >= KILLS
+    # The reader really read the target while it changed (not only empty states).
+    assert STATS["reads_with_ticks"] >= KILLS // 2, STATS
+    print(f"{kind}: {kills} kills, {finished} runs to the end, {STATS}")
