@@ -29,6 +29,7 @@ Arrow columns and every derived column are built in bulk per batch.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import math
 from pathlib import Path
@@ -216,8 +217,13 @@ def read_tick_file(
     file_id: Optional[str] = None,
     batch_rows: int = 65536,
     naive_timezone: TimeZoneLike = market_time.IST_NAMES[0],
+    rejected: Optional[list] = None,
 ) -> Iterator[pa.Table]:
     """``DECODED_SCHEMA`` tables (about ``batch_rows`` rows each) of a JSON/JSONL/Parquet file.
+
+    A tick whose price cannot be one (NaN, Infinity, a string) is not stored: it is
+    appended to ``rejected`` (``BadPacket``: its message's offset, the reason, the tick's
+    JSON) when given, so callers count it like a bad packet.
 
     ``file_id`` (sha256 hex of the file, computed when None) fills the ``file_id`` column.
     msg_seq/pkt_seq/offset come from row order: msg_seq is the element (JSON) or line
@@ -235,7 +241,7 @@ def read_tick_file(
         return
     tz = _timezone(naive_timezone)
     messages = _json_messages(path) if kind == "json" else _jsonl_messages(path)
-    builder = _Builder(file_id, tz, path)
+    builder = _Builder(file_id, tz, path, rejected)
     for msg_seq, offset, value in messages:
         builder.add_message(msg_seq, offset, value)
         if builder.rows >= batch_rows:
@@ -259,18 +265,75 @@ def _timezone(value: TimeZoneLike) -> dt.tzinfo:
         raise InputError(f"unknown time zone {value!r}; use an IANA name such as Asia/Kolkata or UTC") from err
 
 
-def _json_messages(path: Path) -> Iterator[tuple[int, Optional[int], Any]]:
+def _json_documents(path: Path) -> Iterator[tuple[Optional[int], Any]]:
+    """(byte offset or None, value) of each JSON document in the file: one document, or a
+    stream of concatenated documents (objects or arrays, pretty-printed or not)."""
     try:
-        with open(path, "rb") as fh:
-            document = json.load(fh)
-    except (ValueError, UnicodeDecodeError) as err:
+        raw = path.read_bytes()
+        text = raw[len(_BOM):].decode("utf-8") if raw.startswith(_BOM) else raw.decode("utf-8")
+    except UnicodeDecodeError as err:
         raise InputError(f"{path}: not valid JSON ({err}); fix or re-export the dump") from err
-    if isinstance(document, dict):
-        document = document.get("ticks", [document])
-    if not isinstance(document, list):
-        raise InputError(f"{path}: expected a JSON array of ticks, found {type(document).__name__}")
-    for index, value in enumerate(document):
-        yield index, None, value
+    ascii_only = text.isascii()  # then a character index is a byte offset
+    bom = len(raw) - len(raw.lstrip(_BOM)) if raw.startswith(_BOM) else 0
+    decoder = json.JSONDecoder()
+    at, n, count = 0, len(text), 0
+    while True:
+        while at < n and text[at] in " \t\r\n":
+            at += 1
+        if at >= n:
+            break
+        try:
+            value, end = decoder.raw_decode(text, at)
+        except ValueError as err:
+            raise InputError(f"{path}: not valid JSON ({err}); fix or re-export the dump") from err
+        yield (at + bom if ascii_only else None), value
+        count += 1
+        at = end
+    if not count:
+        raise InputError(f"{path}: not valid JSON (empty); fix or re-export the dump")
+
+
+def _json_messages(path: Path) -> Iterator[tuple[int, Optional[int], Any]]:
+    """Messages of a JSON dump. One document: its elements (a list of ticks or of
+    messages, or an object wrapping them). Several concatenated documents: each is one
+    message (a list of ticks, a wrapper, or one tick)."""
+    documents = _json_documents(path)
+    first = next(documents)
+    second = next(documents, None)
+    if second is None:
+        offset, document = first
+        if isinstance(document, dict):
+            document = _unwrap(document)
+        if not isinstance(document, list):
+            raise InputError(f"{path}: expected a JSON array of ticks, found {type(document).__name__}")
+        for index, value in enumerate(document):
+            yield index, None, value
+        return
+    for index, (offset, document) in enumerate(itertools.chain((first, second), documents)):
+        yield index, offset, _unwrap(document) if isinstance(document, dict) else document
+
+
+def _unwrap(document: dict) -> Any:
+    """The ticks an object holds: ``{"ticks": [...]}``, the Rust peer's ``{"tickers": N,
+    "tickersData": [{"tickerType": ..., "tickerTypeData": {...}}]}``, the Kite web app's
+    state keyed by token (``{"265": {...}, ...}``), else the object as one tick."""
+    if "ticks" in document and isinstance(document["ticks"], list):
+        return document["ticks"]
+    if "tickersData" in document and isinstance(document["tickersData"], list):
+        out = []
+        for item in document["tickersData"]:
+            data = item.get("tickerTypeData") if isinstance(item, dict) else None
+            if not isinstance(data, dict):
+                out.append(item)
+                continue
+            data = dict(data)
+            data[_TICKER_TYPE] = item.get("tickerType")
+            out.append(data)
+        return out
+    if document and all(isinstance(k, str) and k.isdigit() for k in document) and all(
+            isinstance(v, dict) for v in document.values()):
+        return list(document.values())
+    return [document]
 
 
 def _jsonl_messages(path: Path) -> Iterator[tuple[int, Optional[int], Any]]:
@@ -314,8 +377,9 @@ class _Builder:
     take a per-tick Python path with the same results.
     """
 
-    def __init__(self, file_id: str, tz: dt.tzinfo, path: Path):
+    def __init__(self, file_id: str, tz: dt.tzinfo, path: Path, rejected: Optional[list] = None):
         self.file_id, self.tz, self.path = file_id, tz, path
+        self.rejected = rejected
         self._time_cache: dict[Any, Optional[int]] = {}
         self._reset()
 
@@ -328,10 +392,13 @@ class _Builder:
 
     def add_message(self, msg_seq: int, offset: Optional[int], value: Any) -> None:
         ticks = value if isinstance(value, list) else [value]
-        for tick in ticks:
+        for k, tick in enumerate(ticks):
             if not isinstance(tick, dict):
                 raise InputError(
                     f"{self.path}: message {msg_seq} holds a {type(tick).__name__}, not a tick object")
+            if "instrument_token" not in tick or "close_price" in tick:
+                ticks = [_normalise(t, self.path, msg_seq, j) for j, t in enumerate(ticks)]
+                break
         n = len(ticks)
         self.ticks.extend(ticks)
         self.msg_seq.extend([msg_seq] * n)
@@ -346,10 +413,13 @@ class _Builder:
             "pkt_seq": pa.array(self.pkt_seq, pa.int32()),
             "offset": pa.array(self.offset, pa.int64()),
         }
+        bad_price: dict[int, str] = {}  # row -> why its price cannot be one
         try:
             arrays.update(self._bulk_columns())
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
-            arrays.update(self._row_columns())
+            arrays.update(self._row_columns(bad_price))
+        for row, reason in _non_finite_prices(arrays).items():
+            bad_price.setdefault(row, reason)
         missing = arrays["instrument_token"].null_count
         if missing:
             row = pc.index(pc.is_null(arrays["instrument_token"]), True).as_py()
@@ -369,11 +439,36 @@ class _Builder:
             has_depth, "full", pc.if_else(pc.is_valid(arrays["close"]), "quote", "ltp")))
         arrays["tradable"], arrays["mode"] = tradable, mode
         arrays["packet_length"] = _packet_lengths(mode, tradable, levels)
+        # Kite web's / the Rust peer's "ltpc" is the 12-byte LTP + close packet: mode ltp.
+        arrays["mode"] = pc.if_else(pc.equal(mode, "ltpc"), "ltp", mode)
         arrays.update(_derived(arrays, n))
+        if bad_price:
+            self._reject(bad_price)
+            keep = np.ones(n, dtype=bool)
+            keep[list(bad_price)] = False
+            keep_array = pa.array(keep)
+            arrays = {name: pc.filter(array, keep_array) for name, array in arrays.items()}
         self._reset()
         values = pa.Table.from_arrays([arrays[name] for name in schema.DECODED_VALUE_NAMES],
                                       schema=pa.schema([schema.DECODED_SCHEMA.field(n) for n in schema.DECODED_VALUE_NAMES]))
         return pa.Table.from_arrays(values.columns + [suspect_reasons(values)], schema=schema.DECODED_SCHEMA)
+
+    def _reject(self, bad_price: dict[int, str]) -> None:
+        """Ticks whose price cannot be one: never stored; reported as bad records."""
+        if self.rejected is None:
+            return
+        from app.core.framing import BAD_RAW_CAP, BadPacket
+
+        for row, reason in sorted(bad_price.items()):
+            try:
+                raw = json.dumps(self.ticks[row], default=str).encode()
+            except (TypeError, ValueError):
+                raw = repr(self.ticks[row]).encode()
+            offset = self.offset[row]
+            self.rejected.append(BadPacket(
+                offset if offset is not None else 0, len(raw),
+                f"tick {self.pkt_seq[row]} of message {self.msg_seq[row]}: {reason}; not stored",
+                raw[:BAD_RAW_CAP], self.msg_seq[row]))
 
     def _bulk_columns(self) -> dict[str, pa.Array]:
         ticks = pa.array(self.ticks, _TICK_STRUCT)
@@ -416,10 +511,15 @@ class _Builder:
         absent = pc.less_equal(pc.abs(micros), _EPOCH_SLACK_US)
         return pc.if_else(absent, pa.scalar(None, pa.int64()), micros).cast(schema.UTC_TIME)
 
-    def _row_columns(self) -> dict[str, pa.Array]:
-        """The per-tick path, for dumps Arrow cannot convert in bulk."""
+    def _row_columns(self, bad_price: dict[int, str]) -> dict[str, pa.Array]:
+        """The per-tick path, for dumps Arrow cannot convert in bulk. A tick with a price
+        that is no number is noted in ``bad_price`` and filled with nulls (then dropped)."""
         c: dict[str, list] = {name: [] for name in _ROW_COLUMNS[3:] if name != "packet_length"}
-        for tick, msg_seq, pkt_seq in zip(self.ticks, self.msg_seq, self.pkt_seq):
+        for row, (tick, msg_seq, pkt_seq) in enumerate(zip(self.ticks, self.msg_seq, self.pkt_seq)):
+            problem = _price_problem(tick)
+            if problem is not None:
+                bad_price[row] = problem
+                tick = {"instrument_token": tick.get("instrument_token")}
             try:
                 self._add_tick(c, tick)
             except (TypeError, ValueError) as err:
@@ -482,6 +582,131 @@ class _Builder:
         return result
 
 
+_TICKER_TYPE = "\x00ticker_type"  # the Rust peer's tickerType, kept on its unwrapped ticks
+
+# Kite web app / Rust peer camelCase -> the official client's names, where the meaning is
+# certain (README "Tick dumps: dialects"). Not mapped: change/absoluteChange/openChange*
+# (derived; recomputed), tickChange, and lastTradedTime of the web app's own state (it
+# merges 184- and 492-byte packets, whose time fields differ: not certain).
+_WEB_FIELDS = {
+    "token": "instrument_token", "lastPrice": "last_price", "lastQuantity": "last_traded_quantity",
+    "averagePrice": "average_traded_price", "volume": "volume_traded",
+    "totalBuyQuantity": "total_buy_quantity", "totalSellQuantity": "total_sell_quantity",
+    "oi": "oi", "oiDayHigh": "oi_day_high", "oiDayLow": "oi_day_low",
+    "isTradeable": "tradable", "isTradable": "tradable", "exchangeTimestamp": "exchange_timestamp",
+    "openPrice": "open", "highPrice": "high", "lowPrice": "low", "closePrice": "close",
+}
+_OFFICIAL_KEYS = frozenset(("instrument_token",))
+
+
+def _normalise(tick: dict, path, msg_seq: int, pkt_seq: int) -> dict:
+    """A tick of a known dialect in the official client's names, or a per-file error."""
+    if "instrument_token" in tick:
+        if "close_price" in tick:  # the Rust peer's ltpc: close_price is the close
+            tick = dict(tick)
+            close = tick.pop("close_price")
+            tick.setdefault("close", close)
+        return tick
+    if "token" in tick and ("lastPrice" in tick or "mode" in tick):
+        out: dict = {}
+        for key, value in tick.items():
+            name = _WEB_FIELDS.get(key)
+            if name is not None and value is not None:
+                out[name] = value
+        book = tick.get("extendedDepth") or tick.get("depth")
+        if isinstance(book, dict):
+            out["depth"] = {"buy": book.get("buy") or [], "sell": book.get("sell") or []}
+        if tick.get(_TICKER_TYPE) == "ExtendedDepth" and tick.get("lastTradedTime") is not None:
+            # The peer decodes the 492-byte packet's bytes 8-11 into lastTradedTime
+            # (checked value for value against ws_extended_depth_20.packet).
+            out["exchange_timestamp"] = tick["lastTradedTime"]
+        # Its mode labels a subscription, and the web app's state merges packets: the
+        # kind is what the tick carries.
+        if "depth" in out:
+            out["mode"] = "full"
+        elif any(k in out for k in ("volume_traded", "open", "high", "low", "average_traded_price")):
+            out["mode"] = "quote"
+        elif "close" in out:
+            out["mode"] = "ltpc"
+        else:
+            out["mode"] = "ltp"
+        return out
+    keys = ", ".join(sorted(str(k) for k in tick)[:8]) or "none"
+    raise InputError(
+        f"{path}: unknown JSON tick dialect (tick {pkt_seq} of message {msg_seq} has keys {keys}); "
+        "known: the official client's (instrument_token, last_price, ...), Kite web's (token, lastPrice, ...)"
+        " and their wrappers (ticks, tickersData, keyed by token)")
+
+
+_PRICE_KEYS = ("last_price", "average_traded_price", "average_price") + _OHLC
+
+
+def _bad_number(value: Any) -> Optional[str]:
+    """Why a JSON value cannot be a price: NaN, an infinity, a string that is no finite
+    number ("N/A", "NaN"), a bool or anything else. A number written as a string by a
+    hand-edited dump ("1573.15") is one."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return f"{value!r} is not a number"
+        return None if math.isfinite(number) else f"{value!r} is not a price"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"{value!r} is not a number"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{value!r} is not a price"
+    return None
+
+
+def _price_problem(tick: dict) -> Optional[str]:
+    """Why a tick's price cannot be one (NaN, Infinity, a string), else None."""
+    for key in _PRICE_KEYS:
+        why = _bad_number(tick.get(key))
+        if why:
+            return f"{key} {why}"
+    ohlc = tick.get("ohlc")
+    if isinstance(ohlc, dict):
+        for key in _OHLC:
+            why = _bad_number(ohlc.get(key))
+            if why:
+                return f"ohlc.{key} {why}"
+    depth = tick.get("depth")
+    if isinstance(depth, dict):
+        for side in ("buy", "sell"):
+            for level in depth.get(side) or ():
+                if isinstance(level, dict):
+                    why = _bad_number(level.get("price"))
+                    if why:
+                        return f"depth.{side} price {why}"
+    return None
+
+
+def _non_finite_prices(arrays: dict[str, pa.Array]) -> dict[int, str]:
+    """Rows whose price columns hold NaN or an infinity (JSON NaN/Infinity parse as floats)."""
+    out: dict[int, str] = {}
+    for name in ("last_price", "average_traded_price") + _OHLC:
+        values = arrays[name].to_numpy(zero_copy_only=False).astype(np.float64)
+        for row in np.flatnonzero(~np.isfinite(values) & ~np.isnan(values) | _is_nan_not_null(arrays[name])).tolist():
+            out.setdefault(row, f"{name} {values[row]!r} is not a price")
+    for name in ("bid_price", "ask_price"):
+        array = arrays[name]
+        flat = pc.list_flatten(array)
+        if len(flat) and not pc.all(pc.is_finite(pc.fill_null(flat, 0.0))).as_py():
+            rows = pc.list_parent_indices(array).to_numpy()
+            bad = ~np.isfinite(pc.fill_null(flat, 0.0).to_numpy(zero_copy_only=False))
+            for row in np.unique(rows[bad]).tolist():
+                out.setdefault(int(row), f"{name} is not a price")
+    return out
+
+
+def _is_nan_not_null(array: pa.Array) -> np.ndarray:
+    if not len(array):
+        return np.zeros(0, dtype=bool)
+    return pc.fill_null(pc.is_nan(array), False).to_numpy(zero_copy_only=False)
+
+
 def _first(tick: dict, names: Iterable[str]) -> Any:
     for name in names:
         value = tick.get(name)
@@ -511,8 +736,9 @@ def _packet_lengths(mode: pa.Array, tradable: pa.Array, levels: pa.Array) -> pa.
     tradable = tradable.to_numpy(zero_copy_only=False).astype(bool)
     levels = levels.fill_null(0).to_numpy(zero_copy_only=False)
     length = np.select(
-        [mode == "ltp", ~tradable & (mode == "quote"), ~tradable, mode == "quote", levels > 5],
-        [8, 28, 32, 44, 492], 184)
+        [mode == "ltp", mode == "ltpc", mode == "depth20_head", ~tradable & (mode == "quote"), ~tradable,
+         mode == "quote", levels > 5],
+        [8, 12, 44, 28, 32, 44, 492], 184)
     return pa.array(length.astype(np.int32))
 
 

@@ -222,14 +222,18 @@ def decode_batches(f: _File, chunk_bytes: int = DEFAULT_CHUNK_BYTES):
     if kind != "capture":
         f.framing = kind
         seen_messages = np.zeros(0, dtype=np.int64)
-        for table in read_tick_file(f.path, file_id=f.file_id):
+        rejected: list = []  # ticks whose price is no number (NaN, Infinity, a string): bad records
+        for table in read_tick_file(f.path, file_id=f.file_id, rejected=rejected):
             if f.cancel.is_set():
                 raise _Cancelled()
             if table.num_rows:
                 seen_messages = np.union1d(seen_messages, pc.unique(table["msg_seq"]).to_numpy(zero_copy_only=False))
             f.messages = len(seen_messages)
             f.packets += table.num_rows
-            yield table, [], 0
+            bad, rejected[:] = list(rejected), []
+            yield table, bad, 0
+        if rejected:
+            yield schema.DECODED_SCHEMA.empty_table(), list(rejected), 0
         return
     from app.core.decode import CaptureReader
 

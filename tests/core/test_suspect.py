@@ -95,10 +95,17 @@ def test_nan_and_infinity_from_json_are_suspect(tmp_path):
     ]
     path = tmp_path / "ticks.jsonl"
     path.write_text("\n".join(json.dumps([t]) for t in ticks) + "\n")  # json writes NaN / Infinity
-    tables = list(tick_sources.read_tick_file(path, file_id="a" * 64))
+    rejected = []
+    tables = list(tick_sources.read_tick_file(path, file_id="a" * 64, rejected=rejected))
     table = pa.concat_tables(tables)
     assert table.schema == schema.DECODED_SCHEMA
-    assert table.column("suspect_reason").to_pylist() == [None, "nan_price", "nan_price"]
+    # issue 13: a JSON price that is no number is an error for that tick: never stored
+    # (not even flagged), reported as a bad record instead
+    assert table.column("suspect_reason").to_pylist() == [None]
+    assert [b.msg_seq for b in rejected] == [1, 2] and "not a price" in rejected[0].reason
+    # the suspect rule still flags NaN prices of sources that store them (a Parquet import)
+    nan = table.set_column(table.schema.get_field_index("last_price"), "last_price", pa.array([float("nan")]))
+    assert suspect.suspect_reasons(nan.drop_columns(["suspect_reason"])).to_pylist() == ["nan_price"]
 
 
 def test_first_rule_wins_and_codes_are_documented():
