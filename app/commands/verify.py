@@ -27,10 +27,15 @@ def add_parser(subparsers) -> None:
 
 def verify_target(path) -> dict:
     from app.store import open_existing_target
+    from app.store.base import Finding, UnreadableTarget
 
-    with open_existing_target(path) as target:
-        findings = target.verify()
-        captures = target.captures().num_rows
+    try:
+        with open_existing_target(path) as target:
+            findings = target.verify()
+            captures = target.captures().num_rows
+    except UnreadableTarget as err:  # its manifest or journal: damage, not a usage error
+        findings = [Finding("unreadable", str(path), str(err), "re-ingest its captures into a new target")]
+        captures = 0
     return {
         "target": str(path),
         "captures": captures,

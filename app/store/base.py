@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from app import __version__
 from app.core import protocol, schema
-from app.errors import TargetLockedError
+from app.errors import InputError, TargetLockedError
 
 UTC_TIME = schema.UTC_TIME
 
@@ -512,6 +512,11 @@ class RemovedCapture:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+class UnreadableTarget(InputError):
+    """The target's own bookkeeping (a Parquet manifest or journal) cannot be read: exit 2
+    for the commands that need it, damage (exit 5) for ``verify``."""
 
 
 class NotInTarget(Exception):

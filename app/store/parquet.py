@@ -15,8 +15,7 @@ Layout::
 
 Tick files leave out ``trading_date``: hive partitioning supplies it, so
 ``duckdb.read_parquet('T/ticks/*/part-*.parquet', hive_partitioning=true)`` reads the
-folder as it is (zstd, row
-groups of ~512K-1M rows, at most 128 MB, for scans).
+folder as it is (zstd, row groups of ~512K-1M rows, at most 128 MB, for scans).
 
 Encoding Parquet is most of an ingest's work, so the target encodes on every core: each
 capture's ticks go out in parts of one row group (~512K rows or 128 MB of data, ~35 MB
@@ -263,7 +262,10 @@ class ParquetTarget(Target):
                     self._journal.recover()
                     self._journal.start()
                 except JournalError as err:
-                    raise InputError(f"cannot open the Parquet dataset {self.path}: {err}") from None
+                    raise base.UnreadableTarget(
+                        f"cannot open the Parquet dataset {self.path}: {err}; move that journal file out of the "
+                        "folder to open the dataset as its manifest lists it"
+                    ) from None
                 except OSError as err:
                     raise InputError(f"cannot use {self.path} as a Parquet dataset: {_os_reason(err)}") from None
             self._captures = self._read_captures()
@@ -324,7 +326,7 @@ class ParquetTarget(Target):
             return base.with_columns_of(table, PARQUET_CAPTURES_SCHEMA).cast(PARQUET_CAPTURES_SCHEMA)
         except (OSError, pa.ArrowException, ValueError, KeyError) as err:
             reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise InputError(
+            raise base.UnreadableTarget(
                 f"{self.path} is not a readable Tickscope dataset: captures/captures.parquet: {reason}"
             ) from None
 

@@ -254,3 +254,12 @@ def test_a_version_1_dataset_opens_and_is_migrated(tmp_path, inputs):
     assert json.loads((root / MARKER).read_text())["version"] == 2
     assert pq.read_schema(path).names == PARQUET_CAPTURES_SCHEMA.names
     assert snapshot(root)["ticks"].equals(clean["ticks"])
+
+
+def test_an_unreadable_manifest_is_damage_for_verify(tmp_path, inputs):
+    root = target_path(tmp_path, "parquet")
+    ingest([inputs["b"]], root, inputs["master"])
+    (root / "captures" / "captures.parquet").write_bytes(b"garbage" * 20)
+    result = tickscope("verify", root)
+    assert result.returncode == EXIT_DAMAGED, result.stderr
+    assert "captures/captures.parquet" in result.stdout and result.stderr == ""
