@@ -250,3 +250,88 @@ def test_a_truncated_duckdb_target_is_one_line_exit_2_and_5_for_verify(tmp_path,
         line = one_line(result)
         assert "t.duckdb" in line and "truncated or corrupt" in line
     assert target.stat().st_size == before
+
+
+# --- a full disk: exit 6, one line, the target keeps its last committed state ---------------
+
+import contextlib  # noqa: E402
+import errno  # noqa: E402
+import shutil  # noqa: E402
+
+
+@contextlib.contextmanager
+def small_disk(folder, size_kb: int):
+    """A tmpfs of ``size_kb`` at ``folder`` (needs root; skips otherwise)."""
+    folder.mkdir()
+    if not (hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("mount")):
+        pytest.skip("mounting a small tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(folder)],
+                          capture_output=True, text=True)
+    if done.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "parquet"])
+def test_a_disk_filling_up_during_ingest_is_exit_6_and_keeps_the_target(tmp_path, kind):
+    small = tmp_path / "in" / "small.bin"
+    big = tmp_path / "in" / "big.bin"
+    small.parent.mkdir()
+    synthetic.generate_capture(small, packets=500, framing="raw", seed=1)
+    synthetic.generate_capture(big, packets=150_000 if kind == "parquet" else 40_000, framing="raw", seed=2)
+    with small_disk(tmp_path / "disk", 3072) as disk:
+        target = disk / ("t.duckdb" if kind == "duckdb" else "dataset")
+        first = tickscope("ingest", small, "--target", target, "--json")
+        assert first.returncode == 0, first.stderr
+        result = tickscope("ingest", big, "--target", target, "--json")
+        assert result.returncode == 6, result.stdout[-500:]
+        doc = json.loads(result.stdout.strip().splitlines()[-1])
+        assert doc["exit_code"] == 6 and doc["files"][0]["fault"] == "no_space"
+        error = doc["files"][0]["error"]
+        assert error.startswith(f"no space left on {target} (needed about ") and "MB free" in error
+        assert "Traceback" not in result.stderr
+        # the target keeps its last committed state: the small capture, whole
+        from app.store import open_target
+
+        with open_target(target, read_only=True) as t:
+            captures = t.captures()
+            assert captures.column("path").to_pylist() == [str(small)]
+            assert t.ticks(["file_id"]).num_rows == captures.column("packets").to_pylist()[0]
+
+
+def test_a_disk_filling_up_during_decode_is_exit_6_and_writes_nothing(tmp_path):
+    big = tmp_path / "big.bin"
+    synthetic.generate_capture(big, packets=60_000, framing="raw", seed=2)
+    with small_disk(tmp_path / "disk", 1024) as disk:
+        result = tickscope("decode", big, "--out", disk / "t.parquet", "--json")
+        assert result.returncode == 6
+        line = one_line(result)
+        assert line.startswith(f"tickscope: error: no space left on {disk} (needed about ")
+        assert "nothing was written" in line and json_line(result)["exit_code"] == 6
+        assert list(disk.iterdir()) == []
+
+
+def test_an_injected_enospc_at_the_write_layer_is_exit_6_in_process(tmp_path, monkeypatch):
+    """The same contract without root: ENOSPC raised where the DuckDB target inserts ticks."""
+    from app.pipeline import run_ingest
+    from app.store import duck, open_target
+
+    small = tmp_path / "small.bin"
+    big = tmp_path / "big.bin"
+    synthetic.generate_capture(small, packets=300, framing="raw", seed=1)
+    synthetic.generate_capture(big, packets=3000, framing="raw", seed=2)
+    target = tmp_path / "t.duckdb"
+    assert run_ingest([small], target).exit_code == 0
+
+    def full(self, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(duck._DuckCaptureWrite, "add_ticks", full)
+    report = run_ingest([big], target)
+    assert report.exit_code == 6
+    assert report.files[0].fault == "no_space" and report.files[0].error.startswith(f"no space left on {target}")
+    with open_target(target, read_only=True) as t:
+        assert t.captures().column("path").to_pylist() == [str(small)]

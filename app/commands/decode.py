@@ -18,7 +18,8 @@ import threading
 import time
 from pathlib import Path
 
-from app.errors import EXIT_OK, EXIT_PARTIAL, InputError, UsageError
+from app.errors import (EXIT_OK, EXIT_PARTIAL, InputError, NoSpaceError, UsageError, is_no_space,
+                        no_space_message)
 
 DESCRIPTION = "Decode one Kite capture (any framing) into a Parquet file of ticks."
 COMPRESSIONS = ("zstd", "lz4", "snappy", "none")
@@ -83,6 +84,7 @@ class _ParquetSink:
         )
         self.seconds = 0.0
         self.rows = 0
+        self.needed_bytes: int | None = None  # for a "no space" message: about what the output needs
         self.error: BaseException | None = None
         self._queue: queue.Queue = queue.Queue(maxsize=1)  # bounds memory: one batch waiting, one being written
         self._thread = threading.Thread(target=self._drain, name="parquet-writer", daemon=True)
@@ -113,12 +115,16 @@ class _ParquetSink:
         self._thread.join()
         t0 = time.perf_counter()
         try:
-            self.writer.close()
+            self.writer.close()  # the footer: a full disk can fail it too
+        except OSError as err:
+            self.error = self.error or err
         finally:
             self.seconds += time.perf_counter() - t0
         if self.error is not None or not keep:
-            self.part.unlink(missing_ok=True)
+            self.part.unlink(missing_ok=True)  # never a half-written output
             if self.error is not None:
+                if is_no_space(self.error):
+                    raise NoSpaceError(no_space_message(self.path.parent, self.needed_bytes, "nothing was written")) from None
                 raise InputError(f"cannot write {self.path}: {self.error}") from self.error
             return
         os.replace(self.part, self.path)
@@ -187,6 +193,7 @@ def run(args) -> int:
     book = _load_book(args.instruments)
     reader = CaptureReader(capture, args.framing)
     sink = _ParquetSink(out, schema.TICK_SCHEMA, args.compression)
+    sink.needed_bytes = reader.size
     enrich_stats = None
     enrich_seconds = 0.0
     ok = False

@@ -42,7 +42,8 @@ import pyarrow.compute as pc
 from app import __version__
 from app.core import schema
 from app.core.decode import no_packets_message
-from app.errors import EXIT_OK, EXIT_PARTIAL, InputError, UsageError
+from app.errors import (EXIT_NO_SPACE, EXIT_OK, EXIT_PARTIAL, InputError, UsageError, is_no_space,
+                        no_space_message)
 from app.core import digest
 from app.pipeline.inputs import expand_inputs, read_as
 from app.store import AlreadyIngested, CaptureRecord, Target, open_target
@@ -89,6 +90,7 @@ class FileProgress:
 FAULT_INPUT = "input"
 FAULT_WRITE = "write"
 FAULT_INTERNAL = "internal"
+FAULT_NO_SPACE = "no_space"  # the disk filled up while writing: exit 6, nothing of the file kept
 
 
 @dataclass
@@ -130,6 +132,8 @@ class IngestReport:
         130 when the user interrupted the run."""
         if self.interrupted:
             return EXIT_INTERRUPTED
+        if any(f.fault == FAULT_NO_SPACE for f in self.files):
+            return EXIT_NO_SPACE
         return EXIT_OK if all(f.status in ("ingested", "skipped") for f in self.files) else EXIT_PARTIAL
 
     @property
@@ -385,6 +389,7 @@ class IngestJob(JobControl):
             raise UsageError(f"--workers must be a whole number from 1 to {MAX_WORKERS}, got {workers!r}")
         self.target_arg = target
         target_path = target.path if isinstance(target, Target) else Path(target)
+        self.target_path = target_path
         self.files = [_File(i, p) for i, p in enumerate(expand_inputs(paths, exclude=[target_path]))]
         self.instruments = list(instruments)
         self.workers = workers
@@ -518,8 +523,7 @@ class IngestJob(JobControl):
                 f.write.add_bad(bad)
             except Exception as err:
                 log.exception("writing %s failed", f.path)
-                f.writer_error = f"writing to the target failed: {_one_line(err)}"
-                f.fault = FAULT_WRITE
+                f.writer_error, f.fault = self._write_failure(f, err)
                 f.cancel.set()  # stops its decoder; the abort message finishes it
                 self._abort_write(f)
             return
@@ -557,10 +561,16 @@ class IngestJob(JobControl):
             return
         except Exception as err:
             log.exception("committing %s failed", f.path)
-            f.fault = FAULT_WRITE
-            self._finish(f, "failed", f"writing to the target failed: {_one_line(err)}")
+            error, f.fault = self._write_failure(f, err)
+            self._finish(f, "failed", error)
             return
         self._finish(f, "ingested", None)
+
+    def _write_failure(self, f: _File, err: BaseException) -> tuple[str, str]:
+        """(message, fault) for a failed write; a full disk is its own fault (exit 6)."""
+        if is_no_space(err):
+            return no_space_message(self.target_path, f.size), FAULT_NO_SPACE
+        return f"writing to the target failed: {_one_line(err)}", FAULT_WRITE
 
     def _replaces(self, f: _File) -> bool:
         """Whether this capture's write replaces a committed one (--force, or damaged rows)."""
