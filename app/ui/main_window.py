@@ -144,6 +144,7 @@ class MainWindow(QMainWindow):
         self.act_focus_throughput = a("&Throughput", lambda: self.focus_pane("throughput"), "Ctrl+3")
         self.act_focus_breakdown = a("File &breakdown", lambda: self.focus_pane("breakdown"), "Ctrl+4")
         self.act_focus_price = a("&Price preview", lambda: self.focus_pane("price"), "Ctrl+5")
+        self.act_focus_data = a("&Data (what the target holds)", self.show_data, "Ctrl+6")
         self.act_find = a("&Filter unknown tokens", lambda: self.focus_pane("filter"), S.Find)
         self.act_fullscreen = a("&Full screen", self.toggle_fullscreen, "F11")
         self.act_logs = a("Open &log folder", open_log_folder, None)
@@ -194,7 +195,7 @@ class MainWindow(QMainWindow):
         tokens_menu.addAction(self.act_export)
         view_menu = bar.addMenu("&View")
         for action in (self.act_focus_queue, self.act_focus_unknown, self.act_focus_throughput,
-                       self.act_focus_breakdown, self.act_focus_price):
+                       self.act_focus_breakdown, self.act_focus_price, self.act_focus_data):
             view_menu.addAction(action)
         view_menu.addSeparator()
         theme_menu = view_menu.addMenu("T&heme")
@@ -267,7 +268,17 @@ class MainWindow(QMainWindow):
         self.empty_panel = EmptyQueuePanel()
         self.queue_stack.addWidget(self.empty_panel)
         self.queue_stack.addWidget(self.queue_view)
-        splitter.addWidget(self.queue_stack)
+        # The queue and the Data view (what the target holds) side by side as tabs.
+        from app.ui.data_view import DataView
+
+        self.top_tabs = QTabWidget()
+        self.top_tabs.setDocumentMode(True)
+        self.top_tabs.setObjectName("topTabs")
+        self.data_view = DataView(lambda fn, done, failed: self.jobs.run_task(fn, done, failed, exclusive=True))
+        self.top_tabs.addTab(self.queue_stack, "Ingest queue")
+        self.top_tabs.addTab(self.data_view, "Data")
+        self.top_tabs.currentChanged.connect(self._top_tab_changed)
+        splitter.addWidget(self.top_tabs)
 
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
@@ -288,6 +299,16 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         self.drop_overlay = DropOverlay(central)
 
+    def _top_tab_changed(self, index: int) -> None:
+        """The Data view takes the whole height; the queue shares it with its panes."""
+        on_data = self.top_tabs.widget(index) is self.data_view
+        self.tabs.setVisible(not on_data)
+        if on_data and self.target and not self.data_view.captures_model.rows:
+            self.data_view.set_target(self.target)
+
+    def show_data(self) -> None:
+        self.top_tabs.setCurrentWidget(self.data_view)
+
     def _build_statusbar(self) -> None:
         bar = self.statusBar()
         bar.setSizeGripEnabled(False)
@@ -299,6 +320,10 @@ class MainWindow(QMainWindow):
 
     def _connect(self) -> None:
         self.jobs.progress.connect(self._on_progress)
+        self.data_view.open_packet.connect(self.open_packet)
+        self.data_view.open_capture.connect(lambda path: self.open_inspector([path]))
+        self.data_view.reingest.connect(lambda path: self.reingest_paths([path]))
+        self.data_view.target_changed.connect(self.refresh_unknown)
         self.jobs.job_finished.connect(self._on_job_finished)
         self.jobs.job_failed.connect(self._on_job_failed)
         self.jobs.throughput.connect(self.throughput_chart.add_sample)
@@ -671,8 +696,11 @@ class MainWindow(QMainWindow):
     # ==== reading the target ============================================================
 
     def refresh_target_views(self) -> None:
-        """Reload the unknown-token table, the instrument list and the selected breakdown."""
+        """Reload the unknown-token table, the instrument list, the selected breakdown and
+        the Data view."""
         self.refresh_unknown()
+        if self.target:
+            self.data_view.set_target(self.target)
         self.refresh_price_choices()
         self._on_selection()
 
@@ -766,6 +794,37 @@ class MainWindow(QMainWindow):
         window.destroyed.connect(lambda *_: setattr(self, "inspectors", [w for w in self.inspectors if w is not window]))
         window.show()
         return window
+
+    def open_packet(self, path: str, offset: int, file_id: str = ""):
+        """The inspector on a capture with the packet at ``offset`` selected (Show packet)."""
+        window = self.open_inspector([path])
+        if window is not None:
+            window.reveal_offset(offset)
+        return window
+
+    def reingest_paths(self, paths: list[str]) -> Optional[int]:
+        """Ingest captures again with --force (a capture of the Data view)."""
+        if not self.target:
+            return None
+        present = [p for p in paths if os.path.isfile(p)]
+        for gone in sorted(set(paths) - set(present)):
+            self.statusBar().showMessage(f"{Path(gone).name} is not at {gone} any more", 8000)
+        if not present:
+            return None
+        if self.jobs.running_jobs():
+            self.statusBar().showMessage("Wait for the running ingest to finish, then re-ingest", 8000)
+            return None
+        self.session.remove(present)
+        added = self.session.add(intake.gather(present).accepted)
+        if not added:
+            return None
+        job_id = self.jobs.start_ingest(added, self.target, instruments=self.instrument_paths,
+                                        workers=INGEST_WORKERS, force=True)
+        self.session.assign_job(added, job_id)
+        self.session_active = True
+        self.top_tabs.setCurrentWidget(self.queue_stack)
+        self._update_actions()
+        return job_id
 
     # ==== asking the user ===============================================================
 
@@ -945,6 +1004,7 @@ class MainWindow(QMainWindow):
     def _restyle_charts(self) -> None:
         for chart in (self.throughput_chart, self.breakdown_chart.graphics, self.price_preview.graphics):
             restyle(chart)
+        self.data_view.restyle()
 
     def _refresh_icons(self) -> None:
         for action, name in ((self.act_add_files, "add-file"), (self.act_add_folder, "add-folder"),
@@ -960,6 +1020,8 @@ class MainWindow(QMainWindow):
         self._update_status()
 
     def focus_pane(self, pane: str) -> None:
+        if self.top_tabs.currentWidget() is self.data_view:
+            self.top_tabs.setCurrentWidget(self.queue_stack)
         if pane == "queue":
             view = self.queue_view if self.model.rowCount() else self.empty_panel.files_button
             view.setFocus(Qt.FocusReason.ShortcutFocusReason)

@@ -79,6 +79,7 @@ class InspectorWindow(QMainWindow):
     first_rows = Signal()  # the first rows of a capture are on display
     index_finished = Signal()  # the current capture is fully indexed (or failed/cancelled)
     row_shown = Signal(int)  # an index row is shown in the details and hex panes
+    packet_revealed = Signal(int)  # reveal_offset found and selected its packet (index row)
 
     def __init__(self, paths: Sequence[str], *, instruments: Sequence[str] = (), tokens: Sequence[int] = (),
                  framing: Optional[str] = None, parent=None):
@@ -313,13 +314,14 @@ class InspectorWindow(QMainWindow):
             self.time_to_first_rows = time.perf_counter() - self._opened_at
             self.first_rows.emit()
         self._update_counts()
+        self._try_reveal()
 
     def _on_finished(self, worker: IndexWorker, index: PacketIndex) -> None:
         self._forget(worker)
         if worker is not self._worker:
             return
-        self._sync()
         self._worker = None
+        self._sync()
         self.progress.hide()
         if index.error:
             self.state.setText(index.error)
@@ -394,6 +396,29 @@ class InspectorWindow(QMainWindow):
             self.banner.hide()
         self.strip.show_bytes(view.offset, self.hex.bytes_from(view.offset, 4))
         self.row_shown.emit(row)
+
+    def reveal_offset(self, offset: int) -> None:
+        """Select the packet whose bytes hold file ``offset`` (a tick's ``offset``) as soon as
+        indexing reaches it (Show packet in the Data view)."""
+        self._reveal = int(offset)
+        self._try_reveal()
+
+    def _try_reveal(self) -> None:
+        offset = getattr(self, "_reveal", None)
+        if offset is None or self.index is None:
+            return
+        row = self.index.row_at_offset(offset)
+        if row is None:
+            if self._worker is None:  # indexing is over and no packet holds it
+                self._reveal = None
+                self.state.setText(f"No packet at offset {offset:,} ({offset:#x}) in this capture")
+            return
+        self._reveal = None
+        if not self.select_row(row):
+            self.state.setText(f"The packet at offset {offset:#x} is hidden by the filter")
+            return
+        self.show_row(row)
+        self.packet_revealed.emit(row)
 
     def select_row(self, row: int) -> bool:
         """Select index row ``row`` in the list (False when the filter hides it)."""
