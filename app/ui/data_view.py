@@ -23,12 +23,13 @@ import pyqtgraph as pg
 from PySide6.QtCore import QAbstractTableModel, QDate, QModelIndex, QPointF, QRectF, Qt, QUrl, Signal
 from PySide6.QtGui import QBrush, QColor, QDesktopServices, QGuiApplication, QPainter, QPicture, QTextCharFormat
 from PySide6.QtWidgets import (QCalendarWidget, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
-                               QLineEdit, QPushButton, QTabWidget, QVBoxLayout, QWidget)
+                               QFrame, QLineEdit, QPushButton, QScrollArea, QTabWidget, QVBoxLayout, QWidget)
 
 from app.core.market_time import format_time
 from app.model import data as dm
 from app.ui import theme
-from app.ui.charts import IST_OFFSET_S, CompactAxis, _style_plot, restyle
+from app.ui.charts import CompactAxis, _style_plot, _zone_offset_s, restyle
+from app.ui.formatting import time_text, time_zone
 from app.ui.widgets import row_table
 
 Runner = Callable[..., None]  # run(fn, done, failed): fn on a worker, done/failed in the GUI thread
@@ -80,7 +81,7 @@ def _fmt(value) -> str:
     if isinstance(value, int):
         return str(value)  # tokens, offsets and sequence numbers read as they are stored
     if isinstance(value, dt.datetime):
-        return format_time(value)
+        return time_text(value)  # in the app's display zone (IST unless View → Time zone says UTC)
     if isinstance(value, list):  # depth: the best level, then how many
         return f"{_fmt(value[0])} (+{len(value) - 1})" if value else "[]"
     return str(value)
@@ -90,7 +91,7 @@ def _fmt(value) -> str:
 
 
 class CapturesModel(QAbstractTableModel):
-    HEADERS = ["File", "Trading days", "Ticks", "Suspect", "Bad", "Unresolved", "Framing", "Ingested (IST)",
+    HEADERS = ["File", "Trading days", "Ticks", "Suspect", "Bad", "Unresolved", "Framing", "Ingested",
                "Integrity", "Source path"]
 
     def __init__(self, parent=None):
@@ -122,7 +123,7 @@ class CapturesModel(QAbstractTableModel):
             values = [r.file_name, (", ".join(d.isoformat() for d in days) if len(days) <= 2
                                     else f"{days[0]} … {days[-1]} ({len(days)})"),
                       f"{r.ticks:,}", "—" if r.suspect is None else f"{r.suspect:,}", f"{r.bad_packets:,}",
-                      f"{r.unresolved:,}", r.framing, format_time(r.ingested_at), r.integrity, r.path]
+                      f"{r.unresolved:,}", r.framing, time_text(r.ingested_at), r.integrity, r.path]
             return values[index.column()]
         if role == Qt.ItemDataRole.ForegroundRole and index.column() == 8 and r.integrity not in ("ok", "not checked"):
             return QBrush(QColor(theme.status_color("failed")))
@@ -313,17 +314,19 @@ class CandleChart(QWidget):
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground(theme.colors()["plot_bg"])
         layout.addWidget(self.graphics, 1)
-        axis = lambda: pg.DateAxisItem(utcOffset=-IST_OFFSET_S)  # noqa: E731 - IST on the time axis
-        self.price_plot = self.graphics.addPlot(row=0, col=0, axisItems={"bottom": axis()})
-        self.volume_plot = self.graphics.addPlot(row=1, col=0, axisItems={"bottom": axis(),
+        # Time axes in the app's display zone (utcOffset is seconds west of UTC).
+        self.axes = [pg.DateAxisItem(utcOffset=-_zone_offset_s()) for _ in range(3)]
+        self.price_plot = self.graphics.addPlot(row=0, col=0, axisItems={"bottom": self.axes[0]})
+        self.volume_plot = self.graphics.addPlot(row=1, col=0, axisItems={"bottom": self.axes[1],
                                                                           "left": CompactAxis("left")})
-        self.oi_plot = self.graphics.addPlot(row=2, col=0, axisItems={"bottom": axis(), "left": CompactAxis("left")})
+        self.oi_plot = self.graphics.addPlot(row=2, col=0, axisItems={"bottom": self.axes[2],
+                                                                      "left": CompactAxis("left")})
         self.graphics.ci.layout.setRowStretchFactor(0, 4)
         self.graphics.ci.layout.setRowStretchFactor(1, 1)
         self.graphics.ci.layout.setRowStretchFactor(2, 1)
         for plot in (self.volume_plot, self.oi_plot):
             plot.setXLink(self.price_plot)
-        _style_plot(self.price_plot, "Candles (IST) · bid/ask lines where depth exists", "price")
+        _style_plot(self.price_plot, self._title(), "price")
         _style_plot(self.volume_plot, "Volume per candle", "qty")
         _style_plot(self.oi_plot, "Open interest", "OI")
         for plot in (self.price_plot, self.volume_plot, self.oi_plot):
@@ -384,6 +387,17 @@ class CandleChart(QWidget):
         self.readout.setText(f"{day.label} · {day.day} · {day.interval} · {len(x):,} candles · "
                              "move the pointer over the chart for OHLCV")
 
+    @staticmethod
+    def _title() -> str:
+        return f"Candles cut on the IST clock, times in {time_zone()} · bid/ask lines where depth exists"
+
+    def set_time_zone(self) -> None:
+        for axis in self.axes:
+            axis.utcOffset = -_zone_offset_s()
+            axis.picture = None
+            axis.update()
+        _style_plot(self.price_plot, self._title(), "price")
+
     def _show_oi(self, shown: bool) -> None:
         """The OI row only where there is OI; the lowest plot shown carries the time axis."""
         self.oi_plot.setVisible(shown)
@@ -396,7 +410,7 @@ class CandleChart(QWidget):
             return ""
         candle = self.day.at(x)
         if candle is None:
-            return f"{self.day.label} · no ticks at {format_time(x)[11:16]} IST (a gap)"
+            return f"{self.day.label} · no ticks at {format_time(x)[11:16]} IST (a gap)"  # candles are IST
         volume = "—" if candle["volume"] is None else f"{candle['volume']:,}"
         return (f"{self.day.label} · {candle['start'][11:16]} IST · O {candle['open']:,.2f} · H {candle['high']:,.2f}"
                 f" · L {candle['low']:,.2f} · C {candle['close']:,.2f} · V {volume} · {candle['ticks']:,} ticks")
@@ -505,7 +519,7 @@ class DataView(QWidget):
         self.instruments_model = ArrowModel({"symbol": "Symbol", "name": "Name", "exchange": "Exchange",
                                              "instrument_type": "Type", "instrument_token": "Token",
                                              "exchange_token": "Exch. token", "ticks": "Ticks",
-                                             "first_time": "First (IST)", "last_time": "Last (IST)"}, self)
+                                             "first_time": "First tick", "last_time": "Last tick"}, self)
         self.instruments_view = row_table("dataInstruments", "Instruments", self.instruments_model)
         self.instruments_view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         for column, width in enumerate((150, 130, 70, 50, 90, 90, 80, 140, 140)):
@@ -544,7 +558,16 @@ class DataView(QWidget):
         side.addWidget(self.btn_day_sql)
         side.addWidget(self.btn_day_export)
         side.addStretch(1)
-        h.addLayout(side)
+        # The side column scrolls rather than make the window taller than 700 px.
+        holder = QWidget()
+        holder.setLayout(side)
+        scroll = QScrollArea()
+        scroll.setWidget(holder)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setFixedWidth(262)
+        h.addWidget(scroll)
         self.chart = CandleChart()
         h.addWidget(self.chart, 1)
         self.calendar.clicked.connect(self._day_clicked)
@@ -868,6 +891,12 @@ class DataView(QWidget):
         target, fmt = self.target, _format_of(path)
         self._task(lambda: dm.export_selection(target, selection, path, fmt),
                    lambda n: self.message.setText(f"Wrote {n:,} ticks to {path}"))
+
+    def set_time_zone(self) -> None:
+        self.chart.set_time_zone()
+        for model in (self.captures_model, self.instruments_model, self.ticks_model):
+            if model.rowCount():
+                model.dataChanged.emit(model.index(0, 0), model.index(model.rowCount() - 1, model.columnCount() - 1))
 
     def restyle(self) -> None:
         self.chart.restyle()

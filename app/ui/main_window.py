@@ -999,6 +999,7 @@ class MainWindow(QMainWindow):
         if model.rowCount():
             model.dataChanged.emit(model.index(0, 0), model.index(model.rowCount() - 1, model.columnCount() - 1))
         self.price_preview.set_time_zone()
+        self.data_view.set_time_zone()
         self.statusBar().showMessage(f"Times are shown in {name}", 3000)
 
     def _restyle_charts(self) -> None:
