@@ -29,7 +29,7 @@ from app.core.market_time import format_time
 from app.model import data as dm
 from app.ui import theme
 from app.ui.charts import CompactAxis, _style_plot, _zone_offset_s, restyle
-from app.ui.formatting import time_text, time_zone
+from app.model.formatting import time_text, time_zone
 from app.ui.widgets import row_table
 
 Runner = Callable[..., None]  # run(fn, done, failed): fn on a worker, done/failed in the GUI thread
