@@ -132,7 +132,8 @@ def tickscope_subprocess(path: Path, out: Path, compression: str, repeat: int) -
             raise SystemExit(f"tickscope decode failed ({proc.returncode}): {stderr.decode()[-500:]}")
         doc = json.loads(stdout.decode().strip().splitlines()[-1])
         result = {"seconds": seconds, "doc": doc, "peak_rss_mb": usage.ru_maxrss / 1024,
-                  "out_mb": out.stat().st_size / 1e6}
+                  "out_mb": out.stat().st_size / 1e6,
+                  "cpu_pct": 100 * (usage.ru_utime + usage.ru_stime) / seconds}
         if best is None or seconds < best["seconds"]:
             best = result
     return best
@@ -148,6 +149,9 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=int(os.environ.get("BENCH_REPEAT", 2)))
     parser.add_argument("--compressions", default=os.environ.get("BENCH_COMPRESSIONS", "zstd,lz4"),
                         help="comma-separated Parquet compressions to time (lz4,zstd,snappy,none)")
+    parser.add_argument("--scale", action=argparse.BooleanOptionalAction, default=True,
+                        help="also run the scale section (scripts/bench_scale.py: memory and time as captures, "
+                             "days and stored masters grow; run it alone with python scripts/bench_scale.py)")
     parser.add_argument("--dask", action=argparse.BooleanOptionalAction, default=True,
                         help="also time the Dask engine on 4 files against the local engine (scripts/bench_dask.py)")
     args = parser.parse_args(argv)
@@ -211,7 +215,8 @@ def main(argv=None) -> int:
         print(f"subprocess ({compression}): {run['seconds']:.2f} s wall; hash {rt['hash']:.2f} s, "
               f"split {rt['split']:.2f} s, fields {rt['fields']:.2f} s, arrow {rt['arrow']:.2f} s, "
               f"widen {rt['enrich']:.2f} s, Parquet encode+write {rt['parquet']:.2f} s (writer thread, "
-              f"overlaps decoding); peak RSS {run['peak_rss_mb']:,.0f} MB for a {size / 1e6:,.0f} MB capture")
+              f"overlaps decoding); CPU {run['cpu_pct']:.0f}% (of 100% per core); "
+              f"peak RSS {run['peak_rss_mb']:,.0f} MB for a {size / 1e6:,.0f} MB capture")
     print()
     print("targets: decode >= 20x the official client; whole process >= 6x; peak RSS < 500 MB on >= 400 MB")
     print()
@@ -231,6 +236,14 @@ def main(argv=None) -> int:
 
         print()
         bench_dask(ensure_captures(4, min(packets, 500_000)), client)
+    if args.scale:
+        from bench_scale import bench_scale
+
+        print()
+        if args.quick:
+            bench_scale((20, 40, 80), 4, 4, 20)
+        else:
+            bench_scale()
     return 0
 
 

@@ -70,6 +70,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--workers", "-w", type=_workers, default=min(4, os.cpu_count() or 2),
                         help="files decoded at once (default: cores, at most 4)")
     parser.add_argument("--force", action="store_true", help="re-ingest files already in the target (replacing them)")
+    parser.add_argument("--memory-limit", default=None, metavar="SIZE",
+                        help="memory the ingest may use beyond the program itself, e.g. 512MB or 2GB "
+                             "(default 400MB, for a 4 GB laptop); every stage keeps within it")
     parser.add_argument("--json", action="store_true", help="print one JSON line summarising each file")
     cluster = parser.add_argument_group("cluster (docs/cluster.md; needs tickscope[cluster])")
     cluster.add_argument("--engine", choices=("local", "dask"), default="local",
@@ -237,7 +240,7 @@ def _job(args, progress):
     from app.pipeline import IngestJob
 
     return IngestJob(args.paths, args.target, instruments=args.instruments, workers=args.workers,
-                     force=args.force, progress=progress)
+                     force=args.force, progress=progress, memory_limit=getattr(args, "memory_limit", None))
 
 
 def run(args) -> int:

@@ -103,6 +103,9 @@ class _MasterIndex:
                     values = values.cast(_VALUE_SCHEMA).combine_chunks()
                     built = (tokens[order], order.astype(np.int64) + self.offset, values, expected_segments(m.table))
                     self._built = built
+                    release = getattr(m, "release", None)
+                    if release is not None:  # a stored master reads its rows again if ever needed
+                        release()
         return built
 
     def find(self, tokens: np.ndarray) -> np.ndarray:
@@ -313,10 +316,31 @@ class InstrumentBook:
         days = np.array([_NO_DAY if d is None else _day_number(d) for d in trading_dates], dtype=np.int64)
         if len(tokens) == 0 or not snap.indexes:
             return [None] * len(tokens)
+        if any(getattr(idx.master, "store", None) is not None and not idx.built for idx in snap.indexes):
+            # Stored masters not loaded: ask the store token by token (diagnosis asks about a
+            # few tokens, and loading every day's master for them would cost a master a day).
+            return [self._resolve_one(snap, int(t), int(d)) for t, d in zip(tokens, days)]
         uniq_days, day_codes = np.unique(days, return_inverse=True)
         pair_rows, _ = self._resolve_pairs(snap, tokens, uniq_days)
         rows = pair_rows[day_codes, np.arange(len(tokens))]
         return [None if r < 0 else self._row(snap, int(r)) for r in rows]
+
+    def _resolve_one(self, snap: _Snapshot, token: int, day: int) -> Optional[tuple[InstrumentMaster, dict]]:
+        """The chain of ``day`` searched for one token, without loading stored masters."""
+        chain, _ = snap.chain(day)
+        query = np.array([token], dtype=np.int64)
+        for m_i in chain:
+            idx = snap.indexes[m_i]
+            store = getattr(idx.master, "store", None)
+            if store is not None and not idx.built:
+                found = store.find(idx.master, "instrument_token", token)
+                if found:
+                    return idx.master, found[0]
+                continue
+            r = int(idx.find(query)[0])
+            if r >= 0:
+                return self._row(snap, r)
+        return None
 
     # --- lookups for diagnosis and display -------------------------------------------
 

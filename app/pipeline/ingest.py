@@ -42,6 +42,7 @@ import pyarrow.compute as pc
 from app import __version__
 from app.core import schema
 from app.core.decode import no_packets_message
+from app.core.memory import MemoryBudget
 from app.errors import (EXIT_NO_SPACE, EXIT_OK, EXIT_PARTIAL, InputError, UsageError, is_no_space,
                         no_space_message)
 from app.core import digest
@@ -57,6 +58,7 @@ STATUSES = ("ingested", "skipped", "failed", "cancelled")
 PROGRESS_INTERVAL = 0.05  # seconds between updates of one file (~20/s)
 DEFAULT_CHUNK_BYTES = 8 << 20  # capture bytes per decoded batch: bounds each batch's memory
 MAX_WORKERS = 64
+BOOK_BYTES_PER_ROW = 256  # a master row as enrichment holds it (index + values), measured ~230
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a Ctrl-C'd command
 
 
@@ -382,8 +384,9 @@ class IngestJob(JobControl):
         workers: int = 2,
         force: bool = False,
         progress: Optional[Callable[[FileProgress], None]] = None,
-        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        chunk_bytes: Optional[int] = None,
         queue_batches: Optional[int] = None,
+        memory_limit=None,
     ):
         if not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
             raise UsageError(f"--workers must be a whole number from 1 to {MAX_WORKERS}, got {workers!r}")
@@ -395,9 +398,12 @@ class IngestJob(JobControl):
         self.workers = workers
         self.force = force
         self.progress = progress
-        self.chunk_bytes = chunk_bytes
+        # One memory setting for every stage (app.core.memory): batch size, queue, writer, engine.
+        self.memory = MemoryBudget.of(memory_limit)
+        self.chunk_bytes = chunk_bytes or self.memory.decode_chunk_bytes
+        self._chunk_given, self._queue_given = chunk_bytes is not None, queue_batches is not None
         # Enough batches to keep the writer busy while every decoder works on the next one.
-        self.queue: queue.Queue = queue.Queue(maxsize=queue_batches or workers + 2)
+        self.queue: queue.Queue = queue.Queue(maxsize=queue_batches or self.memory.queue_batches(workers))
         self._cancelled = threading.Event()
         self._emit_lock = threading.Lock()
         self._seen_lock = threading.Lock()
@@ -622,20 +628,24 @@ class IngestJob(JobControl):
             self._damaged = target.damaged_captures()
             # A capture whose stored rows are damaged is ingested again (the file is the truth).
             self._existing = target.file_ids() - set(self._damaged)
-            masters = store_masters(target, self.instruments)
-            # Lazy: a stored master's rows are read only when a tick of its day needs a name
-            # (a run that skips every file reads none).
-            if target.master_catalog().num_rows:
-                self.book = target.stored_book()
             for f in self.files:
                 self._emit(f, "queued", force=True)
             try:
-                target.tune_for_ingest(min(self.workers, len(self.files)))
+                target.tune_for_ingest(min(self.workers, len(self.files)), self.memory)
+                masters = store_masters(target, self.instruments)
+                # Lazy: a stored master's rows are read only when a tick of its day needs a
+                # name (a run that skips every file reads none).
+                if target.master_catalog().num_rows:
+                    self.book = target.stored_book()
+                    self._reserve_for_book(target)
+                if masters:
+                    # Parsing a dump leaves ~200 MB the allocator would otherwise keep.
+                    pa.default_memory_pool().release_unused()
                 self._pump(cancel)
+                if any(f.status == "ingested" for f in self.files) or masters:
+                    target.rebuild_unknown_tokens(self.book)
             finally:
                 target.tune_for_ingest(None)
-            if any(f.status == "ingested" for f in self.files) or masters:
-                target.rebuild_unknown_tokens(self.book)
         finally:
             for f in self.files:
                 self._abort_write(f)
@@ -646,6 +656,20 @@ class IngestJob(JobControl):
             target=str(target.path), files=[f.result() for f in self.files],
             seconds=time.monotonic() - started,
         )
+
+    def _reserve_for_book(self, target) -> None:
+        """Enrichment holds the masters of the days being named: their share comes off the
+        budget the other stages divide (one day's master, ~256 bytes a row, per worker)."""
+        largest = max((m.num_rows for m in self.book.masters), default=0)
+        reserve = largest * BOOK_BYTES_PER_ROW * min(self.workers, max(1, len(self.files)))
+        if not reserve:
+            return
+        self.memory = self.memory.without(reserve)
+        if not self._chunk_given:
+            self.chunk_bytes = self.memory.decode_chunk_bytes
+        if not self._queue_given:
+            self.queue.maxsize = self.memory.queue_batches(self.workers)
+        target.tune_for_ingest(min(self.workers, len(self.files)), self.memory)
 
     def _pump(self, cancel: Optional[threading.Event]) -> None:
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="tickscope-decode") as pool:

@@ -384,8 +384,13 @@ class Target(abc.ABC):
         """Remove captures and everything derived from them in one commit; NotInTarget
         (nothing removed) if one of them is not there. Rebuilds ``unknown_tokens``."""
 
-    def tune_for_ingest(self, decoder_threads: Optional[int]) -> None:
-        """Settings for an ingest with ``decoder_threads`` decoding (None: back to defaults)."""
+    # The ingest's memory budget (``app.core.memory.MemoryBudget``) while one runs, else None.
+    memory = None
+
+    def tune_for_ingest(self, decoder_threads: Optional[int], memory=None) -> None:
+        """Settings for an ingest with ``decoder_threads`` decoding within ``memory`` (a
+        ``MemoryBudget``); ``decoder_threads`` None: back to defaults."""
+        self.memory = memory if decoder_threads is not None else None
 
     def counts(self) -> dict[str, int]:
         return {
@@ -400,7 +405,14 @@ class Target(abc.ABC):
         """The stored masters, lazily: only the catalog is read now (``masters.StoredMasters``)."""
         from app.store.masters import StoredMasters
 
-        return StoredMasters(self.master_catalog(), self.master_rows)
+        return StoredMasters(self.master_catalog(), self.master_rows, self.master_rows_of)
+
+    def master_rows_of(self, lane: int, date) -> pa.Table:
+        """The rows of one stored master (``lane`` on ``date``; None: undated); targets
+        override it to read only those rows."""
+        from app.store import masters as store
+
+        return store.master_table(self.master_rows(), lane, date)
 
     def stored_book(self, extra: Iterable = ()):
         """An InstrumentBook of ``extra`` masters (given on this run, not stored) and the stored ones.

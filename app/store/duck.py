@@ -240,11 +240,12 @@ class DuckDBTarget(Target):
                 base._release(self._claim)
                 self._claim = None
 
-    def tune_for_ingest(self, decoder_threads: Optional[int]) -> None:
+    def tune_for_ingest(self, decoder_threads: Optional[int], memory=None) -> None:
         # DuckDB converts and compresses on every core beside the decoders (measured on 2
         # cores: 2.7M packets in 7-9 s instead of 10.5 s with one DuckDB thread); row order
         # in ``ticks`` means nothing (readers order by file_id, msg_seq, pkt_seq), and not
         # keeping it is what lets DuckDB insert in parallel.
+        super().tune_for_ingest(decoder_threads, memory)
         con = self.con
         if decoder_threads is None:
             for setting in ("threads", "preserve_insertion_order", "memory_limit"):
@@ -255,7 +256,10 @@ class DuckDBTarget(Target):
                     return
         else:
             con.execute("SET preserve_insertion_order = false")
-            limit = max(INGEST_MEMORY_MB_MIN, INGEST_MEMORY_MB_PER_CAPTURE * decoder_threads)
+            if memory is not None:  # the ingest's --memory-limit: DuckDB's share of it
+                limit = memory.engine_bytes // (1 << 20)
+            else:
+                limit = max(INGEST_MEMORY_MB_MIN, INGEST_MEMORY_MB_PER_CAPTURE * decoder_threads)
             con.execute(f"SET memory_limit = '{int(limit)}MB'")
         self._threads = self._setting_threads()
 
@@ -319,6 +323,23 @@ class DuckDBTarget(Target):
             if self._has_table("instruments"):
                 return self._legacy_masters()[1]
             return store.ROWS_SCHEMA.empty_table()
+        finally:
+            cur.close()
+
+    def master_rows_of(self, lane: int, date) -> pa.Table:
+        from app.store import masters as store
+
+        if not self._has_table("instrument_rows"):
+            return super().master_rows_of(lane, date)
+        cur = self.con.cursor()  # called from decoder threads
+        try:
+            if date is None:
+                rel = cur.sql("SELECT * FROM instrument_rows WHERE lane = $lane AND valid_from IS NULL",
+                              params={"lane": lane})
+            else:
+                rel = cur.sql("SELECT * FROM instrument_rows WHERE lane = $lane AND valid_from <= $day "
+                              "AND valid_to >= $day", params={"lane": lane, "day": date})
+            return rel.to_arrow_table().cast(store.ROWS_SCHEMA)
         finally:
             cur.close()
 
@@ -508,7 +529,11 @@ class _DuckCaptureWrite(CaptureWrite):
         # Ticks waiting for a whole row group per DuckDB thread (bounded: under one insert).
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
+        self._pending_bytes = 0
         self._insert_rows = ROW_GROUP_ROWS * min(max(1, target._threads), MAX_INSERT_ROW_GROUPS)
+        # Within the ingest's memory: the writer's share, split between the captures open at once.
+        memory = target.memory
+        self._insert_bytes = memory.writer_bytes // 2 if memory is not None else None
         if force:
             # Inside this transaction, so the old rows go only if the new ones arrive.
             for table in ("ticks", "bad_packets", "captures"):
@@ -517,9 +542,13 @@ class _DuckCaptureWrite(CaptureWrite):
     def add_ticks(self, ticks: pa.Table) -> None:
         if not ticks.num_rows:
             return
-        self._pending.append(base.conform_ticks(ticks))
-        self._pending_rows += ticks.num_rows
-        if self._pending_rows >= self._insert_rows:
+        table = base.conform_ticks(ticks)
+        self._pending.append(table)
+        self._pending_rows += table.num_rows
+        self._pending_bytes += table.nbytes
+        if self._pending_rows >= self._insert_rows or (
+            self._insert_bytes is not None and self._pending_bytes >= self._insert_bytes
+        ):
             self._insert_pending(final=False)
 
     def _insert_pending(self, *, final: bool) -> None:
@@ -528,8 +557,11 @@ class _DuckCaptureWrite(CaptureWrite):
             return
         table = pa.concat_tables(self._pending)
         keep = table.num_rows if final else table.num_rows - table.num_rows % ROW_GROUP_ROWS
+        if keep == 0:  # over the byte budget before a whole row group: insert what there is
+            keep = table.num_rows
         rest = table.slice(keep)
         self._pending, self._pending_rows = ([rest], rest.num_rows) if rest.num_rows else ([], 0)
+        self._pending_bytes = rest.nbytes if rest.num_rows else 0
         # One record batch per row group: each DuckDB thread takes whole row groups.
         batches = table.slice(0, keep).combine_chunks().to_batches(max_chunksize=ROW_GROUP_ROWS)
         del table  # the buffered batches go now (``rest`` keeps only the last one)
@@ -571,7 +603,7 @@ class _DuckCaptureWrite(CaptureWrite):
 
     def _finish(self) -> None:
         self.done = True
-        self._pending, self._pending_rows = [], 0
+        self._pending, self._pending_rows, self._pending_bytes = [], 0, 0
         try:
             self.cur.close()
         except duckdb.Error:

@@ -194,11 +194,15 @@ def add_master(
                 pieces_lane.append(lane_of[right])
                 pieces_start.append(np.full(right.size, next_day, np.int64))
                 pieces_end.append(end[right])
-    base_rows = [_with_intervals(content.filter(pa.array(survivors)), lane_of[survivors],
-                                 start[survivors], end[survivors])]
+    if survivors.all():  # the usual case, a new latest day: nothing to split, nothing copied
+        base_rows = [rows]
+    else:
+        base_rows = [_with_intervals(content.filter(pa.array(survivors)), lane_of[survivors],
+                                     start[survivors], end[survivors])]
     base_rows += [_with_intervals(c, l, s, e) for c, l, s, e in
                   zip(pieces_content, pieces_lane, pieces_start, pieces_end)]
-    rows = pa.concat_tables(base_rows).combine_chunks()
+    rows = pa.concat_tables(base_rows) if len(base_rows) > 1 else base_rows[0]
+    del content, base_rows, pieces_content
     catalog = catalog.filter(pa.array(keep_cat))
 
     # 2. The new master's lane: first (or last) on its day.
@@ -211,7 +215,7 @@ def add_master(
     # 3. Its rows: extend identical rows of its lane on the neighbouring master days.
     new = master.table.select(MASTER_SCHEMA.names).cast(MASTER_SCHEMA).combine_chunks()
     n = new.num_rows
-    lane_of = rows["lane"].to_numpy().astype(np.int64) if rows.num_rows else np.zeros(0, np.int64)
+    lane_of = np.asarray(pc.fill_null(rows["lane"], 0)).astype(np.int64) if rows.num_rows else np.zeros(0, np.int64)
     start, end = _days(rows["valid_from"]), _days(rows["valid_to"])
     new_start = np.full(n, X, np.int64)
     new_end = np.full(n, X, np.int64)
@@ -245,7 +249,7 @@ def add_master(
     if drop.any():
         rows = rows.filter(pa.array(~drop))
     added = _with_intervals(new, np.full(n, lane, np.int64), new_start, new_end)
-    rows = pa.concat_tables([rows, added]).combine_chunks()
+    rows = pa.concat_tables([rows, added])  # chunked: the target writes it out, no copy here
 
     next_id = int(pc.max(catalog["master_id"]).as_py() or 0) + 1 if catalog.num_rows else 1
     entry = pa.Table.from_pylist([{
@@ -327,13 +331,18 @@ class StoredMaster(InstrumentMaster):
         if self._table is None:
             with self.store.lock:
                 if self._table is None:
-                    self._table = master_table(self.store.rows(), self.lane, self.date)
+                    self._table = self.store.master_rows(self.lane, self.date)
                     self.store.loaded += 1
         return self._table
 
     @property
     def num_rows(self) -> int:
         return self._rows
+
+    def release(self) -> None:
+        """Forget the rows (the book keeps what it needs of them); read again on next use."""
+        with self.store.lock:
+            self._table = None
 
     def __reduce__(self):
         # Sent to another process (Dask workers): as a plain master with its rows.
@@ -346,12 +355,16 @@ class StoredMaster(InstrumentMaster):
 class StoredMasters:
     """A target's stored masters: the catalog at once, the rows only when first needed.
 
-    ``rows_loader`` returns ``ROWS_SCHEMA`` (every interval row); it runs at most once.
+    ``rows_loader`` returns ``ROWS_SCHEMA`` (every interval row); it runs at most once, for
+    lookups across masters (diagnosis). ``day_loader(lane, date)``, when the target has one,
+    returns one master's rows without reading the others (naming ticks needs only the
+    masters of their days).
     """
 
-    def __init__(self, catalog: pa.Table, rows_loader):
+    def __init__(self, catalog: pa.Table, rows_loader, day_loader=None):
         self.catalog = ordered(catalog.cast(CATALOG_SCHEMA))
         self._loader = rows_loader
+        self._day_loader = day_loader
         self._rows: Optional[pa.Table] = None
         self.lock = threading.RLock()
         self.loaded = 0  # masters materialised (for tests and the bench)
@@ -367,6 +380,12 @@ class StoredMasters:
             if self._rows is None:
                 self._rows = self._loader().cast(ROWS_SCHEMA).combine_chunks()
             return self._rows
+
+    def master_rows(self, lane: int, date: Optional[dt.date]) -> pa.Table:
+        """The rows (MASTER_SCHEMA) of the master of ``lane`` on ``date``."""
+        if self._rows is None and self._day_loader is not None:
+            return self._day_loader(lane, date).select(MASTER_SCHEMA.names).cast(MASTER_SCHEMA)
+        return master_table(self.rows(), lane, date)
 
     @property
     def rows_read(self) -> bool:

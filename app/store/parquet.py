@@ -46,6 +46,7 @@ import json
 import logging
 import os
 import secrets
+import tempfile
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
@@ -541,6 +542,20 @@ class ParquetTarget(Target):
             return self._legacy_masters()[1]
         return pq.read_table(self._masters_path()).replace_schema_metadata(None).cast(store.ROWS_SCHEMA)
 
+    def master_rows_of(self, lane: int, date) -> pa.Table:
+        from app.store import masters as store
+
+        if self._is_legacy(self._masters_schema()) or self._masters_schema() is None:
+            return super().master_rows_of(lane, date)
+        if date is None:
+            table = pq.read_table(self._masters_path(), filters=pc.and_(pc.field("lane") == lane,
+                                                                         pc.field("valid_from").is_null()))
+        else:
+            d = pa.scalar(date, pa.date32())
+            table = pq.read_table(self._masters_path(), filters=(pc.field("lane") == lane)
+                                  & (pc.field("valid_from") <= d) & (pc.field("valid_to") >= d))
+        return table.replace_schema_metadata(None).cast(store.ROWS_SCHEMA)
+
     def _legacy_masters(self):
         from app.store import masters as store
 
@@ -557,17 +572,29 @@ class ParquetTarget(Target):
         return _generation(schema_) if schema_ is not None else None
 
     def _sql(self) -> duckdb.DuckDBPyConnection:
-        con = duckdb.connect()
+        """A private in-memory DuckDB, within the ingest's memory (``engine_bytes``): beyond
+        it, DuckDB spills to a temporary folder instead of growing."""
+        from app.core.memory import MemoryBudget
+
+        memory = self.memory or MemoryBudget()
+        con = duckdb.connect(config={"memory_limit": f"{memory.engine_bytes // (1 << 20)}MB",
+                                     "temp_directory": os.path.join(tempfile.gettempdir(), f"tickscope-spill-{os.getpid()}")})
         con.execute("SET TimeZone = 'UTC'")
         return con
 
     def unresolved_aggregate(self) -> pa.Table:
         from app.store.duck import _UNRESOLVED_SQL
 
+        files = self._tick_files()
+        if not files:
+            return base.UNRESOLVED_AGGREGATE_SCHEMA.empty_table()
         con = self._sql()
         try:
-            # A private in-memory database: these names cannot meet a user's tables.
-            con.register("ticks", self.tick_dataset())
+            # A private in-memory database: these names cannot meet a user's tables. DuckDB
+            # reads the parts itself (only the columns the query needs, within its
+            # memory_limit), not through a pyarrow dataset whose read-ahead it cannot bound.
+            con.sql("SELECT * FROM read_parquet($files, hive_partitioning = true, hive_types = {'trading_date': DATE})",
+                    params={"files": files}).create_view("ticks")
             con.register("captures", self.captures())
             table = con.sql(_UNRESOLVED_SQL).to_arrow_table()
         finally:
@@ -610,6 +637,19 @@ class ParquetTarget(Target):
         if self._encoders is None:
             self._encoders = PartEncoders()
         return self._encoders
+
+    def tune_for_ingest(self, decoder_threads: Optional[int], memory=None) -> None:
+        super().tune_for_ingest(decoder_threads, memory)
+        self._budget = None  # made for the next capture from the new setting
+
+    def _write_budget(self, encoders: PartEncoders) -> WriteBudget:
+        """The budget every capture written now shares (``memory.writer_bytes``; the default budget's when no ingest set one)."""
+        if getattr(self, "_budget", None) is None:
+            from app.core.memory import MemoryBudget
+
+            memory = self.memory or MemoryBudget()
+            self._budget = WriteBudget(memory.writer_bytes, encoders.threads + 1)
+        return self._budget
 
     def begin(self, file_id: str, *, force: bool = False) -> "_ParquetCaptureWrite":
         self._writable()
@@ -893,6 +933,40 @@ def _encode_part(table: pa.Table, tmp: Path) -> None:
         raise err.with_traceback(None)
 
 
+class WriteBudget:
+    """The bytes of tick rows every capture being written holds, bounded together.
+
+    One per target while an ingest runs (``ParquetTarget.tune_for_ingest``): each trading
+    day of each open capture buffers rows until it has a part's worth; whenever the total
+    buffered would pass ``buffer_bytes`` the largest day buffer is flushed as a (smaller)
+    part, so a capture spanning many days -- whose older days never fill a part -- needs no
+    more memory than one spanning a single day. ``total_bytes`` covers the buffers and the
+    parts being encoded (``slots`` at most): parts are sized so both fit.
+    """
+
+    def __init__(self, total_bytes: int, slots: int):
+        self.total_bytes = int(total_bytes)
+        self.part_bytes = max(1 << 20, min(ROW_GROUP_BYTES, self.total_bytes // (slots + 2)))
+        self.buffer_bytes = 2 * self.part_bytes
+        self.buffered = 0  # bytes pending in every partition writer
+        self.peak = 0  # the most ever buffered once an add returned (tests, bench)
+        self._holders: set = set()
+
+    def added(self, holder: "_PartitionWriter", nbytes: int) -> None:
+        self.buffered += nbytes
+        self._holders.add(holder)
+
+    def released(self, holder: "_PartitionWriter", nbytes: int) -> None:
+        self.buffered -= nbytes
+        self._holders.discard(holder)
+
+    def rebalance(self) -> None:
+        """Flush the largest buffers until the total fits."""
+        while self.buffered > self.buffer_bytes and self._holders:
+            max(self._holders, key=lambda h: h.pending_bytes).flush()
+        self.peak = max(self.peak, self.buffered)
+
+
 class _PartitionWriter:
     """Ticks of one capture and one trading date: row groups buffered, parts rolled over."""
 
@@ -910,14 +984,22 @@ class _PartitionWriter:
         self.pending.append(table)
         self.pending_rows += table.num_rows
         self.pending_bytes += nbytes
+        budget = self.owner.budget
+        if budget is not None:
+            budget.added(self, nbytes)
         rows = PARALLEL_PART_ROWS if self.owner.encoders is not None else ROW_GROUP_ROWS
-        if self.pending_rows >= rows or self.pending_bytes >= ROW_GROUP_BYTES:
+        limit = budget.part_bytes if budget is not None else ROW_GROUP_BYTES
+        if self.pending_rows >= rows or self.pending_bytes >= limit:
             self.flush()
+        if budget is not None:
+            budget.rebalance()
 
     def flush(self) -> None:
         if not self.pending_rows:
             return
         table = pa.concat_tables(self.pending)
+        if self.owner.budget is not None:
+            self.owner.budget.released(self, self.pending_bytes)
         self.pending, self.pending_rows, self.pending_bytes = [], 0, 0
         if self.owner.encoders is not None:
             # A part of its own, encoded by a pool thread (see PartEncoders). A part that
@@ -950,6 +1032,9 @@ class _PartitionWriter:
         self.close_part()
 
     def discard(self) -> None:
+        if self.owner.budget is not None and self.pending_bytes:
+            self.owner.budget.released(self, self.pending_bytes)
+        self.pending, self.pending_rows, self.pending_bytes = [], 0, 0
         if self.writer is not None:
             try:
                 self.writer.close()
@@ -972,9 +1057,10 @@ class CapturePartsWriter:
     """
 
     def __init__(self, root: Path | str, file_id: str, write_id: Optional[str] = None,
-                 encoders: Optional[PartEncoders] = None):
+                 encoders: Optional[PartEncoders] = None, budget: Optional[WriteBudget] = None):
         self.root = Path(root)
         self.encoders = encoders
+        self.budget = budget  # shared by every capture being written (None: per-day thresholds only)
         self.encoding: list[Future] = []  # parts being encoded by ``encoders``
         self.file_id = base.check_file_id(file_id)
         if write_id is not None and not (len(write_id) == 8 and all(c in "0123456789abcdef" for c in write_id)):
@@ -1129,7 +1215,9 @@ class _ParquetCaptureWrite(CaptureWrite):
         self.force = force
         write_id = journal.new_id()
         target.record_write_id(write_id)
-        self.parts = CapturePartsWriter(target.path, file_id, write_id, encoders=target._part_encoders())
+        encoders = target._part_encoders()
+        self.parts = CapturePartsWriter(target.path, file_id, write_id, encoders=encoders,
+                                        budget=target._write_budget(encoders))
         self.done = False
 
     def add_ticks(self, ticks: pa.Table) -> None:

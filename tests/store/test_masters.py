@@ -210,3 +210,31 @@ def test_a_target_with_the_old_instruments_table_opens_and_is_migrated(tmp_path,
         assert out["tradingsymbol"].to_pylist() == ["A10", "A13", "B"]
     if kind == "parquet":
         assert "valid_from" in pq.read_schema(path / "instruments" / "instruments.parquet").names
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_unknown_tokens_are_explained_alike_without_loading_every_days_master(tmp_path, kind):
+    from app.core.unknown import explain_unknown
+    from app.store.base import UNRESOLVED_AGGREGATE_SCHEMA
+
+    paths = sample_masters(tmp_path)
+    loaded = [load_master(p) for p in paths]
+    expired = sorted(set(loaded[0].table["instrument_token"].to_pylist())
+                     - set(loaded[1].table["instrument_token"].to_pylist()))[:3]
+    listed = loaded[1].table["instrument_token"].to_pylist()[:2]
+    swapped = int.from_bytes(listed[0].to_bytes(4, "big"), "little")
+    tokens = expired + listed + [409, swapped, (listed[1] >> 8 << 8) | 4]
+    t0 = dt.datetime(2025, 10, 13, 4, tzinfo=dt.timezone.utc)
+    aggregate = pa.Table.from_pylist([
+        {"instrument_token": t, "ticks": 5, "first_tick_time": t0, "last_tick_time": t0,
+         "files": ["a.bin"], "trading_dates": [D10, D13] if i % 2 else [D13]}
+        for i, t in enumerate(tokens)], schema=UNRESOLVED_AGGREGATE_SCHEMA)
+    with open_target(target_path(tmp_path, kind)) as target:
+        target.record_masters(loaded)
+    with open_target(target_path(tmp_path, kind)) as target:
+        stored = store.StoredMasters(target.master_catalog(), target.master_rows, target.master_rows_of)
+        got = explain_unknown(aggregate, InstrumentBook(stored.masters))
+        assert stored.loaded == 0  # diagnosis read the interval rows, no day's master
+    want = explain_unknown(aggregate, InstrumentBook(loaded))
+    assert got.equals(want)
+    assert len(set(want["diagnosis"].to_pylist())) >= 3
