@@ -83,6 +83,8 @@ def test_ingest_json_summary_and_exit_codes(tmp_path, small, capsys):
         (["ingest", "x.dat", "--target", "t.duckdb", "--workers", "many"], "--workers"),
         (["ingest", "x.dat"], "--target"),
         (["ingest", "x.dat", "--target", "t.duckdb", "--instruments", "nope.csv"], "not found"),
+        (["ingest", "x.dat", "--target", "t.duckdb", "--memory-limit", "lots"], "--memory-limit"),
+        (["ingest", "x.dat", "--target", "t.duckdb", "--memory-limit", "1MB"], "at least 128 MB"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(tmp_path, args, needle):

@@ -334,16 +334,17 @@ class Target(abc.ABC):
         name_dates = list(name_dates) if name_dates is not None else [None] * len(masters)
         catalog = self.master_catalog()
         rows = None
-        stored = []
-        for m, sha, name_date in zip(masters, shas, name_dates):
+        stored = [False] * len(masters)
+        # Last to first: each goes first on its day, so same-day masters keep the given order.
+        for i in reversed(range(len(masters))):
+            m, sha, name_date = masters[i], shas[i], name_dates[i]
             sha = sha or store.table_sha256(m)
             if store.is_stored(catalog, sha, m.date):
-                stored.append(False)
                 continue
             if rows is None:
                 rows = self.master_rows()  # read only once something new is to be stored
             catalog, rows = store.add_master(catalog, rows, m, sha, name_date)
-            stored.append(True)
+            stored[i] = True
         if rows is not None:
             self._replace_masters(catalog, rows)
         return stored

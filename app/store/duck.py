@@ -443,7 +443,7 @@ class DuckDBTarget(Target):
         self._writable()
         with _transaction(self.con):
             catalog, rows = self.master_catalog(), None
-            for m in masters:
+            for m in reversed(list(masters)):  # same-day masters keep the given order (record_masters)
                 sha = store.table_sha256(m)
                 if store.is_stored(catalog, sha, m.date):
                     continue

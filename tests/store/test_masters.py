@@ -238,3 +238,19 @@ def test_unknown_tokens_are_explained_alike_without_loading_every_days_master(tm
     want = explain_unknown(aggregate, InstrumentBook(loaded))
     assert got.equals(want)
     assert len(set(want["diagnosis"].to_pylist())) >= 3
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_same_day_masters_given_together_are_searched_in_the_given_order(tmp_path, kind):
+    nse = master({1000: "FROM_NSE", 1001: "ONLY_NSE"}, D10, "nse.csv")
+    nfo = master({1000: "FROM_NFO", 1002: "ONLY_NFO"}, D10, "nfo.csv")
+    with open_target(target_path(tmp_path, kind)) as target:
+        assert target.record_masters([nse, nfo]) == [True, True]
+        book = target.stored_book()
+        assert [m.source for m in book.masters_for_day(D10)] == ["nse.csv", "nfo.csv"]
+        out = book.enrich(ticks([1000, 1001, 1002], [D10] * 3))
+        assert out["tradingsymbol"].to_pylist() == ["FROM_NSE", "ONLY_NSE", "ONLY_NFO"]
+        # A master stored later for that day goes first: the one passed now wins.
+        newer = master({1000: "CORRECTED"}, D10, "fix.csv")
+        target.record_masters([newer])
+        assert target.stored_book().enrich(ticks([1000], [D10]))["tradingsymbol"].to_pylist() == ["CORRECTED"]
