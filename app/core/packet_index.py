@@ -25,8 +25,8 @@ from typing import Callable, Iterable, Optional
 import numpy as np
 
 from app.core import protocol
-from app.core.decode import _gather_rows
-from app.core.dissect import SEVERITY_ERROR, DissectedField, Dissection, Expert, dissect_packet
+from app.core.decode import _gather_rows, decode_packets, filename_time
+from app.core.dissect import SEVERITY_ERROR, SEVERITY_WARNING, DissectedField, Dissection, Expert, dissect_packet
 from app.core.framing import DETECT_HEAD, FRAMINGS, RECORD_FORMATS, Framer, detect_framing, message_packets
 from app.errors import InputError, UsageError
 
@@ -44,6 +44,7 @@ FLAG_BAD = 1  # the row is a bad region, not a packet
 FLAG_UNRESOLVED = 2  # no loaded instrument master names the token (only with masters)
 FLAG_ODD_SEGMENT = 4  # segment byte is no Kite segment: usually mis-framed bytes
 FLAG_TIME_BACK = 8  # exchange time earlier than an earlier packet's
+FLAG_SUSPECT = 16  # the decoder stores it with a suspect_reason (app.core.suspect)
 
 _DIVISORS = np.full(256, protocol.DEFAULT_DIVISOR, dtype=np.float64)
 _REAL_SEGMENT = np.zeros(256, dtype=bool)
@@ -179,12 +180,14 @@ class RowFilter:
     segments: Optional[Iterable[int]] = None
     bad_only: bool = False
     unresolved_only: bool = False
+    suspect_only: bool = False  # packets the decoder flags with a suspect_reason
     offset_range: Optional[tuple[int, int]] = None  # [lo, hi] inclusive: rows overlapping it
     time_range: Optional[tuple[int, int]] = None  # [lo, hi] epoch seconds inclusive
 
     def is_empty(self) -> bool:
         return (self.tokens is None and self.kinds is None and self.segments is None and not self.bad_only
-                and not self.unresolved_only and self.offset_range is None and self.time_range is None)
+                and not self.unresolved_only and not self.suspect_only and self.offset_range is None
+                and self.time_range is None)
 
 
 # --- the index ----------------------------------------------------------------------------
@@ -225,6 +228,9 @@ class PacketIndex:
         self._bad_rows = np.zeros(0, np.int64)
         self._bad_count = 0
         self.reasons: dict[int, str] = {}  # row -> reason, bad regions only
+        self.suspect: dict[int, str] = {}  # row -> suspect_reason, suspect packets only
+        when = filename_time(os.path.basename(self.path))
+        self._fallback_us = int(when.timestamp() * 1_000_000) if when else None
         self.symbols: dict[int, Optional[str]] = {}  # token -> symbol (None: unresolved)
         self._named = np.zeros(0, np.int64)  # sorted tokens a master names
         self.bytes_done = 0
@@ -309,6 +315,8 @@ class PacketIndex:
             keep &= (flags & FLAG_BAD) != 0
         if spec.unresolved_only:
             keep &= (flags & FLAG_UNRESOLVED) != 0
+        if spec.suspect_only:
+            keep &= (flags & FLAG_SUSPECT) != 0
         if spec.tokens is not None:
             keep &= np.isin(c["token"][sl], np.fromiter(spec.tokens, np.int64).astype(np.uint32)) & ((flags & FLAG_BAD) == 0)
         if spec.kinds is not None:
@@ -433,6 +441,16 @@ class PacketIndex:
             self._time_max = int(running[-1])
         if self.symbol_of is not None and n_p:
             flags_p |= np.where(self._resolved(token), 0, FLAG_UNRESOLVED).astype(np.uint8)
+        suspect_at = np.zeros(0, np.int64)
+        suspect_why: list = []
+        if n_p:
+            # The decoder's own rule (vectorised, the same as decode/ingest store).
+            ticks, _ = decode_packets(split, file_id="", fallback_time_us=self._fallback_us)
+            why = ticks.column("suspect_reason")
+            if why.null_count < n_p:
+                suspect_at = np.flatnonzero(np.asarray(why.is_valid()))
+                suspect_why = why.take(suspect_at).to_pylist()
+                flags_p[suspect_at] |= FLAG_SUSPECT
 
         columns = {
             "offset": merged(split.pkt_offset, b_off, np.int64),
@@ -449,9 +467,12 @@ class PacketIndex:
         self._reserve(n, self.bytes_done + split.consumed)
         for name, values in columns.items():
             self._cols[name][first:first + n] = values
-        if n_b:
+        if n_b or suspect_at.size:
             rank = np.empty(n, np.int64)
             rank[order] = np.arange(n)
+            for row, why in zip((rank[suspect_at] + first).tolist(), suspect_why):
+                self.suspect[row] = why
+        if n_b:
             bad_at = rank[n_p:] + first  # row of each bad region (bad list is in file order)
             for row, b in zip(bad_at.tolist(), bad):
                 self.reasons[row] = b.reason
@@ -509,6 +530,9 @@ class PacketIndex:
             return PacketView(row, offset, length, "bad", msg, data, base, regions, dissection, reason)
         body = self._read(offset, length)
         dissection = dissect_packet(body, offset, instrument_name=name_of)
+        if row in self.suspect:
+            dissection.experts.insert(0, Expert(SEVERITY_WARNING, f"suspect value: {self.suspect[row]} "
+                                                "(stored with this suspect_reason; README, Suspect ticks)", offset))
         if located is not None:
             data, base, regions = self._message_bytes(row, located)
         else:

@@ -103,6 +103,8 @@ def fault_from_exception(exc: BaseException, traceback: str = "", path: str = ""
 def fault_for_file(error: str, path: str, code: Optional[str] = None) -> Fault:
     """A file the pipeline reported failed, with the kind it gave (``app.pipeline.ingest``'s
     FAULT_* values are these codes)."""
+    if code == "no_space":  # the pipeline's full-disk kind (exit 6) is a write fault here
+        code = WRITE
     if code not in CODES:  # an engine that does not say (the Dask engine): the file's own
         code = INPUT
     if path and error.startswith(f"{path}: "):

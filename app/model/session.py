@@ -68,6 +68,7 @@ class CaptureRow:
     ticks: int = 0
     rate_pps: float = 0.0
     note: str = ""
+    suspect: int = 0  # ticks stored with a suspect_reason (values that cannot be real)
     fault: Optional[Fault] = None
     job_id: Optional[int] = None  # the running job that has it (not persisted)
     cancel_requested: bool = False
@@ -96,7 +97,7 @@ class CaptureRow:
 
     def reset(self) -> None:
         self.status = QUEUED
-        self.bytes_done = self.packets = self.bad_packets = self.unresolved_ticks = self.ticks = 0
+        self.bytes_done = self.packets = self.bad_packets = self.unresolved_ticks = self.ticks = self.suspect = 0
         self.rate_pps = 0.0
         self.note = ""
         self.fault = None
@@ -295,6 +296,7 @@ class Session:
             row.packets = int(fp.packets or 0)
             row.bad_packets = int(fp.bad_packets or 0)
             row.unresolved_ticks = int(fp.unresolved_ticks or 0)
+            row.suspect = int(getattr(fp, "suspect", 0) or 0)
             row.rate_pps = float(fp.rate_pps or 0.0)
             if stage in FINISHED:
                 self._settle(row, stage, fp.error)
@@ -337,6 +339,7 @@ class Session:
         row.packets = int(result.packets or 0)
         row.bad_packets = int(result.bad_packets or 0)
         row.unresolved_ticks = int(result.unresolved_ticks or 0)
+        row.suspect = int(getattr(result, "suspect", 0) or 0)
         row.ticks = int(getattr(result, "ticks", 0) or 0)
         status = status_of(result.status)
         code = getattr(result, "fault", None)  # the pipeline says which kind (codes are the model's)

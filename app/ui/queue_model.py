@@ -142,7 +142,7 @@ class QueueModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ForegroundRole:
             if column == Column.STATUS:
                 return QColor(theme.status_color(row.status))
-            if column == Column.BAD and row.bad_packets:
+            if column == Column.BAD and (row.bad_packets or row.suspect):
                 return QColor(theme.colors()["warning"])
             if column == Column.UNRESOLVED and row.unresolved_ticks:
                 return QColor(theme.colors()["warning"])
@@ -168,6 +168,8 @@ class QueueModel(QAbstractTableModel):
         if column == Column.RATE:
             return human_rate(row.rate_pps) if row.is_active else ""
         if column == Column.BAD:
+            if row.suspect:  # suspect ticks are stored, never silently (issue 14)
+                return f"{human_count(row.bad_packets)} +{human_count(row.suspect)} suspect"
             return human_count(row.bad_packets) if row.bad_packets or row.is_finished else ""
         if column == Column.UNRESOLVED:
             return human_count(row.unresolved_ticks) if row.unresolved_ticks or row.is_finished else ""

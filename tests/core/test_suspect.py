@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import pyarrow as pa
 import pytest
 
@@ -125,3 +127,19 @@ def test_a_realistic_synthetic_capture_is_clean(tmp_path):
         pass
     assert reader.summary.packets == 20_000
     assert reader.summary.suspect == 0, reader.summary.suspect_by_reason
+
+
+def test_the_inspector_index_flags_and_filters_suspect_packets(tmp_path):
+    from app.core import packet_index as pi
+
+    path = tmp_path / "capture.bin"
+    packets = [quote(), quote(last_traded_quantity=T0), full(), quote(low=160_000)]
+    path.write_bytes(b"".join(encode.encode_message([p]) for p in packets) + b"\xff\xfe\xfd")
+    index = pi.build_index(path, "raw")
+    assert index.rows == 5
+    rows = np.flatnonzero(index.mask(pi.RowFilter(suspect_only=True))).tolist()
+    assert rows == [1, 3] and index.suspect == {1: "ltq_epoch", 3: "ohlc_inverted"}
+    assert not pi.RowFilter(suspect_only=True).is_empty()
+    view = index.view(1)
+    assert view.dissection.experts[0].severity == "warning" and "ltq_epoch" in view.dissection.experts[0].message
+    assert not any("suspect" in e.message for e in index.view(0).dissection.experts)

@@ -374,3 +374,22 @@ def test_screenshots(qtbot, inspector, damaged):
             window.close()
     finally:
         theme.apply("light")
+
+
+def test_suspect_only_filter_shows_the_packets_the_decoder_flags(qtbot, inspector, tmp_path):
+    """issue 14: the inspector filters "suspect" packets (values that cannot be real)."""
+    from app.core import encode
+
+    def quote(**values):
+        base = {"instrument_token": 408065, "last_price": 152_130, "last_traded_quantity": 3,
+                "volume_traded": 91_000, "open": 151_000, "high": 153_000, "low": 150_500, "close": 150_000}
+        return encode.encode_packet(44, {**base, **values})
+
+    path = tmp_path / "odd.bin"
+    path.write_bytes(b"".join(encode.encode_message([p]) for p in
+                              (quote(), quote(last_traded_quantity=1_760_000_000), quote(), quote(low=200_000))))
+    window = inspector([path])
+    window.filter_bar.suspect_only.setChecked(True)  # applies at once
+    assert window.model.displayed_rows().tolist() == [1, 3]
+    window.filter_bar.suspect_only.setChecked(False)
+    assert window.model.rowCount() == 4

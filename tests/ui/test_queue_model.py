@@ -42,3 +42,14 @@ def test_a_failed_row_shows_its_fault_in_the_cells(qapp):
 
     assert model.index(0, qm.Column.STATUS).data(Qt.ItemDataRole.ForegroundRole).name() == \
         theme.status_color(qm.FAILED)
+
+
+def test_a_row_shows_its_suspect_ticks_next_to_its_bad_packets(qapp):
+    """issue 14: suspect ticks are stored, never silently: the file's row says how many."""
+    session = Session()
+    model = qm.QueueModel(session)
+    session.add([QueueEntry("/data/odd.dat", 10, "raw")])
+    session.apply_result(FileResult("/data/odd.dat", "b" * 64, "ingested", packets=9, bad_packets=2, suspect=3))
+    cell = model.index(0, qm.Column.BAD)
+    assert cell.data() == "2 +3 suspect"
+    assert cell.data(Qt.ItemDataRole.ForegroundRole) is not None

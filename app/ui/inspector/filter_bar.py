@@ -163,13 +163,16 @@ class FilterBar(QWidget):
         self.times = box("Time 09:15..09:30 IST", "Time range filter", 140)
         self.bad_only = QCheckBox("Bad only")
         self.unresolved_only = QCheckBox("Unresolved only")
-        for check in (self.bad_only, self.unresolved_only):
+        self.suspect_only = QCheckBox("Suspect only")
+        self.suspect_only.setToolTip("Packets stored with a suspect_reason: values that cannot be real")
+        for check in (self.bad_only, self.unresolved_only, self.suspect_only):
             check.toggled.connect(self.apply)
         self.set_instruments(False)
         for w in (self.token, self.symbol, self.kind, self.segment, self.offsets, self.times):
             row.addWidget(w, 1)
         row.addWidget(self.bad_only)
         row.addWidget(self.unresolved_only)
+        row.addWidget(self.suspect_only)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(300)
@@ -203,7 +206,8 @@ class FilterBar(QWidget):
     def spec(self) -> Optional[RowFilter]:
         """The filter as typed, or None (boxes marked) when some box does not parse."""
         out = RowFilter(bad_only=self.bad_only.isChecked(),
-                        unresolved_only=self.unresolved_only.isChecked() and self.unresolved_only.isEnabled())
+                        unresolved_only=self.unresolved_only.isChecked() and self.unresolved_only.isEnabled(),
+                        suspect_only=self.suspect_only.isChecked())
         tokens: Optional[list[int]] = None
         for widget, key, parse in ((self.token, "token", parse_tokens), (self.segment, "segment", parse_segments),
                                    (self.offsets, "offsets", parse_offset_range),
