@@ -212,38 +212,39 @@ def _like_pattern(text: str) -> str:
 def instruments_query(text: str = "", limit: int = 200) -> Query:
     """Instruments whose symbol, name, token or exchange token contains ``text`` (any
     case): prefix matches first, then the busiest. Unresolved tokens are listed too
-    (symbol NULL, ``resolved`` false), found by their token."""
+    (symbol NULL, ``resolved`` false), found by their token.
+
+    Two steps, so a search costs one scan of the text columns plus one of the matching
+    instruments' rows: the tokens any of whose ticks match, then their counts and times
+    over all their ticks. Tokens are matched as text only when ``text`` is digits."""
     text = (text or "").strip()
     params = {"limit": int(limit)}
-    where = "true"
+    hit = ""
+    rank = ""
     if text:
         params.update(contains=f"%{_like_pattern(text)}%", prefix=f"{_like_pattern(text)}%")
-        where = ("symbol ILIKE $contains ESCAPE '\\' OR name ILIKE $contains ESCAPE '\\' "
-                 "OR CAST(instrument_token AS VARCHAR) LIKE $contains ESCAPE '\\' "
-                 "OR CAST(exchange_token AS VARCHAR) LIKE $contains ESCAPE '\\'")
+        match = ["tradingsymbol ILIKE $contains ESCAPE '\\'", "name ILIKE $contains ESCAPE '\\'"]
+        if text.isdigit():
+            match += ["CAST(instrument_token AS VARCHAR) LIKE $contains ESCAPE '\\'",
+                      "CAST(exchange_token AS VARCHAR) LIKE $contains ESCAPE '\\'"]
+        hit = (f"JOIN (SELECT DISTINCT instrument_token FROM {{ticks}} WHERE {' OR '.join(match)}) hit "
+               "USING (instrument_token)")
         rank = ("(CASE WHEN symbol ILIKE $prefix ESCAPE '\\' OR CAST(instrument_token AS VARCHAR) LIKE $prefix "
                 "ESCAPE '\\' THEN 0 ELSE 1 END), ")
-    else:
-        rank = ""
     sql = f"""
-WITH per AS (
-    SELECT instrument_token,
-           any_value(exchange_token) AS exchange_token,
-           max(tradingsymbol) AS symbol,
-           max(name) AS name,
-           max(exchange) AS exchange,
-           max(instrument_type) AS instrument_type,
-           bool_or(coalesce(resolved, false)) AS resolved,
-           count(*) AS ticks,
-           min(tick_time) AS first_time,
-           max(tick_time) AS last_time
-    FROM {{ticks}}
-    GROUP BY instrument_token
-)
-SELECT instrument_token, exchange_token, symbol, name, exchange, instrument_type, resolved,
-       ticks, first_time, last_time
-FROM per
-WHERE {where}
+SELECT instrument_token,
+       any_value(exchange_token) AS exchange_token,
+       any_value(tradingsymbol) AS symbol,
+       any_value(name) AS name,
+       any_value(exchange) AS exchange,
+       any_value(instrument_type) AS instrument_type,
+       bool_or(coalesce(resolved, false)) AS resolved,
+       count(*) AS ticks,
+       min(tick_time) AS first_time,
+       max(tick_time) AS last_time
+FROM {{ticks}}
+{hit}
+GROUP BY instrument_token
 ORDER BY {rank}ticks DESC, instrument_token
 LIMIT $limit"""
     return Query(sql, params)
