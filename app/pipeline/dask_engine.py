@@ -43,9 +43,10 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
 from app import __version__
-from app.errors import InputError, UsageError
+from app.errors import InputError, UsageError, is_no_space, no_space_message
 from app.pipeline.ingest import (
     DEFAULT_CHUNK_BYTES,
+    FAULT_NO_SPACE,
     FileProgress,
     IngestReport,
     JobControl,
@@ -487,7 +488,11 @@ class DaskIngestJob(JobControl):
             return
         except Exception as err:
             log.warning("committing %s failed: %s", f.path, err)
-            self._finish(f, "failed", f"writing to the target failed: {_one_line(err)}")
+            if is_no_space(err):  # the same contract as the local engine: exit 6
+                f.fault = FAULT_NO_SPACE
+                self._finish(f, "failed", no_space_message(self.target_path, f.size))
+            else:
+                self._finish(f, "failed", f"writing to the target failed: {_one_line(err)}")
             return
         note = None
         if f.file_id in self._damaged:
