@@ -224,6 +224,10 @@ def main(argv=None) -> int:
 
     bench_hostile(path)
     print()
+    from bench_har import bench_har
+
+    bench_har(path, min(packets, 1_000_000), repeat=args.repeat)
+    print()
     from bench_enrich import bench_enrich
     from bench_ingest import bench_ingest
 

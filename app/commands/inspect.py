@@ -124,6 +124,7 @@ def run(args) -> int:
     if args.json:
         doc = view.to_dict()
         doc["framing"] = index.framing
+        doc["framing_evidence"] = index.framing_evidence
         doc["row"] = row + 1
         doc["packet"] = None if bad else number
         doc["bad_region"] = number if bad else None

@@ -360,10 +360,11 @@ def decode_packets(
     recv_us = None
     if split.pkt_recv_ns is not None:
         recv_us = split.pkt_recv_ns // 1000
-        unset = source < 0
+        has_recv = recv_us > 0  # 0: this message has no receive time (a HAR frame without one)
+        unset = (source < 0) & has_recv
         tick[unset] = recv_us[unset]
         source[unset] = _SOURCE_INDEX[schema.TIME_SOURCE_RECEIVE]
-        columns["recv_ts"] = pa.array(recv_us, schema.UTC_TIME)
+        columns["recv_ts"] = _with_mask(recv_us, None if has_recv.all() else has_recv, schema.UTC_TIME)
     else:
         columns["recv_ts"] = pa.nulls(n, schema.UTC_TIME)
     unset = source < 0

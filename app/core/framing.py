@@ -1317,26 +1317,23 @@ class Framer:
         if not final:
             # One JSON document: read it whole (the reader hands the whole file at once).
             return self._finish(np.zeros(0, np.uint8), walk, 0, scale="har")
-        data = bytes(buf)
+        data = buf  # bytes or the reader's bytearray: searched and parsed in place, not copied
         try:
             har = read_har(data)
         except HarError as err:
             walk.regions.append(_bad(data, base, 0, len(data), f"not a HAR capture: {err}"))
             return self._finish(np.zeros(0, np.uint8), walk, len(data), scale="har")
-        sizes = [len(m.data) for m in har.messages]
-        payload = b"".join(m.data for m in har.messages)
-        at = 0
-        for m, n in zip(har.messages, sizes):
-            walk.start.append(at)
-            walk.size.append(n)
-            walk.file_start.append(base + m.text_at)
-            walk.recv_ns.append(m.recv_ns)
-            at += n
+        payload = har.payload
+        walk.start = har.starts
+        walk.size = har.sizes
+        walk.file_start = [base + at for at in har.text_at]
+        # A frame without a time gets 0 (no receive time): the decoder keeps recv_ts null.
+        walk.recv_ns = [t if t >= 0 else 0 for t in har.recv_ns]
         walk.heartbeats = har.heartbeats
         for offset, length, reason in har.undecodable:
             walk.regions.append(_bad(data, base, offset, offset + length, reason))
         walk.framing_bytes = len(data) - len(payload) - har.heartbeats - sum(r.length for r in walk.regions)
-        self.work += len(data) // 64 + len(har.messages)
+        self.work += len(data) // 64 + len(har.starts)
         frames = [
             {"offset": base + f.text_at if f.text_at >= 0 else None, "length": len(f.text.encode("utf-8", "replace")),
              "direction": f.direction, "recv_ns": f.recv_ns, "text": f.text, "connection": f.connection}

@@ -26,19 +26,26 @@ import numpy as np
 
 from app.core import protocol
 from app.core.decode import _gather_rows, decode_packets, filename_time
-from app.core.dissect import SEVERITY_ERROR, SEVERITY_WARNING, DissectedField, Dissection, Expert, dissect_packet
-from app.core.framing import DETECT_HEAD, FRAMINGS, RECORD_FORMATS, Framer, detect_framing, message_packets
+from app.core.dissect import SEVERITY_ERROR, SEVERITY_NOTE, SEVERITY_WARNING, DissectedField, Dissection, Expert, dissect_packet
+from app.core.framing import DETECT_HEAD, FRAMINGS, RECORD_FORMATS, Framer, detect_framing_evidence, message_packets
 from app.errors import InputError, UsageError
 
 # --- row codes ------------------------------------------------------------------------
 
 KIND_BAD = 255
-KIND_NAMES: dict[int, str] = {i: protocol.LAYOUTS[length].kind for i, length in enumerate(protocol.KNOWN_LENGTHS)}
+KIND_TEXT = 254  # a text frame or sent command of a text container (base64 session, HAR)
+KIND_NAMES: dict[int, str] = {i: layout.kind for i, layout in enumerate(protocol.ALL_LAYOUTS)}
+KIND_NAMES[KIND_TEXT] = "text frame"
 KIND_NAMES[KIND_BAD] = "bad"
 KIND_CODES: dict[str, int] = {name: code for code, name in KIND_NAMES.items()}
 _KIND_OF_LENGTH = np.full(1 << 16, KIND_BAD, dtype=np.uint8)
-for _code, _length in enumerate(protocol.KNOWN_LENGTHS):
-    _KIND_OF_LENGTH[_length] = _code
+for _length, _layout in protocol.LAYOUTS.items():
+    _KIND_OF_LENGTH[_length] = KIND_CODES[_layout.kind]
+# Where each kind keeps its exchange timestamp (None: the packet carries no time).
+_TIME_OFFSET_OF_KIND = {
+    KIND_CODES[layout.kind]: next((f.offset for f in layout.fields if f.name == "exchange_timestamp"), None)
+    for layout in protocol.ALL_LAYOUTS
+}
 
 FLAG_BAD = 1  # the row is a bad region, not a packet
 FLAG_UNRESOLVED = 2  # no loaded instrument master names the token (only with masters)
@@ -52,11 +59,6 @@ for _code, _segment in protocol.SEGMENTS.items():
     _DIVISORS[_code] = _segment.divisor
     _REAL_SEGMENT[_code] = True
 
-# Where each known length keeps its exchange timestamp (None: the packet carries no time).
-_TIME_OFFSET = {
-    length: next((f.offset for f in layout.fields if f.name == "exchange_timestamp"), None)
-    for length, layout in protocol.LAYOUTS.items()
-}
 _TOKEN_FIELD = protocol.LAYOUTS[8].field("instrument_token")
 _PRICE_FIELD = protocol.LAYOUTS[8].field("last_price")
 assert all(l.field("instrument_token").offset == 0 and l.field("last_price").offset == 4 for l in protocol.LAYOUTS.values())
@@ -73,6 +75,7 @@ COLUMNS: dict[str, np.dtype] = {
     "segment": np.dtype(np.uint8),
     "last_price": np.dtype(np.float64),
     "exchange_time": np.dtype(np.uint32),  # epoch seconds, 0 = absent
+    "recv_time": np.dtype(np.int64),  # the container's receive time, epoch µs, 0 = absent
     "flags": np.dtype(np.uint8),
 }
 
@@ -219,7 +222,10 @@ class PacketIndex:
         except OSError as err:
             raise InputError(f"cannot read capture {self.path}: {err.strerror or err}") from None
         self.framing_detected = framing is None
-        self.framing = framing or detect_framing(head, self.size)
+        if framing is None:
+            self.framing, self.framing_evidence = detect_framing_evidence(head, self.size)
+        else:
+            self.framing, self.framing_evidence = framing, "given"
         self.symbol_of = symbol_of
         self.chunk_bytes = max(64, int(chunk_bytes))
         self.first_chunk_bytes = max(64, int(first_chunk_bytes))
@@ -231,6 +237,7 @@ class PacketIndex:
         self.suspect: dict[int, str] = {}  # row -> suspect_reason, suspect packets only
         when = filename_time(os.path.basename(self.path))
         self._fallback_us = int(when.timestamp() * 1_000_000) if when else None
+        self.texts: dict[int, dict] = {}  # row -> text frame (direction, text, recv_ns), text rows only
         self.symbols: dict[int, Optional[str]] = {}  # token -> symbol (None: unresolved)
         self._named = np.zeros(0, np.int64)  # sorted tokens a master names
         self.bytes_done = 0
@@ -409,24 +416,45 @@ class PacketIndex:
         token = np.zeros(n_p, np.int64)
         price_raw = np.zeros(n_p, np.int64)
         ets = np.zeros(n_p, np.int64)
+        kinds = _KIND_OF_LENGTH[lens] if n_p else np.zeros(0, np.uint8)
         if n_p:
             head = _gather_rows(payload, pos, 8).view(">u4")
             token = head[:, 0].astype(np.int64)
             price_raw = head[:, 1].astype(np.int64)
-            for length in np.unique(lens).tolist():
-                at = _TIME_OFFSET.get(length)
+            for length, variants in protocol.VARIANTS.items():
+                rows = np.flatnonzero(lens == length)
+                if not rows.size:
+                    continue
+                matrix = _gather_rows(payload, pos[rows], length)
+                for variant in variants:
+                    hit = np.ones(rows.size, dtype=bool)
+                    for offset, low, high in variant.evidence.checks:
+                        value = matrix[:, offset : offset + 4].view(">u4")[:, 0]
+                        hit &= (value >= low) & (value < high)
+                    kinds[rows[hit]] = KIND_CODES[variant.kind]
+            for code in np.unique(kinds).tolist():
+                at = _TIME_OFFSET_OF_KIND.get(code)
                 if at is None:
                     continue
-                rows = np.flatnonzero(lens == length)
+                rows = np.flatnonzero(kinds == code)
                 ets[rows] = _gather_rows(payload, pos[rows] + at, 4).view(">u4")[:, 0]
+        recv_p = (split.pkt_recv_ns // 1000) if split.pkt_recv_ns is not None else np.zeros(n_p, np.int64)
+        texts = [t for t in ((split.container or {}).get("frames") or ()) if t.get("offset") is not None and t["offset"] >= 0]
+        n_t = len(texts)
+        n += n_t
         segment = (token & 0xFF).astype(np.uint8)
 
-        b_off = np.array([b.offset for b in bad], np.int64)
+        b_off = np.array([b.offset for b in bad] + [t["offset"] for t in texts], np.int64)
         order = np.argsort(np.concatenate([split.pkt_offset, b_off]), kind="stable")
         first = self._rows
+        n_bt = n_b + n_t
 
-        def merged(packet_values, bad_values, dtype):
-            out = np.concatenate([np.asarray(packet_values, dtype), np.asarray(bad_values, dtype)])
+        def merged(packet_values, bad_values, dtype, text_values=None):
+            other = np.asarray(bad_values, dtype)
+            if n_t:
+                tv = np.zeros(n_t, dtype) if text_values is None else np.asarray(text_values, dtype)
+                other = np.concatenate([other[:n_b], tv])
+            out = np.concatenate([np.asarray(packet_values, dtype), other])
             return out[order]
 
         zeros_b = np.zeros(n_b, np.int64)
@@ -452,28 +480,32 @@ class PacketIndex:
                 suspect_why = why.take(suspect_at).to_pylist()
                 flags_p[suspect_at] |= FLAG_SUSPECT
 
+        text_recv = [(t.get("recv_ns") or 0) // 1000 for t in texts]
         columns = {
-            "offset": merged(split.pkt_offset, b_off, np.int64),
-            "length": merged(lens, [b.length for b in bad], np.int64),
-            "msg": merged(split.pkt_msg, [-1 if b.msg_seq is None else b.msg_seq for b in bad], np.int64),
-            "seq": merged(split.pkt_seq, np.full(n_b, -1), np.int32),
-            "kind": merged(_KIND_OF_LENGTH[lens], np.full(n_b, KIND_BAD), np.uint8),
+            "offset": merged(split.pkt_offset, b_off, np.int64, [t["offset"] for t in texts]),
+            "length": merged(lens, [b.length for b in bad], np.int64, [t["length"] for t in texts]),
+            "msg": merged(split.pkt_msg, [-1 if b.msg_seq is None else b.msg_seq for b in bad], np.int64,
+                          np.full(n_t, -1)),
+            "seq": merged(split.pkt_seq, np.full(n_b, -1), np.int32, np.full(n_t, -1)),
+            "kind": merged(kinds, np.full(n_b, KIND_BAD), np.uint8, np.full(n_t, KIND_TEXT)),
             "token": merged(token, zeros_b, np.int64),
             "segment": merged(segment, zeros_b, np.uint8),
             "last_price": merged(price_raw / _DIVISORS[segment], np.zeros(n_b), np.float64),
             "exchange_time": merged(ets, zeros_b, np.int64),
-            "flags": merged(flags_p, np.full(n_b, FLAG_BAD), np.uint8),
+            "recv_time": merged(recv_p, zeros_b, np.int64, text_recv),
+            "flags": merged(flags_p, np.full(n_b, FLAG_BAD), np.uint8, np.zeros(n_t)),
         }
         self._reserve(n, self.bytes_done + split.consumed)
         for name, values in columns.items():
             self._cols[name][first:first + n] = values
-        if n_b or suspect_at.size:
-            rank = np.empty(n, np.int64)
-            rank[order] = np.arange(n)
-            for row, why in zip((rank[suspect_at] + first).tolist(), suspect_why):
-                self.suspect[row] = why
+        rank = np.empty(n, np.int64)
+        rank[order] = np.arange(n)
+        for row, why in zip((rank[suspect_at] + first).tolist(), suspect_why):
+            self.suspect[row] = why
+        for row, t in zip((rank[n_p + n_b:] + first).tolist(), texts):
+            self.texts[row] = t
         if n_b:
-            bad_at = rank[n_p:] + first  # row of each bad region (bad list is in file order)
+            bad_at = rank[n_p:n_p + n_b] + first  # row of each bad region (bad list is in file order)
             for row, b in zip(bad_at.tolist(), bad):
                 self.reasons[row] = b.reason
             grown = np.zeros(max(self._bad_rows.size * 2, self._bad_count + n_b, 64), np.int64)
@@ -510,6 +542,8 @@ class PacketIndex:
         msg = int(c["msg"][row])
         msg = None if msg < 0 else msg
         name_of = instrument_name or self.symbol_of
+        if int(c["kind"][row]) == KIND_TEXT:
+            return self._view_text(row, offset, length)
         if self.framing in ("base64", "har"):
             return self._view_base64(row, offset, length, msg, name_of)
         bad = bool(c["flags"][row] & FLAG_BAD)
@@ -539,6 +573,14 @@ class PacketIndex:
             data, base, regions = body, offset, []
         regions.append(ByteRegion(offset, offset + length, "current", f"packet {row + 1}: {length} bytes"))
         return PacketView(row, offset, length, dissection.kind, msg, data, base, regions, dissection)
+
+    def _view_text(self, row: int, offset: int, length: int) -> PacketView:
+        frame = self.texts.get(row, {})
+        raw = self._read(offset, min(length, BAD_VIEW_CAP))
+        dissection = _text_dissection(offset, length, frame)
+        regions = [ByteRegion(offset, offset + length, "current", f"{dissection.fields[0].meaning}: {length} bytes")]
+        return PacketView(row, offset, length, "text frame", None, raw, offset, regions, dissection, None,
+                          "a text frame of the socket, as it is in the file")
 
     def _message_rows(self, row: int) -> tuple[int, int]:
         """First and last row of the message holding ``row`` (rows of a message are adjacent)."""
@@ -665,6 +707,30 @@ class PacketIndex:
                                           f"packet {k} of the message ({n} bytes)"))
         regions.append(ByteRegion(offset, offset + length, "current", f"packet {row + 1}: {length} bytes"))
         return PacketView(row, offset, length, dissection.kind, msg, decoded, base, regions, dissection, None, note)
+
+
+def _text_dissection(offset: int, length: int, frame: dict) -> Dissection:
+    direction = frame.get("direction") or "receive"
+    kind = "sent command" if direction == "send" else "received text frame"
+    d = Dissection(offset, length, "text frame", None)
+    text = frame.get("text") or ""
+    d.fields.append(DissectedField("direction", offset, 0, b"", direction, meaning=kind, generated=True))
+    recv = frame.get("recv_ns")
+    if recv:
+        when = _epoch_text(recv // 10**9) + f".{(recv // 1000) % 10**6:06d}"
+        d.fields.append(DissectedField("time", offset, 0, b"", when, meaning="when the browser saw the frame (UTC)",
+                                       generated=True))
+    d.fields.append(DissectedField("text", offset, length, text.encode("utf-8", "replace")[:BAD_VIEW_CAP],
+                                   text[:200] + ("…" if len(text) > 200 else ""),
+                                   meaning="JSON text: not a binary market-data message, never a tick"))
+    d.experts.append(Expert(SEVERITY_NOTE, f"{kind}: counted in the summary, not decoded as ticks", offset))
+    return d
+
+
+def _epoch_text(seconds: int) -> str:
+    import datetime as _dt
+
+    return _dt.datetime.fromtimestamp(int(seconds), _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 _BASE64_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")

@@ -295,3 +295,54 @@ def test_inspector_dissects_a_web_head_with_its_own_layout():
     assert "exchange_timestamp" in names and "bid[2].price" in names and "bid[2].orders" not in names
     assert not any(n.startswith("ask[") for n in names)
     assert any("not as quote" in e.message for e in d.experts)
+
+
+# --- the packet inspector's index ---------------------------------------------------------
+
+
+def test_packet_index_shows_har_frames_with_receive_times_and_text_frames_as_rows(tmp_path):
+    from app.core.packet_index import KIND_CODES, PacketIndex, RowFilter
+
+    msgs = sample_messages(8, seed=12)
+    times = recv_times(len(msgs))
+    frames = [encode.HarFrame("send", T0 - 10**9, '{"a":"subscribe","v":[14523906]}')]
+    frames += [encode.HarFrame("receive", t, m) for t, m in zip(times, msgs)]
+    frames.insert(4, encode.HarFrame("receive", times[2] + 5000, '{"type":"error","data":"Invalid JSON message."}'))
+    frames.append(encode.HarFrame("receive", times[-1] + 10**6, encode.encode_message([web_head()])))
+    path = tmp_path / "kite.har"
+    path.write_bytes(encode.har([encode.HarConnection("wss://ws.kite.trade/", frames)]))
+    index = PacketIndex(path)
+    index.build()
+    assert index.framing == "har" and "WebSocket" in index.framing_evidence
+    kinds = [index.kind_name(r) for r in range(index.rows)]
+    assert kinds.count("text frame") == 2 and kinds[0] == "text frame" and kinds[-1] == "depth20_head"
+    offsets = index.column("offset")
+    assert list(offsets) == sorted(offsets)  # file order
+    text_rows = [r for r in range(index.rows) if kinds[r] == "text frame"]
+    sent = index.view(text_rows[0])
+    assert sent.kind == "text frame" and sent.data.startswith(b'{\\"a\\":\\"subscribe')
+    assert [f.value for f in sent.dissection.fields if f.name == "direction"] == ["send"]
+    packets = [r for r in range(index.rows) if kinds[r] not in ("text frame", "bad")]
+    table, _, _ = decode_bytes(path.read_bytes())
+    assert list(index.column("recv_time")[packets]) == table.column("recv_ts").cast(pa.int64()).to_pylist()
+    view = index.view(packets[0])
+    assert view.dissection.kind == kinds[packets[0]] and view.note.startswith("decoded from the base64 text")
+    assert index.mask(RowFilter(kinds=["text frame"])).sum() == 2
+    assert KIND_CODES["depth20_head"] != KIND_CODES["quote"]
+
+
+def test_packet_index_of_a_websocat_session_with_glued_lines(tmp_path):
+    from app.core.packet_index import PacketIndex
+
+    msgs = sample_messages(3, seed=40)
+    data = (b'{"a":"mode","v":["full",[1]]}' + base64.b64encode(msgs[0]) + b"\n"
+            + base64.b64encode(msgs[1]) + b"\n" + b"=" * 40 + b"\n" + base64.b64encode(msgs[2]) + b"\n")
+    path = tmp_path / "session.txt"
+    path.write_bytes(data)
+    index = PacketIndex(path)
+    index.build()
+    kinds = [index.kind_name(r) for r in range(index.rows)]
+    assert kinds[0] == "text frame" and "bad" not in kinds
+    first_packet = index.view(1)
+    table, _, _ = decode_bytes(data)
+    assert first_packet.dissection.fields[0].value == table.column("instrument_token")[0].as_py()

@@ -201,7 +201,9 @@ def test_symbols_and_unresolved_tokens_with_instrument_masters(qtbot, inspector,
     window.filter_bar.symbol.clear()
     window.filter_bar.unresolved_only.setChecked(True)
     assert np.array_equal(window.model.displayed_rows(), np.flatnonzero(unresolved))
-    assert "instrument masters" in window.model.data(window.model.index(0, 10))
+    from app.ui.inspector.models import COL_EXPERT
+
+    assert "instrument masters" in window.model.data(window.model.index(0, COL_EXPERT))
 
 
 def test_go_to_offset_copy_and_save(qtbot, inspector, damaged, tmp_path, monkeypatch):
@@ -393,3 +395,24 @@ def test_suspect_only_filter_shows_the_packets_the_decoder_flags(qtbot, inspecto
     assert window.model.displayed_rows().tolist() == [1, 3]
     window.filter_bar.suspect_only.setChecked(False)
     assert window.model.rowCount() == 4
+
+
+def test_har_capture_rows_show_receive_times_and_text_frames(inspector, tmp_path):
+    """Issue 13: HAR frames with their receive times, text frames as their own rows."""
+    from app.core import encode
+    from app.ui.inspector.models import COL_EXPERT, COL_KIND, COL_RECV
+
+    t0 = 1_654_760_849_357_339_000
+    msg = encode.encode_message([encode.encode_packet(8, {"instrument_token": 256265, "last_price": 1_500_000})])
+    frames = [encode.HarFrame("send", t0, '{"a":"subscribe","v":[256265]}'),
+              encode.HarFrame("receive", t0 + 1_234_000_000, msg)]
+    path = tmp_path / "kite.har"
+    path.write_bytes(encode.har([encode.HarConnection("wss://ws.kite.trade/", frames)]))
+    window = inspector([path])
+    model = window.model
+    assert model.rowCount() == 2
+    assert model.data(model.index(0, COL_KIND)) == "text frame"
+    assert model.data(model.index(0, COL_EXPERT)).startswith("sent: {\"a\":\"subscribe\"")
+    assert model.data(model.index(1, COL_KIND)) == "ltp"
+    assert model.data(model.index(1, COL_RECV)).endswith(":17:30.591")  # 07:47:30.591 UTC, shown to the ms
+    assert "har framing (detected)" in window.state.text()

@@ -23,6 +23,7 @@ from app.core.packet_index import (
     FLAG_TIME_BACK,
     FLAG_UNRESOLVED,
     KIND_NAMES,
+    KIND_TEXT,
     PacketIndex,
     RowFilter,
 )
@@ -33,9 +34,9 @@ from app.model.formatting import time_text, with_zone
 
 
 COLUMNS = ("No.", "Offset", "Message", "Length", "Kind", "Token", "Symbol", "Segment", "Last price",
-           "Exchange time", "Expert")
+           "Exchange time", "Received", "Expert")
 (COL_NO, COL_OFFSET, COL_MSG, COL_LENGTH, COL_KIND, COL_TOKEN, COL_SYMBOL, COL_SEGMENT, COL_PRICE,
- COL_TIME, COL_EXPERT) = range(len(COLUMNS))
+ COL_TIME, COL_RECV, COL_EXPERT) = range(len(COLUMNS))
 _RIGHT = {COL_NO, COL_OFFSET, COL_MSG, COL_LENGTH, COL_TOKEN, COL_PRICE}
 INDEX_ROW_ROLE = Qt.ItemDataRole.UserRole + 1
 
@@ -178,7 +179,7 @@ class PacketTableModel(QAbstractTableModel):
     def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
         if orientation == Qt.Orientation.Horizontal:
             if role == Qt.ItemDataRole.DisplayRole:
-                return with_zone(COLUMNS[section]) if section == COL_TIME else COLUMNS[section]
+                return with_zone(COLUMNS[section]) if section in (COL_TIME, COL_RECV) else COLUMNS[section]
             if role == Qt.ItemDataRole.TextAlignmentRole and section in _RIGHT:
                 return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
@@ -203,6 +204,15 @@ class PacketTableModel(QAbstractTableModel):
                 return f"{int(c['length'][row])}"
             if col == COL_KIND:
                 return KIND_NAMES[int(c["kind"][row])]
+            if col == COL_RECV:
+                # the container's receive time (ts-u32len, a HAR frame's time), to the millisecond
+                us = int(c["recv_time"][row])
+                return f"{ist_text(us // 1_000_000)}.{(us // 1000) % 1000:03d}" if us > 0 else ""
+            if int(c["kind"][row]) == KIND_TEXT and col in (COL_TOKEN, COL_SYMBOL, COL_SEGMENT, COL_PRICE, COL_TIME):
+                return ""
+            if col == COL_EXPERT and int(c["kind"][row]) == KIND_TEXT:
+                text = (self.index_.texts.get(row) or {})
+                return ("sent: " if text.get("direction") == "send" else "text: ") + (text.get("text") or "")[:120]
             if bad and col in (COL_TOKEN, COL_SYMBOL, COL_SEGMENT, COL_PRICE, COL_TIME):
                 return ""
             if col == COL_TOKEN:

@@ -167,7 +167,7 @@ class InspectorWindow(QMainWindow):
         vh = self.table.verticalHeader()
         vh.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         header = self.table.horizontalHeader()
-        for col, width in enumerate((76, 96, 72, 64, 88, 88, 176, 74, 96, 150)):
+        for col, width in enumerate((76, 96, 72, 64, 88, 88, 176, 74, 96, 150, 170)):
             self.table.setColumnWidth(col, width)
         header.setStretchLastSection(True)
         self.table.selectionModel().currentRowChanged.connect(self._on_current_row)
@@ -262,6 +262,7 @@ class InspectorWindow(QMainWindow):
         self.filter_bar.set_instruments(bool(self.instrument_paths))
         self.model.set_index(index)
         self.state.setText(f"Indexing {Path(path).name} ({index.framing} framing)…")
+        self.state.setToolTip(f"framing {index.framing}: {index.framing_evidence}")
         self.progress.setRange(0, 1000)
         self.progress.setValue(0)
         self.progress.show()
@@ -327,7 +328,8 @@ class InspectorWindow(QMainWindow):
             self.state.setText(index.error)
         else:
             elapsed = time.perf_counter() - self._opened_at
-            self.state.setText(f"{Path(index.path).name}: {index.framing} framing, {index.size:,} bytes, "
+            detected = " (detected)" if index.framing_detected else ""
+            self.state.setText(f"{Path(index.path).name}: {index.framing} framing{detected}, {index.size:,} bytes, "
                                f"{index.bad_count:,} bad regions · indexed in {elapsed:.1f} s")
         if self.master_problems:
             self.statusBar().showMessage("; ".join(self.master_problems), 15000)
