@@ -52,7 +52,8 @@ def test_cli_is_the_index_view_and_offsets_find_the_same_packet(kite_mocks, caps
     for row in rows:
         view = index.view(row)
         doc = _json(capsys, path, "--packet", row + 1)
-        assert doc == json.loads(json.dumps({**view.to_dict(), "framing": index.framing, "row": row + 1,
+        assert doc == json.loads(json.dumps({**view.to_dict(), "framing": index.framing,
+                                             "framing_evidence": index.framing_evidence, "row": row + 1,
                                              "bad_region": None}, default=str))
         if index.framing != "base64":
             wire = [f for f in view.dissection.fields if not f.generated]
