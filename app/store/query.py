@@ -205,10 +205,6 @@ GROUP BY trading_date
 ORDER BY trading_date""", {"token": int(token)})
 
 
-def _like_pattern(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def instruments_query(text: str = "", limit: int = 200) -> Query:
     """Instruments whose symbol, name, token or exchange token contains ``text`` (any
     case): prefix matches first, then the busiest. Unresolved tokens are listed too
@@ -219,19 +215,22 @@ def instruments_query(text: str = "", limit: int = 200) -> Query:
     over all their ticks. Tokens are matched as text only when ``text`` is digits."""
     text = (text or "").strip()
     params = {"limit": int(limit)}
-    hit = ""
-    rank = ""
+    hit = head = rank = ""
     if text:
-        params.update(contains=f"%{_like_pattern(text)}%", prefix=f"{_like_pattern(text)}%")
-        match = ["tradingsymbol ILIKE $contains ESCAPE '\\'", "name ILIKE $contains ESCAPE '\\'"]
-        if text.isdigit():
-            match += ["CAST(instrument_token AS VARCHAR) LIKE $contains ESCAPE '\\'",
-                      "CAST(exchange_token AS VARCHAR) LIKE $contains ESCAPE '\\'"]
-        hit = (f"JOIN (SELECT DISTINCT instrument_token FROM {{ticks}} WHERE {' OR '.join(match)}) hit "
-               "USING (instrument_token)")
-        rank = ("(CASE WHEN symbol ILIKE $prefix ESCAPE '\\' OR CAST(instrument_token AS VARCHAR) LIKE $prefix "
-                "ESCAPE '\\' THEN 0 ELSE 1 END), ")
-    sql = f"""
+        # Plain substring tests (no LIKE patterns: "%" and "_" are text, and DuckDB's ILIKE
+        # with ESCAPE is many times slower than contains()).
+        params["text"] = text.lower()
+        found = ("SELECT DISTINCT instrument_token FROM {ticks} "
+                 "WHERE contains(lower(tradingsymbol), $text) OR contains(lower(name), $text)")
+        if text.isdigit():  # tokens as text: cast the few distinct tokens, not every tick's
+            found += (" UNION SELECT instrument_token FROM tokens WHERE contains(CAST(instrument_token AS VARCHAR), "
+                      "$text) OR contains(CAST(exchange_token AS VARCHAR), $text)")
+            head = ("WITH tokens AS MATERIALIZED (SELECT instrument_token, any_value(exchange_token) AS exchange_token "
+                    "FROM {ticks} GROUP BY instrument_token)\n")
+        hit = f"JOIN ({found}) hit USING (instrument_token)"
+        rank = ("(CASE WHEN starts_with(lower(symbol), $text) OR starts_with(CAST(instrument_token AS VARCHAR), "
+                "$text) THEN 0 ELSE 1 END), ")
+    sql = head + f"""
 SELECT instrument_token,
        any_value(exchange_token) AS exchange_token,
        any_value(tradingsymbol) AS symbol,
