@@ -543,17 +543,19 @@ class _ChunkDecoder:
         self._max_us: Optional[int] = None
 
     def feed(self, buf, base: int, final: bool) -> tuple[pa.Table, list[BadPacket], int]:
+        tables, bad, consumed = [], [], 0
+        for table, bad, consumed in self.feed_parts(buf, base, final):
+            tables.append(table)
+        table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+        return table, bad, consumed
+
+    def feed_parts(self, buf, base: int, final: bool):
+        """``feed`` as (ticks, bad, consumed) per sub-batch, decoded as they are asked for;
+        bad regions and ``consumed`` come with the last part. A buffer read whole (a HAR)
+        is then written out part by part instead of held decoded at once."""
         t0 = time.perf_counter()
         split = self.framer.split(buf, base, final)
         self.timings["split"] += time.perf_counter() - t0
-        tables, all_stats = [], []
-        for part in _sub_splits(split, SUB_BATCH_PACKETS):
-            table, stats = decode_packets(
-                part, file_id=self.summary.file_id, fallback_time_us=self.fallback_time_us, timings=self.timings
-            )
-            tables.append(table)
-            all_stats.append(stats)
-        table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
         s = self.summary
         s.messages += split.messages
         s.heartbeats += split.heartbeats
@@ -563,7 +565,20 @@ class _ChunkDecoder:
             s.accounted[key] += value
         s.bytes_accounted = sum(s.accounted.values())
         s.work = self.framer.work
-        for stats in all_stats:
+        if split.container:
+            c = split.container
+            s.text_frames += c.get("text_frames", 0)
+            s.sent_frames += c.get("sent_frames", 0)
+            s.text_lines += c.get("text_lines", 0)
+            s.connections.extend(c.get("connections", ()))
+        for bad in split.bad:
+            kind = _reason_kind(bad.reason)
+            s.bad_bytes_by_reason[kind] = s.bad_bytes_by_reason.get(kind, 0) + bad.length
+        parts = list(_sub_splits(split, SUB_BATCH_PACKETS))
+        for k, part in enumerate(parts):
+            table, stats = decode_packets(
+                part, file_id=self.summary.file_id, fallback_time_us=self.fallback_time_us, timings=self.timings
+            )
             for length, count in stats.packets_by_length.items():
                 s.packets_by_length[length] = s.packets_by_length.get(length, 0) + count
             s.invalid_segments += stats.invalid_segments
@@ -574,19 +589,11 @@ class _ChunkDecoder:
             if stats.min_tick_us is not None:
                 self._min_us = stats.min_tick_us if self._min_us is None else min(self._min_us, stats.min_tick_us)
                 self._max_us = stats.max_tick_us if self._max_us is None else max(self._max_us, stats.max_tick_us)
-        s.distinct_tokens = len(self._tokens)
-        s.first_tick_time = _epoch_us_to_datetime(self._min_us)
-        s.last_tick_time = _epoch_us_to_datetime(self._max_us)
-        if split.container:
-            c = split.container
-            s.text_frames += c.get("text_frames", 0)
-            s.sent_frames += c.get("sent_frames", 0)
-            s.text_lines += c.get("text_lines", 0)
-            s.connections.extend(c.get("connections", ()))
-        for bad in split.bad:
-            kind = _reason_kind(bad.reason)
-            s.bad_bytes_by_reason[kind] = s.bad_bytes_by_reason.get(kind, 0) + bad.length
-        return table, split.bad, split.consumed
+            s.distinct_tokens = len(self._tokens)
+            s.first_tick_time = _epoch_us_to_datetime(self._min_us)
+            s.last_tick_time = _epoch_us_to_datetime(self._max_us)
+            last = k == len(parts) - 1
+            yield table, (split.bad if last else []), (split.consumed if last else 0)
 
 
 def no_packets_message(size: int, bad_by_reason: dict) -> str:
@@ -686,7 +693,15 @@ class CaptureReader:
                         del buf[got:]
                     read_to += got - len(carry)
                     final = read_to >= self.size or got == len(carry)
-                    table, bad, consumed = decoder.feed(buf, base, final)
+                    if self.framing == "har":
+                        # One JSON document read whole: hand its ticks out part by part.
+                        parts = decoder.feed_parts(buf, base, final)
+                        table, bad, consumed = next(parts)
+                        for later in parts:
+                            yield DecodedBatch(table, bad, base)
+                            table, bad, consumed = later
+                    else:
+                        table, bad, consumed = decoder.feed(buf, base, final)
                     base += consumed
                     carry = bytes(buf[consumed:]) if consumed < len(buf) else b""
                     del buf

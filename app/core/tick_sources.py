@@ -330,6 +330,13 @@ def _unwrap(document: dict) -> Any:
             data[_TICKER_TYPE] = item.get("tickerType")
             out.append(data)
         return out
+    # qdx-decoder expectations (the manja project): {"packet": {...}} / {"packets": [...]},
+    # each packet with its wire length "raw_len"
+    for key in ("packet", "packets"):
+        inner = document.get(key)
+        items = [inner] if isinstance(inner, dict) else inner if isinstance(inner, list) else None
+        if items and all(isinstance(i, dict) and "raw_len" in i for i in items):
+            return items
     if document and all(isinstance(k, str) and k.isdigit() for k in document) and all(
             isinstance(v, dict) for v in document.values()):
         return list(document.values())
@@ -601,6 +608,8 @@ _OFFICIAL_KEYS = frozenset(("instrument_token",))
 
 def _normalise(tick: dict, path, msg_seq: int, pkt_seq: int) -> dict:
     """A tick of a known dialect in the official client's names, or a per-file error."""
+    if "instrument_token" in tick and "raw_len" in tick:
+        return _from_qdx(tick, path, msg_seq, pkt_seq)
     if "instrument_token" in tick:
         if "close_price" in tick:  # the Rust peer's ltpc: close_price is the close
             tick = dict(tick)
@@ -636,6 +645,48 @@ def _normalise(tick: dict, path, msg_seq: int, pkt_seq: int) -> dict:
         f"{path}: unknown JSON tick dialect (tick {pkt_seq} of message {msg_seq} has keys {keys}); "
         "known: the official client's (instrument_token, last_price, ...), Kite web's (token, lastPrice, ...)"
         " and their wrappers (ticks, tickersData, keyed by token)")
+
+
+# qdx-decoder (manja) names -> the official client's; its values are raw wire integers
+# (prices in the segment's units, e.g. paise), so prices are divided as the decoder does.
+_QDX_PRICES = {"last_traded_price": "last_price", "average_traded_price": "average_traded_price"}
+_QDX_OHLC = {"open_price": "open", "high_price": "high", "low_price": "low", "close_price": "close"}
+_QDX_VALUES = {
+    "last_traded_quantity": "last_traded_quantity", "volume_traded_for_day": "volume_traded",
+    "total_buy_quantity": "total_buy_quantity", "total_sell_quantity": "total_sell_quantity",
+    "open_interest": "oi", "open_interest_day_high": "oi_day_high", "open_interest_day_low": "oi_day_low",
+    "last_traded_timestamp": "last_trade_time", "exchange_timestamp": "exchange_timestamp",
+}
+
+
+def _from_qdx(tick: dict, path, msg_seq: int, pkt_seq: int) -> dict:
+    layout = protocol.LAYOUTS.get(tick.get("raw_len"))
+    token = tick.get("instrument_token")
+    if layout is None or not isinstance(token, int):
+        raise InputError(f"{path}: tick {pkt_seq} of message {msg_seq}: qdx packet of unknown length "
+                         f"{tick.get('raw_len')!r}")
+    divisor = protocol.divisor_of(protocol.segment_of(token))
+
+    def price(value):
+        return value / divisor if isinstance(value, int) and not isinstance(value, bool) else value
+
+    out: dict = {"instrument_token": token, "mode": layout.mode,
+                 "tradable": protocol.segment_of(token) != protocol.INDICES_SEGMENT}
+    for key, name in _QDX_PRICES.items():
+        if tick.get(key) is not None:
+            out[name] = price(tick[key])
+    ohlc = {name: price(tick[key]) for key, name in _QDX_OHLC.items() if tick.get(key) is not None}
+    if ohlc:
+        out["ohlc"] = ohlc
+    for key, name in _QDX_VALUES.items():
+        if tick.get(key) is not None:
+            out[name] = tick[key]
+    if isinstance(tick.get("bid_depth"), list) or isinstance(tick.get("ask_depth"), list):
+        out["depth"] = {
+            side: [dict(level, price=price(level.get("price"))) for level in tick.get(key) or ()]
+            for side, key in (("buy", "bid_depth"), ("sell", "ask_depth"))
+        }
+    return out
 
 
 _PRICE_KEYS = ("last_price", "average_traded_price", "average_price") + _OHLC

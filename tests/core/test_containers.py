@@ -346,3 +346,17 @@ def test_packet_index_of_a_websocat_session_with_glued_lines(tmp_path):
     first_packet = index.view(1)
     table, _, _ = decode_bytes(data)
     assert first_packet.dissection.fields[0].value == table.column("instrument_token")[0].as_py()
+
+
+def test_a_big_har_is_handed_out_in_several_batches(tmp_path):
+    """A HAR is read whole (one JSON document) but its ticks go out part by part."""
+    packet = encode.encode_packet(8, {"instrument_token": 256265, "last_price": 1})
+    msgs = [encode.encode_message([packet] * 30)] * 1000  # 30,000 packets
+    path = tmp_path / "big.har"
+    path.write_bytes(encode.frame(msgs, "har", recv_ns=recv_times(len(msgs))))
+    reader = CaptureReader(path)
+    batches = list(reader.batches())
+    assert len(batches) >= 2 and sum(b.ticks.num_rows for b in batches) == 30_000
+    assert all(not b.bad for b in batches) and batches[-1].bytes_done == path.stat().st_size
+    seqs = pa.concat_tables([b.ticks for b in batches]).column("msg_seq").to_pylist()
+    assert seqs == sorted(seqs) and reader.summary.packets == 30_000 and reader.summary.complete

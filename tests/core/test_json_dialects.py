@@ -204,3 +204,39 @@ def test_every_json_file_of_the_real_captures_reads(speed):
     old = read(speed / "kite_ticker_extended_depth.json")
     quotes = old.filter(pc.equal(old.column("mode"), "quote"))
     assert quotes.num_rows == 12 and set(quotes.column("suspect_reason").to_pylist()) == {"ltq_epoch"}
+
+
+def test_manja_qdx_expectations_equal_our_decode_of_the_same_packets(speed, tmp_path):
+    """The qdx-decoder's expectation JSON (raw wire integers) read as a dialect equals, field
+    by field, Tickscope's decode of those packets rebuilt by our encoder and written in
+    manja's container (u64 LE receive ns + u32 LE length); the .bin files are not public."""
+    from app.core import encode
+
+    manja = speed.parent / "saxena-dev-manja-qdx"
+    doc = json.loads((manja / "multi_packet.json").read_text())
+    bodies = []
+    for p in doc["packets"]:
+        values = {"instrument_token": p["instrument_token"], "last_price": p["last_traded_price"],
+                  "last_traded_quantity": p.get("last_traded_quantity", 0),
+                  "average_traded_price": p.get("average_traded_price", 0),
+                  "volume_traded": p.get("volume_traded_for_day", 0), "total_buy_quantity": p.get("total_buy_quantity", 0),
+                  "total_sell_quantity": p.get("total_sell_quantity", 0), "open": p["open_price"], "high": p["high_price"],
+                  "low": p["low_price"], "close": p["close_price"], "last_trade_time": p.get("last_traded_timestamp", 0),
+                  "oi": p.get("open_interest", 0), "oi_day_high": p.get("open_interest_day_high", 0),
+                  "oi_day_low": p.get("open_interest_day_low", 0), "exchange_timestamp": p["exchange_timestamp"],
+                  "price_change": p.get("change", 0)}
+        depth = [[(lvl["quantity"], lvl["price"], lvl["orders"]) for lvl in p.get(k, [])] for k in ("bid_depth", "ask_depth")]
+        bodies.append(encode.encode_packet(p["raw_len"], values, *depth))
+    capture = tmp_path / "tick_set.bin"
+    capture.write_bytes(encode.frame([encode.encode_message(bodies)], "ts-u32len-le", recv_ns=[1_769_006_805_123_456_000]))
+    binary, bad, summary = decode_bytes(capture.read_bytes())
+    assert summary.framing == "ts-u32len-le" and not bad
+    rows = read(manja / "multi_packet.json")
+    columns = ["instrument_token", "mode", "packet_length", "tradable", "last_price", "last_traded_quantity",
+               "average_traded_price", "volume_traded", "total_buy_quantity", "total_sell_quantity", "open", "high",
+               "low", "close", "change", "change_percent", "last_trade_time", "exchange_timestamp", "oi", "oi_day_high",
+               "oi_day_low", "bid_price", "bid_quantity", "bid_orders", "ask_price", "ask_quantity", "ask_orders"]
+    assert_same_ticks(rows, binary, columns)
+    single = read(manja / "single_full.json").to_pylist()[0]
+    assert (single["last_price"], single["ask_quantity"][0], single["ask_orders"][0]) == (1576.1, 358, 6)
+    assert read(manja / "single_index_full.json").to_pylist()[0]["change"] == pytest.approx(-29.17)
