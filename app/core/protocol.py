@@ -341,6 +341,14 @@ def layout_of(body) -> Optional[PacketLayout]:
     return LAYOUTS.get(len(body))
 
 
+def layout_of_tick(length: int, mode: Optional[str]) -> Optional[PacketLayout]:
+    """The layout a stored tick was decoded with: its length's variant of that mode, else the default."""
+    for variant in VARIANTS.get(length, ()):
+        if variant.mode == mode:
+            return variant
+    return LAYOUTS.get(length)
+
+
 def layout_by_kind(kind: str) -> Optional[PacketLayout]:
     for layout in ALL_LAYOUTS:
         if layout.kind == kind:

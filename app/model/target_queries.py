@@ -98,7 +98,8 @@ def breakdown(path: str, file_id: str, name: str = "") -> Breakdown:
     kinds: dict[str, int] = {}
     segments: dict[str, int] = {}
     for row in counts:
-        layout = protocol.layout_for(int(row["packet_length"])) if row["packet_length"] is not None else None
+        layout = (protocol.layout_of_tick(int(row["packet_length"]), row.get("mode"))
+                  if row["packet_length"] is not None else None)
         label = layout.kind if layout else f"len {row['packet_length']}"
         kinds[label] = kinds.get(label, 0) + int(row["ticks"])
         seg = protocol.SEGMENTS.get(int(row["segment"])) if row["segment"] is not None else None
@@ -109,7 +110,7 @@ def breakdown(path: str, file_id: str, name: str = "") -> Breakdown:
     if match.num_rows:
         bad = int(match["bad_packets"][0].as_py() or 0)
         name = name or os.path.basename(str(match["path"][0].as_py() or ""))
-    order = {l.kind: i for i, l in enumerate(sorted(protocol.LAYOUTS.values(), key=lambda l: l.length))}
+    order = {l.kind: i for i, l in enumerate(protocol.ALL_LAYOUTS)}
     kinds = dict(sorted(kinds.items(), key=lambda kv: order.get(kv[0], 99)))
     segments = dict(sorted(segments.items(), key=lambda kv: -kv[1]))
     return Breakdown(file_id, name, kinds, segments, bad)

@@ -274,9 +274,9 @@ def ticks_query(flt: TickFilter, columns: Sequence[str], *, order_by: Optional[s
 
 
 def breakdown_query(file_id: str) -> Query:
-    """A capture's ticks by packet length and segment."""
+    """A capture's ticks by packet length (and mode: one length can hold two kinds) and segment."""
     return Query("""
-SELECT packet_length, segment, count(*) AS ticks
+SELECT packet_length, mode, segment, count(*) AS ticks
 FROM {ticks}
 WHERE file_id = $file_id
 GROUP BY ALL

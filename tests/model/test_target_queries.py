@@ -32,7 +32,7 @@ def test_breakdown_counts_kinds_and_segments(target):
     kinds: dict = {}
     segments: dict = {}
     for t in mine:
-        kind = protocol.layout_for(t["packet_length"]).kind
+        kind = protocol.layout_of_tick(t["packet_length"], t["mode"]).kind
         kinds[kind] = kinds.get(kind, 0) + 1
         seg = protocol.SEGMENTS.get(t["segment"])
         name = seg.name if seg else f"invalid {t['segment']}"
@@ -56,3 +56,19 @@ def test_price_series_breaks_between_days(target):
     # Three days: two NaN breaks, so the line is not drawn from one day to the next.
     assert sum(1 for p in series.prices if math.isnan(p)) == 2
     assert len(series.times) == len(ticks) + 2
+
+
+def test_breakdown_tells_web_depth_heads_from_quotes(tmp_path):
+    """Issue 13: a 44-byte length holds two kinds; the breakdown counts each by its own."""
+    from app.core import encode
+    from app.pipeline.ingest import run_ingest
+
+    head = encode.encode_packet(44, {"instrument_token": 14523906, "last_price": 1576840,
+                                     "exchange_timestamp": 1655276443}, [(50, 1576840, 1)] * 3, kind="depth20_head")
+    quote = encode.encode_packet(44, {"instrument_token": 408065, "last_price": 153682, "last_traded_quantity": 2})
+    capture = tmp_path / "web_20220615_123000.bin"
+    capture.write_bytes(encode.encode_message([head, quote, head]) + encode.encode_message([quote]))
+    target = tmp_path / "t.duckdb"
+    report = run_ingest([capture], target)
+    b = tq.breakdown(str(target), report.files[0].file_id)
+    assert b.kinds == {"quote": 2, "depth20_head": 2}
