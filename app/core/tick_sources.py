@@ -403,7 +403,7 @@ class _Builder:
             if not isinstance(tick, dict):
                 raise InputError(
                     f"{self.path}: message {msg_seq} holds a {type(tick).__name__}, not a tick object")
-            if "instrument_token" not in tick or "close_price" in tick:
+            if "instrument_token" not in tick or "close_price" in tick or _misread_web_head(tick):
                 ticks = [_normalise(t, self.path, msg_seq, j) for j, t in enumerate(ticks)]
                 break
         n = len(ticks)
@@ -610,6 +610,8 @@ def _normalise(tick: dict, path, msg_seq: int, pkt_seq: int) -> dict:
     """A tick of a known dialect in the official client's names, or a per-file error."""
     if "instrument_token" in tick and "raw_len" in tick:
         return _from_qdx(tick, path, msg_seq, pkt_seq)
+    if _misread_web_head(tick):
+        return _web_head_from_quote(tick)
     if "instrument_token" in tick:
         if "close_price" in tick:  # the Rust peer's ltpc: close_price is the close
             tick = dict(tick)
@@ -687,6 +689,51 @@ def _from_qdx(tick: dict, path, msg_seq: int, pkt_seq: int) -> dict:
             for side, key in (("buy", "bid_depth"), ("sell", "ask_depth"))
         }
     return out
+
+
+def _misread_web_head(tick: dict) -> bool:
+    """A Kite web 44-byte depth head that a decoder wrote out as an API quote: the same
+    evidence the binary decoder uses (``protocol.DEPTH20_HEAD``): bytes 8-11 (the quote's
+    last_traded_quantity) an epoch second, bytes 20-23 and 32-35 (total_buy_quantity and
+    high x divisor) order counts."""
+    if tick.get("mode") != "quote" or "instrument_token" not in tick:
+        return False
+    ltq = tick.get("last_traded_quantity", tick.get("last_quantity"))
+    if not isinstance(ltq, int) or not protocol.EPOCH_MIN_S <= ltq < protocol.EPOCH_MAX_S:
+        return False
+    token = tick["instrument_token"]
+    if not isinstance(token, int):
+        return False
+    divisor = protocol.divisor_of(protocol.segment_of(token))
+    high = (tick.get("ohlc") or {}).get("high", tick.get("high"))
+    tbq = tick.get("total_buy_quantity", tick.get("buy_quantity"))
+    return (isinstance(tbq, int) and 0 <= tbq < 1 << 16 and isinstance(high, (int, float))
+            and 0 <= round(high * divisor) < 1 << 16)
+
+
+def _web_head_from_quote(tick: dict) -> dict:
+    """The depth head's own fields, from the quote names its 32-bit words were given
+    (the meaning of each word is the binary layout's; prices are re-scaled exactly)."""
+    token = tick["instrument_token"]
+    divisor = protocol.divisor_of(protocol.segment_of(token))
+    ohlc = tick.get("ohlc") or {}
+
+    def word(value, price=False):
+        return int(round(value * divisor)) if price else int(value)
+
+    get = lambda *names: next((tick[n] for n in names if tick.get(n) is not None), 0)  # noqa: E731
+    bids = [
+        {"quantity": word(get("average_traded_price", "average_price"), True),
+         "price": get("volume_traded", "volume") / divisor, "orders": word(get("total_buy_quantity", "buy_quantity"))},
+        {"quantity": word(get("total_sell_quantity", "sell_quantity")), "price": ohlc.get("open", tick.get("open", 0)),
+         "orders": word(ohlc.get("high", tick.get("high", 0)), True)},
+        {"quantity": word(ohlc.get("low", tick.get("low", 0)), True), "price": ohlc.get("close", tick.get("close", 0)),
+         "orders": None},
+    ]
+    return {"instrument_token": token, "tradable": tick.get("tradable"), "mode": "depth20_head",
+            "last_price": tick.get("last_price"),
+            "exchange_timestamp": get("last_traded_quantity", "last_quantity"),
+            "depth": {"buy": bids, "sell": None}}
 
 
 _PRICE_KEYS = ("last_price", "average_traded_price", "average_price") + _OHLC

@@ -200,10 +200,31 @@ def test_every_json_file_of_the_real_captures_reads(speed):
         rejected = []
         table = pa.concat_tables(list(tick_sources.read_tick_file(speed / name, rejected=rejected)))
         assert table.num_rows == ticks and rejected == [], name
-    # the 12 quotes the older peer decoded from Kite web's 44-byte heads stay flagged
+
+
+def test_quotes_the_older_peer_misread_from_web_heads_read_as_the_heads_they_are(speed):
+    """kite_ticker_extended_depth.json's 12 `quote` entries are ws492's 44-byte heads read as
+    API quotes; read back, they equal Tickscope's binary decode of those packets."""
     old = read(speed / "kite_ticker_extended_depth.json")
-    quotes = old.filter(pc.equal(old.column("mode"), "quote"))
-    assert quotes.num_rows == 12 and set(quotes.column("suspect_reason").to_pylist()) == {"ltq_epoch"}
+    heads = old.filter(pc.equal(old.column("packet_length"), 44))
+    binary, _, _ = decode_bytes((speed / "ws492.sanitized.txt").read_bytes())
+    binary_heads = binary.filter(pc.equal(binary.column("packet_length"), 44))
+    assert heads.num_rows == 12 and set(heads.column("mode").to_pylist()) == {"depth20_head"}
+    assert_same_ticks(heads, binary_heads, [
+        "instrument_token", "mode", "tradable", "last_price", "exchange_timestamp", "bid_price", "bid_quantity",
+        "bid_orders", "ask_price", "ask_quantity", "ask_orders", "last_traded_quantity", "average_traded_price",
+        "volume_traded", "open", "high", "low", "close", "change", "tick_time", "suspect_reason"])
+
+
+def test_a_real_quote_with_an_epoch_like_quantity_is_not_taken_for_a_head(tmp_path):
+    tick = {"tradable": True, "mode": "quote", "instrument_token": 408065, "last_price": 1573.15,
+            "last_traded_quantity": 1_655_276_443, "average_traded_price": 1570.33, "volume_traded": 1175986,
+            "total_buy_quantity": 256511, "total_sell_quantity": 360503,
+            "ohlc": {"open": 1569.15, "high": 1575.0, "low": 1561.05, "close": 1567.8}}
+    path = tmp_path / "q.json"
+    path.write_text(dumps([tick]))
+    row = read(path).to_pylist()[0]
+    assert row["mode"] == "quote" and row["suspect_reason"] == "ltq_epoch"
 
 
 def test_manja_qdx_expectations_equal_our_decode_of_the_same_packets(speed, tmp_path):
