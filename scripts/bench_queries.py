@@ -7,14 +7,16 @@ target read-only, ask, close; median of ``--repeat`` runs):
 
 - captures list (with the integrity state from the store's own ``verify``, and without);
 - instrument search (substring of a symbol);
-- one instrument-day of 1m candles (the busiest instrument, the middle day);
+- one instrument-day of 1m candles (the middle day of the instrument whose day is nearest
+  20,000 ticks, the same size in every target);
 - the first page of ticks (200 rows) of that instrument-day, with its row count.
 
 Targets: under 300 ms on the DuckDB target, under 1 s on the Parquet dataset; the
 instrument-day queries should grow sub-linearly from 5M to 20M ticks.
 
 How the targets are made (honest about what is measured): ticks are synthetic Arrow
-tables built with numpy (2,000 instruments, Zipf-like activity, full-mode ticks with
+tables built with numpy (one instrument per 2,500 ticks, so an instrument-day keeps its
+size as the target grows: 2,000 instruments at 5M, 8,000 at 20M; Zipf-like activity, full-mode ticks with
 5-level bid/ask prices and quantities, cumulative volume per instrument and day, named
 like a resolved master would name them) and written through the store's own writer
 (``Target.begin(...).add_ticks(...).commit(...)``: the same code an ingest commits
@@ -44,23 +46,24 @@ from app.core import schema  # noqa: E402
 from app.core.market_time import IST_OFFSET_US  # noqa: E402
 
 DAYS = [dt.date(2025, 10, 13) + dt.timedelta(days=d) for d in (0, 1, 2, 3, 4)]
-INSTRUMENTS = 2_000
+DAY_TICKS = 20_000  # the size of the instrument-day the candles and ticks queries read
+TICKS_PER_INSTRUMENT = 2_500  # instruments grow with the target: an instrument-day keeps its size
 BATCH = 500_000
 CAPTURES_PER_DAY = 2
 SESSION_US = int((6 * 3600 + 15 * 60) * 1e6)  # 09:15-15:30 IST
 
 
-def _tokens() -> np.ndarray:
+def _tokens(instruments: int) -> np.ndarray:
     rng = np.random.default_rng(7)
-    exchange_tokens = rng.choice(np.arange(1000, 5_000_000), INSTRUMENTS, replace=False)
-    segments = rng.choice([1, 2, 3], INSTRUMENTS)  # NSE, NFO, CDS
+    exchange_tokens = rng.choice(np.arange(1000, 5_000_000), instruments, replace=False)
+    segments = rng.choice([1, 2, 3], instruments)  # NSE, NFO, CDS
     return (exchange_tokens.astype(np.int64) << 8) | segments
 
 
 def _batch(fid: str, day: dt.date, start_us: int, span_us: int, n: int, msg0: int, tokens, weights,
            volume_state: np.ndarray, price0: np.ndarray, rng) -> pa.Table:
     times = start_us + np.sort(rng.integers(0, span_us, n))
-    which = rng.choice(INSTRUMENTS, n, p=weights)
+    which = rng.choice(len(weights), n, p=weights)
     price = price0[which] * (1 + rng.normal(0, 0.002, n))
     trade = rng.integers(0, 50, n)
     # Cumulative volume per instrument: a running sum in time order, per instrument.
@@ -100,7 +103,7 @@ def _batch(fid: str, day: dt.date, start_us: int, span_us: int, n: int, msg0: in
         "tick_time_source": pa.array(np.full(n, "exchange")),
         "trading_date": pa.array(np.full(n, (day - dt.date(1970, 1, 1)).days, np.int32)).cast(pa.date32()),
         "tradingsymbol": pa.array(np.char.add("SYM", (token >> 8).astype(str))),
-        "name": pa.array(np.char.add("NAME", (which % 500).astype(str))),
+        "name": pa.array(np.char.add("NAME", (which % 500).astype(str))),  # underlyings with many contracts
         "exchange": pa.array(np.array(["NSE", "NFO", "CDS"])[(token & 0xFF) - 1]),
         "instrument_type": pa.array(np.array(["EQ", "FUT", "FUT"])[(token & 0xFF) - 1]),
         "resolved": pa.array(np.ones(n, bool)),
@@ -114,15 +117,16 @@ def build(path: Path, ticks: int) -> tuple[float, int]:
     from app.store import CaptureRecord, open_target
 
     rng = np.random.default_rng(ticks)
-    tokens = _tokens()
-    weights = 1.0 / np.arange(1, INSTRUMENTS + 1) ** 0.9
+    instruments = max(100, ticks // TICKS_PER_INSTRUMENT)
+    tokens = _tokens(instruments)
+    weights = 1.0 / np.arange(1, instruments + 1) ** 0.9
     weights /= weights.sum()
-    price0 = rng.uniform(50, 5000, INSTRUMENTS)
+    price0 = rng.uniform(50, 5000, instruments)
     per_capture = ticks // (len(DAYS) * CAPTURES_PER_DAY)
     started = time.perf_counter()
     with open_target(path) as target:
         for d, day in enumerate(DAYS):
-            volume_state = np.zeros(INSTRUMENTS, np.int64)
+            volume_state = np.zeros(instruments, np.int64)
             day_us = int((dt.datetime.combine(day, dt.time(9, 15)) - dt.datetime(1970, 1, 1)).total_seconds() * 1e6) \
                 - IST_OFFSET_US
             for c in range(CAPTURES_PER_DAY):
@@ -156,10 +160,14 @@ def measure(path: Path, repeat: int) -> dict[str, float]:
     from app.model import data as dm
     from app.store.query import TargetReader, TickFilter
 
-    with TargetReader(path) as r:
-        busiest = r.instruments("", 1).to_pylist()[0]
-    token, symbol = int(busiest["instrument_token"]), busiest["symbol"]
     day = DAYS[2]
+    with TargetReader(path) as r:
+        # The instrument whose day is nearest DAY_TICKS ticks (a busy real instrument's day):
+        # the same size of instrument-day in every target, so growth shows the target's size.
+        token, symbol, day_ticks = r.con.execute(
+            "SELECT instrument_token, any_value(tradingsymbol), count(*) AS n FROM ticks WHERE trading_date = ? "
+            "GROUP BY instrument_token ORDER BY abs(count(*) - ?), instrument_token LIMIT 1", [day, DAY_TICKS]
+        ).fetchall()[0]
 
     def captures(verify=True):
         with TargetReader(path) as r:
@@ -180,7 +188,7 @@ def measure(path: Path, repeat: int) -> dict[str, float]:
         with TargetReader(path):
             return None
 
-    out = {}
+    out = {"(the instrument-day's ticks)": float(day_ticks)}
     out["open + close only"], _ = _median_ms(open_only, repeat)
     out["captures list (with verify)"], rows = _median_ms(captures, repeat)
     out["captures list (no verify)"], _ = _median_ms(lambda: captures(False), repeat)
@@ -208,7 +216,8 @@ def main() -> int:
                 print(f"built {kind} target of {written:,} ticks over {len(DAYS)} days in {seconds:.1f} s", flush=True)
                 results[(kind, size)] = measure(path, args.repeat)
                 for what, ms in results[(kind, size)].items():
-                    print(f"  {kind:8s} {written / 1e6:5.1f}M  {what:32s} {ms:8.1f} ms", flush=True)
+                    unit = "" if what.startswith("(") else " ms"
+                    print(f"  {kind:8s} {written / 1e6:5.1f}M  {what:32s} {ms:8.1f}{unit}", flush=True)
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -217,6 +226,9 @@ def main() -> int:
     for kind, limit in (("duckdb", 300), ("parquet", 1000)):
         for what in results[(kind, args.sizes[0])]:
             values = [results[(kind, s)][what] for s in args.sizes]
+            if what.startswith("("):
+                print(f"{what:34s} {kind:8s} " + "  ".join(f"{v:8,.0f}" for v in values))
+                continue
             growth = f"  {values[-1] / values[0]:5.2f}x" if len(values) > 1 else ""
             ok = "ok" if values[-1] < limit else f"OVER {limit} ms"
             print(f"{what:34s} {kind:8s} " + "  ".join(f"{v:6.0f}ms" for v in values) + f"{growth}  {ok}")
