@@ -148,6 +148,15 @@ def _human(summary, out: Path, rows: int, seconds: float, enrich_stats) -> str:
         f"{d.messages:,} messages, {d.packets:,} packets, {d.heartbeats:,} heartbeats, "
         f"{d.bad_packets:,} bad packets",
     ]
+    if d.framing_detected and d.framing_evidence:
+        lines.append(f"  framing evidence: {d.framing_evidence}")
+    if d.text_frames or d.sent_frames or d.text_lines:
+        lines.append(f"  not ticks: {d.text_frames:,} received text frames, {d.sent_frames:,} sent frames"
+                     + (f", {d.text_lines:,} separator lines" if d.text_lines else ""))
+    for c in d.connections:
+        lines.append(f"  connection {c.get('url') or '(no URL)'}: {c.get('messages', 0):,} messages, "
+                     f"{c.get('heartbeats', 0):,} heartbeats, {c.get('text_frames', 0):,} text frames, "
+                     f"{c.get('sent_frames', 0):,} sent")
     acc = d.accounted
     state = "all accounted" if d.bytes_accounted == d.bytes else f"{d.bytes_accounted:,} accounted (MISMATCH)"
     lines.append(
