@@ -127,7 +127,6 @@ def test_bad_framing_argument_exits_2(tmp_path, capsys):
 
 
 def test_instruments_name_the_ticks(tmp_path, capsys):
-    pytest.importorskip("app.core.enrich")
     master = tmp_path / "instruments_20231115.csv"
     master.write_text(
         "instrument_token,exchange_token,tradingsymbol,name,last_price,expiry,strike,tick_size,lot_size,"

@@ -113,7 +113,8 @@ def test_test_only_dependencies_are_excluded():
     module_of = {"pytest-qt": "pytestqt", "pytest-timeout": "pytest_timeout", "pytest-xdist": "xdist",
                  "dask[distributed]": "dask"}
     for extra in ("test", "cluster"):
-        for requirement in extras.get(extra, ()):
+        assert extras[extra], extra
+        for requirement in extras[extra]:
             dist = re.split(r"[=<>!~ ;]", requirement, maxsplit=1)[0]
             module = module_of.get(dist, dist.replace("-", "_"))
             assert module in rules.EXCLUDED_MODULES, f"{requirement} (extra {extra}) is not excluded"

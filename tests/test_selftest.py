@@ -126,6 +126,7 @@ def test_expected_json_matches_the_sample_readme():
     assert readme.count(expected["sha256_prefix"]) == 1
     assert expected["messages"] == _readme_number(r"([\d,]+) well-formed messages", readme)
     assert expected["packets"] == _readme_number(r"([\d,]+) good packets", readme)
+    assert expected["packets_by_length"]
     for length, count in expected["packets_by_length"].items():
         assert count == _readme_number(rf"([\d,]+) × {length} B", readme)
     assert expected["distinct_tokens"] == _readme_number(r"([\d,]+) distinct tokens", readme)

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.core import encode, protocol
+from app.core import encode, protocol, synthetic
 from app.core.decode import CaptureReader, decode_bytes
 
 # Generous per-example deadline: it catches a hang or a quadratic blow-up, not speed.
@@ -148,9 +148,9 @@ def test_arbitrary_bytes_never_raise(blob, framing):
 
 @pytest.mark.parametrize("framing", ["raw", "u32len", "ts-u32len"])
 def test_synthetic_capture_faults_are_found_where_they_were_written(tmp_path, framing):
-    synthetic = pytest.importorskip("app.core.synthetic")
     path = tmp_path / f"faults_{framing}.bin"
     info = synthetic.generate_capture(path, packets=3000, framing=framing, seed=5, faults=True)
+    assert info.faults
     reader = CaptureReader(path)
     batches = list(reader.batches())
     bad = [b for batch in batches for b in batch.bad]

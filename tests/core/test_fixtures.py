@@ -85,7 +85,9 @@ def test_api_fixture_decodes_to_expected_values(kite_mocks, kite_expected, name)
 @pytest.mark.parametrize("name", API_FILES)
 def test_full_fixture_times_are_the_exchange_times(kite_mocks, kite_expected, name):
     table, _, _ = _decode(kite_mocks / name)
-    for row, want in zip(table.to_pylist(), kite_expected[name]["packets"]):
+    expected = kite_expected[name]["packets"]
+    assert table.num_rows == len(expected) > 0
+    for row, want in zip(table.to_pylist(), expected, strict=True):
         if "exchange_timestamp_epoch" in want:
             assert row["tick_time_source"] == schema.TIME_SOURCE_EXCHANGE
             assert _epoch(row["tick_time"]) == want["exchange_timestamp_epoch"]
@@ -115,6 +117,7 @@ def test_kite_web_capture_counts(kite_mocks, kite_expected, name):
 def test_kite_web_depth20_has_twenty_levels_and_sane_prices(kite_mocks):
     table, _, _ = _decode(kite_mocks / "third-party-kite-web/ws_extended_depth_20.packet")
     rows = table.to_pylist()
+    assert rows
     assert all(len(r["bid_price"]) == 20 and len(r["ask_orders"]) == 20 for r in rows)
     assert all(r["mode"] == "full" and r["segment"] == 2 for r in rows)
     for r in rows:

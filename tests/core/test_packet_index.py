@@ -53,6 +53,7 @@ def test_rows_are_the_decoders_packets_and_faults_in_file_order(damaged):
     assert [index.reasons[int(r)] for r in index.bad_rows()] == [b.reason for b in bad]
     assert np.array_equal(index.bad_rows(), np.flatnonzero(is_bad))
     # every injected fault is a bad row starting inside it (or at its end for a short count)
+    assert info.faults
     for fault in info.faults:
         assert any(fault.offset <= b.offset <= fault.offset + fault.length for b in bad), fault
 
@@ -196,6 +197,7 @@ def test_view_marks_framing_header_and_prefixes(damaged):
 def test_view_of_each_bad_region_gives_its_reason(damaged):
     path, info = damaged
     index = pi.build_index(path)
+    assert len(index.bad_rows()) >= len(info.faults) > 0
     for row in index.bad_rows().tolist():
         view = index.view(row)
         assert view.is_bad and view.reason == index.reasons[row]

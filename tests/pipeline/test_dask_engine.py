@@ -167,7 +167,9 @@ def test_dask_dataset_equals_local_row_for_row(local_dataset, dask_dataset):
 def test_parts_are_named_from_the_file_id(dask_dataset):
     target, _, _ = dask_dataset
     with ParquetTarget(target, read_only=True) as t:
-        for file_id, parts in t.committed_parts().items():
+        committed = t.committed_parts()
+        assert len(committed) == 3
+        for file_id, parts in committed.items():
             assert parts
             for rel in parts:
                 name = rel.rsplit("/", 1)[1]
@@ -327,6 +329,7 @@ def test_force_through_a_scheduler_address_replaces_parts(tmp_path, inputs, loca
         new_parts = t.committed_parts()
         assert set(t.captures()["status"].to_pylist()) == {"replaced"}
         ticks = t.ticks()
+    assert len(new_parts) == 2 and set(new_parts) == set(old_parts)
     for file_id, parts in new_parts.items():
         assert not set(parts) & set(old_parts[file_id])  # new names, old files removed
     assert_clean(target)

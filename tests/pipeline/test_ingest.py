@@ -21,6 +21,7 @@ import pytest
 from app.core import synthetic
 from app.errors import InputError, UsageError
 from app.pipeline import FINAL_STAGES, IngestJob, expand_inputs, run_ingest
+from app.pipeline import ingest as ingest_module
 from app.pipeline.ingest import PROGRESS_INTERVAL
 from app.store import open_target
 
@@ -47,17 +48,39 @@ def captures(tmp_path_factory):
     return folder, infos, master
 
 
+class _Clock:
+    """``time`` as the ingest module sees it: ``monotonic()`` moves ``step`` seconds a call."""
+
+    def __init__(self, step: float):
+        self.now, self.step, self.lock = 1000.0, step, threading.Lock()
+
+    def monotonic(self) -> float:
+        with self.lock:
+            self.now += self.step
+            return self.now
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+
 @pytest.fixture
-def slow_batches(monkeypatch):
-    """10 ms more per decoded batch: these small files decode faster than the ~50 ms between
-    progress updates, so a test that acts on an update mid-decode would otherwise race."""
-    enrich = IngestJob._enrich
+def ingest_clock(monkeypatch):
+    """Set the clock the ingest's progress throttle reads: progress no longer depends on how
+    fast this machine decodes (a step of 1 s lets every update through, 0 none but the forced)."""
 
-    def slow(self, ticks):
-        time.sleep(0.01)
-        return enrich(self, ticks)
+    def install(step: float) -> _Clock:
+        clock = _Clock(step)
+        monkeypatch.setattr(ingest_module, "time", clock)
+        return clock
 
-    monkeypatch.setattr(IngestJob, "_enrich", slow)
+    return install
+
+
+@pytest.fixture
+def every_update(ingest_clock):
+    """Every progress update is sent: a test acting on an update mid-decode gets one at every
+    batch, however fast the small files decode."""
+    return ingest_clock(1.0)
 
 
 def counts(path: Path) -> dict:
@@ -121,7 +144,7 @@ def test_same_content_twice_in_one_job_is_ingested_once(tmp_path, captures):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_cancel_one_file_mid_decode_leaves_nothing_of_it(tmp_path, captures, kind, slow_batches):
+def test_cancel_one_file_mid_decode_leaves_nothing_of_it(tmp_path, captures, kind, every_update):
     folder, infos, _ = captures
     target = target_path(tmp_path, kind)
     job_box = {}
@@ -150,7 +173,7 @@ def test_cancel_one_file_mid_decode_leaves_nothing_of_it(tmp_path, captures, kin
         assert not any(a_id[:16] in p.name for p in target.rglob("*"))
 
 
-def test_cancel_event_stops_everything_and_writes_nothing(tmp_path, captures, slow_batches):
+def test_cancel_event_stops_everything_and_writes_nothing(tmp_path, captures, every_update):
     folder, _, _ = captures
     cancel = threading.Event()
 
@@ -180,8 +203,8 @@ def test_a_failing_file_does_not_stop_the_others(tmp_path, captures):
     assert counts(tmp_path / "t.duckdb")["captures"] == 1
 
 
-def test_progress_is_throttled_and_ends_with_every_files_final_state(tmp_path, captures):
-    folder, _, _ = captures
+def _progress_of_an_ingest(target_folder, folder) -> dict:
+    target_folder.mkdir()
     updates = []
     lock = threading.Lock()
     active = []
@@ -190,26 +213,38 @@ def test_progress_is_throttled_and_ends_with_every_files_final_state(tmp_path, c
         with lock:
             active.append(1)
             assert len(active) == 1  # never called twice at once
-        updates.append((time.monotonic(), update))
-        time.sleep(0.001)
+        updates.append(update)
+        time.sleep(0.001)  # widens the window in which a second, concurrent call would be caught
         active.pop()
 
-    report = run_ingest([folder], tmp_path / "t.duckdb", workers=2, progress=progress, chunk_bytes=16 << 10)
-    paths = [f.path for f in report.files]
-    for path in paths:
-        mine = [(t, u) for t, u in updates if u.path == path]
-        stages = [u.stage for _, u in mine]
+    report = run_ingest([folder], target_folder / "t.duckdb", workers=2, progress=progress, chunk_bytes=16 << 10)
+    by_path = {f.path: [u for u in updates if u.path == f.path] for f in report.files}
+    assert len(by_path) == 3
+    for path, mine in by_path.items():
+        stages = [u.stage for u in mine]
         assert stages[0] == "queued" and stages[-1] == "done"
         assert [s for s in stages if s in FINAL_STAGES] == ["done"]
-        final = mine[-1][1]
         result = next(f for f in report.files if f.path == path)
-        assert (final.packets, final.bytes_done, final.bytes_total) == (result.packets, result.size_bytes, result.size_bytes)
-        # Non-final updates of one stage at most ~20 a second: sent >= 50 ms apart, so n of
-        # them span >= (n-1) * 50 ms (less the lateness of the first callback, here < 100 ms).
-        decoding = [t for t, u in mine if u.stage == "decoding"]
-        if len(decoding) > 2:
-            span = decoding[-1] - decoding[1]
-            assert len(decoding) - 2 <= (span + 0.1) / PROGRESS_INTERVAL, (len(decoding), span)
+        assert (mine[-1].packets, mine[-1].bytes_done, mine[-1].bytes_total) == (
+            result.packets, result.size_bytes, result.size_bytes)
+    return by_path
+
+
+def test_progress_is_throttled_and_ends_with_every_files_final_state(tmp_path, captures, ingest_clock):
+    folder, _, _ = captures
+    # Clock stopped: less than PROGRESS_INTERVAL ever passes, so only stage changes (forced)
+    # get through, each once, and every file's final state still arrives.
+    ingest_clock(0.0)
+    for mine in _progress_of_an_ingest(tmp_path / "stopped", folder).values():
+        stages = [u.stage for u in mine]
+        assert all(a != b for a, b in zip(stages, stages[1:])), stages
+    # A clock that moves more than PROGRESS_INTERVAL between updates lets each batch's through:
+    # the same ingest sends many decoding updates per file (16 KB batches).
+    ingest_clock(PROGRESS_INTERVAL * 2)
+    for mine in _progress_of_an_ingest(tmp_path / "moving", folder).values():
+        decoding = [u for u in mine if u.stage == "decoding"]
+        assert len(decoding) > 5
+        assert [u.bytes_done for u in decoding] == sorted(u.bytes_done for u in decoding)
 
 
 def test_bad_arguments_are_usage_errors(tmp_path):

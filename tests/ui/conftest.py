@@ -130,3 +130,31 @@ def window(make_window):
 def wait_idle(qtbot, window, timeout=60_000):
     """Until the window's JobManager has nothing running or pending."""
     qtbot.waitUntil(lambda: not window.jobs.is_busy(), timeout=timeout)
+
+
+
+@pytest.fixture
+def gui_round_trip(qapp):
+    """``round_trip()``, called from a worker thread, returns True once the GUI thread's
+    event loop has handled an event posted by that call (False after ``timeout`` s): a
+    worker that waits on it proves the event loop is running at that point of its work."""
+    from PySide6.QtCore import QObject, Qt, Signal
+
+    class RoundTrip(QObject):
+        asked = Signal(object)
+
+        def __init__(self):
+            super().__init__()
+            self.answered_in: list[threading.Thread] = []
+            self.asked.connect(self._answer, Qt.ConnectionType.QueuedConnection)
+
+        def _answer(self, done: threading.Event) -> None:
+            self.answered_in.append(threading.current_thread())
+            done.set()
+
+        def __call__(self, timeout: float = 60) -> bool:
+            done = threading.Event()
+            self.asked.emit(done)
+            return done.wait(timeout)
+
+    return RoundTrip()

@@ -1,11 +1,12 @@
 """The packet inspector window: fields and bytes select each other, filters, bad-packet
-stepping, a 10M-packet capture that shows its first rows at once, and the CLI twin."""
+stepping, a big capture that shows its first rows while indexing, and the CLI twin."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
+import threading
 import time
 
 import numpy as np
@@ -22,7 +23,7 @@ from app.ui.inspector import InspectorWindow
 from app.ui.inspector import window as inspector_window
 from tests.conftest import REPO
 
-BIG_PACKETS = 10_000_000
+BIG_PACKETS = 2_000_000
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +35,9 @@ def damaged(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def big_capture(tmp_path_factory):
-    """10M packets, generated once: 8-byte LTP packets keep it ~100 MB and ~3 s to write
-    (the default packet mix would be 1.5 GB and ~20 s)."""
-    path = tmp_path_factory.mktemp("big") / "ltp_10m.dat"
+    """2M packets, generated once: several indexing chunks; 8-byte LTP packets keep it ~20 MB
+    (the 10M-packet scale and its timings are `make bench`: scripts/bench_gui.py)."""
+    path = tmp_path_factory.mktemp("big") / "ltp_2m.dat"
     instruments = [dataclasses.replace(i, packet_length=8) for i in make_instruments(0)]
     generate_capture(path, packets=BIG_PACKETS, instruments=instruments)
     return path
@@ -59,6 +60,25 @@ def inspector(qtbot):
     yield make
     for window in windows:
         window.close()
+
+
+@pytest.fixture
+def indexing_hook(monkeypatch):
+    """Set ``hook["after_report"](index, progress, cancel)``: it runs on the indexing thread
+    after each progress report of ``PacketIndex.build``, mid-build (the index is not complete)."""
+    hook = {}
+    build = pi.PacketIndex.build
+
+    def hooked(self, progress=None, cancel=None):
+        def report(p):
+            if progress is not None:
+                progress(p)
+            if "after_report" in hook:
+                hook["after_report"](self, p, cancel)
+        return build(self, report, cancel)
+
+    monkeypatch.setattr(pi.PacketIndex, "build", hooked)
+    return hook
 
 
 def wait_indexed(qtbot, window, timeout=30_000):
@@ -231,51 +251,51 @@ def test_go_to_offset_copy_and_save(qtbot, inspector, damaged, tmp_path, monkeyp
     assert strip["u32 LE"].text() == str(int.from_bytes(raw, "little"))
 
 
-def test_ten_million_packets_show_at_once_and_the_window_stays_responsive(qtbot, inspector, big_capture):
-    gaps = []
-    last = [time.perf_counter()]
+def test_a_big_capture_shows_its_first_rows_while_indexing_and_stays_usable(qtbot, inspector, big_capture,
+                                                                           indexing_hook, gui_round_trip):
+    """Indexing waits after its first report until the test has used the window: the first
+    rows are on display and the user can scroll and jump while the rest is indexed; at every
+    later report the GUI's event loop runs before indexing goes on. (Time to first rows and
+    the longest event-loop gap on 10M packets: `make bench`, scripts/bench_gui.py.)"""
+    used = threading.Event()
+    first, trips = [], []
 
-    def tick():
-        now = time.perf_counter()
-        gaps.append(now - last[0])
-        last[0] = now
+    def after_report(index, p, cancel):
+        if not first:
+            first.append((p.rows, index.complete))
+            assert used.wait(60), "the window was not used while indexing waited"
+        else:
+            trips.append(gui_round_trip())
 
-    timer = QTimer()
-    timer.setInterval(10)
-    timer.timeout.connect(tick)
-    timer.start()
-    started = time.perf_counter()
+    indexing_hook["after_report"] = after_report
     window = inspector([big_capture], wait=False)
-    with qtbot.waitSignal(window.first_rows, timeout=5000):
+    with qtbot.waitSignal(window.first_rows, timeout=60_000):
         pass
-    first_rows = time.perf_counter() - started
-    qtbot.waitUntil(lambda: window.table.viewport().isVisible() and window.model.rowCount() > 0, timeout=2000)
-    # the user scrolls and selects while indexing goes on
+    # the user scrolls and selects while indexing waits
+    assert not window.index.complete and 0 < window.model.rowCount() < BIG_PACKETS
     window.table.scrollToBottom()
-    assert window.go_to_packet(1000)
-    wait_indexed(qtbot, window, timeout=60_000)
-    total = time.perf_counter() - started
-    timer.stop()
+    assert window.go_to_packet(1000) and window.current_row() == 999
+    used.set()
+    wait_indexed(qtbot, window, timeout=120_000)
+    assert first and first[0][1] is False and 1000 <= first[0][0] < BIG_PACKETS
+    assert trips and all(trips)
     assert window.index.rows == BIG_PACKETS and window.model.rowCount() == BIG_PACKETS
-    worst = max(gaps[1:]) if len(gaps) > 1 else 0.0
-    print(f"\n10M packets: first rows after {first_rows * 1000:.0f} ms (window: {window.time_to_first_rows * 1000:.0f} ms),"
-          f" indexed in {total:.2f} s, longest event-loop gap {worst * 1000:.0f} ms over {len(gaps)} ticks")
-    assert window.time_to_first_rows < 2.0 and first_rows < 2.0
-    assert worst < 0.5  # responsive while indexing: never frozen for half a second
-    # filtering 10M rows is one numpy mask
+    # filtering every row is one numpy mask
     token = int(window.index.column("token")[0])
-    t0 = time.perf_counter()
     window.filter_bar.set_tokens([token])
     assert window.model.rowCount() == int(np.count_nonzero(window.index.column("token") == token))
-    print(f"token filter over 10M rows: {(time.perf_counter() - t0) * 1000:.0f} ms")
 
 
-def test_closing_while_indexing_leaves_no_thread(qtbot, inspector, big_capture):
+def test_closing_while_indexing_leaves_no_thread(qtbot, inspector, big_capture, indexing_hook):
+    """Indexing waits after its first report until it is cancelled: closing the window must
+    cancel it (the fixtures then check that no thread is left)."""
+    indexing_hook["after_report"] = lambda index, p, cancel: cancel.wait(60)
     window = inspector([big_capture], wait=False)
-    with qtbot.waitSignal(window.first_rows, timeout=5000):
+    with qtbot.waitSignal(window.first_rows, timeout=60_000):
         pass
+    index = window.index
     window.close()
-    assert not window.index.complete or window.index.rows == BIG_PACKETS
+    assert index.cancelled and not index.complete and index.rows < BIG_PACKETS
 
 
 def test_cli_twin_matches_the_details_tree_on_the_real_fixtures(qtbot, inspector, kite_mocks, capsys):

@@ -20,27 +20,38 @@ def _factory(**options):
 
 
 def test_progress_is_coalesced_in_the_gui_thread(qtbot, tmp_path):
+    # The drain timer never fires during the job: only the final flush drains, so the GUI
+    # gets the latest state of each file once, however many updates the job sent.
+    manager = JobManager(job_factory=_factory(steps=1500, step_s=0), interval_ms=3_600_000)
+    batches = []
+    gui_thread = threading.current_thread()
+    manager.progress.connect(lambda batch: batches.append((threading.current_thread(), list(batch))))
+    paths = [str(tmp_path / "a.dat"), str(tmp_path / "b.dat")]
+    with qtbot.waitSignal(manager.job_finished, timeout=60_000) as finished:
+        job_id = manager.start_ingest(paths, str(tmp_path / "t.duckdb"))
+    job = FakeJob.instances[-1]
+    assert finished.args[0] == job_id
+    assert [r.status for r in finished.args[1].files] == ["ingested", "ingested"]
+    assert job.ran_in != gui_thread.name
+    assert job.sent > 3000
+    assert len(batches) == 1 and batches[0][0] is gui_thread
+    # The final state of every file arrives before job_finished.
+    assert sorted((fp.path, fp.stage) for fp in batches[0][1]) == [(p, "done") for p in paths]
+    manager.shutdown()
+
+
+def test_each_drain_holds_one_update_per_file(qtbot, tmp_path):
     manager = JobManager(job_factory=_factory(steps=1500, step_s=0.0004))
     batches = []
     gui_thread = threading.current_thread()
     manager.progress.connect(lambda batch: batches.append((threading.current_thread(), list(batch))))
     paths = [str(tmp_path / "a.dat"), str(tmp_path / "b.dat")]
-    started = time.monotonic()
-    with qtbot.waitSignal(manager.job_finished, timeout=30_000) as finished:
-        job_id = manager.start_ingest(paths, str(tmp_path / "t.duckdb"))
-    elapsed = time.monotonic() - started
-    job = FakeJob.instances[-1]
-    assert finished.args[0] == job_id
-    assert [r.status for r in finished.args[1].files] == ["ingested", "ingested"]
-    assert job.ran_in != gui_thread.name
-    assert all(thread is gui_thread for thread, _ in batches)
-    updates = sum(len(batch) for _, batch in batches)
-    # The pipeline sent 3,000+ updates; the GUI saw at most ~20/s per file.
-    assert job.sent > 3000
-    assert updates <= 2 * (elapsed / 0.05 + 3)
-    # The final state of every file arrives before job_finished.
+    with qtbot.waitSignal(manager.job_finished, timeout=60_000):
+        manager.start_ingest(paths, str(tmp_path / "t.duckdb"))
+    assert batches and all(thread is gui_thread for thread, _ in batches)
+    assert all(len({fp.path for fp in batch}) == len(batch) for _, batch in batches)
     last = {fp.path: fp.stage for _, batch in batches for fp in batch}
-    assert set(last.values()) == {"done"}
+    assert last == {p: "done" for p in paths}
     manager.shutdown()
 
 
@@ -120,10 +131,10 @@ def test_throughput_samples_while_ingesting(qtbot):
 def test_shutdown_cancels_and_waits(qtbot):
     manager = JobManager(job_factory=_factory(steps=100_000, step_s=0.001))
     manager.start_ingest(["/x/a.dat"], "t.duckdb")
-    qtbot.waitUntil(lambda: FakeJob.instances[-1].sent > 3)
-    started = time.monotonic()
-    assert manager.shutdown(timeout_ms=10_000)
-    assert time.monotonic() - started < 5
+    job = FakeJob.instances[-1]
+    qtbot.waitUntil(lambda: job.sent > 3)
+    assert manager.shutdown(timeout_ms=60_000)
+    assert job._cancel_all.is_set() and job.sent < 100_000  # cancelled, not run to its end
     from PySide6.QtCore import QThreadPool
 
     assert QThreadPool.globalInstance().activeThreadCount() == 0

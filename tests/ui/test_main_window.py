@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -265,7 +265,10 @@ def test_charts_show_the_selected_file_and_an_instrument(qtbot, window, sample, 
                      chart.kinds.item.opts["height"]))
     assert sum(kinds.values()) == row.ticks
     assert kinds["full"] >= 23_816 and kinds["ltp"] >= 2_916
-    assert chart.segments.item is not None and "NFO" in chart.caption.text() or row.name in chart.caption.text()
+    segments = dict(zip([t[1] for t in chart.segment_plot.getAxis("bottom")._tickLevels[0]],
+                        chart.segments.item.opts["height"]))
+    assert sum(segments.values()) == row.ticks and segments["NFO"] > 0
+    assert row.name in chart.caption.text() and f"{row.ticks:,} packets" in chart.caption.text()
     wait_idle(qtbot, window)
     preview = window.price_preview
     assert preview.combo.count() > 100
@@ -276,34 +279,42 @@ def test_charts_show_the_selected_file_and_an_instrument(qtbot, window, sample, 
     assert "ticks" in preview.caption.text()
 
 
-def test_responsive_while_the_sample_ingests(qtbot, window, sample, tmp_path):
-    gaps: list[float] = []
-    last = [time.perf_counter()]
+def test_the_event_loop_runs_while_the_sample_ingests(qtbot, window, sample, tmp_path, monkeypatch,
+                                                      gui_round_trip):
+    """The ingest and every opening of the target run off the GUI thread, and at each of the
+    ingest's progress updates the GUI's event loop handles an event before the ingest goes
+    on. (How long the loop's gaps are is measured by `make bench`: scripts/bench_gui.py.)"""
+    from app.store.duck import DuckDBTarget
 
-    def tick():
-        now = time.perf_counter()
-        gaps.append(now - last[0])
-        last[0] = now
+    gui = threading.current_thread()
+    trips, opened_in = [], []
+    factory = window.jobs._factory
 
-    timer = QTimer()
-    timer.setTimerType(Qt.TimerType.PreciseTimer)
-    timer.setInterval(10)
-    timer.timeout.connect(tick)
+    def pinging_factory(*args, progress, **kwargs):
+        def relay(update):
+            if update.stage in ("hashing", "decoding", "writing") and all(ok for _, ok in trips):
+                trips.append((threading.current_thread(), gui_round_trip()))
+            progress(update)
+        return factory(*args, progress=relay, **kwargs)
+
+    init = DuckDBTarget.__init__
+
+    def recording_init(self, *args, **kwargs):
+        opened_in.append(threading.current_thread())
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(window.jobs, "_factory", pinging_factory)
     window.set_target(str(tmp_path / "t.duckdb"))
     window.add_instruments([str(m) for m in sample["masters"]])
     window.add_paths([str(sample["capture"])])
-    qtbot.wait(50)
+    monkeypatch.setattr(DuckDBTarget, "__init__", recording_init)
     with qtbot.waitSignal(window.queue_done, timeout=120_000):
-        last[0] = time.perf_counter()
-        timer.start()
         window.start()
-    timer.stop()
     assert window.model.rows[0].status == qm.DONE
-    assert len(gaps) > 20
-    p99 = float(np.percentile(gaps, 99))
-    print(f"event-loop gaps: n={len(gaps)} median={np.median(gaps) * 1000:.1f} ms "
-          f"p99={p99 * 1000:.1f} ms max={max(gaps) * 1000:.1f} ms")
-    assert p99 < 0.100
+    assert len(trips) >= 3 and all(ok for _, ok in trips), trips  # hashing, decoding, writing at least
+    assert gui not in {thread for thread, _ in trips}
+    assert opened_in and gui not in opened_in
+    wait_idle(qtbot, window)
 
 
 def test_closing_while_ingesting_asks_then_cancels_and_leaves_nothing(qtbot, make_window, big_capture,
@@ -320,11 +331,11 @@ def test_closing_while_ingesting_asks_then_cancels_and_leaves_nothing(qtbot, mak
     dialogs["answers"]["cancel_running"] = True
     window.close()
     assert not window.isVisible()
-    assert not window.jobs.is_busy() or window.jobs.shutting_down
+    assert window.jobs.shutting_down  # closing cancelled the work and waited for it
     from PySide6.QtCore import QThreadPool
 
     assert QThreadPool.globalInstance().activeThreadCount() == 0
-    assert _read(target, "captures").num_rows == 0
+    assert _read(target, "captures").num_rows == 0 and _read(target).num_rows == 0
 
 
 # --- target, instruments, settings ---------------------------------------------------------
