@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv run test bench fuzz sample package clean
+.PHONY: venv run test test-repeat bench fuzz sample package clean
 
 # Each target installs what it needs: running needs only the app's dependencies (no test,
 # packaging or cluster extras); `make test` adds the test and cluster extras, `make
@@ -37,12 +37,23 @@ run:
 	@$(MAKE) --no-print-directory $(RUN_STAMP)
 	$(PY) -m app
 
+# The whole suite in parallel: one pytest-xdist worker per core; tests sharing an expensive
+# fixture (the frozen bundle, a Dask cluster, a big capture) carry @pytest.mark.xdist_group
+# and run on one worker. PYTEST_ARGS adds options, e.g. `make test PYTEST_ARGS="tests/core -x"`.
+# pytest's exit code is make's: 5 (no tests collected) fails like any other.
+PYTEST_ARGS ?=
 test: $(STAMP)
-	QT_QPA_PLATFORM=$${QT_QPA_PLATFORM:-offscreen} $(PY) -m pytest
+	QT_QPA_PLATFORM=$${QT_QPA_PLATFORM:-offscreen} $(PY) -m pytest -n auto --dist loadgroup $(PYTEST_ARGS)
+
+# `make test` N times in a row: each run's wall time and result, then the tally.
+N ?= 20
+test-repeat: $(STAMP)
+	scripts/repeat_tests.sh $(N)
 
 bench: $(STAMP)
 	$(PY) scripts/bench.py
 	$(PY) scripts/bench_queries.py
+	$(PY) scripts/bench_gui.py
 
 # Repeatable fuzz campaign (not part of `make test`): FUZZ_N mutated captures from FUZZ_SEED.
 FUZZ_N ?= 2000
