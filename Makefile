@@ -37,9 +37,10 @@ run:
 	@$(MAKE) --no-print-directory $(RUN_STAMP)
 	$(PY) -m app
 
-# The whole suite in parallel: one pytest-xdist worker per core; tests sharing an expensive
-# fixture (the frozen bundle, a Dask cluster, a big capture) carry @pytest.mark.xdist_group
-# and run on one worker. PYTEST_ARGS adds options, e.g. `make test PYTEST_ARGS="tests/core -x"`.
+# The whole suite in parallel: one pytest-xdist worker per core; the test files sharing an
+# expensive fixture (the frozen bundle, a Dask cluster, a big capture) each run on one worker
+# (tests/conftest.py, ONE_WORKER_FILES). PYTEST_ARGS adds options, e.g.
+# `make test PYTEST_ARGS="tests/core -x"`.
 # pytest's exit code is make's: 5 (no tests collected) fails like any other.
 PYTEST_ARGS ?=
 test: $(STAMP)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -30,23 +31,37 @@ def _private_data_dir(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("TICKSCOPE_DATA_DIR", str(tmp_path_factory.getbasetemp() / "tickscope-data"))
 
 
+
+# `make test` runs the suite with pytest-xdist (-n auto --dist loadgroup). Each of these files
+# shares a fixture too costly to build once per worker (the frozen bundle, built under a lock
+# the other workers would wait on; a Dask cluster; a 2M-packet capture): all its tests run on
+# one worker. Every other test goes on its own to whichever worker is free.
+ONE_WORKER_FILES = frozenset({
+    "tests/test_packaging.py",
+    "tests/pipeline/test_dask_engine.py",
+    "tests/ui/test_inspector.py",
+})
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """--dist loadgroup with the groups above. (pytest-xdist 3.8's own loadgroup tags a
+    grouped test by renaming its node id through an attribute pytest 9 no longer reads,
+    so with pytest 9 it groups nothing.)"""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileGroups(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return path if path in ONE_WORKER_FILES else nodeid
+
+    return FileGroups(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (`make test`), tests using a module- or session-scoped fixture of
-    their own module (a generated capture, a Dask cluster, the frozen bundle) run on one
-    worker, so that fixture is built once rather than once per worker (--dist loadgroup
-    reads this mark); every other test goes to whichever worker is free."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is not None:
-            continue
-        info = getattr(item, "_fixtureinfo", None)
-        module = getattr(item, "module", None)
-        if info is None or module is None:
-            continue
-        for name in item.fixturenames:
-            defs = info.name2fixturedefs.get(name)
-            if not defs:
-                continue
-            fixture = defs[-1]
-            if fixture.scope in ("module", "session") and getattr(fixture.func, "__module__", None) == module.__name__:
-                item.add_marker(pytest.mark.xdist_group(module.__name__))
-                break
+    """Under pytest-xdist, tests marked slow are handed out first (after the file groups,
+    which go first as the largest units), so no worker starts a long test at the end."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
