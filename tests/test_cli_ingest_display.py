@@ -8,7 +8,7 @@ import json
 import os
 import re
 import signal
-import time
+import threading
 
 import pytest
 
@@ -16,7 +16,7 @@ from app.cli import main
 from app.commands import ingest as ingest_command
 from app.commands.ingest import TerminalProgress
 from app.core import synthetic
-from app.pipeline import FileProgress
+from app.pipeline import FileProgress, IngestJob
 from app.store import open_target
 
 ANSI = re.compile(r"\x1b\[(\d*)([A-Za-z])")
@@ -76,6 +76,14 @@ def two_captures(tmp_path_factory):
 
 def test_ctrl_c_exits_130_and_the_json_line_says_so(tmp_path, two_captures, monkeypatch, capsys):
     sent = []
+    cancelled = threading.Event()
+    cancel = IngestJob.cancel
+
+    def recording_cancel(self):
+        cancel(self)
+        cancelled.set()
+
+    monkeypatch.setattr(IngestJob, "cancel", recording_cancel)
 
     class InterruptingProgress(ingest_command.PlainProgress):
         def __call__(self, update):
@@ -83,7 +91,8 @@ def test_ctrl_c_exits_130_and_the_json_line_says_so(tmp_path, two_captures, monk
             if update.stage == "decoding" and not sent:
                 sent.append(update.path)
                 os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C does; the handler runs in the main thread
-                time.sleep(0.5)  # let it cancel before this file's decoder goes on
+                # This file's decoder goes on once the handler has cancelled the job.
+                assert cancelled.wait(60), "the Ctrl-C handler did not cancel the job"
 
     monkeypatch.setattr(ingest_command, "PlainProgress", InterruptingProgress)
     target = tmp_path / "t.duckdb"
