@@ -10,11 +10,14 @@ the recent rate of all running files). Views observe it through ``SessionListene
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable, Mapping, Optional, Protocol
 
+from app.errors import EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
+from app.model import faults
 from app.model.faults import Fault, fault_for_file
 
 # The one status vocabulary.
@@ -47,8 +50,6 @@ def status_of(pipeline_word: str, default: str = FAILED) -> str:
 
 def path_key(path) -> str:
     """The one spelling of a file path used to match rows, progress and results."""
-    import os
-
     return os.path.abspath(os.fspath(path))
 
 
@@ -225,6 +226,20 @@ class Session:
     def failed(self) -> list[CaptureRow]:
         return [r for r in self._rows if r.status == FAILED]
 
+    def exit_code(self) -> int:
+        """As `tickscope ingest` would exit: 0 if no file failed; 2 if there was no target to
+        start into; 3 if a locked target failed them; else 4."""
+        codes = {r.fault.code if r.fault else "" for r in self.failed()}
+        if not codes:
+            return EXIT_OK
+        if faults.NO_TARGET in codes:
+            return EXIT_USAGE
+        return EXIT_LOCKED if faults.TARGET_LOCKED in codes else EXIT_PARTIAL
+
+    def failure_lines(self, prog: str) -> list[str]:
+        """One line per failed row, for a scripted run's stderr."""
+        return [f"{prog}: {r.path}: {r.fault.message if r.fault else r.note or 'failed'}" for r in self.failed()]
+
     def eta_seconds(self) -> Optional[float]:
         """Bytes still to decode in started work over the recent rate of all running files."""
         running = [r for r in self._rows if r.job_id is not None and not r.is_finished]
@@ -267,6 +282,14 @@ class Session:
             self._inserted(first, len(self._rows) - 1)
             added.extend(r.path for r in new_rows)
         return added
+
+    def startable(self) -> list[str]:
+        """Queued rows no job has yet, once those whose file vanished are failed (alone)."""
+        queued = self.queued_unassigned()
+        gone = [p for p in queued if not os.path.exists(p)]
+        if gone:
+            self.fail(gone, faults.make(faults.VANISHED, "the file no longer exists"))
+        return [p for p in queued if p not in gone]
 
     def assign_job(self, paths: Iterable[str], job_id: int) -> None:
         for path in paths:

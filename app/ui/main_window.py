@@ -9,7 +9,7 @@ queries and ingests all run on the thread pool.
 from __future__ import annotations
 
 import logging
-import os
+import traceback
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -30,7 +30,6 @@ from PySide6.QtWidgets import (
 )
 
 from app import __version__
-from app.errors import EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
 from app.model import faults, intake, queue_store
 from app.model.faults import one_line as _one_line
 from app.model.session import RETRYABLE, Session
@@ -470,20 +469,15 @@ class MainWindow(QMainWindow):
         if not queued or not self.target or self._closing:
             self._maybe_done()
             return None
-        gone = [p for p in queued if not os.path.exists(p)]
-        if gone:  # one vanished file must not sink the others' job
-            self.session.fail(gone, faults.make(faults.VANISHED, "the file no longer exists"))
-            queued = [p for p in queued if p not in gone]
-            if not queued:
-                self._maybe_done()
-                return None
+        queued = self.session.startable()  # a vanished file fails alone, never sinks the job
+        if not queued:
+            self._maybe_done()
+            return None
         try:
             job_id = self.jobs.start_ingest(queued, self.target, instruments=self.instrument_paths,
                                             workers=INGEST_WORKERS)
         except Exception as exc:  # noqa: BLE001 - building the job failed: rows say why
             log.exception("could not start ingest")
-            import traceback
-
             self.session.fail(queued, faults.fault_from_exception(exc, traceback.format_exc()))
             self._maybe_done()
             return None
@@ -595,19 +589,10 @@ class MainWindow(QMainWindow):
         self.queue_done.emit()
 
     def exit_code(self) -> int:
-        """As `tickscope ingest`: 0 if no file failed; 2 if there was no target to start
-        into; 3 if a locked target failed them; else 4."""
-        codes = {r.fault.code if r.fault else "" for r in self.session.failed()}
-        if not codes:
-            return EXIT_OK
-        if faults.NO_TARGET in codes:
-            return EXIT_USAGE
-        return EXIT_LOCKED if faults.TARGET_LOCKED in codes else EXIT_PARTIAL
+        return self.session.exit_code()
 
     def failure_lines(self) -> list[str]:
-        """One line per failed row, for a scripted run's stderr."""
-        return [f"tickscope gui: {r.path}: {r.fault.message if r.fault else r.note or 'failed'}"
-                for r in self.session.failed()]
+        return self.session.failure_lines("tickscope gui")
 
     # ==== target and instruments =====================================================
 

@@ -250,3 +250,22 @@ def test_the_status_line_counts_and_severity_come_from_session_and_target():
     session.apply_result(FileResult("/data/f1.dat", FID[2], "failed", error="x"))
     assert status_line(session, state).level == ERROR
     assert status_line(session, state).text.startswith("1 failed · ")
+
+
+def test_exit_code_and_failure_lines_as_the_cli_reports_them(tmp_path):
+    from app.errors import EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
+
+    here = tmp_path / "here.dat"
+    here.write_bytes(b"x")
+    session = Session("/t", [])
+    session.add([QueueEntry(str(here), 1, "raw"), QueueEntry(str(tmp_path / "gone.dat"), 1, "raw")])
+    assert session.exit_code() == EXIT_OK
+    assert session.startable() == [str(here)]  # the vanished one failed alone
+    assert session.row(str(tmp_path / "gone.dat")).fault.code == faults.VANISHED
+    assert session.exit_code() == EXIT_PARTIAL
+    assert session.failure_lines("tickscope gui") == [f"tickscope gui: {tmp_path / 'gone.dat'}: the file no longer exists"]
+    session.fail([str(here)], faults.fault_from_exception(TargetLockedError("locked by 42")))
+    assert session.exit_code() == EXIT_LOCKED
+    session.add([QueueEntry("/x.dat", 1, "raw")])
+    session.fail(["/x.dat"], faults.make(faults.NO_TARGET, "Choose a target first"))
+    assert session.exit_code() == EXIT_USAGE

@@ -33,9 +33,11 @@ def _files(folder):
         path.write_bytes(data if isinstance(data, bytes) else data.encode())
         made[name] = path
 
-    for framing in ("raw", "u32len", "ts-u32len", "base64"):
+    for framing in encode.FRAMINGS:  # every framing the decoder knows, as the encoder writes it
         put(f"cap_{framing}.dat", _capture(framing))
         put(f"noext_{framing}", _capture(framing))  # no telling extension: sniffed
+    put("kite.har", _capture("har"))
+    put("session.txt", b'{"a":"mode","v":["full",[1]]}' + _capture("base64"))  # a websocat log
     put("ticks.json", json.dumps([{"instrument_token": 256265, "last_price": 12.5}]))
     put("ticks.jsonl", '{"instrument_token": 256265, "last_price": 12.5}\n')
     put("ticks.ndjson", '{"instrument_token": 256265, "last_price": 12.5}\n')
@@ -93,5 +95,5 @@ def test_every_dropped_path_is_queued_exactly_when_the_cli_reads_it(make_window,
     # The folder case is not vacuous: captures of every framing and every dump kind are in it,
     # and what is not an input is not.
     names = {p.split("/")[-1] for p in _cli_reads([folder], tmp_path / "all.duckdb")}
-    assert {"cap_raw.dat", "noext_u32len", "ticks.ndjson", "ticks.parquet"} <= names
+    assert {"cap_raw.dat", "noext_u32len", "kite.har", "session.txt", "ticks.ndjson", "ticks.parquet"} <= names
     assert not names & {"instruments.csv", "notes.txt", ".hidden.dat", "part-0.parquet"}

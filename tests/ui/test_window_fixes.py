@@ -185,3 +185,17 @@ def test_one_time_zone_is_shown_and_named_ist_by_default_utc_by_setting(make_win
     assert again.zone_actions["UTC"].isChecked()
     assert header(first_seen, Qt.Orientation.Horizontal) == "First seen (UTC)"
     again.zone_actions["IST"].trigger()
+
+
+def test_combo_boxes_show_their_current_item(make_window):
+    from PySide6.QtWidgets import QComboBox
+
+    window = make_window(theme_choice="dark")
+    window.price_preview.set_choices([(408065, "NSE:INFY", 12), (2953217, "NSE:TCS", 3)])
+    combos = [c for c in window.findChildren(QComboBox) if c.count()]
+    assert len(combos) >= 2  # the diagnosis filter and the instrument picker at least
+    for combo in combos:
+        assert combo.currentIndex() >= 0 and combo.currentText(), combo.objectName()
+        text, back = (combo.palette().color(role).name() for role in
+                      (combo.foregroundRole(), combo.backgroundRole()))
+        assert theme.contrast(text, back) >= 4.5, (combo.objectName(), text, back)
