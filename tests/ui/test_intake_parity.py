@@ -20,7 +20,7 @@ from tests.conftest import REPO
 
 def _capture(framing: str) -> bytes:
     message = encode.encode_message([encode.encode_packet(8, {"instrument_token": 256265, "last_price": 1234500})])
-    return encode.frame([message, message], framing)
+    return encode.frame([message] if framing == "single" else [message, message], framing)
 
 
 def _files(folder):
