@@ -7,8 +7,9 @@ STAMP := $(VENV)/.installed-stamp
 .PHONY: venv run test test-repeat bench fuzz sample package clean
 
 # Each target installs what it needs: running needs only the app's dependencies (no test,
-# packaging or cluster extras); `make test` adds the test and cluster extras, `make
-# package` PyInstaller. `.installed-stamp` is the full developer set (what `make venv` makes).
+# packaging or cluster extras); `make test` adds the test, cluster and packaging extras (the
+# suite builds and smoke-tests the bundle), `make package` PyInstaller alone.
+# `.installed-stamp` is the full developer set (what `make venv` makes).
 RUN_STAMP := $(VENV)/.installed-run
 PACKAGE_STAMP := $(VENV)/.installed-package
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
@@ -23,8 +24,8 @@ $(RUN_STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
 	touch $@
 
 $(STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
-	$(PIP) -e '.[test,cluster]'
-	touch $(RUN_STAMP) $@
+	$(PIP) -e '.[test,cluster,package]'
+	touch $(RUN_STAMP) $(PACKAGE_STAMP) $@
 
 $(PACKAGE_STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
 	$(PIP) -e '.[package]'
