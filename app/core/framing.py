@@ -821,18 +821,30 @@ class Framer:
             e += 1
         return not junk_seen
 
-    def _find_raw(self, scan: _Scan, start: int, final: bool) -> tuple[str, int]:
-        """The first position >= ``start`` where a message validates completely and is
-        followed by another (or the end): (``_FOUND``, q); (``_MORE``, q) when the answer
-        needs the next chunk (carry from q); (``_NONE``, end of the buffer)."""
+    @staticmethod
+    def _candidate_filter(fmt: Optional[RecordFormat]):
+        """(key, vectorised pre-filter, bytes it reads) of candidate starts: raw messages,
+        or records of ``fmt``."""
+        return ("raw", _raw_candidates, 4) if fmt is None else (fmt.name, fmt.candidates, fmt.header + 4)
+
+    def _validates(self, scan: _Scan, c: int, fmt: Optional[RecordFormat]) -> int:
+        """End of a message (raw) or record (``fmt``) at ``c`` that validates completely, else a code."""
+        return scan.strict.message_end(c) if fmt is None else self._record_validates(scan, c, fmt)
+
+    def _find_anchor(self, scan: _Scan, start: int, final: bool, fmt: Optional[RecordFormat] = None):
+        """The first position >= ``start`` where a message (raw) or a record holding one
+        (``fmt``; a corrupt length prefix costs only its own record) validates completely
+        and is followed by another (or the end): (``_FOUND``, q); (``_MORE``, q) when the
+        answer needs the next chunk (carry from q); (``_NONE``, end of the buffer)."""
         got = scan.remembered(start)
         if got is not None:
             return got
-        limit = scan.limit
+        key, mask, reach = self._candidate_filter(fmt)
+        end = scan.limit - reach + 1  # the first start whose pre-filtered bytes do not all fit
         answer = None
-        for q in scan.candidates(start, limit, "raw", _raw_candidates, 4):
+        for q in scan.candidates(start, end, key, mask, reach):
             scan.checks += 1
-            e = scan.strict.message_end(q)
+            e = self._validates(scan, q, fmt)
             if e == _NEED_MORE:
                 if not final:
                     answer = (_MORE, q)
@@ -840,7 +852,10 @@ class Framer:
                 continue
             if e < 0:
                 continue
-            follows = self._followed(scan, e, final, junk=True)
+            if fmt is None:
+                follows = self._followed(scan, e, final, junk=True)
+            else:
+                follows = self._record_followed(scan, e, final, fmt)
             if follows is _NEED_MORE:
                 answer = (_MORE, q)  # decide at q once the next chunk is here
                 break
@@ -848,8 +863,8 @@ class Framer:
                 answer = (_FOUND, q)
                 break
         if answer is None:
-            # Keep the last bytes of a chunk: a message header may start there.
-            answer = (_NONE, limit) if final else (_MORE, max(start, limit - 3))
+            # Keep the last bytes of a chunk: a message or record header may start there.
+            answer = (_NONE, scan.limit) if final else (_MORE, max(start, end))
         scan.hint = (start, answer[0], answer[1])
         return answer
 
@@ -857,19 +872,16 @@ class Framer:
         """Where walking resumes after damage at ``start - 1``: the resync anchor (the
         first message that validates and is followed by another), or an earlier message
         that validates completely and ends by the anchor (its neighbour was damaged too)."""
-        if fmt is None:
-            kind, anchor = self._find_raw(scan, start, final)
-        else:
-            kind, anchor = self._find_records(scan, start, final, fmt)
+        kind, anchor = self._find_anchor(scan, start, final, fmt)
         h = scan.valid_hint
         if h is not None and h[0] <= start <= h[2] and h[1] == anchor:
             q = h[2]
         else:
             q = anchor
-            key, mask, reach = ("raw", _raw_candidates, 4) if fmt is None else (fmt.name, fmt.candidates, fmt.header + 4)
+            key, mask, reach = self._candidate_filter(fmt)
             for c in scan.candidates(start, anchor, key, mask, reach):
                 scan.checks += 1
-                e = scan.strict.message_end(c) if fmt is None else self._record_validates(scan, c, fmt)
+                e = self._validates(scan, c, fmt)
                 if 0 <= e <= anchor:
                     q = c
                     break
@@ -880,14 +892,9 @@ class Framer:
                     q = c
                     break
             scan.valid_hint = (start, anchor, q)
-        if q < anchor and kind == _MORE and not self._ends_by(scan, q, anchor, fmt):
+        if q < anchor and kind == _MORE and not 0 <= self._validates(scan, q, fmt) <= anchor:
             return _MORE, q
         return (_FOUND, q) if q < anchor else (kind, anchor)
-
-    @staticmethod
-    def _ends_by(scan: _Scan, c: int, anchor: int, fmt: Optional[RecordFormat]) -> bool:
-        e = scan.strict.message_end(c) if fmt is None else Framer._record_validates(scan, c, fmt)
-        return 0 <= e <= anchor
 
     def _walk_raw(self, buf, base: int, final: bool):
         walk = _Walk()
@@ -1170,38 +1177,6 @@ class Framer:
         if n == 1:
             return e if buf[s] == 0 else _INVALID
         return e if scan.strict.message_end(s) == e else _INVALID
-
-    def _find_records(self, scan: _Scan, start: int, final: bool, fmt: RecordFormat) -> tuple[str, int]:
-        """Like ``_find_raw`` for records: the first position >= ``start`` where a record
-        holds a message that validates completely and is followed by another record (a
-        corrupt length prefix costs only its own record)."""
-        got = scan.remembered(start)
-        if got is not None:
-            return got
-        limit, hdr = scan.limit, fmt.header
-        end = limit - hdr - 3
-        answer = None
-        for q in scan.candidates(start, end, fmt.name, fmt.candidates, hdr + 4):
-            scan.checks += 1
-            e = self._record_validates(scan, q, fmt)
-            if e == _NEED_MORE:
-                if not final:
-                    answer = (_MORE, q)
-                    break
-                continue
-            if e < 0:
-                continue
-            follows = self._record_followed(scan, e, final, fmt)
-            if follows is _NEED_MORE:
-                answer = (_MORE, q)
-                break
-            if follows:
-                answer = (_FOUND, q)
-                break
-        if answer is None:
-            answer = (_NONE, limit) if final else (_MORE, max(start, end))
-        scan.hint = (start, answer[0], answer[1])
-        return answer
 
     def _record_followed(self, scan: _Scan, e: int, final: bool, fmt: RecordFormat):
         for k in range(FOLLOW_WINDOW):

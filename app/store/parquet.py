@@ -62,7 +62,7 @@ import pyarrow.parquet as pq
 from app.core import schema
 from app.errors import InputError, TargetLockedError
 from app.store import base, journal
-from app.store.journal import Journal, JournalError
+from app.store.journal import Journal, JournalError, fsync_dir, fsync_file
 from app.store.base import (
     BAD_PACKETS_SCHEMA,
     CAPTURES_SCHEMA,
@@ -109,23 +109,6 @@ WRITE_OPTIONS = dict(compression="zstd", compression_level=1, write_statistics=T
 PART_OPTIONS = dict(WRITE_OPTIONS, use_dictionary=DICTIONARY_COLUMNS)
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    if os.name != "posix":
-        return  # directory entries cannot be fsynced on Windows; rename is still atomic
-    try:
-        _fsync(path)
-    except OSError:
-        pass
-
-
 def _replace_atomically(table: pa.Table, final: Path, session: Optional[str] = None) -> None:
     """Write ``table`` over ``final`` atomically; the temporary name carries ``session`` (the
     writer's recorded session id) so that recovery may delete it after a crash."""
@@ -134,12 +117,12 @@ def _replace_atomically(table: pa.Table, final: Path, session: Optional[str] = N
     tmp = final.parent / f".{final.name}.{tag}.tmp"
     try:
         pq.write_table(table, tmp, **WRITE_OPTIONS)
-        _fsync(tmp)
+        fsync_file(tmp)
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)
 
 
 def _write_marker(marker: Path, session: Optional[str] = None) -> None:
@@ -881,7 +864,7 @@ def _rewrite_part(root: Path, rel: str, mapping: pa.Table, new_rel: str):
         if named == 0:
             tmp.unlink(missing_ok=True)
             return None
-        _fsync(tmp)
+        fsync_file(tmp)
         os.replace(tmp, root / journal.staged_name(new_rel))
     except BaseException:
         if writer is not None:
@@ -1170,11 +1153,11 @@ class CapturePartsWriter:
             self.bad_writer = None
         parts = {}
         for tmp, final in self.tmp_files:
-            _fsync(tmp)
+            fsync_file(tmp)
             os.replace(tmp, self.staged(final))
             parts[final.relative_to(self.root).as_posix()] = self.rows[tmp]
         for folder in {final.parent for _, final in self.tmp_files}:
-            _fsync_dir(folder)
+            fsync_dir(folder)
         return parts
 
     def _close_writers(self) -> None:
