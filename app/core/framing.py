@@ -954,8 +954,13 @@ class Framer:
             # unknown-length packets (split_messages skips and records them) starts here.
             kind, q = self._next_start(scan, p + 1, final)
             e = scan.lenient.message_end(p, max_count=LENIENT_MAX_COUNT)
-            if e >= 0 and kind == _FOUND and q < e:
-                e = _INVALID  # a message with unknown lengths never hides one that validates
+            if e >= 0 and q < e:
+                if kind == _MORE:
+                    # Whether a message that validates starts inside this one (and so
+                    # hides it) is decided by bytes past this chunk: carry, ask again.
+                    break
+                if kind == _FOUND:
+                    e = _INVALID  # a message with unknown lengths never hides one that validates
             if e == _NEED_MORE and not final:
                 break
             if e >= 0:
