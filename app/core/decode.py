@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from app.core import protocol, schema
 from app.core.digest import bytes_sha256, file_sha256
-from app.core.suspect import count_suspect, suspect_reasons
+from app.core.suspect import PRICE_COLUMNS, TickValues, count_suspect, reasons_of_codes, suspect_codes
 from app.core.framing import (
     BAD_RAW_CAP,
     DETECT_HEAD,
@@ -249,19 +249,13 @@ class PacketStats:
     suspect: dict[str, int] = field(default_factory=dict)  # suspect ticks by reason code
 
 
-def decode_packets(
-    split: ChunkSplit,
-    *,
-    file_id: str,
-    fallback_time_us: Optional[int] = None,
-    timings: Optional[dict] = None,
-) -> tuple[pa.Table, PacketStats]:
-    """Rows of ``DECODED_SCHEMA`` for the packets of one chunk, in file order.
+def _packet_fields(split: ChunkSplit, wanted: Optional[frozenset] = None):
+    """Field values of every packet of a chunk, numpy only (``wanted``: only those columns).
 
-    ``fallback_time_us`` is the file name's time (epoch µs, UTC), the last resort for
-    ``tick_time``.
+    Returns (values, valid, token, mode_code, layout_id, depth_groups, packets_by_length):
+    ``values[column]`` holds 0 where a packet has no such field and ``valid[column]``
+    says which do (None: all).
     """
-    t0 = time.perf_counter()
     n = int(split.pkt_pos.size)
     payload = split.payload
     pos, lens = split.pkt_pos, split.pkt_len
@@ -283,6 +277,8 @@ def decode_packets(
         for f in layout.fields:
             if f.column is None or f.column == "instrument_token":
                 continue
+            if wanted is not None and f.column not in wanted:
+                continue
             raw = _field_values(matrix, f)
             column = values.get(f.column)
             if column is None:
@@ -302,6 +298,89 @@ def decode_packets(
         if column in _TIME_COLUMNS:
             has = has & (values[column] != 0)  # Kite's 0 means absent
         valid[column] = None if has.all() else has
+    return values, valid, token, mode_code, layout_id, depth_groups, packets_by_length
+
+
+_SUSPECT_FIELDS = frozenset(PRICE_COLUMNS) | {"last_traded_quantity", "volume_traded", "exchange_timestamp"}
+
+
+def _depth_prices(n: int, depth_groups: list, side: str) -> tuple[np.ndarray, np.ndarray]:
+    """(row, price) of every depth level of one side, rows ascending, levels in order;
+    a level the packet cuts off reads as 0 (as a null level does for the rules)."""
+    parts = []
+    for rows, layout, matrix, divisor in depth_groups:
+        depth = layout.depth
+        if side not in depth.sides:
+            continue
+        ef = next(f for f in depth.entry_fields if f.price)
+        levels = depth.levels
+        at = np.array([depth.entry_offset(side, level) + ef.offset for level in range(levels)])
+        present = np.array([depth.present(side, level, ef) for level in range(levels)])
+        price = np.zeros((len(matrix), levels), dtype=np.float64)
+        for level in np.flatnonzero(present).tolist():
+            a = int(at[level])
+            price[:, level] = matrix[:, a : a + ef.size].view(">u" + str(ef.size))[:, 0]
+        price /= divisor[:, None]
+        row_ids = np.arange(n)[rows] if isinstance(rows, slice) else np.asarray(rows)
+        parts.append((np.repeat(row_ids, levels), price.reshape(-1)))
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros(0, np.float64)
+    rows_all = np.concatenate([p[0] for p in parts])
+    values_all = np.concatenate([p[1] for p in parts])
+    if len(parts) > 1:
+        order = np.argsort(rows_all, kind="stable")
+        rows_all, values_all = rows_all[order], values_all[order]
+    return rows_all, values_all
+
+
+def _tick_values(split: ChunkSplit, values: dict, valid: dict, token: np.ndarray, depth_groups: list) -> TickValues:
+    n = int(split.pkt_pos.size)
+
+    def timed(column):
+        if column not in values:
+            return None
+        ok = valid.get(column)
+        return values[column], (np.ones(n, dtype=bool) if ok is None else ok)
+
+    recv = None
+    if split.pkt_recv_ns is not None:
+        recv_us = split.pkt_recv_ns // 1000
+        recv = (recv_us, recv_us > 0)
+    return TickValues(
+        n=n,
+        prices={name: values[name] for name in PRICE_COLUMNS if name in values},
+        depth={f"{side}_price": _depth_prices(n, depth_groups, side) for side in protocol.DEPTH_SIDES},
+        segment=token & 0xFF,
+        last_traded_quantity=values.get("last_traded_quantity"),
+        volume_traded=values.get("volume_traded"),
+        exchange_us=timed("exchange_timestamp"),
+        recv_us=recv,
+    )
+
+
+def suspect_codes_of(split: ChunkSplit, fallback_time_us: Optional[int] = None) -> np.ndarray:
+    """``suspect_codes`` of a chunk's packets, reading only the fields the rules need
+    (the packet index flags suspect packets this way, without building tick rows)."""
+    values, valid, token, _, _, depth_groups, _ = _packet_fields(split, _SUSPECT_FIELDS)
+    return suspect_codes(_tick_values(split, values, valid, token, depth_groups), fallback_time_us)
+
+
+def decode_packets(
+    split: ChunkSplit,
+    *,
+    file_id: str,
+    fallback_time_us: Optional[int] = None,
+    timings: Optional[dict] = None,
+) -> tuple[pa.Table, PacketStats]:
+    """Rows of ``DECODED_SCHEMA`` for the packets of one chunk, in file order.
+
+    ``fallback_time_us`` is the file name's time (epoch µs, UTC), the last resort for
+    ``tick_time``.
+    """
+    t0 = time.perf_counter()
+    n = int(split.pkt_pos.size)
+    lens = split.pkt_len
+    values, valid, token, mode_code, layout_id, depth_groups, packets_by_length = _packet_fields(split)
     segment = token & 0xFF
     depth_arrays = _depth_arrays(n, depth_groups)
     t1 = time.perf_counter()
@@ -390,10 +469,11 @@ def decode_packets(
     columns["tick_time_source"] = _SOURCE_NAMES.take(pa.array(source, mask=~known))
     columns["trading_date"] = _with_mask(market_time.trading_days(tick), known, pa.date32())
 
-    values_table = pa.Table.from_arrays([columns[name] for name in schema.DECODED_VALUE_NAMES],
-                                        names=schema.DECODED_VALUE_NAMES)
-    reasons = suspect_reasons(values_table, fallback_time_us)
-    table = pa.Table.from_arrays(values_table.columns + [reasons], schema=schema.DECODED_SCHEMA)
+    # The suspect rules read the numpy fields directly (no Arrow round trip).
+    reasons = reasons_of_codes(suspect_codes(_tick_values(split, values, valid, token, depth_groups),
+                                             fallback_time_us))
+    table = pa.Table.from_arrays([columns[name] for name in schema.DECODED_VALUE_NAMES] + [reasons],
+                                 schema=schema.DECODED_SCHEMA)
     t2 = time.perf_counter()
     if timings is not None:
         timings["fields"] = timings.get("fields", 0.0) + (t1 - t0)

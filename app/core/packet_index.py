@@ -25,7 +25,8 @@ from typing import Callable, Iterable, Optional
 import numpy as np
 
 from app.core import protocol
-from app.core.decode import _gather_rows, decode_packets, filename_time
+from app.core.decode import _gather_rows, filename_time, suspect_codes_of
+from app.core.suspect import REASONS
 from app.core.dissect import SEVERITY_ERROR, SEVERITY_NOTE, SEVERITY_WARNING, DissectedField, Dissection, Expert, dissect_packet
 from app.core.framing import DETECT_HEAD, FRAMINGS, RECORD_FORMATS, Framer, detect_framing_evidence, message_packets
 from app.errors import InputError, UsageError
@@ -472,12 +473,12 @@ class PacketIndex:
         suspect_at = np.zeros(0, np.int64)
         suspect_why: list = []
         if n_p:
-            # The decoder's own rule (vectorised, the same as decode/ingest store).
-            ticks, _ = decode_packets(split, file_id="", fallback_time_us=self._fallback_us)
-            why = ticks.column("suspect_reason")
-            if why.null_count < n_p:
-                suspect_at = np.flatnonzero(np.asarray(why.is_valid()))
-                suspect_why = why.take(suspect_at).to_pylist()
+            # The decoder's own rules (the same as decode/ingest store), over only the
+            # fields they read: no tick rows are built for the index.
+            code = suspect_codes_of(split, self._fallback_us)
+            suspect_at = np.flatnonzero(code)
+            if suspect_at.size:
+                suspect_why = [REASONS[c - 1] for c in code[suspect_at].tolist()]
                 flags_p[suspect_at] |= FLAG_SUSPECT
 
         text_recv = [(t.get("recv_ns") or 0) // 1000 for t in texts]

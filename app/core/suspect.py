@@ -10,6 +10,7 @@ vectorised (numpy over whole columns), one pass per batch.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -72,63 +73,100 @@ def _list_parts(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
     return rows, values
 
 
-def suspect_reasons(table: pa.Table, reference_us: Optional[int] = None) -> pa.Array:
-    """``suspect_reason`` for every row of a decoded tick table (null when clean).
+@dataclass
+class TickValues:
+    """The columns the rules read, as numpy (nulls as 0, absent columns as None).
+
+    Built from a decoded tick table (``from_table``) or straight from packet fields
+    (``app.core.decode.suspect_codes_of``: the decoder and the packet index), so one
+    set of rules serves both without an Arrow round trip.
+    """
+
+    n: int
+    prices: dict[str, np.ndarray]  # PRICE_COLUMNS present, float64
+    depth: dict[str, tuple[np.ndarray, np.ndarray]]  # bid_price / ask_price: (row, value) per level
+    segment: np.ndarray
+    last_traded_quantity: Optional[np.ndarray] = None
+    volume_traded: Optional[np.ndarray] = None
+    exchange_us: Optional[tuple[np.ndarray, np.ndarray]] = None  # (value, valid)
+    recv_us: Optional[tuple[np.ndarray, np.ndarray]] = None  # (value, valid)
+
+    @classmethod
+    def from_table(cls, table: pa.Table) -> "TickValues":
+        return cls(
+            n=table.num_rows,
+            prices={name: _floats(table, name) for name in PRICE_COLUMNS},
+            depth={name: _list_parts(table, name) for name in DEPTH_PRICE_COLUMNS},
+            segment=_ints(table, "segment"),
+            last_traded_quantity=_ints(table, "last_traded_quantity"),
+            volume_traded=_ints(table, "volume_traded"),
+            exchange_us=_times_us(table, "exchange_timestamp"),
+            recv_us=_times_us(table, "recv_ts"),
+        )
+
+
+def suspect_codes(v: TickValues, reference_us: Optional[int] = None) -> np.ndarray:
+    """int8 per row: 0 clean, else 1 + the index in ``REASONS`` of the first rule broken.
 
     ``reference_us`` is the capture's own time when known (the file name's), used for
-    ticks without a container receive time (``recv_ts``).
+    ticks without a container receive time (``recv_us``).
     """
-    n = table.num_rows
-    code = np.zeros(n, dtype=np.int8)  # 0 clean, else 1 + index into REASONS
+    n = v.n
+    code = np.zeros(n, dtype=np.int8)
 
     def flag(mask: np.ndarray, reason: str) -> None:
         code[(code == 0) & mask] = REASONS.index(reason) + 1
 
     if n == 0:
-        return pa.array([], pa.string())
+        return code
+    prices = list(v.prices.values())
+    depth = [parts for parts in v.depth.values() if parts[0].size]
     # nan_price: NaN / Infinity in any price (binary captures cannot hold one; JSON can).
     bad = np.zeros(n, dtype=bool)
-    for name in PRICE_COLUMNS:
-        bad |= ~np.isfinite(_floats(table, name))
-    for name in DEPTH_PRICE_COLUMNS:
-        rows, values = _list_parts(table, name)
-        if rows.size:
-            bad[rows[~np.isfinite(values)]] = True
+    for values in prices:
+        bad |= ~np.isfinite(values)
+    for rows, values in depth:
+        bad[rows[~np.isfinite(values)]] = True
     flag(bad, NAN_PRICE)
 
     # ltq_epoch: a quantity in the range of an epoch time (2001..2100 in seconds).
-    ltq = _ints(table, "last_traded_quantity")
-    flag((ltq >= LTQ_EPOCH_MIN) & (ltq < EPOCH_MAX), LTQ_EPOCH)
+    ltq = v.last_traded_quantity
+    if ltq is not None:
+        flag((ltq >= LTQ_EPOCH_MIN) & (ltq < EPOCH_MAX), LTQ_EPOCH)
 
-    last = _floats(table, "last_price")
-    segment = _ints(table, "segment")
-    volume = _ints(table, "volume_traded")
-    flag(((last < 0) & (segment != MCX_SEGMENT)) | ((last == 0) & (volume > 0)), PRICE_NONPOSITIVE)
+    last = v.prices.get("last_price")
+    if last is not None:
+        wrong = (last < 0) & (v.segment != MCX_SEGMENT)
+        if v.volume_traded is not None:
+            wrong |= (last == 0) & (v.volume_traded > 0)
+        flag(wrong, PRICE_NONPOSITIVE)
 
     high_price = np.zeros(n, dtype=bool)
-    for name in PRICE_COLUMNS:
-        with np.errstate(invalid="ignore"):
-            high_price |= np.abs(_floats(table, name)) > MAX_PRICE
-    for name in DEPTH_PRICE_COLUMNS:
-        rows, values = _list_parts(table, name)
-        if rows.size:
-            with np.errstate(invalid="ignore"):
-                high_price[rows[np.abs(values) > MAX_PRICE]] = True
+    with np.errstate(invalid="ignore"):
+        for values in prices:
+            high_price |= np.abs(values) > MAX_PRICE
+        for rows, values in depth:
+            high_price[rows[np.abs(values) > MAX_PRICE]] = True
     flag(high_price, PRICE_OUT_OF_RANGE)
 
     # time_far_from_day: the exchange's stamp days away from when the capture got it.
-    ets, ets_ok = _times_us(table, "exchange_timestamp")
-    recv, recv_ok = _times_us(table, "recv_ts")
-    ref = np.where(recv_ok, recv, reference_us if reference_us is not None else 0)
-    ref_ok = recv_ok | (reference_us is not None)
-    flag(ets_ok & ref_ok & (np.abs(ets - ref) > MAX_TIME_SKEW_US), TIME_FAR_FROM_DAY)
+    if v.exchange_us is not None:
+        ets, ets_ok = v.exchange_us
+        if v.recv_us is not None:
+            recv, recv_ok = v.recv_us
+        else:
+            recv, recv_ok = np.zeros(n, np.int64), np.zeros(n, dtype=bool)
+        ref = np.where(recv_ok, recv, reference_us if reference_us is not None else 0)
+        ref_ok = recv_ok | (reference_us is not None)
+        flag(ets_ok & ref_ok & (np.abs(ets - ref) > MAX_TIME_SKEW_US), TIME_FAR_FROM_DAY)
 
-    low, high = _floats(table, "low"), _floats(table, "high")
-    flag((low > 0) & (high > 0) & (low > high), OHLC_INVERTED)
+    low, high = v.prices.get("low"), v.prices.get("high")
+    if low is not None and high is not None:
+        flag((low > 0) & (high > 0) & (low > high), OHLC_INVERTED)
 
     unordered = np.zeros(n, dtype=bool)
     for name, falling in (("bid_price", True), ("ask_price", False)):
-        rows, values = _list_parts(table, name)
+        rows, values = v.depth.get(name, (np.zeros(0, np.int64), None))
         if rows.size < 2:
             continue
         same = rows[1:] == rows[:-1]
@@ -137,11 +175,28 @@ def suspect_reasons(table: pa.Table, reference_us: Optional[int] = None) -> pa.A
         wrong = both & ((step > 0) if falling else (step < 0))
         unordered[rows[1:][wrong]] = True
     flag(unordered, DEPTH_UNORDERED)
+    return code
 
+
+_REASON_NAMES = pa.array([None, *REASONS], pa.string())
+
+
+def reasons_of_codes(code: np.ndarray) -> pa.Array:
+    """The ``suspect_reason`` column of ``suspect_codes``' answer."""
     if not code.any():
-        return pa.nulls(n, pa.string())
-    names = pa.array([None, *REASONS], pa.string())
-    return names.take(pa.array(code.astype(np.int32)))
+        return pa.nulls(len(code), pa.string())
+    return _REASON_NAMES.take(pa.array(code.astype(np.int32)))
+
+
+def suspect_reasons(table: pa.Table, reference_us: Optional[int] = None) -> pa.Array:
+    """``suspect_reason`` for every row of a decoded tick table (null when clean).
+
+    ``reference_us`` is the capture's own time when known (the file name's), used for
+    ticks without a container receive time (``recv_ts``).
+    """
+    if table.num_rows == 0:
+        return pa.array([], pa.string())
+    return reasons_of_codes(suspect_codes(TickValues.from_table(table), reference_us))
 
 
 def with_suspect_reason(table: pa.Table, reference_us: Optional[int] = None) -> pa.Table:

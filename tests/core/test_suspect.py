@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from app.core import encode, schema, suspect, synthetic, tick_sources
+from app.core import encode, protocol, schema, suspect, synthetic, tick_sources
 from app.core.decode import CaptureReader, decode_bytes
 
 TOKEN = 408065  # NSE equity (segment 1)
@@ -143,3 +143,46 @@ def test_the_inspector_index_flags_and_filters_suspect_packets(tmp_path):
     view = index.view(1)
     assert view.dissection.experts[0].severity == "warning" and "ltq_epoch" in view.dissection.experts[0].message
     assert not any("suspect" in e.message for e in index.view(0).dissection.experts)
+
+
+def test_packet_fields_rules_answer_like_the_tick_table():
+    """The decoder and the packet index flag from packet fields (``suspect_codes_of``);
+    the same rules over the decoded tick table (``suspect_reasons``, as for JSON and
+    Parquet inputs) give the same answer, row by row, on every kind of packet."""
+    from app.core.decode import decode_packets, suspect_codes_of
+    from app.core.framing import Framer
+
+    rng = np.random.default_rng(14)
+    packets = []
+    for i in range(400):
+        pick = int(rng.integers(8))
+        price = int(rng.choice([152_130, 0, 2_000_000_000]))
+        if pick == 0:
+            packets.append(quote(last_price=price, last_traded_quantity=int(rng.choice([3, T0]))))
+        elif pick == 1:
+            packets.append(quote(low=int(rng.choice([150_500, 154_000])), volume_traded=int(rng.choice([0, 9]))))
+        elif pick == 2:
+            bids = [(10, int(rng.choice([152_100 - 5 * k, 152_200, 0, 3_000_000_000])), 1) for k in range(5)]
+            packets.append(full(bids=bids, exchange_timestamp=int(rng.choice([T0, T0 + 9 * 86_400]))))
+        elif pick == 3:
+            asks = [(10, int(rng.choice([152_150 + 5 * k, 152_100, 0])), 1) for k in range(5)]
+            packets.append(full(asks=asks, last_price=price))
+        else:
+            length = int(rng.choice([8, 28, 32, 164, 492, 12]))
+            layout = protocol.LAYOUTS[length]
+            values = {"instrument_token": TOKEN if pick % 2 else (TOKEN & ~0xFF) | 7, "last_price": price}
+            for f in layout.fields:
+                if f.timestamp:
+                    values[f.name] = int(rng.choice([T0, T0 - 30 * 86_400]))
+            levels = layout.depth.levels if layout.depth else 0
+            depth = [(1, int(rng.choice([100_000 - k, 100_000 + k])), 1) for k in range(levels)] if levels else None
+            packets.append(encode.encode_packet(length, values, depth, depth))
+    for framing, recv_ns in (("raw", None), ("ts-u32len", [T0 * 10**9 + i for i in range(len(packets))])):
+        data = encode.frame([encode.encode_message([p]) for p in packets], framing, recv_ns=recv_ns)
+        split = Framer(framing).split(data, 0, True)
+        for reference in (None, T0 * 1_000_000):
+            table, _ = decode_packets(split, file_id="", fallback_time_us=reference)
+            expected = suspect.suspect_reasons(table.drop_columns(["suspect_reason"]), reference).to_pylist()
+            got = suspect.reasons_of_codes(suspect_codes_of(split, reference)).to_pylist()
+            assert got == expected == table.column("suspect_reason").to_pylist()
+            assert len(set(expected)) >= 5, set(expected)  # the cases reach most rules
