@@ -38,6 +38,7 @@ import pyarrow as pa
 from app.core import schema
 from app.errors import InputError, TargetLockedError
 from app.store import base
+from app.store import summary as tick_summary
 from app.store.base import (
     BAD_PACKETS_SCHEMA,
     CAPTURES_SCHEMA,
@@ -117,6 +118,7 @@ def _expected_columns() -> dict[str, tuple[str, list[str]]]:
         "instrument_masters": ("has", ["sha256", "lane", "instruments_date"]),
         "instrument_rows": ("has", ["instrument_token", "lane", "valid_from", "valid_to"]),
         "unknown_tokens": ("has", ["instrument_token", "diagnosis"]),
+        tick_summary.TABLE: ("exact", tick_summary.SUMMARY_SCHEMA.names),
     }
 
 
@@ -193,6 +195,20 @@ class DuckDBTarget(Target):
             con.execute(f"CREATE TABLE IF NOT EXISTS ticks AS SELECT * FROM {empty}")
             con.execute(_CAPTURES_DDL)
             con.execute(_BAD_DDL)
+            self._create_summary()
+
+    def _create_summary(self) -> None:
+        """The tick summary table; a target written before it gets it built from its ticks
+        (inside the caller's transaction: the table and its rows come together)."""
+        if self._has_table(tick_summary.TABLE):
+            return
+        self.con.execute(tick_summary.ddl())
+        self.con.execute(f"INSERT INTO {tick_summary.TABLE} {tick_summary.summary_sql('ticks')}")
+        log.info("built the tick summary of %s", self.path)
+
+    def has_summary(self) -> bool:
+        """Whether the target keeps a tick summary (a read-only target of an older Tickscope may not)."""
+        return self._has_table(tick_summary.TABLE)
 
     def _check_layout(self) -> None:
         """Refuse a database whose tables of our names are not ours, before creating anything."""
@@ -417,6 +433,9 @@ class DuckDBTarget(Target):
         mapping = base.resolution_map(book, pairs)
         if mapping.num_rows == 0:
             return 0
+        # The captures whose ticks may be named now: their summary rows are rebuilt below.
+        touched = [r[0] for r in con.execute(
+            f"SELECT DISTINCT file_id FROM {tick_summary.TABLE} WHERE NOT resolved").fetchall()]
         sets = ", ".join(f'"{n}" = m."{n}"' for n in schema.ENRICHMENT_SCHEMA.names)
         with _arrow_view(con, mapping) as view:
             updated = con.execute(
@@ -432,7 +451,18 @@ class DuckDBTarget(Target):
                      USING (file_id)) u
                WHERE captures.file_id = u.file_id"""
         )
+        self._rebuild_summary(touched)
         return int(updated)
+
+    def _rebuild_summary(self, file_ids: Sequence[str]) -> None:
+        """Recompute these captures' summary rows from their ticks (inside the caller's transaction)."""
+        if not file_ids:
+            return
+        con = self.con
+        where = "list_contains($ids, file_id)"
+        con.execute(f"DELETE FROM {tick_summary.TABLE} WHERE {where}", {"ids": list(file_ids)})
+        con.execute(f"INSERT INTO {tick_summary.TABLE} {tick_summary.summary_sql('ticks', where=where)}",
+                    {"ids": list(file_ids)})
 
     def resolve_with_masters(self, masters) -> tuple[int, pa.Table]:
         """Store masters, name ticks and rebuild unknown_tokens in one transaction."""
@@ -472,13 +502,28 @@ class DuckDBTarget(Target):
     def _stored_counts(self) -> dict[str, tuple[int, int]]:
         return {fid: (int(t), int(b)) for fid, t, b in self.con.execute(self._COUNTS_SQL).fetchall()}
 
+    def _summary_findings(self, captures: pa.Table, counts: dict[str, tuple[int, int]]) -> list[base.Finding]:
+        if not self.has_summary():  # read-only, written by an older Tickscope: readers scan the ticks
+            return []
+        summed = {fid: int(n) for fid, n in self.con.execute(
+            f"SELECT file_id, sum(ticks) FROM {tick_summary.TABLE} GROUP BY file_id").fetchall()}
+        reported = {f.file_id for f in base.count_findings(captures, counts)}
+        return tick_summary.findings(captures, {fid: t for fid, (t, _) in counts.items()}, summed, reported)
+
     def damaged_captures(self) -> dict[str, str]:
-        return {f.file_id: f.what for f in base.count_findings(self.captures(), self._stored_counts())}
+        captures, counts = self.captures(), self._stored_counts()
+        findings = base.count_findings(captures, counts) + self._summary_findings(captures, counts)
+        damaged: dict[str, str] = {}
+        for finding in findings:
+            damaged.setdefault(finding.file_id, finding.what)
+        return damaged
 
     def verify(self) -> list[base.Finding]:
         captures = self.captures()
-        findings = base.count_findings(captures, self._stored_counts())
-        for table in ("ticks", "bad_packets"):
+        counts = self._stored_counts()
+        findings = base.count_findings(captures, counts) + self._summary_findings(captures, counts)
+        tables = ("ticks", "bad_packets", tick_summary.TABLE) if self.has_summary() else ("ticks", "bad_packets")
+        for table in tables:
             orphans = self.con.execute(
                 f"SELECT file_id, count(*) FROM {table} WHERE file_id IS NULL OR file_id NOT IN "
                 "(SELECT file_id FROM captures) GROUP BY file_id ORDER BY file_id"
@@ -508,7 +553,7 @@ class DuckDBTarget(Target):
             missing = [fid for fid, _, there, _, _ in rows if not there]
             if missing:
                 raise base.NotInTarget(missing)
-            for table in ("ticks", "bad_packets", "captures"):
+            for table in ("ticks", "bad_packets", tick_summary.TABLE, "captures"):
                 con.execute(f"DELETE FROM {table} WHERE file_id IN (SELECT file_id FROM {ids})")
             unknown = explain_unknown(self.unresolved_aggregate(), self.stored_book())
             self._store_unknown_in_transaction(unknown)
@@ -536,7 +581,7 @@ class _DuckCaptureWrite(CaptureWrite):
         self._insert_bytes = memory.writer_bytes // 2 if memory is not None else None
         if force:
             # Inside this transaction, so the old rows go only if the new ones arrive.
-            for table in ("ticks", "bad_packets", "captures"):
+            for table in ("ticks", "bad_packets", tick_summary.TABLE, "captures"):
                 self.cur.execute(f"DELETE FROM {table} WHERE file_id = ?", [file_id])
 
     def add_ticks(self, ticks: pa.Table) -> None:
@@ -586,6 +631,9 @@ class _DuckCaptureWrite(CaptureWrite):
                 raise AlreadyIngested(self.file_id)
             with _arrow_view(cur, record.to_table()) as row:
                 cur.execute(f"INSERT INTO captures SELECT * FROM {row}")
+            # The capture's summary, from its ticks as this transaction sees them.
+            cur.execute(f"INSERT INTO {tick_summary.TABLE} "
+                        f"{tick_summary.summary_sql('ticks', where='file_id = $file_id')}", {"file_id": self.file_id})
             cur.execute("COMMIT")
         except BaseException:
             self.abort()

@@ -9,6 +9,7 @@ Names (relative to the dataset folder ``T``)::
 
     published   ticks/trading_date=D/part-<fid16>-<wid>-<n>.parquet   (README's glob matches these)
                 bad_packets/bad-<fid16>-<wid>.parquet
+                summary/summary-<fid16>-<wid>.parquet                  (the capture's tick summary)
     staged      <same folder>/.<published name>.staged                 (complete, fsynced, not committed)
     temporary   <same folder>/.<published name>.<rand8>.tmp             (a part being encoded)
                 <folder>/.<name>.<session>-<rand8>.tmp                  (manifests, journal files)
@@ -54,7 +55,7 @@ log = logging.getLogger(__name__)
 JOURNAL_DIR = "journal"
 COMMIT_FILE = "commit.json"
 SESSION_PREFIX = "session-"
-FOLDERS = ("ticks", "bad_packets", "captures", "instruments", "unknown_tokens", JOURNAL_DIR)
+FOLDERS = ("ticks", "bad_packets", "summary", "captures", "instruments", "unknown_tokens", JOURNAL_DIR)
 FIXED_FILES = {
     "captures": "captures.parquet",
     "instruments": "instruments.parquet",
@@ -65,9 +66,11 @@ PART_GLOB = "ticks/*/part-*.parquet"  # README's recipe
 HEX8 = "[0-9a-f]{8}"
 PART_NAME = re.compile(r"^part-(?P<fid>[0-9a-f]{16})-(?P<wid>[0-9a-f]{8})-(?P<n>\d+)\.parquet$")
 BAD_NAME = re.compile(r"^bad-(?P<fid>[0-9a-f]{16})-(?P<wid>[0-9a-f]{8})\.parquet$")
+SUMMARY_NAME = re.compile(r"^summary-(?P<fid>[0-9a-f]{16})-(?P<wid>[0-9a-f]{8})\.parquet$")  # app.store.summary
 # A part's private names: staged, or temporary while being encoded.
 PRIVATE_PART = re.compile(
-    r"^\.(?P<name>(?:part-[0-9a-f]{16}-(?P<wid>[0-9a-f]{8})-\d+|bad-[0-9a-f]{16}-(?P<bwid>[0-9a-f]{8}))\.parquet)"
+    r"^\.(?P<name>(?:part-[0-9a-f]{16}-(?P<wid>[0-9a-f]{8})-\d+|bad-[0-9a-f]{16}-(?P<bwid>[0-9a-f]{8})"
+    r"|summary-[0-9a-f]{16}-(?P<swid>[0-9a-f]{8}))\.parquet)"
     rf"\.(?:staged|{HEX8}\.tmp)$"
 )
 # Manifests and journal files being replaced: tagged with the session that writes them.
@@ -330,7 +333,7 @@ def prune_partitions(root: Path) -> None:
 def is_private_of(name: str, sessions: set[str], write_ids: set[str]) -> bool:
     part = PRIVATE_PART.match(name)
     if part:
-        return (part.group("wid") or part.group("bwid")) in write_ids
+        return (part.group("wid") or part.group("bwid") or part.group("swid")) in write_ids
     tagged = PRIVATE_SESSION.match(name)
     return bool(tagged) and tagged.group("session") in sessions
 

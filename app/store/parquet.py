@@ -62,6 +62,7 @@ import pyarrow.parquet as pq
 from app.core import schema
 from app.errors import InputError, TargetLockedError
 from app.store import base, journal
+from app.store import summary as tick_summary
 from app.store.journal import Journal, JournalError, fsync_dir, fsync_file
 from app.store.base import (
     BAD_PACKETS_SCHEMA,
@@ -77,8 +78,9 @@ log = logging.getLogger(__name__)
 from app.store.checks import MARKER, check_target  # noqa: E402 - the one spelling and rule
 LOCK = ".tickscope-lock"
 # 2: the commit journal, private part names, per-part rows/bytes/footer fingerprints in
-# the manifest. A version-1 dataset is migrated at its first open for writing.
-FORMAT_VERSION = 2
+# the manifest. 3: every capture lists a tick summary part (app.store.summary). An older
+# dataset is migrated at its first open for writing.
+FORMAT_VERSION = 3
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 
 # Parquet captures carry the exact list of files that make up each capture.
@@ -347,9 +349,10 @@ class ParquetTarget(Target):
             version = 1
         if version >= FORMAT_VERSION:
             return
-        if self._captures.num_rows:
+        if version < 2 and self._captures.num_rows:
             # The manifest with its parts fingerprinted; every listed part keeps its name.
             self._commit(self._captures, publish=[], unpublish=[])
+        self._add_missing_summaries()
         _write_marker(marker, self.session)
         log.info("migrated the Parquet dataset %s to format %d", self.path, FORMAT_VERSION)
 
@@ -433,16 +436,35 @@ class ParquetTarget(Target):
         if existing.num_rows and not force:
             raise AlreadyIngested(file_id)
         rows, sizes, footers = self._staged_fingerprints(part_rows)
-        row = record.to_table()
-        for field, values in zip(MANIFEST_PART_FIELDS, (list(part_rows), rows, sizes, footers)):
-            row = row.append_column(field, pa.array([values], field.type))
-        old = existing["parts"].combine_chunks().flatten().to_pylist() if existing.num_rows else []
-        others = self._captures.filter(pc.invert(pc.is_in(self._captures["file_id"], row["file_id"])))
-        self._commit(
-            pa.concat_tables([others, row.cast(PARQUET_CAPTURES_SCHEMA)]),
-            publish=[(journal.staged_name(rel), rel) for rel in part_rows],
-            unpublish=old,
-        )
+        # The capture's tick summary, from its staged tick parts: committed with them,
+        # named with their write id (recorded already), or a new one when there are none.
+        write_id = next((m.group("wid") for m in (journal.PART_NAME.match(Path(rel).name) or
+                                                  journal.BAD_NAME.match(Path(rel).name) for rel in part_rows) if m),
+                        None)
+        if write_id is None:
+            write_id = journal.new_id()
+            self.record_write_id(write_id)
+        ticks = [self.path / journal.staged_name(rel) for rel in part_rows if rel.startswith("ticks/")]
+        summary_rel, _ = self._stage_summary(file_id, ticks, write_id)
+        try:
+            size, found, footer = journal.part_fingerprint(self.path / journal.staged_name(summary_rel))
+            part_rows = {**part_rows, summary_rel: found}
+            rows, sizes, footers = rows + [found], sizes + [size], footers + [footer]
+            row = record.to_table()
+            for field, values in zip(MANIFEST_PART_FIELDS, (list(part_rows), rows, sizes, footers)):
+                row = row.append_column(field, pa.array([values], field.type))
+            old = existing["parts"].combine_chunks().flatten().to_pylist() if existing.num_rows else []
+            others = self._captures.filter(pc.invert(pc.is_in(self._captures["file_id"], row["file_id"])))
+            self._commit(
+                pa.concat_tables([others, row.cast(PARQUET_CAPTURES_SCHEMA)]),
+                publish=[(journal.staged_name(rel), rel) for rel in part_rows],
+                unpublish=old,
+            )
+        except BaseException:
+            staged = journal.staged_name(summary_rel)
+            if staged not in self._pending_staged():
+                (self.path / staged).unlink(missing_ok=True)
+            raise
 
     # -- reading ----------------------------------------------------------------
 
@@ -755,6 +777,14 @@ class ParquetTarget(Target):
                     resolved_total += named
                     still_unresolved += unresolved
                 if changed_any:
+                    # Its summary again, from its tick parts as this commit leaves them.
+                    fid = record["file_id"][0].as_py()
+                    ticks = [self.path / (journal.staged_name(rel) if rel in staged else rel)
+                             for rel in lists["parts"] if rel.startswith("ticks/")]
+                    summary_rel, _ = self._stage_summary(fid, ticks, write_id)
+                    staged.append(summary_rel)
+                    _set_summary_entry(lists, summary_rel, journal.part_fingerprint(
+                        self.path / journal.staged_name(summary_rel)))
                     for f in MANIFEST_PART_FIELDS:
                         record = record.set_column(record.schema.get_field_index(f.name), f.name,
                                                    pa.array([lists[f.name]], f.type))
@@ -782,6 +812,97 @@ class ParquetTarget(Target):
             raise
         return resolved_total
 
+    # -- the tick summary (app.store.summary): one part per capture, among its parts ----------
+
+    def summary_parts(self) -> tuple[list[str], set[str]]:
+        """The committed captures' summary part files, and the captures that have none
+        (a dataset an older Tickscope wrote, not opened for writing since)."""
+        files, lacking = [], set()
+        for fid, parts in zip(self._captures["file_id"].to_pylist(), self._captures["parts"].to_pylist()):
+            mine = [rel for rel in parts or [] if rel.startswith(f"{tick_summary.FOLDER}/")]
+            if mine:
+                files += [str(self.path / rel) for rel in mine]
+            else:
+                lacking.add(fid)
+        return sorted(files), lacking
+
+    def format_version(self) -> int:
+        try:
+            return int(json.loads((self.path / MARKER).read_text()).get("version", 1))
+        except (OSError, ValueError, AttributeError, TypeError):
+            return 1
+
+    def _summarize(self, files: Sequence[Path]) -> pa.Table:
+        """The tick summary of these tick part files (DuckDB reads only the columns it needs)."""
+        if not files:
+            return tick_summary.SUMMARY_SCHEMA.empty_table()
+        con = self._sql()
+        try:
+            rel = con.sql("SELECT * FROM read_parquet($files, hive_partitioning = true, "
+                          "hive_types = {'trading_date': DATE}, union_by_name = true)",
+                          params={"files": [str(f) for f in files]})
+            rel.create_view("ticks")
+            sql = tick_summary.summary_sql("ticks", has_suspect="suspect_reason" in rel.columns)
+            return tick_summary.conform(con.sql(sql).to_arrow_table())
+        finally:
+            con.close()
+
+    def _stage_summary(self, file_id: str, tick_files: Sequence[Path], write_id: str) -> tuple[str, int]:
+        """Summarize a capture's tick parts into a staged summary part (``write_id``
+        recorded): its published name (relative) and rows. A commit publishes it."""
+        rel = _summary_name(file_id[:16], write_id)
+        table = self._summarize(tick_files)
+        staged = self.path / journal.staged_name(rel)
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        tmp = journal.temporary_part(staged.parent, Path(rel).name)
+        try:
+            pq.write_table(table, tmp, **WRITE_OPTIONS)
+            fsync_file(tmp)
+            os.replace(tmp, staged)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        fsync_dir(staged.parent)
+        return rel, table.num_rows
+
+    def _add_missing_summaries(self) -> None:
+        """Give every capture without a summary part one, from its ticks, in one commit
+        (a dataset written before summaries). A capture whose parts are damaged is left
+        as it is: verify reports it, and re-ingesting it writes its summary."""
+        _, lacking = self.summary_parts()
+        if not lacking:
+            return
+        from app.store import parquet_integrity
+
+        damaged = parquet_integrity.damaged_captures(self)
+        write_id = journal.new_id()
+        self.record_write_id(write_id)
+        rows, staged = [], []
+        try:
+            for i in range(self._captures.num_rows):
+                record = self._captures.slice(i, 1)
+                fid = record["file_id"][0].as_py()
+                if fid in lacking and fid not in damaged:
+                    lists = {f.name: record[f.name][0].as_py() or [] for f in MANIFEST_PART_FIELDS}
+                    ticks = [self.path / rel for rel in lists["parts"] if rel.startswith("ticks/")]
+                    rel, _ = self._stage_summary(fid, ticks, write_id)
+                    staged.append(rel)
+                    _set_summary_entry(lists, rel, journal.part_fingerprint(self.path / journal.staged_name(rel)))
+                    for f in MANIFEST_PART_FIELDS:
+                        record = record.set_column(record.schema.get_field_index(f.name), f.name,
+                                                   pa.array([lists[f.name]], f.type))
+                rows.append(record)
+            if staged:
+                self._commit(pa.concat_tables(rows), publish=[(journal.staged_name(r), r) for r in staged],
+                             unpublish=[])
+                log.info("wrote the tick summary of %d captures of %s", len(staged), self.path)
+        except BaseException:
+            pending = self._pending_staged()
+            for rel in staged:
+                if journal.staged_name(rel) not in pending:
+                    (self.path / journal.staged_name(rel)).unlink(missing_ok=True)
+            raise
+
     def _resolve_write_id(self) -> str:
         """A write id whose rewritten names meet no part listed or on disk: a part is never
         replaced (that could destroy a file a capture still lists)."""
@@ -791,8 +912,9 @@ class ParquetTarget(Target):
             taken = False
             for parts in self._captures["parts"].to_pylist():
                 for at, rel in enumerate(parts or []):
-                    if rel.startswith("ticks/"):
-                        new_rel = _resolved_name(rel, write_id, at)
+                    if rel.startswith(("ticks/", f"{tick_summary.FOLDER}/")):
+                        new_rel = (_resolved_name(rel, write_id, at) if rel.startswith("ticks/")
+                                   else _summary_name(rel.split("-")[1], write_id))
                         if new_rel in listed or (self.path / new_rel).exists():
                             taken = True
                             break
@@ -808,6 +930,22 @@ def _resolved_name(rel: str, write_id: str, position: int) -> str:
     folder, _, name = rel.rpartition("/")
     fid16 = name.split("-")[1]
     return f"{folder}/part-{fid16}-{write_id}-{position}.parquet"
+
+
+def _summary_name(fid16: str, write_id: str) -> str:
+    return f"{tick_summary.FOLDER}/summary-{fid16}-{write_id}.parquet"
+
+
+def _set_summary_entry(lists: dict, rel: str, fingerprint: tuple[int, int, str]) -> None:
+    """Put summary part ``rel`` in a manifest row's part lists, in place of its old one."""
+    size, rows, footer = fingerprint
+    at = next((i for i, p in enumerate(lists["parts"]) if p.startswith(f"{tick_summary.FOLDER}/")), None)
+    if at is None:
+        for name in ("parts", "part_rows", "part_bytes", "part_footers"):
+            lists[name].append(None)
+        at = len(lists["parts"]) - 1
+    for name, value in zip(("parts", "part_rows", "part_bytes", "part_footers"), (rel, rows, size, footer)):
+        lists[name][at] = value
 
 
 def _count_unresolved(path: Path) -> int:

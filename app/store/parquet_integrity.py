@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from app.store import journal
+from app.store import summary as tick_summary
 from app.store.base import REINGEST, Finding, NotInTarget, RemovedCapture, capture_name, count_findings, unknown_orphan_findings
 
 if TYPE_CHECKING:
@@ -66,7 +67,8 @@ def damaged_captures(target: "ParquetTarget") -> dict[str, str]:
 def _counted_rows(target: "ParquetTarget", intact: dict[str, list[str]]) -> tuple[dict, list[Finding]]:
     """file_id -> (tick rows, bad rows) in the intact parts, and findings for rows of
     another capture inside a capture's parts (one scan of the file_id column)."""
-    owner = {rel: fid for fid, parts in intact.items() for rel in parts}
+    owner = {rel: fid for fid, parts in intact.items() for rel in parts
+             if rel.startswith(("ticks/", "bad_packets/"))}
     paths = {rel: capture_name(p) for fid, p in zip(target._captures["file_id"].to_pylist(),
                                                     target._captures["path"].to_pylist())
              for rel in intact.get(fid, [])}
@@ -103,12 +105,40 @@ def verify(target: "ParquetTarget") -> list[Finding]:
     damaged = {f.file_id for f in findings}
     captures = target._captures
     whole = captures.filter(pc.invert(pc.is_in(captures["file_id"], pa.array(sorted(damaged), pa.string()))))
-    findings += count_findings(whole, counted)
+    counts = count_findings(whole, counted)
+    findings += counts
+    findings += _summary_findings(target, whole, intact, counted, {f.file_id for f in counts})
     findings += _folder_findings(target)
     unknown = target._stored_unknown()
     if unknown is not None:
         findings += unknown_orphan_findings(unknown, captures)
     return findings
+
+
+def _summary_findings(target: "ParquetTarget", captures: pa.Table, intact: dict[str, list[str]],
+                      counted: dict, reported: set) -> list[Finding]:
+    """Each whole capture's summary part counts the ticks its tick parts hold (one read of
+    the small summary parts' ``ticks`` column). A dataset an older Tickscope wrote (format
+    2, not opened for writing since) has none: readers compute it, nothing to report."""
+    files = {rel: fid for fid, parts in intact.items() for rel in parts if rel.startswith(f"{tick_summary.FOLDER}/")}
+    summed = {fid: 0 for fid in files.values()}
+    if files:
+        con = target._sql()
+        try:
+            rows = con.execute("SELECT filename, sum(ticks) FROM read_parquet(?, filename = true) GROUP BY ALL",
+                               [[str(target.path / rel) for rel in files]]).fetchall()
+        finally:
+            con.close()
+        root = str(target.path) + "/"
+        for filename, n in rows:
+            rel = Path(filename).as_posix()
+            rel = rel[len(root):] if rel.startswith(root) else Path(filename).relative_to(target.path).as_posix()
+            summed[files[rel]] += int(n or 0)
+    if target.format_version() < 3 and not files:
+        return []
+    whole = set(captures["file_id"].to_pylist())
+    stored = {fid: ticks for fid, (ticks, _) in counted.items() if fid in whole}
+    return tick_summary.findings(captures, stored, summed, reported)
 
 
 def _folder_findings(target: "ParquetTarget") -> list[Finding]:
@@ -126,7 +156,12 @@ def _folder_findings(target: "ParquetTarget") -> list[Finding]:
         folder = Path(rel).parent.as_posix()
         part_named = ((folder.startswith("ticks/trading_date=") and journal.PART_NAME.match(path.name))
                       or (folder == "bad_packets" and journal.BAD_NAME.match(path.name)))
-        if part_named:
+        if folder == tick_summary.FOLDER and journal.SUMMARY_NAME.match(path.name):
+            findings.append(Finding(
+                "orphan_part", rel, "a tick summary part no committed capture lists (left by an older run)",
+                "Tickscope never deletes it: move it out of the dataset folder if it is not yours",
+            ))
+        elif part_named:
             findings.append(Finding(
                 "orphan_part", rel, "a part file no committed capture lists (copied in, or left by an older "
                 "Tickscope); readers globbing ticks/*/part-*.parquet see its rows",
@@ -158,7 +193,7 @@ def remove(target: "ParquetTarget", file_ids: Sequence[str]) -> list[RemovedCapt
             unpublish.append(rel)
             if rel.startswith("ticks/"):
                 ticks += rows or 0
-            else:
+            elif rel.startswith("bad_packets/"):
                 bad += rows or 0
         removed.append(RemovedCapture(row["file_id"], row["path"], ticks, bad))
     kept = captures.filter(pc.invert(pc.is_in(captures["file_id"], chosen["file_id"])))

@@ -33,6 +33,7 @@ import pyarrow as pa
 
 from app.core import schema
 from app.core.market_time import IST_OFFSET_US
+from app.store import summary as tick_summary
 from app.errors import InputError, UsageError
 
 # Candle widths (seconds). Buckets are aligned on the IST clock: 1h candles start at
@@ -78,17 +79,20 @@ def literal(value) -> str:
 
 @dataclass(frozen=True)
 class Query:
-    """SQL over ``{ticks}`` and ``{captures}`` with named ``$parameters``."""
+    """SQL over ``{ticks}``, ``{captures}`` and ``{summary}`` (the store's tick summary,
+    ``app.store.summary``) with named ``$parameters``."""
 
     sql: str
     params: dict = field(default_factory=dict)
 
 
-def render(query: Query, ticks: str, captures: str = "captures") -> str:
+def render(query: Query, ticks: str, captures: str = "captures", summary: Optional[str] = None) -> str:
     """The query's SQL with the relations named and every parameter as a literal.
 
-    Parameters are replaced longest name first, so ``$day`` never eats ``$day_to``."""
-    text = query.sql.replace("{ticks}", ticks).replace("{captures}", captures)
+    ``summary`` defaults to the summary computed from ``ticks``. Parameters are replaced
+    longest name first, so ``$day`` never eats ``$day_to``."""
+    summary = summary or f"({tick_summary.summary_sql(ticks)})"
+    text = query.sql.replace("{ticks}", ticks).replace("{captures}", captures).replace("{summary}", summary)
     for name in sorted(query.params, key=len, reverse=True):
         text = text.replace(f"${name}", literal(query.params[name]))
     return text
@@ -197,9 +201,10 @@ ORDER BY start_us"""
 
 
 def days_query(token: int) -> Query:
+    """The trading days with ticks of one instrument, from the tick summary."""
     return Query("""
-SELECT trading_date, count(*) AS ticks, min(tick_time) AS first_time, max(tick_time) AS last_time
-FROM {ticks}
+SELECT trading_date, sum(ticks)::BIGINT AS ticks, min(first_time) AS first_time, max(last_time) AS last_time
+FROM {summary}
 WHERE instrument_token = $token AND trading_date IS NOT NULL
 GROUP BY trading_date
 ORDER BY trading_date""", {"token": int(token)})
@@ -210,27 +215,24 @@ def instruments_query(text: str = "", limit: int = 200) -> Query:
     case): prefix matches first, then the busiest. Unresolved tokens are listed too
     (symbol NULL, ``resolved`` false), found by their token.
 
-    Two steps, so a search costs one scan of the text columns plus one of the matching
-    instruments' rows: the tokens any of whose ticks match, then their counts and times
-    over all their ticks. Tokens are matched as text only when ``text`` is digits."""
+    Read from the store's tick summary (``app.store.summary``: a row per capture,
+    instrument, day and naming), not the ticks: the tokens any of whose rows match, then
+    their counts and times summed over all their rows. Tokens are matched as text only
+    when ``text`` is digits."""
     text = (text or "").strip()
     params = {"limit": int(limit)}
-    hit = head = rank = ""
+    hit = rank = ""
     if text:
-        # Plain substring tests (no LIKE patterns: "%" and "_" are text, and DuckDB's ILIKE
-        # with ESCAPE is many times slower than contains()).
+        # Plain substring tests (no LIKE patterns: "%" and "_" are text).
         params["text"] = text.lower()
-        found = ("SELECT DISTINCT instrument_token FROM {ticks} "
-                 "WHERE contains(lower(tradingsymbol), $text) OR contains(lower(name), $text)")
-        if text.isdigit():  # tokens as text: cast the few distinct tokens, not every tick's
-            found += (" UNION SELECT instrument_token FROM tokens WHERE contains(CAST(instrument_token AS VARCHAR), "
-                      "$text) OR contains(CAST(exchange_token AS VARCHAR), $text)")
-            head = ("WITH tokens AS MATERIALIZED (SELECT instrument_token, any_value(exchange_token) AS exchange_token "
-                    "FROM {ticks} GROUP BY instrument_token)\n")
-        hit = f"JOIN ({found}) hit USING (instrument_token)"
+        match = "contains(lower(tradingsymbol), $text) OR contains(lower(name), $text)"
+        if text.isdigit():
+            match += (" OR contains(CAST(instrument_token AS VARCHAR), $text)"
+                      " OR contains(CAST(exchange_token AS VARCHAR), $text)")
+        hit = f"JOIN (SELECT DISTINCT instrument_token FROM {{summary}} WHERE {match}) hit USING (instrument_token)"
         rank = ("(CASE WHEN starts_with(lower(symbol), $text) OR starts_with(CAST(instrument_token AS VARCHAR), "
                 "$text) THEN 0 ELSE 1 END), ")
-    sql = head + f"""
+    sql = f"""
 SELECT instrument_token,
        any_value(exchange_token) AS exchange_token,
        any_value(tradingsymbol) AS symbol,
@@ -238,10 +240,10 @@ SELECT instrument_token,
        any_value(exchange) AS exchange,
        any_value(instrument_type) AS instrument_type,
        bool_or(coalesce(resolved, false)) AS resolved,
-       count(*) AS ticks,
-       min(tick_time) AS first_time,
-       max(tick_time) AS last_time
-FROM {{ticks}}
+       sum(ticks)::BIGINT AS ticks,
+       min(first_time) AS first_time,
+       max(last_time) AS last_time
+FROM {{summary}}
 {hit}
 GROUP BY instrument_token
 ORDER BY {rank}ticks DESC, instrument_token
@@ -338,6 +340,11 @@ class TargetReader:
             if self.kind == "duckdb":
                 self.con = self.target.con
                 self._own_con = False
+                if self.target.has_summary():
+                    self.summary = tick_summary.TABLE
+                else:  # written by a Tickscope before the summary: computed from the ticks
+                    self.summary = "(" + tick_summary.summary_sql(
+                        "ticks", has_suspect="suspect_reason" in self.target._columns_of("ticks")) + ")"
             else:
                 self.con = duckdb.connect()
                 self._own_con = True
@@ -349,6 +356,8 @@ class TargetReader:
                 self.missing_parts = sorted(set(listed) - set(self._files))
                 self.con.execute(f"CREATE VIEW ticks AS SELECT * FROM {self._parquet_source()}")
                 self.con.register("captures", self.target.captures())
+                self.con.execute(f"CREATE VIEW summary AS {self._parquet_summary('ticks')}")
+                self.summary = "summary"
             self.columns = [r[0] for r in self.con.execute("DESCRIBE SELECT * FROM ticks").fetchall()]
         except BaseException:
             self.close()
@@ -363,6 +372,23 @@ class TargetReader:
         files = ", ".join(literal(f) for f in self._files)
         return (f"read_parquet([{files}], hive_partitioning = true, "
                 "hive_types = {'trading_date': DATE}, union_by_name = true)")
+
+    def _parquet_summary(self, ticks: str) -> str:
+        """The dataset's summary parts, plus the summary of the captures without one (a
+        dataset an older Tickscope wrote, not opened for writing since) from their ticks."""
+        files, lacking = self.target.summary_parts()
+        files = [f for f in files if os.path.isfile(f)]
+        pieces = []
+        if files:
+            pieces.append(f"SELECT * FROM {tick_summary.parquet_source([literal(f) for f in files])}")
+        if lacking and self._files:
+            where = f"list_contains({literal(sorted(lacking))}, file_id)"
+            pieces.append(tick_summary.summary_sql(ticks, where=where))
+        if not pieces:
+            name = f"tickscope_empty_{secrets.token_hex(6)}"
+            self.con.register(name, tick_summary.SUMMARY_SCHEMA.empty_table())
+            return f"SELECT * FROM {name}"
+        return "\nUNION ALL BY NAME\n".join(pieces)
 
     def close(self) -> None:
         if getattr(self, "_own_con", False) and self.con is not None:
@@ -383,7 +409,7 @@ class TargetReader:
 
     def run(self, query: Query) -> pa.Table:
         try:
-            return self.con.sql(render_params(query), params=query.params).to_arrow_table()
+            return self.con.sql(render_params(query, self.summary), params=query.params).to_arrow_table()
         except (duckdb.IOException, duckdb.InvalidInputException) as err:
             raise self._unreadable(err) from None
 
@@ -395,13 +421,16 @@ class TargetReader:
         """SQL any DuckDB runs to get the same rows from this target (parameters inlined)."""
         if self.kind == "duckdb":
             head = f"ATTACH {literal(str(self.path))} AS tickscope (READ_ONLY);\n"
-            return head + render(query, "tickscope.ticks", "tickscope.captures").strip() + ";\n"
+            summary = f"tickscope.{tick_summary.TABLE}" if self.summary == tick_summary.TABLE else None
+            return head + render(query, "tickscope.ticks", "tickscope.captures", summary).strip() + ";\n"
         if not self._files:
             return "-- the dataset has no committed ticks yet\n"
         files = ", ".join(literal(f) for f in self._files)
         source = (f"read_parquet([{files}], hive_partitioning = true, "
                   "hive_types = {'trading_date': DATE}, union_by_name = true)")
-        return render(query, source, literal(str(self.path / "captures" / "captures.parquet"))).strip() + ";\n"
+        summary = f"({self._parquet_summary(source)})"
+        return render(query, source, literal(str(self.path / "captures" / "captures.parquet")),
+                      summary).strip() + ";\n"
 
     def export(self, query: Query, out: Path | str, fmt: str) -> int:
         """Write the query's rows to ``out`` (csv, json array or parquet) through a temporary
@@ -415,7 +444,7 @@ class TargetReader:
         os.close(fd)
         try:
             rows = self.con.execute(
-                f"COPY ({render_params(query)}) TO {literal(tmp)} ({options})", query.params
+                f"COPY ({render_params(query, self.summary)}) TO {literal(tmp)} ({options})", query.params
             ).fetchall()
             os.replace(tmp, out)
         except (duckdb.IOException, duckdb.InvalidInputException) as err:
@@ -453,7 +482,7 @@ class TargetReader:
         caps = self.target.captures()
         if self.kind == "duckdb":
             per_day = self.con.execute(
-                "SELECT file_id, trading_date, count(*) FROM ticks GROUP BY ALL ORDER BY ALL").fetchall()
+                f"SELECT file_id, trading_date, sum(ticks) FROM {self.summary} GROUP BY ALL ORDER BY ALL").fetchall()
         else:
             per_day = self._manifest_days()
         days: dict[str, list] = {}
@@ -508,7 +537,7 @@ class TargetReader:
             where += " AND upper(exchange) = $exchange"
             params["exchange"] = exchange.strip().upper()
         found = self.con.execute(
-            f"SELECT instrument_token, any_value(exchange), any_value(tradingsymbol) FROM ticks "
+            f"SELECT instrument_token, any_value(exchange), any_value(tradingsymbol) FROM {self.summary} "
             f"WHERE {where} GROUP BY instrument_token ORDER BY instrument_token", params).fetchall()
         if not found:
             raise UsageError(f"no ticks of symbol {symbol} in {self.path} (try `--token N`, or search with "
@@ -546,9 +575,9 @@ class TargetReader:
         return page.to_pylist()[0]
 
 
-def render_params(query: Query) -> str:
+def render_params(query: Query, summary: str = tick_summary.TABLE) -> str:
     """The query's SQL for this process: relations by their names in the reader's database."""
-    return query.sql.replace("{ticks}", "ticks").replace("{captures}", "captures")
+    return query.sql.replace("{ticks}", "ticks").replace("{captures}", "captures").replace("{summary}", summary)
 
 
 def open_reader(path: Path | str) -> TargetReader:

@@ -138,7 +138,7 @@ def assert_clean(path: Path) -> None:
     """Only committed parts and the dataset's own files: no temporary or orphan parts."""
     with ParquetTarget(path, read_only=True) as t:
         listed = {p for parts in t.committed_parts().values() for p in parts}
-    parts = {rel for rel in files_on_disk(path) if rel.startswith(("ticks/", "bad_packets/"))}
+    parts = {rel for rel in files_on_disk(path) if rel.startswith(("ticks/", "bad_packets/", "summary/"))}
     assert parts == listed
     assert not [rel for rel in files_on_disk(path) if rel.endswith((".tmp", ".staged"))]
     assert not [rel for rel in files_on_disk(path) if rel.startswith("journal/")]

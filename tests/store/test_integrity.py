@@ -18,7 +18,7 @@ from app.core import synthetic
 from app.errors import EXIT_DAMAGED
 from app.pipeline.ingest import file_sha256, run_ingest
 from app.store import NotInTarget, open_target
-from app.store.parquet import MARKER, PARQUET_CAPTURES_SCHEMA
+from app.store.parquet import FORMAT_VERSION, MARKER, PARQUET_CAPTURES_SCHEMA
 from tests.conftest import REPO
 
 KINDS = ["duckdb", "parquet"]
@@ -251,7 +251,7 @@ def test_a_version_1_dataset_opens_and_is_migrated(tmp_path, inputs):
         assert t.ticks().equals(clean["ticks"])
     with open_target(root) as t:
         assert t.verify() == []
-    assert json.loads((root / MARKER).read_text())["version"] == 2
+    assert json.loads((root / MARKER).read_text())["version"] == FORMAT_VERSION
     assert pq.read_schema(path).names == PARQUET_CAPTURES_SCHEMA.names
     assert snapshot(root)["ticks"].equals(clean["ticks"])
 
