@@ -193,3 +193,58 @@ def test_ingest_reads_har_and_websocat_logs_named_or_in_folders(tmp_path):
     found = [p.name for p in expand_inputs([folder])]
     assert found == ["frames.json", "kite.har", "session.txt"]
     assert {read_as(folder / name) for name in found} == {"capture"}
+
+
+def test_decode_output_round_trips_with_the_chosen_encodings(tmp_path, capsys):
+    """The Parquet file holds exactly the in-memory decode of the capture (every packet kind,
+    faults included), stamped with the capture's sha256 by the writer thread, written with the
+    per-column encodings of app.core.tick_parquet."""
+    import hashlib
+
+    from app.core import synthetic
+    from app.core.decode import decode_bytes
+    from app.core.tick_parquet import write_options
+
+    capture = tmp_path / "mixed_20251013_091500.bin"
+    synthetic.generate_capture(capture, packets=3_000, seed=3, faults=True)
+    out = tmp_path / "ticks.parquet"
+    assert main(["decode", str(capture), "--out", str(out), "--json"]) == 0
+    doc = _last_json(capsys.readouterr().out)
+    data = capture.read_bytes()
+    expected, _, summary = decode_bytes(data, name=str(capture))
+    expected = schema.unenriched(expected)
+    got = pq.read_table(out)
+    assert got.schema.equals(schema.TICK_SCHEMA, check_metadata=False)
+    assert got.num_rows == summary.packets == doc["packets"] > 2_900
+    assert doc["file_id"] == hashlib.sha256(data).hexdigest()
+    assert set(got.column("file_id").to_pylist()) == {doc["file_id"]}
+    assert got.drop_columns(["file_id"]).equals(expected.drop_columns(["file_id"]))
+    assert len({n for n, c in summary.packets_by_length.items() if c}) >= 4  # a mix of kinds, not one
+
+    options = write_options(schema.TICK_SCHEMA)
+    meta = pq.ParquetFile(out).metadata
+    columns = {meta.row_group(0).column(i).path_in_schema: meta.row_group(0).column(i)
+               for i in range(meta.num_columns)}
+    for path, encoding in options["column_encoding"].items():
+        assert encoding in columns[path].encodings, path
+    for path in ("bid_quantity.list.element", "instrument_token", "mode"):
+        assert path in options["use_dictionary"] and "RLE_DICTIONARY" in columns[path].encodings, path
+    assert columns["offset"].encodings.count("RLE_DICTIONARY") == 0
+    assert columns["tick_time"].statistics.has_min_max  # readers prune row groups with them
+
+
+def test_a_capture_that_cannot_be_hashed_is_exit_2_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    """The sha256 runs on its own thread: its read error is still the one-line exit-2 answer."""
+    from app.core import digest
+    from app.errors import EXIT_USAGE
+
+    def unreadable(path, *args, **kwargs):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(digest, "file_sha256", unreadable)
+    capture = _capture(tmp_path)
+    out = tmp_path / "ticks.parquet"
+    assert main(["decode", str(capture), "--out", str(out)]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "cannot read capture" in err and "Input/output error" in err and "Traceback" not in err
+    assert not out.exists() and not out.with_name(out.name + ".part").exists()

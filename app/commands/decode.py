@@ -3,7 +3,9 @@
 Streams the capture chunk by chunk (``app.core.decode.CaptureReader``), names the ticks
 when instrument masters are given, and writes ``TICK_SCHEMA`` rows with one
 ``pq.ParquetWriter``; Parquet encoding runs in a writer thread (it releases the GIL),
-overlapping the decoding of the next chunk. The output is written to ``OUT.part`` and
+overlapping the decoding of the next chunk, with the per-column encodings of
+``app.core.tick_parquet``; the capture's sha256 (``file_id``) is read on a third thread
+while the first chunks decode. The output is written to ``OUT.part`` and
 renamed when complete. A short summary goes to stdout; with ``--json`` the last line
 is the JSON summary. Faults inside the capture never fail the command (exit 0).
 """
@@ -58,30 +60,25 @@ def _load_book(paths: list[str]):
     return InstrumentBook([load_master(path) for path in paths])
 
 
-# Dictionary-encode only columns with few distinct values: hashing every price and
-# time costs ~25% of the Parquet encoding time (scripts/bench.py) for ~40% smaller files.
-_FEW_VALUES = ("segment", "packet_length", "tradable", "pkt_seq", "trading_date", "instrument_token",
-               "exchange_token", "expiry", "strike", "lot_size", "tick_size", "resolved", "instruments_date")
-
-
-def _dictionary_columns(schema) -> list[str]:
-    import pyarrow as pa
-
-    return [f.name for f in schema if pa.types.is_string(f.type) or f.name in _FEW_VALUES]
-
-
 class _ParquetSink:
-    """One Parquet file written by a single thread; batches are queued to it."""
+    """One Parquet file written by a single thread; batches are queued to it.
 
-    def __init__(self, path: Path, schema, compression: str):
+    ``file_id`` is a future of the capture's sha256 (hashed on another thread while the
+    first chunks decode): every table's ``file_id`` column is stamped with it before it is
+    encoded, so the hash is off the critical path without a placeholder ever reaching disk.
+    """
+
+    def __init__(self, path: Path, schema, compression: str, file_id=None):
         import pyarrow.parquet as pq
+
+        from app.core.tick_parquet import write_options
 
         self.path = path
         self.part = path.with_name(path.name + ".part")
         self.writer = pq.ParquetWriter(
-            self.part, schema, compression=None if compression == "none" else compression,
-            use_dictionary=_dictionary_columns(schema),
+            self.part, schema, compression=None if compression == "none" else compression, **write_options(schema),
         )
+        self.file_id = file_id
         self.seconds = 0.0
         self.rows = 0
         self.needed_bytes: int | None = None  # for a "no space" message: about what the output needs
@@ -90,6 +87,16 @@ class _ParquetSink:
         self._thread = threading.Thread(target=self._drain, name="parquet-writer", daemon=True)
         self._thread.start()
 
+    def _stamp(self, table):
+        """``table`` with the capture's ``file_id`` (waits for the hash the first time)."""
+        if self.file_id is None:
+            return table
+        import pyarrow as pa
+
+        index = table.schema.get_field_index("file_id")
+        file_id = self.file_id.result()  # an unreadable capture raises InputError here
+        return table.set_column(index, "file_id", pa.repeat(pa.scalar(file_id, pa.string()), table.num_rows))
+
     def _drain(self) -> None:
         while True:
             table = self._queue.get()
@@ -97,13 +104,14 @@ class _ParquetSink:
                 return
             if self.error is not None:
                 continue
-            t0 = time.perf_counter()
             try:
+                table = self._stamp(table)
+                t0 = time.perf_counter()
                 self.writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+                self.seconds += time.perf_counter() - t0
                 self.rows += table.num_rows
             except BaseException as err:  # reported by close()
                 self.error = err
-            self.seconds += time.perf_counter() - t0
 
     def write(self, table) -> None:
         if self.error is not None:
@@ -123,11 +131,48 @@ class _ParquetSink:
         if self.error is not None or not keep:
             self.part.unlink(missing_ok=True)  # never a half-written output
             if self.error is not None:
+                if isinstance(self.error, InputError):  # the capture, not the output
+                    raise self.error
                 if is_no_space(self.error):
                     raise NoSpaceError(no_space_message(self.path.parent, self.needed_bytes, "nothing was written")) from None
                 raise InputError(f"cannot write {self.path}: {self.error}") from self.error
             return
         os.replace(self.part, self.path)
+
+
+# Stands in for the file id while the capture is hashed (never written: _ParquetSink._stamp).
+_HASHING = "0" * 64
+
+
+class _CaptureHash:
+    """The capture's sha256 (its ``file_id``), read on its own thread while decoding starts
+    (hashlib releases the GIL on its 8 MiB blocks)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.seconds = 0.0
+        self._hex: str | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="capture-hash", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        from app.core.digest import file_sha256
+
+        t0 = time.perf_counter()
+        try:
+            self._hex = file_sha256(self.path)
+        except OSError as err:
+            self._error = InputError(f"cannot read capture {self.path}: {err.strerror or err}")
+        except BaseException as err:  # pragma: no cover - re-raised by result()
+            self._error = err
+        self.seconds = time.perf_counter() - t0
+
+    def result(self) -> str:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._hex
 
 
 def _check_paths(capture: Path, out: Path) -> None:
@@ -200,8 +245,10 @@ def run(args) -> int:
     _check_paths(capture, out)
     started = time.perf_counter()
     book = _load_book(args.instruments)
-    reader = CaptureReader(capture, args.framing)
-    sink = _ParquetSink(out, schema.TICK_SCHEMA, args.compression)
+    # The sha256 runs beside the decoder; the writer stamps it on each table it encodes.
+    reader = CaptureReader(capture, args.framing, file_id=_HASHING)
+    hashing = _CaptureHash(capture)
+    sink = _ParquetSink(out, schema.TICK_SCHEMA, args.compression, file_id=hashing)
     sink.needed_bytes = reader.size
     enrich_stats = None
     enrich_seconds = 0.0
@@ -223,6 +270,8 @@ def run(args) -> int:
     finally:
         # A capture that yields no packet writes nothing (as ingest fails it: exit 4).
         sink.close(keep=ok and reader.summary.packets > 0)
+    reader.summary.file_id = hashing.result()
+    reader.timings["hash"] = hashing.seconds
     seconds = time.perf_counter() - started
     summary = reader.summary
     failure = None
