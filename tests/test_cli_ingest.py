@@ -18,7 +18,7 @@ import pytest
 from app.cli import main
 from app.commands.ingest import PlainProgress, TerminalProgress
 from app.core import synthetic
-from app.pipeline import FileProgress
+from app.core.capture import CaptureRecord
 from app.pipeline.ingest import file_sha256
 from app.store import open_target
 from tests.conftest import REPO
@@ -273,8 +273,8 @@ def test_unknown_on_a_missing_target_is_exit_2(tmp_path):
 
 
 def _update(index, stage, packets=0, fraction=0.5):
-    return FileProgress(path=f"/data/f{index}.dat", file_id=None, stage=stage, bytes_done=int(fraction * 1000),
-                        bytes_total=1000, packets=packets, rate_pps=50_000.0 if packets else 0.0, index=index)
+    return CaptureRecord(f"/data/f{index}.dat", size_bytes=1000, status=stage, bytes_done=int(fraction * 1000),
+                         packets=packets, rate_pps=50_000.0 if packets else 0.0, index=index)
 
 
 def test_terminal_progress_redraws_in_place():

@@ -16,16 +16,18 @@ from app.cli import main
 from app.commands import ingest as ingest_command
 from app.commands.ingest import TerminalProgress
 from app.core import synthetic
-from app.pipeline import FileProgress, IngestJob
+from app.core.capture import HASHING, CaptureRecord
+from app.pipeline import IngestJob
 from app.store import open_target
 
 ANSI = re.compile(r"\x1b\[(\d*)([A-Za-z])")
 
 
 def _update(index, stage, packets=0, fraction=0.5, error=None):
-    return FileProgress(path=f"/data/a_long_capture_name_for_the_market_open_{index:03d}.dat", file_id=None,
-                        stage=stage, bytes_done=int(fraction * 1000), bytes_total=1000, packets=packets,
-                        rate_pps=1_250_000.0 if packets else 0.0, index=index, error=error)
+    return CaptureRecord(path=f"/data/a_long_capture_name_for_the_market_open_{index:03d}.dat", size_bytes=1000,
+                         status="decoding" if stage == HASHING else stage, hashing=stage == HASHING,
+                         bytes_done=int(fraction * 1000), packets=packets,
+                         rate_pps=1_250_000.0 if packets else 0.0, index=index, error=error)
 
 
 def _fake_terminal(monkeypatch, columns, lines):

@@ -213,14 +213,13 @@ class PlainProgress:
 def _print_table(report, stream: TextIO) -> None:
     rows = [("status", "packets", "bad", "suspect", "unresolved", "seconds", "file")]
     for f in report.files:
-        rows.append((f.status, f"{f.packets:,}", f"{f.bad_packets:,}", f"{f.suspect:,}", f"{f.unresolved_ticks:,}",
+        rows.append((f.reported_status, f"{f.packets:,}", f"{f.bad_packets:,}", f"{f.suspect:,}", f"{f.unresolved_ticks:,}",
                      f"{f.seconds:.2f}", f.path + (f"  ({f.error})" if f.error else "")))
     widths = [max(len(r[i]) for r in rows) for i in range(6)]
     for r in rows:
         stream.write("  ".join(r[i].rjust(widths[i]) if i else r[i].ljust(widths[i]) for i in range(6))
                      + "  " + r[6] + "\n")
-    d = report.to_dict()
-    counts = ", ".join(f"{n} {s}" for s, n in d["counts"].items() if n)
+    counts = ", ".join(f"{n} {s}" for s, n in report.counts().items() if n)
     rate = report.packets / report.seconds if report.seconds else 0
     stream.write(f"{counts} into {report.target} in {report.seconds:.1f}s ({rate / 1000:.0f}k packets/s)\n")
 

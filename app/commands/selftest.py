@@ -102,13 +102,14 @@ def _decode(capture: Path, expected: dict):
 
 
 def _ingest(kind: str, target: Path, capture: Path, masters: list[Path], summary, expected: dict) -> None:
+    from app.core.capture import DONE
     from app.pipeline import run_ingest
     from app.store import open_target
 
     report = run_ingest([capture], target, instruments=masters, workers=2)
     _check(len(report.files) == 1, f"{kind}: ingest reported {len(report.files)} files for 1")
     result = report.files[0]
-    _check(result.status == "ingested", f"{kind}: ingest {result.status}: {result.error or 'no reason given'}")
+    _check(result.status == DONE, f"{kind}: ingest {result.reported_status}: {result.error or 'no reason given'}")
     _check(report.exit_code == EXIT_OK, f"{kind}: ingest exit code {report.exit_code}")
     unknown_ticks = sum(expected["unknown_tokens"].values())
     for name, want in (("packets", summary.packets), ("ticks", summary.packets),

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from app.core.digest import text_sha256
-from app.model.session import CaptureRow
+from app.model.session import QueueRow
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ def queue_file(target: str, data_dir: Optional[Path] = None) -> Path:
     return folder / f"{text_sha256(os.path.abspath(target))[:24]}.json"
 
 
-def save(target: str, rows: Iterable[CaptureRow], data_dir: Optional[Path] = None) -> Path:
+def save(target: str, rows: Iterable[QueueRow], data_dir: Optional[Path] = None) -> Path:
     path = queue_file(target, data_dir)
     payload = {"version": VERSION, "target": os.path.abspath(target), "files": [r.to_json() for r in rows]}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -39,7 +39,7 @@ def save(target: str, rows: Iterable[CaptureRow], data_dir: Optional[Path] = Non
     return path
 
 
-def load(target: str, data_dir: Optional[Path] = None) -> list[CaptureRow]:
+def load(target: str, data_dir: Optional[Path] = None) -> list[QueueRow]:
     """The saved queue of ``target``; empty when none was saved or it cannot be read."""
     path = queue_file(target, data_dir)
     try:
@@ -54,7 +54,7 @@ def load(target: str, data_dir: Optional[Path] = None) -> list[CaptureRow]:
     rows = []
     for item in payload.get("files", []):
         try:
-            rows.append(CaptureRow.from_json(item))
+            rows.append(QueueRow.from_json(item))
         except (TypeError, ValueError, KeyError) as err:
             log.warning("saved queue %s: a row is unreadable (%s); left out", path, err)
     return rows

@@ -13,39 +13,23 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Callable, Iterable, Mapping, Optional, Protocol
 
+from app.core.capture import (CANCELLED, DECODING, DONE, FAILED, FINISHED, QUEUED, SKIPPED,  # noqa: F401
+                              STATUSES, WRITING, CaptureRecord)  # the one status vocabulary
 from app.errors import EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
 from app.model import faults
 from app.model.faults import Fault, fault_for_file
 
-# The one status vocabulary.
-QUEUED = "queued"
-DECODING = "decoding"
-WRITING = "writing"
-DONE = "done"
-SKIPPED = "skipped"
-FAILED = "failed"
-CANCELLED = "cancelled"
-STATUSES = (QUEUED, DECODING, WRITING, DONE, SKIPPED, FAILED, CANCELLED)
-ACTIVE = frozenset({DECODING, WRITING})
-FINISHED = frozenset({DONE, SKIPPED, FAILED, CANCELLED})
 RETRYABLE = frozenset({FAILED, CANCELLED})
-
-# Pipeline words (FileProgress.stage, FileResult.status) -> the vocabulary. Hashing is
-# reading the file to name it: part of decoding as far as anyone watching is concerned.
-_PIPELINE_WORDS = {
-    "queued": QUEUED, "hashing": DECODING, "decoding": DECODING, "writing": WRITING,
-    "done": DONE, "ingested": DONE, "skipped": SKIPPED, "failed": FAILED, "cancelled": CANCELLED,
-}
-
 CANCELLING = "cancelling…"
 RATE_WINDOW_S = 10.0  # the ETA's rate: bytes decoded over the last this-many seconds
+NO_LONGER_STORED = "no longer in the target"
 
-
-def status_of(pipeline_word: str, default: str = FAILED) -> str:
-    return _PIPELINE_WORDS.get(pipeline_word, default)
+# A queue row saved with its target keeps its record, not what only a running job knows.
+_NOT_SAVED = frozenset({"hashing", "rate_pps", "index", "first_tick_time", "last_tick_time", "ingested_at",
+                        "tool_version", "replaced"})
 
 
 def path_key(path) -> str:
@@ -53,85 +37,42 @@ def path_key(path) -> str:
     return os.path.abspath(os.fspath(path))
 
 
-@dataclass
-class CaptureRow:
-    """Everything the session knows about one capture file (the one record type)."""
+@dataclass(eq=False)
+class QueueRow(CaptureRecord):
+    """A capture in the queue: its record (``CaptureRecord``, the one per-capture record
+    type) plus what only the session knows of it."""
 
-    path: str
-    size: int
-    framing: str
-    status: str = QUEUED
-    file_id: Optional[str] = None
-    bytes_done: int = 0
-    packets: int = 0
-    bad_packets: int = 0
-    unresolved_ticks: int = 0
-    ticks: int = 0
-    rate_pps: float = 0.0
-    note: str = ""
-    suspect: int = 0  # ticks stored with a suspect_reason (values that cannot be real)
-    fault: Optional[Fault] = None
+    failure: Optional[Fault] = None  # with FAILED: the whole story (advice, log file, traceback)
     job_id: Optional[int] = None  # the running job that has it (not persisted)
     cancel_requested: bool = False
 
-    @property
-    def name(self) -> str:
-        return self.path.rsplit("/", 1)[-1]
-
-    @property
-    def fraction(self) -> float:
-        if self.status in (DONE, SKIPPED):
-            return 1.0
-        return min(1.0, self.bytes_done / self.size) if self.size else 0.0
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in ACTIVE
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in FINISHED
-
-    @property
-    def remaining_bytes(self) -> int:
-        return 0 if self.is_finished else max(0, self.size - self.bytes_done)
-
     def reset(self) -> None:
-        self.status = QUEUED
-        self.bytes_done = self.packets = self.bad_packets = self.unresolved_ticks = self.ticks = self.suspect = 0
-        self.rate_pps = 0.0
-        self.note = ""
-        self.fault = None
-        self.job_id = None
-        self.cancel_requested = False
+        fresh = QueueRow(self.path, size_bytes=self.size_bytes, framing=self.framing)
+        for f in fields(self):
+            setattr(self, f.name, getattr(fresh, f.name))
 
     def to_json(self) -> dict:
-        data = asdict(self)
-        data.pop("job_id")
-        data.pop("cancel_requested")
-        data["fault"] = self.fault.to_json() if self.fault else None
+        data = {f.name: getattr(self, f.name) for f in fields(CaptureRecord) if f.name not in _NOT_SAVED}
+        data["failure"] = self.failure.to_json() if self.failure else None
         return data
 
     @classmethod
-    def from_json(cls, data: Mapping) -> "CaptureRow":
-        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data and k not in ("job_id", "fault")}
-        row = cls(**known)
-        row.fault = Fault.from_json(data["fault"]) if data.get("fault") else None
+    def from_json(cls, data: Mapping) -> "QueueRow":
+        data = dict(data)
+        if "size" in data:  # saved by an earlier version
+            data.setdefault("size_bytes", data.pop("size"))
+            data.setdefault("error", data.pop("note", None) or None)
+            if isinstance(data.get("fault"), Mapping):
+                data["failure"] = data.pop("fault")
+        known = {f.name for f in fields(CaptureRecord)} - _NOT_SAVED
+        row = cls(**{k: data[k] for k in known if k in data})
+        row.failure = Fault.from_json(data["failure"]) if data.get("failure") else None
         if row.status not in STATUSES:
             row.status = QUEUED
         if row.is_active:  # the app stopped while it ran: it never reached the target
-            row.status, row.note = CANCELLED, "interrupted when the app quit"
+            row.status, row.error = CANCELLED, "interrupted when the app quit"
             row.bytes_done = 0
         return row
-
-
-@dataclass(frozen=True)
-class CaptureCounts:
-    """One capture's counts as stored in the target (its ``captures`` row)."""
-
-    packets: int
-    bad_packets: int
-    unresolved_ticks: int
 
 
 class SessionListener(Protocol):
@@ -167,9 +108,9 @@ class RateMeter:
 class Session:
     """The queue of one target (``target`` may be None before one is chosen)."""
 
-    def __init__(self, target: Optional[str] = None, rows: Iterable[CaptureRow] = ()):
+    def __init__(self, target: Optional[str] = None, rows: Iterable[QueueRow] = ()):
         self.target = target
-        self._rows: list[CaptureRow] = list(rows)
+        self._rows: list[QueueRow] = list(rows)
         self._index = {r.path: i for i, r in enumerate(self._rows)}
         self._listeners: list[SessionListener] = []
         self.rate = RateMeter()
@@ -198,24 +139,24 @@ class Session:
     # --- reading ---------------------------------------------------------------------------
 
     @property
-    def rows(self) -> list[CaptureRow]:
+    def rows(self) -> list[QueueRow]:
         return list(self._rows)
 
     def __len__(self) -> int:
         return len(self._rows)
 
-    def row(self, path) -> Optional[CaptureRow]:
+    def row(self, path) -> Optional[QueueRow]:
         i = self._index.get(path_key(path))
         return None if i is None else self._rows[i]
 
-    def row_at(self, index: int) -> CaptureRow:
+    def row_at(self, index: int) -> QueueRow:
         return self._rows[index]
 
     def queued_unassigned(self) -> list[str]:
         return [r.path for r in self._rows if r.status == QUEUED and r.job_id is None]
 
-    def unfinished(self) -> list[CaptureRow]:
-        return [r for r in self._rows if not r.is_finished]
+    def unfinished(self) -> list[QueueRow]:
+        return [r for r in self._rows if not r.final]
 
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys(STATUSES, 0)
@@ -223,13 +164,13 @@ class Session:
             counts[r.status] += 1
         return counts
 
-    def failed(self) -> list[CaptureRow]:
+    def failed(self) -> list[QueueRow]:
         return [r for r in self._rows if r.status == FAILED]
 
     def exit_code(self) -> int:
         """As `tickscope ingest` would exit: 0 if no file failed; 2 if there was no target to
         start into; 3 if a locked target failed them; else 4."""
-        codes = {r.fault.code if r.fault else "" for r in self.failed()}
+        codes = {r.failure.code if r.failure else "" for r in self.failed()}
         if not codes:
             return EXIT_OK
         if faults.NO_TARGET in codes:
@@ -238,11 +179,11 @@ class Session:
 
     def failure_lines(self, prog: str) -> list[str]:
         """One line per failed row, for a scripted run's stderr."""
-        return [f"{prog}: {r.path}: {r.fault.message if r.fault else r.note or 'failed'}" for r in self.failed()]
+        return [f"{prog}: {r.path}: {r.failure.message if r.failure else r.error or 'failed'}" for r in self.failed()]
 
     def eta_seconds(self) -> Optional[float]:
         """Bytes still to decode in started work over the recent rate of all running files."""
-        running = [r for r in self._rows if r.job_id is not None and not r.is_finished]
+        running = [r for r in self._rows if r.job_id is not None and not r.final]
         if not running:
             return None
         rate = self.rate.rate()
@@ -258,21 +199,21 @@ class Session:
         A path already queued or running is left alone; a finished one is queued again.
         """
         added: list[str] = []
-        new_rows: list[CaptureRow] = []
+        new_rows: list[QueueRow] = []
         changed: list[int] = []
         for entry in entries:
             key = path_key(entry.path)
             existing = self.row(key)
             if existing is not None:
-                if existing.is_finished:
+                if existing.final:
                     existing.reset()
-                    existing.size, existing.framing = entry.size, entry.framing
+                    existing.size_bytes, existing.framing = entry.size, entry.framing
                     changed.append(self._index[key])
                     added.append(key)
                 continue
             if key in (r.path for r in new_rows):
                 continue
-            new_rows.append(CaptureRow(path=key, size=entry.size, framing=entry.framing))
+            new_rows.append(QueueRow(key, size_bytes=entry.size, framing=entry.framing))
         self._changed(changed)
         if new_rows:
             first = len(self._rows)
@@ -298,76 +239,68 @@ class Session:
                 row.job_id = job_id
                 self._job_bytes[row.path] = 0
 
-    def apply_progress(self, batch: Iterable) -> None:
-        """The latest ``FileProgress`` of each changed file (one change notice for the batch)."""
+    def apply_progress(self, batch: Iterable[CaptureRecord]) -> None:
+        """The latest record of each changed file (one change notice for the batch)."""
         touched: list[int] = []
-        for fp in batch:
-            i = self._index.get(path_key(fp.path))
+        for update in batch:
+            i = self._index.get(path_key(update.path))
             if i is None:
                 continue
             row = self._rows[i]
-            if row.is_finished:
+            if row.final:
                 continue  # a late update must not reopen a settled row
-            stage = status_of(fp.stage, row.status)
-            if stage == QUEUED and row.is_active:
-                stage = row.status
-            if fp.stage == "hashing":
-                row.bytes_done = 0  # hashing reads the file once more; decoding is the progress
+            status = row.status if update.status == QUEUED and row.is_active else update.status
+            # Hashing reads the file once more; decoding is the progress.
+            row.bytes_done = 0 if update.hashing else int(update.bytes_done or 0)
+            self._take(row, update)
+            row.rate_pps = float(update.rate_pps or 0.0)
+            if status in FINISHED:
+                self._settle(row, status, update.error, code=update.fault)
             else:
-                row.bytes_done = int(fp.bytes_done or 0)
-            row.file_id = fp.file_id or row.file_id
-            row.packets = int(fp.packets or 0)
-            row.bad_packets = int(fp.bad_packets or 0)
-            row.unresolved_ticks = int(fp.unresolved_ticks or 0)
-            row.suspect = int(getattr(fp, "suspect", 0) or 0)
-            row.rate_pps = float(fp.rate_pps or 0.0)
-            if stage in FINISHED:
-                self._settle(row, stage, fp.error)
-            else:
-                row.status = stage
+                row.status = status
             if row.job_id is not None:
-                self._job_bytes[row.path] = row.size if row.is_finished else row.bytes_done
+                self._job_bytes[row.path] = row.size_bytes if row.final else row.bytes_done
             touched.append(i)
         if touched:
             self.rate.add(self._clock(), sum(self._job_bytes.values()))
         self._changed(touched)
 
-    def _settle(self, row: CaptureRow, status: str, error: Optional[str], fault: Optional[Fault] = None) -> None:
-        """A row reaches its final status: notes and faults say exactly that, nothing stale."""
+    @staticmethod
+    def _take(row: QueueRow, record: CaptureRecord) -> None:
+        """What the pipeline learnt of the file: its id, framing and counters."""
+        row.file_id = record.file_id or row.file_id
+        row.framing = record.framing or row.framing
+        row.take_counts(record)
+
+    def _settle(self, row: QueueRow, status: str, error: Optional[str], failure: Optional[Fault] = None,
+                code: Optional[str] = None) -> None:
+        """A row reaches its final status: its error and failure say exactly that, nothing stale."""
         row.status = status
         row.rate_pps = 0.0
         row.cancel_requested = False
         if status in (DONE, SKIPPED):
-            row.bytes_done = row.size
+            row.bytes_done = row.size_bytes
+        row.failure = None
         if status == FAILED:
-            row.fault = fault or fault_for_file(error or "failed", row.path)
-            row.note = row.fault.message
+            row.failure = failure or fault_for_file(error or "failed", row.path, code)
+            row.error = row.failure.message
         elif status == CANCELLED:
-            row.fault = None
-            row.note = error or "cancelled"
+            row.error = error or "cancelled"
         elif status == SKIPPED:
-            row.fault = None
-            row.note = error or "already in the target"
+            row.error = error or "already in the target"
         else:
-            row.fault = None
-            row.note = error or ""
+            row.error = error or None
+        row.fault = row.failure.code if row.failure else None
 
-    def apply_result(self, result) -> None:
-        """A ``FileResult`` of the job's report: the authoritative final state of one file."""
+    def apply_result(self, result: CaptureRecord) -> None:
+        """A file's final record from the job's report: the authoritative state of one file."""
         i = self._index.get(path_key(result.path))
         if i is None:
             return
         row = self._rows[i]
-        row.file_id = result.file_id or row.file_id
-        row.packets = int(result.packets or 0)
-        row.bad_packets = int(result.bad_packets or 0)
-        row.unresolved_ticks = int(result.unresolved_ticks or 0)
-        row.suspect = int(getattr(result, "suspect", 0) or 0)
-        row.ticks = int(getattr(result, "ticks", 0) or 0)
-        status = status_of(result.status)
-        code = getattr(result, "fault", None)  # the pipeline says which kind (codes are the model's)
-        self._settle(row, status, result.error,
-                     fault_for_file(result.error or "failed", row.path, code) if status == FAILED else None)
+        self._take(row, result)
+        # The pipeline says which kind of failure (codes are the model's).
+        self._settle(row, result.status if result.final else FAILED, result.error, code=result.fault)
         row.job_id = None
         self._job_bytes.pop(row.path, None)
         self._changed([i])
@@ -396,14 +329,14 @@ class Session:
 
     def fail_job(self, job_id: int, fault: Fault) -> list[str]:
         """The whole job failed (target locked, a bug): its unfinished rows carry the fault."""
-        paths = [r.path for r in self._rows if r.job_id == job_id and not r.is_finished]
+        paths = [r.path for r in self._rows if r.job_id == job_id and not r.final]
         return self.fail(paths, fault)
 
     def fail(self, paths: Iterable[str], fault: Fault) -> list[str]:
         changed, failed = [], []
         for path in paths:
             i = self._index.get(path_key(path))
-            if i is None or self._rows[i].is_finished:
+            if i is None or self._rows[i].final:
                 continue
             row = self._rows[i]
             self._settle(row, FAILED, None, Fault(fault.code, fault.message, fault.advice, row.path,
@@ -421,12 +354,12 @@ class Session:
         changed, n = [], 0
         for path in paths:
             i = self._index.get(path_key(path))
-            if i is None or self._rows[i].is_finished:
+            if i is None or self._rows[i].final:
                 continue
             row = self._rows[i]
             if row.job_id is not None and cancel_running(row.path):
                 row.cancel_requested = True
-                row.note = CANCELLING
+                row.error = CANCELLING
             else:
                 self._settle(row, CANCELLED, "cancelled before it started")
                 row.job_id = None
@@ -448,14 +381,14 @@ class Session:
         return again
 
     def remove_finished(self) -> int:
-        return self._keep([r for r in self._rows if not r.is_finished])
+        return self._keep([r for r in self._rows if not r.final])
 
     def remove(self, paths: Iterable[str]) -> int:
         """Take finished or never-started rows out of the queue (running ones stay)."""
         gone = {path_key(p) for p in paths}
         return self._keep([r for r in self._rows if r.path not in gone or r.job_id is not None])
 
-    def _keep(self, keep: list[CaptureRow]) -> int:
+    def _keep(self, keep: list[QueueRow]) -> int:
         removed = len(self._rows) - len(keep)
         if removed:
             self._rows = keep
@@ -463,25 +396,25 @@ class Session:
             self._reset()
         return removed
 
-    def apply_target_counts(self, stored: Mapping[str, CaptureCounts]) -> None:
+    def apply_target_counts(self, stored: Mapping[str, CaptureRecord]) -> None:
         """Counts from the target's ``captures`` table, read after a change (ingest, resolve,
         remove): finished rows show what the target holds now, so every view agrees."""
         changed = []
         for i, row in enumerate(self._rows):
             if row.status not in (DONE, SKIPPED) or not row.file_id:
                 continue
-            counts = stored.get(row.file_id)
-            if counts is None:
-                new = (0, 0, 0, "no longer in the target")
+            record = stored.get(row.file_id)
+            if record is None:
+                new = (0, 0, 0, NO_LONGER_STORED)
             else:
-                new = (counts.packets, counts.bad_packets, counts.unresolved_ticks,
-                       "" if row.note == "no longer in the target" else row.note)
-            if new != (row.packets, row.bad_packets, row.unresolved_ticks, row.note):
-                row.packets, row.bad_packets, row.unresolved_ticks, row.note = new
+                new = (record.packets, record.bad_packets, record.unresolved_ticks,
+                       None if row.error == NO_LONGER_STORED else row.error)
+            if new != (row.packets, row.bad_packets, row.unresolved_ticks, row.error):
+                row.packets, row.bad_packets, row.unresolved_ticks, row.error = new
                 changed.append(i)
         self._changed(changed)
 
-    def replace_rows(self, rows: Iterable[CaptureRow], target: Optional[str]) -> None:
+    def replace_rows(self, rows: Iterable[QueueRow], target: Optional[str]) -> None:
         """Show another target's queue (the window switched targets)."""
         self.target = target
         self._rows = list(rows)

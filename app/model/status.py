@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 from app.model.formatting import human_duration
-from app.model.session import ACTIVE, CANCELLED, DONE, FAILED, QUEUED, SKIPPED, Session
+from app.core.capture import ACTIVE, CANCELLED, DONE, FAILED, QUEUED, SKIPPED
+from app.model.session import Session
 from app.model.targets import TargetState
 
 # Severity levels, most severe first.

@@ -14,7 +14,7 @@ from typing import Optional
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from app.model.session import CaptureCounts
+from app.core.capture import CaptureRecord
 from app.store.checks import TargetCheck, TargetProblem, check_target
 
 __all__ = ["TargetProblem", "TargetCheck", "TargetState", "check_target", "read_state", "validate_target"]
@@ -29,7 +29,7 @@ def validate_target(path: str) -> str:
 class TargetState:
     path: str
     exists: bool
-    captures: dict[str, CaptureCounts] = field(default_factory=dict)  # by file_id
+    captures: dict[str, CaptureRecord] = field(default_factory=dict)  # by file_id: the committed records
     packets: int = 0
     bad_packets: int = 0
     unresolved_ticks: int = 0
@@ -54,9 +54,8 @@ def state_from_tables(path: str, captures: Optional[pa.Table], unknown: Optional
     state = TargetState(path, captures is not None, unknown=unknown)
     if captures is None or not captures.num_rows:
         return state
-    for row in captures.select(["file_id", "packets", "bad_packets", "unresolved_ticks"]).to_pylist():
-        state.captures[row["file_id"]] = CaptureCounts(int(row["packets"] or 0), int(row["bad_packets"] or 0),
-                                                       int(row["unresolved_ticks"] or 0))
+    for row in captures.to_pylist():
+        state.captures[row["file_id"]] = CaptureRecord.from_captures_row(row)
     state.packets = int(pc.sum(captures["packets"]).as_py() or 0)
     state.bad_packets = int(pc.sum(captures["bad_packets"]).as_py() or 0)
     state.unresolved_ticks = int(pc.sum(captures["unresolved_ticks"]).as_py() or 0)

@@ -23,7 +23,7 @@ Shape of a run (``DaskIngestJob.run``, blocking, in the client process)::
   target's next open (the journal recorded their write id before the task ran).
 * Idempotent like the local engine: content already in the target is skipped before its
   ingest task is submitted.
-* Progress goes to the same ``FileProgress`` callable as the local engine, one update
+* Progress goes to the same callable as the local engine (``CaptureRecord`` copies), one update
   per stage change (tasks report when they complete, not while they run).
 
 Dask is an optional extra (``pip install tickscope[cluster]``): this module imports
@@ -32,6 +32,7 @@ without it and ``require_dask`` turns its absence into a one-line usage error.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import os
@@ -43,18 +44,17 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
 from app import __version__
+from app.core.capture import CANCELLED, DECODING, DONE, FAILED, HASHING, QUEUED, SKIPPED, WRITING, CaptureRecord
 from app.errors import InputError, UsageError, is_no_space, no_space_message
 from app.pipeline.ingest import (
     DEFAULT_CHUNK_BYTES,
     FAULT_NO_SPACE,
-    FileProgress,
     IngestReport,
     JobControl,
     _File,
     check_master_paths,
     store_masters,
     _one_line,
-    capture_record,
     count_batch,
     decode_batches,
     enrich_ticks,
@@ -183,8 +183,7 @@ def ingest_capture(path: str, hashed: tuple[str, int], write_id: str, root: str,
             "put it on storage every worker mounts at the same path"
         )
     started = time.monotonic()
-    f = _File(0, Path(path))
-    f.file_id, f.size = file_id, size
+    f = _File(str(path), file_id=file_id, size_bytes=size)
     book = shared_book.get() if shared_book is not None else None
     parts = CapturePartsWriter(root, file_id, write_id)
     try:
@@ -198,10 +197,8 @@ def ingest_capture(path: str, hashed: tuple[str, int], write_id: str, root: str,
         parts.discard_temporary()
         raise
     return {
-        "framing": f.framing, "messages": f.messages, "packets": f.packets, "heartbeats": f.heartbeats,
-        "bad_packets": f.bad_packets, "ticks": f.ticks, "unresolved": f.unresolved, "suspect": f.suspect,
-        "first_tick_time": f.first_tick_time, "last_tick_time": f.last_tick_time,
-        "parts": written, "seconds": time.monotonic() - started, "worker": socket.gethostname(),
+        "capture": f.copy(), "parts": written, "seconds": time.monotonic() - started,
+        "worker": socket.gethostname(),
     }
 
 
@@ -232,7 +229,7 @@ class DaskIngestJob(JobControl):
         scheduler: Optional[str] = None,
         local_cluster: Optional[int] = None,
         force: bool = False,
-        progress: Optional[Callable[[FileProgress], None]] = None,
+        progress: Optional[Callable[[CaptureRecord], None]] = None,
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         task: Callable = ingest_capture,
     ):
@@ -242,7 +239,7 @@ class DaskIngestJob(JobControl):
             raise UsageError(f"--local-cluster takes a number of worker processes of at least 1, got {local_cluster!r}")
         self.target_path = check_target(target)
         self.distributed = require_dask()
-        self.files = [_File(i, p) for i, p in enumerate(expand_inputs(paths, exclude=[self.target_path]))]
+        self.files = [_File(str(p), index=i) for i, p in enumerate(expand_inputs(paths, exclude=[self.target_path]))]
         self.instruments = list(instruments)
         self.client = client
         self.scheduler = scheduler
@@ -260,14 +257,11 @@ class DaskIngestJob(JobControl):
         self._futures: dict[str, tuple[str, _File, object]] = {}  # key -> (kind, file, future)
 
     def _emit(self, f: _File, stage: str) -> None:
-        f.stage = stage
+        f.set_stage(stage)
         if self.progress is None:
             return
-        update = FileProgress(
-            path=str(f.path), file_id=f.file_id, stage=stage, bytes_done=f.bytes_done, bytes_total=f.size,
-            packets=f.packets, bad_packets=f.bad_packets, unresolved_ticks=f.unresolved, rate_pps=f.rate(),
-            error=f.error, index=f.index, suspect=f.suspect,
-        )
+        f.rate_pps = f.rate()
+        update = f.copy()
         with self._emit_lock:
             try:
                 self.progress(update)
@@ -275,11 +269,11 @@ class DaskIngestJob(JobControl):
                 log.exception("progress callback failed")
 
     def _finish(self, f: _File, status: str, error: Optional[str]) -> None:
-        f.status, f.error = status, error
+        f.error = error
         f.finished = time.monotonic()
-        if status != "ingested":
-            f.ticks = f.unresolved = f.suspect = 0
-        self._emit(f, {"ingested": "done"}.get(status, status))
+        if status != DONE:
+            f.ticks = f.unresolved_ticks = f.suspect = 0
+        self._emit(f, status)
 
     # -- the cluster ----------------------------------------------------------------
 
@@ -358,7 +352,7 @@ class DaskIngestJob(JobControl):
             masters = store_masters(target, self.instruments)
             book = target.stored_book() if target.master_catalog().num_rows else None
             for f in self.files:
-                self._emit(f, "queued")
+                self._emit(f, QUEUED)
             client, cluster, own_client = self._connect()
             self._check_workers(client)
             shared = None
@@ -377,10 +371,10 @@ class DaskIngestJob(JobControl):
                 self._futures.clear()
                 if shared is not None:
                     shared.release()
-            if any(f.status not in ("ingested", "skipped") for f in self.files):
+            if any(f.status not in (DONE, SKIPPED) for f in self.files):
                 target.cleanup()  # staged parts of files not committed (a task still running
                 # that writes after this leaves files of a recorded write id: swept at the next open)
-            if any(f.status == "ingested" for f in self.files) or masters:
+            if any(f.status == DONE for f in self.files) or masters:
                 target.rebuild_unknown_tokens(book)
         finally:
             target.close()
@@ -404,16 +398,16 @@ class DaskIngestJob(JobControl):
         for f in self.files:
             f.started = time.monotonic()
             done.add(self._submit(client, "hash", f, hash_capture, str(f.path)))
-            self._emit(f, "hashing")
+            self._emit(f, HASHING)
         pending = len(self.files)
         while pending:
             if cancel is not None and cancel.is_set() and not self._cancelled.is_set():
                 self.cancel()
             for key, (_, f, future) in list(self._futures.items()):
-                if f.cancel.is_set() and f.status is None:
+                if f.cancel.is_set() and not f.final:
                     client.cancel([future])
                     del self._futures[key]
-                    self._finish(f, "cancelled", None)
+                    self._finish(f, CANCELLED, None)
                     pending -= 1
             if not done.has_ready():
                 time.sleep(POLL_SECONDS)
@@ -442,17 +436,17 @@ class DaskIngestJob(JobControl):
     def _hashed(self, client, f: _File, future, shared):
         """Next step after a file's hash: its ingest future, or None when the file is finished."""
         if future.status != "finished":
-            self._finish(f, "failed", self._failure(future))
+            self._finish(f, FAILED, self._failure(future))
             return None
-        f.file_id, f.size = future.result()
-        f.bytes_done = f.size
+        f.file_id, f.size_bytes = future.result()
+        f.bytes_done = f.size_bytes
         duplicate = self._seen.get(f.file_id)
         if duplicate is not None:
-            self._finish(f, "skipped", f"same content as {duplicate}")
+            self._finish(f, SKIPPED, f"same content as {duplicate}")
             return None
         self._seen[f.file_id] = f.path
         if f.file_id in self._existing and not self.force:
-            self._finish(f, "skipped", "already in the target")
+            self._finish(f, SKIPPED, "already in the target")
             return None
         write_id = deterministic_write_id(f.file_id, self._stored_parts.get(f.file_id) or ())
         self.target.record_write_id(write_id)  # before any file carrying it exists
@@ -460,44 +454,42 @@ class DaskIngestJob(JobControl):
         f.decode_started = time.monotonic()
         follow = self._submit(client, "ingest", f, self.task, str(f.path), future, write_id,
                               str(self.target_path.resolve()), shared, self.chunk_bytes)
-        self._emit(f, "decoding")
+        self._emit(f, DECODING)
         return follow
 
     def _ingested(self, target, f: _File, future) -> None:
         if future.status != "finished":
-            self._finish(f, "failed", self._failure(future))
+            self._finish(f, FAILED, self._failure(future))
             return
         result = future.result()
         future.release()  # a lost result must not be recomputed after it is committed
-        for name in ("framing", "messages", "packets", "heartbeats", "bad_packets", "ticks", "first_tick_time",
-                     "last_tick_time"):
-            setattr(f, name, result[name])
-        f.unresolved = result["unresolved"]
-        f.suspect = result.get("suspect", 0)
-        f.bytes_done = f.size
-        self._emit(f, "writing")
+        f.take_counts(result["capture"])
+        f.framing = result["capture"].framing
+        f.bytes_done = f.size_bytes
+        self._emit(f, WRITING)
         tick_rows = sum(n for rel, n in result["parts"].items() if rel.startswith("ticks/"))
         try:
             if tick_rows != f.ticks:
                 raise ValueError(f"the task wrote {tick_rows:,} tick rows for {f.ticks:,} ticks")
             damaged = f.file_id in self._damaged
             replacing = (self.force and f.file_id in self._existing) or damaged
-            target.commit_parts(capture_record(f, replacing=replacing), result["parts"], force=self.force or damaged)
+            f.replaced, f.ingested_at = replacing, dt.datetime.now(dt.timezone.utc)
+            target.commit_parts(f, result["parts"], force=self.force or damaged)
         except AlreadyIngested:
-            self._finish(f, "skipped", "already in the target")
+            self._finish(f, SKIPPED, "already in the target")
             return
         except Exception as err:
             log.warning("committing %s failed: %s", f.path, err)
             if is_no_space(err):  # the same contract as the local engine: exit 6
                 f.fault = FAULT_NO_SPACE
-                self._finish(f, "failed", no_space_message(self.target_path, f.size))
+                self._finish(f, FAILED, no_space_message(self.target_path, f.size_bytes))
             else:
-                self._finish(f, "failed", f"writing to the target failed: {_one_line(err)}")
+                self._finish(f, FAILED, f"writing to the target failed: {_one_line(err)}")
             return
         note = None
         if f.file_id in self._damaged:
             note = f"re-ingested: its stored rows were damaged ({self._damaged[f.file_id]})"
-        self._finish(f, "ingested", note)
+        self._finish(f, DONE, note)
 
 
 def run_dask_ingest(paths: Sequence, target, **options) -> IngestReport:

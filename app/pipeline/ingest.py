@@ -19,19 +19,21 @@ Shape of a run (``IngestJob.run``, blocking, in the caller's thread)::
 * A failing file (unreadable, corrupt beyond decoding) fails alone; cancelling a file
   (``cancel_file``) or the job (``cancel`` / the ``cancel`` event) leaves nothing of the
   cancelled files in the target.
-* Progress goes to a plain callable (``FileProgress``), never concurrently, throttled
-  to ~20 updates a second per file; every file's final state is always sent.
+* Progress goes to a plain callable (a copy of the file's ``CaptureRecord``, the one
+  per-capture record), never concurrently, throttled to ~20 updates a second per file;
+  every file's final state is always sent. The report's files are those records too.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import queue
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
@@ -39,21 +41,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from app import __version__
 from app.core import schema
 from app.core.decode import no_packets_message
 from app.core.memory import MemoryBudget
 from app.errors import (EXIT_NO_SPACE, EXIT_OK, EXIT_PARTIAL, InputError, UsageError, is_no_space,
                         no_space_message)
 from app.core import digest
+from app.core.capture import (CANCELLED, DECODING, DONE, FAILED, HASHING, QUEUED, REPORT_STATUSES, SKIPPED,
+                              WRITING, CaptureRecord)
 from app.pipeline.inputs import expand_inputs, read_as
-from app.store import AlreadyIngested, CaptureRecord, Target, open_target
+from app.store import AlreadyIngested, Target, open_target
 
 log = logging.getLogger(__name__)
-
-STAGES = ("queued", "hashing", "decoding", "writing", "done", "skipped", "failed", "cancelled")
-FINAL_STAGES = frozenset({"done", "skipped", "failed", "cancelled"})
-STATUSES = ("ingested", "skipped", "failed", "cancelled")
 
 PROGRESS_INTERVAL = 0.05  # seconds between updates of one file (~20/s)
 DEFAULT_CHUNK_BYTES = 8 << 20  # capture bytes per decoded batch: bounds each batch's memory
@@ -61,34 +60,7 @@ MAX_WORKERS = 64
 BOOK_BYTES_PER_ROW = 256  # a master row as enrichment holds it (index + values), measured ~230
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a Ctrl-C'd command
 
-
-@dataclass
-class FileProgress:
-    """Where one file is; sent to the progress callable."""
-
-    path: str
-    file_id: Optional[str]
-    stage: str  # one of STAGES
-    bytes_done: int
-    bytes_total: int
-    packets: int = 0
-    bad_packets: int = 0
-    unresolved_ticks: int = 0
-    rate_pps: float = 0.0
-    suspect: int = 0  # ticks with a suspect_reason so far
-    error: Optional[str] = None
-    index: int = 0  # the file's position in the job
-
-    @property
-    def final(self) -> bool:
-        return self.stage in FINAL_STAGES
-
-    @property
-    def fraction(self) -> float:
-        return min(1.0, self.bytes_done / self.bytes_total) if self.bytes_total else (1.0 if self.final else 0.0)
-
-
-# Why a file failed (FileResult.fault): its own content, writing the target, or a bug.
+# Why a file failed (CaptureRecord.fault): its own content, writing the target, or a bug.
 FAULT_INPUT = "input"
 FAULT_WRITE = "write"
 FAULT_INTERNAL = "internal"
@@ -96,37 +68,12 @@ FAULT_NO_SPACE = "no_space"  # the disk filled up while writing: exit 6, nothing
 
 
 @dataclass
-class FileResult:
-    path: str
-    file_id: Optional[str]
-    status: str  # one of STATUSES
-    messages: int = 0
-    packets: int = 0
-    heartbeats: int = 0
-    bad_packets: int = 0
-    ticks: int = 0
-    unresolved_ticks: int = 0
-    error: Optional[str] = None
-    framing: Optional[str] = None
-    suspect: int = 0  # ticks stored with a suspect_reason (values that cannot be real)
-    size_bytes: int = 0
-    seconds: float = 0.0
-    fault: Optional[str] = None  # with "failed": FAULT_INPUT, FAULT_WRITE or FAULT_INTERNAL
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
 class IngestReport:
     target: str
-    files: list[FileResult] = field(default_factory=list)
+    files: list[CaptureRecord] = field(default_factory=list)
     seconds: float = 0.0
     # The user stopped the whole run (Ctrl-C): the exit code is 130, as for SIGINT.
     interrupted: bool = False
-
-    def by_status(self, status: str) -> list[FileResult]:
-        return [f for f in self.files if f.status == status]
 
     @property
     def exit_code(self) -> int:
@@ -136,20 +83,29 @@ class IngestReport:
             return EXIT_INTERRUPTED
         if any(f.fault == FAULT_NO_SPACE for f in self.files):
             return EXIT_NO_SPACE
-        return EXIT_OK if all(f.status in ("ingested", "skipped") for f in self.files) else EXIT_PARTIAL
+        return EXIT_OK if all(f.status in (DONE, SKIPPED) for f in self.files) else EXIT_PARTIAL
+
+    def by_status(self, status: str) -> list[CaptureRecord]:
+        return [f for f in self.files if f.status == status]
 
     @property
     def packets(self) -> int:
-        return sum(f.packets for f in self.files if f.status == "ingested")
+        return sum(f.packets for f in self.files if f.status == DONE)
+
+    def counts(self) -> dict[str, int]:
+        """Files by reported status: ingested, skipped, failed, cancelled."""
+        counts = dict.fromkeys(REPORT_STATUSES, 0)
+        for f in self.files:
+            counts[f.reported_status] += 1
+        return counts
 
     def to_dict(self) -> dict:
-        counts = {s: len(self.by_status(s)) for s in STATUSES}
         return {
             "target": self.target,
             "seconds": round(self.seconds, 3),
             "exit_code": self.exit_code,
-            "counts": counts,
-            "ticks": sum(f.ticks for f in self.files if f.status == "ingested"),
+            "counts": self.counts(),
+            "ticks": sum(f.ticks for f in self.files if f.status == DONE),
             "files": [f.to_dict() for f in self.files],
         }
 
@@ -158,38 +114,30 @@ class _Cancelled(Exception):
     pass
 
 
-class _File:
-    """One input's state, shared by its decoder thread and the writer."""
+@dataclass(eq=False)
+class _File(CaptureRecord):
+    """One input's record, and what its decoder thread and the writer share about it.
 
-    def __init__(self, index: int, path: Path):
-        self.index = index
-        self.path = path
-        self.cancel = threading.Event()
-        self.file_id: Optional[str] = None
-        self.size = 0
-        self.stage = "queued"
-        self.status: Optional[str] = None
-        self.error: Optional[str] = None
-        self.fault: Optional[str] = None  # why it failed: FAULT_INPUT, FAULT_WRITE or FAULT_INTERNAL
-        self.framing: Optional[str] = None
-        # Counted by the decoder thread.
-        self.bytes_done = 0
-        self.messages = 0
-        self.packets = 0
-        self.heartbeats = 0
-        self.bad_packets = 0
-        self.ticks = 0
-        self.unresolved = 0
-        self.suspect = 0
-        self.first_tick_time = None
-        self.last_tick_time = None
-        self.started = 0.0
-        self.decode_started = 0.0
-        self.finished = 0.0
-        self.last_emit = 0.0
-        # Owned by the writer.
-        self.write = None
-        self.writer_error: Optional[str] = None
+    The decoder thread counts into the record; the writer owns ``write`` and settles the
+    status. Progress updates and the job's result are copies of the record (``copy``).
+    """
+
+    cancel: threading.Event = field(default_factory=threading.Event)
+    started: float = 0.0
+    decode_started: float = 0.0
+    finished: float = 0.0
+    last_emit: float = 0.0
+    write: object = None  # the open CaptureWrite (the writer's)
+    writer_error: Optional[str] = None
+
+    @property
+    def source(self) -> Path:
+        return Path(self.path)
+
+    def set_stage(self, stage: str) -> None:
+        """``stage``: one of STAGES ("hashing" is decoding's first step)."""
+        self.hashing = stage == HASHING
+        self.status = DECODING if self.hashing else stage
 
     def rate(self) -> float:
         if not self.decode_started:
@@ -197,15 +145,13 @@ class _File:
         elapsed = (self.finished or time.monotonic()) - self.decode_started
         return self.packets / elapsed if elapsed > 0 else 0.0
 
-    def result(self) -> FileResult:
-        return FileResult(
-            path=str(self.path), file_id=self.file_id, status=self.status or "failed",
-            messages=self.messages, packets=self.packets, heartbeats=self.heartbeats,
-            bad_packets=self.bad_packets, ticks=self.ticks, unresolved_ticks=self.unresolved,
-            error=self.error, fault=self.fault if self.status == "failed" else None,
-            framing=self.framing, size_bytes=self.size, suspect=self.suspect,
-            seconds=round((self.finished or time.monotonic()) - (self.started or time.monotonic()), 3),
-        )
+    def result(self) -> CaptureRecord:
+        """The file's final record, as the job reports it."""
+        now = time.monotonic()
+        self.seconds = round((self.finished or now) - (self.started or now), 3)
+        if self.status != FAILED:
+            self.fault = None
+        return self.copy()
 
 
 def file_sha256(path: Path, cancel: Optional[threading.Event] = None, on_bytes=None) -> str:
@@ -224,12 +170,12 @@ def decode_batches(f: _File, chunk_bytes: int = DEFAULT_CHUNK_BYTES):
     """
     from app.core.tick_sources import read_tick_file
 
-    kind = read_as(f.path)  # json | jsonl | parquet | capture: the one rule (app.pipeline.inputs)
+    kind = read_as(f.source)  # json | jsonl | parquet | capture: the one rule (app.pipeline.inputs)
     if kind != "capture":
         f.framing = kind
         seen_messages = np.zeros(0, dtype=np.int64)
         rejected: list = []  # ticks whose price is no number (NaN, Infinity, a string): bad records
-        for table in read_tick_file(f.path, file_id=f.file_id, rejected=rejected):
+        for table in read_tick_file(f.source, file_id=f.file_id, rejected=rejected):
             if f.cancel.is_set():
                 raise _Cancelled()
             if table.num_rows:
@@ -243,7 +189,7 @@ def decode_batches(f: _File, chunk_bytes: int = DEFAULT_CHUNK_BYTES):
         return
     from app.core.decode import CaptureReader
 
-    reader = CaptureReader(f.path, chunk_bytes=chunk_bytes, file_id=f.file_id)
+    reader = CaptureReader(f.source, chunk_bytes=chunk_bytes, file_id=f.file_id)
     f.framing = reader.framing
     for batch in reader.batches(f.cancel):
         f.packets += batch.ticks.num_rows
@@ -278,7 +224,7 @@ def count_batch(f: _File, ticks: pa.Table, bad) -> None:
     f.bad_packets += len(bad)
     if not n:
         return
-    f.unresolved += n - int(pc.sum(pc.fill_null(ticks["resolved"], False)).as_py() or 0)
+    f.unresolved_ticks += n - int(pc.sum(pc.fill_null(ticks["resolved"], False)).as_py() or 0)
     if "suspect_reason" in ticks.column_names:
         f.suspect += n - ticks["suspect_reason"].null_count
     low, high = pc.min_max(ticks["tick_time"]).values()
@@ -286,18 +232,6 @@ def count_batch(f: _File, ticks: pa.Table, bad) -> None:
     if low is not None:
         f.first_tick_time = low if f.first_tick_time is None else min(f.first_tick_time, low)
         f.last_tick_time = high if f.last_tick_time is None else max(f.last_tick_time, high)
-
-
-def capture_record(f: _File, *, replacing: bool = False) -> CaptureRecord:
-    """The ``captures`` row of a fully decoded file."""
-    return CaptureRecord(
-        file_id=f.file_id, path=str(f.path), size_bytes=f.size, framing=f.framing or "",
-        messages=f.messages, packets=f.packets, heartbeats=f.heartbeats,
-        bad_packets=f.bad_packets, unresolved_ticks=f.unresolved, suspect=f.suspect,
-        first_tick_time=f.first_tick_time, last_tick_time=f.last_tick_time,
-        status="replaced" if replacing else "ingested",
-        tool_version=__version__,
-    )
 
 
 def check_master_paths(instruments) -> None:
@@ -369,7 +303,7 @@ class JobControl:
 
     @property
     def paths(self) -> list[Path]:
-        return [f.path for f in self.files]
+        return [f.source for f in self.files]
 
 
 class IngestJob(JobControl):
@@ -383,7 +317,7 @@ class IngestJob(JobControl):
         instruments: Iterable = (),
         workers: int = 2,
         force: bool = False,
-        progress: Optional[Callable[[FileProgress], None]] = None,
+        progress: Optional[Callable[[CaptureRecord], None]] = None,
         chunk_bytes: Optional[int] = None,
         queue_batches: Optional[int] = None,
         memory_limit=None,
@@ -393,7 +327,7 @@ class IngestJob(JobControl):
         self.target_arg = target
         target_path = target.path if isinstance(target, Target) else Path(target)
         self.target_path = target_path
-        self.files = [_File(i, p) for i, p in enumerate(expand_inputs(paths, exclude=[target_path]))]
+        self.files = [_File(str(p), index=i) for i, p in enumerate(expand_inputs(paths, exclude=[target_path]))]
         self.instruments = list(instruments)
         self.workers = workers
         self.force = force
@@ -420,7 +354,7 @@ class IngestJob(JobControl):
     def _emit(self, f: _File, stage: Optional[str] = None, *, force: bool = False) -> None:
         if stage is not None:
             changed = stage != f.stage
-            f.stage = stage
+            f.set_stage(stage)
             force = force or changed
         if self.progress is None:
             return
@@ -428,12 +362,8 @@ class IngestJob(JobControl):
         if not force and now - f.last_emit < PROGRESS_INTERVAL:
             return
         f.last_emit = now
-        update = FileProgress(
-            path=str(f.path), file_id=f.file_id, stage=f.stage,
-            bytes_done=f.bytes_done, bytes_total=f.size, packets=f.packets,
-            bad_packets=f.bad_packets, unresolved_ticks=f.unresolved, rate_pps=f.rate(),
-            error=f.error, index=f.index, suspect=f.suspect,
-        )
+        f.rate_pps = f.rate()
+        update = f.copy()
         with self._emit_lock:  # the callable never runs twice at once
             try:
                 self.progress(update)
@@ -458,16 +388,16 @@ class IngestJob(JobControl):
             if f.cancel.is_set():
                 raise _Cancelled()
             try:
-                f.size = f.path.stat().st_size
+                f.size_bytes = f.source.stat().st_size
             except OSError as err:
                 raise InputError(f"cannot read {f.path}: {err.strerror or err}") from None
-            self._emit(f, "hashing")
+            self._emit(f, HASHING)
 
             def hashed(n):
                 f.bytes_done = n
                 self._emit(f)
 
-            f.file_id = file_sha256(f.path, f.cancel, hashed)
+            f.file_id = file_sha256(f.source, f.cancel, hashed)
             with self._seen_lock:
                 original = self._seen.get(f.file_id)
                 if original is None:
@@ -482,7 +412,7 @@ class IngestJob(JobControl):
                 return
             f.bytes_done = 0
             f.decode_started = time.monotonic()
-            self._emit(f, "decoding")
+            self._emit(f, DECODING)
             for ticks, bad, bytes_done in self._batches(f):
                 if f.cancel.is_set():
                     raise _Cancelled()
@@ -493,15 +423,15 @@ class IngestJob(JobControl):
                 self._emit(f)
             if f.cancel.is_set():
                 raise _Cancelled()
-            f.bytes_done = f.size
+            f.bytes_done = f.size_bytes
             self._put(f, ("end", f), droppable=False)
         except _Cancelled:
-            self._put(f, ("abort", f, "cancelled", None), droppable=False)
+            self._put(f, ("abort", f, CANCELLED, None), droppable=False)
         except Exception as err:
             f.fault = FAULT_INPUT if isinstance(err, (InputError, OSError)) else FAULT_INTERNAL
             if f.fault == FAULT_INTERNAL:
                 log.exception("decoding %s failed", f.path)
-            self._put(f, ("abort", f, "failed", _one_line(err)), droppable=False)
+            self._put(f, ("abort", f, FAILED, _one_line(err)), droppable=False)
 
     def _batches(self, f: _File):
         return decode_batches(f, self.chunk_bytes)
@@ -534,11 +464,11 @@ class IngestJob(JobControl):
                 self._abort_write(f)
             return
         if kind == "skip":
-            self._finish(f, "skipped", f.error)
+            self._finish(f, SKIPPED, f.error)
             return
         if kind == "duplicate":
             original = message[2]
-            if original.status is None:
+            if not original.final:
                 self._waiting.setdefault(original.index, []).append(f)
             else:
                 self._settle_duplicate(f, original)
@@ -547,35 +477,36 @@ class IngestJob(JobControl):
             _, _, status, error = message
             self._abort_write(f)
             if f.writer_error:
-                status, error = "failed", f.writer_error
+                status, error = FAILED, f.writer_error
             self._finish(f, status, error)
             return
         # "end": the decoder delivered every batch; commit unless cancelled meanwhile.
         if f.cancel.is_set() or f.writer_error:
             self._abort_write(f)
-            self._finish(f, "failed" if f.writer_error else "cancelled", f.writer_error)
+            self._finish(f, FAILED if f.writer_error else CANCELLED, f.writer_error)
             return
-        self._emit(f, "writing")
-        record = capture_record(f, replacing=(self.force and f.file_id in self._existing) or f.file_id in self._damaged)
+        self._emit(f, WRITING)
+        f.replaced = (self.force and f.file_id in self._existing) or f.file_id in self._damaged
+        f.ingested_at = dt.datetime.now(dt.timezone.utc)
         try:
             if f.write is None:  # a capture without ticks still gets its record
                 f.write = target.begin(f.file_id, force=self._replaces(f))
             write, f.write = f.write, None
-            write.commit(record)
+            write.commit(f)  # its record is the capture's ``captures`` row
         except AlreadyIngested:
-            self._finish(f, "skipped", "already in the target")
+            self._finish(f, SKIPPED, "already in the target")
             return
         except Exception as err:
             log.exception("committing %s failed", f.path)
             error, f.fault = self._write_failure(f, err)
-            self._finish(f, "failed", error)
+            self._finish(f, FAILED, error)
             return
-        self._finish(f, "ingested", None)
+        self._finish(f, DONE, None)
 
     def _write_failure(self, f: _File, err: BaseException) -> tuple[str, str]:
         """(message, fault) for a failed write; a full disk is its own fault (exit 6)."""
         if is_no_space(err):
-            return no_space_message(self.target_path, f.size), FAULT_NO_SPACE
+            return no_space_message(self.target_path, f.size_bytes), FAULT_NO_SPACE
         return f"writing to the target failed: {_one_line(err)}", FAULT_WRITE
 
     def _replaces(self, f: _File) -> bool:
@@ -585,13 +516,13 @@ class IngestJob(JobControl):
     def _settle_duplicate(self, f: _File, original: _File) -> None:
         """A later copy of ``original`` ends as that one did: skipped only if it is stored."""
         same = f"same content as {original.path}"
-        if original.status in ("ingested", "skipped"):
-            self._finish(f, "skipped", same)
-        elif original.status == "cancelled":
-            self._finish(f, "cancelled", f"{same}, which was cancelled")
+        if original.status in (DONE, SKIPPED):
+            self._finish(f, SKIPPED, same)
+        elif original.status == CANCELLED:
+            self._finish(f, CANCELLED, f"{same}, which was cancelled")
         else:
             f.fault = original.fault
-            self._finish(f, "failed", f"{same}, which failed")
+            self._finish(f, FAILED, f"{same}, which failed")
 
     def _abort_write(self, f: _File) -> None:
         if f.write is not None:
@@ -602,16 +533,15 @@ class IngestJob(JobControl):
                 log.exception("aborting the write of %s failed", f.path)
 
     def _finish(self, f: _File, status: str, error: Optional[str]) -> None:
-        if status == "ingested" and f.file_id in self._damaged:
+        if status == DONE and f.file_id in self._damaged:
             error = f"re-ingested: its stored rows were damaged ({self._damaged[f.file_id]})"
-        f.status = status
         f.error = error
         f.finished = time.monotonic()
-        if status != "ingested":
+        if status != DONE:
             # Counts describe what is in the target; a skipped file keeps its id only.
-            f.ticks = f.unresolved = f.suspect = 0
+            f.ticks = f.unresolved_ticks = f.suspect = 0
         self._done += 1
-        self._emit(f, {"ingested": "done"}.get(status, status), force=True)
+        self._emit(f, status, force=True)
         for copy in self._waiting.pop(f.index, ()):
             self._settle_duplicate(copy, f)
 
@@ -629,7 +559,7 @@ class IngestJob(JobControl):
             # A capture whose stored rows are damaged is ingested again (the file is the truth).
             self._existing = target.file_ids() - set(self._damaged)
             for f in self.files:
-                self._emit(f, "queued", force=True)
+                self._emit(f, QUEUED, force=True)
             try:
                 target.tune_for_ingest(min(self.workers, len(self.files)), self.memory)
                 masters = store_masters(target, self.instruments)
@@ -642,7 +572,7 @@ class IngestJob(JobControl):
                     # Parsing a dump leaves ~200 MB the allocator would otherwise keep.
                     pa.default_memory_pool().release_unused()
                 self._pump(cancel)
-                if any(f.status == "ingested" for f in self.files) or masters:
+                if any(f.status == DONE for f in self.files) or masters:
                     target.rebuild_unknown_tokens(self.book)
             finally:
                 target.tune_for_ingest(None)
@@ -702,7 +632,7 @@ def run_ingest(
     instruments: Iterable = (),
     workers: int = 2,
     force: bool = False,
-    progress: Optional[Callable[[FileProgress], None]] = None,
+    progress: Optional[Callable[[CaptureRecord], None]] = None,
     cancel: Optional[threading.Event] = None,
     **options,
 ) -> IngestReport:

@@ -18,7 +18,7 @@ import datetime as dt
 import os
 import re
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
@@ -26,8 +26,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from app import __version__
 from app.core import protocol, schema
+from app.core.capture import CaptureRecord
 from app.errors import InputError, TargetLockedError
 
 UTC_TIME = schema.UTC_TIME
@@ -94,29 +94,11 @@ def check_file_id(file_id: str) -> str:
     return file_id
 
 
-@dataclass
-class CaptureRecord:
-    """One row of ``captures``: written last, in the same commit as the capture's ticks."""
-
-    file_id: str
-    path: str
-    size_bytes: int
-    framing: str
-    messages: int = 0
-    packets: int = 0
-    heartbeats: int = 0
-    bad_packets: int = 0
-    unresolved_ticks: int = 0
-    first_tick_time: Optional[dt.datetime] = None
-    last_tick_time: Optional[dt.datetime] = None
-    status: str = "ingested"
-    tool_version: str = __version__
-    ingested_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
-    suspect: Optional[int] = 0
-
-    def to_table(self) -> pa.Table:
-        row = asdict(self)
-        return pa.Table.from_pylist([row], schema=CAPTURES_SCHEMA)
+def captures_table(record: CaptureRecord) -> pa.Table:
+    """A capture's ``captures`` row: written last, in the same commit as its ticks."""
+    row = {name: getattr(record, name) for name in CAPTURES_SCHEMA.names}
+    row["status"] = "replaced" if record.replaced else "ingested"  # how it was committed
+    return pa.Table.from_pylist([row], schema=CAPTURES_SCHEMA)
 
 
 class AlreadyIngested(Exception):

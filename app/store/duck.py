@@ -629,7 +629,7 @@ class _DuckCaptureWrite(CaptureWrite):
             there = cur.execute("SELECT count(*) FROM captures WHERE file_id = ?", [self.file_id]).fetchall()[0][0]
             if there:
                 raise AlreadyIngested(self.file_id)
-            with _arrow_view(cur, record.to_table()) as row:
+            with _arrow_view(cur, base.captures_table(record)) as row:
                 cur.execute(f"INSERT INTO captures SELECT * FROM {row}")
             # The capture's summary, from its ticks as this transaction sees them.
             cur.execute(f"INSERT INTO {tick_summary.TABLE} "

@@ -450,7 +450,7 @@ class ParquetTarget(Target):
             size, found, footer = journal.part_fingerprint(self.path / journal.staged_name(summary_rel))
             part_rows = {**part_rows, summary_rel: found}
             rows, sizes, footers = rows + [found], sizes + [size], footers + [footer]
-            row = record.to_table()
+            row = base.captures_table(record)
             for field, values in zip(MANIFEST_PART_FIELDS, (list(part_rows), rows, sizes, footers)):
                 row = row.append_column(field, pa.array([values], field.type))
             old = existing["parts"].combine_chunks().flatten().to_pylist() if existing.num_rows else []

@@ -1,5 +1,5 @@
 """The selected file's details: the full message, the file, what to do, and for a bug the
-log file and traceback. It shows what a ``CaptureRow``/``Fault`` says; it decides nothing."""
+log file and traceback. It shows what a ``QueueRow``/``Fault`` says; it decides nothing."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
 
 from app.model.faults import Fault
-from app.model.session import CaptureRow
+from app.model.session import QueueRow
 
 EMPTY = "Select a file in the queue to see its details here."
 
@@ -41,13 +41,13 @@ class DetailsPane(QWidget):
         self.logs_button.clicked.connect(self.open_logs)
         self.show_row(None)
 
-    def show_row(self, row: Optional[CaptureRow]) -> None:
+    def show_row(self, row: Optional[QueueRow]) -> None:
         if row is None:
             self._show(EMPTY, "", internal=False)
-        elif row.fault is not None:
-            self.show_fault(row.fault, row.name)
+        elif row.failure is not None:
+            self.show_fault(row.failure, row.name)
         else:
-            lines = [f"Status: {row.status}" + (f" ({row.note})" if row.note else ""), f"File: {row.path}"]
+            lines = [f"Status: {row.status}" + (f" ({row.error})" if row.error else ""), f"File: {row.path}"]
             if row.file_id:
                 lines.append(f"Content id (sha256): {row.file_id}")
             lines.append(f"Packets: {row.packets:,} · bad packets: {row.bad_packets:,} · "

@@ -6,7 +6,7 @@ kept referenced until their finished/failed signal has been handled (superqt's r
 a runnable must never own the QObject that reports for it).
 
 Pipeline progress arrives on worker threads at any rate. The callback only stores the
-latest ``FileProgress`` per file in a lock-protected dict; a 50 ms QTimer here drains it
+latest ``CaptureRecord`` per file in a lock-protected dict; a 50 ms QTimer here drains it
 and emits one batched ``progress`` signal, so the GUI sees at most ~20 updates a second
 per file whatever the pipeline does, and the final state of each file is never lost
 (it is simply the last one stored, and the dict is drained again before a job's
@@ -135,7 +135,7 @@ GUI_SWITCH_INTERVAL_S = 0.001
 class JobManager(QObject):
     """Starts, tracks, throttles and cancels the app's background work."""
 
-    progress = Signal(list)  # list[FileProgress]: latest state of files that changed
+    progress = Signal(list)  # list[CaptureRecord]: latest state of files that changed
     job_started = Signal(int, list)  # job id, path keys
     job_finished = Signal(int, object)  # job id, IngestReport
     job_failed = Signal(int, object, str)  # job id, exception, traceback

@@ -527,7 +527,7 @@ class MainWindow(QMainWindow):
     def _show_selected_details(self, switch: bool = False) -> None:
         rows = self.selected_rows() if self.queue_view.selectionModel() else []
         self.details_pane.show_row(rows[0] if rows else None)
-        if switch and rows and rows[0].fault is not None:
+        if switch and rows and rows[0].failure is not None:
             self.tabs.setCurrentWidget(self.details_pane)
 
     def _on_row_action(self, row: int, action: str) -> None:
@@ -544,8 +544,8 @@ class MainWindow(QMainWindow):
         files = list(getattr(report, "files", []))
         self.session.finish_job(job_id, files)
         log.info("job %d finished: %d files, %d failed", job_id, len(files),
-                 sum(1 for r in files if r.status == "failed"))
-        counts = {s: sum(1 for r in files if r.status == s) for s in ("ingested", "skipped", "failed", "cancelled")}
+                 sum(1 for r in files if r.status == qm.FAILED))
+        counts = report.counts()
         text = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "nothing to do"
         seconds = getattr(report, "seconds", None)
         self.statusBar().showMessage(f"Finished: {text}" + (f" in {seconds:.1f} s" if seconds else ""), 15000)
@@ -1042,10 +1042,10 @@ class MainWindow(QMainWindow):
         selected = self.selected_rows() if self.queue_view.selectionModel() else []
         queued = bool(self.session.queued_unassigned())
         self.act_start.setEnabled(queued)
-        self.act_cancel.setEnabled(any(not r.is_finished for r in selected))
+        self.act_cancel.setEnabled(any(not r.final for r in selected))
         self.act_retry.setEnabled(any(r.status in RETRYABLE for r in selected))
-        self.act_cancel_all.setEnabled(any(not r.is_finished for r in self.model.rows))
-        self.act_clear.setEnabled(any(r.is_finished for r in self.model.rows))
+        self.act_cancel_all.setEnabled(any(not r.final for r in self.model.rows))
+        self.act_clear.setEnabled(any(r.final for r in self.model.rows))
         self.act_export.setEnabled(self.unknown_pane.model.rowCount() > 0)
         self.act_resolve.setEnabled(bool(self.target))
         self.unknown_pane.resolve_button.setEnabled(bool(self.target))

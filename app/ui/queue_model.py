@@ -12,7 +12,7 @@ from typing import Optional
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
 from PySide6.QtGui import QColor
 
-from app.model.session import (  # noqa: F401 - the vocabulary, re-exported for views
+from app.core.capture import (  # noqa: F401 - the one status vocabulary, re-exported for views
     ACTIVE,
     CANCELLED,
     DECODING,
@@ -23,13 +23,10 @@ from app.model.session import (  # noqa: F401 - the vocabulary, re-exported for 
     SKIPPED,
     STATUSES,
     WRITING,
-    CaptureRow,
-    Session,
 )
+from app.model.session import QueueRow, Session
 from app.ui import theme
 from app.model.formatting import human_bytes, human_count, human_rate
-
-QueueRow = CaptureRow
 
 
 ProgressRole = Qt.ItemDataRole.UserRole + 1  # float 0..1 for the progress delegate
@@ -88,13 +85,13 @@ class QueueModel(QAbstractTableModel):
         self.endResetModel()
 
     @property
-    def rows(self) -> list[CaptureRow]:
+    def rows(self) -> list[QueueRow]:
         return self.session.rows
 
-    def row_at(self, index: int) -> CaptureRow:
+    def row_at(self, index: int) -> QueueRow:
         return self.session.row_at(index)
 
-    def row(self, path) -> Optional[CaptureRow]:
+    def row(self, path) -> Optional[QueueRow]:
         return self.session.row(path)
 
     # --- Qt model API ---------------------------------------------------------------
@@ -134,8 +131,8 @@ class QueueModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             if column == Column.FILE:
                 return row.path
-            if column in (Column.STATUS, Column.NOTE) and (row.fault or row.note):
-                return row.fault.details() if row.fault else f"{row.status}: {row.note}"
+            if column in (Column.STATUS, Column.NOTE) and (row.failure or row.error):
+                return row.failure.details() if row.failure else f"{row.status}: {row.error}"
             return None
         if role == Qt.ItemDataRole.TextAlignmentRole and column in _NUMERIC:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -156,7 +153,7 @@ class QueueModel(QAbstractTableModel):
         if column == Column.FILE:
             return row.name
         if column == Column.SIZE:
-            return human_bytes(row.size)
+            return human_bytes(row.size_bytes)
         if column == Column.FRAMING:
             return row.framing
         if column == Column.STATUS:
@@ -164,23 +161,23 @@ class QueueModel(QAbstractTableModel):
         if column == Column.PROGRESS:
             return f"{row.fraction * 100:.0f}%"
         if column == Column.PACKETS:
-            return human_count(row.packets) if row.packets or row.is_finished else ""
+            return human_count(row.packets) if row.packets or row.final else ""
         if column == Column.RATE:
             return human_rate(row.rate_pps) if row.is_active else ""
         if column == Column.BAD:
             if row.suspect:  # suspect ticks are stored, never silently (issue 14)
                 return f"{human_count(row.bad_packets)} +{human_count(row.suspect)} suspect"
-            return human_count(row.bad_packets) if row.bad_packets or row.is_finished else ""
+            return human_count(row.bad_packets) if row.bad_packets or row.final else ""
         if column == Column.UNRESOLVED:
-            return human_count(row.unresolved_ticks) if row.unresolved_ticks or row.is_finished else ""
+            return human_count(row.unresolved_ticks) if row.unresolved_ticks or row.final else ""
         if column == Column.NOTE:
-            return row.note
+            return row.error or ""
         return ""
 
     def _raw(self, row: QueueRow, column: Column):
         return {
-            Column.FILE: row.path, Column.SIZE: row.size, Column.FRAMING: row.framing,
+            Column.FILE: row.path, Column.SIZE: row.size_bytes, Column.FRAMING: row.framing,
             Column.STATUS: row.status, Column.PROGRESS: row.fraction, Column.PACKETS: row.packets,
             Column.RATE: row.rate_pps, Column.BAD: row.bad_packets,
-            Column.UNRESOLVED: row.unresolved_ticks, Column.NOTE: row.note, Column.ACTION: row.status,
+            Column.UNRESOLVED: row.unresolved_ticks, Column.NOTE: row.error or "", Column.ACTION: row.status,
         }[column]

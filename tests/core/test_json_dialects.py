@@ -164,7 +164,7 @@ def test_ingest_counts_rejected_ticks_as_bad(tmp_path):
     path.write_text("[" + json.dumps(good) + ', {"instrument_token": 408065, "last_price": NaN}]')
     report = run_ingest([path], tmp_path / "t.duckdb")
     f = report.files[0]
-    assert f.status == "ingested" and f.ticks == 1 and f.bad_packets == 1
+    assert f.status == "done" and f.ticks == 1 and f.bad_packets == 1
 
 
 # --- the public peers' dumps --------------------------------------------------------------------

@@ -94,7 +94,7 @@ def local_dataset(tmp_path_factory, inputs):
     files, master = inputs
     target = tmp_path_factory.mktemp("local") / "dataset"
     report = run_ingest(files, target, instruments=[master], workers=2)
-    assert [f.status for f in report.files] == ["ingested"] * 3
+    assert [f.status for f in report.files] == ["done"] * 3
     return target
 
 
@@ -104,7 +104,7 @@ def dask_dataset(tmp_path_factory, inputs, client):
     target = tmp_path_factory.mktemp("dask") / "dataset"
     updates = []
     report = run_dask_ingest(files, target, instruments=[master], client=client, progress=updates.append)
-    assert [f.status for f in report.files] == ["ingested"] * 3, [f.error for f in report.files]
+    assert [f.status for f in report.files] == ["done"] * 3, [f.error for f in report.files]
     return target, report, updates
 
 
@@ -205,7 +205,7 @@ def test_duplicate_content_in_one_job_is_ingested_once(tmp_path, inputs, client)
     twin = tmp_path / "twin.dat"
     twin.write_bytes(files[1].read_bytes())
     report = run_dask_ingest([files[1], twin], tmp_path / "dataset", client=client)
-    assert sorted(f.status for f in report.files) == ["ingested", "skipped"]
+    assert sorted(f.status for f in report.files) == ["done", "skipped"]
     assert "same content as" in report.by_status("skipped")[0].error
     with open_target(tmp_path / "dataset") as t:
         assert t.counts()["captures"] == 1
@@ -234,7 +234,7 @@ def test_worker_dying_once_is_retried_without_duplicates(tmp_path, inputs, local
     task = functools.partial(_die_after_writing, str(tmp_path), "a.dat", 1)
     report = run_dask_ingest(files, target, instruments=[master], client=client, task=task)
     assert (tmp_path / "a.dat.deaths").read_text() == "x"  # it did die once
-    assert [f.status for f in report.files] == ["ingested"] * 3, [f.error for f in report.files]
+    assert [f.status for f in report.files] == ["done"] * 3, [f.error for f in report.files]
     result, clean = snapshot(target), snapshot(local_dataset)
     assert result["counts"] == clean["counts"]
     assert result["ticks"].equals(clean["ticks"])
@@ -253,13 +253,13 @@ def test_worker_dying_every_time_fails_that_file_and_a_rerun_completes_exactly(
     assert first.exit_code == 4
     with ParquetTarget(target, read_only=True) as t:
         committed = t.counts()
-        assert committed["captures"] == len(first.by_status("ingested"))
+        assert committed["captures"] == len(first.by_status("done"))
         assert committed["ticks"] == sum(f.ticks for f in first.files)
     assert_clean(target)  # the dead attempts' complete parts were removed, not committed
 
     second = run_dask_ingest(files, target, instruments=[master], client=client)
-    assert {Path(f.path).name: f.status for f in second.files}["c.dat"] == "ingested"
-    assert all(f.status in ("ingested", "skipped") for f in second.files)
+    assert {Path(f.path).name: f.status for f in second.files}["c.dat"] == "done"
+    assert all(f.status in ("done", "skipped") for f in second.files)
     result, clean = snapshot(target), snapshot(local_dataset)
     assert result["counts"] == clean["counts"]
     assert result["ticks"].equals(clean["ticks"])
@@ -285,7 +285,7 @@ def test_leftovers_of_a_killed_client_are_removed_at_the_next_run(tmp_path, inpu
     staged = {rel for rel in files_on_disk(target) if rel.endswith(".staged")}
     assert len(staged) == len(orphan["parts"])
     report = run_dask_ingest([files[1]], target, client=client)
-    assert report.files[0].status == "ingested"
+    assert report.files[0].status == "done"
     assert stray.read_bytes() == b"half"  # not provably ours: left alone
     stray.unlink()
     assert_clean(target)
@@ -305,7 +305,7 @@ def test_a_damaged_capture_is_reingested_not_skipped(tmp_path, inputs, client):
     (target / parts[0]).unlink()
     report = run_dask_ingest(files[:2], target, client=client)
     statuses = sorted((f.status, "damaged" in (f.error or "")) for f in report.files)
-    assert statuses == [("ingested", True), ("skipped", False)]
+    assert statuses == [("done", True), ("skipped", False)]
     with ParquetTarget(target) as t:
         assert t.verify() == []
     after = snapshot(target)
@@ -324,7 +324,7 @@ def test_force_through_a_scheduler_address_replaces_parts(tmp_path, inputs, loca
     with ParquetTarget(target, read_only=True) as t:
         old_parts = t.committed_parts()
     report = run_dask_ingest(files[:2], target, instruments=[master], scheduler=address, force=True)
-    assert [f.status for f in report.files] == ["ingested"] * 2
+    assert [f.status for f in report.files] == ["done"] * 2
     with ParquetTarget(target, read_only=True) as t:
         new_parts = t.committed_parts()
         assert set(t.captures()["status"].to_pylist()) == {"replaced"}
@@ -372,7 +372,7 @@ def test_commit_parts_refuses_missing_or_short_parts(tmp_path, inputs):
         assert target.file_ids() == set()
         os.replace(moved, staged)
         target.commit_parts(record, parts)
-        assert target.counts()["ticks"] == result["ticks"]
+        assert target.counts()["ticks"] == result["capture"].ticks
 
 
 def test_parts_writer_lays_out_what_the_target_writes(tmp_path, inputs):

@@ -20,7 +20,8 @@ import pytest
 
 from app.core import synthetic
 from app.errors import InputError, UsageError
-from app.pipeline import FINAL_STAGES, IngestJob, expand_inputs, run_ingest
+from app.core.capture import FINISHED
+from app.pipeline import IngestJob, expand_inputs, run_ingest
 from app.pipeline import ingest as ingest_module
 from app.pipeline.ingest import PROGRESS_INTERVAL
 from app.store import open_target
@@ -94,7 +95,7 @@ def test_ingest_twice_gives_the_same_rows_and_reports_skips(tmp_path, captures, 
     target = target_path(tmp_path, kind)
     inputs = [folder / "a.dat", folder / "sub", folder / "c.dat"]
     first = run_ingest(inputs, target, instruments=[master], workers=2)
-    assert [f.status for f in first.files] == ["ingested"] * 3, [f.error for f in first.files]
+    assert [f.status for f in first.files] == ["done"] * 3, [f.error for f in first.files]
     assert first.exit_code == 0
     by_name = {Path(f.path).name: f for f in first.files}
     for name, info in (("a.dat", infos["a"]), ("b.bin", infos["b"]), ("c.dat", infos["c"])):
@@ -124,7 +125,7 @@ def test_force_replaces_a_capture_in_place(tmp_path, captures, kind):
     run_ingest([folder / "a.dat"], target)
     before = counts(target)
     report = run_ingest([folder / "a.dat"], target, instruments=[master], force=True)
-    assert report.files[0].status == "ingested"
+    assert report.files[0].status == "done"
     assert counts(target) == before
     with open_target(target) as t:
         assert t.captures()["status"].to_pylist() == ["replaced"]
@@ -137,7 +138,7 @@ def test_same_content_twice_in_one_job_is_ingested_once(tmp_path, captures):
     copy = tmp_path / "copy_of_a.dat"
     shutil.copyfile(folder / "a.dat", copy)
     report = run_ingest([folder / "a.dat", copy], tmp_path / "t.duckdb")
-    assert sorted(f.status for f in report.files) == ["ingested", "skipped"]
+    assert sorted(f.status for f in report.files) == ["done", "skipped"]
     skipped = report.by_status("skipped")[0]
     assert skipped.error.startswith("same content as")
     assert counts(tmp_path / "t.duckdb")["captures"] == 1
@@ -161,7 +162,7 @@ def test_cancel_one_file_mid_decode_leaves_nothing_of_it(tmp_path, captures, kin
     job_box["job"] = job
     report = job.run()
     status = {Path(f.path).name: f.status for f in report.files}
-    assert status == {"a.dat": "cancelled", "c.dat": "ingested"}
+    assert status == {"a.dat": "cancelled", "c.dat": "done"}
     assert cancelled_at["packets"] > 1000
     assert report.exit_code == 4
     with open_target(target) as t:
@@ -197,7 +198,7 @@ def test_a_failing_file_does_not_stop_the_others(tmp_path, captures):
     doomed.unlink()  # vanished between listing and reading
     report = job.run()
     status = {Path(f.path).name: f.status for f in report.files}
-    assert status == {"gone.dat": "failed", "broken.json": "failed", "c.dat": "ingested"}
+    assert status == {"gone.dat": "failed", "broken.json": "failed", "c.dat": "done"}
     assert all(f.error and "\n" not in f.error for f in report.by_status("failed"))
     assert report.exit_code == 4
     assert counts(tmp_path / "t.duckdb")["captures"] == 1
@@ -223,9 +224,9 @@ def _progress_of_an_ingest(target_folder, folder) -> dict:
     for path, mine in by_path.items():
         stages = [u.stage for u in mine]
         assert stages[0] == "queued" and stages[-1] == "done"
-        assert [s for s in stages if s in FINAL_STAGES] == ["done"]
+        assert [s for s in stages if s in FINISHED] == ["done"]
         result = next(f for f in report.files if f.path == path)
-        assert (mine[-1].packets, mine[-1].bytes_done, mine[-1].bytes_total) == (
+        assert (mine[-1].packets, mine[-1].bytes_done, mine[-1].size_bytes) == (
             result.packets, result.size_bytes, result.size_bytes)
     return by_path
 
@@ -334,7 +335,7 @@ def test_json_jsonl_and_parquet_dumps_match_the_binary_capture(tmp_path, capture
 
     def ingested(path: Path, name: str) -> pa.Table:
         report = run_ingest([path], tmp_path / f"{name}.duckdb", instruments=[master])
-        assert report.files[0].status == "ingested", report.files[0].error
+        assert report.files[0].status == "done", report.files[0].error
         with open_target(tmp_path / f"{name}.duckdb") as t:
             return t.ticks()
 
@@ -373,7 +374,7 @@ def test_a_corrected_master_names_new_ticks_not_its_stored_copy(tmp_path, kind):
     run_ingest([_u32len_capture(tmp_path / "x.bin", 3)], target, instruments=[other], workers=1)
     master.write_text("instrument_token,tradingsymbol,exchange\n408065,INFY,NSE\n")
     report = run_ingest([_u32len_capture(tmp_path / "b.bin", 2)], target, instruments=[master], workers=1)
-    assert [f.status for f in report.files] == ["ingested"]
+    assert [f.status for f in report.files] == ["done"]
     with open_target(target) as t:
         names = {row["last_price"]: row["tradingsymbol"] for row in t.ticks(["last_price", "tradingsymbol"]).to_pylist()}
         stored = sorted((r["source"].rsplit("/", 1)[-1], r["tradingsymbol"])
@@ -480,7 +481,7 @@ def test_a_parquet_dataset_inside_an_input_folder_is_not_read(tmp_path, captures
     assert (dataset / "tickscope-dataset.json").is_file() and list(dataset.rglob("*.parquet"))
     assert expand_inputs([nest]) == [nest / "a.dat"]
     report = run_ingest([nest], tmp_path / "nest.duckdb")
-    assert [(Path(f.path).name, f.status) for f in report.files] == [("a.dat", "ingested")]
+    assert [(Path(f.path).name, f.status) for f in report.files] == [("a.dat", "done")]
     assert report.exit_code == 0
     with pytest.raises(UsageError, match="no capture or tick files"):
         expand_inputs([dataset])  # named itself, a dataset is still not an input

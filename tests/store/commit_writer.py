@@ -66,7 +66,7 @@ def main() -> None:
 
     for paths, force in ((config["ingest"], False), (config["force"], True)):
         report = run_ingest(paths, config["target"], workers=1, force=force, progress=progress)
-        failed = [f.error for f in report.files if f.status not in ("ingested", "skipped")]
+        failed = [f.error for f in report.files if f.status not in ("done", "skipped")]
         if failed:
             sys.stderr.write(f"failed: {failed}\n")
             sys.exit(4)

@@ -43,7 +43,7 @@ def inputs(tmp_path_factory):
 
 def ingest(paths, target, master, **kw):
     report = run_ingest(paths, target, instruments=[master], workers=1, **kw)
-    assert all(f.status in ("ingested", "skipped") for f in report.files), [f.error for f in report.files]
+    assert all(f.status in ("done", "skipped") for f in report.files), [f.error for f in report.files]
     return report
 
 
@@ -107,7 +107,7 @@ def test_a_damaged_part_fails_verify_and_reingest_repairs_it(tmp_path, inputs, d
     report = ingest([inputs["a"], inputs["b"]], root, inputs["master"])
     outcome = {Path(f.path).name: (f.status, f.error or "") for f in report.files}
     assert outcome["a.dat"][0] == "skipped"
-    assert outcome["b.dat"][0] == "ingested" and "damaged" in outcome["b.dat"][1]
+    assert outcome["b.dat"][0] == "done" and "damaged" in outcome["b.dat"][1]
     with open_target(root) as t:
         assert t.verify() == []
     repaired = snapshot(root)
@@ -128,7 +128,7 @@ def test_a_hand_deleted_duckdb_row_fails_verify_and_reingest_repairs_it(tmp_path
     (line,) = [line for line in result.stdout.splitlines() if ":" in line and "problem" not in line]
     assert line.startswith("a.dat: ") and "tick rows stored" in line and "re-ingest" in line
     report = ingest([inputs["a"], inputs["b"]], root, inputs["master"])
-    assert {Path(f.path).name: f.status for f in report.files} == {"a.dat": "ingested", "b.dat": "skipped"}
+    assert {Path(f.path).name: f.status for f in report.files} == {"a.dat": "done", "b.dat": "skipped"}
     with open_target(root) as t:
         assert t.verify() == []
     repaired = snapshot(root)

@@ -40,7 +40,7 @@ def target_path(tmp_path, kind):
 def test_suspect_ticks_are_stored_and_counted(tmp_path, capture, kind):
     target = target_path(tmp_path, kind)
     report = run_ingest([capture], target)
-    assert [f.status for f in report.files] == ["ingested"] and report.files[0].suspect == 3
+    assert [f.status for f in report.files] == ["done"] and report.files[0].suspect == 3
     with open_target(target, read_only=True) as t:
         assert t.captures().column("suspect").to_pylist() == [3]
         reasons = t.ticks(["msg_seq", "suspect_reason"]).sort_by("msg_seq").column("suspect_reason").to_pylist()
@@ -64,7 +64,7 @@ def test_an_older_duckdb_target_without_the_columns_still_opens(tmp_path, captur
     other = capture.parent / "other.bin"
     other.write_bytes(encode.encode_message([quote(high=1), quote(last_traded_quantity=T0 + 5)]))
     report = run_ingest([other], target)
-    assert [f.status for f in report.files] == ["ingested"]
+    assert [f.status for f in report.files] == ["done"]
     with open_target(target, read_only=True) as t:
         assert sorted(t.captures().column("suspect").to_pylist(), key=str) == [2, None]
         assert t.ticks().num_rows == 7

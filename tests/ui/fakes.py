@@ -10,7 +10,8 @@ import time
 from typing import Optional
 
 # The pipeline's own records: a fake job reports exactly what a real one does.
-from app.pipeline.ingest import FileProgress, FileResult, IngestReport  # noqa: F401
+from app.core.capture import CANCELLED, DECODING, DONE, FAILED, CaptureRecord
+from app.pipeline.ingest import IngestReport
 
 
 class FakeJob:
@@ -52,22 +53,22 @@ class FakeJob:
         results = []
         for path in self.paths:
             size = 1000
-            status, error = "ingested", None
+            status, error = DONE, None
             for step in range(1, self.steps + 1):
                 if self._cancel_all.is_set() or self._cancel[path].is_set():
-                    status = "cancelled"
+                    status = CANCELLED
                     break
                 if os.path.basename(path).startswith("fail") and step > self.steps // 2:
-                    status, error = "failed", "cannot decode: broken on purpose"
+                    status, error = FAILED, "cannot decode: broken on purpose"
                     break
-                self._send(FileProgress(path, "f" * 64, "decoding", size * step // self.steps, size,
-                                        packets=step * 10, bad_packets=step // 50, unresolved_ticks=step // 20,
-                                        rate_pps=1000.0))
+                self._send(CaptureRecord(path, "f" * 64, size, status=DECODING, bytes_done=size * step // self.steps,
+                                         packets=step * 10, bad_packets=step // 50, unresolved_ticks=step // 20,
+                                         rate_pps=1000.0))
                 time.sleep(self.step_s)
-            stage = {"ingested": "done"}.get(status, status)
-            packets = 10 * self.steps if status == "ingested" else 0
-            self._send(FileProgress(path, "f" * 64, stage, size, size, packets=packets, error=error))
-            results.append(FileResult(path, "f" * 64, status, packets=packets, ticks=packets,
-                                      bad_packets=self.steps // 50 if packets else 0,
-                                      unresolved_ticks=self.steps // 20 if packets else 0, error=error))
+            packets = 10 * self.steps if status == DONE else 0
+            self._send(CaptureRecord(path, "f" * 64, size, status=status, bytes_done=size, packets=packets,
+                                     error=error))
+            results.append(CaptureRecord(path, "f" * 64, size, status=status, packets=packets, ticks=packets,
+                                         bad_packets=self.steps // 50 if packets else 0,
+                                         unresolved_ticks=self.steps // 20 if packets else 0, error=error))
         return IngestReport(self.target, results)

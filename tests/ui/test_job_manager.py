@@ -31,7 +31,7 @@ def test_progress_is_coalesced_in_the_gui_thread(qtbot, tmp_path):
         job_id = manager.start_ingest(paths, str(tmp_path / "t.duckdb"))
     job = FakeJob.instances[-1]
     assert finished.args[0] == job_id
-    assert [r.status for r in finished.args[1].files] == ["ingested", "ingested"]
+    assert [r.status for r in finished.args[1].files] == ["done", "done"]
     assert job.ran_in != gui_thread.name
     assert job.sent > 3000
     assert len(batches) == 1 and batches[0][0] is gui_thread
@@ -62,7 +62,7 @@ def test_cancel_one_file_leaves_the_others_running(qtbot, tmp_path):
         manager.start_ingest(paths, "t.duckdb")
         qtbot.waitUntil(lambda: FakeJob.instances[-1].sent > 5)
         assert manager.cancel_file(paths[1])
-    assert [r.status for r in finished.args[1].files] == ["ingested", "cancelled"]
+    assert [r.status for r in finished.args[1].files] == ["done", "cancelled"]
     assert not manager.cancel_file(paths[0])  # no job holds it any more
     manager.shutdown()
 

@@ -117,7 +117,7 @@ def test_gui_ingest_of_the_sample_matches_the_cli(qtbot, window, sample, tmp_pat
     cli_target = tmp_path / "cli.duckdb"
     _ingest(qtbot, window, [sample["capture"]], gui_target, sample["masters"])
     row = window.model.rows[0]
-    assert row.status == qm.DONE, row.note
+    assert row.status == qm.DONE, row.error
     assert row.packets > 29_000 and row.bad_packets == 5
     assert row.unresolved_ticks == 890
     cli = subprocess.run(
@@ -211,7 +211,7 @@ def test_cancel_mid_file_leaves_nothing_of_it_and_the_others_go_on(qtbot, window
     big_row, sample_row = window.model.row(big), window.model.row(str(sample["capture"]))
     assert big_row.status == qm.CANCELLED
     assert sample_row.status == qm.DONE
-    assert all("cancelling" not in r.note for r in window.model.rows)  # cancelled means cancelled
+    assert all("cancelling" not in (r.error or "") for r in window.model.rows)  # cancelled means cancelled
     assert "Cancelled 1" in window.counts_label.text() and "Done 1" in window.counts_label.text()
     captures = _read(target, "captures")
     ticks = _read(target)
@@ -232,7 +232,7 @@ def test_a_locked_target_shows_its_reason_in_the_rows(qtbot, window, sample, tmp
         _ingest(qtbot, window, [sample["capture"]], target)
         row = window.model.rows[0]
         assert row.status == qm.FAILED
-        assert "locked" in row.note and "another process" in row.note
+        assert "locked" in row.error and "another process" in row.error
         assert window.exit_code() == 3
         assert window.severity.level == "error"
     finally:
@@ -249,8 +249,8 @@ def test_an_unreadable_file_fails_alone(qtbot, window, sample, tmp_path):
     broken.write_bytes(b"PAR1 this is not parquet at all PAR1")
     _ingest(qtbot, window, [broken, sample["capture"]], tmp_path / "t.duckdb", sample["masters"])
     bad, good = window.model.row(str(broken)), window.model.row(str(sample["capture"]))
-    assert bad.status == qm.FAILED and bad.note
-    assert window.model.data(window.model.index(0, qm.Column.NOTE)) == bad.note
+    assert bad.status == qm.FAILED and bad.error
+    assert window.model.data(window.model.index(0, qm.Column.NOTE)) == bad.error
     assert good.status == qm.DONE
     assert window.exit_code() == 4
 
@@ -409,7 +409,7 @@ def test_target_instruments_and_recents_are_remembered(qtbot, make_window, sampl
 
 def test_parquet_target_ingest_through_the_window(qtbot, window, sample, tmp_path):
     _ingest(qtbot, window, [sample["capture"]], tmp_path / "dataset", sample["masters"])
-    assert window.model.rows[0].status == qm.DONE, window.model.rows[0].note
+    assert window.model.rows[0].status == qm.DONE, window.model.rows[0].error
     assert {window.unknown_pane.model.row_dict(i)["instrument_token"]
             for i in range(window.unknown_pane.model.rowCount())} == SAMPLE_UNKNOWN
 

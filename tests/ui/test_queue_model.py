@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt
 from app.model import faults
 from app.model.intake import QueueEntry
 from app.model.session import Session
-from app.pipeline.ingest import FileProgress, FileResult
+from app.core.capture import CaptureRecord
 from app.ui import queue_model as qm
 
 
@@ -20,12 +20,12 @@ def test_session_changes_reach_qt_as_model_signals(qapp, qtbot):
     assert model.rowCount() == 3
     session.assign_job(["/data/f1.dat"], 1)
     with qtbot.waitSignal(model.dataChanged) as changed:
-        session.apply_progress([FileProgress("/data/f1.dat", None, "decoding", 500, 1000, packets=7)])
+        session.apply_progress([CaptureRecord("/data/f1.dat", None, 1000, status="decoding", bytes_done=500, packets=7)])
     assert changed.args[0].row() == 1 == changed.args[1].row()
     assert model.index(1, qm.Column.STATUS).data() == "decoding"
     assert model.index(1, qm.Column.PROGRESS).data(qm.ProgressRole) == 0.5
     with qtbot.waitSignal(model.modelReset):
-        session.apply_result(FileResult("/data/f1.dat", "a" * 64, "ingested", packets=9))
+        session.apply_result(CaptureRecord("/data/f1.dat", "a" * 64, status="done", packets=9))
         session.remove_finished()
     assert model.rowCount() == 2
 
@@ -49,7 +49,7 @@ def test_a_row_shows_its_suspect_ticks_next_to_its_bad_packets(qapp):
     session = Session()
     model = qm.QueueModel(session)
     session.add([QueueEntry("/data/odd.dat", 10, "raw")])
-    session.apply_result(FileResult("/data/odd.dat", "b" * 64, "ingested", packets=9, bad_packets=2, suspect=3))
+    session.apply_result(CaptureRecord("/data/odd.dat", "b" * 64, status="done", packets=9, bad_packets=2, suspect=3))
     cell = model.index(0, qm.Column.BAD)
     assert cell.data() == "2 +3 suspect"
     assert cell.data(Qt.ItemDataRole.ForegroundRole) is not None

@@ -56,5 +56,5 @@ def test_remove_from_target_confirms_the_ticks_then_removes(qtbot, window, sampl
     with open_target(target, read_only=True) as t:
         assert t.counts() == {"captures": 0, "ticks": 0, "bad_packets": 0}
         assert t.unknown_tokens().num_rows == 0
-    assert window.model.rows[0].note == "no longer in the target"
+    assert window.model.rows[0].error == "no longer in the target"
     assert "Removed 1 capture" in window.statusBar().currentMessage()

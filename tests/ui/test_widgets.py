@@ -60,7 +60,7 @@ def test_queued_rows_cancel_without_a_job_and_failures_show_in_the_status_bar(qt
         window.start()
     assert window.model.row(paths[0]).status == qm.DONE
     failed = window.model.row(paths[1])
-    assert failed.status == qm.FAILED and "broken on purpose" in failed.note
+    assert failed.status == qm.FAILED and "broken on purpose" in failed.error
     assert window.severity.level == "error"
     assert "1 failed" in window.severity.text.text()
     assert window.exit_code() == 4

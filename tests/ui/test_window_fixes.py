@@ -31,11 +31,11 @@ def test_a_failed_file_shows_message_file_and_advice_in_the_details_pane(qtbot, 
         window.start()
     wait_idle(qtbot, window)
     row = window.model.row(str(broken))
-    assert row.status == qm.FAILED and row.fault is not None and row.fault.code == "input"
+    assert row.status == qm.FAILED and row.failure is not None and row.failure.code == "input"
     window.queue_view.selectRow(0)
     assert window.tabs.currentWidget() is window.details_pane
     text = window.details_pane.text.toPlainText()
-    assert row.fault.message in text and f"File: {broken}" in text and "What to do:" in text
+    assert row.failure.message in text and f"File: {broken}" in text and "What to do:" in text
     assert "Failed" in window.details_pane.headline.text()
 
 
