@@ -2,7 +2,7 @@
 
 Generates (once, under ``.bench/``) a realistic raw capture - mostly 184-byte full
 packets, some 44-byte quotes, 8-byte LTPs and 28/32-byte index packets, 1-50 packets a
-message, every segment, heartbeats - with ``app.core.synthetic.generate_capture``
+message, every segment, heartbeats - with ``tests.support.synthetic.generate_capture``
 (a vectorised local generator is the fallback), then prints:
 
 1. the official client (``KiteTicker._parse_binary``) over a sample of the same messages;
@@ -28,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from app.core import encode  # noqa: E402
+from tests.support import encode  # noqa: E402
 
 BENCH_DIR = REPO / ".bench"
 DEFAULT_PACKETS = 2_700_000
@@ -45,12 +45,12 @@ def ensure_capture(packets: int, seed: int = 7) -> tuple[Path, str]:
     if path.exists() and path.stat().st_size > 0:
         return path, "reused"
     started = time.perf_counter()
-    from app.core.synthetic import generate_capture
+    from tests.support.synthetic import generate_capture
 
     tmp = path.with_suffix(".part")
     generate_capture(tmp, packets=packets, framing="raw", seed=seed)
     os.replace(tmp, path)
-    return path, f"generated with app.core.synthetic in {time.perf_counter() - started:.1f} s"
+    return path, f"generated with tests.support.synthetic in {time.perf_counter() - started:.1f} s"
 
 
 def sample_messages(path: Path, packets: int) -> list[bytes]:

@@ -129,7 +129,7 @@ def _print(r: dict) -> None:
 
 def ensure_captures(files: int, packets: int) -> list[Path]:
     """``files`` different raw captures of ``packets`` packets under .bench/ (kept between runs)."""
-    from app.core.synthetic import generate_capture
+    from tests.support.synthetic import generate_capture
 
     BENCH_DIR.mkdir(exist_ok=True)
     out = []

@@ -108,7 +108,7 @@ def bench_ingest(app, folder: Path) -> list[tuple[str, float, float]]:
 
 
 def bench_inspector(app, folder: Path, packets: int) -> list[tuple[str, float, float]]:
-    from app.core.synthetic import generate_capture, make_instruments
+    from tests.support.synthetic import generate_capture, make_instruments
     from app.ui.inspector import InspectorWindow
 
     path = folder / f"ltp_{packets}.dat"

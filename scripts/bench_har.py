@@ -48,7 +48,7 @@ def _peak_rss_decode(path: Path, out: Path) -> tuple[float, float, dict]:
 
 
 def bench_har(capture: Path, packets: int = HAR_PACKETS, repeat: int = 2) -> None:
-    from app.core import encode
+    from tests.support import encode
     from bench import sample_messages
 
     messages = sample_messages(capture, packets)

@@ -190,7 +190,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="tickscope-capture-") as tmp:
         capture = args.capture
         if capture is None:
-            from app.core import synthetic
+            from tests.support import synthetic
 
             capture = Path(tmp) / "bench.dat"
             synthetic.generate_capture(capture, packets=args.packets, framing="raw", seed=1)

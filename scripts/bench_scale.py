@@ -39,10 +39,10 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from app.core import synthetic  # noqa: E402
+from tests.support import synthetic  # noqa: E402
 
 MASTER_ROWS = 358_784
-BYTES_PER_PACKET = 153  # app.core.synthetic's mix, measured
+BYTES_PER_PACKET = 153  # tests.support.synthetic's mix, measured
 FIRST_DAY = dt.date(2025, 10, 1)
 KINDS = {"duckdb": "t.duckdb", "parquet": "dataset"}
 

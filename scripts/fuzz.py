@@ -27,7 +27,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.core import encode, protocol  # noqa: E402
+from app.core import protocol  # noqa: E402
+from tests.support import encode  # noqa: E402
 from app.core.decode import decode_bytes  # noqa: E402
 
 WORK_PER_BYTE = 4

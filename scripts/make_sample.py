@@ -2,7 +2,7 @@
 
     python scripts/make_sample.py [--out resources/samples]
 
-Deterministic: running it twice gives byte-identical files (app.core.synthetic, seed 20251013).
+Deterministic: running it twice gives byte-identical files (tests.support.synthetic, seed 20251013).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from app.core import protocol, synthetic  # noqa: E402
+from app.core import protocol  # noqa: E402
+from tests.support import synthetic  # noqa: E402
 
 SEED = 20251013
 PACKETS = 30_000
@@ -81,7 +82,7 @@ def _readme(info, instruments, today_rows, earlier_rows, capture, today_csv, ear
         "# Bundled sample",
         "",
         "Synthetic, deterministic data written by `scripts/make_sample.py` (seed "
-        f"{SEED}, `app.core.synthetic`); regenerate with `python scripts/make_sample.py`, which "
+        f"{SEED}, `tests.support.synthetic`); regenerate with `python scripts/make_sample.py`, which "
         "gives byte-identical files. Nothing here is real market data.",
         "",
         "| file | bytes | sha256 |",

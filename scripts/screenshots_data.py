@@ -1,6 +1,6 @@
 """Screenshots of the Data view at 1024x700, in both themes, for the README.
 
-Three synthetic captures (app.core.synthetic: the same instruments; 2025-10-13 from 09:15
+Three synthetic captures (tests.support.synthetic: the same instruments; 2025-10-13 from 09:15
 and from 10:45 IST, so that day has a gap, and 2025-10-14) and their instrument masters
 are ingested into a fresh DuckDB target with ``tickscope ingest``; then the app shows:
 
@@ -49,7 +49,7 @@ def _settle(app, seconds=0.6) -> None:
 
 def build(folder: Path) -> Path:
     sys.path.insert(0, str(REPO))
-    from app.core import synthetic
+    from tests.support import synthetic
 
     instruments = synthetic.make_instruments(SEED)
     captures = []

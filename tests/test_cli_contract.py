@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from app import logs
-from app.core import synthetic
+from tests.support import synthetic
 from tests.conftest import REPO
 
 

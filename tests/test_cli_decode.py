@@ -11,7 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from app.cli import main
-from app.core import encode, protocol, schema
+from app.core import protocol, schema
+from tests.support import encode
 from tests.conftest import REPO
 
 
@@ -201,7 +202,7 @@ def test_decode_output_round_trips_with_the_chosen_encodings(tmp_path, capsys):
     per-column encodings of app.core.tick_parquet."""
     import hashlib
 
-    from app.core import synthetic
+    from tests.support import synthetic
     from app.core.decode import decode_bytes
     from app.core.tick_parquet import write_options
 

@@ -14,7 +14,7 @@ import pytest
 
 from app import logs
 from app.cli import main
-from app.core import synthetic
+from tests.support import synthetic
 from app.store import open_target
 from tests.conftest import REPO
 

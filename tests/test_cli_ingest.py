@@ -17,7 +17,7 @@ import pytest
 
 from app.cli import main
 from app.commands.ingest import PlainProgress, TerminalProgress
-from app.core import synthetic
+from tests.support import synthetic
 from app.core.capture import CaptureRecord
 from app.pipeline.ingest import file_sha256
 from app.store import open_target

@@ -15,7 +15,7 @@ import pytest
 from app.cli import main
 from app.commands import ingest as ingest_command
 from app.commands.ingest import TerminalProgress
-from app.core import synthetic
+from tests.support import synthetic
 from app.core.capture import HASHING, CaptureRecord
 from app.pipeline import IngestJob
 from app.store import open_target

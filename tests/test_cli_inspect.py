@@ -7,8 +7,9 @@ import json
 import pytest
 
 from app.cli import main
-from app.core import encode, packet_index as pi
-from app.core.synthetic import generate_capture
+from app.core import packet_index as pi
+from tests.support import encode
+from tests.support.synthetic import generate_capture
 
 API_FIXTURES = (
     "zerodha-kiteconnect-mocks/ticker_quote.packet",

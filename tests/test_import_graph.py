@@ -36,3 +36,38 @@ def test_only_the_ui_imports_qt():
         offenders += [f"{rel}:{line}: {name}" for line, name in found]
     assert not offenders, "Qt imported outside app/ui:\n" + "\n".join(offenders)
     assert ui_files >= 10  # the scan does see the UI's imports
+
+
+def _imported_modules(path):
+    tree = ast.parse(path.read_text(), str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from ((node.lineno, a.name) for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.lineno, node.module
+
+
+def test_the_product_never_imports_test_support():
+    """tests/support (encoder, synthetic captures) is not shipped: app/ must not import it."""
+    offenders, scanned = [], 0
+    for path in sorted((REPO / "app").rglob("*.py")):
+        scanned += 1
+        offenders += [f"{path.relative_to(REPO).as_posix()}:{line}: {name}"
+                      for line, name in _imported_modules(path) if name.split(".")[0] == "tests"]
+    assert not offenders, "app/ imports test support:\n" + "\n".join(offenders)
+    assert scanned > 50
+    assert not (REPO / "app" / "core" / "synthetic.py").exists()
+    assert not (REPO / "app" / "core" / "encode.py").exists()
+
+
+def test_the_wheel_packages_only_the_product():
+    """The packages setuptools puts in the wheel (pyproject's packages.find), computed the way
+    setuptools does: app and its subpackages, never tests/ (nor tests.support)."""
+    import tomllib
+
+    from setuptools import find_packages
+
+    find = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    packages = set(find_packages(str(REPO), include=find["include"], exclude=find.get("exclude", ())))
+    assert {"app", "app.core", "app.ui", "app.commands"} <= packages
+    assert not [p for p in packages if not p.startswith("app")], sorted(packages)

@@ -487,8 +487,9 @@ def test_bundle_leaves_out_test_only_packages(packages):
     top_level = {name.split(".")[0] for name in modules}
     assert not top_level & {"kiteconnect", "twisted", "pytest", "_pytest", "hypothesis", "dask",
                             "autobahn", "PyInstaller", "tkinter", "fsspec", "jinja2", "cffi", "psutil",
-                            "yaml", "asyncio", "unittest"}
-    assert not {"duckdb.experimental", "numpy.testing", "pyarrow.feather"} & modules
+                            "yaml", "asyncio", "unittest", "tests"}
+    assert not {"duckdb.experimental", "numpy.testing", "pyarrow.feather", "app.core.synthetic",
+                "app.core.encode"} & modules
 
 
 @pytest.mark.slow

@@ -10,7 +10,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from app.core import encode, protocol, schema
+from app.core import protocol, schema
+from tests.support import encode
 from app.core.decode import CaptureReader, decode_bytes, filename_time
 from app.errors import InputError
 

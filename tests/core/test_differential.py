@@ -16,7 +16,8 @@ import time
 import numpy as np
 import pytest
 
-from app.core import encode, protocol
+from app.core import protocol
+from tests.support import encode
 from app.core.decode import decode_bytes
 
 kiteconnect = pytest.importorskip("kiteconnect", reason="the official client (kiteconnect) is a test dependency")

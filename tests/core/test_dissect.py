@@ -2,7 +2,8 @@
 
 import pytest
 
-from app.core import dissect, encode, protocol
+from app.core import dissect, protocol
+from tests.support import encode
 
 
 @pytest.mark.parametrize("length", protocol.KNOWN_LENGTHS)

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.core import encode, protocol, synthetic
+from app.core import protocol
+from tests.support import encode, synthetic
 from app.core.decode import CaptureReader, decode_bytes
 
 # Generous per-example deadline: it catches a hang or a quadratic blow-up, not speed.

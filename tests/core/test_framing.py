@@ -9,7 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from app.core import encode, protocol
+from app.core import protocol
+from tests.support import encode
 from app.core.decode import CaptureReader, decode_bytes
 from app.core.framing import BAD_RAW_CAP, FRAMINGS, Framer, detect_framing, split_messages
 

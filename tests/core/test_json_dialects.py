@@ -231,7 +231,7 @@ def test_manja_qdx_expectations_equal_our_decode_of_the_same_packets(speed, tmp_
     """The qdx-decoder's expectation JSON (raw wire integers) read as a dialect equals, field
     by field, Tickscope's decode of those packets rebuilt by our encoder and written in
     manja's container (u64 LE receive ns + u32 LE length); the .bin files are not public."""
-    from app.core import encode
+    from tests.support import encode
 
     manja = speed.parent / "saxena-dev-manja-qdx"
     doc = json.loads((manja / "multi_packet.json").read_text())

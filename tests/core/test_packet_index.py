@@ -10,7 +10,7 @@ import pytest
 from app.core import packet_index as pi
 from app.core import protocol
 from app.core.decode import CaptureReader
-from app.core.synthetic import generate_capture
+from tests.support.synthetic import generate_capture
 from app.errors import InputError
 
 
@@ -209,7 +209,7 @@ def test_view_of_each_bad_region_gives_its_reason(damaged):
 
 
 def test_unknown_length_bad_packet_is_dissected_raw(tmp_path):
-    from app.core import encode
+    from tests.support import encode
 
     good = encode.encode_packet(8, {"instrument_token": 408065, "last_price": 157315})
     odd = bytes(range(1, 78))

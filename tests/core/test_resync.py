@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.core import encode, protocol
+from app.core import protocol
+from tests.support import encode
 from app.core.decode import CaptureReader, decode_bytes
 from app.core.framing import PacketChains
 

@@ -9,7 +9,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from app.core import encode, protocol, schema, suspect, synthetic, tick_sources
+from app.core import protocol, schema, suspect, tick_sources
+from tests.conftest import REPO
+from tests.support import encode, synthetic
 from app.core.decode import CaptureReader, decode_bytes
 
 TOKEN = 408065  # NSE equity (segment 1)
@@ -111,7 +113,7 @@ def test_nan_and_infinity_from_json_are_suspect(tmp_path):
 
 
 def test_first_rule_wins_and_codes_are_documented():
-    readme = (synthetic.__file__.rsplit("/app/", 1)[0] + "/README.md")
+    readme = REPO / "README.md"
     text = open(readme, encoding="utf-8").read()
     for reason in suspect.REASONS:
         assert f"`{reason}`" in text, f"{reason} is not documented in README"

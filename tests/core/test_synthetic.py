@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.core import protocol, synthetic
+from app.core import protocol
+from tests.support import synthetic
 from tests.conftest import REPO
 
 kiteconnect = pytest.importorskip("kiteconnect")

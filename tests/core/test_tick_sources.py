@@ -19,7 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from app.core import encode, protocol, schema, synthetic, tick_sources
+from app.core import protocol, schema, tick_sources
+from tests.support import encode, synthetic
 from app.errors import InputError
 
 kiteconnect = pytest.importorskip("kiteconnect")

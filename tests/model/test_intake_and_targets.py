@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from app.core import encode
+from tests.support import encode
 from app.model import intake
 from app.model.targets import TargetProblem, state_from_tables, validate_target
 from app.pipeline.inputs import expand_inputs

@@ -60,7 +60,7 @@ def test_price_series_breaks_between_days(target):
 
 def test_breakdown_tells_web_depth_heads_from_quotes(tmp_path):
     """Issue 13: a 44-byte length holds two kinds; the breakdown counts each by its own."""
-    from app.core import encode
+    from tests.support import encode
     from app.pipeline.ingest import run_ingest
 
     head = encode.encode_packet(44, {"instrument_token": 14523906, "last_price": 1576840,

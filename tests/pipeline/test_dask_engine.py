@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import pytest
 
 from app.cli import main
-from app.core import synthetic
+from tests.support import synthetic
 from app.errors import UsageError
 from app.pipeline import run_ingest
 from app.pipeline.dask_engine import LOCAL_CLUSTER_OPTIONS, DaskIngestJob, deterministic_write_id, ingest_capture, run_dask_ingest

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from app.core import synthetic
+from tests.support import synthetic
 from app.errors import InputError, UsageError
 from app.core.capture import FINISHED
 from app.pipeline import IngestJob, expand_inputs, run_ingest
@@ -354,7 +354,7 @@ def test_json_jsonl_and_parquet_dumps_match_the_binary_capture(tmp_path, capture
 
 
 def _u32len_capture(path: Path, price: int) -> Path:
-    from app.core.encode import encode_message, encode_packet, frame
+    from tests.support.encode import encode_message, encode_packet, frame
 
     packet = encode_packet(184, {"instrument_token": 408065, "last_price": price, "close": 120000,
                                  "exchange_timestamp": 1700000000})

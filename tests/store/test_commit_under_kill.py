@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core import synthetic
+from tests.support import synthetic
 from app.pipeline.ingest import file_sha256
 from app.store import open_target
 from tests.conftest import REPO

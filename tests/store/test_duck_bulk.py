@@ -85,7 +85,7 @@ def test_inserted_batches_are_not_held_until_commit(tmp_path, monkeypatch):
 
 
 def test_ingest_settings_are_restored(tmp_path):
-    from app.core import synthetic
+    from tests.support import synthetic
 
     capture = tmp_path / "c.dat"
     synthetic.generate_capture(capture, packets=2000, framing="raw", seed=3)

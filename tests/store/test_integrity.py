@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from app.core import synthetic
+from tests.support import synthetic
 from app.errors import EXIT_DAMAGED
 from app.pipeline.ingest import file_sha256, run_ingest
 from app.store import NotInTarget, open_target

@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from app.core import synthetic
+from tests.support import synthetic
 from app.core.enrich import InstrumentBook
 from app.core.instruments import MASTER_SCHEMA, InstrumentMaster, load_master
 from app.core.schema import DECODED_SCHEMA
@@ -153,7 +153,7 @@ def test_enrichment_from_stored_masters_is_unchanged_on_every_day(tmp_path, kind
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_skipping_run_reads_no_master_and_a_stored_master_file_is_not_parsed(tmp_path, kind, monkeypatch):
-    from app.core.encode import encode_message, encode_packet, frame
+    from tests.support.encode import encode_message, encode_packet, frame
     from app.pipeline import ingest as pipeline
 
     capture = tmp_path / "a.bin"

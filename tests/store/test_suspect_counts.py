@@ -7,7 +7,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from app.core import encode
+from tests.support import encode
 from app.pipeline import run_ingest
 from app.store import open_target
 

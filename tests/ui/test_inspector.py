@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QApplication
 
 from app.cli import main
 from app.core import packet_index as pi
-from app.core.synthetic import generate_capture, make_instruments
+from tests.support.synthetic import generate_capture, make_instruments
 from app.ui.inspector import InspectorWindow
 from app.ui.inspector import window as inspector_window
 from tests.conftest import REPO
@@ -197,7 +197,7 @@ def test_stepping_through_bad_packets_visits_every_fault_with_its_reason(qtbot, 
 
 
 def test_symbols_and_unresolved_tokens_with_instrument_masters(qtbot, inspector, damaged):
-    from app.core.synthetic import write_instruments_csv
+    from tests.support.synthetic import write_instruments_csv
 
     path, info = damaged
     master = path.with_name("instruments_20251013.csv")
@@ -371,7 +371,7 @@ def test_main_window_opens_the_inspector_from_the_queue_and_unknown_tokens(qtbot
 
 @pytest.mark.skipif(not os.environ.get("TICKSCOPE_SCREENSHOTS"), reason="set TICKSCOPE_SCREENSHOTS=1 to refresh docs/screenshots")
 def test_screenshots(qtbot, inspector, damaged):
-    from app.core.synthetic import write_instruments_csv
+    from tests.support.synthetic import write_instruments_csv
     from app.ui import theme
 
     path, info = damaged
@@ -400,7 +400,7 @@ def test_screenshots(qtbot, inspector, damaged):
 
 def test_suspect_only_filter_shows_the_packets_the_decoder_flags(qtbot, inspector, tmp_path):
     """issue 14: the inspector filters "suspect" packets (values that cannot be real)."""
-    from app.core import encode
+    from tests.support import encode
 
     def quote(**values):
         base = {"instrument_token": 408065, "last_price": 152_130, "last_traded_quantity": 3,
@@ -419,7 +419,7 @@ def test_suspect_only_filter_shows_the_packets_the_decoder_flags(qtbot, inspecto
 
 def test_har_capture_rows_show_receive_times_and_text_frames(inspector, tmp_path):
     """Issue 13: HAR frames with their receive times, text frames as their own rows."""
-    from app.core import encode
+    from tests.support import encode
     from app.ui.inspector.models import COL_EXPERT, COL_KIND, COL_RECV
 
     t0 = 1_654_760_849_357_339_000

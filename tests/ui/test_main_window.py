@@ -16,7 +16,7 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QPalette
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from app.core import encode
+from tests.support import encode
 from app.ui import queue_model as qm
 from app.ui import theme
 from tests.conftest import REPO
@@ -60,7 +60,7 @@ def _read(target, what="ticks"):
 @pytest.fixture(scope="module")
 def big_capture(tmp_path_factory):
     """A capture big enough to cancel mid-file (tens of MB, generated once)."""
-    from app.core import synthetic
+    from tests.support import synthetic
 
     path = tmp_path_factory.mktemp("big") / "binary_data_20251013_100000.dat"
     synthetic.generate_capture(path, packets=250_000, framing="raw", seed=7)

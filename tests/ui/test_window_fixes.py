@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from app.core import encode
+from tests.support import encode
 from app.ui import queue_model as qm
 from app.ui import theme
 from tests.ui.conftest import wait_idle

@@ -12,7 +12,7 @@ The same arguments always give byte-identical output (one numpy ``Generator`` se
 packets are numpy arrays, each packet length fills a big-endian structured array laid out
 from ``protocol.LAYOUTS``, and the records are scattered into one byte buffer that is
 streamed to the file, so memory stays bounded and millions of packets take seconds.
-The few fault records (``faults=True``) are assembled with ``app.core.encode``.
+The few fault records (``faults=True``) are assembled with ``tests.support.encode``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from typing import Iterable, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from app.core import encode, protocol
+from app.core import protocol
+from tests.support import encode
 from app.core.market_time import IST
 
 SESSION_DATE = dt.date(2025, 10, 13)
