@@ -226,17 +226,14 @@ def _print_table(report, stream: TextIO) -> None:
 
 def _job(args, progress):
     engine = getattr(args, "engine", "local")
-    if engine == "dask" and getattr(args, "memory_limit", None):
-        from app.errors import UsageError
-
-        raise UsageError("--memory-limit applies to the local engine; a Dask cluster's workers have their own "
-                         "memory limits (docs/cluster.md)")
     if engine == "dask":
         # Imports without Dask; a missing Dask is a one-line usage error from here.
         from app.pipeline.dask_engine import DaskIngestJob
 
+        # --memory-limit: what each task (one file on one worker process) may hold.
         return DaskIngestJob(args.paths, args.target, instruments=args.instruments, scheduler=args.scheduler,
-                             local_cluster=args.local_cluster, force=args.force, progress=progress)
+                             local_cluster=args.local_cluster, force=args.force, progress=progress,
+                             memory_limit=getattr(args, "memory_limit", None))
     if getattr(args, "scheduler", None) or getattr(args, "local_cluster", None):
         from app.errors import UsageError
 

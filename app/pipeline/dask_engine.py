@@ -4,7 +4,8 @@ Shape of a run (``DaskIngestJob.run``, blocking, in the client process)::
 
     client (runs the command)                      workers (any machine, shared storage)
     expand inputs; open and lock the target
-    masters loaded once -> one book future   ---->  built into an InstrumentBook once per worker
+    given masters stored in the target       ---->  each worker opens the stored masters once,
+                                                    reading only the days its ticks need
     submit hash_capture(path) per file       ---->  sha256 -> (file_id, size)
     skip ids already committed, duplicates
     record the file's write id in the journal
@@ -23,6 +24,9 @@ Shape of a run (``DaskIngestJob.run``, blocking, in the client process)::
   target's next open (the journal recorded their write id before the task ran).
 * Idempotent like the local engine: content already in the target is skipped before its
   ingest task is submitted.
+* ``--memory-limit`` is per task (one file on one worker process): its decoded batches,
+  the masters of the days it names and the rows it buffers across trading days before a
+  part is written stay within it, shared out as in the local engine (``app.core.memory``).
 * Progress goes to the same callable as the local engine (``CaptureRecord`` copies), one update
   per stage change (tasks report when they complete, not while they run).
 
@@ -39,7 +43,6 @@ import os
 import socket
 import threading
 import time
-import warnings
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
@@ -47,7 +50,7 @@ from app import __version__
 from app.core.capture import CANCELLED, DECODING, DONE, FAILED, HASHING, QUEUED, SKIPPED, WRITING, CaptureRecord
 from app.errors import InputError, UsageError, is_no_space, no_space_message
 from app.pipeline.ingest import (
-    DEFAULT_CHUNK_BYTES,
+    BOOK_BYTES_PER_ROW,
     FAULT_NO_SPACE,
     IngestReport,
     JobControl,
@@ -122,36 +125,59 @@ def deterministic_write_id(file_id: str, replacing: Sequence[str] = ()) -> str:
     return write_id
 
 
-class SharedBook:
-    """The instrument masters sent to the workers once; each worker builds the book once.
+class StoredBookRef:
+    """What a worker needs to name ticks: where the target's stored masters are, not the masters.
 
-    ``InstrumentBook`` holds a lock and derived indexes, so the masters travel and the
-    book is rebuilt lazily on the first task of each worker process (the object is kept
-    in the worker's memory and handed to every later task).
+    Only the target folder and the identity of its masters file (size, mtime) travel. Each
+    worker process opens the stored masters once, lazily (``ParquetTarget.stored_book``
+    read-only: the catalog now, a master's rows only when a tick of its day needs them),
+    so a year of daily masters costs a worker the days its captures span, not the year.
+    The client stores any ``--instruments`` before submitting tasks and does not rewrite
+    the masters file while they run; a worker seeing another file fails the task.
     """
 
-    def __init__(self, masters: Sequence):
-        self.masters = list(masters)
-        self._book = None
-        self._lock = threading.Lock()
+    def __init__(self, root: str, stamp: tuple[int, int], largest_rows: int = 0):
+        self.root = str(root)
+        self.stamp = tuple(stamp)
+        self.largest_rows = int(largest_rows)  # the largest stored master: the book's share of the budget
 
-    def __getstate__(self) -> dict:
-        return {"masters": self.masters}
+    @staticmethod
+    def masters_file(root) -> Path:
+        """The one file holding every stored master (``ParquetTarget._masters_path``)."""
+        return Path(root) / "instruments" / "instruments.parquet"
 
-    def __setstate__(self, state: dict) -> None:
-        self.masters = state["masters"]
-        self._book = None
-        self._lock = threading.Lock()
+    @classmethod
+    def of(cls, target) -> Optional["StoredBookRef"]:
+        """The reference to ``target``'s stored masters, or None without any."""
+        catalog = target.master_catalog()
+        if not catalog.num_rows:
+            return None
+        st = cls.masters_file(target.path).stat()
+        return cls(str(Path(target.path).resolve()), (st.st_size, st.st_mtime_ns),
+                   max(catalog.column("rows").to_pylist(), default=0))
 
     def get(self):
-        if not self.masters:
-            return None
-        with self._lock:
-            if self._book is None:
-                from app.core.enrich import InstrumentBook
+        """This worker process's book of the stored masters (opened on first use)."""
+        key = (self.root, self.stamp)
+        with _BOOKS_LOCK:
+            book = _BOOKS.get(key)
+            if book is None:
+                from app.store.parquet import ParquetTarget
 
-                self._book = InstrumentBook(self.masters)
-            return self._book
+                st = self.masters_file(self.root).stat()
+                if (st.st_size, st.st_mtime_ns) != self.stamp:
+                    raise InputError(
+                        f"the stored instrument masters of {self.root} changed while this ingest ran "
+                        f"(seen from worker {socket.gethostname()}); run the same command again"
+                    )
+                _BOOKS.clear()  # one target's book per worker process at a time
+                book = _BOOKS[key] = ParquetTarget(self.root, read_only=True).stored_book()
+            return book
+
+
+# The stored book of each worker process (StoredBookRef.get), kept between its tasks.
+_BOOKS: dict = {}
+_BOOKS_LOCK = threading.Lock()
 
 
 # --- what the workers run -------------------------------------------------------------
@@ -167,14 +193,19 @@ def hash_capture(path: str) -> tuple[str, int]:
         raise InputError(f"cannot read {path} on worker {socket.gethostname()}: {err.strerror or err}") from None
 
 
-def ingest_capture(path: str, hashed: tuple[str, int], write_id: str, root: str, shared_book: Optional[SharedBook],
-                   chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> dict:
+def ingest_capture(path: str, hashed: tuple[str, int], write_id: str, root: str, book_ref: Optional[StoredBookRef],
+                   chunk_bytes: Optional[int] = None, memory_limit=None) -> dict:
     """Decode, enrich and write one file's parts under ``root``; their names, rows and the file's counts.
 
     Runs on a worker. Writes only staged part files (never ``captures``): the client's
     commit publishes them. ``write_id`` is recorded in the target's journal by the client.
+    ``memory_limit`` (``--memory-limit``) is what this task may hold on its worker, shared
+    out as in the local engine (``app.core.memory``): the masters of the days being named,
+    the decoded batch, and the rows buffered across every trading day before a part is
+    written (``WriteBudget``).
     """
-    from app.store.parquet import MARKER, CapturePartsWriter
+    from app.core.memory import MemoryBudget
+    from app.store.parquet import MARKER, CapturePartsWriter, WriteBudget
 
     file_id, size = hashed
     if not (Path(root) / MARKER).is_file():
@@ -184,10 +215,15 @@ def ingest_capture(path: str, hashed: tuple[str, int], write_id: str, root: str,
         )
     started = time.monotonic()
     f = _File(str(path), file_id=file_id, size_bytes=size)
-    book = shared_book.get() if shared_book is not None else None
-    parts = CapturePartsWriter(root, file_id, write_id)
+    memory = MemoryBudget.of(memory_limit)
+    book = None
+    if book_ref is not None:
+        book = book_ref.get()
+        memory = memory.without(book_ref.largest_rows * BOOK_BYTES_PER_ROW)
+    budget = WriteBudget(memory.writer_bytes, 1)  # parts are encoded by this task's thread
+    parts = CapturePartsWriter(root, file_id, write_id, budget=budget)
     try:
-        for ticks, bad, _ in decode_batches(f, chunk_bytes):
+        for ticks, bad, _ in decode_batches(f, chunk_bytes or memory.decode_chunk_bytes):
             ticks = enrich_ticks(book, ticks)
             count_batch(f, ticks, bad)
             parts.add_ticks(ticks)
@@ -198,7 +234,7 @@ def ingest_capture(path: str, hashed: tuple[str, int], write_id: str, root: str,
         raise
     return {
         "capture": f.copy(), "parts": written, "seconds": time.monotonic() - started,
-        "worker": socket.gethostname(),
+        "worker": socket.gethostname(), "buffered_peak": budget.peak, "buffer_limit": budget.buffer_bytes,
     }
 
 
@@ -230,7 +266,8 @@ class DaskIngestJob(JobControl):
         local_cluster: Optional[int] = None,
         force: bool = False,
         progress: Optional[Callable[[CaptureRecord], None]] = None,
-        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        chunk_bytes: Optional[int] = None,
+        memory_limit=None,
         task: Callable = ingest_capture,
     ):
         if scheduler and local_cluster:
@@ -246,7 +283,12 @@ class DaskIngestJob(JobControl):
         self.local_cluster = local_cluster
         self.force = force
         self.progress = progress
-        self.chunk_bytes = chunk_bytes
+        self.chunk_bytes = chunk_bytes  # None: from the memory limit
+        # --memory-limit is per task: each worker process holds one file's decode and parts.
+        # Parsed here so a bad size is a usage error before any cluster starts.
+        from app.core.memory import MemoryBudget
+
+        self.memory_limit = MemoryBudget.of(memory_limit).total
         self.task = task
         self._cancelled = threading.Event()
         self._emit_lock = threading.Lock()
@@ -350,32 +392,25 @@ class DaskIngestJob(JobControl):
             self._existing = target.file_ids() - set(self._damaged)
             self._stored_parts = target.committed_parts()
             masters = store_masters(target, self.instruments)
-            book = target.stored_book() if target.master_catalog().num_rows else None
+            # Workers read the stored masters from the target themselves (StoredBookRef):
+            # nothing of the masters travels, and a worker reads only the days it names.
+            book_ref = StoredBookRef.of(target)
             for f in self.files:
                 self._emit(f, QUEUED)
             client, cluster, own_client = self._connect()
             self._check_workers(client)
-            shared = None
-            if book is not None and len(book):
-                with warnings.catch_warnings():
-                    # The masters travel once inside this task, which is the point of it.
-                    warnings.simplefilter("ignore")
-                    # A task, not scatter(): a worker dying with the book is recomputed from it.
-                    shared = client.submit(SharedBook, list(book.masters), pure=False)
             try:
-                self._pump(client, target, shared, cancel)
+                self._pump(client, target, book_ref, cancel)
             finally:
                 leftover = [fu for _, _, fu in self._futures.values()]
                 if leftover:
                     client.cancel(leftover)
                 self._futures.clear()
-                if shared is not None:
-                    shared.release()
             if any(f.status not in (DONE, SKIPPED) for f in self.files):
                 target.cleanup()  # staged parts of files not committed (a task still running
                 # that writes after this leaves files of a recorded write id: swept at the next open)
             if any(f.status == DONE for f in self.files) or masters:
-                target.rebuild_unknown_tokens(book)
+                target.rebuild_unknown_tokens()
         finally:
             target.close()
             if own_client and client is not None:
@@ -391,7 +426,7 @@ class DaskIngestJob(JobControl):
         self._futures[future.key] = (kind, f, future)
         return future
 
-    def _pump(self, client, target, shared, cancel: Optional[threading.Event]) -> None:
+    def _pump(self, client, target, book_ref, cancel: Optional[threading.Event]) -> None:
         from distributed import as_completed
 
         done = as_completed()
@@ -418,7 +453,7 @@ class DaskIngestJob(JobControl):
                     continue  # cancelled above
                 kind, f, _ = entry
                 if kind == "hash":
-                    follow = self._hashed(client, f, future, shared)
+                    follow = self._hashed(client, f, future, book_ref)
                     if follow is None:
                         pending -= 1
                     else:
@@ -427,18 +462,39 @@ class DaskIngestJob(JobControl):
                     self._ingested(target, f, future)
                     pending -= 1
 
-    def _failure(self, future) -> str:
-        err = future.exception()
+    def _outcome(self, f: _File, future):
+        """(result, None), or (None, the one-line error) of a future ``as_completed`` gave;
+        (None, None) when the file was cancelled while waiting.
+
+        A finished result can be lost before the client reads it (its worker died since):
+        the scheduler recomputes it, so this waits for it again rather than reporting the
+        lost result as a failure (which read "None": a lost future has no exception).
+        """
+        while True:
+            if f.cancel.is_set():
+                return None, None
+            try:
+                return future.result(timeout=1), None
+            except TimeoutError as err:
+                if future.status == "error":  # the task's own TimeoutError
+                    return None, self._failure(err)
+                continue  # still being recomputed
+            except Exception as err:  # the task's error, KilledWorker, CancelledError
+                return None, self._failure(err)
+
+    def _failure(self, err) -> str:
         if isinstance(err, self.distributed.KilledWorker):
             return "a worker died each time it ran this file (KilledWorker); run the same command again to retry it"
-        return _one_line(err)
+        return _one_line(err) if str(err) else f"the task failed ({type(err).__name__})"
 
-    def _hashed(self, client, f: _File, future, shared):
+    def _hashed(self, client, f: _File, future, book_ref):
         """Next step after a file's hash: its ingest future, or None when the file is finished."""
-        if future.status != "finished":
-            self._finish(f, FAILED, self._failure(future))
+        hashed, error = self._outcome(f, future)
+        future.release()
+        if hashed is None:
+            self._finish(f, FAILED if error else CANCELLED, error)
             return None
-        f.file_id, f.size_bytes = future.result()
+        f.file_id, f.size_bytes = hashed
         f.bytes_done = f.size_bytes
         duplicate = self._seen.get(f.file_id)
         if duplicate is not None:
@@ -452,17 +508,19 @@ class DaskIngestJob(JobControl):
         self.target.record_write_id(write_id)  # before any file carrying it exists
         f.bytes_done = 0
         f.decode_started = time.monotonic()
-        follow = self._submit(client, "ingest", f, self.task, str(f.path), future, write_id,
-                              str(self.target_path.resolve()), shared, self.chunk_bytes)
+        # The hash travels as its value: the ingest task does not depend on the worker that
+        # computed it staying alive.
+        follow = self._submit(client, "ingest", f, self.task, str(f.path), hashed, write_id,
+                              str(self.target_path.resolve()), book_ref, self.chunk_bytes, self.memory_limit)
         self._emit(f, DECODING)
         return follow
 
     def _ingested(self, target, f: _File, future) -> None:
-        if future.status != "finished":
-            self._finish(f, FAILED, self._failure(future))
-            return
-        result = future.result()
+        result, error = self._outcome(f, future)
         future.release()  # a lost result must not be recomputed after it is committed
+        if result is None:
+            self._finish(f, FAILED if error else CANCELLED, error)
+            return
         f.take_counts(result["capture"])
         f.framing = result["capture"].framing
         f.bytes_done = f.size_bytes

@@ -21,7 +21,8 @@ from app.cli import main
 from tests.support import synthetic
 from app.errors import UsageError
 from app.pipeline import run_ingest
-from app.pipeline.dask_engine import LOCAL_CLUSTER_OPTIONS, DaskIngestJob, deterministic_write_id, ingest_capture, run_dask_ingest
+from app.pipeline.dask_engine import (LOCAL_CLUSTER_OPTIONS, DaskIngestJob, StoredBookRef, deterministic_write_id,
+                                     ingest_capture, run_dask_ingest)
 from app.store import CaptureRecord, open_target
 from app.store.journal import staged_name
 from app.store.parquet import CapturePartsWriter, ParquetTarget
@@ -214,18 +215,18 @@ def test_duplicate_content_in_one_job_is_ingested_once(tmp_path, inputs, client)
 # --- workers dying --------------------------------------------------------------------------
 
 
-def _die_after_writing(marker_dir: str, victim: str, times: int, path, hashed, write_id, root, book, chunk_bytes):
+def _die_after_writing(marker_dir: str, victim: str, times: int, path, *args):
     """The real task, but the worker process dies after the parts are renamed, before the
     result reaches the client (the worst moment: complete parts on disk, none committed)."""
     if Path(path).name == victim:
         deaths = Path(marker_dir) / f"{victim}.deaths"
         died = len(deaths.read_text()) if deaths.exists() else 0
         if died < times:
-            ingest_capture(path, hashed, write_id, root, book, chunk_bytes)
+            ingest_capture(path, *args)
             with open(deaths, "a") as fh:
                 fh.write("x")
             os._exit(1)
-    return ingest_capture(path, hashed, write_id, root, book, chunk_bytes)
+    return ingest_capture(path, *args)
 
 
 def test_worker_dying_once_is_retried_without_duplicates(tmp_path, inputs, local_dataset, client):
@@ -481,3 +482,131 @@ def test_pipeline_and_cli_import_without_dask():
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+# --- what travels to the workers, and --memory-limit --------------------------------------------
+
+
+def _recording_task(record_dir: str, path, hashed, write_id, root, book_ref, chunk_bytes, memory_limit):
+    """The real task, recording what it was sent (its pickled size: what crossed to the worker)."""
+    import pickle
+
+    Path(record_dir, Path(path).name + ".sent").write_text(json.dumps({
+        "book_ref": type(book_ref).__name__, "book_ref_bytes": len(pickle.dumps(book_ref)),
+        "memory_limit": memory_limit, "chunk_bytes": chunk_bytes,
+    }))
+    return ingest_capture(path, hashed, write_id, root, book_ref, chunk_bytes, memory_limit)
+
+
+def test_workers_get_where_the_masters_are_and_the_memory_limit(tmp_path, inputs, local_dataset, client):
+    """Tasks receive a reference to the target's stored masters (a few hundred bytes, not the
+    master's rows) and the per-task --memory-limit; the result is the local engine's, row for row."""
+    files, master = inputs
+    target = tmp_path / "dataset"
+    task = functools.partial(_recording_task, str(tmp_path))
+    report = run_dask_ingest(files, target, instruments=[master], client=client, task=task, memory_limit="200MB")
+    assert [f.status for f in report.files] == ["done"] * 3, [f.error for f in report.files]
+    for f in files:
+        sent = json.loads((tmp_path / (f.name + ".sent")).read_text())
+        assert sent["book_ref"] == "StoredBookRef" and sent["book_ref_bytes"] < 1_000, sent
+        assert sent["memory_limit"] == 200 << 20 and sent["chunk_bytes"] is None
+    with ParquetTarget(target, read_only=True) as t:
+        assert t.master_catalog().num_rows == 1  # the master's rows stay in the target
+    result, clean = snapshot(target), snapshot(local_dataset)
+    assert result["counts"] == clean["counts"]
+    assert result["ticks"].equals(clean["ticks"])
+
+
+def test_a_task_reads_only_the_stored_master_of_its_days(tmp_path, inputs):
+    """A worker's book opens the stored masters lazily: with masters of three days stored,
+    naming a one-day capture does not read all of them (nor the rows of every master at once)."""
+    import datetime as dt
+
+    files, master = inputs
+    root = tmp_path / "dataset"
+    universe = synthetic.make_instruments(0)
+    masters = [master]
+    for day in (dt.date(2025, 10, 10), dt.date(2025, 10, 14)):
+        other = tmp_path / f"instruments_{day:%Y%m%d}.csv"
+        synthetic.write_instruments_csv(other, universe, day)
+        masters.append(other)
+    from app.pipeline.ingest import store_masters
+
+    with ParquetTarget(root) as t:
+        store_masters(t, masters)
+        ref = StoredBookRef.of(t)
+        assert t.master_catalog().num_rows == 3
+    from app.pipeline import dask_engine
+
+    dask_engine._BOOKS.clear()
+    from app.pipeline.ingest import file_sha256
+
+    file_id = file_sha256(files[0])
+    result = ingest_capture(str(files[0]), (file_id, files[0].stat().st_size), file_id[16:24], str(root), ref)
+    book = ref.get()
+    stored = book.masters[0].store
+    assert stored.loaded < len(stored.masters) == 3 and not stored.rows_read
+    assert result["capture"].ticks > 0 and result["capture"].unresolved_ticks < result["capture"].ticks
+
+
+def test_a_task_stays_within_its_memory_limit_on_a_capture_of_many_days(tmp_path):
+    """--memory-limit bounds the rows a task buffers across trading days (a capture spanning
+    days never fills a part for most of them): under the small limit it flushes before the
+    buffers reach what the large limit lets them hold; the same rows are written."""
+    import datetime as dt
+
+    capture = tmp_path / "days.dat"
+    with open(capture, "wb") as out:
+        for day in range(6):
+            one = tmp_path / f"day{day}.dat"
+            synthetic.generate_capture(one, packets=20_000, seed=day, heartbeats=False,
+                                       start=dt.datetime(2025, 10, 13 + day, 9, 15))
+            out.write(one.read_bytes())
+    from app.pipeline.ingest import file_sha256
+
+    file_id = file_sha256(capture)
+    results = {}
+    for limit in ("128MB", "2GB"):
+        root = tmp_path / f"dataset-{limit}"
+        with ParquetTarget(root):
+            pass
+        results[limit] = ingest_capture(str(capture), (file_id, capture.stat().st_size), file_id[16:24], str(root),
+                                        None, None, limit)
+    small, large = results["128MB"], results["2GB"]
+    assert small["buffered_peak"] <= small["buffer_limit"] < large["buffered_peak"]
+    assert sum(small["parts"].values()) == sum(large["parts"].values()) == small["capture"].ticks
+
+
+def test_a_lost_result_is_waited_for_not_reported_as_none(tmp_path, inputs):
+    """A finished result lost with its worker (the scheduler recomputes it) is waited for;
+    a failure without a message names its type instead of reading "None"."""
+    pytest.importorskip("distributed")
+    files, _ = inputs
+    job = DaskIngestJob([files[0]], tmp_path / "dataset")
+    f = job.files[0]
+
+    class Lost:
+        status = "lost"
+
+        def __init__(self):
+            self.calls = 0
+
+        def result(self, timeout=None):
+            self.calls += 1
+            if self.calls < 3:
+                raise TimeoutError()  # being recomputed
+            return ("f" * 64, 10)
+
+    lost = Lost()
+    assert job._outcome(f, lost) == (("f" * 64, 10), None) and lost.calls == 3
+
+    class Failed:
+        status = "error"
+
+        def result(self, timeout=None):
+            raise RuntimeError()
+
+    result, error = job._outcome(f, Failed())
+    assert result is None and error == "the task failed (RuntimeError)"
+    f.cancel.set()
+    assert job._outcome(f, Lost()) == (None, None)
