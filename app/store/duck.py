@@ -493,14 +493,16 @@ class DuckDBTarget(Target):
 
     # -- integrity: verify, damaged captures, remove ------------------------------
 
-    _COUNTS_SQL = """
-        SELECT c.file_id, coalesce(t.n, 0), coalesce(b.n, 0)
-        FROM captures c
-        LEFT JOIN (SELECT file_id, count(*) AS n FROM ticks GROUP BY file_id) t USING (file_id)
-        LEFT JOIN (SELECT file_id, count(*) AS n FROM bad_packets GROUP BY file_id) b USING (file_id)"""
+    def _rows_by_file_id(self, table: str) -> dict[Optional[str], int]:
+        """file_id -> rows of ``table`` (one scan of its file_id column)."""
+        return {fid: int(n) for fid, n in self.con.execute(
+            f"SELECT file_id, count(*) FROM {table} GROUP BY file_id").fetchall()}
 
-    def _stored_counts(self) -> dict[str, tuple[int, int]]:
-        return {fid: (int(t), int(b)) for fid, t, b in self.con.execute(self._COUNTS_SQL).fetchall()}
+    def _stored_counts(self, per_table: Optional[dict] = None) -> dict[str, tuple[int, int]]:
+        """file_id of every captures row -> (tick rows, bad-packet rows) stored."""
+        per_table = per_table or {t: self._rows_by_file_id(t) for t in ("ticks", "bad_packets")}
+        return {fid: (per_table["ticks"].get(fid, 0), per_table["bad_packets"].get(fid, 0))
+                for fid in self.file_ids()}
 
     def _summary_findings(self, captures: pa.Table, counts: dict[str, tuple[int, int]]) -> list[base.Finding]:
         if not self.has_summary():  # read-only, written by an older Tickscope: readers scan the ticks
@@ -520,14 +522,14 @@ class DuckDBTarget(Target):
 
     def verify(self) -> list[base.Finding]:
         captures = self.captures()
-        counts = self._stored_counts()
-        findings = base.count_findings(captures, counts) + self._summary_findings(captures, counts)
         tables = ("ticks", "bad_packets", tick_summary.TABLE) if self.has_summary() else ("ticks", "bad_packets")
+        # One scan of each table's file_id column: counts per capture and rows of no capture.
+        per_table = {table: self._rows_by_file_id(table) for table in tables}
+        counts = self._stored_counts(per_table)
+        findings = base.count_findings(captures, counts) + self._summary_findings(captures, counts)
         for table in tables:
-            orphans = self.con.execute(
-                f"SELECT file_id, count(*) FROM {table} WHERE file_id IS NULL OR file_id NOT IN "
-                "(SELECT file_id FROM captures) GROUP BY file_id ORDER BY file_id"
-            ).fetchall()
+            orphans = sorted(((fid, n) for fid, n in per_table[table].items() if fid not in counts),
+                             key=lambda item: (item[0] is None, item[0] or ""))
             for fid, n in orphans:
                 findings.append(base.Finding(
                     "orphan_rows", table, f"{n:,} rows of file_id {(fid or 'NULL')[:16]}, which no captures row has",

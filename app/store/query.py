@@ -295,7 +295,11 @@ ORDER BY tick_time, file_id, msg_seq, pkt_seq""", {"token": int(token)})
 
 
 def count_query(flt: TickFilter) -> Query:
+    """How many ticks the filter selects: from the tick summary when it filters only on
+    what the summary keeps (instrument, day, capture), else by counting the ticks."""
     where, params = flt.where()
+    if flt.time_from is None and flt.time_to is None:
+        return Query(f"SELECT coalesce(sum(ticks), 0)::BIGINT FROM {{summary}} WHERE {where}", params)
     return Query(f"SELECT count(*) FROM {{ticks}} WHERE {where}", params)
 
 

@@ -16,7 +16,7 @@ from app.core.enrich import InstrumentBook
 from app.store import CaptureRecord, journal, open_target
 from app.store import summary as tick_summary
 from app.store.parquet import MARKER
-from app.store.query import TargetReader, days_query, instruments_query, render
+from app.store.query import TargetReader, TickFilter, days_query, instruments_query, render
 from tests.store.query_data import DAY1, INFY, UNKNOWN, build_target, file_id, make_ticks, tick_table
 from tests.store.ticks_factory import master
 
@@ -44,6 +44,10 @@ def assert_consistent(path) -> None:
             from_scan = r.con.sql(render(query, "ticks")).to_arrow_table()
             assert r.instruments(text, 100).to_pylist() == from_scan.to_pylist(), text
         assert r.days(INFY).to_pylist() == r.con.sql(render(days_query(INFY), "ticks")).to_arrow_table().to_pylist()
+        for flt in (TickFilter(), TickFilter(instrument_token=INFY), TickFilter(instrument_token=INFY, day=DAY1),
+                    TickFilter(file_id=file_id("day1.bin")), TickFilter(instrument_token=UNKNOWN, day=DAY1)):
+            where, params = flt.where()
+            assert r.count(flt) == r.con.execute(f"SELECT count(*) FROM ticks WHERE {where}", params).fetchall()[0][0]
         per_capture = {c.file_id: (c.ticks, c.trading_days) for c in r.captures(verify=False)}
         counted = r.con.execute("SELECT file_id, count(*), list(DISTINCT trading_date ORDER BY trading_date) "
                                 "FILTER (WHERE trading_date IS NOT NULL) FROM ticks GROUP BY file_id").fetchall()
