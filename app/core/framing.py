@@ -375,6 +375,31 @@ def _u16_or(a: np.ndarray, at: np.ndarray, ok: np.ndarray) -> np.ndarray:
     return out
 
 
+_FEW_MESSAGES = 8  # split_messages walks fewer long messages than this one by one
+
+
+def _walk_one(payload: np.ndarray, c: int, e: int, count: int, k: int):
+    """Packets ``k..count-1`` of one message whose packet ``k`` prefix is at ``c``, as
+    ``split_messages``' vectorised step would find them: (packets walked, cursor, fault
+    position or -1, fault length or -1 when its prefix is cut off, body positions, lengths)."""
+    buf = payload[c:e].tobytes()
+    base, limit = c, len(buf)
+    j = 0
+    at: list[int] = []
+    ln: list[int] = []
+    while k < count:
+        if j + 2 > limit:
+            return k, base + j, base + j, -1, at, ln
+        length = buf[j] << 8 | buf[j + 1]
+        if j + 2 + length > limit:
+            return k, base + j, base + j, length, at, ln
+        at.append(base + j + 2)
+        ln.append(length)
+        j += 2 + length
+        k += 1
+    return k, base + j, -1, 0, at, ln
+
+
 @dataclass
 class MessageSplit:
     """Packets of a batch of messages (indexes are into the batch's message arrays)."""
@@ -425,9 +450,21 @@ def split_messages(
     done = np.zeros(m, dtype=np.int64)  # packets walked per message
 
     msgs, seqs, poss, lens = [], [], [], []
+    tail = []  # (message, first k, positions, lengths): messages walked one by one
     active = framed[count[framed] > 0]
     k = 0
     while active.size:
+        if active.size <= _FEW_MESSAGES and k >= _FEW_MESSAGES:
+            # A few long messages left (one of 65,535 tiny packets, say): a numpy step
+            # per packet would cost far more than a scalar walk of their prefixes.
+            for i in active.tolist():
+                k_end, c, fail, flen, at, ln = _walk_one(payload, int(cursor[i]), int(end[i]), int(count[i]), k)
+                cursor[i] = c
+                if fail >= 0:
+                    fail_pos[i], fail_len[i], done[i] = fail, flen, k_end
+                if at:
+                    tail.append((i, k, at, ln))
+            break
         c = cursor[active]
         e = end[active]
         has_prefix = c + 2 <= e
@@ -458,10 +495,12 @@ def split_messages(
     walked = np.zeros(m, dtype=np.int64)
     for k, good in enumerate(msgs):
         walked[good] = k + 1
+    for i, k0, at, _ in tail:
+        walked[i] = k0 + len(at)
     done = np.where(fail_pos >= 0, done, walked)
 
     bare_idx = np.flatnonzero(bare)
-    if msgs or bare_idx.size:
+    if msgs or tail or bare_idx.size:
         # File order is (message, packet number): place each packet without sorting.
         per_message = walked.copy()
         per_message[bare_idx] = 1
@@ -478,6 +517,12 @@ def split_messages(
             pkt_seq[at] = k
             pkt_pos[at] = pos_k
             pkt_len[at] = len_k
+        for i, k0, pos_t, len_t in tail:
+            at = int(first[i]) + k0
+            pkt_msg[at : at + len(pos_t)] = i
+            pkt_seq[at : at + len(pos_t)] = np.arange(k0, k0 + len(pos_t), dtype=np.int32)
+            pkt_pos[at : at + len(pos_t)] = pos_t
+            pkt_len[at : at + len(pos_t)] = len_t
         if bare_idx.size:
             at = first[bare_idx]
             pkt_msg[at] = bare_idx
