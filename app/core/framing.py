@@ -707,6 +707,7 @@ class _Scan:
         self.strict = PacketChains(buf, STRICT_LENGTHS)
         self.lenient = PacketChains(buf, LENIENT_LENGTHS)
         self._blocks: dict = {}
+        self._sets: dict = {}
         self.scanned = 0
         self.checks = 0
         self.hint: Optional[tuple[int, str, int]] = None  # (from, kind, position)
@@ -729,16 +730,39 @@ class _Scan:
         while b * block < end:
             got = self._blocks.get((key, b))
             if got is None:
-                lo, hi = b * block, min(b * block + block, stop)
-                window = np.arange(lo, hi, dtype=np.int64)
-                got = window[mask(self.a, window)].tolist() if hi > lo else []
-                self._blocks[(key, b)] = got
-                self.scanned += max(hi - lo, 0)
+                got = self._block(key, b, mask, stop)
             if got:
                 first = bisect.bisect_left(got, start) if got[0] < start else 0
                 last = bisect.bisect_left(got, end) if got[-1] >= end else len(got)
                 yield from got[first:last]
             b += 1
+
+    def _block(self, key, b: int, mask, stop: int) -> list:
+        block = CANDIDATE_BLOCK
+        lo, hi = b * block, min(b * block + block, stop)
+        window = np.arange(lo, hi, dtype=np.int64)
+        if hi > lo:
+            ok = mask(self.a, window)
+            if isinstance(ok, tuple):  # (mask, chain steps it walked)
+                ok, steps = ok
+                self.scanned += steps
+            got = window[ok].tolist()
+        else:
+            got = []
+        self._blocks[(key, b)] = got
+        self.scanned += max(hi - lo, 0)
+        return got
+
+    def is_candidate(self, pos: int, key, mask, reach: int) -> bool:
+        """Whether ``pos`` passes ``mask`` (``pos + reach`` must be within the buffer)."""
+        b = pos // CANDIDATE_BLOCK
+        got = self._sets.get((key, b))
+        if got is None:
+            listed = self._blocks.get((key, b))
+            if listed is None:
+                listed = self._block(key, b, mask, self.limit - reach + 1)
+            got = self._sets[(key, b)] = set(listed)
+        return pos in got
 
     def remembered(self, start: int):
         h = self.hint
@@ -747,8 +771,75 @@ class _Scan:
         return None
 
 
+QUICK_ANCHOR = 8  # positions the quick resync probe tries before the general search
+
+
+def _quick_anchor(scan: "_Scan", start: int) -> Optional[int]:
+    """The resync anchor of raw framing when it is within a few bytes and plain, else None.
+
+    Damage is usually short (a junk byte between two messages): the first candidate
+    start whose message validates with one repeated packet length (``_uniform_end``)
+    and is directly followed by another such message is the same anchor the general
+    search (``Framer._find_anchor``) finds, without its per-candidate machinery.
+    Positions before it are no candidate at all (count 0 or first length unknown), so
+    no earlier message can validate. Any undecided case answers None.
+    """
+    buf, limit = scan.buf, scan.limit
+    for q in range(start, min(start + QUICK_ANCHOR, limit - 3)):
+        scan.checks += 1
+        e = _uniform_end(buf, q, limit)
+        if e is None:
+            return None
+        if e < 0:
+            continue
+        f = _uniform_end(buf, e, limit)
+        return q if f is not None and f >= 0 else None
+    return None
+
+
 def _raw_candidates(a: np.ndarray, window: np.ndarray) -> np.ndarray:
     return (_u16(a, window) > 0) & KNOWN_MASK[_u16(a, window + 2)]
+
+
+PRECHECK_STEPS = 16  # packets of every candidate message walked at once (numpy) before Python sees it
+
+
+def _raw_plausible(a: np.ndarray, window: np.ndarray):
+    """Candidate raw message starts in ``window`` that may validate, and the chain steps
+    walked to know it: (mask, steps).
+
+    Packet ``k`` of every candidate is checked at once for ``k < PRECHECK_STEPS``; a
+    candidate with a length prefix inside the buffer that is not a known length is
+    rejected here, so the resync's Python loop never sees it. The rest (whole, longer
+    or running past the buffer) go on to the exact checks (``PacketChains``). Work is at
+    most ``PRECHECK_STEPS`` steps per candidate: linear.
+    """
+    ok = _raw_candidates(a, window)
+    c = window[ok]
+    if not c.size:
+        return ok, 0
+    limit = a.size
+    count = _u16(a, c)
+    x = c + 2 + 2 + _u16(a, c + 2)  # packet 0's length is known (the candidate filter)
+    alive = np.flatnonzero(count > 1)
+    invalid = np.zeros(c.size, dtype=bool)
+    steps = c.size
+    for k in range(1, PRECHECK_STEPS):
+        if not alive.size:
+            break
+        xs = x[alive]
+        inside = xs + 2 <= limit  # else the prefix is past the buffer: undecided here
+        if not inside.all():
+            alive, xs = alive[inside], xs[inside]
+        length = _u16(a, xs)
+        known = KNOWN_MASK[length]
+        steps += xs.size
+        invalid[alive[~known]] = True
+        alive, xs, length = alive[known], xs[known], length[known]
+        x[alive] = xs + 2 + length
+        alive = alive[count[alive] > k + 1]
+    ok[np.flatnonzero(ok)[invalid]] = False
+    return ok, steps
 
 
 class Framer:
@@ -854,7 +945,10 @@ class Framer:
         for _ in range(FOLLOW_WINDOW):
             if e >= limit:
                 return True if final else _NEED_MORE
-            r = scan.strict.message_end(e)
+            if e + 4 <= limit and not scan.is_candidate(e, "raw", _raw_plausible, 4):
+                r = _INVALID  # rejected by the vectorised pre-check: no message starts here
+            else:
+                r = scan.strict.message_end(e)
             if r >= 0:
                 return True
             if r == _NEED_MORE:
@@ -870,7 +964,7 @@ class Framer:
     def _candidate_filter(fmt: Optional[RecordFormat]):
         """(key, vectorised pre-filter, bytes it reads) of candidate starts: raw messages,
         or records of ``fmt``."""
-        return ("raw", _raw_candidates, 4) if fmt is None else (fmt.name, fmt.candidates, fmt.header + 4)
+        return ("raw", _raw_plausible, 4) if fmt is None else (fmt.name, fmt.candidates, fmt.header + 4)
 
     def _validates(self, scan: _Scan, c: int, fmt: Optional[RecordFormat]) -> int:
         """End of a message (raw) or record (``fmt``) at ``c`` that validates completely, else a code."""
@@ -917,6 +1011,10 @@ class Framer:
         """Where walking resumes after damage at ``start - 1``: the resync anchor (the
         first message that validates and is followed by another), or an earlier message
         that validates completely and ends by the anchor (its neighbour was damaged too)."""
+        if fmt is None:
+            q = _quick_anchor(scan, start)
+            if q is not None:
+                return _FOUND, q
         kind, anchor = self._find_anchor(scan, start, final, fmt)
         h = scan.valid_hint
         if h is not None and h[0] <= start <= h[2] and h[1] == anchor:
@@ -998,6 +1096,12 @@ class Framer:
             # No valid message here: the next resync point, unless a message with
             # unknown-length packets (split_messages skips and records them) starts here.
             kind, q = self._next_start(scan, p + 1, final)
+            if kind == _FOUND and q < p + 5:
+                # A message with unknown lengths is at least 5 bytes: the one found
+                # inside it would hide it anyway, so it is not walked.
+                self._close_region(buf, base, p, q, walk, _describe_fault(scan, p))
+                p = q
+                continue
             e = scan.lenient.message_end(p, max_count=LENIENT_MAX_COUNT)
             if e >= 0 and q < e:
                 if kind == _MORE:
