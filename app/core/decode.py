@@ -13,6 +13,7 @@ Arrow arrays are built straight from the resulting numpy arrays.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
@@ -562,8 +563,10 @@ def _depth_arrays(n: int, depth_groups: list) -> dict[str, pa.Array]:
 # --- capture decoding ---------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)
 def _reason_kind(reason: str) -> str:
-    """A reason without its numbers, to count bad bytes by kind."""
+    """A reason without its numbers, to count bad bytes by kind (cached: damaged
+    captures repeat a few reasons many times)."""
     kind = re.sub(r"\d+", "N", reason.split(";")[0].split("(")[0]).strip()
     return kind
 

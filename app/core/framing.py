@@ -236,6 +236,19 @@ class PacketChains:
         if n == 0:
             return "message with 0 packets"
         j = q + 2
+        # Most faults show within a few packets: walk those directly (the same answer
+        # as the chains give), the memoised chains only for longer ones.
+        for good in range(min(n, 16)):
+            if j + 2 > limit:
+                return f"truncated message ({n} packets announced)"
+            length = buf[j] << 8 | buf[j + 1]
+            if length not in self.accept:
+                return f"unknown packet length {length} (packet {good} of {n})"
+            j += 2 + length
+        else:
+            if n <= 16:
+                return f"truncated message ({n} packets announced)"
+        j = q + 2
         good = self.run(j)
         if good >= n:
             return f"truncated message ({n} packets announced)"
@@ -707,7 +720,6 @@ class _Scan:
         self.strict = PacketChains(buf, STRICT_LENGTHS)
         self.lenient = PacketChains(buf, LENIENT_LENGTHS)
         self._blocks: dict = {}
-        self._sets: dict = {}
         self.scanned = 0
         self.checks = 0
         self.hint: Optional[tuple[int, str, int]] = None  # (from, kind, position)
@@ -752,17 +764,6 @@ class _Scan:
         self._blocks[(key, b)] = got
         self.scanned += max(hi - lo, 0)
         return got
-
-    def is_candidate(self, pos: int, key, mask, reach: int) -> bool:
-        """Whether ``pos`` passes ``mask`` (``pos + reach`` must be within the buffer)."""
-        b = pos // CANDIDATE_BLOCK
-        got = self._sets.get((key, b))
-        if got is None:
-            listed = self._blocks.get((key, b))
-            if listed is None:
-                listed = self._block(key, b, mask, self.limit - reach + 1)
-            got = self._sets[(key, b)] = set(listed)
-        return pos in got
 
     def remembered(self, start: int):
         h = self.hint
@@ -941,24 +942,27 @@ class Framer:
         a chunk ends.
         """
         buf, limit = scan.buf, scan.limit
-        junk_seen = False
-        for _ in range(FOLLOW_WINDOW):
-            if e >= limit:
-                return True if final else _NEED_MORE
-            if e + 4 <= limit and not scan.is_candidate(e, "raw", _raw_plausible, 4):
-                r = _INVALID  # rejected by the vectorised pre-check: no message starts here
-            else:
-                r = scan.strict.message_end(e)
+        w_end = min(e + FOLLOW_WINDOW, limit)
+        stop = limit - 3  # positions from here cannot be pre-checked (a count and a length)
+        # Only candidate starts the vectorised pre-check keeps can hold a message (the
+        # rest are no message at all), so only they are asked, in order.
+        positions = list(scan.candidates(e, min(w_end, stop), "raw", _raw_plausible, 4))
+        positions.extend(range(max(e, stop), w_end))
+        for c in positions:
+            scan.checks += 1
+            if not junk and c > e and buf[e:c].count(0) != c - e:
+                return False  # a byte before it is neither a heartbeat nor a message
+            r = scan.strict.message_end(c)
             if r >= 0:
                 return True
             if r == _NEED_MORE:
                 return True if final else _NEED_MORE  # the capture ends inside a message
-            if buf[e] != 0:
-                if not junk:
-                    return False
-                junk_seen = True
-            e += 1
-        return not junk_seen
+        nonzero = buf[e:w_end].count(0) != w_end - e
+        if not junk and nonzero:
+            return False
+        if e + FOLLOW_WINDOW > limit:
+            return True if final else _NEED_MORE
+        return not nonzero
 
     @staticmethod
     def _candidate_filter(fmt: Optional[RecordFormat]):
