@@ -780,8 +780,9 @@ def _quick_anchor(scan: "_Scan", start: int) -> Optional[int]:
 
     Damage is usually short (a junk byte between two messages): the first candidate
     start whose message validates with one repeated packet length (``_uniform_end``)
-    and is directly followed by another such message is the same anchor the general
-    search (``Framer._find_anchor``) finds, without its per-candidate machinery.
+    and is followed within ``FOLLOW_WINDOW`` bytes by another such message is the same
+    anchor the general search (``Framer._find_anchor``) finds, without its
+    per-candidate machinery.
     Positions before it are no candidate at all (count 0 or first length unknown), so
     no earlier message can validate. Any undecided case answers None.
     """
@@ -793,8 +794,15 @@ def _quick_anchor(scan: "_Scan", start: int) -> Optional[int]:
             return None
         if e < 0:
             continue
-        f = _uniform_end(buf, e, limit)
-        return q if f is not None and f >= 0 else None
+        # followed by a message within the window, junk allowed between (``_followed``)
+        for f in range(e, e + FOLLOW_WINDOW):
+            scan.checks += 1
+            r = _uniform_end(buf, f, limit)
+            if r is None:
+                return None
+            if r >= 0:
+                return q
+        return None
     return None
 
 

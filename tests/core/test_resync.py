@@ -224,8 +224,37 @@ def huge_records(size):
     return bytes(out[:size // 2]) + body[: size - size // 2]
 
 
+def tiny_messages_junk_between(size):
+    """The smallest message (one 8-byte packet) and one junk byte, again and again: a bad
+    region every 13 bytes, each found by the quick resync probe."""
+    return _repeat(encode.encode_message([_packet(8, 1)]) + b"\xff", size)
+
+
+def mixed_lengths_junk_between(size):
+    """Messages of 8 alternating 8- and 28-byte packets (no uniform fast path) with a junk
+    count (0xfff0) before each: every resync goes through the general search."""
+    msg = encode.encode_message([_packet(8 if k % 2 else 28, k) for k in range(8)])
+    return _repeat(b"\xff\xf0" + msg, size)
+
+
+def deep_candidates(size):
+    """Candidates whose chains of 8-byte packets pass the 16-deep vectorised pre-check and
+    then fail (17 known lengths, then an unknown one), one starting every 10 bytes."""
+    unit = b"\x00\x08" + bytes(6) + b"\x00\x11"
+    chain = unit * 17 + b"\x00\x07" + bytes(8)
+    return _repeat(chain, size)
+
+
+def clean_tiny_messages(size):
+    """Not damaged at all: one 8-byte packet per message (12 bytes each), the per-message
+    floor of the walker that any crafted input of small messages also pays."""
+    msg = encode.encode_message([_packet(8, 1)])
+    return _repeat(msg, size - size % len(msg)) + b"\x00" * (size % len(msg))
+
+
 CRAFTED = [late_failing_counts, validate_then_not_followed, interleaved_chains, junk_before_big_counts,
-           lenient_traps, zero_runs_and_counts, huge_records]
+           lenient_traps, zero_runs_and_counts, huge_records, tiny_messages_junk_between,
+           mixed_lengths_junk_between, deep_candidates, clean_tiny_messages]
 
 
 @pytest.mark.parametrize("shape", CRAFTED, ids=lambda f: f.__name__)
