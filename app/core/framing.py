@@ -258,12 +258,18 @@ class PacketChains:
         return f"unknown packet length {buf[at] << 8 | buf[at + 1]} (packet {good} of {n})"
 
 
+UNIFORM_MAX_COUNT = 4096  # above Kite's 3,000 instruments per connection, so one message of each
+
+
 def _uniform_end(buf, p: int, limit: int):
     """Fast path: end of a message at ``p`` whose packets all share one known length.
 
     Kite usually batches packets of one mode, so every prefix is equal; two strided
     byte-slice counts check all of them in C. Returns the end, ``_INVALID`` when the
     count or first length already fail, or None (undecided: walk it with the chains).
+    A count above ``UNIFORM_MAX_COUNT`` is undecided too: a junk count of 65,535 would
+    make every failed check cost a 655 KB strided count (crafted inputs can ask one
+    per bad region), so such messages go to the memoised chains.
     """
     if p + 4 > limit:
         return None
@@ -274,6 +280,8 @@ def _uniform_end(buf, p: int, limit: int):
     length = buf[j] << 8 | buf[j + 1]
     if length not in KNOWN_SET:
         return _INVALID
+    if n > UNIFORM_MAX_COUNT:
+        return None
     step = length + 2
     end = j + n * step
     if end > limit:
