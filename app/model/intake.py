@@ -70,6 +70,13 @@ def framing_label(path: Path, size: int) -> str:
         return "?"
 
 
+def split_present(paths: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(files still there, paths gone): what can be ingested again of ``paths``."""
+    paths = list(paths)
+    present = [p for p in paths if os.path.isfile(p)]
+    return present, sorted(set(paths) - set(present))
+
+
 def gather(paths: Iterable[os.PathLike | str], *, exclude: Iterable = ()) -> Intake:
     """Files and folders -> what to queue: exactly what ``tickscope ingest`` would read."""
     selection = select_inputs(list(paths), exclude=exclude)

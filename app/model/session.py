@@ -46,6 +46,11 @@ class QueueRow(CaptureRecord):
     job_id: Optional[int] = None  # the running job that has it (not persisted)
     cancel_requested: bool = False
 
+    @property
+    def stored(self) -> bool:
+        """Its capture is in the target (ingested, or skipped as already there)."""
+        return self.status in (DONE, SKIPPED) and bool(self.file_id)
+
     def reset(self) -> None:
         fresh = QueueRow(self.path, size_bytes=self.size_bytes, framing=self.framing)
         for f in fields(self):
@@ -383,6 +388,12 @@ class Session:
     def remove_finished(self) -> int:
         return self._keep([r for r in self._rows if not r.final])
 
+    def requeue(self, entries: Iterable) -> list[str]:
+        """Queue ``entries`` afresh (to ingest again): their old rows, unless running, go first."""
+        entries = list(entries)
+        self.remove([e.path for e in entries])
+        return self.add(entries)
+
     def remove(self, paths: Iterable[str]) -> int:
         """Take finished or never-started rows out of the queue (running ones stay)."""
         gone = {path_key(p) for p in paths}
@@ -401,7 +412,7 @@ class Session:
         remove): finished rows show what the target holds now, so every view agrees."""
         changed = []
         for i, row in enumerate(self._rows):
-            if row.status not in (DONE, SKIPPED) or not row.file_id:
+            if not row.stored:
                 continue
             record = stored.get(row.file_id)
             if record is None:

@@ -27,6 +27,12 @@ class StatusLine:
     tip: str
 
 
+def finished_message(report) -> str:
+    """The status bar's words when a job ends: "Finished: 1 ingested, 1 failed in 3.2 s"."""
+    text = ", ".join(f"{n} {s}" for s, n in report.counts().items() if n) or "nothing to do"
+    return f"Finished: {text}" + (f" in {report.seconds:.1f} s" if report.seconds else "")
+
+
 def status_line(session: Session, state: Optional[TargetState]) -> StatusLine:
     counts = session.counts()
     parts = [f"Running {sum(counts[s] for s in ACTIVE)}", f"Queued {counts[QUEUED]}", f"Done {counts[DONE]}",

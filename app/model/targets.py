@@ -9,6 +9,7 @@ they agree after an ingest, a resolve, a remove or a cancel.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
 import pyarrow as pa
@@ -23,6 +24,11 @@ __all__ = ["TargetProblem", "TargetCheck", "TargetState", "check_target", "read_
 def validate_target(path: str) -> str:
     """The absolute target path if usable (new or existing), else ``TargetProblem``."""
     return str(check_target(path).path)
+
+
+def duckdb_path(path: str) -> str:
+    """A name chosen for a DuckDB target, with ``.duckdb`` added when it has no suffix."""
+    return path if Path(path).suffix else path + ".duckdb"
 
 
 @dataclass

@@ -45,6 +45,7 @@ def run_gui(args) -> int:
 
     from app.ui import logs
     from app.ui.icons import icon
+    from app.model.masters import MasterList
     from app.model.targets import TargetProblem, validate_target
     from app.ui.main_window import MainWindow
     from app.ui.settings import Settings
@@ -70,8 +71,7 @@ def run_gui(args) -> int:
         window.set_target(target)
     if instruments:
         if scripted:  # exactly the masters given, for this run only
-            window.instrument_paths = []
-            window.master_infos = {}
+            window.masters = MasterList()
         window.add_instruments(instruments)
     refused: list[tuple[str, str]] = []
     if files:

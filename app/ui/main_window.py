@@ -14,40 +14,28 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import (
-    QApplication,
-    QHeaderView,
-    QLabel,
-    QMainWindow,
-    QSplitter,
-    QStackedWidget,
-    QTabWidget,
-    QToolBar,
-    QVBoxLayout,
-    QHBoxLayout,
-    QWidget,
-)
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication, QMainWindow, QWidget
 
-from app import __version__
-from app.model import faults, intake, queue_store
-from app.model.faults import one_line as _one_line
-from app.model.session import RETRYABLE, Session
-from app.model.status import status_line
-from app.model.targets import TargetProblem, TargetState, read_state, validate_target
+from app.model import faults, formatting, intake, queue_store
 from app.model import target_queries as tq
-from app.model import formatting
+from app.model.commands import available
+from app.model.faults import one_line as _one_line
+from app.model.masters import MasterList
+from app.model.session import Session
+from app.model.status import finished_message, status_line
+from app.model.targets import TargetProblem, TargetState, read_state, validate_target
 from app.ui import paths, theme
 from app.ui import queue_model as qm
-from app.ui.charts import BreakdownChart, PricePreview, ThroughputChart, restyle
-from app.ui.delegates import ActionDelegate, ProgressDelegate
+from app.ui.charts import restyle
 from app.ui.dialogs import Ask, ErrorDialog, open_log_folder
 from app.ui.icons import icon
-from app.ui.details_pane import DetailsPane
 from app.ui.job_manager import JobManager
+from app.ui.main_actions import MainActions, fill_instruments_menu, fill_recent_files, fill_recent_targets
+from app.ui.main_layout import setup_main_window
+from app.ui.prompts import Prompts
 from app.ui.settings import Settings
-from app.ui.unknown_pane import UnknownTokensPane
-from app.ui.widgets import DropOverlay, EmptyQueuePanel, InstrumentsCard, SeverityIndicator, TargetCard, guard_typing, make_action, row_table
+from app.ui.widgets import guard_typing
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +67,7 @@ class MainWindow(QMainWindow):
         self.model = qm.QueueModel(self.session, self)
         self.target_state: Optional[TargetState] = None  # what the target holds (read after each change)
         self.target: Optional[str] = None
-        self.instrument_paths: list[str] = []
-        self.master_infos: dict[str, object] = {}
+        self.masters = MasterList()  # the instrument masters ticks are named with
         self.session_active = False  # Start was pressed and the queue has not drained
         self._closing = False
 
@@ -94,11 +81,11 @@ class MainWindow(QMainWindow):
         self._save_timer.setSingleShot(True)
         self._save_timer.setInterval(QUEUE_SAVE_DELAY_MS)
         self._save_timer.timeout.connect(self.save_queue)
-        self._build_actions()
-        self._build_menus()
-        self._build_toolbar()
-        self._build_central()
-        self._build_statusbar()
+        self.prompts = Prompts(self)
+        self.acts = MainActions(self, self.prompts)
+        self.acts.build_menus(self)
+        self.toolbar = self.acts.build_toolbar(self)
+        setup_main_window(self)
         self._connect()
         self._restore(theme_choice)
         self._no_child_drops()
@@ -107,196 +94,6 @@ class MainWindow(QMainWindow):
         self._update_status()
 
     # ==== construction ==========================================================
-
-    def _action(self, text: str, slot, shortcut=None, icon_name: str = "", tip: str = "") -> QAction:
-        return make_action(self, text, slot, shortcut, icon_name, tip)
-
-    def _build_actions(self) -> None:
-        a = self._action
-        S = QKeySequence.StandardKey
-        self.act_add_files = a("&Add captures…", self.ask_add_files, S.Open, "add-file", "Add capture files")
-        self.act_add_folder = a("Add &folder…", self.ask_add_folder, "Ctrl+Shift+O", "add-folder",
-                                "Add every capture in a folder")
-        self.act_duck_target = a("Choose &DuckDB target…", self.ask_duckdb_target, "Ctrl+T", "database")
-        self.act_parquet_target = a("Choose &Parquet folder target…", self.ask_parquet_target,
-                                    "Ctrl+Shift+T", "parquet")
-        self.act_add_instruments = a("Add &instrument masters…", self.ask_add_instruments, "Ctrl+Shift+I",
-                                     "instruments")
-        self.act_inspect = a("Inspect &packets…", self.inspect_packets, "Ctrl+I", "",
-                             "Inspect every packet of the selected capture")
-        self.act_export = a("&Export unknown tokens…", self.ask_export_unknown, "Ctrl+E", "export")
-        self.act_resolve = a("&Resolve with more instruments…", self.ask_resolve_more, "Ctrl+Shift+E",
-                             "resolve")
-        self.act_remove_from_target = a("Re&move from target…", self.ask_remove_from_target, None, "",
-                                        "Remove the selected captures and everything derived from them from the target")
-        self.act_quit = a("&Quit", self.close, "Ctrl+Q")
-        self.act_start = a("&Start", self.start, ["F5", "Ctrl+Return"], "start", "Start ingesting the queue")
-        self.act_cancel = a("&Cancel selected", self.cancel_selected, ["Ctrl+.", "Ctrl+Backspace"], "cancel",
-                            "Cancel the selected files")
-        self.act_retry = a("&Retry selected", self.retry_selected, "Ctrl+R", "retry", "Retry the selected files")
-        self.act_cancel_all = a("Cancel &all", self.cancel_all, "Ctrl+Shift+.", "cancel-all",
-                                "Cancel every queued and running file")
-        self.act_clear = a("C&lear finished", self.clear_finished, "Ctrl+Shift+Backspace", "clear",
-                           "Remove finished files from the queue")
-        self.act_focus_queue = a("&Queue", lambda: self.focus_pane("queue"), "Ctrl+1")
-        self.act_focus_unknown = a("&Unknown tokens", lambda: self.focus_pane("unknown"), "Ctrl+2")
-        self.act_focus_throughput = a("&Throughput", lambda: self.focus_pane("throughput"), "Ctrl+3")
-        self.act_focus_breakdown = a("File &breakdown", lambda: self.focus_pane("breakdown"), "Ctrl+4")
-        self.act_focus_price = a("&Price preview", lambda: self.focus_pane("price"), "Ctrl+5")
-        self.act_focus_data = a("&Data (what the target holds)", self.show_data, "Ctrl+6")
-        self.act_find = a("&Filter unknown tokens", lambda: self.focus_pane("filter"), S.Find)
-        self.act_fullscreen = a("&Full screen", self.toggle_fullscreen, "F11")
-        self.act_logs = a("Open &log folder", open_log_folder, None)
-        self.act_about = a("&About Tickscope", self.about, None)
-        self.theme_group = QActionGroup(self)
-        self.theme_actions: dict[str, QAction] = {}
-        for name, label in (("system", "Follow &system"), ("light", "&Light"), ("dark", "&Dark")):
-            action = QAction(label, self, checkable=True)
-            action.triggered.connect(lambda _=False, n=name: self.set_theme(n))
-            self.theme_group.addAction(action)
-            self.theme_actions[name] = action
-        self.zone_group = QActionGroup(self)
-        self.zone_actions: dict[str, QAction] = {}
-        for name, label in (("IST", "&IST (India, UTC+05:30)"), ("UTC", "&UTC")):
-            action = QAction(label, self, checkable=True)
-            action.triggered.connect(lambda _=False, n=name: self.set_time_zone(n))
-            self.zone_group.addAction(action)
-            self.zone_actions[name] = action
-        self.zone_actions[formatting.time_zone()].setChecked(True)
-
-    def _build_menus(self) -> None:
-        bar = self.menuBar()
-        file_menu = bar.addMenu("&File")
-        file_menu.addAction(self.act_add_files)
-        file_menu.addAction(self.act_add_folder)
-        file_menu.addAction(self.act_inspect)
-        self.recent_files_menu = file_menu.addMenu("Recent &captures")
-        file_menu.addSeparator()
-        file_menu.addAction(self.act_duck_target)
-        file_menu.addAction(self.act_parquet_target)
-        self.recent_targets_menu = file_menu.addMenu("Recent &targets")
-        file_menu.addSeparator()
-        file_menu.addAction(self.act_add_instruments)
-        self.instruments_menu = file_menu.addMenu("Instrument &masters")
-        file_menu.addSeparator()
-        file_menu.addAction(self.act_export)
-        file_menu.addSeparator()
-        file_menu.addAction(self.act_quit)
-        queue_menu = bar.addMenu("&Queue")
-        for action in (self.act_start, self.act_cancel, self.act_retry, self.act_cancel_all):
-            queue_menu.addAction(action)
-        queue_menu.addSeparator()
-        queue_menu.addAction(self.act_clear)
-        queue_menu.addAction(self.act_remove_from_target)
-        tokens_menu = bar.addMenu("&Tokens")
-        tokens_menu.addAction(self.act_find)
-        tokens_menu.addAction(self.act_resolve)
-        tokens_menu.addAction(self.act_export)
-        view_menu = bar.addMenu("&View")
-        for action in (self.act_focus_queue, self.act_focus_unknown, self.act_focus_throughput,
-                       self.act_focus_breakdown, self.act_focus_price, self.act_focus_data):
-            view_menu.addAction(action)
-        view_menu.addSeparator()
-        theme_menu = view_menu.addMenu("T&heme")
-        for action in self.theme_actions.values():
-            theme_menu.addAction(action)
-        zone_menu = view_menu.addMenu("Time &zone")
-        for action in self.zone_actions.values():
-            zone_menu.addAction(action)
-        view_menu.addAction(self.act_fullscreen)
-        help_menu = bar.addMenu("&Help")
-        help_menu.addAction(self.act_logs)
-        help_menu.addAction(self.act_about)
-        self.recent_files_menu.aboutToShow.connect(self._fill_recent_files)
-        self.recent_targets_menu.aboutToShow.connect(self._fill_recent_targets)
-        self.instruments_menu.aboutToShow.connect(self._fill_instruments_menu)
-
-    def _build_toolbar(self) -> None:
-        tb = QToolBar("Main", self)
-        tb.setObjectName("mainToolbar")
-        tb.setMovable(False)
-        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        for action in (self.act_add_files, self.act_add_folder):
-            tb.addAction(action)
-        tb.addSeparator()
-        for action in (self.act_start, self.act_cancel, self.act_retry, self.act_cancel_all, self.act_clear):
-            tb.addAction(action)
-        self.addToolBar(tb)
-        self.toolbar = tb
-
-    def _build_central(self) -> None:
-        central = QWidget()
-        outer = QVBoxLayout(central)
-        outer.setContentsMargins(10, 6, 10, 4)
-        outer.setSpacing(8)
-
-        cards = QHBoxLayout()
-        cards.setSpacing(8)
-        self.target_card = TargetCard()
-        self.target_card.menu.addAction(self.act_duck_target)
-        self.target_card.menu.addAction(self.act_parquet_target)
-        self.instruments_card = InstrumentsCard()
-        cards.addWidget(self.target_card, 3)
-        cards.addWidget(self.instruments_card, 2)
-        outer.addLayout(cards)
-
-        splitter = QSplitter(Qt.Orientation.Vertical)
-        splitter.setChildrenCollapsible(False)
-        self.splitter = splitter
-
-        self.queue_stack = QStackedWidget()
-        self.queue_view = row_table("queueView", "Ingest queue", self.model, multi=True)
-        self.queue_view.setMouseTracking(True)
-        self.queue_view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
-        for action in (self.act_start, self.act_cancel, self.act_retry, self.act_cancel_all, self.act_clear,
-                       self.act_inspect, self.act_remove_from_target):
-            self.queue_view.addAction(action)
-        self.progress_delegate = ProgressDelegate(self.queue_view)
-        self.action_delegate = ActionDelegate(self.queue_view)
-        self.queue_view.setItemDelegateForColumn(qm.Column.PROGRESS, self.progress_delegate)
-        self.queue_view.setItemDelegateForColumn(qm.Column.ACTION, self.action_delegate)
-        header = self.queue_view.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        widths = {qm.Column.FILE: 190, qm.Column.SIZE: 64, qm.Column.FRAMING: 66, qm.Column.STATUS: 72,
-                  qm.Column.PROGRESS: 110, qm.Column.PACKETS: 70, qm.Column.RATE: 64,
-                  qm.Column.BAD: 76, qm.Column.UNRESOLVED: 92, qm.Column.NOTE: 120, qm.Column.ACTION: 30}
-        for column, width in widths.items():
-            self.queue_view.setColumnWidth(column, width)
-        header.setSectionResizeMode(qm.Column.NOTE, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(qm.Column.ACTION, QHeaderView.ResizeMode.Fixed)
-        self.empty_panel = EmptyQueuePanel()
-        self.queue_stack.addWidget(self.empty_panel)
-        self.queue_stack.addWidget(self.queue_view)
-        # The queue and the Data view (what the target holds) side by side as tabs.
-        from app.ui.data_view import DataView
-
-        self.top_tabs = QTabWidget()
-        self.top_tabs.setDocumentMode(True)
-        self.top_tabs.setObjectName("topTabs")
-        self.data_view = DataView(lambda fn, done, failed: self.jobs.run_task(fn, done, failed, exclusive=True))
-        self.top_tabs.addTab(self.queue_stack, "Ingest queue")
-        self.top_tabs.addTab(self.data_view, "Data")
-        self.top_tabs.currentChanged.connect(self._top_tab_changed)
-        splitter.addWidget(self.top_tabs)
-
-        self.tabs = QTabWidget()
-        self.tabs.setDocumentMode(True)
-        self.unknown_pane = UnknownTokensPane()
-        self.details_pane = DetailsPane()
-        self.throughput_chart = ThroughputChart()
-        self.breakdown_chart = BreakdownChart()
-        self.price_preview = PricePreview()
-        self.tabs.addTab(self.details_pane, "Details")
-        self.tabs.addTab(self.unknown_pane, icon("resolve"), "Unknown tokens")
-        self.tabs.addTab(self.throughput_chart, "Throughput")
-        self.tabs.addTab(self.breakdown_chart, "File breakdown")
-        self.tabs.addTab(self.price_preview, "Price preview")
-        splitter.addWidget(self.tabs)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 2)
-        outer.addWidget(splitter, 1)
-        self.setCentralWidget(central)
-        self.drop_overlay = DropOverlay(central)
 
     def _top_tab_changed(self, index: int) -> None:
         """The Data view takes the whole height; the queue shares it with its panes."""
@@ -308,16 +105,19 @@ class MainWindow(QMainWindow):
     def show_data(self) -> None:
         self.top_tabs.setCurrentWidget(self.data_view)
 
-    def _build_statusbar(self) -> None:
-        bar = self.statusBar()
-        bar.setSizeGripEnabled(False)
-        self.counts_label = QLabel()
-        self.counts_label.setAccessibleName("Queue counts")
-        self.severity = SeverityIndicator()
-        bar.addPermanentWidget(self.counts_label)
-        bar.addPermanentWidget(self.severity)
+    @property
+    def instrument_paths(self) -> list[str]:
+        return list(self.masters.paths)
 
     def _connect(self) -> None:
+        self.top_tabs.currentChanged.connect(self._top_tab_changed)
+        self.acts.recent_files_menu.aboutToShow.connect(
+            lambda: fill_recent_files(self.acts.recent_files_menu, self.settings, self.add_paths))
+        self.acts.recent_targets_menu.aboutToShow.connect(
+            lambda: fill_recent_targets(self.acts.recent_targets_menu, self.settings, self.target, self.set_target))
+        for menu in (self.acts.instruments_menu, self.instruments_card.menu):
+            menu.aboutToShow.connect(lambda m=menu: fill_instruments_menu(
+                m, self.masters, self.acts.add_instruments, self.remove_instrument))
         self.jobs.progress.connect(self._on_progress)
         self.data_view.open_packet.connect(self.open_packet)
         self.data_view.open_capture.connect(lambda path: self.open_inspector([path]))
@@ -336,15 +136,13 @@ class MainWindow(QMainWindow):
         self.queue_view.selectionModel().selectionChanged.connect(self._on_selection)
         self.action_delegate.clicked.connect(self._on_row_action)
         self.target_card.change.setMenu(self.target_card.menu)
-        self.instruments_card.add.clicked.connect(self.ask_add_instruments)
-        self.instruments_card.menu.aboutToShow.connect(
-            lambda: self._fill_instruments_menu(self.instruments_card.menu))
-        self.unknown_pane.export_requested.connect(self.ask_export_unknown)
-        self.unknown_pane.resolve_requested.connect(self.ask_resolve_more)
+        self.instruments_card.add.clicked.connect(self.prompts.add_instruments)
+        self.unknown_pane.export_requested.connect(self.prompts.export_unknown)
+        self.unknown_pane.resolve_requested.connect(self.prompts.resolve_more)
         self.unknown_pane.show_packets_requested.connect(
             lambda token, files: self.open_inspector(files, tokens=[token]))
-        self.empty_panel.add_files.connect(self.ask_add_files)
-        self.empty_panel.add_folder.connect(self.ask_add_folder)
+        self.empty_panel.add_files.connect(self.prompts.add_files)
+        self.empty_panel.add_folder.connect(self.prompts.add_folder)
         self.empty_panel.use_sample.connect(self.use_sample)
         self.empty_panel.dismiss_welcome.connect(self.dismiss_welcome)
         self.price_preview.instrument_chosen.connect(self.show_price)
@@ -355,7 +153,7 @@ class MainWindow(QMainWindow):
 
     def _restore(self, theme_choice: Optional[str]) -> None:
         choice = theme_choice or self.settings.theme
-        self.theme_actions[choice].setChecked(True)
+        self.acts.theme[choice].setChecked(True)
         self._restyle_charts()
         self._refresh_icons()
         geometry = self.settings.geometry()
@@ -371,8 +169,8 @@ class MainWindow(QMainWindow):
         if self.target and self.remember:  # its queue, as the app left it
             self.session.replace_rows(queue_store.load(self.target), self.target)
         self._show_target()
-        self.instrument_paths = [p for p in self.settings.instruments]
-        self._load_master_infos(self.instrument_paths)
+        self.masters.add(self.settings.instruments)
+        self._load_master_infos(self.masters.paths)
         self._show_instruments()
         self._update_empty_panel()
         if self.target:
@@ -474,7 +272,7 @@ class MainWindow(QMainWindow):
             self._maybe_done()
             return None
         try:
-            job_id = self.jobs.start_ingest(queued, self.target, instruments=self.instrument_paths,
+            job_id = self.jobs.start_ingest(queued, self.target, instruments=self.masters.paths,
                                             workers=INGEST_WORKERS)
         except Exception as exc:  # noqa: BLE001 - building the job failed: rows say why
             log.exception("could not start ingest")
@@ -492,7 +290,10 @@ class MainWindow(QMainWindow):
         return job_id
 
     def selected_rows(self) -> list[qm.QueueRow]:
-        rows = sorted({i.row() for i in self.queue_view.selectionModel().selectedRows()})
+        selection = self.queue_view.selectionModel()
+        if selection is None:
+            return []
+        rows = sorted({i.row() for i in selection.selectedRows()})
         return [self.model.row_at(r) for r in rows]
 
     def cancel_paths(self, row_paths: list[str]) -> int:
@@ -525,7 +326,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Removed {n} finished file{'s' if n != 1 else ''}", 3000)
 
     def _show_selected_details(self, switch: bool = False) -> None:
-        rows = self.selected_rows() if self.queue_view.selectionModel() else []
+        rows = self.selected_rows()
         self.details_pane.show_row(rows[0] if rows else None)
         if switch and rows and rows[0].failure is not None:
             self.tabs.setCurrentWidget(self.details_pane)
@@ -545,10 +346,7 @@ class MainWindow(QMainWindow):
         self.session.finish_job(job_id, files)
         log.info("job %d finished: %d files, %d failed", job_id, len(files),
                  sum(1 for r in files if r.status == qm.FAILED))
-        counts = report.counts()
-        text = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "nothing to do"
-        seconds = getattr(report, "seconds", None)
-        self.statusBar().showMessage(f"Finished: {text}" + (f" in {seconds:.1f} s" if seconds else ""), 15000)
+        self.statusBar().showMessage(finished_message(report), 15000)
         self._after_job()
 
     def _on_job_failed(self, job_id: int, exc: BaseException, tb: str) -> None:
@@ -629,26 +427,19 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(Path(self.target).name if self.target else "")
 
     def add_instruments(self, new_paths: list[str]) -> list[str]:
-        added = []
-        for raw in new_paths:
-            path = str(Path(raw).absolute())
-            if path not in self.instrument_paths:
-                self.instrument_paths.append(path)
-                added.append(path)
+        added = self.masters.add(new_paths)
         if added:
             if self.remember:
-                self.settings.instruments = self.instrument_paths
+                self.settings.instruments = self.masters.paths
             self._load_master_infos(added)
             self._show_instruments()
             self._update_empty_panel()
         return added
 
     def remove_instrument(self, path: str) -> None:
-        if path in self.instrument_paths:
-            self.instrument_paths.remove(path)
-            self.master_infos.pop(path, None)
+        if self.masters.remove(path):
             if self.remember:
-                self.settings.instruments = self.instrument_paths
+                self.settings.instruments = self.masters.paths
             self._show_instruments()
 
     def _load_master_infos(self, master_paths: list[str]) -> None:
@@ -658,7 +449,7 @@ class MainWindow(QMainWindow):
 
         def done(infos) -> None:
             for info in infos:
-                self.master_infos[info.path] = info
+                self.masters.loaded(info)
             self._show_instruments()
             self.instruments_loaded.emit()
 
@@ -670,13 +461,13 @@ class MainWindow(QMainWindow):
         self.jobs.run_task(lambda: tq.load_master_infos(pending), done, failed)
 
     def _master_failed(self, path: str, exc: BaseException) -> None:
-        self.master_infos[path] = _one_line(exc)
+        self.masters.unreadable(path, _one_line(exc))
         self._show_instruments()
         self.statusBar().showMessage(f"Instrument master unreadable: {Path(path).name}: {_one_line(exc)}", 8000)
         self.instruments_loaded.emit()
 
     def _show_instruments(self) -> None:
-        self.instruments_card.show_masters(self.instrument_paths, self.master_infos)
+        self.instruments_card.show_masters(self.masters.summary())
 
     # ==== reading the target ============================================================
 
@@ -738,13 +529,13 @@ class MainWindow(QMainWindow):
                            lambda exc, tb: self.price_preview.caption.setText(_one_line(exc)), exclusive=True)
 
     def _on_selection(self, *_) -> None:
-        rows = self.selected_rows() if self.queue_view.selectionModel() else []
+        rows = self.selected_rows()
         self._update_actions()
         self._show_selected_details(switch=True)
         if not rows:
             return
         row = rows[0]
-        if row.status not in (qm.DONE, qm.SKIPPED) or not row.file_id or not self.target:
+        if not row.stored or not self.target:
             self.breakdown_chart.show_message(
                 f"{row.name}: {row.status}. The breakdown appears once the file is in the target.")
             return
@@ -759,21 +550,13 @@ class MainWindow(QMainWindow):
 
     # ==== the packet inspector ===========================================================
 
-    def inspect_packets(self) -> None:
-        """Open the packet inspector on the selected captures (or ask for one)."""
-        files = [r.path for r in self.selected_rows()] if self.queue_view.selectionModel() else []
-        if not files:
-            files = Ask.capture_files(self, self._start_dir())
-        if files:
-            self.open_inspector(files)
-
     def open_inspector(self, files: list[str], tokens=()):
         from app.ui.inspector import InspectorWindow
 
         files = [f for f in files if f]
         if not files:
             return None
-        window = InspectorWindow(files, instruments=list(self.instrument_paths), tokens=list(tokens), parent=self)
+        window = InspectorWindow(files, instruments=self.masters.paths, tokens=list(tokens), parent=self)
         window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
         self.inspectors = getattr(self, "inspectors", []) + [window]
         window.destroyed.connect(lambda *_: setattr(self, "inspectors", [w for w in self.inspectors if w is not window]))
@@ -791,82 +574,24 @@ class MainWindow(QMainWindow):
         """Ingest captures again with --force (a capture of the Data view)."""
         if not self.target:
             return None
-        present = [p for p in paths if os.path.isfile(p)]
-        for gone in sorted(set(paths) - set(present)):
-            self.statusBar().showMessage(f"{Path(gone).name} is not at {gone} any more", 8000)
+        present, gone = intake.split_present(paths)
+        for path in gone:
+            self.statusBar().showMessage(f"{Path(path).name} is not at {path} any more", 8000)
         if not present:
             return None
         if self.jobs.running_jobs():
             self.statusBar().showMessage("Wait for the running ingest to finish, then re-ingest", 8000)
             return None
-        self.session.remove(present)
-        added = self.session.add(intake.gather(present).accepted)
+        added = self.session.requeue(intake.gather(present).accepted)
         if not added:
             return None
-        job_id = self.jobs.start_ingest(added, self.target, instruments=self.instrument_paths,
+        job_id = self.jobs.start_ingest(added, self.target, instruments=self.masters.paths,
                                         workers=INGEST_WORKERS, force=True)
         self.session.assign_job(added, job_id)
         self.session_active = True
         self.top_tabs.setCurrentWidget(self.queue_stack)
         self._update_actions()
         return job_id
-
-    # ==== asking the user ===============================================================
-
-    def _start_dir(self) -> str:
-        recent = self.settings.recent_files
-        return str(Path(recent[0]).parent) if recent else str(Path.home())
-
-    def ask_add_files(self) -> None:
-        files = Ask.capture_files(self, self._start_dir())
-        if files:
-            self.add_paths(files)
-
-    def ask_add_folder(self) -> None:
-        folder = Ask.capture_folder(self, self._start_dir())
-        if folder:
-            self.add_paths([folder])
-
-    def ask_duckdb_target(self) -> None:
-        path = Ask.duckdb_target(self, self.target or str(paths.default_target()))
-        if path:
-            if not Path(path).suffix:
-                path += ".duckdb"
-            self.set_target(path)
-
-    def ask_parquet_target(self) -> None:
-        path = Ask.parquet_target(self, str(Path(self.target).parent) if self.target else str(Path.home()))
-        if path:
-            self.set_target(path)
-
-    def ask_add_instruments(self) -> None:
-        files = Ask.instrument_files(self, str(Path(self.instrument_paths[-1]).parent)
-                                     if self.instrument_paths else str(Path.home()))
-        if files:
-            self.add_instruments(files)
-
-    def ask_export_unknown(self) -> None:
-        if not self.unknown_pane.model.rowCount():
-            self.statusBar().showMessage("No unknown tokens to export", 4000)
-            return
-        path = Ask.export_csv(self, str(Path.home() / "unknown_tokens.csv"))
-        if not path:
-            return
-        try:
-            n = self.unknown_pane.write_csv(path)
-        except OSError as err:
-            self.show_error("Export failed", f"Couldn't write {path}: {err.strerror or err}.",
-                            "Choose another folder or file name.")
-            return
-        self.statusBar().showMessage(f"Exported {n:,} unknown tokens to {path}", 8000)
-
-    def ask_resolve_more(self) -> None:
-        if not self.target:
-            self.statusBar().showMessage("Choose a target first", 4000)
-            return
-        files = Ask.instrument_files(self, str(Path.home()), "Resolve with more instrument masters")
-        if files:
-            self.resolve_with(files)
 
     def resolve_with(self, master_paths: list[str]) -> None:
         """Re-resolve the target's unresolved ticks with extra masters (in a worker)."""
@@ -890,44 +615,6 @@ class MainWindow(QMainWindow):
             self.unknown_refreshed.emit()
 
         self.jobs.run_task(lambda: tq.resolve_more(target, master_paths), done, failed, exclusive=True)
-
-    # ==== remove from target (the store's own remove, as `tickscope remove`) ==============
-
-    def _removable(self, rows) -> list:
-        return [r for r in rows if r.status in (qm.DONE, qm.SKIPPED) and r.file_id and self.target]
-
-    def ask_remove_from_target(self) -> None:
-        """Confirm (saying how many ticks go), then remove the selected captures from the target."""
-        from app.store import removal_preview, remove_captures
-
-        rows = self._removable(self.selected_rows())
-        if not rows:
-            return
-        target, file_ids = self.target, list(dict.fromkeys(r.file_id for r in rows))
-
-        def confirm(preview) -> None:
-            if not preview:
-                self.statusBar().showMessage("Those captures are no longer in the target", 6000)
-                return
-            names = [Path(p.path or p.file_id).name for p in preview]
-            if not Ask.confirm_remove(self, names, sum(p.ticks for p in preview),
-                                      sum(p.bad_packets for p in preview), Path(target).name):
-                return
-            self.jobs.run_task(lambda: remove_captures(target, [p.file_id for p in preview]), removed,
-                               failed, exclusive=True)
-
-        def removed(gone) -> None:
-            ticks = sum(r.ticks for r in gone)
-            self.statusBar().showMessage(
-                f"Removed {len(gone)} capture{'s' if len(gone) != 1 else ''} ({ticks:,} ticks) from "
-                f"{Path(target).name}", 10000)
-            self.refresh_target_views()
-
-        def failed(exc, tb) -> None:
-            self.show_error("Remove failed", f"Couldn't remove from the target: {_one_line(exc)}",
-                            "Check that no other program is using the target, then try again.", tb)
-
-        self.jobs.run_task(lambda: removal_preview(target, file_ids), confirm, failed, exclusive=True)
 
     def show_error(self, title: str, message: str, advice: str = "", details: str = "") -> None:
         log.warning("%s: %s", title, message)
@@ -966,7 +653,7 @@ class MainWindow(QMainWindow):
 
     def set_theme(self, choice: str) -> None:
         self.settings.theme = choice
-        self.theme_actions[choice].setChecked(True)
+        self.acts.theme[choice].setChecked(True)
         name = theme.apply(choice)
         self._restyle_charts()
         self._refresh_icons()
@@ -976,7 +663,7 @@ class MainWindow(QMainWindow):
     def set_time_zone(self, name: str) -> None:
         """Show every time in ``name`` ("IST" or "UTC"); the labels say which."""
         name = formatting.set_time_zone(name)
-        self.zone_actions[name].setChecked(True)
+        self.acts.zone[name].setChecked(True)
         if self.remember:
             self.settings.time_zone = name
         model = self.unknown_pane.model
@@ -993,13 +680,7 @@ class MainWindow(QMainWindow):
         self.data_view.restyle()
 
     def _refresh_icons(self) -> None:
-        for action, name in ((self.act_add_files, "add-file"), (self.act_add_folder, "add-folder"),
-                             (self.act_duck_target, "database"), (self.act_parquet_target, "parquet"),
-                             (self.act_add_instruments, "instruments"), (self.act_export, "export"),
-                             (self.act_resolve, "resolve"), (self.act_start, "start"),
-                             (self.act_cancel, "cancel"), (self.act_retry, "retry"),
-                             (self.act_cancel_all, "cancel-all"), (self.act_clear, "clear")):
-            action.setIcon(icon(name))
+        self.acts.refresh_icons()
         self.target_card.set_icon(self.target_card.icon_name)
         self.instruments_card.set_icon("instruments")
         self.severity.level = ""
@@ -1026,11 +707,6 @@ class MainWindow(QMainWindow):
     def toggle_fullscreen(self) -> None:
         self.setWindowState(self.windowState() ^ Qt.WindowState.WindowFullScreen)
 
-    def about(self) -> None:
-        Ask.about(self, f"<b>Tickscope {__version__}</b><br>Ingest Zerodha Kite WebSocket captures into "
-                        "DuckDB or Parquet, name every token with the instrument master of its day, and "
-                        "see what didn't resolve.")
-
     # ==== status =========================================================================
 
     def _on_rows_changed(self, *_) -> None:
@@ -1039,17 +715,11 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def _update_actions(self) -> None:
-        selected = self.selected_rows() if self.queue_view.selectionModel() else []
-        queued = bool(self.session.queued_unassigned())
-        self.act_start.setEnabled(queued)
-        self.act_cancel.setEnabled(any(not r.final for r in selected))
-        self.act_retry.setEnabled(any(r.status in RETRYABLE for r in selected))
-        self.act_cancel_all.setEnabled(any(not r.final for r in self.model.rows))
-        self.act_clear.setEnabled(any(r.final for r in self.model.rows))
-        self.act_export.setEnabled(self.unknown_pane.model.rowCount() > 0)
-        self.act_resolve.setEnabled(bool(self.target))
-        self.unknown_pane.resolve_button.setEnabled(bool(self.target))
-        self.act_remove_from_target.setEnabled(bool(self._removable(selected)))
+        selected = self.selected_rows()
+        can = available(self.session, selected, target=self.target,
+                        unknown_tokens=self.unknown_pane.model.rowCount())
+        self.acts.enable(can)
+        self.unknown_pane.resolve_button.setEnabled(can.resolve)
 
     def _on_rows_updated(self) -> None:
         self._update_status()
@@ -1075,48 +745,6 @@ class MainWindow(QMainWindow):
         self.counts_label.setText(line.counts)
         self.counts_label.setToolTip(line.counts_tip)
         self.severity.set_level(line.level, line.text, line.tip)
-
-    # ==== fill menus ======================================================================
-
-    def _fill_recent_files(self) -> None:
-        menu = self.recent_files_menu
-        menu.clear()
-        recent = self.settings.recent_files
-        for path in recent:
-            action = menu.addAction(Path(path).name)
-            action.setToolTip(path)
-            action.setEnabled(Path(path).exists())
-            action.triggered.connect(lambda _=False, p=path: self.add_paths([p]))
-        if not recent:
-            menu.addAction("No recent captures").setEnabled(False)
-        else:
-            menu.addSeparator()
-            menu.addAction("Clear list", self.settings.clear_recent_files)
-
-    def _fill_recent_targets(self) -> None:
-        menu = self.recent_targets_menu
-        menu.clear()
-        for path in self.settings.recent_targets:
-            action = menu.addAction(path)
-            action.setCheckable(True)
-            action.setChecked(path == self.target)
-            action.triggered.connect(lambda _=False, p=path: self.set_target(p))
-        if not self.settings.recent_targets:
-            menu.addAction("No recent targets").setEnabled(False)
-
-    def _fill_instruments_menu(self, menu=None) -> None:
-        menu = menu if menu is not None else self.instruments_menu
-        menu.clear()
-        menu.addAction(self.act_add_instruments)
-        if self.instrument_paths:
-            menu.addSeparator()
-        for path in self.instrument_paths:
-            info = self.master_infos.get(path)
-            label = Path(path).name
-            if info is not None and not isinstance(info, str):
-                label += f"  ({info.date.isoformat() if info.date else 'any day'}, {info.instruments:,})"
-            action = menu.addAction(icon("cancel"), f"Remove {label}")
-            action.triggered.connect(lambda _=False, p=path: self.remove_instrument(p))
 
     # ==== closing ==========================================================================
 

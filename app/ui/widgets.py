@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QKeySequence, QPainter
 from PySide6.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.model.masters import MastersSummary
 from app.ui.icons import icon, pixmap
 
 
@@ -94,11 +95,39 @@ def row_table(object_name: str, accessible_name: str, model, *, multi: bool = Fa
     return table
 
 
-def elide_middle(text: str, limit: int = 70) -> str:
-    if len(text) <= limit:
-        return text
-    keep = (limit - 1) // 2
-    return text[:keep] + "…" + text[-keep:]
+class ElidedLabel(QLabel):
+    """One line of text that never asks for width: drawn elided ("…") to the width it gets,
+    the whole text in its tooltip (unless one is set), and in ``text()`` for anyone reading."""
+
+    def __init__(self, text: str = "", mode: Qt.TextElideMode = Qt.TextElideMode.ElideRight, parent=None):
+        super().__init__(text, parent)
+        self.mode = mode
+        self._tip = ""
+        self.setMinimumWidth(40)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+
+    def setToolTip(self, tip: str) -> None:  # noqa: N802 - Qt API
+        self._tip = tip
+        super().setToolTip(tip or (self.text() if self.is_elided() else ""))
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt API
+        super().setText(text)
+        self.setToolTip(self._tip)
+
+    def shown_text(self) -> str:
+        return self.fontMetrics().elidedText(self.text(), self.mode, self.contentsRect().width())
+
+    def is_elided(self) -> bool:
+        return self.shown_text() != self.text()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        self.setToolTip(self._tip)
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt API
+        painter = QPainter(self)
+        self.style().drawItemText(painter, self.contentsRect(), int(self.alignment()), self.palette(),
+                                  self.isEnabled(), self.shown_text(), self.foregroundRole())
 
 
 class Card(QFrame):
@@ -125,14 +154,12 @@ class Card(QFrame):
         head.addWidget(self.badge)
         head.addStretch(1)
         text.addLayout(head)
-        self.value = QLabel("")
+        # Long paths and lists are elided to the card's width (whole in the tooltip), never
+        # clipped and never a reason for the window to grow.
+        self.value = ElidedLabel("", Qt.TextElideMode.ElideMiddle)
         self.value.setObjectName("cardValue")
-        self.value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.detail = QLabel("")
+        self.detail = ElidedLabel("")
         self.detail.setObjectName("muted")
-        for label in (self.value, self.detail):  # long paths are clipped (full text in the tooltip),
-            label.setMinimumWidth(40)  # never a reason for the window to grow
-            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         text.addWidget(self.value)
         text.addWidget(self.detail)
         layout.addLayout(text, 1)
@@ -167,7 +194,7 @@ class TargetCard(Card):
             return
         is_duck = Path(path).suffix.lower() in (".duckdb", ".db")
         self.set_icon("database" if is_duck else "parquet")
-        self.value.setText(elide_middle(path))
+        self.value.setText(path)
         self.value.setToolTip(path)
         self.badge.setText("DuckDB" if is_duck else "Parquet")
         self.badge.show()
@@ -186,32 +213,14 @@ class InstrumentsCard(Card):
         self.manage.setMenu(self.menu)
         self.buttons.addWidget(self.add)
         self.buttons.addWidget(self.manage)
-        self.show_masters([], {})
+        self.show_masters(MastersSummary("None added", "Without a master, ticks keep their token but no symbol.", ""))
 
-    def show_masters(self, paths: list[str], infos: dict) -> None:
-        if not paths:
-            self.value.setText("None added")
-            self.detail.setText("Without a master, ticks keep their token but no symbol.")
-            self.value.setToolTip("")
-            return
-        parts, tips = [], []
-        for path in paths:
-            info = infos.get(path)
-            name = Path(path).name
-            if info is None:
-                parts.append(f"{name} (loading…)")
-                tips.append(path)
-            elif isinstance(info, str):
-                parts.append(f"{name} (unreadable)")
-                tips.append(f"{path}: {info}")
-            else:
-                when = info.date.isoformat() if info.date else "any day"
-                parts.append(f"{when} · {info.instruments:,}")
-                tips.append(info.description)
-        self.value.setText(f"{len(paths)} master{'s' if len(paths) != 1 else ''}")
-        self.detail.setText(elide_middle("   ".join(parts), 90))
-        self.value.setToolTip("\n".join(tips))
-        self.detail.setToolTip("\n".join(tips))
+    def show_masters(self, summary: MastersSummary) -> None:
+        """What ``app.model.masters.MasterList.summary`` says of the masters."""
+        self.value.setText(summary.value)
+        self.detail.setText(summary.detail)
+        self.value.setToolTip(summary.tip)
+        self.detail.setToolTip(summary.tip)
 
 
 class EmptyQueuePanel(QWidget):

@@ -342,9 +342,9 @@ def test_main_window_opens_the_inspector_from_the_queue_and_unknown_tokens(qtbot
     path, _ = damaged
     window.add_paths([str(path)])
     window.queue_view.selectRow(0)
-    assert window.act_inspect.shortcut().toString() == "Ctrl+I"
-    assert window.act_inspect in window.queue_view.actions()
-    window.act_inspect.trigger()
+    assert window.acts.inspect.shortcut().toString() == "Ctrl+I"
+    assert window.acts.inspect in window.queue_view.actions()
+    window.acts.inspect.trigger()
     inspector_ = window.inspectors[-1]  # deletes itself on close
     wait_indexed(qtbot, inspector_)
     assert inspector_.paths == [str(path)] and inspector_.model.rowCount() == inspector_.index.rows

@@ -165,7 +165,7 @@ def test_unknown_token_pane_shows_the_sample_diagnoses_filters_and_exports(qtbot
     # Export what is shown.
     out = tmp_path / "unknown.csv"
     dialogs["export"] = str(out)
-    window.act_export.trigger()
+    window.acts.export.trigger()
     with out.open() as handle:
         exported = list(csv.DictReader(handle))
     assert {int(r["instrument_token"]) for r in exported} == SAMPLE_UNKNOWN
@@ -206,7 +206,7 @@ def test_cancel_mid_file_leaves_nothing_of_it_and_the_others_go_on(qtbot, window
         qtbot.waitUntil(lambda: window.model.row(big).status == qm.DECODING
                         and 0 < window.model.row(big).bytes_done, timeout=60_000)
         window.queue_view.selectRow(0)
-        window.act_cancel.trigger()
+        window.acts.cancel.trigger()
     wait_idle(qtbot, window)
     big_row, sample_row = window.model.row(big), window.model.row(str(sample["capture"]))
     assert big_row.status == qm.CANCELLED
@@ -218,7 +218,7 @@ def test_cancel_mid_file_leaves_nothing_of_it_and_the_others_go_on(qtbot, window
     assert captures["file_id"].to_pylist() == [sample_row.file_id]
     assert set(ticks["file_id"].to_pylist()) == {sample_row.file_id}
     # Retry brings it back.
-    assert window.act_retry.isEnabled()
+    assert window.acts.retry.isEnabled()
 
 
 def test_a_locked_target_shows_its_reason_in_the_rows(qtbot, window, sample, tmp_path):
@@ -387,12 +387,12 @@ def test_scripted_window_never_opens_dialogs(make_window, tmp_path, dialogs):
 def test_target_instruments_and_recents_are_remembered(qtbot, make_window, sample, tmp_path, dialogs):
     first = make_window()
     dialogs["parquet"] = str(tmp_path / "dataset")
-    first.act_parquet_target.trigger()
+    first.acts.parquet_target.trigger()
     dialogs["instrument_files"] = [str(sample["masters"][0])]
     with qtbot.waitSignal(first.instruments_loaded, timeout=30_000):
-        first.act_add_instruments.trigger()
+        first.acts.add_instruments.trigger()
     assert "2025-10-13" in first.instruments_card.detail.text()
-    assert "179" in first.instruments_card.detail.text()
+    assert "179" in first.instruments_card.value.text()
     assert first.target_card.badge.text() == "Parquet"
     first.add_paths([str(sample["capture"])])
     first.close()
@@ -401,9 +401,9 @@ def test_target_instruments_and_recents_are_remembered(qtbot, make_window, sampl
     assert second.instrument_paths == [str(sample["masters"][0])]
     assert second.settings.recent_targets[0] == str(tmp_path / "dataset")
     assert second.settings.recent_files == [str(sample["capture"])]
-    second.recent_targets_menu.aboutToShow.emit()
+    second.acts.recent_targets_menu.aboutToShow.emit()
     assert any(a.text() == str(tmp_path / "dataset") and a.isChecked()
-               for a in second.recent_targets_menu.actions())
+               for a in second.acts.recent_targets_menu.actions())
     assert second.target_card.value.text().endswith("dataset")
 
 
@@ -443,9 +443,9 @@ def test_every_action_is_in_a_menu_and_the_main_ones_have_shortcuts(window):
                 in_menus.add(action)
     for action in window.actions():
         assert action in in_menus, action.text()
-    for action in (window.act_add_files, window.act_add_folder, window.act_start, window.act_cancel,
-                   window.act_retry, window.act_cancel_all, window.act_duck_target, window.act_add_instruments,
-                   window.act_export, window.act_quit, window.act_find):
+    for action in (window.acts.add_files, window.acts.add_folder, window.acts.start, window.acts.cancel,
+                   window.acts.retry, window.acts.cancel_all, window.acts.duck_target, window.acts.add_instruments,
+                   window.acts.export, window.acts.quit, window.acts.find):
         assert not action.shortcut().isEmpty(), action.text()
 
 
@@ -463,12 +463,12 @@ def test_shortcuts_drive_the_window(qtbot, window, dialogs, tmp_path):
 
 
 def test_theme_can_be_forced_and_follows_the_system_by_default(window):
-    assert window.theme_actions["system"].isChecked()
-    window.theme_actions["dark"].trigger()
+    assert window.acts.theme["system"].isChecked()
+    window.acts.theme["dark"].trigger()
     assert theme.current() == "dark"
     assert QApplication.palette().color(QPalette.ColorRole.Window).name() == theme.DARK["window"]
     assert window.settings.theme == "dark"
-    window.theme_actions["light"].trigger()
+    window.acts.theme["light"].trigger()
     assert QApplication.palette().color(QPalette.ColorRole.Window).name() == theme.LIGHT["window"]
-    window.theme_actions["system"].trigger()
+    window.acts.theme["system"].trigger()
     assert window.settings.theme == "system"

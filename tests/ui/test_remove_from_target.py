@@ -37,12 +37,12 @@ def test_remove_from_target_confirms_the_ticks_then_removes(qtbot, window, sampl
     _ingest(qtbot, window, [sample["capture"]], target, sample["masters"])
     row = window.model.rows[0]
     assert row.status == qm.DONE and row.packets > 0
-    assert window.act_remove_from_target in window.queue_view.actions()
+    assert window.acts.remove_from_target in window.queue_view.actions()
     _select_first(window)
-    assert window.act_remove_from_target.isEnabled()
+    assert window.acts.remove_from_target.isEnabled()
 
     confirm["answer"] = False  # declined: nothing changes
-    window.act_remove_from_target.trigger()
+    window.acts.remove_from_target.trigger()
     wait_idle(qtbot, window)
     ((names, ticks, bad, _),) = confirm["calls"]
     assert names == [sample["capture"].name] and ticks == row.packets and bad == row.bad_packets
@@ -51,7 +51,7 @@ def test_remove_from_target_confirms_the_ticks_then_removes(qtbot, window, sampl
 
     confirm["answer"] = True
     with qtbot.waitSignal(window.unknown_refreshed, timeout=60_000):
-        window.act_remove_from_target.trigger()
+        window.acts.remove_from_target.trigger()
     wait_idle(qtbot, window)
     with open_target(target, read_only=True) as t:
         assert t.counts() == {"captures": 0, "ticks": 0, "bad_packets": 0}

@@ -87,7 +87,7 @@ def test_the_title_names_the_target_once(window, tmp_path):
 
 def test_the_dark_theme_is_right_after_a_restart_charts_included(make_window):
     first = make_window()
-    first.theme_actions["dark"].trigger()
+    first.acts.theme["dark"].trigger()
     first.close()
     theme.apply("light")  # what a fresh process starts from
     second = make_window()
@@ -103,9 +103,9 @@ def test_the_dark_theme_is_right_after_a_restart_charts_included(make_window):
 def test_ctrl_e_in_the_filter_types_instead_of_exporting(qtbot, window):
     window.activateWindow()
     qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=5000)
-    window.act_export.setEnabled(True)
+    window.acts.export.setEnabled(True)
     fired = []
-    window.act_export.triggered.connect(lambda *_: fired.append(1))
+    window.acts.export.triggered.connect(lambda *_: fired.append(1))
     window.focus_pane("filter")
     assert window.unknown_pane.filter.hasFocus()
     QTest.keyClick(window.unknown_pane.filter, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
@@ -153,7 +153,7 @@ def test_quitting_with_queued_work_asks_then_cancels_and_the_queue_comes_back(ma
 def test_one_unreadable_master_does_not_break_the_inspector(qtbot, window, sample, tmp_path):
     bad = tmp_path / "instruments_broken.csv"
     bad.write_bytes(b"\x00\xff not a master")
-    window.instrument_paths = [str(bad), str(sample["masters"][0])]
+    window.masters.add([str(bad), str(sample["masters"][0])])
     from app.ui.inspector import InspectorWindow
 
     inspector = InspectorWindow([str(sample["capture"])], instruments=window.instrument_paths)
@@ -176,15 +176,15 @@ def test_one_time_zone_is_shown_and_named_ist_by_default_utc_by_setting(make_win
     assert header(first_seen, Qt.Orientation.Horizontal) == "First seen (IST)"
     assert ist_text(1760327100) == "2025-10-13 09:15:00"
     assert window.price_preview.price_axis.utcOffset == -19800
-    window.zone_actions["UTC"].trigger()
+    window.acts.zone["UTC"].trigger()
     assert header(first_seen, Qt.Orientation.Horizontal) == "First seen (UTC)"
     assert ist_text(1760327100) == "2025-10-13 03:45:00"
     assert window.price_preview.price_axis.utcOffset == 0
     window.close()
     again = make_window()  # the setting is remembered
-    assert again.zone_actions["UTC"].isChecked()
+    assert again.acts.zone["UTC"].isChecked()
     assert header(first_seen, Qt.Orientation.Horizontal) == "First seen (UTC)"
-    again.zone_actions["IST"].trigger()
+    again.acts.zone["IST"].trigger()
 
 
 def test_combo_boxes_show_their_current_item(make_window):
@@ -199,3 +199,43 @@ def test_combo_boxes_show_their_current_item(make_window):
         text, back = (combo.palette().color(role).name() for role in
                       (combo.foregroundRole(), combo.backgroundRole()))
         assert theme.contrast(text, back) >= 4.5, (combo.objectName(), text, back)
+
+
+@pytest.mark.parametrize("theme_name", ["light", "dark"])
+def test_the_cards_elide_at_1024x700_never_clip_and_keep_the_whole_text(qtbot, make_window, sample, tmp_path,
+                                                                        theme_name):
+    from app.model.masters import MasterList
+    from app.model.target_queries import MasterInfo
+
+    window = make_window(theme_choice=theme_name)
+    window.resize(1024, 700)
+    window.show()
+    qtbot.waitExposed(window)
+    with qtbot.waitSignal(window.instruments_loaded, timeout=30_000):
+        window.add_instruments([str(m) for m in sample["masters"]])
+    card = window.instruments_card
+    qtbot.waitUntil(lambda: "loading" not in card.detail.text())
+    assert card.detail.text() == "2025-10-10, 2025-10-13" and not card.detail.is_elided()
+    assert card.value.text().endswith(" instruments") and not card.value.is_elided()
+    # Many masters: the line is elided to the card, the tooltip names every one.
+    many = MasterList()
+    many.add([f"/m/instruments_202510{d:02d}.csv" for d in range(1, 31)])
+    for d, path in enumerate(many.paths, 1):
+        many.loaded(MasterInfo(path, None if d == 30 else __import__("datetime").date(2025, 10, d), 1000 + d,
+                               f"{path}: {1000 + d} instruments"))
+    card.show_masters(many.summary())
+    QApplication.processEvents()
+    for label in (card.value, card.detail):
+        assert label.fontMetrics().horizontalAdvance(label.shown_text()) <= label.contentsRect().width()
+        assert label.geometry().right() <= card.contentsRect().right()
+    assert card.detail.is_elided() and card.detail.shown_text().endswith("…")
+    assert card.detail.toolTip().count("\n") == 29 and "instruments_20251030.csv" in card.detail.toolTip()
+    # A long target path: elided in the middle, whole in the tooltip and in text().
+    deep = tmp_path / ("a-very-long-folder-name-" * 6)
+    deep.mkdir()
+    target = str(deep / "ticks.duckdb")
+    window.set_target(target)
+    QApplication.processEvents()
+    value = window.target_card.value
+    assert value.text() == target and value.toolTip() == target
+    assert value.is_elided() and "…" in value.shown_text() and value.shown_text().endswith("ticks.duckdb")
