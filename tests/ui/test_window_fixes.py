@@ -239,3 +239,19 @@ def test_the_cards_elide_at_1024x700_never_clip_and_keep_the_whole_text(qtbot, m
     value = window.target_card.value
     assert value.text() == target and value.toolTip() == target
     assert value.is_elided() and "…" in value.shown_text() and value.shown_text().endswith("ticks.duckdb")
+
+
+def test_the_packet_inspector_fits_1024x700(qtbot, sample):
+    from app.ui.inspector import InspectorWindow
+
+    inspector = InspectorWindow([str(sample["capture"])])
+    qtbot.addWidget(inspector)
+    with qtbot.waitSignal(inspector.index_finished, timeout=60_000):
+        inspector.resize(1024, 700)
+        inspector.show()
+    hint = inspector.minimumSizeHint()
+    assert hint.width() <= 1024 and hint.height() <= 700
+    assert (inspector.width(), inspector.height()) == (1024, 700)
+    for edit in (inspector.filter_bar.token, inspector.filter_bar.times):  # a cut hint is whole in the tooltip
+        assert edit.toolTip() == edit.placeholderText()
+    inspector.close()

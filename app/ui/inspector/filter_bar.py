@@ -145,22 +145,23 @@ class FilterBar(QWidget):
             edit.setPlaceholderText(placeholder)
             edit.setAccessibleName(name)
             edit.setClearButtonEnabled(True)
-            edit.setMinimumWidth(width)
+            edit.setMinimumWidth(width)  # small enough that the inspector fits 1024 px;
+            edit.setToolTip(placeholder)  # the whole hint is in the tooltip
             edit.textChanged.connect(self._schedule)
             edit.returnPressed.connect(self.apply)
             return edit
 
-        self.token = box("Tokens, e.g. 408065 884737", "Token filter", 150)
-        self.symbol = box("Symbols, e.g. INFY", "Symbol filter", 110)
+        self.token = box("Tokens, e.g. 408065 884737", "Token filter", 110)
+        self.symbol = box("Symbols, e.g. INFY", "Symbol filter", 80)
         self.kind = QComboBox()
         self.kind.setAccessibleName("Kind filter")
         self.kind.addItem("Any kind", None)
         for code in sorted(KIND_NAMES):
             self.kind.addItem(KIND_NAMES[code], KIND_NAMES[code])
         self.kind.currentIndexChanged.connect(self._schedule)
-        self.segment = box("Segments, e.g. NSE 2", "Segment filter", 100)
-        self.offsets = box("Offsets 0x100..0x2000", "Offset range filter", 140)
-        self.times = box("Time 09:15..09:30 IST", "Time range filter", 140)
+        self.segment = box("Segments, e.g. NSE 2", "Segment filter", 80)
+        self.offsets = box("Offsets 0x100..0x2000", "Offset range filter", 100)
+        self.times = box("Time 09:15..09:30 IST", "Time range filter", 100)
         self.bad_only = QCheckBox("Bad only")
         self.unresolved_only = QCheckBox("Unresolved only")
         self.suspect_only = QCheckBox("Suspect only")
@@ -185,7 +186,7 @@ class FilterBar(QWidget):
         for w in (self.symbol, self.unresolved_only):
             w.setEnabled(loaded)
         tip = "" if loaded else "Load instrument masters in the main window to filter by symbol"
-        self.symbol.setToolTip(tip)
+        self.symbol.setToolTip(tip or self.symbol.placeholderText())
         self.unresolved_only.setToolTip(tip or "Packets whose token no instrument master names")
 
     def _schedule(self, *_) -> None:
@@ -200,7 +201,7 @@ class FilterBar(QWidget):
         else:
             self.errors.pop(key, None)
             widget.setStyleSheet("")
-            widget.setToolTip("")
+            widget.setToolTip(widget.placeholderText())
             widget.setProperty("invalid", False)
 
     def spec(self) -> Optional[RowFilter]:
