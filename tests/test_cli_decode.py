@@ -249,3 +249,32 @@ def test_a_capture_that_cannot_be_hashed_is_exit_2_and_writes_nothing(tmp_path, 
     err = capsys.readouterr().err
     assert "cannot read capture" in err and "Input/output error" in err and "Traceback" not in err
     assert not out.exists() and not out.with_name(out.name + ".part").exists()
+
+
+def test_ctrl_c_stops_the_hash_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    """Interrupted mid-decode: exit 130, no output, and the sha256 thread is told to stop
+    (a big capture is not read to its end after Ctrl-C)."""
+    import threading
+
+    from app.core import digest
+    from app.core.decode import CaptureReader
+    from app.errors import EXIT_INTERRUPTED
+
+    told = threading.Event()
+
+    def slow_hash(path, cancel=None, on_bytes=None):
+        if cancel is not None and cancel.wait(timeout=60):
+            told.set()
+            raise digest.HashCancelled()
+        return "f" * 64
+
+    def interrupted(self, cancel=None):
+        raise KeyboardInterrupt
+        yield  # a generator, as the real one
+
+    monkeypatch.setattr(digest, "file_sha256", slow_hash)
+    monkeypatch.setattr(CaptureReader, "batches", interrupted)
+    out = tmp_path / "ticks.parquet"
+    assert main(["decode", str(_capture(tmp_path)), "--out", str(out)]) == EXIT_INTERRUPTED
+    assert told.wait(timeout=30)  # the hash thread saw the cancel (it is not joined on the way out)
+    assert not out.exists() and not out.with_name(out.name + ".part").exists()

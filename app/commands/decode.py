@@ -20,6 +20,7 @@ import threading
 import time
 from pathlib import Path
 
+from app.core.digest import HashCancelled
 from app.errors import (EXIT_OK, EXIT_PARTIAL, InputError, NoSpaceError, UsageError, is_no_space,
                         no_space_message)
 
@@ -105,7 +106,10 @@ class _ParquetSink:
             if self.error is not None:
                 continue
             try:
-                table = self._stamp(table)
+                try:
+                    table = self._stamp(table)
+                except HashCancelled:  # the run is being abandoned: nothing more is written
+                    continue
                 t0 = time.perf_counter()
                 self.writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
                 self.seconds += time.perf_counter() - t0
@@ -150,6 +154,7 @@ class _CaptureHash:
 
     def __init__(self, path: Path):
         self.path = path
+        self.cancel = threading.Event()  # set when nothing will be written (Ctrl-C, an error)
         self.seconds = 0.0
         self._hex: str | None = None
         self._error: BaseException | None = None
@@ -161,7 +166,7 @@ class _CaptureHash:
 
         t0 = time.perf_counter()
         try:
-            self._hex = file_sha256(self.path)
+            self._hex = file_sha256(self.path, cancel=self.cancel)
         except OSError as err:
             self._error = InputError(f"cannot read capture {self.path}: {err.strerror or err}")
         except BaseException as err:  # pragma: no cover - re-raised by result()
@@ -268,6 +273,8 @@ def run(args) -> int:
             sink.write(table)
         ok = True
     finally:
+        if not ok:
+            hashing.cancel.set()  # Ctrl-C or an error: do not finish reading the file
         # A capture that yields no packet writes nothing (as ingest fails it: exit 4).
         sink.close(keep=ok and reader.summary.packets > 0)
     reader.summary.file_id = hashing.result()
