@@ -209,7 +209,9 @@ def layout_groups(payload: np.ndarray, pos: np.ndarray, lens: np.ndarray):
     evidence their bytes show, else to the length's default layout.
     """
     n = int(pos.size)
-    lengths, counts = np.unique(lens, return_counts=True)
+    per_length = np.bincount(lens) if n else np.zeros(0, np.int64)  # O(n), no sort (lengths are < 2^16)
+    lengths = np.flatnonzero(per_length)
+    counts = per_length[lengths]
     for length, count in zip(lengths.tolist(), counts.tolist()):
         rows = np.arange(n) if count == n else np.flatnonzero(lens == length)
         matrix = _gather_rows(payload, pos[rows], length)
