@@ -958,6 +958,8 @@ class Framer:
         a chunk ends.
         """
         buf, limit = scan.buf, scan.limit
+        if e >= limit:
+            return True if final else _NEED_MORE
         w_end = min(e + FOLLOW_WINDOW, limit)
         stop = limit - 3  # positions from here cannot be pre-checked (a count and a length)
         # Only candidate starts the vectorised pre-check keeps can hold a message (the
