@@ -483,7 +483,7 @@ class Finding:
     what to do. ``code`` is stable for scripts; ``file_id`` is set when a capture is concerned."""
 
     code: str  # missing_part | changed_part | tick_count | bad_count | foreign_rows | orphan_part
-    #            | stray_file | orphan_rows | unknown_orphan | journal
+    #            | stray_file | orphan_rows | unknown_orphan | journal | summary
     subject: str  # the capture's file name, or the file/table the finding is about
     what: str
     action: str
