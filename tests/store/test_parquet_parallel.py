@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from app.store import open_target
-from app.store import parquet as parquet_store
+from app.store.parquet import parts as parquet_parts
 from app.store.journal import staged_name
 from app.store.parquet import CapturePartsWriter, PartEncoders
 from tests.store.test_targets import record
@@ -38,7 +38,7 @@ def _files(root) -> list:
 
 @pytest.mark.parametrize("runs", [3, 200])  # few runs: zero-copy slices; many: filtered copies
 def test_parallel_parts_hold_the_same_rows_as_sequential_ones(tmp_path, monkeypatch, runs):
-    monkeypatch.setattr(parquet_store, "PARALLEL_PART_ROWS", 700)
+    monkeypatch.setattr(parquet_parts, "PARALLEL_PART_ROWS", 700)
     fid = file_id("a")
     batches = [_mixed_batch(fid, i * 600, 600, runs=runs) for i in range(8)]
     encoders = PartEncoders(2)
@@ -73,7 +73,7 @@ def test_parallel_parts_hold_the_same_rows_as_sequential_ones(tmp_path, monkeypa
 
 
 def test_an_encoding_failure_fails_the_commit_and_leaves_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr(parquet_store, "PARALLEL_PART_ROWS", 500)
+    monkeypatch.setattr(parquet_parts, "PARALLEL_PART_ROWS", 500)
     real = pq.write_table
     calls = []
 
@@ -83,7 +83,7 @@ def test_an_encoding_failure_fails_the_commit_and_leaves_nothing(tmp_path, monke
             raise OSError(28, "No space left on device")
         return real(table, where, **kw)
 
-    monkeypatch.setattr(parquet_store.pq, "write_table", flaky)
+    monkeypatch.setattr(parquet_parts.pq, "write_table", flaky)
     a = file_id("a")
     root = tmp_path / "dataset"
     with open_target(root) as target:
@@ -100,7 +100,7 @@ def test_an_encoding_failure_fails_the_commit_and_leaves_nothing(tmp_path, monke
 
 
 def test_abort_waits_for_parts_being_encoded(tmp_path, monkeypatch):
-    monkeypatch.setattr(parquet_store, "PARALLEL_PART_ROWS", 300)
+    monkeypatch.setattr(parquet_parts, "PARALLEL_PART_ROWS", 300)
     real = pq.write_table
     started, release = threading.Event(), threading.Event()
 
@@ -109,7 +109,7 @@ def test_abort_waits_for_parts_being_encoded(tmp_path, monkeypatch):
         assert release.wait(10)
         return real(table, where, **kw)  # the part's file appears after abort began
 
-    monkeypatch.setattr(parquet_store.pq, "write_table", slow)
+    monkeypatch.setattr(parquet_parts.pq, "write_table", slow)
     a = file_id("a")
     root = tmp_path / "dataset"
     with open_target(root) as target:
@@ -129,12 +129,12 @@ def test_abort_waits_for_parts_being_encoded(tmp_path, monkeypatch):
 
 
 def test_a_failed_part_fails_the_capture_before_its_commit(tmp_path, monkeypatch):
-    monkeypatch.setattr(parquet_store, "PARALLEL_PART_ROWS", 300)
+    monkeypatch.setattr(parquet_parts, "PARALLEL_PART_ROWS", 300)
 
     def full(table, where, **kw):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(parquet_store.pq, "write_table", full)
+    monkeypatch.setattr(parquet_parts.pq, "write_table", full)
     a = file_id("a")
     with open_target(tmp_path / "dataset") as target:
         write = target.begin(a)
@@ -165,7 +165,7 @@ def test_a_date_with_few_ticks_does_not_pin_whole_batches(tmp_path):
                                       ticks(a, 1000, start_msg=base + 1001)]).combine_chunks()  # as decoded: one chunk
             one_batch = max(one_batch, batch.get_total_buffer_size())
             write.add_ticks(batch)
-        undated = write.parts.partitions[parquet_store.NULL_PARTITION].pending
+        undated = write.parts.partitions[parquet_parts.NULL_PARTITION].pending
         assert sum(t.num_rows for t in undated) == 30
         # Buffers the pending tables keep alive (a slice keeps its parent's whole buffers).
         assert sum(t.get_total_buffer_size() for t in undated) < one_batch / 4

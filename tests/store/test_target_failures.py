@@ -17,6 +17,8 @@ from app.core.enrich import InstrumentBook
 from app.errors import InputError, TargetLockedError
 from app.store import open_target
 from app.store import parquet as parquet_store
+from app.store.journal import Journal
+from app.store.parquet import resolve as parquet_resolve
 from tests.store.test_targets import KINDS, record, target_path, write_capture
 from tests.store.ticks_factory import file_id, master, ticks
 
@@ -96,7 +98,7 @@ def test_parquet_failing_recovery_releases_the_claim(tmp_path, monkeypatch):
     def broken(self):
         raise RuntimeError("recovery broke")
 
-    monkeypatch.setattr(parquet_store.Journal, "recover", broken)
+    monkeypatch.setattr(Journal, "recover", broken)
     with pytest.raises(RuntimeError):
         open_target(root)
     monkeypatch.undo()
@@ -133,7 +135,7 @@ def test_parquet_resolve_names_parts_by_the_rule_and_never_replaces_a_part(tmp_p
         # The first new name offered is the very part being rewritten: taking it would
         # replace a file a capture still lists (and the switch would then delete it).
         offered = iter([a_write_id, "0badc0de", "0badc0df", "0badc0e0"])
-        monkeypatch.setattr(parquet_store, "_new_write_id", lambda: next(offered))
+        monkeypatch.setattr(parquet_resolve, "_new_write_id", lambda: next(offered))
         assert target.resolve(InstrumentBook([master({INFY: "INFY"})])) == 250
         after = target.committed_parts()
     for fid in (a, b):

@@ -22,7 +22,7 @@ from app.store import summary as tick_summary
 from app.store.base import REINGEST, Finding, NotInTarget, RemovedCapture, capture_name, count_findings, unknown_orphan_findings
 
 if TYPE_CHECKING:
-    from app.store.parquet import ParquetTarget
+    from app.store.parquet.target import ParquetTarget
 
 
 def _check_parts(target: "ParquetTarget") -> tuple[list[Finding], dict[str, list[str]]]:
