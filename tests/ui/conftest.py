@@ -116,10 +116,20 @@ def make_window(qtbot, dialogs):
         return window
 
     yield make
+    from PySide6.QtCore import QCoreApplication, QEvent
+
     for window in windows:
         window._closing = True
         window.close()
         window.jobs.shutdown()
+    # What the finished pool tasks queued for the windows is delivered while they live.
+    QCoreApplication.sendPostedEvents()
+    for window in windows:
+        window.deleteLater()
+    # Deleted now, not whenever some later test's event loop gets to it: every window left
+    # alive (~700 widgets) is restyled again by each later theme change and slows every later
+    # window's construction (setStyleSheet repolishes all widgets of the application).
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
 
 @pytest.fixture
