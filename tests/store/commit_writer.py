@@ -2,9 +2,10 @@
 
 Run as ``python -m tests.store.commit_writer CONFIG_JSON``. Every step that changes the
 target's files (os.replace/rename/unlink/rmdir under the target), every progress update
-and every capture write call is an event: the writer prints ``E <n> <what>`` and waits for
-a line on stdin before going on, so the test can read the target exactly there, or kill
-the writer there. ``END`` when both ingests returned.
+and every capture write call is an event: the writer prints ``E <n> <phase> <what>``
+(phase ``ingest`` or ``force``, the second run_ingest, which replaces captures) before the
+step and waits for a line on stdin before doing it, so the test can read the target exactly
+there, or kill the writer there. ``END`` when both ingests returned.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ import threading
 
 _lock = threading.Lock()
 _count = 0
+_phase = "ingest"
 
 
 def event(what: str) -> None:
     global _count
     with _lock:
         _count += 1
-        sys.stdout.write(f"E {_count} {what}\n")
+        sys.stdout.write(f"E {_count} {_phase} {what}\n")
         sys.stdout.flush()
         if not sys.stdin.readline():
             os._exit(3)  # the test went away
@@ -64,7 +66,9 @@ def main() -> None:
     def progress(update) -> None:
         event(f"progress {os.path.basename(update.path)} {update.stage}")
 
+    global _phase
     for paths, force in ((config["ingest"], False), (config["force"], True)):
+        _phase = "force" if force else "ingest"
         report = run_ingest(paths, config["target"], workers=1, force=force, progress=progress)
         failed = [f.error for f in report.files if f.status not in ("done", "skipped")]
         if failed:

@@ -1,15 +1,30 @@
 """A reader following README's recipe never sees a capture twice or uncommitted, whatever
-point a writer is SIGKILLed at; the next open recovers to exact counts (both targets).
+step of the commit protocol a writer is SIGKILLed at; the next open recovers to exact
+counts (both targets).
 
-The writer (tests/store/commit_writer.py, its own process) ingests three small captures
-and force-replaces some of them, pausing at every event: each file operation inside the
-target, each progress update, each DuckDB write call. At each file operation of the
-Parquet writer the reader (tests/store/recipe_reader.py, its own process, looping over read
-requests) reads the target twice: once while the writer waits, once while it carries
-on to its next event. The writer is SIGKILLed at an event chosen by a seeded RNG, then
-the test opens the target (recovery) and checks it against everything the reader saw.
-A DuckDB file cannot be read while its writer holds it: there the reader reads after
-each kill, before the next open. No sleeps: every step waits for the line it needs.
+The writer (tests/store/commit_writer.py, its own process) ingests three small captures,
+then force-replaces two of them, pausing before every event: each file operation inside
+the target, each progress update, each DuckDB write call. The kill points are chosen from
+those events, deterministically: a protocol step is the (phase, anything committed yet in
+this run, operation) of an event, the operation being the file operation or DuckDB call with
+the random/hash parts of its file name masked (``replace .part-*-*-1.parquet.*.tmp``: the
+second part of a capture staged). Each run is killed at the first step no earlier run was
+killed at, until a run goes to its end without meeting a new one: every step reachable from
+the states earlier kills leave is killed at exactly once (38 steps for Parquet, 8 for
+DuckDB, against 30 seeded random kills per target before, which hit the same step
+repeatedly and often a progress update, where the target is in the same state as at the next
+step; progress updates are no kill points for that reason). A kill after a capture's commit
+record is in place ends, after recovery, with that capture committed, so the ingest phase
+runs out of new captures before it reaches a second capture's steps; the force phase
+rewrites two captures in every run and reaches them all (the same protocol plus the
+replacement's removals).
+
+At each Parquet file operation of a step not read at before, the reader
+(tests/store/recipe_reader.py, its own process, looping over read requests) reads the
+target twice: once while the writer waits, once while it carries on to its next event. A
+DuckDB file cannot be read while its writer holds it: there the reader reads after each
+kill, before the next open. After each kill the test opens the target (recovery) and checks
+it against everything the reader saw. No sleeps: every step waits for the line it needs.
 """
 
 from __future__ import annotations
@@ -17,7 +32,7 @@ from __future__ import annotations
 import json
 import os
 import queue
-import random
+import re
 import signal
 import subprocess
 import sys
@@ -31,7 +46,6 @@ from app.pipeline.ingest import file_sha256
 from app.store import open_target
 from tests.conftest import REPO
 
-KILLS = 30  # per target
 LINE_TIMEOUT = 120  # seconds: only a hung helper process ever reaches it
 
 
@@ -123,6 +137,14 @@ def recover_and_check(target: Path, seen: set, packets_by_id: dict, reader: Help
     return len(manifest)
 
 
+def protocol_step(phase: str, committed: bool, what: str) -> tuple:
+    """The step an event is: its random and content-hash parts masked, part numbers kept."""
+    return phase, committed, re.sub(r"[0-9a-f]{8,}", "*", what)
+
+
+COMMITS = ("unlink commit.json", "duckdb commit")  # the events after which a capture is in
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["parquet", "duckdb"])
 def test_reader_never_sees_duplicates_or_uncommitted_captures_across_kills(tmp_path, captures, kind):
@@ -130,38 +152,41 @@ def test_reader_never_sees_duplicates_or_uncommitted_captures_across_kills(tmp_p
     paths = sorted(captures)
     packets_by_id = {file_sha256(Path(p)): n for p, n in captures.items()}
     env = dict(os.environ, TICKSCOPE_DATA_DIR=str(tmp_path / "data"))
-    # Seeded: the same kill points each run (KILL_TEST_SEED=... explores others).
-    rng = random.Random(f"commit-under-kill-{kind}-{os.environ.get('KILL_TEST_SEED', '')}")
+    config = json.dumps({"target": str(target), "ingest": paths, "force": paths[:2]})
     reader = Helper("tests.store.recipe_reader", str(target), env, tmp_path / "reader.log")
-    kills = finished = 0
+    killed_at: list[tuple] = []  # the step of each kill, in order
+    read_at: set = set()  # Parquet steps the reader read at
+    steps: set = set()  # every step met
     STATS.update(reads=0, failed_reads=0, reads_with_ticks=0, events=0)
-    events_per_run = 40  # refined by runs that finish
     try:
-        while kills < KILLS:
-            force = rng.sample(paths, rng.randint(1, 2))
-            config = {"target": str(target), "ingest": paths, "force": force}
-            writer = Helper("tests.store.commit_writer", json.dumps(config), env, tmp_path / "writer.log")
-            kill_at = rng.randint(1, events_per_run)
+        while True:  # one writer run per kill, then one to the end
+            writer = Helper("tests.store.commit_writer", config, env, tmp_path / "writer.log")
             seen: set = set()
-            killed = False
+            committed = killed = False
+            current = "ingest"
             try:
                 while True:
                     line = writer.line()
                     if line is None or line == "END":
                         assert line == "END", f"writer died on its own: {(tmp_path / 'writer.log').read_text()[-2000:]}"
-                        finished += 1
-                        events_per_run = int(last_event)  # kill points within what a run does now
                         break
-                    tag, number, what = line.split(" ", 2)
+                    tag, _, phase, what = line.split(" ", 3)
                     assert tag == "E", line
-                    last_event = number
                     STATS["events"] += 1
-                    # Files change only at file operations: read there (progress updates are
-                    # kill points only).
-                    reads = kind == "parquet" and not what.startswith("progress")
+                    if what.startswith("progress"):
+                        writer.send()  # the target is as at the next step: not a kill point
+                        continue
+                    if phase != current:  # the force run_ingest started: nothing of it committed
+                        current, committed = phase, False
+                    step = protocol_step(phase, committed, what)
+                    steps.add(step)
+                    # Files change only at file operations: read there (once per step).
+                    reads = kind == "parquet" and step not in read_at
                     if reads:
+                        read_at.add(step)
                         check_read(read_once(reader), seen)  # the state the writer paused in
-                    if int(number) >= kill_at:
+                    if step not in killed_at:
+                        killed_at.append(step)
                         writer.kill()
                         killed = True
                         break
@@ -171,27 +196,34 @@ def test_reader_never_sees_duplicates_or_uncommitted_captures_across_kills(tmp_p
                         check_read(json.loads(reader.line()), seen)
                     else:
                         writer.send()
+                    committed = committed or what in COMMITS
             finally:
-                if killed:
-                    kills += 1
-                else:
+                if not killed:
                     writer.close()
             answer = read_once(reader)  # before the next open: what the kill left
             assert answer["ok"], answer
             check_read(answer, seen)
-            recover_and_check(target, seen, packets_by_id, reader)
-        # Finally a run to the end: everything in, exactly once.
-        writer = Helper("tests.store.commit_writer",
-                        json.dumps({"target": str(target), "ingest": paths, "force": paths[:1]}),
-                        env, tmp_path / "writer.log")
-        while (line := writer.line()) not in (None, "END"):
-            writer.send()
-        assert line == "END"
-        writer.close()
-        assert recover_and_check(target, set(), packets_by_id, reader) == len(paths)
+            stored = recover_and_check(target, seen, packets_by_id, reader)
+            if not killed:
+                break  # a run met no new step: each step was killed at once
+        # The last run went to its end: everything in, exactly once.
+        assert stored == len(paths)
     finally:
         reader.close()
-    assert kills >= KILLS
-    # The reader really read the target while it changed (not only empty states).
-    assert STATS["reads_with_ticks"] >= KILLS // 2, STATS
-    print(f"{kind}: {kills} kills, {finished} runs to the end, {STATS}")
+    print(f"{kind}: killed at", *killed_at, sep="\n  ")
+    assert len(killed_at) == len(set(killed_at)) == len(steps)
+    ops = {what for _, _, what in killed_at}
+    # The first capture of each phase, and (force, which rewrites two captures in every run)
+    # a capture after another one committed in the same run.
+    for phase, committed in (("ingest", False), ("force", False), ("force", True)):
+        assert {s for p, c, s in killed_at if (p, c) == (phase, committed)}, (phase, committed, killed_at)
+    if kind == "parquet":
+        assert read_at == steps
+        # Every step of the protocol (docs/architecture.md) was a kill point.
+        for needle in (".part-", ".summary-", ".commit.json", "unlink commit.json", ".captures.parquet", "unlink part-"):
+            assert any(needle in op for op in ops), (needle, sorted(ops))
+        # The reader really read the target while it changed (not only empty states).
+        assert STATS["reads_with_ticks"] >= len(killed_at) // 2, STATS
+    else:
+        assert {"duckdb add_ticks", "duckdb commit"} <= ops
+    print(f"{kind}: {len(killed_at)} kills at distinct protocol steps, {STATS}")
