@@ -61,7 +61,12 @@ def pytest_xdist_make_scheduler(config, log):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist, tests marked slow are handed out first (after the file groups,
-    which go first as the largest units), so no worker starts a long test at the end."""
+    """Tests needing the frozen bundle (the `packages` fixture of tests/test_packaging.py)
+    are marked `bundle`: `make test` leaves them to `make package-check` (.ci/run runs
+    both). Under pytest-xdist, tests marked slow are handed out first (after the file
+    groups, which go first as the largest units), so no worker starts a long test at the end."""
+    for item in items:
+        if "packages" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.bundle)
     if os.environ.get("PYTEST_XDIST_WORKER"):
         items.sort(key=lambda item: item.get_closest_marker("slow") is None)
