@@ -20,7 +20,7 @@ from app.commands.ingest import PlainProgress, TerminalProgress
 from tests.support import synthetic
 from app.core.capture import CaptureRecord
 from app.pipeline.ingest import file_sha256
-from app.store import open_target
+from app.store import duck, open_target
 from tests.conftest import REPO
 
 KINDS = ["duckdb", "parquet"]
@@ -143,11 +143,13 @@ def test_a_duckdb_target_held_by_another_process_exits_3_fast_and_writes_nothing
 
 @pytest.fixture(scope="module")
 def big(tmp_path_factory):
-    """A small file then a big one (workers=1 keeps that order). The big one holds more
-    than one DuckDB insert (4 row groups of 122,880 rows at most) before its pause point."""
+    """A small file then a bigger one (workers=1 keeps that order). The bigger one holds
+    more than one DuckDB insert before its pause point: PAUSED_INGEST makes an insert one
+    row group (122,880 rows) instead of up to 4 (one per DuckDB thread), so 200,000
+    packets do, on any number of cores (700,000 did with 4 row groups: 5x the CPU)."""
     folder = tmp_path_factory.mktemp("big")
     small = synthetic.generate_capture(folder / "a_small.dat", packets=5000, seed=21)
-    large = synthetic.generate_capture(folder / "b_large.dat", packets=700_000, seed=22)
+    large = synthetic.generate_capture(folder / "b_large.dat", packets=200_000, seed=22)
     return folder, small.packets, large.packets
 
 
@@ -163,6 +165,7 @@ PAUSED_INGEST = textwrap.dedent(
     from app.store.base import Target
 
     victim, rows = sys.argv[1], int(sys.argv[2])
+    app.store.duck.MAX_INSERT_ROW_GROUPS = 1  # an insert is one row group, whatever the cores
 
     def watched(write):
         add_ticks, handed = write.add_ticks, [0]
@@ -201,6 +204,7 @@ def test_kill_9_mid_write_then_rerun_gives_exact_counts(tmp_path, big, kind):
     target = target_path(tmp_path, kind)
     victim = file_sha256(folder / "b_large.dat")
     pause_at = large_packets * 3 // 4  # most of it handed over, beyond one DuckDB insert
+    assert pause_at > duck.ROW_GROUP_ROWS
     proc = subprocess.Popen(
         [sys.executable, "-c", PAUSED_INGEST, victim, str(pause_at),
          "ingest", str(folder), "--target", str(target), "--workers", "1"],
