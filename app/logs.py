@@ -31,7 +31,14 @@ _handler: Optional[logging.Handler] = None
 
 
 def data_dir() -> Path:
-    """The user's data folder, the same one the desktop app uses (not created here)."""
+    """The user's data folder, the same one the desktop app uses (not created here).
+
+    Hand-written rather than platformdirs (judged in issue 18): it must be the folder Qt's
+    AppDataLocation gives the app, and platformdirs 4.14 gives another one on Linux (no
+    organisation level: ~/.local/share/tickscope), on Windows unless roaming=True (LOCALAPPDATA)
+    and on macOS when XDG_DATA_HOME is set (which Qt ignores there); working around all
+    three would be longer than these lines.
+    """
     override = os.environ.get("TICKSCOPE_DATA_DIR")
     if override:
         return Path(override)

@@ -36,17 +36,6 @@ def with_zone(label: str) -> str:
     return f"{label} ({_display['zone']})"
 
 
-def human_bytes(n: Optional[float]) -> str:
-    if n is None:
-        return ""
-    n = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
-
-
 def human_count(n: Optional[float]) -> str:
     if n is None:
         return ""

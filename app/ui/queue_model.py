@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import Optional
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
+from PySide6.QtCore import QAbstractTableModel, QLocale, QModelIndex, Qt
 from PySide6.QtGui import QColor
 
 from app.core.capture import (  # noqa: F401 - the one status vocabulary, re-exported for views
@@ -26,7 +26,7 @@ from app.core.capture import (  # noqa: F401 - the one status vocabulary, re-exp
 )
 from app.model.session import QueueRow, Session
 from app.ui import theme
-from app.model.formatting import human_bytes, human_count, human_rate
+from app.model.formatting import human_count, human_rate
 
 
 ProgressRole = Qt.ItemDataRole.UserRole + 1  # float 0..1 for the progress delegate
@@ -153,7 +153,10 @@ class QueueModel(QAbstractTableModel):
         if column == Column.FILE:
             return row.name
         if column == Column.SIZE:
-            return human_bytes(row.size_bytes)
+            # Qt's own, in the user's locale (decimal separator, SI units as before)
+            if row.size_bytes is None:
+                return ""
+            return QLocale().formattedDataSize(row.size_bytes, 1, QLocale.DataSizeFormat.DataSizeSIFormat)
         if column == Column.FRAMING:
             return row.framing
         if column == Column.STATUS:

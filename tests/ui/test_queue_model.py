@@ -53,3 +53,20 @@ def test_a_row_shows_its_suspect_ticks_next_to_its_bad_packets(qapp):
     cell = model.index(0, qm.Column.BAD)
     assert cell.data() == "2 +3 suspect"
     assert cell.data(Qt.ItemDataRole.ForegroundRole) is not None
+
+
+def test_the_size_cell_is_qts_data_size_in_the_users_locale(qapp):
+    from PySide6.QtCore import QLocale
+
+    session = Session()
+    model = qm.QueueModel(session)
+    session.add([QueueEntry("/data/a.dat", 4_596_413, "raw"), QueueEntry("/data/b.dat", 512, "raw")])
+    previous = QLocale()
+    try:
+        QLocale.setDefault(QLocale("de_DE"))
+        assert model.index(0, qm.Column.SIZE).data() == "4,6 MB"  # the locale's decimal comma
+        QLocale.setDefault(QLocale.c())
+        assert model.index(0, qm.Column.SIZE).data() == "4.6 MB"
+        assert model.index(1, qm.Column.SIZE).data() == "512 bytes"
+    finally:
+        QLocale.setDefault(previous)
