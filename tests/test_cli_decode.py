@@ -233,6 +233,14 @@ def test_decode_output_round_trips_with_the_chosen_encodings(tmp_path, capsys):
     assert columns["offset"].encodings.count("RLE_DICTIONARY") == 0
     assert columns["tick_time"].statistics.has_min_max  # readers prune row groups with them
 
+    import duckdb  # the other reader users point at these files: same values from those encodings
+
+    names = ["offset", "msg_seq", "total_buy_quantity", "bid_quantity", "bid_orders", "ask_price", "file_id"]
+    con = duckdb.connect()
+    read = con.sql("SELECT " + ", ".join(f'"{n}"' for n in names) + f" FROM read_parquet('{out}')").to_arrow_table()
+    for name in names:
+        assert read.column(name).to_pylist() == got.column(name).to_pylist(), name
+
 
 def test_a_capture_that_cannot_be_hashed_is_exit_2_and_writes_nothing(tmp_path, capsys, monkeypatch):
     """The sha256 runs on its own thread: its read error is still the one-line exit-2 answer."""

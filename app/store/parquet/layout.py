@@ -31,6 +31,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from app.core import schema
+from app.core.tick_parquet import write_options
 from app.store import journal
 from app.store.base import CAPTURES_SCHEMA
 from app.store.journal import fsync_dir, fsync_file
@@ -59,12 +60,11 @@ PARTITIONING = pads.partitioning(pa.schema([("trading_date", pa.date32())]), fla
 ROW_GROUP_ROWS = 1_000_000
 ROW_GROUP_BYTES = 128 << 20
 PART_ROW_GROUPS = 4  # row groups per part file before a new part starts
-# Dictionaries only for the repetitive text columns: on prices, sizes and depth lists they
-# cost up to half the write time for little space (measured: +15% size, 1.1-1.8x faster).
-DICTIONARY_COLUMNS = ["file_id", "mode", "tick_time_source", "tradingsymbol", "name", "exchange",
-                      "instrument_segment", "instrument_type"]
 WRITE_OPTIONS = dict(compression="zstd", compression_level=1, write_statistics=True)
-PART_OPTIONS = dict(WRITE_OPTIONS, use_dictionary=DICTIONARY_COLUMNS)
+# Per-column encodings of tick files, shared with `tickscope decode` (app.core.tick_parquet:
+# a dictionary only where values repeat, DELTA for offsets; measured on 875k bench ticks in
+# one part: 1.34-1.45 -> 1.21 CPU-s and 60.0 -> 49.6 MB against text-only dictionaries).
+PART_OPTIONS = dict(WRITE_OPTIONS, **write_options(PART_SCHEMA))
 
 
 def _replace_atomically(table: pa.Table, final: Path, session: Optional[str] = None) -> None:
