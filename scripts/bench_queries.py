@@ -205,22 +205,39 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[5_000_000, 20_000_000])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--dir", default=None, help="where to build the targets (default: a temporary folder)")
+    parser.add_argument("--keep", default=None, metavar="FOLDER",
+                        help="build the targets in FOLDER and keep them; a later run with the same FOLDER "
+                             "times the kept targets without rebuilding (build once, time when the machine is quiet)")
     args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="tickscope-bench-queries-", dir=args.dir))
+    keep = Path(args.keep) if args.keep else None
+    if keep:
+        keep.mkdir(parents=True, exist_ok=True)
+    folder = keep or Path(tempfile.mkdtemp(prefix="tickscope-bench-queries-", dir=args.dir))
     results: dict[tuple[str, int], dict] = {}
     try:
         for size in args.sizes:
             for kind, name in (("duckdb", "t.duckdb"), ("parquet", "dataset")):
                 path = folder / f"{size}-{name}"
-                seconds, written = build(path, size)
-                print(f"built {kind} target of {written:,} ticks over {len(DAYS)} days in {seconds:.1f} s", flush=True)
+                done = folder / f"{size}-{name}.built"
+                if keep and done.is_file():
+                    written = int(done.read_text())
+                    print(f"kept {kind} target of {written:,} ticks over {len(DAYS)} days ({path})", flush=True)
+                else:
+                    if path.exists():  # a build of ours cut short: start it again
+                        shutil.rmtree(path) if path.is_dir() else path.unlink()
+                    seconds, written = build(path, size)
+                    print(f"built {kind} target of {written:,} ticks over {len(DAYS)} days in {seconds:.1f} s", flush=True)
+                    if keep:
+                        done.write_text(str(written))
                 results[(kind, size)] = measure(path, args.repeat)
                 for what, ms in results[(kind, size)].items():
                     unit = "" if what.startswith("(") else " ms"
                     print(f"  {kind:8s} {written / 1e6:5.1f}M  {what:32s} {ms:8.1f}{unit}", flush=True)
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
+                if not keep:
+                    shutil.rmtree(path) if path.is_dir() else path.unlink()
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)
     print("\nquery                              kind      " + "  ".join(f"{s / 1e6:>6.0f}M" for s in args.sizes)
           + ("   growth" if len(args.sizes) > 1 else "") + "  target")
     for kind, limit in (("duckdb", 300), ("parquet", 1000)):
