@@ -293,6 +293,37 @@ def _uniform_end(buf, p: int, limit: int):
     return None
 
 
+def _plain_end(scan: "_Scan", p: int) -> Optional[int]:
+    """Fast path: end of the message at ``p`` walked packet by packet with plain ints, or
+    None (undecided: ask the chains).
+
+    A message of mixed packet lengths (the usual full/quote/LTP mix) is walked once, with
+    no memo: recording every prefix in the chains costs twice the whole decode on clean
+    captures. Linear whatever the input: only a success returns (it consumes the bytes
+    it walked), and a failure raises ``scan.frontier`` to where it stopped; a start
+    before the frontier goes to the chains, so no byte is walked here twice after a
+    failure. The steps count in ``scan.work``.
+    """
+    buf, limit = scan.buf, scan.limit
+    if p < scan.frontier or p + 2 > limit:
+        return None
+    n = buf[p] << 8 | buf[p + 1]
+    known = KNOWN_SET
+    j = p + 2
+    walked = 0
+    while walked < n and j + 2 <= limit:
+        length = buf[j] << 8 | buf[j + 1]
+        if length not in known:
+            break
+        j += 2 + length
+        walked += 1
+    scan.plain += walked
+    if walked == n and n and j <= limit:
+        return j
+    scan.frontier = max(scan.frontier, j)
+    return None
+
+
 def _strict_end(buf, p: int, limit: int) -> int:
     """End of a message at ``p`` made only of known-length packets, or a negative code.
 
@@ -730,12 +761,14 @@ class _Scan:
         self._blocks: dict = {}
         self.scanned = 0
         self.checks = 0
+        self.plain = 0  # packet steps of the plain fast path (_plain_end)
+        self.frontier = 0  # where the plain fast path last stopped on a failure
         self.hint: Optional[tuple[int, str, int]] = None  # (from, kind, position)
         self.valid_hint: Optional[tuple[int, int, int]] = None  # (from, anchor, position)
 
     @property
     def work(self) -> int:
-        return self.scanned + self.checks + self.strict.steps + self.lenient.steps
+        return self.scanned + self.checks + self.plain + self.strict.steps + self.lenient.steps
 
     def candidates(self, start: int, end: int, key, mask, reach: int):
         """Positions in [start, end) that pass ``mask`` (a vectorised pre-filter), in order.
@@ -1085,6 +1118,8 @@ class Framer:
                 continue
             scan.checks += 1
             e = _uniform_end(buf, p, limit)
+            if e is None:
+                e = _plain_end(scan, p)
             if e is None:
                 e = scan.strict.message_end(p)
             if e >= 0:
