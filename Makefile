@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv run test test-repeat package-check bench fuzz sample package clean
+.PHONY: venv run lint test test-repeat package-check bench fuzz sample package clean
 
 # Each target installs what it needs: running needs only the app's dependencies (no test,
 # packaging or cluster extras); `make test` adds the test, cluster and packaging extras (the
@@ -38,6 +38,11 @@ run:
 	@$(PYTHON) -m app.display
 	@$(MAKE) --no-print-directory $(RUN_STAMP)
 	$(PY) -m app
+
+# ruff over the tree (pyproject's [tool.ruff]): pyflakes, pycodestyle errors, import order,
+# bugbear, pyupgrade for 3.11. .ci/run runs it before the tests.
+lint: $(STAMP)
+	$(PY) -m ruff check .
 
 # The whole suite in parallel but the frozen-bundle tests: one pytest-xdist worker per core;
 # the test files sharing an expensive fixture (a Dask cluster, a big capture) each run on one

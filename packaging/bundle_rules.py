@@ -22,6 +22,8 @@ EXCLUDED_MODULES = [
     # test runners and property testing
     "pytest", "_pytest", "pytestqt", "pytest_timeout", "xdist", "execnet", "hypothesis",
     "pluggy", "iniconfig",
+    # the linter (`make lint`)
+    "ruff",
     # the project's own test support (tests/support: encoder, synthetic captures); nothing in
     # app/ imports it, and excluding it makes a stray import fail the bundle's selftest
     "tests",

@@ -42,6 +42,7 @@ and the library is kept if anything imports from it.
 
 from __future__ import annotations
 
+from itertools import pairwise
 import re
 import shutil
 import struct
@@ -139,7 +140,7 @@ def read_icu_package(blob: bytes) -> IcuPackage:
     count, = struct.unpack_from("<I", blob, header_size)
     entries = [struct.unpack_from("<II", blob, header_size + 4 + 8 * i) for i in range(count)]
     # Item lengths follow from the next item's offset, which needs data in TOC order.
-    if any(a[1] >= b[1] for a, b in zip(entries, entries[1:])):
+    if any(a[1] >= b[1] for a, b in pairwise(entries)):
         raise ValueError("ICU package items are not stored in table-of-contents order")
     names = []
     for name_at, _ in entries:
@@ -150,7 +151,7 @@ def read_icu_package(blob: bytes) -> IcuPackage:
         raise ValueError("ICU package items do not share one prefix")
     package = IcuPackage(blob[:header_size], prefix)
     ends = [offset for _, offset in entries[1:]] + [len(blob) - header_size]
-    for name, (_, offset), end in zip(names, entries, ends):
+    for name, (_, offset), end in zip(names, entries, ends, strict=True):
         package.items[name[len(prefix):]] = blob[header_size + offset:header_size + end]
     return package
 
@@ -181,11 +182,11 @@ def write_icu_package(package: IcuPackage) -> bytes:
         at = _pad16(header_size + at + len(package.items[name])) - header_size
     out = bytearray(package.header)
     out += struct.pack("<I", count)
-    for name_at, data_at in zip(name_offsets, data_offsets):
+    for name_at, data_at in zip(name_offsets, data_offsets, strict=True):
         out += struct.pack("<II", name_at, data_at)
     for raw in name_bytes:
         out += raw
-    for name, data_at in zip(names, data_offsets):
+    for name, data_at in zip(names, data_offsets, strict=True):
         out += _PAD * (header_size + data_at - len(out))
         out += package.items[name]
     out += _PAD * (_pad16(len(out)) - len(out))

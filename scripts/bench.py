@@ -16,6 +16,7 @@ with ratios against (1) and where the time goes. Wall-clock numbers are the best
 
 from __future__ import annotations
 
+from itertools import pairwise
 import argparse
 import json
 import os
@@ -66,7 +67,7 @@ def sample_messages(path: Path, packets: int) -> list[bytes]:
     msg = split.pkt_msg
     first = [i for i in range(len(msg)) if i == 0 or msg[i] != msg[i - 1]]
     first.append(len(msg))
-    for a, b in zip(first, first[1:]):
+    for a, b in pairwise(first):
         start = int(split.pkt_pos[a]) - 4
         end = int(split.pkt_pos[b - 1] + split.pkt_len[b - 1])
         out.append(bytes(buf[start:end]))

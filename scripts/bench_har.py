@@ -57,7 +57,7 @@ def bench_har(capture: Path, packets: int = HAR_PACKETS, repeat: int = 2) -> Non
     raw = work / "har_bench_raw.bin"
     har = work / "har_bench.har"
     raw.write_bytes(b"".join(messages))
-    frames = [encode.HarFrame("receive", t, m) for t, m in zip(times, messages)]
+    frames = [encode.HarFrame("receive", t, m) for t, m in zip(times, messages, strict=True)]
     har.write_bytes(encode.har([encode.HarConnection("wss://ws.kite.trade/", frames)], "chrome", indent=2))
     try:
         raw_s, raw_rows = _best_decode(raw, "raw", repeat)

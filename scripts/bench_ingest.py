@@ -150,7 +150,7 @@ def bench_ingest(capture_path, official_rate: float | None = None, *, workers: i
             row["cli_runs_s"] = {"one_file": [round(x, 2) for x in ones], "two_files": [round(x, 2) for x in twos]}
             row["end_to_end_pps"] = packets / one_s
             row["end_to_end_two_files_pps"] = sum(f["packets"] for f in summary["files"]) / two_s
-            row["linearity_two_over_one"] = statistics.median(b / a for a, b in zip(ones, twos))
+            row["linearity_two_over_one"] = statistics.median(b / a for a, b in zip(ones, twos, strict=True))
             if official_rate:
                 row["end_to_end_vs_official"] = row["end_to_end_pps"] / official_rate
             results[kind] = row

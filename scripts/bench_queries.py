@@ -125,7 +125,7 @@ def build(path: Path, ticks: int) -> tuple[float, int]:
     per_capture = ticks // (len(DAYS) * CAPTURES_PER_DAY)
     started = time.perf_counter()
     with open_target(path) as target:
-        for d, day in enumerate(DAYS):
+        for day in DAYS:
             volume_state = np.zeros(instruments, np.int64)
             day_us = int((dt.datetime.combine(day, dt.time(9, 15)) - dt.datetime(1970, 1, 1)).total_seconds() * 1e6) \
                 - IST_OFFSET_US
@@ -158,7 +158,7 @@ def _median_ms(fn, repeat: int) -> tuple[float, object]:
 
 def measure(path: Path, repeat: int) -> dict[str, float]:
     from app.model import data as dm
-    from app.store.query import TargetReader, TickFilter
+    from app.store.query import TargetReader
 
     day = DAYS[2]
     with TargetReader(path) as r:

@@ -138,7 +138,7 @@ def make_dumps(folder: Path, days: list[dt.date], rows: int = MASTER_ROWS, chang
             w.writerow(synthetic.MASTER_COLUMNS)
             for r in own:
                 w.writerow((r[0], r[1], r[2], r[3], "0.0", r[4], r[5], r[6], r[7], r[8], r[9], r[10]))
-            for t, s, kind, v in zip(tokens.tolist(), strikes.tolist(), kinds.tolist(), version.tolist()):
+            for t, s, kind, v in zip(tokens.tolist(), strikes.tolist(), kinds.tolist(), version.tolist(), strict=True):
                 symbol = f"FILL{v}X{s}{kind}"
                 expiry = (days[0] + dt.timedelta(days=28 + 7 * v)).isoformat()  # a recycled token: a later contract
                 w.writerow((t, t >> 8, symbol, "FILL", "0.0", expiry, s, 0.05, 75, kind, "NFO-OPT", "NFO"))
@@ -181,7 +181,7 @@ def skips_and_rounds(tmp: Path, rounds: int, capture_mb: float, memory_limit: st
     for kind, name in KINDS.items():
         target = tmp / name
         rounds_s, skips, sizes = [], {}, {}
-        for i, (capture, dump) in enumerate(zip(captures, dumps)):
+        for i, (capture, dump) in enumerate(zip(captures, dumps, strict=True)):
             run = tickscope(["ingest", capture, "--target", target, "--instruments", dump, *extra], tmp)
             rounds_s.append(run["seconds"])
             print(f"  {kind:7} round {i + 1}: ingest {capture_mb:.0f} MB + dump of {days[i]}: {run['seconds']:5.1f} s, "

@@ -16,6 +16,7 @@ Exit code 0 when nothing was found, 1 otherwise. Same seed, same captures.
 
 from __future__ import annotations
 
+from itertools import pairwise
 import argparse
 import signal
 import sys
@@ -100,7 +101,7 @@ def check(data: bytes, framing) -> str | None:
     regions = sorted((b.offset, b.offset + b.length) for b in bad)
     if any(not (0 <= a < e <= len(data)) for a, e in regions) and s.framing != "base64":
         return "a bad region outside the file or empty"
-    if any(e1 > a2 for (_, e1), (a2, _) in zip(regions, regions[1:])):
+    if any(e1 > a2 for (_, e1), (a2, _) in pairwise(regions)):
         return "overlapping bad regions"
     if table.num_rows != s.packets:
         return f"rows {table.num_rows} != packets {s.packets}"

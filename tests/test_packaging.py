@@ -307,7 +307,7 @@ def test_icons_exist_in_every_size():
     reserved, kind, count = struct.unpack("<HHH", ico[:6])
     assert (reserved, kind) == (0, 1) and count >= 6
     entries = [struct.unpack("<BBBBHHII", ico[6 + 16 * i: 22 + 16 * i]) for i in range(count)]
-    for width, _h, _c, _r, _p, _bpp, length, offset in entries:
+    for _width, _h, _c, _r, _p, _bpp, length, offset in entries:
         assert ico[offset:offset + 8] == b"\x89PNG\r\n\x1a\n" and offset + length <= len(ico)
     assert {e[0] for e in entries} >= {16, 32, 48, 0}  # 0 is 256
     icns = (RESOURCES / "icons" / "tickscope.icns").read_bytes()

@@ -46,8 +46,8 @@ def run(args) -> int:
                       "-" if r.suspect is None else f"{r.suspect:,}", f"{r.bad_packets:,}", f"{r.unresolved:,}",
                       r.framing, format_time(r.ingested_at), r.integrity])
     widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
-    for row in table:
-        sys.stdout.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1] + "\n")
+    for row in table:  # (the last column is not padded: widths has one entry fewer)
+        sys.stdout.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1] + "\n")
     for r in rows:
         sys.stdout.write(f"{r.file_name}: {r.path}  ({r.file_id})\n")
     sys.stdout.write(f"{len(rows):,} capture{'s' if len(rows) != 1 else ''} in {args.target}\n")

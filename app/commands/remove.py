@@ -39,7 +39,7 @@ def file_ids_of(target, names) -> list[str]:
 
     captures = target.captures()
     by_path: dict[str, list[str]] = {}
-    for fid, path in zip(captures["file_id"].to_pylist(), captures["path"].to_pylist()):
+    for fid, path in zip(captures["file_id"].to_pylist(), captures["path"].to_pylist(), strict=True):
         by_path.setdefault(os.path.realpath(path) if path else "", []).append(fid)
     committed = set(captures["file_id"].to_pylist())
     found, unknown = [], []

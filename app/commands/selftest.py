@@ -126,7 +126,7 @@ def _ingest(kind: str, target: Path, capture: Path, masters: list[Path], summary
                f"{kind}: target holds {counts['bad_packets']} bad packets, expected {summary.bad_packets}")
         unknown = stored.unknown_tokens()
         got_unknown = {str(t): n for t, n in zip(unknown.column("instrument_token").to_pylist(),
-                                                 unknown.column("ticks").to_pylist())}
+                                                 unknown.column("ticks").to_pylist(), strict=True)}
         _check(got_unknown == expected["unknown_tokens"],
                f"{kind}: unknown tokens {got_unknown} differ from {expected['unknown_tokens']}")
 

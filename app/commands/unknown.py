@@ -8,7 +8,6 @@ or ``--csv``.
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import json
 import os
 import sys

@@ -212,7 +212,7 @@ def layout_groups(payload: np.ndarray, pos: np.ndarray, lens: np.ndarray):
     per_length = np.bincount(lens) if n else np.zeros(0, np.int64)  # O(n), no sort (lengths are < 2^16)
     lengths = np.flatnonzero(per_length)
     counts = per_length[lengths]
-    for length, count in zip(lengths.tolist(), counts.tolist()):
+    for length, count in zip(lengths.tolist(), counts.tolist(), strict=True):
         rows = np.arange(n) if count == n else np.flatnonzero(lens == length)
         matrix = _gather_rows(payload, pos[rows], length)
         rest = None
@@ -507,7 +507,7 @@ def _depth_arrays(n: int, depth_groups: list) -> dict[str, pa.Array]:
             out.update({name: pa.nulls(n, pa.list_(_DEPTH_TYPES[name.split("_")[1]])) for name in names})
             continue
         levels_per_row = np.zeros(n, dtype=np.int32)
-        for rows, layout, matrix, divisor in groups:
+        for rows, layout, _matrix, _divisor in groups:
             levels_per_row[rows] = layout.depth.levels
         offsets = np.zeros(n + 1, dtype=np.int32)
         np.cumsum(levels_per_row, out=offsets[1:])
@@ -629,7 +629,8 @@ class _ChunkDecoder:
 
     def feed(self, buf, base: int, final: bool) -> tuple[pa.Table, list[BadPacket], int]:
         tables, bad, consumed = [], [], 0
-        for table, bad, consumed in self.feed_parts(buf, base, final):
+        # bad regions and consumed come with the last part: the loop keeps the last ones
+        for table, bad, consumed in self.feed_parts(buf, base, final):  # noqa: B007
             tables.append(table)
         table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
         return table, bad, consumed

@@ -319,7 +319,7 @@ class InstrumentBook:
         if any(getattr(idx.master, "store", None) is not None and not idx.built for idx in snap.indexes):
             # Stored masters not loaded: ask the store token by token (diagnosis asks about a
             # few tokens, and loading every day's master for them would cost a master a day).
-            return [self._resolve_one(snap, int(t), int(d)) for t, d in zip(tokens, days)]
+            return [self._resolve_one(snap, int(t), int(d)) for t, d in zip(tokens, days, strict=True)]
         uniq_days, day_codes = np.unique(days, return_inverse=True)
         pair_rows, _ = self._resolve_pairs(snap, tokens, uniq_days)
         rows = pair_rows[day_codes, np.arange(len(tokens))]

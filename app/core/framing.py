@@ -563,7 +563,7 @@ def split_messages(
         pkt_seq = np.empty(total, dtype=np.int32)
         pkt_pos = np.empty(total, dtype=np.int64)
         pkt_len = np.empty(total, dtype=np.int64)
-        for k, (good, pos_k, len_k) in enumerate(zip(msgs, poss, lens)):
+        for k, (good, pos_k, len_k) in enumerate(zip(msgs, poss, lens, strict=True)):
             at = first[good] + k
             pkt_msg[at] = good
             pkt_seq[at] = k
@@ -1329,7 +1329,7 @@ class Framer:
         if 1 not in walk.size:
             return walk
         out = _Walk()
-        for i, (s, n) in enumerate(zip(walk.start, walk.size)):
+        for i, (s, n) in enumerate(zip(walk.start, walk.size, strict=True)):
             if n == 1 and buf[s] == 0:
                 out.heartbeats += 1
                 continue

@@ -203,7 +203,7 @@ def read_har(data) -> HarCapture:
     del binary  # the base64 strings go before the packets are decoded
     invalid_set = set(invalid)
     at_byte = 0
-    for k, ((at, text_len, when_raw, counts), size) in enumerate(zip(texts_done, decoded_sizes)):
+    for k, ((at, text_len, when_raw, counts), size) in enumerate(zip(texts_done, decoded_sizes, strict=True)):
         if k in invalid_set:
             capture.undecodable.append((max(at, 0), max(text_len, 1), "binary frame whose data is not base64"))
             continue
@@ -235,7 +235,7 @@ def read_har(data) -> HarCapture:
         capture.recv_ns = [recv[i] for i in order]
     if len(capture.starts) and (sum(capture.sizes) != len(payload)):
         # heartbeats' bytes sit between messages in the decoded buffer: keep messages only
-        payload = b"".join(payload[a : a + n] for a, n in zip(capture.starts, capture.sizes))
+        payload = b"".join(payload[a : a + n] for a, n in zip(capture.starts, capture.sizes, strict=True))
         capture.starts = [0] + list(itertools.accumulate(capture.sizes))[:-1]
     capture.payload = payload if isinstance(payload, bytes) else bytes(payload)
     return capture

@@ -311,8 +311,8 @@ def _read_json(doc: Any) -> tuple[pa.Table, dict[str, int]]:
         if not all(usable):
             rejected[REJECT_NOT_RECORD] = usable.count(False)
             if keys is not None:
-                keys = [k for k, ok in zip(keys, usable) if ok]
-            records = [r for r, ok in zip(records, usable) if ok]
+                keys = [k for k, ok in zip(keys, usable, strict=True) if ok]
+            records = [r for r, ok in zip(records, usable, strict=True) if ok]
 
     field_names: dict[str, None] = {}
     for r in records:

@@ -19,7 +19,7 @@ import binascii
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterable, Optional
 
 import numpy as np
@@ -448,7 +448,6 @@ class PacketIndex:
         b_off = np.array([b.offset for b in bad] + [t["offset"] for t in texts], np.int64)
         order = np.argsort(np.concatenate([split.pkt_offset, b_off]), kind="stable")
         first = self._rows
-        n_bt = n_b + n_t
 
         def merged(packet_values, bad_values, dtype, text_values=None):
             other = np.asarray(bad_values, dtype)
@@ -501,13 +500,13 @@ class PacketIndex:
             self._cols[name][first:first + n] = values
         rank = np.empty(n, np.int64)
         rank[order] = np.arange(n)
-        for row, why in zip((rank[suspect_at] + first).tolist(), suspect_why):
+        for row, why in zip((rank[suspect_at] + first).tolist(), suspect_why, strict=True):
             self.suspect[row] = why
-        for row, t in zip((rank[n_p + n_b:] + first).tolist(), texts):
+        for row, t in zip((rank[n_p + n_b:] + first).tolist(), texts, strict=True):
             self.texts[row] = t
         if n_b:
             bad_at = rank[n_p:n_p + n_b] + first  # row of each bad region (bad list is in file order)
-            for row, b in zip(bad_at.tolist(), bad):
+            for row, b in zip(bad_at.tolist(), bad, strict=True):
                 self.reasons[row] = b.reason
             grown = np.zeros(max(self._bad_rows.size * 2, self._bad_count + n_b, 64), np.int64)
             grown[: self._bad_count] = self._bad_rows[: self._bad_count]
@@ -681,7 +680,6 @@ class PacketIndex:
             end += 1
         text = window[begin:end]
         text_start = lo + begin
-        line_start = text_start
         note = f"decoded from the base64 text at file offset {text_start:#x}; addresses are virtual"
         if bad:
             reason = self.reasons.get(row, "bad region")

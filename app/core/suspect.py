@@ -212,5 +212,5 @@ def count_suspect(reasons: pa.Array) -> dict[str, int]:
     if reasons.null_count == len(reasons):
         return {}
     counts = pc.value_counts(reasons.drop_null() if hasattr(reasons, "drop_null") else pc.drop_null(reasons))
-    return {str(v): int(c) for v, c in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())}
+    return {str(v): int(c) for v, c in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True)}
 

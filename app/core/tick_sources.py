@@ -399,7 +399,7 @@ class _Builder:
 
     def add_message(self, msg_seq: int, offset: Optional[int], value: Any) -> None:
         ticks = value if isinstance(value, list) else [value]
-        for k, tick in enumerate(ticks):
+        for tick in ticks:
             if not isinstance(tick, dict):
                 raise InputError(
                     f"{self.path}: message {msg_seq} holds a {type(tick).__name__}, not a tick object")
@@ -522,7 +522,7 @@ class _Builder:
         """The per-tick path, for dumps Arrow cannot convert in bulk. A tick with a price
         that is no number is noted in ``bad_price`` and filled with nulls (then dropped)."""
         c: dict[str, list] = {name: [] for name in _ROW_COLUMNS[3:] if name != "packet_length"}
-        for row, (tick, msg_seq, pkt_seq) in enumerate(zip(self.ticks, self.msg_seq, self.pkt_seq)):
+        for row, (tick, msg_seq, pkt_seq) in enumerate(zip(self.ticks, self.msg_seq, self.pkt_seq, strict=True)):
             problem = _price_problem(tick)
             if problem is not None:
                 bad_price[row] = problem

@@ -145,7 +145,7 @@ def _union_lists(table: pa.Table, column: str, sort: bool) -> dict[int, list]:
     if sort:
         exploded = exploded.sort_by([("value", "ascending")])
     grouped = exploded.group_by("instrument_token", use_threads=False).aggregate([("value", "distinct")])
-    return dict(zip(grouped.column("instrument_token").to_pylist(), grouped.column("value_distinct").to_pylist()))
+    return dict(zip(grouped.column("instrument_token").to_pylist(), grouped.column("value_distinct").to_pylist(), strict=True))
 
 
 # --- explaining ------------------------------------------------------------------
@@ -168,7 +168,7 @@ def explain_unknown(aggregate: pa.Table, book: InstrumentBook) -> pa.Table:
         tokens.tolist(),
         aggregate.column("ticks").to_pylist(),
         aggregate.column("trading_dates").to_pylist(),
-        aggregate.column("files").to_pylist(),
+        aggregate.column("files").to_pylist(), strict=True,
     ):
         code, sentence = explainer.explain(token, dates or [], ticks, files or [])
         diagnoses.append(code)
@@ -215,7 +215,7 @@ class _Explainer:
         named = self.book.resolve([token] * len(days), days)
         if not all(named):
             # Speak only about the days still without a name.
-            dates = [d for d, hit in zip(dates, named) if hit is None] if dates else dates
+            dates = [d for d, hit in zip(dates, named, strict=True) if hit is None] if dates else dates
             days = dates or [None]
         else:
             master, row = named[0]

@@ -271,7 +271,7 @@ def store_masters(target, instruments) -> list:
     if not masters:
         return []
     stored = target.record_masters(masters, shas, name_dates)
-    return [m for m, new in zip(masters, stored) if new]
+    return [m for m, new in zip(masters, stored, strict=True) if new]
 
 
 def _one_line(err: BaseException) -> str:
@@ -380,7 +380,7 @@ class IngestJob(JobControl):
                 return
             except queue.Full:
                 if droppable and f.cancel.is_set():
-                    raise _Cancelled()
+                    raise _Cancelled() from None
 
     def _decode_file(self, f: _File) -> None:
         f.started = time.monotonic()

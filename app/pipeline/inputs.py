@@ -203,7 +203,7 @@ def expand_inputs(paths: Iterable, *, exclude: Iterable = ()) -> list[Path]:
     """
     paths = list(paths)
     selection = select_inputs(paths, exclude=exclude)
-    for path, reason in selection.refused:
+    for path, _reason in selection.refused:
         if not path.exists():
             raise InputError(f"input not found: {path} (give capture files or folders that exist)")
         if not path.is_dir():

@@ -14,7 +14,6 @@ a process (``_claim``), so two writers can never meet on one file.
 from __future__ import annotations
 
 import abc
-import datetime as dt
 import os
 import re
 import threading
@@ -460,7 +459,7 @@ def masters_from_table(table: pa.Table) -> list:
     firsts = keyed.group_by(list(MASTER_KEY), use_threads=False).aggregate([("row", "min")])
     firsts = firsts.take(pc.sort_indices(firsts["row_min"]))
     masters = []
-    for source, date in zip(firsts["source"].to_pylist(), firsts["instruments_date"].to_pylist()):
+    for source, date in zip(firsts["source"].to_pylist(), firsts["instruments_date"].to_pylist(), strict=True):
         same_source = pc.equal(sources, pa.scalar(source, pa.string())) if source is not None else pc.is_null(sources)
         same_date = pc.equal(dates, pa.scalar(date, pa.date32())) if date is not None else pc.is_null(dates)
         rows = table.filter(pc.fill_null(pc.and_(same_source, same_date), False))
@@ -552,7 +551,7 @@ def unknown_orphan_findings(unknown: pa.Table, captures: pa.Table) -> list[Findi
         return []
     paths = set(captures["path"].to_pylist())
     findings = []
-    for token, files in zip(unknown["instrument_token"].to_pylist(), unknown["files"].to_pylist()):
+    for token, files in zip(unknown["instrument_token"].to_pylist(), unknown["files"].to_pylist(), strict=True):
         strangers = [f for f in files or [] if f not in paths]
         if strangers:
             findings.append(Finding(

@@ -200,7 +200,7 @@ def add_master(
         base_rows = [_with_intervals(content.filter(pa.array(survivors)), lane_of[survivors],
                                      start[survivors], end[survivors])]
     base_rows += [_with_intervals(c, l, s, e) for c, l, s, e in
-                  zip(pieces_content, pieces_lane, pieces_start, pieces_end)]
+                  zip(pieces_content, pieces_lane, pieces_start, pieces_end, strict=True)]
     rows = pa.concat_tables(base_rows) if len(base_rows) > 1 else base_rows[0]
     del content, base_rows, pieces_content
     catalog = catalog.filter(pa.array(keep_cat))

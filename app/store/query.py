@@ -525,8 +525,8 @@ class TargetReader:
         out = []
         table = self.target._captures
         for fid, parts, part_rows in zip(table["file_id"].to_pylist(), table["parts"].to_pylist(),
-                                         table["part_rows"].to_pylist()):
-            for rel, n in zip(parts or [], part_rows or []):
+                                         table["part_rows"].to_pylist(), strict=True):
+            for rel, n in zip(parts or [], part_rows or [], strict=False):  # (a damaged manifest must not raise)
                 if not rel.startswith("ticks/"):
                     continue
                 value = rel.split("/")[1].split("=", 1)[1]

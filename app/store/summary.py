@@ -83,7 +83,7 @@ def findings(captures: pa.Table, stored: dict[str, int], summed: dict[str, int],
     from app.store.base import REINGEST, Finding, capture_name
 
     out = []
-    for fid, path in zip(captures["file_id"].to_pylist(), captures["path"].to_pylist()):
+    for fid, path in zip(captures["file_id"].to_pylist(), captures["path"].to_pylist(), strict=True):
         if fid not in stored or fid in reported:  # its parts are damaged: reported already
             continue
         name = capture_name(path)

@@ -270,7 +270,7 @@ class CandleItem(pg.GraphicsObject):
         self.picture = QPicture()
         painter = QPainter(self.picture)
         half = width * 0.35
-        for xi, oi, hi, li, ci in zip(x, o, h, l, c):
+        for xi, oi, hi, li, ci in zip(x, o, h, l, c, strict=True):
             color = QColor(UP_COLOR if ci >= oi else DOWN_COLOR)
             painter.setPen(pg.mkPen(color, width=0))
             painter.drawLine(QPointF(xi + width / 2, li), QPointF(xi + width / 2, hi))
@@ -341,7 +341,7 @@ class CandleChart(QWidget):
         self.volume_bars: Optional[pg.BarGraphItem] = None
         self.cross = [pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen(theme.colors()["muted"], width=0.8))
                       for _ in range(3)]
-        for line, plot in zip(self.cross, (self.price_plot, self.volume_plot, self.oi_plot)):
+        for line, plot in zip(self.cross, (self.price_plot, self.volume_plot, self.oi_plot), strict=True):
             plot.addItem(line, ignoreBounds=True)
         self.hline = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen(theme.colors()["muted"], width=0.8))
         self.price_plot.addItem(self.hline, ignoreBounds=True)

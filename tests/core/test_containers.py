@@ -28,7 +28,7 @@ def sample_messages(n=40, seed=5):
     for i in range(n):
         k = int(rng.integers(1, 6))
         packets = []
-        for j in range(k):
+        for _j in range(k):
             length = int(rng.choice([8, 12, 28, 32, 44, 184, 492]))
             layout = protocol.LAYOUTS[length]
             values = {"instrument_token": (int(rng.integers(1, 1 << 20)) << 8) | int(rng.choice([1, 2, 3, 9]))}
@@ -68,7 +68,7 @@ def test_har_shapes_decode_like_raw_with_receive_times(tmp_path, shape, indent):
     msgs = sample_messages()
     times = recv_times(len(msgs))
     frames = [encode.HarFrame("send", T0 - 10**9, '{"a":"subscribe","v":[256265]}')]
-    for i, (t, m) in enumerate(zip(times, msgs)):
+    for i, (t, m) in enumerate(zip(times, msgs, strict=True)):
         frames.append(encode.HarFrame("receive", t, m))
         if i % 7 == 0:
             frames.append(encode.HarFrame("receive", t + 1000, b"\x00"))  # heartbeat
@@ -85,7 +85,7 @@ def test_har_shapes_decode_like_raw_with_receive_times(tmp_path, shape, indent):
     assert s.messages == len(msgs) and s.heartbeats == 6 and s.text_frames == 4 and s.sent_frames == 1
     expected = raw_ticks(msgs)
     assert ticks_without_position(table).equals(ticks_without_position(expected))
-    per_packet = [t // 1000 for t, m in zip(times, msgs) for _ in range(struct.unpack(">H", m[:2])[0])]
+    per_packet = [t // 1000 for t, m in zip(times, msgs, strict=True) for _ in range(struct.unpack(">H", m[:2])[0])]
     assert recv_us_column(table) == per_packet
     # packet offsets point at the base64 text of their message in the file
     first = table.column("offset")[0].as_py()
@@ -96,15 +96,15 @@ def test_har_with_several_connections_decodes_all_in_time_order(tmp_path):
     msgs = sample_messages(30, seed=9)
     # two sockets whose messages interleave in time; each entry lists its own frames
     times = recv_times(len(msgs), step_us=500)
-    conn_a = [encode.HarFrame("receive", t, m) for i, (t, m) in enumerate(zip(times, msgs)) if i % 3 != 1]
-    conn_b = [encode.HarFrame("receive", t, m) for i, (t, m) in enumerate(zip(times, msgs)) if i % 3 == 1]
+    conn_a = [encode.HarFrame("receive", t, m) for i, (t, m) in enumerate(zip(times, msgs, strict=True)) if i % 3 != 1]
+    conn_b = [encode.HarFrame("receive", t, m) for i, (t, m) in enumerate(zip(times, msgs, strict=True)) if i % 3 == 1]
     data = encode.har([encode.HarConnection("wss://ws.kite.trade/a", conn_a),
                        encode.HarConnection("wss://ws.zerodha.com/b", conn_b)])
     table, bad, summary = decode_bytes(data)
     assert summary.framing == "har" and bad == []
     assert ticks_without_position(table).equals(ticks_without_position(raw_ticks(msgs)))
     assert table.column("msg_seq").to_pylist() == sorted(table.column("msg_seq").to_pylist())
-    per_packet = [t // 1000 for t, m in zip(times, msgs) for _ in range(struct.unpack(">H", m[:2])[0])]
+    per_packet = [t // 1000 for t, m in zip(times, msgs, strict=True) for _ in range(struct.unpack(">H", m[:2])[0])]
     assert recv_us_column(table) == per_packet
     assert [(c["url"], c["messages"]) for c in summary.connections] == [
         ("wss://ws.kite.trade/a", len(conn_a)), ("wss://ws.zerodha.com/b", len(conn_b))]
@@ -206,8 +206,8 @@ def test_little_endian_containers_are_detected_and_decode_like_raw(tmp_path, fra
         assert s.heartbeats == 6 and s.messages == len(msgs)
         assert ticks_without_position(table).equals(ticks_without_position(raw_ticks(msgs)))
         if framing == "ts-u32len-le":
-            msg_times = [t for t, m in zip(times, with_hb) if m != protocol.HEARTBEAT]
-            per_packet = [t // 1000 for t, m in zip(msg_times, msgs) for _ in range(struct.unpack(">H", m[:2])[0])]
+            msg_times = [t for t, m in zip(times, with_hb, strict=True) if m != protocol.HEARTBEAT]
+            per_packet = [t // 1000 for t, m in zip(msg_times, msgs, strict=True) for _ in range(struct.unpack(">H", m[:2])[0])]
             assert recv_us_column(table) == per_packet
         else:
             assert table.column("recv_ts").null_count == table.num_rows
@@ -307,7 +307,7 @@ def test_packet_index_shows_har_frames_with_receive_times_and_text_frames_as_row
     msgs = sample_messages(8, seed=12)
     times = recv_times(len(msgs))
     frames = [encode.HarFrame("send", T0 - 10**9, '{"a":"subscribe","v":[14523906]}')]
-    frames += [encode.HarFrame("receive", t, m) for t, m in zip(times, msgs)]
+    frames += [encode.HarFrame("receive", t, m) for t, m in zip(times, msgs, strict=True)]
     frames.insert(4, encode.HarFrame("receive", times[2] + 5000, '{"type":"error","data":"Invalid JSON message."}'))
     frames.append(encode.HarFrame("receive", times[-1] + 10**6, encode.encode_message([web_head()])))
     path = tmp_path / "kite.har"

@@ -172,7 +172,7 @@ def test_rows_are_in_file_order_with_message_and_packet_numbers():
         lengths = rng.choice(protocol.KNOWN_LENGTHS, size=int(rng.integers(1, 7)))
         msgs.append(_message(*(encode.encode_packet(int(n), {"instrument_token": (i << 8) | 2}) for n in lengths)))
     table, _, summary = decode_bytes(encode.frame(msgs, "raw"), "raw")
-    seq = list(zip(table.column("msg_seq").to_pylist(), table.column("pkt_seq").to_pylist()))
+    seq = list(zip(table.column("msg_seq").to_pylist(), table.column("pkt_seq").to_pylist(), strict=True))
     assert seq == [(m, k) for m, msg in enumerate(msgs) for k in range(int.from_bytes(msg[:2], "big"))]
     offsets = table.column("offset").to_numpy()
     assert (np.diff(offsets) > 0).all()

@@ -147,7 +147,7 @@ def test_every_kind_and_segment_matches_the_official_client(ist_timezone, framin
     rows = table.to_pylist()
     assert bad == []
     assert len(rows) == len(expected) == len(protocol.API_LENGTHS) * len(protocol.SEGMENTS) * 6
-    compared = sum(_compare(tick, row) for tick, row in zip(expected, rows))
+    compared = sum(_compare(tick, row) for tick, row in zip(expected, rows, strict=True))
     kinds = {(r["packet_length"], r["segment"]) for r in rows}
     assert kinds == {(length, seg) for length in protocol.API_LENGTHS for seg in protocol.SEGMENTS}
     assert compared > 10 * len(rows)
@@ -162,7 +162,7 @@ def test_unknown_lengths_the_client_drops_are_bad_packets_here(ist_timezone):
     client_ticks = _client()._parse_binary(message)
     table, bad, summary = decode_bytes(encode.frame([message], "u32len"), framing="u32len")
     assert len(client_ticks) == table.num_rows == 3
-    for tick, row in zip(client_ticks, table.to_pylist()):
+    for tick, row in zip(client_ticks, table.to_pylist(), strict=True):
         _compare(tick, row)
     assert [(b.length, b.reason) for b in bad] == [(77, "unknown packet length 77")]
     assert bad[0].offset == 4 + 2 + 2 + 184 + 2 and bad[0].raw == unknown and bad[0].msg_seq == 0

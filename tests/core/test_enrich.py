@@ -222,7 +222,7 @@ def test_enrich_matches_a_row_by_row_reference():
                     return row["tradingsymbol"]
         return None
 
-    expected = [reference(t, d) for t, d in zip(tick_tokens, tick_days)]
+    expected = [reference(t, d) for t, d in zip(tick_tokens, tick_days, strict=True)]
     assert out.column("tradingsymbol").to_pylist() == expected
     assert out.column("resolved").to_pylist() == [e is not None for e in expected]
 

@@ -7,6 +7,7 @@ accounted for exactly once, with bad regions that do not overlap.
 
 from __future__ import annotations
 
+from itertools import pairwise
 import struct
 
 import pytest
@@ -62,11 +63,11 @@ def check_accounting(data: bytes, table, bad, summary) -> None:
     if summary.framing not in ("base64", "har"):  # offsets there point into base64 text
         regions = sorted((b.offset, b.offset + b.length) for b in bad)
         assert all(0 <= s <= e <= len(data) for s, e in regions)
-        assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(regions, regions[1:]))
+        assert all(a_end <= b_start for (_, a_end), (b_start, _) in pairwise(regions))
         # every decoded packet is the bytes at its offset
         offsets = table.column("offset").to_pylist()
         tokens = table.column("instrument_token").to_pylist()
-        for offset, token in zip(offsets, tokens):
+        for offset, token in zip(offsets, tokens, strict=True):
             assert struct.unpack_from(">I", data, offset)[0] == token
     assert all(length in protocol.LAYOUTS for length in summary.packets_by_length)
 
@@ -86,7 +87,7 @@ def test_random_captures_round_trip_through_every_framing(capture):
         tokens = [struct.unpack(">I", body[:4])[0] for _, body in expected]
         assert table.column("instrument_token").to_pylist() == tokens
         prices = [struct.unpack(">I", body[4:8])[0] / protocol.divisor_of(t & 0xFF)
-                  for (_, body), t in zip(expected, tokens)]
+                  for (_, body), t in zip(expected, tokens, strict=True)]
         assert table.column("last_price").to_pylist() == prices
         assert summary.messages == sum(m != protocol.HEARTBEAT for m in messages)
         assert summary.heartbeats == sum(m == protocol.HEARTBEAT for m in messages)

@@ -60,7 +60,7 @@ def test_api_fixture_decodes_to_expected_values(kite_mocks, kite_expected, name)
     assert table.num_rows == len(expected)
     rows = table.to_pylist()
     checked = 0
-    for row, want in zip(rows, expected):
+    for row, want in zip(rows, expected, strict=True):
         for key, value in want.items():
             if key.endswith("_epoch"):
                 column = key[: -len("_epoch")]
@@ -69,7 +69,7 @@ def test_api_fixture_decodes_to_expected_values(kite_mocks, kite_expected, name)
                 assert _close(row[key], value), (name, key, row[key], value)
             elif isinstance(value, list):
                 assert len(row[key]) == len(value), (name, key)
-                for got, exp in zip(row[key], value):
+                for got, exp in zip(row[key], value, strict=True):
                     assert _close(got, exp) if isinstance(exp, float) else got == exp, (name, key)
             else:
                 assert row[key] == value, (name, key, row[key], value)

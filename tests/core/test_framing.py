@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 import base64
 import struct
 
@@ -255,7 +256,7 @@ def test_ts_u32len_gives_receive_times():
     recv = [1_700_000_000_123_456_789, 1_700_000_001_000_000_000, 1_700_000_002_999_999_999]
     table, _, _ = decode(encode.frame(msgs, "ts-u32len", recv_ns=recv))
     per_message = {}
-    for seq, ts in zip(table.column("msg_seq").to_pylist(), table.column("recv_ts").cast(pa.int64()).to_pylist()):
+    for seq, ts in zip(table.column("msg_seq").to_pylist(), table.column("recv_ts").cast(pa.int64()).to_pylist(), strict=True):
         per_message.setdefault(seq, set()).add(ts)
     assert per_message == {i: {recv[i] // 1000} for i in range(3)}
 
@@ -314,7 +315,7 @@ def test_chunked_reading_matches_whole_decoding(tmp_path, framing):
     lengths = whole.column("packet_length").to_numpy()
     if framing not in ("base64", "har"):
         # the offset column points at each packet body in the file
-        bodies = [data[o : o + n] for o, n in zip(offsets, lengths)]
+        bodies = [data[o : o + n] for o, n in zip(offsets, lengths, strict=True)]
         tokens = [int.from_bytes(b[:4], "big") for b in bodies]
         assert tokens == whole.column("instrument_token").to_pylist()
 
@@ -332,7 +333,7 @@ def test_chunked_faulty_raw_capture_is_accounted(tmp_path):
         accounted(reader.summary)
         assert sum(b.length for b in bad) == reader.summary.accounted["bad"]
         regions = sorted((b.offset, b.offset + b.length) for b in bad)
-        assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(regions, regions[1:]))
+        assert all(a_end <= b_start for (_, a_end), (b_start, _) in pairwise(regions))
         assert any(s <= 500 < e for s, e in regions) and any(s <= 1500 < e for s, e in regions)
 
 
@@ -432,7 +433,7 @@ def test_a_record_cut_by_the_chunk_end_is_carried_not_trusted(tmp_path):
                 "exchange_timestamp": rng.choice([0, 1700000000 + rng.randint(0, 10**5)])}))
         return encode.encode_message(pk)
 
-    for trial in range(49):
+    for _trial in range(49):
         framing = rng.choice(["raw", "u32len", "ts-u32len", "base64"])
         msgs = [b"\x00" if rng.random() < 0.1 else rnd_msg() for _ in range(rng.randint(1, 40))]
         data = bytearray(encode.frame(msgs, framing))

@@ -85,7 +85,7 @@ def test_har_message_16_equals_the_rust_peer_decode_field_by_field(real):
     peer = json.loads((SPEED / "kite_ticker.json").read_text())
     assert [r["instrument_token"] for r in rows] == [p["instrument_token"] for p in peer]
     compared = 0
-    for row, p in zip(rows, peer):
+    for row, p in zip(rows, peer, strict=True):
         assert row["last_price"] == p["last_price"]
         assert row["tradable"] == p["tradable"]
         for name in ("last_traded_quantity", "average_traded_price", "volume_traded", "total_buy_quantity",
@@ -132,7 +132,7 @@ def test_web_heads_are_the_packets_the_peer_misdecoded_as_quotes(real):
     heads = table.filter(pa.compute.equal(table.column("packet_length"), 44)).to_pylist()
     peer = [t for doc in json_documents(SPEED / "kite_ticker_extended_depth.json") for t in doc if t.get("mode") == "quote"]
     assert len(peer) == len(heads) == 12
-    for ours, p in zip(heads, peer):
+    for ours, p in zip(heads, peer, strict=True):
         assert ours["instrument_token"] == p["instrument_token"] and ours["last_price"] == p["last_price"]
         # bytes 8-11: the peer's "last traded quantity" is our exchange time
         assert ours["exchange_timestamp"] == datetime.fromtimestamp(p["last_traded_quantity"], timezone.utc)
@@ -171,7 +171,7 @@ def test_extended_depth_peer_decode_equals_ours(real):
     peer = [t["tickerTypeData"] for doc in json_documents(SPEED / "kite_ticker_extended_depth_one.json")
             for t in doc["tickersData"]]
     assert len(peer) == len(ours) == 379
-    for row, p in zip(ours, peer):
+    for row, p in zip(ours, peer, strict=True):
         assert row["instrument_token"] == p["token"] and row["last_price"] == p["lastPrice"]
         assert row["exchange_timestamp"] == ist(p["lastTradedTime"])  # the peer's name for bytes 8-11
         for side, name in (("buy", "bid"), ("sell", "ask")):

@@ -156,7 +156,7 @@ def test_packet_fields_rules_answer_like_the_tick_table():
 
     rng = np.random.default_rng(14)
     packets = []
-    for i in range(400):
+    for _i in range(400):
         pick = int(rng.integers(8))
         price = int(rng.choice([152_130, 0, 2_000_000_000]))
         if pick == 0:

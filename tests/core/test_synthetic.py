@@ -3,6 +3,7 @@ the instruments dumps and the bundled sample."""
 
 from __future__ import annotations
 
+from itertools import pairwise
 import base64
 import csv
 import datetime as dt
@@ -159,7 +160,7 @@ def test_ticks_are_realistic(tmp_path):
     last_volume: dict[int, int] = {}
     segments_seen = Counter()
     session_end = start + dt.timedelta(seconds=synthetic.SESSION_SECONDS)
-    for message, ticks in messages:
+    for _message, ticks in messages:
         tokens = [t["instrument_token"] for t in ticks]
         assert len(set(tokens)) == len(tokens), "an instrument ticks once per message"
         for t in ticks:
@@ -252,7 +253,7 @@ def test_chunked_generation_keeps_streams_consistent(tmp_path, monkeypatch):
     assert len(volumes) > 10 and all(v == sorted(v) for v in volumes.values())
     assert max(exchange_times) - min(exchange_times) > dt.timedelta(seconds=30)
     assert exchange_times == sorted(exchange_times) or \
-        sum(a > b for a, b in zip(exchange_times, exchange_times[1:])) < len(exchange_times) * 0.2
+        sum(a > b for a, b in pairwise(exchange_times)) < len(exchange_times) * 0.2
 
 
 # --- instruments ----------------------------------------------------------------

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from app.core import protocol, schema, tick_sources
+from app.core import schema, tick_sources
 from tests.support import encode, synthetic
 from app.errors import InputError
 
@@ -137,7 +137,7 @@ def assert_same_ticks(actual: pa.Table, expected: pa.Table, columns=COMPARED):
     for name in columns:
         a, e = actual.column(name).to_pylist(), expected.column(name).to_pylist()
         if a != e:
-            bad = next(i for i, (x, y) in enumerate(zip(a, e)) if x != y)
+            bad = next(i for i, (x, y) in enumerate(zip(a, e, strict=True)) if x != y)
             raise AssertionError(f"{name} differs first at row {bad}: {a[bad]!r} != {e[bad]!r}")
 
 
@@ -169,7 +169,7 @@ def test_json_array_with_str_datetimes_equals_binary_decoder(tmp_path, capture, 
     same = [c for c in COMPARED if c not in ("msg_seq", "pkt_seq", "tick_time", "tick_time_source", "trading_date")]
     assert_same_ticks(table, decoded, same)
     own = decoded.column("tick_time_source").to_pylist()
-    expected_time = [t if s == "exchange" else None for t, s in zip(decoded.column("tick_time").to_pylist(), own)]
+    expected_time = [t if s == "exchange" else None for t, s in zip(decoded.column("tick_time").to_pylist(), own, strict=True)]
     assert table.column("tick_time").to_pylist() == expected_time
     assert table.column("file_id").to_pylist()[0] == tick_sources.file_sha256(path)
 
@@ -248,7 +248,7 @@ def test_dump_from_a_utc_machine_needs_the_override(tmp_path, capture):
     wrong = read(path)  # the IST default reads UTC wall times 5h30m too early
     shift = {
         int(w.timestamp()) - int(r.timestamp())
-        for w, r in zip(wrong.column("exchange_timestamp").to_pylist(), right.column("exchange_timestamp").to_pylist())
+        for w, r in zip(wrong.column("exchange_timestamp").to_pylist(), right.column("exchange_timestamp").to_pylist(), strict=True)
         if r is not None
     }
     assert shift == {-19800}

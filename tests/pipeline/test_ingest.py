@@ -3,6 +3,7 @@ progress, and tick dumps (JSON/JSONL/Parquet) matching the binary capture they c
 
 from __future__ import annotations
 
+from itertools import pairwise
 import base64
 import json
 import os
@@ -238,7 +239,7 @@ def test_progress_is_throttled_and_ends_with_every_files_final_state(tmp_path, c
     ingest_clock(0.0)
     for mine in _progress_of_an_ingest(tmp_path / "stopped", folder).values():
         stages = [u.stage for u in mine]
-        assert all(a != b for a, b in zip(stages, stages[1:])), stages
+        assert all(a != b for a, b in pairwise(stages)), stages
     # A clock that moves more than PROGRESS_INTERVAL between updates lets each batch's through:
     # the same ingest sends many decoding updates per file (16 KB batches).
     ingest_clock(PROGRESS_INTERVAL * 2)

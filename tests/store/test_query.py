@@ -157,7 +157,7 @@ def test_copy_sql_returns_the_same_rows_outside_the_app(target):
         expected = [reader.run(q).to_pylist() for q in queries]
         texts = [reader.copy_sql(q) for q in queries]
     assert expected[0] and expected[1] and expected[2]
-    for text, rows in zip(texts, expected):
+    for text, rows in zip(texts, expected, strict=True):
         assert "$" not in text
         con = duckdb.connect()  # a fresh DuckDB, as a user would run it
         try:

@@ -50,7 +50,7 @@ def encode_packet(
             for level in range(depth.levels):
                 at = depth.entry_offset(side, level)
                 entry = levels[level] if level < len(levels) else (0, 0, 0)
-                for ef, value in zip(depth.entry_fields, entry):
+                for ef, value in zip(depth.entry_fields, entry, strict=True):
                     if not depth.present(side, level, ef):
                         continue
                     fmt = ">I" if ef.size == 4 else ">H"
@@ -84,19 +84,19 @@ def frame(
     if framing == "ts-u32len":
         if recv_ns is None:
             recv_ns = [1_700_000_000_000_000_000 + i * 1_000_000 for i in range(len(messages))]
-        return b"".join(struct.pack(">QI", t, len(m)) + m for t, m in zip(recv_ns, messages))
+        return b"".join(struct.pack(">QI", t, len(m)) + m for t, m in zip(recv_ns, messages, strict=True))
     if framing == "u32len-le":
         return b"".join(struct.pack("<I", len(m)) + m for m in messages)
     if framing == "ts-u32len-le":
         if recv_ns is None:
             recv_ns = [1_700_000_000_000_000_000 + i * 1_000_000 for i in range(len(messages))]
-        return b"".join(struct.pack("<QI", t, len(m)) + m for t, m in zip(recv_ns, messages))
+        return b"".join(struct.pack("<QI", t, len(m)) + m for t, m in zip(recv_ns, messages, strict=True))
     if framing == "base64":
         return b"".join(base64.b64encode(m) + b"\n" for m in messages)
     if framing == "har":
         if recv_ns is None:
             recv_ns = [1_700_000_000_000_000_000 + i * 1_000_000 for i in range(len(messages))]
-        return har([HarConnection("wss://ws.kite.trade/", [HarFrame("receive", t, m) for t, m in zip(recv_ns, messages)])])
+        return har([HarConnection("wss://ws.kite.trade/", [HarFrame("receive", t, m) for t, m in zip(recv_ns, messages, strict=True)])])
     if framing == "single":
         if len(messages) != 1:
             raise ValueError("the single framing holds exactly one message")

@@ -483,7 +483,7 @@ class _Session:
         self.token = np.array([i.instrument_token for i in instruments], dtype=np.int64)
         self.length = np.array([i.packet_length for i in instruments], dtype=np.int64)
         divisor = np.array([i.divisor for i in instruments])
-        self.raw_tick = np.maximum(1, np.rint([i.tick_size * d for i, d in zip(instruments, divisor)])).astype(np.int64)
+        self.raw_tick = np.maximum(1, np.rint([i.tick_size * d for i, d in zip(instruments, divisor, strict=True)])).astype(np.int64)
         price_ticks = np.maximum(1, np.rint([i.price / i.tick_size for i in instruments])).astype(np.int64)
         # Yesterday's close, today's open: a gap of a few tenths of a percent.
         self.close = np.maximum(1, np.rint(price_ticks * (1 + rng.normal(0, 0.004, n)))).astype(np.int64) * self.raw_tick
@@ -659,7 +659,7 @@ class _Generator:
 
         if count:
             self.ticks_by_inst += np.bincount(inst, minlength=n)
-            for plen, k in zip(*np.unique(length, return_counts=True)):
+            for plen, k in zip(*np.unique(length, return_counts=True), strict=True):
                 self.packets_by_length[int(plen)] = self.packets_by_length.get(int(plen), 0) + int(k)
             timed = np.isin(length, (32, 184))
             if timed.any():
@@ -793,7 +793,7 @@ def generate_capture(
                 beats = np.zeros(len(bounds), dtype=bool)
                 beats[1:] = bounds[1:, 0] > bounds[:-1, 1]
                 out = []
-                for line, beat in zip(lines, beats):
+                for line, beat in zip(lines, beats, strict=True):
                     if beat:
                         out.append(b"AA==\n")
                     out.append(line)
@@ -809,7 +809,7 @@ def generate_capture(
         if framing == "single":
             write_messages(np.array([packets]))
             done = packets
-        for kind, slot in zip(fault_kinds, slots):
+        for kind, slot in zip(fault_kinds, slots, strict=True):
             while done < slot:
                 step = min(CHUNK_PACKETS, slot - done)
                 write_messages(gen.message_sizes(step))
@@ -829,7 +829,7 @@ def generate_capture(
     info.packets = int(gen.ticks_by_inst.sum())
     info.packets_by_length = dict(sorted(gen.packets_by_length.items()))
     info.ticks_by_token = {}
-    for i, k in zip(gen.instruments, gen.ticks_by_inst):
+    for i, k in zip(gen.instruments, gen.ticks_by_inst, strict=True):
         if k:
             info.ticks_by_token[i.instrument_token] = info.ticks_by_token.get(i.instrument_token, 0) + int(k)
     info.tokens = sorted(info.ticks_by_token)

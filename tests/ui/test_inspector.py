@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pyarrow as pa
 import pytest
-from PySide6.QtCore import QPoint, Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
@@ -321,7 +321,7 @@ def test_cli_twin_matches_the_details_tree_on_the_real_fixtures(qtbot, inspector
                     continue
                 items.append(item)
             assert len(items) == len(doc["fields"])
-            for item, field in zip(items, doc["fields"]):
+            for item, field in zip(items, doc["fields"], strict=True):
                 name_text = f"[{field['name']}]" if field["generated"] else field["name"]
                 assert item.text(0) == name_text
                 if not field["generated"]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QPalette
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
@@ -262,11 +262,11 @@ def test_charts_show_the_selected_file_and_an_instrument(qtbot, window, sample, 
         window.queue_view.selectRow(0)
     chart = window.breakdown_chart
     kinds = dict(zip([t[1] for t in chart.kind_plot.getAxis("bottom")._tickLevels[0]],
-                     chart.kinds.item.opts["height"]))
+                     chart.kinds.item.opts["height"], strict=True))
     assert sum(kinds.values()) == row.ticks
     assert kinds["full"] >= 23_816 and kinds["ltp"] >= 2_916
     segments = dict(zip([t[1] for t in chart.segment_plot.getAxis("bottom")._tickLevels[0]],
-                        chart.segments.item.opts["height"]))
+                        chart.segments.item.opts["height"], strict=True))
     assert sum(segments.values()) == row.ticks and segments["NFO"] > 0
     assert row.name in chart.caption.text() and f"{row.ticks:,} packets" in chart.caption.text()
     wait_idle(qtbot, window)

@@ -162,7 +162,7 @@ class ManifestCommits:
             part_rows = {**part_rows, summary_rel: found}
             rows, sizes, footers = rows + [found], sizes + [size], footers + [footer]
             row = base.captures_table(record)
-            for field, values in zip(MANIFEST_PART_FIELDS, (list(part_rows), rows, sizes, footers)):
+            for field, values in zip(MANIFEST_PART_FIELDS, (list(part_rows), rows, sizes, footers), strict=True):
                 row = row.append_column(field, pa.array([values], field.type))
             old = existing["parts"].combine_chunks().flatten().to_pylist() if existing.num_rows else []
             others = self._captures.filter(pc.invert(pc.is_in(self._captures["file_id"], row["file_id"])))

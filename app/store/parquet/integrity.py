@@ -33,8 +33,9 @@ def _check_parts(target: "ParquetTarget") -> tuple[list[Finding], dict[str, list
     for row in target._captures.select(columns).to_pylist():
         name, fid = capture_name(row["path"]), row["file_id"]
         good = intact.setdefault(fid, [])
+        # (not strict: a damaged manifest's lists may differ in length; verify must not raise)
         for rel, rows, size, footer in zip(row["parts"] or [], row["part_rows"] or [], row["part_bytes"] or [],
-                                           row["part_footers"] or []):
+                                           row["part_footers"] or [], strict=False):
             try:
                 found = journal.part_fingerprint(target.path / rel)
             except FileNotFoundError:
@@ -70,7 +71,7 @@ def _counted_rows(target: "ParquetTarget", intact: dict[str, list[str]]) -> tupl
     owner = {rel: fid for fid, parts in intact.items() for rel in parts
              if rel.startswith(("ticks/", "bad_packets/"))}
     paths = {rel: capture_name(p) for fid, p in zip(target._captures["file_id"].to_pylist(),
-                                                    target._captures["path"].to_pylist())
+                                                    target._captures["path"].to_pylist(), strict=True)
              for rel in intact.get(fid, [])}
     counted: dict[str, list[int]] = {fid: [0, 0] for fid in intact}
     findings: list[Finding] = []
@@ -189,7 +190,8 @@ def remove(target: "ParquetTarget", file_ids: Sequence[str]) -> list[RemovedCapt
     removed, unpublish = [], []
     for row in chosen.select(["file_id", "path", "parts", "part_rows"]).to_pylist():
         ticks = bad = 0
-        for rel, rows in zip(row["parts"] or [], row["part_rows"] or []):
+        # (not strict: a damaged manifest must not stop its captures' removal)
+        for rel, rows in zip(row["parts"] or [], row["part_rows"] or [], strict=False):
             unpublish.append(rel)
             if rel.startswith("ticks/"):
                 ticks += rows or 0

@@ -212,7 +212,7 @@ class CapturePartsWriter:
             values = runs.values.to_pylist()
             starts = [0, *ends[:-1].tolist()]
             by_date: dict = {}
-            for value, start, end in zip(values, starts, ends.tolist()):
+            for value, start, end in zip(values, starts, ends.tolist(), strict=True):
                 by_date.setdefault(value, []).append(body.slice(start, end - start))
             for value, pieces in by_date.items():
                 part = pa.concat_tables(pieces)

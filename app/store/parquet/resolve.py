@@ -66,7 +66,7 @@ class ResolveRewrite:
                     staged.append(new_rel)
                     size, rows, footer = journal.part_fingerprint(self.path / journal.staged_name(new_rel))
                     for name, value in zip(("parts", "part_rows", "part_bytes", "part_footers"),
-                                           (new_rel, rows, size, footer)):
+                                           (new_rel, rows, size, footer), strict=True):
                         lists[name][at] = value
                     changed_any = True
                     resolved_total += named

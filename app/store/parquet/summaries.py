@@ -26,7 +26,7 @@ class TickSummaries:
         """The committed captures' summary part files, and the captures that have none
         (a dataset an older Tickscope wrote, not opened for writing since)."""
         files, lacking = [], set()
-        for fid, parts in zip(self._captures["file_id"].to_pylist(), self._captures["parts"].to_pylist()):
+        for fid, parts in zip(self._captures["file_id"].to_pylist(), self._captures["parts"].to_pylist(), strict=True):
             mine = [rel for rel in parts or [] if rel.startswith(f"{tick_summary.FOLDER}/")]
             if mine:
                 files += [str(self.path / rel) for rel in mine]
@@ -116,5 +116,5 @@ def _set_summary_entry(lists: dict, rel: str, fingerprint: tuple[int, int, str])
         for name in ("parts", "part_rows", "part_bytes", "part_footers"):
             lists[name].append(None)
         at = len(lists["parts"]) - 1
-    for name, value in zip(("parts", "part_rows", "part_bytes", "part_footers"), (rel, rows, size, footer)):
+    for name, value in zip(("parts", "part_rows", "part_bytes", "part_footers"), (rel, rows, size, footer), strict=True):
         lists[name][at] = value

@@ -209,7 +209,7 @@ class ParquetTarget(ManifestCommits, StoredMastersFile, UnknownTokensFile, TickS
 
     def committed_parts(self) -> dict[str, list[str]]:
         """file_id -> the part files (relative to the folder) its capture row lists."""
-        return dict(zip(self._captures["file_id"].to_pylist(), self._captures["parts"].to_pylist()))
+        return dict(zip(self._captures["file_id"].to_pylist(), self._captures["parts"].to_pylist(), strict=True))
 
     def _tick_files(self) -> list[str]:
         return sorted(

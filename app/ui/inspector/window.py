@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QFileDialog,
-    QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
@@ -34,8 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.packet_index import FLAG_BAD, PacketIndex, PacketView, RowFilter, parse_offset, symbol_lookup
-from app.ui import theme
+from app.core.packet_index import PacketIndex, PacketView, RowFilter, parse_offset, symbol_lookup
 from app.ui.icons import icon
 from app.ui.widgets import guard_typing, make_action, row_table
 from app.ui.inspector.data_strip import DataInspectorStrip
