@@ -141,7 +141,8 @@ def _holds_base64_messages(text: bytes) -> bool:
     base64 Kite message or heartbeat: then the file is a websocat session, not a dump."""
     import binascii
 
-    from app.core.framing import _json_line_prefix, _strict_end
+    from app.core.framing.messages import _strict_end
+    from app.core.framing.text import _json_line_prefix
 
     for line in text.split(b"\n")[:-1][:4096]:
         line = line.strip()

@@ -1,0 +1,100 @@
+"""What every framing shares: the framings, the limits a message must keep, a bad region
+(``BadPacket``), what walking a buffer returns (``ChunkSplit``) and the messages a reader
+found before they are split into packets (``_Walk``)."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from app.core import protocol
+
+FRAMINGS = ("raw", "u32len", "ts-u32len", "u32len-le", "ts-u32len-le", "base64", "har", "single")
+
+BAD_RAW_CAP = 512  # bytes of a bad region kept in its BadPacket
+
+KNOWN_SET = frozenset(protocol.KNOWN_LENGTHS)
+KNOWN_MASK = np.zeros(1 << 16, dtype=bool)
+KNOWN_MASK[list(protocol.KNOWN_LENGTHS)] = True
+
+# The largest message made of known packets; container records claiming more are broken.
+MAX_MESSAGE_BYTES = 2 + 0xFFFF * (2 + protocol.MAX_PACKET_LENGTH)
+# Raw framing cannot check a message's size, so a message holding unknown-length
+# packets is only believed when those packets are of a plausible size.
+LENIENT_MAX_PACKET = 4096
+LENIENT_MAX_COUNT = 4096
+# ts-u32len receive times must fall in 2000-01-01 .. 2100-01-01 (ns since epoch).
+TS_MIN_NS = 946_684_800 * 10**9
+TS_MAX_NS = 4_102_444_800 * 10**9
+MAX_BASE64_LINE = (MAX_MESSAGE_BYTES * 4) // 3 + 8
+
+_NEED_MORE = -1
+_INVALID = -2
+_U32 = struct.Struct(">I")
+_TS_U32 = struct.Struct(">QI")
+
+
+@dataclass
+class BadPacket:
+    """One bad region of a capture; every byte of it is accounted as ``bad``."""
+
+    offset: int  # file offset where the region starts
+    length: int  # bytes in the region
+    reason: str  # one line
+    raw: bytes  # the region's first bytes, capped at BAD_RAW_CAP
+    msg_seq: Optional[int] = None
+
+    def to_dict(self) -> dict:
+        return {
+            "offset": self.offset,
+            "length": self.length,
+            "reason": self.reason,
+            "raw": self.raw.hex(),
+            "msg_seq": self.msg_seq,
+        }
+
+
+def _new_accounted() -> dict[str, int]:
+    return {"packet": 0, "header": 0, "framing": 0, "heartbeat": 0, "bad": 0}
+
+
+@dataclass
+class ChunkSplit:
+    """What walking one buffer of a capture found; packet arrays are in file order."""
+
+    payload: np.ndarray  # uint8 bytes that pkt_pos indexes (the chunk, or decoded base64)
+    pkt_pos: np.ndarray  # int64 position of each packet body in payload
+    pkt_len: np.ndarray  # int64, always a known length
+    pkt_msg: np.ndarray  # int64 global message number
+    pkt_seq: np.ndarray  # int32 packet number inside its message
+    pkt_offset: np.ndarray  # int64 file offset of the packet body
+    pkt_recv_ns: Optional[np.ndarray]  # int64 receive time (ts-u32len only)
+    bad: list[BadPacket]
+    accounted: dict[str, int]
+    messages: int
+    heartbeats: int
+    consumed: int  # bytes of the buffer walked; the rest is carried to the next chunk
+    # What a text container (base64 lines, HAR) held besides binary messages: counts
+    # ``text_frames`` / ``sent_frames`` / ``text_lines``, HAR ``connections`` and the
+    # frames themselves (``frames``: dicts with offset, length, direction, recv_ns, text).
+    container: Optional[dict] = None
+
+
+# --- container walkers ------------------------------------------------------------
+
+
+@dataclass
+class _Walk:
+    """Messages found in one buffer, before they are split into packets."""
+
+    start: list = field(default_factory=list)  # payload positions
+    size: list = field(default_factory=list)
+    file_start: list = field(default_factory=list)
+    recv_ns: list = field(default_factory=list)
+    bare: list = field(default_factory=list)
+    regions: list = field(default_factory=list)  # BadPacket of container-level faults
+    heartbeats: int = 0
+    framing_bytes: int = 0

@@ -1,0 +1,161 @@
+"""The raw reader: messages back to back, 1-byte heartbeats between them; and a single message."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from app.core.framing.common import _INVALID, _NEED_MORE, KNOWN_SET, LENIENT_MAX_COUNT, _Walk
+from app.core.framing.messages import _bad, _describe_fault, _region_reason, _strict_end, _uniform_end
+from app.core.framing.resync import _FOUND, _MORE, _Scan
+
+
+def _plain_end(scan: "_Scan", p: int) -> Optional[int]:
+    """Fast path: end of the message at ``p`` walked packet by packet with plain ints, or
+    None (undecided: ask the chains).
+
+    A message of mixed packet lengths (the usual full/quote/LTP mix) is walked once, with
+    no memo: recording every prefix in the chains costs twice the whole decode on clean
+    captures. Linear whatever the input: only a success returns (it consumes the bytes
+    it walked), and a failure raises ``scan.frontier`` to where it stopped; a start
+    before the frontier goes to the chains, so no byte is walked here twice after a
+    failure. The steps count in ``scan.work``.
+    """
+    buf, limit = scan.buf, scan.limit
+    if p < scan.frontier or p + 2 > limit:
+        return None
+    n = buf[p] << 8 | buf[p + 1]
+    known = KNOWN_SET
+    j = p + 2
+    walked = 0
+    while walked < n and j + 2 <= limit:
+        length = buf[j] << 8 | buf[j + 1]
+        if length not in known:
+            break
+        j += 2 + length
+        walked += 1
+    scan.plain += walked
+    if walked == n and n and j <= limit:
+        return j
+    scan.frontier = max(scan.frontier, j)
+    return None
+
+
+class RawReader:
+    """``Framer``'s raw and single readers (one of its bases)."""
+
+    # -- raw: messages back to back, 1-byte heartbeats between them -----------------
+
+    def _walk_raw(self, buf, base: int, final: bool):
+        walk = _Walk()
+        limit = len(buf)
+        scan = _Scan(buf)
+        p = 0
+        while p < limit:
+            if self.resync:
+                kind, q = self._next_start(scan, p, final)
+                self._close_region(buf, base, p, q, walk, "bytes before the next valid message")
+                p = q
+                if kind == _MORE:
+                    break
+                self.resync = False
+                continue
+            if buf[p] == 0 and p + 1 < limit and buf[p + 1] == 0:
+                # A run of zero bytes (idle heartbeats, a zero-filled tail): a count of 0
+                # is no message, so all but the last zero are heartbeats.
+                window = buf[p : p + (1 << 16)]
+                run = len(window) - len(window.lstrip(b"\x00"))
+                walk.heartbeats += run - 1
+                p += run - 1
+                continue
+            scan.checks += 1
+            e = _uniform_end(buf, p, limit)
+            if e is None:
+                e = _plain_end(scan, p)
+            if e is None:
+                e = scan.strict.message_end(p)
+            if e >= 0:
+                walk.start.append(p)
+                walk.size.append(e - p)
+                p = e
+                continue
+            if e == _NEED_MORE:
+                if not final:
+                    break
+                if buf[p] == 0 and p + 1 == limit:
+                    walk.heartbeats += 1
+                    p += 1
+                    continue
+                kind, q = self._next_start(scan, p + 1, final)
+                if kind == _FOUND:  # a broken count, not a capture cut while writing
+                    self._close_region(buf, base, p, q, walk, _describe_fault(scan, p))
+                    p = q
+                    continue
+                walk.regions.append(_bad(buf, base, p, limit, f"truncated message at the end of the capture ({limit - p} bytes)"))
+                p = limit
+                break
+            if buf[p] == 0:
+                hb_ok = self._followed(scan, p + 1, final, junk=False)
+                if hb_ok is _NEED_MORE:
+                    break
+                if hb_ok:
+                    walk.heartbeats += 1
+                    p += 1
+                    continue
+            # No valid message here: the next resync point, unless a message with
+            # unknown-length packets (split_messages skips and records them) starts here.
+            kind, q = self._next_start(scan, p + 1, final)
+            if kind == _FOUND and q < p + 5:
+                # A message with unknown lengths is at least 5 bytes: the one found
+                # inside it would hide it anyway, so it is not walked.
+                self._close_region(buf, base, p, q, walk, _describe_fault(scan, p))
+                p = q
+                continue
+            e = scan.lenient.message_end(p, max_count=LENIENT_MAX_COUNT)
+            if e >= 0 and q < e:
+                if kind == _MORE:
+                    # Whether a message that validates starts inside this one (and so
+                    # hides it) is decided by bytes past this chunk: carry, ask again.
+                    break
+                if kind == _FOUND:
+                    e = _INVALID  # a message with unknown lengths never hides one that validates
+            if e == _NEED_MORE and not final:
+                break
+            if e >= 0:
+                ok = self._followed(scan, e, final, junk=False)
+                if ok is _NEED_MORE:
+                    break
+                if ok:
+                    walk.start.append(p)
+                    walk.size.append(e - p)
+                    p = e
+                    continue
+            self._close_region(buf, base, p, q, walk, _describe_fault(scan, p))
+            p = q
+            if kind == _MORE:
+                self.resync = True
+                break
+        walk.file_start = [base + s for s in walk.start]
+        self.work += scan.work
+        return walk, p
+
+    @staticmethod
+    def _close_region(buf, base, start, end, walk, reason) -> int:
+        if end > start:
+            walk.regions.append(_bad(buf, base, start, end, _region_reason(buf, start, end, reason)))
+        return end
+
+    # -- single: the whole file is one message (or one bare packet body) -------------
+
+    def _walk_single(self, buf, base: int, final: bool):
+        walk = _Walk()
+        if not final:
+            return walk, 0  # keep reading: the message is the whole file
+        n = len(buf)
+        if n == 1 and buf[0] == 0:
+            walk.heartbeats = 1
+        elif n:
+            walk.start.append(0)
+            walk.size.append(n)
+            walk.bare.append(n in KNOWN_SET and _strict_end(buf, 0, n) != n)
+        walk.file_start = [base + s for s in walk.start]
+        return walk, n

@@ -1,0 +1,286 @@
+"""Resynchronisation: after damage, the next place a message (raw) or a record holding one
+validates completely and is followed by another, found in one forward pass over
+candidate starts pre-filtered with numpy; memoised per buffer (``_Scan``) so the work is
+linear whatever the input."""
+
+from __future__ import annotations
+
+import bisect
+from typing import Optional
+
+import numpy as np
+
+from app.core.framing.common import _NEED_MORE, KNOWN_MASK
+from app.core.framing.messages import LENIENT_LENGTHS, STRICT_LENGTHS, PacketChains, _uniform_end
+from app.core.framing.record_formats import RecordFormat
+from app.core.framing.split import _u16
+
+FOLLOW_WINDOW = 16  # a resync point must be followed by a message within this many bytes
+CANDIDATE_BLOCK = 4096  # candidate starts are pre-filtered (numpy) in blocks of this size
+_FOUND, _MORE, _NONE = "found", "more", "none"
+
+
+class _Scan:
+    """What walking one buffer has learnt, shared by its walker and its resync.
+
+    Packet chains (strict and lenient), candidate blocks and the last resync answer
+    are memoised, so every byte is read a bounded number of times whatever the input:
+    ``work`` counts candidate checks, pre-filtered bytes and chain steps.
+    """
+
+    def __init__(self, buf):
+        self.buf = buf
+        self.limit = len(buf)
+        self.a = np.frombuffer(buf, dtype=np.uint8) if len(buf) else np.zeros(0, np.uint8)
+        self.strict = PacketChains(buf, STRICT_LENGTHS)
+        self.lenient = PacketChains(buf, LENIENT_LENGTHS)
+        self._blocks: dict = {}
+        self.scanned = 0
+        self.checks = 0
+        self.plain = 0  # packet steps of the plain fast path (_plain_end)
+        self.frontier = 0  # where the plain fast path last stopped on a failure
+        self.hint: Optional[tuple[int, str, int]] = None  # (from, kind, position)
+        self.valid_hint: Optional[tuple[int, int, int]] = None  # (from, anchor, position)
+
+    @property
+    def work(self) -> int:
+        return self.scanned + self.checks + self.plain + self.strict.steps + self.lenient.steps
+
+    def candidates(self, start: int, end: int, key, mask, reach: int):
+        """Positions in [start, end) that pass ``mask`` (a vectorised pre-filter), in order.
+
+        ``mask`` reads ``reach`` bytes from each position, so positions stop there; blocks
+        are computed once per buffer and key.
+        """
+        block = CANDIDATE_BLOCK
+        stop = self.limit - reach + 1  # the first position whose bytes do not all fit
+        end = min(end, stop)
+        b = max(start, 0) // block
+        while b * block < end:
+            got = self._blocks.get((key, b))
+            if got is None:
+                got = self._block(key, b, mask, stop)
+            if got:
+                first = bisect.bisect_left(got, start) if got[0] < start else 0
+                last = bisect.bisect_left(got, end) if got[-1] >= end else len(got)
+                yield from got[first:last]
+            b += 1
+
+    def _block(self, key, b: int, mask, stop: int) -> list:
+        block = CANDIDATE_BLOCK
+        lo, hi = b * block, min(b * block + block, stop)
+        window = np.arange(lo, hi, dtype=np.int64)
+        if hi > lo:
+            ok = mask(self.a, window)
+            if isinstance(ok, tuple):  # (mask, chain steps it walked)
+                ok, steps = ok
+                self.scanned += steps
+            got = window[ok].tolist()
+        else:
+            got = []
+        self._blocks[(key, b)] = got
+        self.scanned += max(hi - lo, 0)
+        return got
+
+    def remembered(self, start: int):
+        h = self.hint
+        if h is not None and h[0] <= start <= h[2]:
+            return h[1], h[2]
+        return None
+
+
+QUICK_ANCHOR = 8  # positions the quick resync probe tries before the general search
+
+
+def _quick_anchor(scan: "_Scan", start: int) -> Optional[int]:
+    """The resync anchor of raw framing when it is within a few bytes and plain, else None.
+
+    Damage is usually short (a junk byte between two messages): the first candidate
+    start whose message validates with one repeated packet length (``_uniform_end``)
+    and is followed within ``FOLLOW_WINDOW`` bytes by another such message is the same
+    anchor the general search (``Framer._find_anchor``) finds, without its
+    per-candidate machinery.
+    Positions before it are no candidate at all (count 0 or first length unknown), so
+    no earlier message can validate. Any undecided case answers None.
+    """
+    buf, limit = scan.buf, scan.limit
+    for q in range(start, min(start + QUICK_ANCHOR, limit - 3)):
+        scan.checks += 1
+        e = _uniform_end(buf, q, limit)
+        if e is None:
+            return None
+        if e < 0:
+            continue
+        # followed by a message within the window, junk allowed between (``_followed``)
+        for f in range(e, e + FOLLOW_WINDOW):
+            scan.checks += 1
+            r = _uniform_end(buf, f, limit)
+            if r is None:
+                return None
+            if r >= 0:
+                return q
+        return None
+    return None
+
+
+def _raw_candidates(a: np.ndarray, window: np.ndarray) -> np.ndarray:
+    return (_u16(a, window) > 0) & KNOWN_MASK[_u16(a, window + 2)]
+
+
+PRECHECK_STEPS = 16  # packets of every candidate message walked at once (numpy) before Python sees it
+
+
+def _raw_plausible(a: np.ndarray, window: np.ndarray):
+    """Candidate raw message starts in ``window`` that may validate, and the chain steps
+    walked to know it: (mask, steps).
+
+    Packet ``k`` of every candidate is checked at once for ``k < PRECHECK_STEPS``; a
+    candidate with a length prefix inside the buffer that is not a known length is
+    rejected here, so the resync's Python loop never sees it. The rest (whole, longer
+    or running past the buffer) go on to the exact checks (``PacketChains``). Work is at
+    most ``PRECHECK_STEPS`` steps per candidate: linear.
+    """
+    ok = _raw_candidates(a, window)
+    c = window[ok]
+    if not c.size:
+        return ok, 0
+    limit = a.size
+    count = _u16(a, c)
+    x = c + 2 + 2 + _u16(a, c + 2)  # packet 0's length is known (the candidate filter)
+    alive = np.flatnonzero(count > 1)
+    invalid = np.zeros(c.size, dtype=bool)
+    steps = c.size
+    for k in range(1, PRECHECK_STEPS):
+        if not alive.size:
+            break
+        xs = x[alive]
+        inside = xs + 2 <= limit  # else the prefix is past the buffer: undecided here
+        if not inside.all():
+            alive, xs = alive[inside], xs[inside]
+        length = _u16(a, xs)
+        known = KNOWN_MASK[length]
+        steps += xs.size
+        invalid[alive[~known]] = True
+        alive, xs, length = alive[known], xs[known], length[known]
+        x[alive] = xs + 2 + length
+        alive = alive[count[alive] > k + 1]
+    ok[np.flatnonzero(ok)[invalid]] = False
+    return ok, steps
+
+
+class AnchorSearch:
+    """``Framer``'s resynchronisation (one of its bases)."""
+
+    @staticmethod
+    def _followed(scan: _Scan, e: int, final: bool, junk: bool):
+        """Whether a message (or the end) follows ``e`` within ``FOLLOW_WINDOW`` bytes.
+
+        Zero bytes between are heartbeats; with ``junk`` any bytes may be (a recorder
+        writing a newline after each message). True/False, or ``_NEED_MORE`` when the
+        answer depends on bytes past the end of a chunk that is not the last: the caller
+        carries and asks again with more data, so the decoding never depends on where
+        a chunk ends.
+        """
+        buf, limit = scan.buf, scan.limit
+        if e >= limit:
+            return True if final else _NEED_MORE
+        w_end = min(e + FOLLOW_WINDOW, limit)
+        stop = limit - 3  # positions from here cannot be pre-checked (a count and a length)
+        # Only candidate starts the vectorised pre-check keeps can hold a message (the
+        # rest are no message at all), so only they are asked, in order.
+        positions = list(scan.candidates(e, min(w_end, stop), "raw", _raw_plausible, 4))
+        positions.extend(range(max(e, stop), w_end))
+        for c in positions:
+            scan.checks += 1
+            if not junk and c > e and buf[e:c].count(0) != c - e:
+                return False  # a byte before it is neither a heartbeat nor a message
+            r = scan.strict.message_end(c)
+            if r >= 0:
+                return True
+            if r == _NEED_MORE:
+                return True if final else _NEED_MORE  # the capture ends inside a message
+        nonzero = buf[e:w_end].count(0) != w_end - e
+        if not junk and nonzero:
+            return False
+        if e + FOLLOW_WINDOW > limit:
+            return True if final else _NEED_MORE
+        return not nonzero
+
+    @staticmethod
+    def _candidate_filter(fmt: Optional[RecordFormat]):
+        """(key, vectorised pre-filter, bytes it reads) of candidate starts: raw messages,
+        or records of ``fmt``."""
+        return ("raw", _raw_plausible, 4) if fmt is None else (fmt.name, fmt.candidates, fmt.header + 4)
+
+    def _validates(self, scan: _Scan, c: int, fmt: Optional[RecordFormat]) -> int:
+        """End of a message (raw) or record (``fmt``) at ``c`` that validates completely, else a code."""
+        return scan.strict.message_end(c) if fmt is None else self._record_validates(scan, c, fmt)
+
+    def _find_anchor(self, scan: _Scan, start: int, final: bool, fmt: Optional[RecordFormat] = None):
+        """The first position >= ``start`` where a message (raw) or a record holding one
+        (``fmt``; a corrupt length prefix costs only its own record) validates completely
+        and is followed by another (or the end): (``_FOUND``, q); (``_MORE``, q) when the
+        answer needs the next chunk (carry from q); (``_NONE``, end of the buffer)."""
+        got = scan.remembered(start)
+        if got is not None:
+            return got
+        key, mask, reach = self._candidate_filter(fmt)
+        end = scan.limit - reach + 1  # the first start whose pre-filtered bytes do not all fit
+        answer = None
+        for q in scan.candidates(start, end, key, mask, reach):
+            scan.checks += 1
+            e = self._validates(scan, q, fmt)
+            if e == _NEED_MORE:
+                if not final:
+                    answer = (_MORE, q)
+                    break
+                continue
+            if e < 0:
+                continue
+            if fmt is None:
+                follows = self._followed(scan, e, final, junk=True)
+            else:
+                follows = self._record_followed(scan, e, final, fmt)
+            if follows is _NEED_MORE:
+                answer = (_MORE, q)  # decide at q once the next chunk is here
+                break
+            if follows:
+                answer = (_FOUND, q)
+                break
+        if answer is None:
+            # Keep the last bytes of a chunk: a message or record header may start there.
+            answer = (_NONE, scan.limit) if final else (_MORE, max(start, end))
+        scan.hint = (start, answer[0], answer[1])
+        return answer
+
+    def _next_start(self, scan: _Scan, start: int, final: bool, fmt: Optional[RecordFormat] = None):
+        """Where walking resumes after damage at ``start - 1``: the resync anchor (the
+        first message that validates and is followed by another), or an earlier message
+        that validates completely and ends by the anchor (its neighbour was damaged too)."""
+        if fmt is None:
+            q = _quick_anchor(scan, start)
+            if q is not None:
+                return _FOUND, q
+        kind, anchor = self._find_anchor(scan, start, final, fmt)
+        h = scan.valid_hint
+        if h is not None and h[0] <= start <= h[2] and h[1] == anchor:
+            q = h[2]
+        else:
+            q = anchor
+            key, mask, reach = self._candidate_filter(fmt)
+            for c in scan.candidates(start, anchor, key, mask, reach):
+                scan.checks += 1
+                e = self._validates(scan, c, fmt)
+                if 0 <= e <= anchor:
+                    q = c
+                    break
+                if e > anchor and kind == _MORE:
+                    # A whole valid message that outruns the undecided anchor: whether it
+                    # is taken depends on bytes past this chunk, so carry it rather than
+                    # close the bad region over it (decoding must not depend on chunking).
+                    q = c
+                    break
+            scan.valid_hint = (start, anchor, q)
+        if q < anchor and kind == _MORE and not 0 <= self._validates(scan, q, fmt) <= anchor:
+            return _MORE, q
+        return (_FOUND, q) if q < anchor else (kind, anchor)

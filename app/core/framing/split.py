@@ -1,0 +1,254 @@
+"""Vectorised message splitting: the packets of many messages whose size is known, at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from app.core.framing.common import KNOWN_MASK
+from app.core.framing.messages import _merge_touching
+
+# --- vectorised message splitting ----------------------------------------------
+
+
+def _u16(a: np.ndarray, at: np.ndarray) -> np.ndarray:
+    return (a[at].astype(np.int64) << 8) | a[at + 1]
+
+
+def _u16_or(a: np.ndarray, at: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """u16 at ``at`` where ``ok``, else 0 (``at`` may be past the end there)."""
+    out = np.zeros(at.size, dtype=np.int64)
+    out[ok] = _u16(a, at[ok])
+    return out
+
+
+_FEW_MESSAGES = 8  # split_messages walks fewer long messages than this one by one
+
+
+def _walk_one(payload: np.ndarray, c: int, e: int, count: int, k: int):
+    """Packets ``k..count-1`` of one message whose packet ``k`` prefix is at ``c``, as
+    ``split_messages``' vectorised step would find them: (packets walked, cursor, fault
+    position or -1, fault length or -1 when its prefix is cut off, body positions, lengths)."""
+    buf = payload[c:e].tobytes()
+    base, limit = c, len(buf)
+    j = 0
+    at: list[int] = []
+    ln: list[int] = []
+    while k < count:
+        if j + 2 > limit:
+            return k, base + j, base + j, -1, at, ln
+        length = buf[j] << 8 | buf[j + 1]
+        if j + 2 + length > limit:
+            return k, base + j, base + j, length, at, ln
+        at.append(base + j + 2)
+        ln.append(length)
+        j += 2 + length
+        k += 1
+    return k, base + j, -1, 0, at, ln
+
+
+@dataclass
+class MessageSplit:
+    """Packets of a batch of messages (indexes are into the batch's message arrays)."""
+
+    pkt_msg: np.ndarray  # int64 index of the message in the batch
+    pkt_seq: np.ndarray  # int32
+    pkt_pos: np.ndarray  # int64 (known lengths only)
+    pkt_len: np.ndarray
+    valid: np.ndarray  # bool per message: every packet known and they add up exactly
+    faults: list[tuple[int, int, int, str]]  # (message index, payload pos, length, reason)
+    header_bytes: int
+    packet_bytes: int
+    bad_bytes: int
+
+
+def split_messages(
+    payload: np.ndarray,
+    start: np.ndarray,
+    size: np.ndarray,
+    bare: Optional[np.ndarray] = None,
+) -> MessageSplit:
+    """Split messages of known position and size into packets, packet k of all at once.
+
+    ``bare`` marks messages that are one packet body without a message header (the
+    base64 fixtures of single bodies). Unknown-length packets that fit are skipped by
+    their prefix and reported as faults; whatever does not fit becomes one fault
+    region running to the end of its message.
+    """
+    start = np.asarray(start, dtype=np.int64)
+    size = np.asarray(size, dtype=np.int64)
+    m = len(start)
+    end = start + size
+    if bare is None:
+        bare = np.zeros(m, dtype=bool)
+    framed_mask = ~bare & (size >= 2)
+    # A JSON text frame ({"type": ...}) written into a binary capture: all of it is bad.
+    text = np.zeros(m, dtype=bool)
+    candidates = np.flatnonzero(framed_mask)
+    if candidates.size:
+        text[candidates] = (payload[start[candidates]] == 0x7B) & (payload[start[candidates] + 1] == 0x22)
+        framed_mask &= ~text
+    framed = np.flatnonzero(framed_mask)
+    count = np.zeros(m, dtype=np.int64)
+    count[framed] = _u16(payload, start[framed])
+    cursor = start + 2
+    fail_pos = np.full(m, -1, dtype=np.int64)
+    fail_len = np.zeros(m, dtype=np.int64)
+    done = np.zeros(m, dtype=np.int64)  # packets walked per message
+
+    msgs, seqs, poss, lens = [], [], [], []
+    tail = []  # (message, first k, positions, lengths): messages walked one by one
+    active = framed[count[framed] > 0]
+    k = 0
+    while active.size:
+        if active.size <= _FEW_MESSAGES and k >= _FEW_MESSAGES:
+            # A few long messages left (one of 65,535 tiny packets, say): a numpy step
+            # per packet would cost far more than a scalar walk of their prefixes.
+            for i in active.tolist():
+                k_end, c, fail, flen, at, ln = _walk_one(payload, int(cursor[i]), int(end[i]), int(count[i]), k)
+                cursor[i] = c
+                if fail >= 0:
+                    fail_pos[i], fail_len[i], done[i] = fail, flen, k_end
+                if at:
+                    tail.append((i, k, at, ln))
+            break
+        c = cursor[active]
+        e = end[active]
+        has_prefix = c + 2 <= e
+        if has_prefix.all():
+            length = _u16(payload, c)
+        else:
+            length = np.zeros(active.size, dtype=np.int64)
+            hp = np.flatnonzero(has_prefix)
+            length[hp] = _u16(payload, c[hp])
+        after = c + 2 + length
+        fits = after <= e
+        if fits.all():  # the usual case: nothing failed at packet k
+            good = active
+        else:
+            good = active[fits]
+            c, length, after = c[fits], length[fits], after[fits]
+            failed = active[~fits]
+            fail_pos[failed] = cursor[failed]
+            fail_len[failed] = np.where(has_prefix[~fits], _u16_or(payload, cursor[failed], has_prefix[~fits]), -1)
+            done[failed] = k
+        msgs.append(good)
+        seqs.append(k)
+        poss.append(c + 2)
+        lens.append(length)
+        cursor[good] = after
+        k += 1
+        active = good[count[good] > k]
+    walked = np.zeros(m, dtype=np.int64)
+    for k, good in enumerate(msgs):
+        walked[good] = k + 1
+    for i, k0, at, _ in tail:
+        walked[i] = k0 + len(at)
+    done = np.where(fail_pos >= 0, done, walked)
+
+    bare_idx = np.flatnonzero(bare)
+    if msgs or tail or bare_idx.size:
+        # File order is (message, packet number): place each packet without sorting.
+        per_message = walked.copy()
+        per_message[bare_idx] = 1
+        first = np.zeros(m + 1, dtype=np.int64)
+        np.cumsum(per_message, out=first[1:])
+        total = int(first[-1])
+        pkt_msg = np.empty(total, dtype=np.int64)
+        pkt_seq = np.empty(total, dtype=np.int32)
+        pkt_pos = np.empty(total, dtype=np.int64)
+        pkt_len = np.empty(total, dtype=np.int64)
+        for k, (good, pos_k, len_k) in enumerate(zip(msgs, poss, lens, strict=True)):
+            at = first[good] + k
+            pkt_msg[at] = good
+            pkt_seq[at] = k
+            pkt_pos[at] = pos_k
+            pkt_len[at] = len_k
+        for i, k0, pos_t, len_t in tail:
+            at = int(first[i]) + k0
+            pkt_msg[at : at + len(pos_t)] = i
+            pkt_seq[at : at + len(pos_t)] = np.arange(k0, k0 + len(pos_t), dtype=np.int32)
+            pkt_pos[at : at + len(pos_t)] = pos_t
+            pkt_len[at : at + len(pos_t)] = len_t
+        if bare_idx.size:
+            at = first[bare_idx]
+            pkt_msg[at] = bare_idx
+            pkt_seq[at] = 0
+            pkt_pos[at] = start[bare_idx]
+            pkt_len[at] = size[bare_idx]
+    else:
+        pkt_msg = np.zeros(0, np.int64)
+        pkt_seq = np.zeros(0, np.int32)
+        pkt_pos = np.zeros(0, np.int64)
+        pkt_len = np.zeros(0, np.int64)
+
+    header_bytes = 2 * framed.size + 2 * int(np.count_nonzero(~bare[pkt_msg])) if pkt_msg.size else 2 * framed.size
+    known = KNOWN_MASK[pkt_len]
+    valid = np.zeros(m, dtype=bool)
+    valid[framed] = (fail_pos[framed] < 0) & (cursor[framed] == end[framed]) & (count[framed] > 0)
+    valid[bare_idx] = True
+
+    faults: list[tuple[int, int, int, str]] = []
+    unknown = np.flatnonzero(~known)
+    if unknown.size:
+        valid[pkt_msg[unknown]] = False
+        for i in unknown.tolist():
+            length = int(pkt_len[i])
+            if length == 0:
+                # A packet of length 0 has no body: its 2-byte prefix is the bad region
+                # (a region is never empty), so that prefix is not counted as header.
+                faults.append((int(pkt_msg[i]), int(pkt_pos[i]) - 2, 2, "unknown packet length 0"))
+                header_bytes -= 2
+            else:
+                faults.append((int(pkt_msg[i]), int(pkt_pos[i]), length, f"unknown packet length {length}"))
+    # Message-level faults: rare, so a Python loop over them only.
+    broken = framed[~valid[framed] & ((fail_pos[framed] >= 0) | (cursor[framed] != end[framed]))]
+    short = np.flatnonzero(~bare & (size < 2) & (size > 0))
+    for i in broken.tolist():
+        n, e = int(count[i]), int(end[i])
+        if fail_pos[i] >= 0:
+            at = int(fail_pos[i])
+            walked = int(done[i])
+            if at == e:
+                # Every byte is a whole packet: the wrong count is the bad part, and a
+                # region is never empty, so the 2-byte count is the region (not header).
+                faults.append((i, int(start[i]), 2, f"message announces {n} packets but holds only {walked}"))
+                header_bytes -= 2
+                continue
+            elif fail_len[i] < 0:
+                reason = f"message announces {n} packets but packet {walked}'s length prefix is cut off"
+            else:
+                reason = (
+                    f"packet {walked} of {n}: length {int(fail_len[i])} overruns the message "
+                    f"(size {int(size[i])}) by {at + 2 + int(fail_len[i]) - e} bytes"
+                )
+        else:
+            at = int(cursor[i])
+            if n == 0:
+                reason = f"message with 0 packets and {e - at} more bytes"
+            else:
+                reason = f"{e - at} bytes after the last of the message's {n} packets: sizes do not add up"
+        faults.append((i, at, e - at, reason))
+    for i in np.flatnonzero(text).tolist():
+        faults.append((i, int(start[i]), int(size[i]), f"JSON text frame in a binary capture ({int(size[i])} bytes)"))
+    for i in short.tolist():
+        faults.append((i, int(start[i]), int(size[i]), f"{int(size[i])}-byte message is not a heartbeat"))
+    faults.sort(key=lambda f: f[1])
+    faults = _merge_touching(faults)
+
+    good = known
+    packet_bytes = int(pkt_len[good].sum())
+    bad_bytes = sum(f[2] for f in faults)
+    return MessageSplit(
+        pkt_msg=pkt_msg[good],
+        pkt_seq=pkt_seq[good],
+        pkt_pos=pkt_pos[good],
+        pkt_len=pkt_len[good],
+        valid=valid,
+        faults=faults,
+        header_bytes=header_bytes,
+        packet_bytes=packet_bytes,
+        bad_bytes=bad_bytes,
+    )
