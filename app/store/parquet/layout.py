@@ -72,7 +72,12 @@ def _replace_atomically(table: pa.Table, final: Path, session: Optional[str] = N
     writer's recorded session id) so that recovery may delete it after a crash."""
     final.parent.mkdir(parents=True, exist_ok=True)
     tag = f"{session}-{secrets.token_hex(4)}" if session else secrets.token_hex(4)
-    tmp = final.parent / f".{final.name}.{tag}.tmp"
+    _write_through(table, final.parent / f".{final.name}.{tag}.tmp", final)
+
+
+def _write_through(table: pa.Table, tmp: Path, final: Path) -> None:
+    """Write ``table`` to ``tmp``, fsync it and rename it to ``final`` (then fsync the
+    folder); ``tmp`` is deleted if any of it fails."""
     try:
         pq.write_table(table, tmp, **WRITE_OPTIONS)
         fsync_file(tmp)

@@ -12,6 +12,7 @@ parallelism.)
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 from concurrent.futures import Future, wait
@@ -144,10 +145,8 @@ class _PartitionWriter:
             self.owner.budget.released(self, self.pending_bytes)
         self.pending, self.pending_rows, self.pending_bytes = [], 0, 0
         if self.writer is not None:
-            try:
+            with contextlib.suppress(Exception):  # the file is deleted anyway
                 self.writer.close()
-            except Exception:  # the file is deleted anyway
-                pass
             self.writer = None
 
 
@@ -292,10 +291,8 @@ class CapturePartsWriter:
         for partition in self.partitions.values():
             partition.discard()
         if self.bad_writer is not None:
-            try:
+            with contextlib.suppress(Exception):  # the file is deleted anyway
                 self.bad_writer.close()
-            except Exception:  # the file is deleted anyway
-                pass
             self.bad_writer = None
 
     def discard(self, keep: frozenset | set = frozenset()) -> None:

@@ -4,17 +4,14 @@ listed among its parts and committed with them."""
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Sequence
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from app.store import journal
 from app.store import summary as tick_summary
-from app.store.journal import fsync_dir, fsync_file
-from app.store.parquet.layout import MANIFEST_PART_FIELDS, WRITE_OPTIONS
+from app.store.parquet.layout import MANIFEST_PART_FIELDS, _write_through
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +53,7 @@ class TickSummaries:
         table = self._summarize(tick_files)
         staged = self.path / journal.staged_name(rel)
         staged.parent.mkdir(parents=True, exist_ok=True)
-        tmp = journal.temporary_part(staged.parent, Path(rel).name)
-        try:
-            pq.write_table(table, tmp, **WRITE_OPTIONS)
-            fsync_file(tmp)
-            os.replace(tmp, staged)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        fsync_dir(staged.parent)
+        _write_through(table, journal.temporary_part(staged.parent, Path(rel).name), staged)
         return rel, table.num_rows
 
     def _add_missing_summaries(self) -> None:
