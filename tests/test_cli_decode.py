@@ -142,8 +142,8 @@ def test_instruments_name_the_ticks(tmp_path, capsys):
     assert table.schema.equals(schema.TICK_SCHEMA, check_metadata=False)
     symbols = table.column("tradingsymbol").to_pylist()
     tokens = table.column("instrument_token").to_pylist()
-    assert {s for s, t in zip(symbols, tokens) if t == 408065} == {"INFY"}
-    assert {s for s, t in zip(symbols, tokens) if t == 256265} == {None}
+    assert {s for s, t in zip(symbols, tokens, strict=True) if t == 408065} == {"INFY"}
+    assert {s for s, t in zip(symbols, tokens, strict=True) if t == 256265} == {None}
 
 
 def test_decode_as_a_subprocess(tmp_path):

@@ -133,7 +133,7 @@ def recover_and_check(target: Path, seen: set, packets_by_id: dict, reader: Help
     stored = {fid: rows for fid, (rows, _) in answer["ticks"].items()}
     expected = {fid: packets_by_id[fid] for fid in manifest}
     assert stored == {fid: n for fid, n in expected.items() if n}, "counts after recovery are not exact"
-    assert dict(zip(captures["file_id"].to_pylist(), captures["packets"].to_pylist())) == expected
+    assert dict(zip(captures["file_id"].to_pylist(), captures["packets"].to_pylist(), strict=True)) == expected
     return len(manifest)
 
 
