@@ -13,14 +13,13 @@ import argparse
 import errno
 import importlib
 import json
-import re
 import logging
 import os
+import re
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
-from app import __version__
-from app import logs
+from app import __version__, logs
 from app.errors import EXIT_DAMAGED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_NO_SPACE, EXIT_USAGE, TickscopeError
 
 COMMANDS = ("gui", "decode", "ingest", "unknown", "resolve", "inspect", "selftest", "verify", "remove",
@@ -90,7 +89,7 @@ def _no_space(err: BaseException) -> bool:
 _DAMAGED_FILE = re.compile(r'(?:Could not read enough bytes|[Cc]orrupt|checksum|truncated)[^"]*?(?:file "([^"]+)")?')
 
 
-def _damaged_target(err: BaseException) -> Optional[str]:
+def _damaged_target(err: BaseException) -> str | None:
     """The path of a DuckDB file too damaged to read (truncated, corrupt), or "" when the
     error is that but names no file; None for any other error."""
     if not type(err).__module__.startswith(("duckdb", "_duckdb")):
@@ -112,7 +111,7 @@ EPILOG = ("Exit codes (README, 'Exit codes'): 0 ok, 1 internal bug, 2 bad argume
           "JSON line even on failure.")
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     opens_app = not argv or (
         argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")
@@ -153,7 +152,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             code = EXIT_DAMAGED if args.command == "verify" else EXIT_USAGE
             what = damaged or getattr(args, "target", None) or "the DuckDB target"
             return _fail(args, code, f"tickscope: error: the DuckDB target {what} is truncated or corrupt "
-                                     "(DuckDB could not read it back): restore it from a copy, or ingest into a new target")
+                                     "(DuckDB could not read it back): restore it from a copy, or ingest into a new "
+                                     "target")
         if _no_space(err):
             log.warning("no space left in %s: %s", args.command, err)
             return _fail(args, EXIT_NO_SPACE, _no_space_message(err))

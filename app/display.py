@@ -13,8 +13,8 @@ from __future__ import annotations
 import ctypes.util
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, Optional
 
 # Platform plugins that need no display server at all.
 HEADLESS_PLATFORMS = frozenset({"offscreen", "minimal", "vnc", "linuxfb", "eglfs", "minimalegl", "vkkhrdisplay"})
@@ -25,7 +25,7 @@ NO_DISPLAY_ADVICE = (f"install the xcb packages (sudo apt install {XCB_PACKAGES}
                      "or set QT_QPA_PLATFORM=offscreen to run without one")
 
 
-def _local_x_socket(display: str) -> Optional[Path]:
+def _local_x_socket(display: str) -> Path | None:
     """The Unix socket of a local X display (``:0``, ``unix:0.0``); None for a remote one."""
     host, _, rest = display.rpartition(":")
     if host not in ("", "unix") or not rest:
@@ -34,8 +34,8 @@ def _local_x_socket(display: str) -> Optional[Path]:
     return Path("/tmp/.X11-unix") / f"X{number}" if number.isdigit() else None
 
 
-def display_problem(env: Optional[Mapping[str, str]] = None, *, platform: str = sys.platform,
-                    find_library=ctypes.util.find_library) -> Optional[str]:
+def display_problem(env: Mapping[str, str] | None = None, *, platform: str = sys.platform,
+                    find_library=ctypes.util.find_library) -> str | None:
     """One line saying why no window can open here and what to do, or None if one can."""
     env = os.environ if env is None else env
     if not platform.startswith("linux"):

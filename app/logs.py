@@ -18,7 +18,6 @@ import logging.handlers
 import os
 import sys
 from pathlib import Path
-from typing import Optional
 
 ORGANIZATION = "Tickscope"  # must match app.ui.paths (Qt builds its folder from these)
 APPLICATION = "tickscope"
@@ -27,7 +26,7 @@ MAX_BYTES = 1 << 20
 BACKUPS = 5
 _FORMAT = "%(asctime)s %(levelname)-7s %(process)d %(threadName)s %(name)s: %(message)s"
 
-_handler: Optional[logging.Handler] = None
+_handler: logging.Handler | None = None
 
 
 def data_dir() -> Path:
@@ -77,7 +76,7 @@ class _SharedFileHandler(logging.handlers.RotatingFileHandler):
         super().emit(record)
 
 
-def setup_cli_logging() -> Optional[Path]:
+def setup_cli_logging() -> Path | None:
     """Route every log record to the log file; returns its path, None if it cannot be opened.
 
     Idempotent (tests call the command line many times in one process); a changed
@@ -100,7 +99,7 @@ def setup_cli_logging() -> Optional[Path]:
                                                       encoding="utf-8")
         handler.setFormatter(logging.Formatter(_FORMAT))
         handler.setLevel(logging.INFO)
-        found: Optional[Path] = path
+        found: Path | None = path
     except OSError:
         # No log file (read-only home, a file where the folder should be): still never stderr.
         handler = logging.NullHandler()
@@ -113,7 +112,7 @@ def setup_cli_logging() -> Optional[Path]:
     return found
 
 
-def current_log_file() -> Optional[Path]:
+def current_log_file() -> Path | None:
     """The file records go to now, None when there is none."""
     name = getattr(_handler, "baseFilename", None)
     return Path(name) if name else None

@@ -129,7 +129,8 @@ def strip_bundle(bundle: Path) -> int:
 
     libpython from pyenv/python.org builds carries ~17 MB of DWARF, the pyarrow wheel ships
     unstripped libraries (~20 MB of symbol tables) and so does the ICU of the PySide6 wheel.
-    Qt's own libraries and DuckDB's are stripped already. Libraries repaired by auditwheel (hashed names in *.libs/) are left alone:
+    Qt's own libraries and DuckDB's are stripped already. Libraries repaired by auditwheel
+    (hashed names in *.libs/) are left alone:
     strip can corrupt the segments patchelf rewrote.
     """
     if not shutil.which("strip") or not shutil.which("readelf"):

@@ -38,7 +38,8 @@ EXCLUDED_MODULES = [
     # QtOpenGL for its optional GL renderer: packaging/rthook_no_qtopengl.py stands in for
     # it (8.9 MB); QtTest it imports optionally.
     "PySide6.QtNetwork", "PySide6.QtQml", "PySide6.QtQuick", "PySide6.QtQuickWidgets",
-    "PySide6.QtQuickControls2", "PySide6.QtQuickTest", "PySide6.QtTest", "PySide6.QtOpenGL", "PySide6.QtDesigner", "PySide6.QtUiTools",
+    "PySide6.QtQuickControls2", "PySide6.QtQuickTest", "PySide6.QtTest", "PySide6.QtOpenGL", "PySide6.QtDesigner",
+                    "PySide6.QtUiTools",
     "PySide6.QtHelp", "PySide6.QtSql", "PySide6.QtXml", "PySide6.QtDBus",
     "PySide6.QtPrintSupport", "PySide6.QtConcurrent", "PySide6.QtPdf", "PySide6.QtPdfWidgets",
     "PySide6.QtWebEngineCore", "PySide6.QtWebEngineWidgets", "PySide6.QtWebEngineQuick",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import sys
 
-from PySide6.QtCore import QCollator, QLocale, QStringConverter, QStringDecoder, QTimeZone, Qt, qVersion
+from PySide6.QtCore import QCollator, QLocale, QStringConverter, QStringDecoder, Qt, QTimeZone, qVersion
 
 # Words whose order differs between collation tailorings (Swedish/Danish å ä ö after z,
 # German phonebook, Turkish dotless i, Spanish ñ, Lithuanian y, Indic and CJK scripts).

@@ -42,13 +42,13 @@ and the library is kept if anything imports from it.
 
 from __future__ import annotations
 
-from itertools import pairwise
 import re
 import shutil
 import struct
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 # --- a minimal ELF64 reader (dynamic symbols and soname) -----------------------------------

@@ -16,7 +16,6 @@ with ratios against (1) and where the time goes. Wall-clock numbers are the best
 
 from __future__ import annotations
 
-from itertools import pairwise
 import argparse
 import json
 import os
@@ -24,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
+from itertools import pairwise
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -279,7 +279,8 @@ def main(argv=None) -> int:
         print(f"subprocess ({compression}): {run['seconds']:.2f} s wall; hash {rt['hash']:.2f} s, "
               f"split {rt['split']:.2f} s, fields {rt['fields']:.2f} s, arrow {rt['arrow']:.2f} s, "
               f"widen {rt['enrich']:.2f} s, Parquet encode+write {rt['parquet']:.2f} s (writer thread, "
-              f"overlaps decoding; the hash runs beside the first chunks); CPU {run['cpu_pct']:.0f}% (of 100% per core); "
+              f"overlaps decoding; the hash runs beside the first chunks); "
+              f"CPU {run['cpu_pct']:.0f}% (of 100% per core); "
               f"peak RSS {run['peak_rss_mb']:,.0f} MB for a {size / 1e6:,.0f} MB capture")
     print()
     print("targets: decode >= 20x the official client; whole process >= 10x and >= 850k packets/s (1.6x the issue's "

@@ -48,7 +48,8 @@ def _cli(paths: list[Path], target: Path, *extra: str) -> tuple[float, dict]:
     )
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
-        raise RuntimeError(f"tickscope ingest {' '.join(extra)} failed ({result.returncode}): {result.stderr.strip()[-500:]}")
+        raise RuntimeError(f"tickscope ingest {' '.join(extra)} failed ({result.returncode}): "
+                           f"{result.stderr.strip()[-500:]}")
     return elapsed, json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -111,14 +112,18 @@ def _print(r: dict) -> None:
     load = f", load average {r['load_average']:.1f}" if r.get("load_average") is not None else ""
     print(f"dask bench: {r['files']} files, {r['packets']:,} packets, {r['bytes'] / 1e6:.0f} MB, "
           f"{r['cpu_count']} cores{load}")
-    vs = (lambda pps: f"  = {pps / r['official_rate']:.1f}x the official client's parse-only rate"
-          if r.get("official_rate") else "")
+    def vs(pps):
+        if not r.get("official_rate"):
+            return ""
+        return f"  = {pps / r['official_rate']:.1f}x the official client's parse-only rate"
+
     print(f"  local engine (1 process, {r['workers']} decoder threads) {r['local_s']:7.2f} s "
           f"{r['local_pps']:>12,.0f} packets/s{vs(r['local_pps'])}")
     print(f"  dask, --local-cluster {r['workers']}                    {r['dask_s']:7.2f} s "
           f"{r['dask_pps']:>12,.0f} packets/s{vs(r['dask_pps'])}")
     print(f"  speed-up dask / local: x{r['speedup']:.2f} "
-          f"(x{r['speedup_without_startup']:.2f} without the cluster's start/stop of {r['cluster_start_stop_s']:.1f} s)")
+          f"(x{r['speedup_without_startup']:.2f} without the cluster's start/stop of "
+          f"{r['cluster_start_stop_s']:.1f} s)")
     print(f"  dask, --local-cluster 1                    {r['dask_1_worker_s']:7.2f} s; "
           f"1 -> {r['workers']} workers: x{r['worker_scaling']:.2f} faster")
     print(f"  one file: local {r['local_one_file_s']:.2f} s, dask {r['dask_one_file_s']:.2f} s "

@@ -21,10 +21,10 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tests.support import synthetic  # noqa: E402
 from app.core.decode import CaptureReader  # noqa: E402
 from app.core.enrich import InstrumentBook  # noqa: E402
 from app.core.instruments import load_master  # noqa: E402
+from tests.support import synthetic  # noqa: E402
 
 MASTER_ROWS = 358_784
 MAX_TICKS = 2_000_000

@@ -108,8 +108,8 @@ def bench_ingest(app, folder: Path) -> list[tuple[str, float, float]]:
 
 
 def bench_inspector(app, folder: Path, packets: int) -> list[tuple[str, float, float]]:
-    from tests.support.synthetic import generate_capture, make_instruments
     from app.ui.inspector import InspectorWindow
+    from tests.support.synthetic import generate_capture, make_instruments
 
     path = folder / f"ltp_{packets}.dat"
     instruments = [dataclasses.replace(i, packet_length=8) for i in make_instruments(0)]

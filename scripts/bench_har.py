@@ -48,8 +48,9 @@ def _peak_rss_decode(path: Path, out: Path) -> tuple[float, float, dict]:
 
 
 def bench_har(capture: Path, packets: int = HAR_PACKETS, repeat: int = 2) -> None:
-    from tests.support import encode
     from bench import sample_messages
+
+    from tests.support import encode
 
     messages = sample_messages(capture, packets)
     times = [T0_NS + i * 1_000_000 for i in range(len(messages))]

@@ -113,7 +113,8 @@ def bench_ingest(capture_path, official_rate: float | None = None, *, workers: i
     client's parse-only packets/s on the same machine (for the ratio)."""
     capture = Path(capture_path)
     results: dict = {"capture": str(capture), "bytes": capture.stat().st_size, "official_rate": official_rate,
-                     "cpu_count": os.cpu_count(), "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None}
+                     "cpu_count": os.cpu_count(), "load_average": os.getloadavg() if hasattr(os, "getloadavg")
+                     else None}
     with tempfile.TemporaryDirectory(prefix="tickscope-bench-") as tmp:
         tmp = Path(tmp)
         # A second, different file of the same size: the capture plus one heartbeat byte.
@@ -177,7 +178,8 @@ def _print(r: dict) -> None:
               f"time ratio 2 files / 1 file = {row['linearity_two_over_one']:.2f} (median of pairs; 2.0 is linear)")
         runs = row["cli_runs_s"]
         print(f"  {kind}: runs (s): 1 file {runs['one_file']}, 2 files {runs['two_files']} (medians above)"
-              + (f"; peak RSS with 2 files {row['peak_rss_two_files_mb']:,.0f} MB" if row["peak_rss_two_files_mb"] else ""))
+              + (f"; peak RSS with 2 files {row['peak_rss_two_files_mb']:,.0f} MB" if row["peak_rss_two_files_mb"]
+                 else ""))
 
 
 def main(argv=None) -> int:

@@ -226,7 +226,8 @@ def main() -> int:
                     if path.exists():  # a build of ours cut short: start it again
                         shutil.rmtree(path) if path.is_dir() else path.unlink()
                     seconds, written = build(path, size)
-                    print(f"built {kind} target of {written:,} ticks over {len(DAYS)} days in {seconds:.1f} s", flush=True)
+                    print(f"built {kind} target of {written:,} ticks over {len(DAYS)} days in {seconds:.1f} s",
+                          flush=True)
                     if keep:
                         done.write_text(str(written))
                 results[(kind, size)] = measure(path, args.repeat)

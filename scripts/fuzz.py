@@ -16,12 +16,12 @@ Exit code 0 when nothing was found, 1 otherwise. Same seed, same captures.
 
 from __future__ import annotations
 
-from itertools import pairwise
 import argparse
 import signal
 import sys
 import time
 import traceback
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +29,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.core import protocol  # noqa: E402
-from tests.support import encode  # noqa: E402
 from app.core.decode import decode_bytes  # noqa: E402
+from tests.support import encode  # noqa: E402
 
 WORK_PER_BYTE = 4
 FRAMINGS = ("raw", "u32len", "ts-u32len", "base64", "single")

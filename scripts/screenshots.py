@@ -85,9 +85,9 @@ def setup(theme: str, work: Path) -> None:
 def shoot(theme: str, work: Path, out: Path) -> None:
     """Second run: everything comes back from disk; take the three pictures."""
     app = _app()
+    from app.ui import queue_model as qm
     from app.ui.main_window import MainWindow
     from app.ui.settings import Settings
-    from app.ui import queue_model as qm
 
     window = MainWindow(Settings())
     window.show()

@@ -122,7 +122,9 @@ def shoot(target: Path, out: Path) -> list[Path]:
         view.show_packet()  # the window opens the inspector and reveals the tick's offset
         _wait(app, lambda before=before: len(getattr(window, "inspectors", [])) > before, what="Show packet")
         inspector = window.inspectors[-1]
-        _wait(app, lambda inspector=inspector, tick=tick: inspector.current is not None and getattr(inspector, "_reveal", None) is None
+        _wait(app, lambda inspector=inspector, tick=tick: inspector.current is not None and getattr(inspector,
+                                                                                                    "_reveal",
+                                                                                                    None) is None
               and inspector.current.offset <= tick["offset"] < inspector.current.offset + inspector.current.length,
               what="the tick's packet in the inspector")
         inspector.resize(*SIZE)

@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from app import logs
-from tests.support import synthetic
 from tests.conftest import REPO
+from tests.support import synthetic
 
 
 @pytest.fixture(autouse=True)

@@ -12,8 +12,8 @@ import pytest
 
 from app.cli import main
 from app.core import protocol, schema
-from tests.support import encode
 from tests.conftest import REPO
+from tests.support import encode
 
 
 @pytest.fixture(autouse=True)
@@ -189,7 +189,8 @@ def test_ingest_reads_har_and_websocat_logs_named_or_in_folders(tmp_path):
     folder.mkdir()
     (folder / "kite.har").write_bytes(encode.frame(msgs, "har"))
     (folder / "session.txt").write_bytes(b'{"a":"mode","v":["full",[1]]}' + encode.frame(msgs, "base64"))
-    (folder / "frames.json").write_bytes(encode.har([encode.HarConnection("", [encode.HarFrame("receive", 1, m) for m in msgs])], "list"))
+    (folder / "frames.json").write_bytes(encode.har([encode.HarConnection("", [encode.HarFrame("receive", 1, m)
+                                                                               for m in msgs])], "list"))
     (folder / "notes.txt").write_text("a note, not a capture\n")
     found = [p.name for p in expand_inputs([folder])]
     assert found == ["frames.json", "kite.har", "session.txt"]
@@ -202,9 +203,9 @@ def test_decode_output_round_trips_with_the_chosen_encodings(tmp_path, capsys):
     per-column encodings of app.core.tick_parquet."""
     import hashlib
 
-    from tests.support import synthetic
     from app.core.decode import decode_bytes
     from app.core.tick_parquet import write_options
+    from tests.support import synthetic
 
     capture = tmp_path / "mixed_20251013_091500.bin"
     synthetic.generate_capture(capture, packets=3_000, seed=3, faults=True)

@@ -14,9 +14,9 @@ import pytest
 
 from app import logs
 from app.cli import main
-from tests.support import synthetic
 from app.store import open_target
 from tests.conftest import REPO
+from tests.support import synthetic
 
 SAMPLES = REPO / "resources" / "samples"
 
@@ -148,7 +148,8 @@ def test_in_process_internal_error_message_and_log(monkeypatch, capsys, data_dir
     monkeypatch.setattr(unknown, "run", run)
     assert main(["unknown", "x"]) == 1
     err = capsys.readouterr().err
-    assert err.strip() == f"tickscope: internal error: ValueError: bad state (details in {data_dir / 'logs' / 'tickscope.log'})"
+    log_file = data_dir / "logs" / "tickscope.log"
+    assert err.strip() == f"tickscope: internal error: ValueError: bad state (details in {log_file})"
     assert "ValueError: bad state" in (data_dir / "logs" / "tickscope.log").read_text()
 
 

@@ -17,11 +17,11 @@ import pytest
 
 from app.cli import main
 from app.commands.ingest import PlainProgress, TerminalProgress
-from tests.support import synthetic
 from app.core.capture import CaptureRecord
 from app.pipeline.ingest import file_sha256
 from app.store import duck, open_target
 from tests.conftest import REPO
+from tests.support import synthetic
 
 KINDS = ["duckdb", "parquet"]
 
@@ -217,7 +217,7 @@ def test_kill_9_mid_write_then_rerun_gives_exact_counts(tmp_path, big, kind):
             if line.startswith("PAUSED"):
                 break
         assert seen and seen[-1].startswith("PAUSED"), seen
-        assert any(l.startswith("done") and "a_small" in l for l in seen), seen
+        assert any(line.startswith("done") and "a_small" in line for line in seen), seen
         assert proc.poll() is None
         os.kill(proc.pid, signal.SIGKILL)
         assert proc.wait() == -signal.SIGKILL

@@ -15,10 +15,10 @@ import pytest
 from app.cli import main
 from app.commands import ingest as ingest_command
 from app.commands.ingest import TerminalProgress
-from tests.support import synthetic
 from app.core.capture import HASHING, CaptureRecord
 from app.pipeline import IngestJob
 from app.store import open_target
+from tests.support import synthetic
 
 ANSI = re.compile(r"\x1b\[(\d*)([A-Za-z])")
 

@@ -70,7 +70,8 @@ def test_bad_regions_print_their_reason(tmp_path, capsys):
     index = pi.build_index(path)
     assert len(index.bad_rows()) >= len(info.faults) > 0
     for row in index.bad_rows().tolist():
-        doc = _json(capsys, path, "--offset", index.column("offset")[row] + (1 if index.column("length")[row] > 1 else 0))
+        doc = _json(capsys, path, "--offset", index.column("offset")[row] + (1 if index.column("length")[row] > 1
+                                                                             else 0))
         assert doc["row"] == row + 1 and doc["kind"] == "bad" and doc["packet"] is None
         assert doc["bad_region"] == index.bad_rows().tolist().index(row) + 1
         assert doc["reason"] == index.reasons[row]

@@ -55,8 +55,8 @@ def test_wayland_session_is_accepted():
 def test_tickscope_without_a_display_exits_2_in_one_line_before_importing_qt(argv, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
     env["TICKSCOPE_DATA_DIR"] = str(tmp_path)
-    code = ("import sys; from app.cli import main; rc = main(%r); "
-            "print('qt-imported' if 'PySide6' in sys.modules else 'qt-not-imported'); sys.exit(rc)" % (argv,))
+    code = (f"import sys; from app.cli import main; rc = main({argv!r}); "
+            "print('qt-imported' if 'PySide6' in sys.modules else 'qt-not-imported'); sys.exit(rc)")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
                             timeout=120, stdin=subprocess.DEVNULL)
     assert result.returncode == EXIT_USAGE, result.stderr

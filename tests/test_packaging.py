@@ -126,7 +126,8 @@ def test_app_never_turns_on_pyqtgraph_opengl():
     """The bundle replaces PySide6.QtOpenGL with a placeholder (rthook_no_qtopengl.py)."""
     offenders = [
         str(path.relative_to(REPO)) for path in (REPO / "app").rglob("*.py")
-        if re.search(r"useOpenGL\s*[=:]\s*True|useOpenGL['\"]\s*[,:]\s*True|setUseOpenGL\(|PySide6\.QtOpenGL\b|QtOpenGL import",
+        if re.search(r"useOpenGL\s*[=:]\s*True|useOpenGL['\"]\s*[,:]\s*True|setUseOpenGL\("
+                     r"|PySide6\.QtOpenGL\b|QtOpenGL import",
                      path.read_text(encoding="utf-8"))
     ]
     assert offenders == []

@@ -21,8 +21,7 @@ import time
 from pathlib import Path
 
 from app.core.digest import HashCancelled
-from app.errors import (EXIT_OK, EXIT_PARTIAL, InputError, NoSpaceError, UsageError, is_no_space,
-                        no_space_message)
+from app.errors import EXIT_OK, EXIT_PARTIAL, InputError, NoSpaceError, UsageError, is_no_space, no_space_message
 
 DESCRIPTION = "Decode one Kite capture (any framing) into a Parquet file of ticks."
 COMPRESSIONS = ("zstd", "lz4", "snappy", "none")
@@ -138,7 +137,8 @@ class _ParquetSink:
                 if isinstance(self.error, InputError):  # the capture, not the output
                     raise self.error
                 if is_no_space(self.error):
-                    raise NoSpaceError(no_space_message(self.path.parent, self.needed_bytes, "nothing was written")) from None
+                    raise NoSpaceError(no_space_message(self.path.parent, self.needed_bytes,
+                                                        "nothing was written")) from None
                 raise InputError(f"cannot write {self.path}: {self.error}") from self.error
             return
         os.replace(self.part, self.path)

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-
 DESCRIPTION = "Ingest capture files and folders (binary, JSON/JSONL, Parquet) into a target."
 EPILOG = """\
 exit codes:
@@ -212,7 +211,8 @@ class PlainProgress:
 def _print_table(report, stream: TextIO) -> None:
     rows = [("status", "packets", "bad", "suspect", "unresolved", "seconds", "file")]
     for f in report.files:
-        rows.append((f.reported_status, f"{f.packets:,}", f"{f.bad_packets:,}", f"{f.suspect:,}", f"{f.unresolved_ticks:,}",
+        rows.append((f.reported_status, f"{f.packets:,}", f"{f.bad_packets:,}", f"{f.suspect:,}",
+                     f"{f.unresolved_ticks:,}",
                      f"{f.seconds:.2f}", f.path + (f"  ({f.error})" if f.error else "")))
     widths = [max(len(r[i]) for r in rows) for i in range(6)]
     for r in rows:

@@ -25,9 +25,9 @@ def add_parser(subparsers) -> None:
 
 def resolve_target(target_path, instrument_paths) -> dict:
     """Load masters, record them, resolve and rebuild unknown tokens; the counts as a dict."""
-    from app.core.instruments import load_master
     from pathlib import Path
 
+    from app.core.instruments import load_master
     from app.store import check_target, open_target
 
     masters = [load_master(p) for p in instrument_paths]

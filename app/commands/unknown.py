@@ -11,8 +11,8 @@ import csv
 import json
 import os
 import sys
-from app.core.market_time import IST
 
+from app.core.market_time import IST
 
 DESCRIPTION = "List the instrument tokens no master named in a target, with the likely reason."
 

@@ -18,8 +18,8 @@ lengths, containers) is another thing: what decoding found, not a capture's life
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Mapping, Optional
 
 from app import __version__
 
@@ -49,7 +49,7 @@ COUNTERS = ("messages", "packets", "heartbeats", "bad_packets", "ticks", "unreso
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 @dataclass
@@ -57,7 +57,7 @@ class CaptureRecord:
     """Everything Tickscope knows of one capture file: where it is, what it holds, how far."""
 
     path: str
-    file_id: Optional[str] = None  # sha256 of its bytes, once read
+    file_id: str | None = None  # sha256 of its bytes, once read
     size_bytes: int = 0
     framing: str = ""
     status: str = QUEUED  # one of STATUSES
@@ -69,13 +69,13 @@ class CaptureRecord:
     bad_packets: int = 0
     ticks: int = 0  # ticks stored (0 unless done)
     unresolved_ticks: int = 0
-    suspect: Optional[int] = 0  # ticks stored with a suspect_reason; None: not counted (older targets)
-    first_tick_time: Optional[dt.datetime] = None
-    last_tick_time: Optional[dt.datetime] = None
+    suspect: int | None = 0  # ticks stored with a suspect_reason; None: not counted (older targets)
+    first_tick_time: dt.datetime | None = None
+    last_tick_time: dt.datetime | None = None
     rate_pps: float = 0.0  # packets decoded per second (while decoding)
     seconds: float = 0.0  # from start to the final status
-    error: Optional[str] = None  # one line: why it was skipped, failed or cancelled, or a note
-    fault: Optional[str] = None  # with FAILED: which kind (the pipeline's FAULT_* values)
+    error: str | None = None  # one line: why it was skipped, failed or cancelled, or a note
+    fault: str | None = None  # with FAILED: which kind (the pipeline's FAULT_* values)
     replaced: bool = False  # committed over a stored copy (--force, or damaged rows)
     tool_version: str = __version__
     ingested_at: dt.datetime = field(default_factory=_now)
@@ -121,7 +121,7 @@ class CaptureRecord:
         for name in COUNTERS:
             setattr(self, name, get(name, getattr(self, name)))
 
-    def copy(self) -> "CaptureRecord":
+    def copy(self) -> CaptureRecord:
         """A plain record of this one's fields (a progress update, a job's result)."""
         return CaptureRecord(**{f.name: getattr(self, f.name) for f in fields(CaptureRecord)})
 
@@ -137,7 +137,7 @@ class CaptureRecord:
         }
 
     @classmethod
-    def from_captures_row(cls, row: Mapping) -> "CaptureRecord":
+    def from_captures_row(cls, row: Mapping) -> CaptureRecord:
         """A committed capture as the target's ``captures`` table holds it."""
         record = cls(path=row.get("path") or "", file_id=row.get("file_id"), status=DONE)
         for name in ("size_bytes", "messages", "packets", "heartbeats", "bad_packets", "unresolved_ticks"):

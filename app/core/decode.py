@@ -18,16 +18,15 @@ import os
 import re
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Iterator, Optional
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
 
-from app.core import protocol, schema
+from app.core import market_time, protocol, schema
 from app.core.digest import bytes_sha256, file_sha256
-from app.core.suspect import PRICE_COLUMNS, TickValues, count_suspect, reasons_of_codes, suspect_codes
 from app.core.framing import (
     BAD_RAW_CAP,
     DETECT_HEAD,
@@ -38,9 +37,9 @@ from app.core.framing import (
     detect_framing,
     detect_framing_evidence,
 )
-from app.errors import InputError, UsageError
-from app.core import market_time
 from app.core.market_time import IST
+from app.core.suspect import PRICE_COLUMNS, TickValues, count_suspect, reasons_of_codes, suspect_codes
+from app.errors import InputError, UsageError
 
 __all__ = [
     "BAD_RAW_CAP",
@@ -68,14 +67,14 @@ _MODE_NAMES = pa.array(_MODES, pa.string())
 _SOURCE_NAMES = pa.array(schema.TIME_SOURCES, pa.string())
 _SOURCE_INDEX = {name: i for i, name in enumerate(schema.TIME_SOURCES)}
 
-_PRICE_COLUMNS = {f.column for l in protocol.ALL_LAYOUTS for f in l.fields if f.column and f.price}
-_TIME_COLUMNS = {f.column for l in protocol.ALL_LAYOUTS for f in l.fields if f.column and f.timestamp}
+_PRICE_COLUMNS = {f.column for layout in protocol.ALL_LAYOUTS for f in layout.fields if f.column and f.price}
+_TIME_COLUMNS = {f.column for layout in protocol.ALL_LAYOUTS for f in layout.fields if f.column and f.timestamp}
 _DEPTH_TYPES = {"price": pa.float64(), "quantity": pa.int64(), "orders": pa.int64()}
 
 _FILENAME_TIME = re.compile(r"(?<!\d)(\d{8})[_-]?(\d{6})(?!\d)")
 
 
-def filename_time(name: str) -> Optional[datetime]:
+def filename_time(name: str) -> datetime | None:
     """The capture start time a file name carries (``..._YYYYMMDD_HHMMSS...``, IST), as UTC."""
     match = _FILENAME_TIME.search(os.path.basename(name))
     if not match:
@@ -84,16 +83,16 @@ def filename_time(name: str) -> Optional[datetime]:
         local = datetime.strptime(match.group(1) + match.group(2), "%Y%m%d%H%M%S")
     except ValueError:
         return None
-    return local.replace(tzinfo=IST).astimezone(timezone.utc)
+    return local.replace(tzinfo=IST).astimezone(UTC)
 
 
 # --- results --------------------------------------------------------------------------
 
 
-def _epoch_us_to_datetime(us: Optional[int]) -> Optional[datetime]:
+def _epoch_us_to_datetime(us: int | None) -> datetime | None:
     if us is None:
         return None
-    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=int(us))
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(us))
 
 
 @dataclass
@@ -113,8 +112,8 @@ class DecodeSummary:
         default_factory=lambda: {"packet": 0, "header": 0, "framing": 0, "heartbeat": 0, "bad": 0}
     )
     packets_by_length: dict[int, int] = field(default_factory=dict)
-    first_tick_time: Optional[datetime] = None
-    last_tick_time: Optional[datetime] = None
+    first_tick_time: datetime | None = None
+    last_tick_time: datetime | None = None
     invalid_segments: int = 0  # packets whose segment byte is not a Kite segment
     distinct_tokens: int = 0
     bad_bytes_by_reason: dict[str, int] = field(default_factory=dict)  # reason kind -> bytes
@@ -194,7 +193,7 @@ def _gather_rows(payload: np.ndarray, pos: np.ndarray, length: int) -> np.ndarra
 
 # Which layouts carry each column (indexed by position in ALL_LAYOUTS): validity is one
 # lookup per row, not a scatter.
-_LAYOUT_ID = {id(l): i for i, l in enumerate(protocol.ALL_LAYOUTS)}
+_LAYOUT_ID = {id(layout): i for i, layout in enumerate(protocol.ALL_LAYOUTS)}
 _HAS_COLUMN: dict[str, np.ndarray] = {}
 for _i, _layout in enumerate(protocol.ALL_LAYOUTS):
     for _f in _layout.fields:
@@ -232,11 +231,11 @@ def layout_groups(payload: np.ndarray, pos: np.ndarray, lens: np.ndarray):
             yield rows[rest], protocol.LAYOUTS[length], matrix[rest]
 
 
-def _all_true(mask: Optional[np.ndarray], n: int) -> Optional[np.ndarray]:
+def _all_true(mask: np.ndarray | None, n: int) -> np.ndarray | None:
     return np.ones(n, dtype=bool) if mask is None else mask
 
 
-def _with_mask(values: np.ndarray, valid: Optional[np.ndarray], type_: pa.DataType) -> pa.Array:
+def _with_mask(values: np.ndarray, valid: np.ndarray | None, type_: pa.DataType) -> pa.Array:
     if valid is None or valid.all():
         return pa.array(values, type=type_)
     return pa.array(values, type=type_, mask=~valid)
@@ -247,12 +246,12 @@ class PacketStats:
     packets_by_length: dict[int, int]
     invalid_segments: int
     tokens: np.ndarray
-    min_tick_us: Optional[int]
-    max_tick_us: Optional[int]
+    min_tick_us: int | None
+    max_tick_us: int | None
     suspect: dict[str, int] = field(default_factory=dict)  # suspect ticks by reason code
 
 
-def _packet_fields(split: ChunkSplit, wanted: Optional[frozenset] = None):
+def _packet_fields(split: ChunkSplit, wanted: frozenset | None = None):
     """Field values of every packet of a chunk, numpy only (``wanted``: only those columns).
 
     Returns (values, valid, token, mode_code, layout_id, depth_groups, packets_by_length):
@@ -295,7 +294,7 @@ def _packet_fields(split: ChunkSplit, wanted: Optional[frozenset] = None):
         if layout.depth is not None:
             depth_groups.append((rows, layout, matrix, divisor))
 
-    valid: dict[str, Optional[np.ndarray]] = {}
+    valid: dict[str, np.ndarray | None] = {}
     for column in values:
         has = _HAS_COLUMN[column][layout_id] if n else np.zeros(0, bool)
         if column in _TIME_COLUMNS:
@@ -361,7 +360,7 @@ def _tick_values(split: ChunkSplit, values: dict, valid: dict, token: np.ndarray
     )
 
 
-def suspect_codes_of(split: ChunkSplit, fallback_time_us: Optional[int] = None) -> np.ndarray:
+def suspect_codes_of(split: ChunkSplit, fallback_time_us: int | None = None) -> np.ndarray:
     """``suspect_codes`` of a chunk's packets, reading only the fields the rules need
     (the packet index flags suspect packets this way, without building tick rows)."""
     values, valid, token, _, _, depth_groups, _ = _packet_fields(split, _SUSPECT_FIELDS)
@@ -372,8 +371,8 @@ def decode_packets(
     split: ChunkSplit,
     *,
     file_id: str,
-    fallback_time_us: Optional[int] = None,
-    timings: Optional[dict] = None,
+    fallback_time_us: int | None = None,
+    timings: dict | None = None,
 ) -> tuple[pa.Table, PacketStats]:
     """Rows of ``DECODED_SCHEMA`` for the packets of one chunk, in file order.
 
@@ -620,12 +619,12 @@ class _ChunkDecoder:
         self.framer = Framer(summary.framing)
         when = filename_time(name)
         self.fallback_time_us = (
-            int((when - datetime(1970, 1, 1, tzinfo=timezone.utc)) / timedelta(microseconds=1)) if when else None
+            int((when - datetime(1970, 1, 1, tzinfo=UTC)) / timedelta(microseconds=1)) if when else None
         )
         self.timings: dict[str, float] = {"split": 0.0, "fields": 0.0, "arrow": 0.0}
         self._tokens: set[int] = set()
-        self._min_us: Optional[int] = None
-        self._max_us: Optional[int] = None
+        self._min_us: int | None = None
+        self._max_us: int | None = None
 
     def feed(self, buf, base: int, final: bool) -> tuple[pa.Table, list[BadPacket], int]:
         tables, bad, consumed = [], [], 0
@@ -691,7 +690,7 @@ def no_packets_message(size: int, bad_by_reason: dict) -> str:
     return f"no Kite packets found ({size:,} bytes, all bad: {reasons})"
 
 
-def _check_framing(framing: Optional[str]) -> Optional[str]:
+def _check_framing(framing: str | None) -> str | None:
     if framing is not None and framing not in FRAMINGS:
         raise UsageError(f"unknown framing {framing!r}: use one of {', '.join(FRAMINGS)}")
     return framing
@@ -707,10 +706,10 @@ class CaptureReader:
     def __init__(
         self,
         path,
-        framing: Optional[str] = None,
+        framing: str | None = None,
         *,
         chunk_bytes: int = 16 << 20,
-        file_id: Optional[str] = None,
+        file_id: str | None = None,
     ):
         self.path = os.fspath(path)
         self.chunk_bytes = max(64, int(chunk_bytes))
@@ -750,7 +749,7 @@ class CaptureReader:
             framing_evidence=evidence,
         )
 
-    def batches(self, cancel: Optional[threading.Event] = None) -> Iterator[DecodedBatch]:
+    def batches(self, cancel: threading.Event | None = None) -> Iterator[DecodedBatch]:
         decoder = _ChunkDecoder(self.summary, self.path)
         self.timings.update(decoder.timings)
         base = 0  # file offset of the first carried byte
@@ -801,7 +800,7 @@ class CaptureReader:
             raise InputError(f"cannot read capture {self.path}: {err.strerror or err}") from None
 
 
-def decode_bytes(data: bytes, framing: Optional[str] = None, *, name: str = "capture"):
+def decode_bytes(data: bytes, framing: str | None = None, *, name: str = "capture"):
     """Decode a whole capture held in memory: (ticks, bad packets, summary)."""
     _check_framing(framing)
     data = bytes(data)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from typing import Callable, Optional
+from collections.abc import Callable
 
 BLOCK_BYTES = 8 << 20
 
@@ -18,8 +18,8 @@ class HashCancelled(Exception):
     """``cancel`` was set while the file was being read."""
 
 
-def file_sha256(path, cancel: Optional[threading.Event] = None,
-                on_bytes: Optional[Callable[[int], None]] = None) -> str:
+def file_sha256(path, cancel: threading.Event | None = None,
+                on_bytes: Callable[[int], None] | None = None) -> str:
     """sha256 hex of a file's bytes."""
     digest = hashlib.sha256()
     done = 0

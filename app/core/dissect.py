@@ -11,12 +11,11 @@ expert entries with a severity. Not for bulk decoding: that is ``app.core.decode
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
 
 from app.core import protocol
 from app.core.market_time import IST
-
 
 SEVERITY_ERROR = "error"
 SEVERITY_WARNING = "warning"
@@ -30,9 +29,9 @@ class DissectedField:
     length: int
     raw: bytes
     value: object  # as decoded: int, float (scaled price), ISO time string, or None
-    big_endian: Optional[int] = None
-    little_endian: Optional[int] = None
-    divisor: Optional[float] = None
+    big_endian: int | None = None
+    little_endian: int | None = None
+    divisor: float | None = None
     meaning: str = ""
     generated: bool = False  # derived, not on the wire (length 0, offset of the source)
     group: str = ""  # "" for top-level fields, else e.g. "depth: bids"
@@ -61,7 +60,7 @@ class DissectedField:
 class Expert:
     severity: str  # error | warning | note
     message: str
-    offset: Optional[int] = None
+    offset: int | None = None
 
 
 @dataclass
@@ -69,11 +68,11 @@ class Dissection:
     offset: int  # absolute file offset of the packet body
     length: int
     kind: str  # layout kind, or "unknown"
-    mode: Optional[str]
+    mode: str | None
     fields: list[DissectedField] = field(default_factory=list)
     experts: list[Expert] = field(default_factory=list)
 
-    def field_at(self, file_offset: int) -> Optional[DissectedField]:
+    def field_at(self, file_offset: int) -> DissectedField | None:
         """The wire field whose bytes include ``file_offset`` (hex pane click -> field)."""
         for f in self.fields:
             if not f.generated and f.offset <= file_offset < f.end:
@@ -86,7 +85,7 @@ def _int(raw: bytes, signed: bool, order: str) -> int:
 
 
 def _utc_text(epoch: int) -> str:
-    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def _ist_text(epoch: int) -> str:
@@ -97,7 +96,7 @@ def dissect_packet(
     body: bytes,
     offset: int = 0,
     *,
-    instrument_name: Optional[Callable[[int], Optional[str]]] = None,
+    instrument_name: Callable[[int], str | None] | None = None,
 ) -> Dissection:
     """Dissect one packet body that starts at absolute file ``offset``.
 

@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Optional, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -64,7 +64,7 @@ class EnrichStats:
     named_by_undated_master: int = 0
     named_without_date: int = 0  # ticks with a null trading_date that still got a name
 
-    def __iadd__(self, other: "EnrichStats") -> "EnrichStats":
+    def __iadd__(self, other: EnrichStats) -> EnrichStats:
         for name, value in asdict(other).items():
             setattr(self, name, getattr(self, name) + value)
         return self
@@ -77,7 +77,7 @@ class _MasterIndex:
     """One master's place in the book; its token index and values are built on first use
     (a stored master's rows are not even read until a tick of its day needs naming)."""
 
-    def __init__(self, master: InstrumentMaster, day: Optional[int], offset: int, lock: threading.RLock):
+    def __init__(self, master: InstrumentMaster, day: int | None, offset: int, lock: threading.RLock):
         self.master = master
         self.day = day  # days since epoch, None for undated
         self.offset = offset  # first row of this master in the book's row numbering
@@ -309,7 +309,7 @@ class InstrumentBook:
                     day_cat[take] = _OWN_OR_EARLIER
         return rows, category
 
-    def resolve(self, instrument_tokens, trading_dates) -> list[Optional[tuple[InstrumentMaster, dict]]]:
+    def resolve(self, instrument_tokens, trading_dates) -> list[tuple[InstrumentMaster, dict] | None]:
         """For each (token, trading date or None): (master, row) that names it, or None."""
         snap = self._snapshot
         tokens = np.asarray(instrument_tokens, dtype=np.int64)
@@ -325,7 +325,7 @@ class InstrumentBook:
         rows = pair_rows[day_codes, np.arange(len(tokens))]
         return [None if r < 0 else self._row(snap, int(r)) for r in rows]
 
-    def _resolve_one(self, snap: _Snapshot, token: int, day: int) -> Optional[tuple[InstrumentMaster, dict]]:
+    def _resolve_one(self, snap: _Snapshot, token: int, day: int) -> tuple[InstrumentMaster, dict] | None:
         """The chain of ``day`` searched for one token, without loading stored masters."""
         chain, _ = snap.chain(day)
         query = np.array([token], dtype=np.int64)
@@ -374,7 +374,7 @@ class InstrumentBook:
                 hits.append(self._row(snap, int(r)))
         return hits
 
-    def masters_for_day(self, day: Optional[dt.date]) -> list[InstrumentMaster]:
+    def masters_for_day(self, day: dt.date | None) -> list[InstrumentMaster]:
         """The masters searched, in order, for ticks of trading date ``day`` (None: undated ticks)."""
         snap = self._snapshot
         chain, _ = snap.chain(_NO_DAY if day is None else _day_number(day))

@@ -29,7 +29,6 @@ import json
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Optional
 
 FRAGMENT_KEY = b'"_webSocketMessages"'
 HEARTBEAT = b"\x00"
@@ -65,7 +64,7 @@ class HarTextFrame:
 
     direction: str  # "receive" | "send"
     opcode: int
-    recv_ns: Optional[int]
+    recv_ns: int | None
     text: str
     connection: int
     text_at: int  # file offset of its data text (-1 when not found verbatim)
@@ -87,12 +86,13 @@ class HarCapture:
     undecodable: list[tuple[int, int, str]] = field(default_factory=list)  # (file offset, length, reason)
 
 
-def _time_ns(value) -> Optional[int]:
+def _time_ns(value) -> int | None:
     """Epoch time as ns, exactly: seconds (Chrome), ms or µs by magnitude."""
     if value is None or isinstance(value, bool):
         return None
     try:
-        d = Decimal(value) if isinstance(value, str) else Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+        d = Decimal(value) if isinstance(value, str) else Decimal(repr(value)) if isinstance(value,
+                                                                                             float) else Decimal(value)
     except Exception:  # noqa: BLE001 - a time we cannot read is no time
         return None
     if not d.is_finite():

@@ -21,13 +21,13 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import gzip
-import zlib
 import io
 import json
 import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -111,10 +111,10 @@ class InstrumentMaster:
     """One instruments file as a table: the instruments of ``date`` (None: any day)."""
 
     source: str
-    date: Optional[dt.date]
+    date: dt.date | None
     table: pa.Table  # MASTER_SCHEMA, one row per token
     rejected: dict[str, int] = field(default_factory=dict)  # reason -> rows not usable
-    date_source: Optional[str] = None  # "argument" | "column" | "file name" | None
+    date_source: str | None = None  # "argument" | "column" | "file name" | None
     unreadable: dict[str, int] = field(default_factory=dict)  # column -> values left null
     conflicts: pa.Table = field(default_factory=lambda: MASTER_SCHEMA.empty_table())
     rejected_examples: list[str] = field(default_factory=list)  # "line 7: impossible strike '1e30'"
@@ -147,7 +147,7 @@ class InstrumentMaster:
 # --- public entry points -----------------------------------------------------------
 
 
-def load_master(path, date: Optional[dt.date] = None) -> InstrumentMaster:
+def load_master(path, date: dt.date | None = None) -> InstrumentMaster:
     """Load one instruments file (CSV, CSV.gz, JSON object/array, Parquet).
 
     The master's date is ``date`` if given, else the file's single-valued date column,
@@ -164,7 +164,7 @@ def load_masters(path) -> list[InstrumentMaster]:
     return _load(path, None, split=True)
 
 
-def date_from_name(name: str) -> Optional[dt.date]:
+def date_from_name(name: str) -> dt.date | None:
     """The first real calendar date written YYYYMMDD or YYYY-MM-DD in a file name."""
     for m in _DATE_IN_NAME.finditer(name):
         try:
@@ -177,7 +177,7 @@ def date_from_name(name: str) -> Optional[dt.date]:
 # --- reading files -----------------------------------------------------------------
 
 
-def _load(path, date: Optional[dt.date], split: bool) -> list[InstrumentMaster]:
+def _load(path, date: dt.date | None, split: bool) -> list[InstrumentMaster]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"instrument master not found: {path} (give the path of the instruments CSV/JSON/Parquet)")
@@ -294,7 +294,7 @@ def _unique_names(names: list[str]) -> list[str]:
 def _read_json(doc: Any) -> tuple[pa.Table, dict[str, int]]:
     """A JSON object keyed by token (or by anything, with the token inside) or an array."""
     rejected: dict[str, int] = {}
-    keys: Optional[list] = None
+    keys: list | None = None
     doc = _unwrap(doc)
     if isinstance(doc, dict):
         keys = list(doc.keys())
@@ -619,7 +619,7 @@ def _as_array(col) -> pa.Array:
     return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
 
 
-def _valid(arr: Optional[pa.Array]) -> np.ndarray:
+def _valid(arr: pa.Array | None) -> np.ndarray:
     if arr is None:
         return np.zeros(0, dtype=bool)
     return np.asarray(pc.is_valid(arr))
@@ -720,7 +720,7 @@ def _date32_values(arr: pa.Array) -> tuple[pa.Array, int]:
     return days, bad
 
 
-def _try_cast(arr: pa.Array, type_: pa.DataType) -> Optional[pa.Array]:
+def _try_cast(arr: pa.Array, type_: pa.DataType) -> pa.Array | None:
     try:
         return pc.cast(arr, type_)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):

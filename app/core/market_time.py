@@ -8,14 +8,13 @@ turns a time into a trading date, or shows a time to a person, uses this one.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Optional, Union
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 IST = dt.timezone(dt.timedelta(hours=5, minutes=30), "IST")
-UTC = dt.timezone.utc
+UTC = dt.UTC
 IST_OFFSET_US = 19_800 * 1_000_000
 DAY_US = 86_400 * 1_000_000
 IST_NAMES = ("Asia/Kolkata", "Asia/Calcutta", "IST")
@@ -35,18 +34,18 @@ def trading_dates(times: pa.Array) -> pa.Array:
     return days.cast(pa.int32()).cast(pa.date32())
 
 
-def trading_date(when: Union[dt.datetime, float, int]) -> dt.date:
+def trading_date(when: dt.datetime | float | int) -> dt.date:
     """The IST calendar date of one time (an aware datetime or epoch seconds)."""
     if not isinstance(when, dt.datetime):
         when = dt.datetime.fromtimestamp(float(when), UTC)
     return when.astimezone(IST).date()
 
 
-def zone(name: Optional[str] = None) -> dt.tzinfo:
+def zone(name: str | None = None) -> dt.tzinfo:
     return ZONES.get((name or DEFAULT_ZONE).upper(), IST)
 
 
-def to_zone(when: Union[dt.datetime, float, int], name: Optional[str] = None) -> dt.datetime:
+def to_zone(when: dt.datetime | float | int, name: str | None = None) -> dt.datetime:
     """An aware datetime (naive = UTC) or epoch seconds, in the named zone."""
     if not isinstance(when, dt.datetime):
         return dt.datetime.fromtimestamp(float(when), zone(name))
@@ -55,7 +54,7 @@ def to_zone(when: Union[dt.datetime, float, int], name: Optional[str] = None) ->
     return when.astimezone(zone(name))
 
 
-def format_time(when, name: Optional[str] = None, *, with_zone: bool = False) -> str:
+def format_time(when, name: str | None = None, *, with_zone: bool = False) -> str:
     """``YYYY-MM-DD HH:MM:SS`` in the named zone (IST by default); "" for None."""
     if when is None:
         return ""

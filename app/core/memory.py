@@ -55,12 +55,12 @@ class MemoryBudget:
     total: int = DEFAULT_MEMORY_LIMIT
 
     @classmethod
-    def of(cls, limit) -> "MemoryBudget":
+    def of(cls, limit) -> MemoryBudget:
         if isinstance(limit, MemoryBudget):
             return limit
         return cls(DEFAULT_MEMORY_LIMIT if limit is None else parse_memory_limit(limit))
 
-    def without(self, reserved: int) -> "MemoryBudget":
+    def without(self, reserved: int) -> MemoryBudget:
         """What the stages share once ``reserved`` bytes are set aside (never below the minimum)."""
         return MemoryBudget(max(MIN_MEMORY_LIMIT, self.total - int(reserved)))
 

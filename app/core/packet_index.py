@@ -19,16 +19,24 @@ import binascii
 import os
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable, Optional
 
 import numpy as np
 
 from app.core import protocol
 from app.core.decode import _gather_rows, filename_time, suspect_codes_of
-from app.core.suspect import REASONS
-from app.core.dissect import SEVERITY_ERROR, SEVERITY_NOTE, SEVERITY_WARNING, DissectedField, Dissection, Expert, dissect_packet
+from app.core.dissect import (
+    SEVERITY_ERROR,
+    SEVERITY_NOTE,
+    SEVERITY_WARNING,
+    DissectedField,
+    Dissection,
+    Expert,
+    dissect_packet,
+)
 from app.core.framing import DETECT_HEAD, FRAMINGS, RECORD_FORMATS, Framer, detect_framing_evidence, message_packets
+from app.core.suspect import REASONS
 from app.errors import InputError, UsageError
 
 # --- row codes ------------------------------------------------------------------------
@@ -62,7 +70,8 @@ for _code, _segment in protocol.SEGMENTS.items():
 
 _TOKEN_FIELD = protocol.LAYOUTS[8].field("instrument_token")
 _PRICE_FIELD = protocol.LAYOUTS[8].field("last_price")
-assert all(l.field("instrument_token").offset == 0 and l.field("last_price").offset == 4 for l in protocol.LAYOUTS.values())
+assert all(layout.field("instrument_token").offset == 0 and layout.field("last_price").offset == 4
+           for layout in protocol.LAYOUTS.values())
 
 # Column name -> dtype. Offsets are file offsets; message numbers are -1 for bad
 # regions outside any message.
@@ -119,12 +128,12 @@ class PacketView:
     offset: int
     length: int
     kind: str
-    msg: Optional[int]
+    msg: int | None
     data: bytes  # the hex pane's bytes: the row's message (or the bad region)
     base: int  # address of data[0]
     regions: list[ByteRegion]
     dissection: Dissection
-    reason: Optional[str] = None  # bad regions only
+    reason: str | None = None  # bad regions only
     note: str = ""  # e.g. how base64 addresses map to the file
 
     @property
@@ -135,7 +144,7 @@ class PacketView:
     def is_bad(self) -> bool:
         return self.reason is not None
 
-    def role_at(self, address: int) -> Optional[ByteRegion]:
+    def role_at(self, address: int) -> ByteRegion | None:
         """The innermost region holding ``address`` (current packet / bad win over the rest)."""
         found = None
         for r in self.regions:
@@ -179,14 +188,14 @@ class Progress:
 class RowFilter:
     """What the filter bar asks for; every part is optional (None: no condition)."""
 
-    tokens: Optional[Iterable[int]] = None
-    kinds: Optional[Iterable[str]] = None
-    segments: Optional[Iterable[int]] = None
+    tokens: Iterable[int] | None = None
+    kinds: Iterable[str] | None = None
+    segments: Iterable[int] | None = None
     bad_only: bool = False
     unresolved_only: bool = False
     suspect_only: bool = False  # packets the decoder flags with a suspect_reason
-    offset_range: Optional[tuple[int, int]] = None  # [lo, hi] inclusive: rows overlapping it
-    time_range: Optional[tuple[int, int]] = None  # [lo, hi] epoch seconds inclusive
+    offset_range: tuple[int, int] | None = None  # [lo, hi] inclusive: rows overlapping it
+    time_range: tuple[int, int] | None = None  # [lo, hi] epoch seconds inclusive
 
     def is_empty(self) -> bool:
         return (self.tokens is None and self.kinds is None and self.segments is None and not self.bad_only
@@ -203,9 +212,9 @@ class PacketIndex:
     def __init__(
         self,
         path,
-        framing: Optional[str] = None,
+        framing: str | None = None,
         *,
-        symbol_of: Optional[Callable[[int], Optional[str]]] = None,
+        symbol_of: Callable[[int], str | None] | None = None,
         chunk_bytes: int = CHUNK,
         first_chunk_bytes: int = FIRST_CHUNK,
     ):
@@ -239,12 +248,12 @@ class PacketIndex:
         when = filename_time(os.path.basename(self.path))
         self._fallback_us = int(when.timestamp() * 1_000_000) if when else None
         self.texts: dict[int, dict] = {}  # row -> text frame (direction, text, recv_ns), text rows only
-        self.symbols: dict[int, Optional[str]] = {}  # token -> symbol (None: unresolved)
+        self.symbols: dict[int, str | None] = {}  # token -> symbol (None: unresolved)
         self._named = np.zeros(0, np.int64)  # sorted tokens a master names
         self.bytes_done = 0
         self.complete = False
         self.cancelled = False
-        self.error: Optional[str] = None
+        self.error: str | None = None
         self._time_max = 0
         self._lock = threading.Lock()  # the builder and view() both read the file
 
@@ -274,10 +283,10 @@ class PacketIndex:
     def kind_name(self, row: int) -> str:
         return KIND_NAMES[int(self._cols["kind"][row])]
 
-    def symbol(self, token: int) -> Optional[str]:
+    def symbol(self, token: int) -> str | None:
         return self.symbols.get(int(token))
 
-    def row_at_offset(self, offset: int) -> Optional[int]:
+    def row_at_offset(self, offset: int) -> int | None:
         """The row whose bytes hold file ``offset`` (or, between rows, the next row's header: None)."""
         n = self._rows
         starts = self._cols["offset"][:n]
@@ -293,7 +302,7 @@ class PacketIndex:
             i -= 1
         return None
 
-    def row_near_offset(self, offset: int) -> Optional[int]:
+    def row_near_offset(self, offset: int) -> int | None:
         """The row holding ``offset`` or else the first row after it (go to offset)."""
         found = self.row_at_offset(offset)
         if found is not None:
@@ -302,7 +311,7 @@ class PacketIndex:
         i = int(np.searchsorted(self._cols["offset"][:n], offset, side="left"))
         return i if i < n else (n - 1 if n else None)
 
-    def next_bad(self, row: int, backwards: bool = False) -> Optional[int]:
+    def next_bad(self, row: int, backwards: bool = False) -> int | None:
         bad = self.bad_rows()
         if not bad.size:
             return None
@@ -312,7 +321,7 @@ class PacketIndex:
         i = int(np.searchsorted(bad, row, side="right"))
         return int(bad[i]) if i < bad.size else None
 
-    def mask(self, spec: RowFilter, lo: int = 0, hi: Optional[int] = None) -> np.ndarray:
+    def mask(self, spec: RowFilter, lo: int = 0, hi: int | None = None) -> np.ndarray:
         """Boolean mask of rows ``lo:hi`` matching ``spec`` (numpy, no per-row Python)."""
         hi = self._rows if hi is None else min(hi, self._rows)
         sl = slice(lo, hi)
@@ -326,7 +335,8 @@ class PacketIndex:
         if spec.suspect_only:
             keep &= (flags & FLAG_SUSPECT) != 0
         if spec.tokens is not None:
-            keep &= np.isin(c["token"][sl], np.fromiter(spec.tokens, np.int64).astype(np.uint32)) & ((flags & FLAG_BAD) == 0)
+            keep &= np.isin(c["token"][sl], np.fromiter(spec.tokens, np.int64).astype(np.uint32)) & ((flags
+                                                                                                      & FLAG_BAD) == 0)
         if spec.kinds is not None:
             codes = np.array([KIND_CODES[k] for k in spec.kinds if k in KIND_CODES], dtype=np.uint8)
             keep &= np.isin(c["kind"][sl], codes)
@@ -349,8 +359,8 @@ class PacketIndex:
 
     # -- building -----------------------------------------------------------------------------
 
-    def build(self, progress: Optional[Callable[[Progress], None]] = None,
-              cancel: Optional[threading.Event] = None) -> None:
+    def build(self, progress: Callable[[Progress], None] | None = None,
+              cancel: threading.Event | None = None) -> None:
         """Walk the whole capture, appending rows chunk by chunk; progress is throttled."""
         framer = Framer(self.framing)
         base = 0
@@ -440,7 +450,8 @@ class PacketIndex:
                 rows = np.flatnonzero(kinds == code)
                 ets[rows] = _gather_rows(payload, pos[rows] + at, 4).view(">u4")[:, 0]
         recv_p = (split.pkt_recv_ns // 1000) if split.pkt_recv_ns is not None else np.zeros(n_p, np.int64)
-        texts = [t for t in ((split.container or {}).get("frames") or ()) if t.get("offset") is not None and t["offset"] >= 0]
+        texts = [t for t in ((split.container or {}).get("frames") or ()) if t.get("offset") is not None
+                 and t["offset"] >= 0]
         n_t = len(texts)
         n += n_t
         segment = (token & 0xFF).astype(np.uint8)
@@ -533,7 +544,7 @@ class PacketIndex:
             f.seek(max(0, start))
             return f.read(max(0, length))
 
-    def view(self, row: int, *, instrument_name: Optional[Callable[[int], Optional[str]]] = None) -> PacketView:
+    def view(self, row: int, *, instrument_name: Callable[[int], str | None] | None = None) -> PacketView:
         """The bytes, byte roles and dissection of ``row`` (0-based)."""
         if not 0 <= row < self._rows:
             raise IndexError(row)
@@ -597,7 +608,7 @@ class PacketIndex:
         last = row + (int(diff[0]) - 1 if diff.size else after.size - 1)
         return first, last
 
-    def _locate_message(self, row: int) -> Optional[tuple[int, int, int, bool]]:
+    def _locate_message(self, row: int) -> tuple[int, int, int, bool] | None:
         """(message start, message end, framing prefix start, has a header) of the row's
         message, from its first row and its own packet count and length prefixes; None
         when the bytes do not say (a bare packet body, a message broken at its start)."""
@@ -613,7 +624,8 @@ class PacketIndex:
                 return first_offset, first_offset + int(c["length"][first]), max(0, first_offset - prefix), False
             if not reason.startswith("unknown packet length"):
                 # Message-level faults start at the failing packet's length prefix.
-                if not (reason.startswith("packet 0 ") or "packet 0's" in reason or reason.startswith("message with 0")):
+                if not (reason.startswith("packet 0 ") or "packet 0's" in reason
+                        or reason.startswith("message with 0")):
                     return None
                 first_offset += protocol.PACKET_LENGTH_SIZE
         elif int(c["seq"][first]) != 0:
@@ -729,7 +741,7 @@ def _text_dissection(offset: int, length: int, frame: dict) -> Dissection:
 def _epoch_text(seconds: int) -> str:
     import datetime as _dt
 
-    return _dt.datetime.fromtimestamp(int(seconds), _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return _dt.datetime.fromtimestamp(int(seconds), _dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 _BASE64_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
@@ -743,12 +755,12 @@ def _bad_dissection(offset: int, length: int, raw: bytes, reason: str) -> Dissec
     return d
 
 
-def symbol_lookup(book) -> Optional[Callable[[int], Optional[str]]]:
+def symbol_lookup(book) -> Callable[[int], str | None] | None:
     """``token -> tradingsymbol`` from an InstrumentBook (the latest master naming it)."""
     if book is None or not len(book):
         return None
 
-    def lookup(token: int) -> Optional[str]:
+    def lookup(token: int) -> str | None:
         hits = book.lookup(int(token))
         if not hits:
             return None
@@ -759,7 +771,7 @@ def symbol_lookup(book) -> Optional[Callable[[int], Optional[str]]]:
     return lookup
 
 
-def build_index(path, framing: Optional[str] = None, *, symbol_of=None) -> PacketIndex:
+def build_index(path, framing: str | None = None, *, symbol_of=None) -> PacketIndex:
     """A complete index, built on the calling thread (the CLI)."""
     index = PacketIndex(path, framing, symbol_of=symbol_of)
     index.build()

@@ -11,7 +11,6 @@ All integers on the wire are big-endian.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 # --- messages -------------------------------------------------------------------
 
@@ -87,7 +86,7 @@ class Field:
     signed: bool = False
     price: bool = False  # divided by the segment divisor
     timestamp: bool = False  # Unix epoch seconds, UTC; 0 means absent
-    column: Optional[str] = None
+    column: str | None = None
     description: str = ""
 
     @property
@@ -121,7 +120,7 @@ class Depth:
     entry_size: int
     entry_fields: tuple[DepthEntryField, ...]
     sides: tuple[str, ...] = ("bid", "ask")
-    limit: Optional[int] = None
+    limit: int | None = None
 
     @property
     def end(self) -> int:
@@ -155,12 +154,12 @@ class PacketLayout:
     kind: str  # stable short name of the packet kind
     mode: str  # as the official clients name it: ltp | quote | full
     fields: tuple[Field, ...]
-    depth: Optional[Depth]
+    depth: Depth | None
     description: str
     api: bool  # sent by the Kite Connect API (False: seen only on Kite web / old API)
     # Set on a variant of a length that already has a layout: the content rule that
     # picks this layout instead of the default (``layout_of``). None for defaults.
-    evidence: Optional[Evidence] = None
+    evidence: Evidence | None = None
 
     def field(self, name: str) -> Field:
         for f in self.fields:
@@ -302,18 +301,18 @@ DEPTH20_HEAD = PacketLayout(
 # Layouts that replace the default of their length when their evidence holds.
 VARIANTS: dict[int, tuple[PacketLayout, ...]] = {44: (DEPTH20_HEAD,)}
 ALL_LAYOUTS: tuple[PacketLayout, ...] = tuple(
-    l for length in sorted(LAYOUTS) for l in (LAYOUTS[length],) + VARIANTS.get(length, ())
+    layout for length in sorted(LAYOUTS) for layout in (LAYOUTS[length],) + VARIANTS.get(length, ())
 )
 
 KNOWN_LENGTHS: tuple[int, ...] = tuple(sorted(LAYOUTS))
-API_LENGTHS: tuple[int, ...] = tuple(length for length, l in sorted(LAYOUTS.items()) if l.api)
-KINDS: tuple[str, ...] = tuple(l.kind for l in ALL_LAYOUTS)
-MODES: tuple[str, ...] = tuple(dict.fromkeys(l.mode for l in ALL_LAYOUTS))
+API_LENGTHS: tuple[int, ...] = tuple(length for length, layout in sorted(LAYOUTS.items()) if layout.api)
+KINDS: tuple[str, ...] = tuple(layout.kind for layout in ALL_LAYOUTS)
+MODES: tuple[str, ...] = tuple(dict.fromkeys(layout.mode for layout in ALL_LAYOUTS))
 MAX_PACKET_LENGTH = max(KNOWN_LENGTHS)
 
 # Tick columns filled directly from a wire field of some layout, in first-seen order.
 WIRE_COLUMNS: tuple[str, ...] = tuple(
-    dict.fromkeys(f.column for l in ALL_LAYOUTS for f in l.fields if f.column)
+    dict.fromkeys(f.column for layout in ALL_LAYOUTS for f in layout.fields if f.column)
 )
 DEPTH_SIDES = ("bid", "ask")
 DEPTH_COLUMNS: tuple[str, ...] = tuple(
@@ -321,7 +320,7 @@ DEPTH_COLUMNS: tuple[str, ...] = tuple(
 )
 
 
-def layout_for(length: int) -> Optional[PacketLayout]:
+def layout_for(length: int) -> PacketLayout | None:
     """The default layout of a packet length (see ``layout_of`` for the packet's own)."""
     return LAYOUTS.get(length)
 
@@ -333,7 +332,7 @@ def evidence_holds(evidence: Evidence, body) -> bool:
     return True
 
 
-def layout_of(body) -> Optional[PacketLayout]:
+def layout_of(body) -> PacketLayout | None:
     """The layout of one packet body: a variant of its length when its evidence holds."""
     for variant in VARIANTS.get(len(body), ()):
         if evidence_holds(variant.evidence, body):
@@ -341,7 +340,7 @@ def layout_of(body) -> Optional[PacketLayout]:
     return LAYOUTS.get(len(body))
 
 
-def layout_of_tick(length: int, mode: Optional[str]) -> Optional[PacketLayout]:
+def layout_of_tick(length: int, mode: str | None) -> PacketLayout | None:
     """The layout a stored tick was decoded with: its length's variant of that mode, else the default."""
     for variant in VARIANTS.get(length, ()):
         if variant.mode == mode:
@@ -349,7 +348,7 @@ def layout_of_tick(length: int, mode: Optional[str]) -> Optional[PacketLayout]:
     return LAYOUTS.get(length)
 
 
-def layout_by_kind(kind: str) -> Optional[PacketLayout]:
+def layout_by_kind(kind: str) -> PacketLayout | None:
     for layout in ALL_LAYOUTS:
         if layout.kind == kind:
             return layout

@@ -26,10 +26,10 @@ TIME_SOURCE_FILENAME = "filename"  # the capture file name's YYYYMMDD_HHMMSS (IS
 TIME_SOURCES = (TIME_SOURCE_EXCHANGE, TIME_SOURCE_RECEIVE, TIME_SOURCE_MESSAGE, TIME_SOURCE_FILENAME)
 
 _PRICE_COLUMNS = {
-    f.column for l in protocol.LAYOUTS.values() for f in l.fields if f.column and f.price
+    f.column for layout in protocol.LAYOUTS.values() for f in layout.fields if f.column and f.price
 }
 _TIME_COLUMNS = {
-    f.column for l in protocol.LAYOUTS.values() for f in l.fields if f.column and f.timestamp
+    f.column for layout in protocol.LAYOUTS.values() for f in layout.fields if f.column and f.timestamp
 }
 
 

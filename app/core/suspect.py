@@ -11,7 +11,6 @@ vectorised (numpy over whole columns), one pass per batch.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 import pyarrow as pa
@@ -86,13 +85,13 @@ class TickValues:
     prices: dict[str, np.ndarray]  # PRICE_COLUMNS present, float64
     depth: dict[str, tuple[np.ndarray, np.ndarray]]  # bid_price / ask_price: (row, value) per level
     segment: np.ndarray
-    last_traded_quantity: Optional[np.ndarray] = None
-    volume_traded: Optional[np.ndarray] = None
-    exchange_us: Optional[tuple[np.ndarray, np.ndarray]] = None  # (value, valid)
-    recv_us: Optional[tuple[np.ndarray, np.ndarray]] = None  # (value, valid)
+    last_traded_quantity: np.ndarray | None = None
+    volume_traded: np.ndarray | None = None
+    exchange_us: tuple[np.ndarray, np.ndarray] | None = None  # (value, valid)
+    recv_us: tuple[np.ndarray, np.ndarray] | None = None  # (value, valid)
 
     @classmethod
-    def from_table(cls, table: pa.Table) -> "TickValues":
+    def from_table(cls, table: pa.Table) -> TickValues:
         return cls(
             n=table.num_rows,
             prices={name: _floats(table, name) for name in PRICE_COLUMNS},
@@ -105,7 +104,7 @@ class TickValues:
         )
 
 
-def suspect_codes(v: TickValues, reference_us: Optional[int] = None) -> np.ndarray:
+def suspect_codes(v: TickValues, reference_us: int | None = None) -> np.ndarray:
     """int8 per row: 0 clean, else 1 + the index in ``REASONS`` of the first rule broken.
 
     ``reference_us`` is the capture's own time when known (the file name's), used for
@@ -188,7 +187,7 @@ def reasons_of_codes(code: np.ndarray) -> pa.Array:
     return _REASON_NAMES.take(pa.array(code.astype(np.int32)))
 
 
-def suspect_reasons(table: pa.Table, reference_us: Optional[int] = None) -> pa.Array:
+def suspect_reasons(table: pa.Table, reference_us: int | None = None) -> pa.Array:
     """``suspect_reason`` for every row of a decoded tick table (null when clean).
 
     ``reference_us`` is the capture's own time when known (the file name's), used for
@@ -199,7 +198,7 @@ def suspect_reasons(table: pa.Table, reference_us: Optional[int] = None) -> pa.A
     return reasons_of_codes(suspect_codes(TickValues.from_table(table), reference_us))
 
 
-def with_suspect_reason(table: pa.Table, reference_us: Optional[int] = None) -> pa.Table:
+def with_suspect_reason(table: pa.Table, reference_us: int | None = None) -> pa.Table:
     """``table`` with its ``suspect_reason`` column (re)computed."""
     reasons = suspect_reasons(table, reference_us)
     if "suspect_reason" in table.column_names:
@@ -212,5 +211,6 @@ def count_suspect(reasons: pa.Array) -> dict[str, int]:
     if reasons.null_count == len(reasons):
         return {}
     counts = pc.value_counts(reasons.drop_null() if hasattr(reasons, "drop_null") else pc.drop_null(reasons))
-    return {str(v): int(c) for v, c in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True)}
+    return {str(v): int(c) for v, c in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(),
+                                           strict=True)}
 

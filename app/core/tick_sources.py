@@ -32,20 +32,20 @@ import datetime as dt
 import itertools
 import json
 import math
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional, Union
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from app.core import market_time, protocol, schema
 from app.core.digest import file_sha256
-from app.core import protocol, schema
+from app.core.market_time import IST
 from app.core.suspect import suspect_reasons
 from app.errors import InputError
-from app.core import market_time
-from app.core.market_time import IST
 
 SOURCES = ("json", "jsonl", "parquet")
 
@@ -81,13 +81,13 @@ _ROW_COLUMNS = (
     + tuple(_ALIASES) + _OHLC + tuple(_TIME_ALIASES) + tuple(_DEPTH_COLUMNS.values())
 )
 
-TimeZoneLike = Union[str, dt.tzinfo]
+TimeZoneLike = str | dt.tzinfo
 
 
 # --- sniffing -------------------------------------------------------------------
 
 
-def sniff_tick_file(path) -> Optional[str]:
+def sniff_tick_file(path) -> str | None:
     """'json', 'jsonl' or 'parquet' from the file's content; None means a binary capture.
 
     A JSON dump is UTF-8 text without NUL bytes starting with ``[`` or ``{``; binary
@@ -111,7 +111,7 @@ def sniff_tick_file(path) -> Optional[str]:
             if err.start < len(text) - 4:  # not just a character cut by the head's end
                 return None
         stripped = text.lstrip()
-        if not stripped[:1] in (b"[", b"{"):
+        if stripped[:1] not in (b"[", b"{"):
             return None
         from app.core.har import looks_like_har
 
@@ -215,10 +215,10 @@ def _whole_lines(text: bytes) -> Iterator[Any]:
 def read_tick_file(
     path,
     *,
-    file_id: Optional[str] = None,
+    file_id: str | None = None,
     batch_rows: int = 65536,
     naive_timezone: TimeZoneLike = market_time.IST_NAMES[0],
-    rejected: Optional[list] = None,
+    rejected: list | None = None,
 ) -> Iterator[pa.Table]:
     """``DECODED_SCHEMA`` tables (about ``batch_rows`` rows each) of a JSON/JSONL/Parquet file.
 
@@ -257,7 +257,7 @@ def _timezone(value: TimeZoneLike) -> dt.tzinfo:
     if value in market_time.IST_NAMES:
         return IST  # no DST: a fixed offset needs no tz database
     if value.upper() == "UTC":
-        return dt.timezone.utc
+        return dt.UTC
     try:
         from zoneinfo import ZoneInfo
 
@@ -266,7 +266,7 @@ def _timezone(value: TimeZoneLike) -> dt.tzinfo:
         raise InputError(f"unknown time zone {value!r}; use an IANA name such as Asia/Kolkata or UTC") from err
 
 
-def _json_documents(path: Path) -> Iterator[tuple[Optional[int], Any]]:
+def _json_documents(path: Path) -> Iterator[tuple[int | None, Any]]:
     """(byte offset or None, value) of each JSON document in the file: one document, or a
     stream of concatenated documents (objects or arrays, pretty-printed or not)."""
     try:
@@ -294,7 +294,7 @@ def _json_documents(path: Path) -> Iterator[tuple[Optional[int], Any]]:
         raise InputError(f"{path}: not valid JSON (empty); fix or re-export the dump")
 
 
-def _json_messages(path: Path) -> Iterator[tuple[int, Optional[int], Any]]:
+def _json_messages(path: Path) -> Iterator[tuple[int, int | None, Any]]:
     """Messages of a JSON dump. One document: its elements (a list of ticks or of
     messages, or an object wrapping them). Several concatenated documents: each is one
     message (a list of ticks, a wrapper, or one tick)."""
@@ -344,7 +344,7 @@ def _unwrap(document: dict) -> Any:
     return [document]
 
 
-def _jsonl_messages(path: Path) -> Iterator[tuple[int, Optional[int], Any]]:
+def _jsonl_messages(path: Path) -> Iterator[tuple[int, int | None, Any]]:
     msg_seq, offset = 0, 0
     with open(path, "rb") as fh:
         for line_no, line in enumerate(fh, 1):
@@ -385,20 +385,20 @@ class _Builder:
     take a per-tick Python path with the same results.
     """
 
-    def __init__(self, file_id: str, tz: dt.tzinfo, path: Path, rejected: Optional[list] = None):
+    def __init__(self, file_id: str, tz: dt.tzinfo, path: Path, rejected: list | None = None):
         self.file_id, self.tz, self.path = file_id, tz, path
         self.rejected = rejected
-        self._time_cache: dict[Any, Optional[int]] = {}
+        self._time_cache: dict[Any, int | None] = {}
         self._reset()
 
     def _reset(self) -> None:
         self.ticks: list[dict] = []
         self.msg_seq: list[int] = []
         self.pkt_seq: list[int] = []
-        self.offset: list[Optional[int]] = []
+        self.offset: list[int | None] = []
         self.rows = 0
 
-    def add_message(self, msg_seq: int, offset: Optional[int], value: Any) -> None:
+    def add_message(self, msg_seq: int, offset: int | None, value: Any) -> None:
         ticks = value if isinstance(value, list) else [value]
         for tick in ticks:
             if not isinstance(tick, dict):
@@ -458,7 +458,8 @@ class _Builder:
             arrays = {name: pc.filter(array, keep_array) for name, array in arrays.items()}
         self._reset()
         values = pa.Table.from_arrays([arrays[name] for name in schema.DECODED_VALUE_NAMES],
-                                      schema=pa.schema([schema.DECODED_SCHEMA.field(n) for n in schema.DECODED_VALUE_NAMES]))
+                                      schema=pa.schema([schema.DECODED_SCHEMA.field(n)
+                                                        for n in schema.DECODED_VALUE_NAMES]))
         return pa.Table.from_arrays(values.columns + [suspect_reasons(values)], schema=schema.DECODED_SCHEMA)
 
     def _reject(self, bad_price: dict[int, str]) -> None:
@@ -559,7 +560,7 @@ class _Builder:
             convert = _number if part == "price" else _integer
             c[column].append([convert(level.get(part)) for level in depth.get(side) or ()])
 
-    def _epoch_us(self, value: Any) -> Optional[int]:
+    def _epoch_us(self, value: Any) -> int | None:
         """Microseconds since the epoch; None for absent (and for the epoch itself)."""
         if value is None:
             return None
@@ -580,7 +581,7 @@ class _Builder:
                 raise InputError(f"{self.path}: timestamp {value!r} is neither ISO 8601 nor epoch") from err
             if when.tzinfo is None:
                 when = when.replace(tzinfo=self.tz)
-            delta = when - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+            delta = when - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
             micros = (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
         else:
             raise InputError(f"{self.path}: {value!r} is not a timestamp")
@@ -740,7 +741,7 @@ def _web_head_from_quote(tick: dict) -> dict:
 _PRICE_KEYS = ("last_price", "average_traded_price", "average_price") + _OHLC
 
 
-def _bad_number(value: Any) -> Optional[str]:
+def _bad_number(value: Any) -> str | None:
     """Why a JSON value cannot be a price: NaN, an infinity, a string that is no finite
     number ("N/A", "NaN"), a bool or anything else. A number written as a string by a
     hand-edited dump ("1573.15") is one."""
@@ -759,7 +760,7 @@ def _bad_number(value: Any) -> Optional[str]:
     return None
 
 
-def _price_problem(tick: dict) -> Optional[str]:
+def _price_problem(tick: dict) -> str | None:
     """Why a tick's price cannot be one (NaN, Infinity, a string), else None."""
     for key in _PRICE_KEYS:
         why = _bad_number(tick.get(key))
@@ -814,11 +815,11 @@ def _first(tick: dict, names: Iterable[str]) -> Any:
     return None
 
 
-def _number(value: Any) -> Optional[float]:
+def _number(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def _integer(value: Any) -> Optional[int]:
+def _integer(value: Any) -> int | None:
     if value is None:
         return None
     number = float(value) if isinstance(value, str) else value
@@ -861,7 +862,7 @@ def _derived(arrays: dict[str, pa.Array], n: int) -> dict[str, pa.Array]:
 
 def _with_message_fallback(
     exchange_timestamp: pa.Array, last_trade_time: pa.Array, msg_seq: pa.Array,
-    recv_ts: Optional[pa.Array] = None,
+    recv_ts: pa.Array | None = None,
 ) -> tuple[pa.Array, pa.Array]:
     """The best-known time of each tick, by the decoder's priority: its own exchange_timestamp
     ('exchange'), the receive time ('receive'; dumps have none), the latest exchange_timestamp
@@ -869,7 +870,7 @@ def _with_message_fallback(
     n = len(msg_seq)
     absent = np.iinfo(np.int64).min
 
-    def micros(array: Optional[pa.Array]) -> np.ndarray:
+    def micros(array: pa.Array | None) -> np.ndarray:
         if array is None:
             return np.full(n, absent, dtype=np.int64)
         return array.cast(schema.UTC_TIME).cast(pa.int64()).fill_null(absent).to_numpy(zero_copy_only=False)

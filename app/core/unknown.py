@@ -23,8 +23,8 @@ Diagnoses, strongest evidence first (``DIAGNOSES``):
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional
 
 import numpy as np
 import pyarrow as pa
@@ -145,7 +145,8 @@ def _union_lists(table: pa.Table, column: str, sort: bool) -> dict[int, list]:
     if sort:
         exploded = exploded.sort_by([("value", "ascending")])
     grouped = exploded.group_by("instrument_token", use_threads=False).aggregate([("value", "distinct")])
-    return dict(zip(grouped.column("instrument_token").to_pylist(), grouped.column("value_distinct").to_pylist(), strict=True))
+    return dict(zip(grouped.column("instrument_token").to_pylist(), grouped.column("value_distinct").to_pylist(),
+                    strict=True))
 
 
 # --- explaining ------------------------------------------------------------------
@@ -190,7 +191,7 @@ def explain_unknown(aggregate: pa.Table, book: InstrumentBook) -> pa.Table:
     )
 
 
-def byte_swapped(token: int) -> Optional[int]:
+def byte_swapped(token: int) -> int | None:
     """The token with its 4 bytes reversed (None if it does not fit in 4 bytes)."""
     if not 0 <= token <= 0xFFFF_FFFF:
         return None

@@ -7,8 +7,8 @@ and context-menu entry is enabled from it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 from app.model.session import RETRYABLE, QueueRow, Session
 
@@ -25,12 +25,12 @@ class Available:
     remove: bool
 
 
-def removable(rows: Sequence[QueueRow], target: Optional[str]) -> list[QueueRow]:
+def removable(rows: Sequence[QueueRow], target: str | None) -> list[QueueRow]:
     """The rows whose capture is in the target (done, or skipped as already there)."""
     return [r for r in rows if r.stored] if target else []
 
 
-def available(session: Session, selected: Sequence[QueueRow], *, target: Optional[str],
+def available(session: Session, selected: Sequence[QueueRow], *, target: str | None,
               unknown_tokens: int) -> Available:
     rows = session.rows
     return Available(

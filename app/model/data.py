@@ -11,16 +11,24 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from app.store.query import (CANDLE_COLUMNS, INTERVALS, CaptureRow, Query, TargetReader, TickFilter,
-                             candles_query, ticks_query)
+from app.store.query import (
+    CANDLE_COLUMNS,
+    INTERVALS,
+    CaptureRow,
+    Query,
+    TargetReader,
+    TickFilter,
+    candles_query,
+    ticks_query,
+)
 
 PAGE_ROWS = 200
 
@@ -84,7 +92,7 @@ class InstrumentDay:
 
     token: int
     label: str
-    day: Optional[dt.date]
+    day: dt.date | None
     interval: str
     days: list = field(default_factory=list)  # trading days with ticks of the instrument
     candles: pa.Table = None  # CANDLE_COLUMNS, as `tickscope candles`
@@ -99,7 +107,7 @@ class InstrumentDay:
     def rows(self) -> list[dict]:
         return self.candles.to_pylist() if self.candles is not None else []
 
-    def at(self, x: float) -> Optional[dict]:
+    def at(self, x: float) -> dict | None:
         """The candle under chart position ``x`` (epoch seconds), for the crosshair readout."""
         if self.starts is None or not len(self.starts):
             return None
@@ -114,7 +122,7 @@ def _epoch_seconds(starts: pa.Array) -> np.ndarray:
     return pc.cast(starts, pa.timestamp("s", "UTC")).cast(pa.int64()).to_numpy().astype(np.float64)
 
 
-def load_instrument_day(path: str, token: int, day: Optional[dt.date], interval: str = "1m",
+def load_instrument_day(path: str, token: int, day: dt.date | None, interval: str = "1m",
                         label: str = "") -> InstrumentDay:
     """Candles of ``token`` on ``day`` (its last day with ticks when None)."""
     with reader(path) as r:
@@ -145,10 +153,10 @@ class TickSelection:
     label: str
     filter: TickFilter
     columns: list = field(default_factory=list)  # empty: the reader's default columns
-    order_by: Optional[str] = None
+    order_by: str | None = None
     descending: bool = False
 
-    def query(self, limit: Optional[int] = None, offset: int = 0, ist_text: bool = False) -> Query:
+    def query(self, limit: int | None = None, offset: int = 0, ist_text: bool = False) -> Query:
         return ticks_query(self.filter, self.columns, order_by=self.order_by, descending=self.descending,
                            limit=limit, offset=offset, ist_text=ist_text)
 

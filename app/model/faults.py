@@ -8,8 +8,8 @@ carries the traceback.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Mapping, Optional
 
 from app.errors import EXIT_LOCKED, EXIT_NO_SPACE, EXIT_USAGE
 
@@ -66,7 +66,7 @@ class Fault:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: Mapping) -> "Fault":
+    def from_json(cls, data: Mapping) -> Fault:
         return cls(**{k: str(data.get(k) or "") for k in cls.__dataclass_fields__})
 
 
@@ -100,7 +100,7 @@ def fault_from_exception(exc: BaseException, traceback: str = "", path: str = ""
     return make(code, one_line(exc), path, traceback=traceback)
 
 
-def fault_for_file(error: str, path: str, code: Optional[str] = None) -> Fault:
+def fault_for_file(error: str, path: str, code: str | None = None) -> Fault:
     """A file the pipeline reported failed, with the kind it gave (``app.pipeline.ingest``'s
     FAULT_* values are these codes)."""
     if code == "no_space":  # the pipeline's full-disk kind (exit 6) is a write fault here

@@ -7,7 +7,6 @@ exchange's clock), UTC when View → Time zone says so (``set_time_zone``).
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 from app.core import market_time
 
@@ -36,13 +35,13 @@ def with_zone(label: str) -> str:
     return f"{label} ({_display['zone']})"
 
 
-def human_count(n: Optional[float]) -> str:
+def human_count(n: float | None) -> str:
     if n is None:
         return ""
     return f"{int(n):,}"
 
 
-def human_rate(per_second: Optional[float], unit: str = "pkt/s") -> str:
+def human_rate(per_second: float | None, unit: str = "pkt/s") -> str:
     if not per_second or per_second <= 0 or math.isnan(per_second):
         return ""
     if per_second >= 1e6:
@@ -52,7 +51,7 @@ def human_rate(per_second: Optional[float], unit: str = "pkt/s") -> str:
     return f"{per_second:.0f} {unit}"
 
 
-def human_duration(seconds: Optional[float]) -> str:
+def human_duration(seconds: float | None) -> str:
     if seconds is None or seconds < 0 or math.isinf(seconds) or math.isnan(seconds):
         return ""
     seconds = int(round(seconds))

@@ -8,9 +8,9 @@ what the queue shows of each (size, framing label) and a one-line summary.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 from app.pipeline.inputs import TICK_DUMP_EXTENSIONS, select_inputs
 

@@ -8,13 +8,13 @@ such; it never hides the others.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Union
 
 from app.model.target_queries import MasterInfo
 
-Info = Union[MasterInfo, str]  # a str: why the master cannot be read
+Info = MasterInfo | str  # a str: why the master cannot be read
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional
 
 from app.core.digest import text_sha256
 from app.model.session import QueueRow
@@ -22,14 +22,14 @@ log = logging.getLogger(__name__)
 VERSION = 1
 
 
-def queue_file(target: str, data_dir: Optional[Path] = None) -> Path:
+def queue_file(target: str, data_dir: Path | None = None) -> Path:
     from app.logs import data_dir as default_data_dir
 
     folder = (data_dir or default_data_dir()) / "queues"
     return folder / f"{text_sha256(os.path.abspath(target))[:24]}.json"
 
 
-def save(target: str, rows: Iterable[QueueRow], data_dir: Optional[Path] = None) -> Path:
+def save(target: str, rows: Iterable[QueueRow], data_dir: Path | None = None) -> Path:
     path = queue_file(target, data_dir)
     payload = {"version": VERSION, "target": os.path.abspath(target), "files": [r.to_json() for r in rows]}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -39,7 +39,7 @@ def save(target: str, rows: Iterable[QueueRow], data_dir: Optional[Path] = None)
     return path
 
 
-def load(target: str, data_dir: Optional[Path] = None) -> list[QueueRow]:
+def load(target: str, data_dir: Path | None = None) -> list[QueueRow]:
     """The saved queue of ``target``; empty when none was saved or it cannot be read."""
     path = queue_file(target, data_dir)
     try:

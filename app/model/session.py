@@ -13,11 +13,22 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Callable, Iterable, Mapping, Optional, Protocol
+from typing import Protocol
 
-from app.core.capture import (CANCELLED, DECODING, DONE, FAILED, FINISHED, QUEUED, SKIPPED,  # noqa: F401
-                              STATUSES, WRITING, CaptureRecord)  # the one status vocabulary
+from app.core.capture import (  # noqa: F401
+    CANCELLED,
+    DECODING,
+    DONE,
+    FAILED,
+    FINISHED,
+    QUEUED,
+    SKIPPED,
+    STATUSES,  # the one status vocabulary
+    WRITING,
+    CaptureRecord,
+)
 from app.errors import EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
 from app.model import faults
 from app.model.faults import Fault, fault_for_file
@@ -42,8 +53,8 @@ class QueueRow(CaptureRecord):
     """A capture in the queue: its record (``CaptureRecord``, the one per-capture record
     type) plus what only the session knows of it."""
 
-    failure: Optional[Fault] = None  # with FAILED: the whole story (advice, log file, traceback)
-    job_id: Optional[int] = None  # the running job that has it (not persisted)
+    failure: Fault | None = None  # with FAILED: the whole story (advice, log file, traceback)
+    job_id: int | None = None  # the running job that has it (not persisted)
     cancel_requested: bool = False
 
     @property
@@ -62,7 +73,7 @@ class QueueRow(CaptureRecord):
         return data
 
     @classmethod
-    def from_json(cls, data: Mapping) -> "QueueRow":
+    def from_json(cls, data: Mapping) -> QueueRow:
         data = dict(data)
         if "size" in data:  # saved by an earlier version
             data.setdefault("size_bytes", data.pop("size"))
@@ -113,7 +124,7 @@ class RateMeter:
 class Session:
     """The queue of one target (``target`` may be None before one is chosen)."""
 
-    def __init__(self, target: Optional[str] = None, rows: Iterable[QueueRow] = ()):
+    def __init__(self, target: str | None = None, rows: Iterable[QueueRow] = ()):
         self.target = target
         self._rows: list[QueueRow] = list(rows)
         self._index = {r.path: i for i, r in enumerate(self._rows)}
@@ -150,7 +161,7 @@ class Session:
     def __len__(self) -> int:
         return len(self._rows)
 
-    def row(self, path) -> Optional[QueueRow]:
+    def row(self, path) -> QueueRow | None:
         i = self._index.get(path_key(path))
         return None if i is None else self._rows[i]
 
@@ -186,7 +197,7 @@ class Session:
         """One line per failed row, for a scripted run's stderr."""
         return [f"{prog}: {r.path}: {r.failure.message if r.failure else r.error or 'failed'}" for r in self.failed()]
 
-    def eta_seconds(self) -> Optional[float]:
+    def eta_seconds(self) -> float | None:
         """Bytes still to decode in started work over the recent rate of all running files."""
         running = [r for r in self._rows if r.job_id is not None and not r.final]
         if not running:
@@ -277,8 +288,8 @@ class Session:
         row.framing = record.framing or row.framing
         row.take_counts(record)
 
-    def _settle(self, row: QueueRow, status: str, error: Optional[str], failure: Optional[Fault] = None,
-                code: Optional[str] = None) -> None:
+    def _settle(self, row: QueueRow, status: str, error: str | None, failure: Fault | None = None,
+                code: str | None = None) -> None:
         """A row reaches its final status: its error and failure say exactly that, nothing stale."""
         row.status = status
         row.rate_pps = 0.0
@@ -425,7 +436,7 @@ class Session:
                 changed.append(i)
         self._changed(changed)
 
-    def replace_rows(self, rows: Iterable[QueueRow], target: Optional[str]) -> None:
+    def replace_rows(self, rows: Iterable[QueueRow], target: str | None) -> None:
         """Show another target's queue (the window switched targets)."""
         self.target = target
         self._rows = list(rows)

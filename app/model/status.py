@@ -7,10 +7,9 @@ the window only shows the result.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
-from app.model.formatting import human_duration
 from app.core.capture import ACTIVE, CANCELLED, DONE, FAILED, QUEUED, SKIPPED
+from app.model.formatting import human_duration
 from app.model.session import Session
 from app.model.targets import TargetState
 
@@ -33,7 +32,7 @@ def finished_message(report) -> str:
     return f"Finished: {text}" + (f" in {report.seconds:.1f} s" if report.seconds else "")
 
 
-def status_line(session: Session, state: Optional[TargetState]) -> StatusLine:
+def status_line(session: Session, state: TargetState | None) -> StatusLine:
     counts = session.counts()
     parts = [f"Running {sum(counts[s] for s in ACTIVE)}", f"Queued {counts[QUEUED]}", f"Done {counts[DONE]}",
              f"Failed {counts[FAILED]}"]

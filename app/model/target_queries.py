@@ -12,8 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,7 +24,7 @@ from app.core import protocol
 @dataclass
 class MasterInfo:
     path: str
-    date: Optional[dt.date]
+    date: dt.date | None
     instruments: int
     description: str
 
@@ -42,9 +42,9 @@ class Breakdown:
 class PriceSeries:
     instrument_token: int
     label: str
-    times: "object"  # numpy float64 epoch seconds
-    prices: "object"
-    volumes: "object"
+    times: object  # numpy float64 epoch seconds
+    prices: object
+    volumes: object
 
 
 def target_exists(path: str) -> bool:
@@ -110,13 +110,13 @@ def breakdown(path: str, file_id: str, name: str = "") -> Breakdown:
     if match.num_rows:
         bad = int(match["bad_packets"][0].as_py() or 0)
         name = name or os.path.basename(str(match["path"][0].as_py() or ""))
-    order = {l.kind: i for i, l in enumerate(protocol.ALL_LAYOUTS)}
+    order = {layout.kind: i for i, layout in enumerate(protocol.ALL_LAYOUTS)}
     kinds = dict(sorted(kinds.items(), key=lambda kv: order.get(kv[0], 99)))
     segments = dict(sorted(segments.items(), key=lambda kv: -kv[1]))
     return Breakdown(file_id, name, kinds, segments, bad)
 
 
-def instrument_label(token: int, symbol: Optional[str], exchange: Optional[str]) -> str:
+def instrument_label(token: int, symbol: str | None, exchange: str | None) -> str:
     if symbol:
         seg = protocol.SEGMENTS.get(token & 0xFF)
         return f"{exchange or (seg.name if seg else '')}:{symbol}"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -39,7 +38,7 @@ class TargetState:
     packets: int = 0
     bad_packets: int = 0
     unresolved_ticks: int = 0
-    unknown: Optional[pa.Table] = None  # the explained unknown-token table
+    unknown: pa.Table | None = None  # the explained unknown-token table
 
     @property
     def unknown_tokens(self) -> int:
@@ -56,7 +55,7 @@ class TargetState:
                 f"{self.unresolved_ticks:,} unresolved ticks")
 
 
-def state_from_tables(path: str, captures: Optional[pa.Table], unknown: Optional[pa.Table]) -> TargetState:
+def state_from_tables(path: str, captures: pa.Table | None, unknown: pa.Table | None) -> TargetState:
     state = TargetState(path, captures is not None, unknown=unknown)
     if captures is None or not captures.num_rows:
         return state

@@ -43,8 +43,8 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence
 
 from app import __version__
 from app.core.capture import CANCELLED, DECODING, DONE, FAILED, HASHING, QUEUED, SKIPPED, WRITING, CaptureRecord
@@ -55,13 +55,13 @@ from app.pipeline.ingest import (
     IngestReport,
     JobControl,
     _File,
-    check_master_paths,
-    store_masters,
     _one_line,
+    check_master_paths,
     count_batch,
     decode_batches,
     enrich_ticks,
     file_sha256,
+    store_masters,
 )
 from app.pipeline.inputs import expand_inputs
 from app.store import AlreadyIngested, target_kind
@@ -147,7 +147,7 @@ class StoredBookRef:
         return Path(root) / "instruments" / "instruments.parquet"
 
     @classmethod
-    def of(cls, target) -> Optional["StoredBookRef"]:
+    def of(cls, target) -> StoredBookRef | None:
         """The reference to ``target``'s stored masters, or None without any."""
         catalog = target.master_catalog()
         if not catalog.num_rows:
@@ -193,8 +193,8 @@ def hash_capture(path: str) -> tuple[str, int]:
         raise InputError(f"cannot read {path} on worker {socket.gethostname()}: {err.strerror or err}") from None
 
 
-def ingest_capture(path: str, hashed: tuple[str, int], write_id: str, root: str, book_ref: Optional[StoredBookRef],
-                   chunk_bytes: Optional[int] = None, memory_limit=None) -> dict:
+def ingest_capture(path: str, hashed: tuple[str, int], write_id: str, root: str, book_ref: StoredBookRef | None,
+                   chunk_bytes: int | None = None, memory_limit=None) -> dict:
     """Decode, enrich and write one file's parts under ``root``; their names, rows and the file's counts.
 
     Runs on a worker. Writes only staged part files (never ``captures``): the client's
@@ -262,11 +262,11 @@ class DaskIngestJob(JobControl):
         *,
         instruments: Iterable = (),
         client=None,
-        scheduler: Optional[str] = None,
-        local_cluster: Optional[int] = None,
+        scheduler: str | None = None,
+        local_cluster: int | None = None,
         force: bool = False,
-        progress: Optional[Callable[[CaptureRecord], None]] = None,
-        chunk_bytes: Optional[int] = None,
+        progress: Callable[[CaptureRecord], None] | None = None,
+        chunk_bytes: int | None = None,
         memory_limit=None,
         task: Callable = ingest_capture,
     ):
@@ -310,7 +310,7 @@ class DaskIngestJob(JobControl):
             except Exception:  # a broken display must not break the ingest
                 log.exception("progress callback failed")
 
-    def _finish(self, f: _File, status: str, error: Optional[str]) -> None:
+    def _finish(self, f: _File, status: str, error: str | None) -> None:
         f.error = error
         f.finished = time.monotonic()
         if status != DONE:
@@ -362,7 +362,8 @@ class DaskIngestJob(JobControl):
         if other:
             addr, version = next(iter(other.items()))
             raise UsageError(
-                f"worker {addr} runs tickscope {version}, this is {__version__}; install the same version on every worker"
+                f"worker {addr} runs tickscope {version}, this is {__version__}; "
+                "install the same version on every worker"
             )
         from app.store.parquet import MARKER
 
@@ -376,7 +377,7 @@ class DaskIngestJob(JobControl):
 
     # -- run ------------------------------------------------------------------------
 
-    def run(self, cancel: Optional[threading.Event] = None) -> IngestReport:
+    def run(self, cancel: threading.Event | None = None) -> IngestReport:
         """Ingest every file; blocking. Raises TargetLockedError before writing anything."""
         from app.store.parquet import ParquetTarget
 
@@ -426,7 +427,7 @@ class DaskIngestJob(JobControl):
         self._futures[future.key] = (kind, f, future)
         return future
 
-    def _pump(self, client, target, book_ref, cancel: Optional[threading.Event]) -> None:
+    def _pump(self, client, target, book_ref, cancel: threading.Event | None) -> None:
         from distributed import as_completed
 
         done = as_completed()
@@ -531,7 +532,7 @@ class DaskIngestJob(JobControl):
                 raise ValueError(f"the task wrote {tick_rows:,} tick rows for {f.ticks:,} ticks")
             damaged = f.file_id in self._damaged
             replacing = (self.force and f.file_id in self._existing) or damaged
-            f.replaced, f.ingested_at = replacing, dt.datetime.now(dt.timezone.utc)
+            f.replaced, f.ingested_at = replacing, dt.datetime.now(dt.UTC)
             target.commit_parts(f, result["parts"], force=self.force or damaged)
         except AlreadyIngested:
             self._finish(f, SKIPPED, "already in the target")

@@ -32,23 +32,31 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from app.core import schema
+from app.core import digest, schema
+from app.core.capture import (
+    CANCELLED,
+    DECODING,
+    DONE,
+    FAILED,
+    HASHING,
+    QUEUED,
+    REPORT_STATUSES,
+    SKIPPED,
+    WRITING,
+    CaptureRecord,
+)
 from app.core.decode import no_packets_message
 from app.core.memory import MemoryBudget
-from app.errors import (EXIT_NO_SPACE, EXIT_OK, EXIT_PARTIAL, InputError, UsageError, is_no_space,
-                        no_space_message)
-from app.core import digest
-from app.core.capture import (CANCELLED, DECODING, DONE, FAILED, HASHING, QUEUED, REPORT_STATUSES, SKIPPED,
-                              WRITING, CaptureRecord)
+from app.errors import EXIT_NO_SPACE, EXIT_OK, EXIT_PARTIAL, InputError, UsageError, is_no_space, no_space_message
 from app.pipeline.inputs import expand_inputs, read_as
 from app.store import AlreadyIngested, Target, open_target
 
@@ -128,7 +136,7 @@ class _File(CaptureRecord):
     finished: float = 0.0
     last_emit: float = 0.0
     write: object = None  # the open CaptureWrite (the writer's)
-    writer_error: Optional[str] = None
+    writer_error: str | None = None
 
     @property
     def source(self) -> Path:
@@ -154,7 +162,7 @@ class _File(CaptureRecord):
         return self.copy()
 
 
-def file_sha256(path: Path, cancel: Optional[threading.Event] = None, on_bytes=None) -> str:
+def file_sha256(path: Path, cancel: threading.Event | None = None, on_bytes=None) -> str:
     """``app.core.digest.file_sha256``, cancelled the pipeline's way."""
     try:
         return digest.file_sha256(path, cancel, on_bytes)
@@ -317,9 +325,9 @@ class IngestJob(JobControl):
         instruments: Iterable = (),
         workers: int = 2,
         force: bool = False,
-        progress: Optional[Callable[[CaptureRecord], None]] = None,
-        chunk_bytes: Optional[int] = None,
-        queue_batches: Optional[int] = None,
+        progress: Callable[[CaptureRecord], None] | None = None,
+        chunk_bytes: int | None = None,
+        queue_batches: int | None = None,
         memory_limit=None,
     ):
         if not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
@@ -347,11 +355,11 @@ class IngestJob(JobControl):
         self._existing: set[str] = set()
         self._damaged: dict[str, str] = {}  # committed file_id -> what is wrong with its rows
         self.book = None
-        self.target: Optional[Target] = None
+        self.target: Target | None = None
 
     # -- progress ---------------------------------------------------------------
 
-    def _emit(self, f: _File, stage: Optional[str] = None, *, force: bool = False) -> None:
+    def _emit(self, f: _File, stage: str | None = None, *, force: bool = False) -> None:
         if stage is not None:
             changed = stage != f.stage
             f.set_stage(stage)
@@ -487,7 +495,7 @@ class IngestJob(JobControl):
             return
         self._emit(f, WRITING)
         f.replaced = (self.force and f.file_id in self._existing) or f.file_id in self._damaged
-        f.ingested_at = dt.datetime.now(dt.timezone.utc)
+        f.ingested_at = dt.datetime.now(dt.UTC)
         try:
             if f.write is None:  # a capture without ticks still gets its record
                 f.write = target.begin(f.file_id, force=self._replaces(f))
@@ -532,7 +540,7 @@ class IngestJob(JobControl):
             except Exception:
                 log.exception("aborting the write of %s failed", f.path)
 
-    def _finish(self, f: _File, status: str, error: Optional[str]) -> None:
+    def _finish(self, f: _File, status: str, error: str | None) -> None:
         if status == DONE and f.file_id in self._damaged:
             error = f"re-ingested: its stored rows were damaged ({self._damaged[f.file_id]})"
         f.error = error
@@ -547,7 +555,7 @@ class IngestJob(JobControl):
 
     # -- run ----------------------------------------------------------------------
 
-    def run(self, cancel: Optional[threading.Event] = None) -> IngestReport:
+    def run(self, cancel: threading.Event | None = None) -> IngestReport:
         """Ingest every file; blocking. Raises TargetLockedError before writing anything."""
         started = time.monotonic()
         check_master_paths(self.instruments)  # before a target is created for nothing
@@ -601,7 +609,7 @@ class IngestJob(JobControl):
             self.queue.maxsize = self.memory.queue_batches(self.workers)
         target.tune_for_ingest(min(self.workers, len(self.files)), self.memory)
 
-    def _pump(self, cancel: Optional[threading.Event]) -> None:
+    def _pump(self, cancel: threading.Event | None) -> None:
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="tickscope-decode") as pool:
             futures = [pool.submit(self._decode_file, f) for f in self.files]
             try:
@@ -632,8 +640,8 @@ def run_ingest(
     instruments: Iterable = (),
     workers: int = 2,
     force: bool = False,
-    progress: Optional[Callable[[CaptureRecord], None]] = None,
-    cancel: Optional[threading.Event] = None,
+    progress: Callable[[CaptureRecord], None] | None = None,
+    cancel: threading.Event | None = None,
     **options,
 ) -> IngestReport:
     """Ingest ``paths`` into ``target`` (a path or an open Target); see ``IngestJob``."""

@@ -12,9 +12,9 @@ app's drop/add (``app.model.intake``) alike.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Optional, Sequence
 
 from app.errors import InputError, UsageError
 from app.store.parquet import MARKER as DATASET_MARKER
@@ -119,7 +119,7 @@ def _why_not(path: Path) -> str:
     return "not a Kite capture or tick dump"
 
 
-def walk_folder(folder: Path, datasets: Optional[list] = None) -> Iterator[Path]:
+def walk_folder(folder: Path, datasets: list | None = None) -> Iterator[Path]:
     """Every candidate file under ``folder``, sorted: hidden entries and Parquet datasets left out.
 
     A folder holding ``DATASET_MARKER`` is a dataset (a target, maybe a nested one): none of

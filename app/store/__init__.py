@@ -22,7 +22,6 @@ from app.store.base import (
     RemovedCapture,
     Target,
 )
-
 from app.store.checks import DUCKDB_SUFFIXES, TargetCheck, TargetProblem, check_target, target_kind
 
 

@@ -17,9 +17,9 @@ import abc
 import os
 import re
 import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -198,14 +198,14 @@ def _claim(path: Path) -> str:
     return key
 
 
-def _release(key: Optional[str]) -> None:
+def _release(key: str | None) -> None:
     if key is None:
         return
     with _claimed_lock:
         _claimed.pop(key, None)
 
 
-def locked_message(path: Path, pid: Optional[int]) -> str:
+def locked_message(path: Path, pid: int | None) -> str:
     holder = f"another process (PID {pid})" if pid else "another process"
     return (
         f"target {path} is locked by {holder}; wait for it to finish or close it "
@@ -243,7 +243,7 @@ class Target(abc.ABC):
     path: Path
     read_only: bool
 
-    def __enter__(self) -> "Target":
+    def __enter__(self) -> Target:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -263,7 +263,7 @@ class Target(abc.ABC):
     def captures(self) -> pa.Table: ...
 
     @abc.abstractmethod
-    def ticks(self, columns: Optional[Sequence[str]] = None) -> pa.Table:
+    def ticks(self, columns: Sequence[str] | None = None) -> pa.Table:
         """Committed ticks (TICK_SCHEMA, or the given columns)."""
 
     @abc.abstractmethod
@@ -300,8 +300,8 @@ class Target(abc.ABC):
 
         return store.stored_under_name(self.master_catalog(), sha256, name_date)
 
-    def record_masters(self, masters: Sequence, shas: Optional[Sequence[Optional[str]]] = None,
-                       name_dates: Optional[Sequence] = None) -> list[bool]:
+    def record_masters(self, masters: Sequence, shas: Sequence[str | None] | None = None,
+                       name_dates: Sequence | None = None) -> list[bool]:
         """Store masters (``shas``: their files' sha256, else a hash of their table); a master
         whose content is stored for its day already is a no-op (nothing is rewritten), one of
         a stored (source, date) replaces it. Returns, per master, whether it was stored."""
@@ -353,7 +353,7 @@ class Target(abc.ABC):
     # -- integrity (app.store.base.Finding; used by the CLI and the app alike) ------
 
     @abc.abstractmethod
-    def verify(self) -> list["Finding"]:
+    def verify(self) -> list[Finding]:
         """Everything wrong with the target, one Finding each (empty: clean)."""
 
     @abc.abstractmethod
@@ -362,14 +362,14 @@ class Target(abc.ABC):
         (cheap enough to run before every ingest: those are re-ingested, not skipped)."""
 
     @abc.abstractmethod
-    def remove(self, file_ids: Sequence[str]) -> list["RemovedCapture"]:
+    def remove(self, file_ids: Sequence[str]) -> list[RemovedCapture]:
         """Remove captures and everything derived from them in one commit; NotInTarget
         (nothing removed) if one of them is not there. Rebuilds ``unknown_tokens``."""
 
     # The ingest's memory budget (``app.core.memory.MemoryBudget``) while one runs, else None.
     memory = None
 
-    def tune_for_ingest(self, decoder_threads: Optional[int], memory=None) -> None:
+    def tune_for_ingest(self, decoder_threads: int | None, memory=None) -> None:
         """Settings for an ingest with ``decoder_threads`` decoding within ``memory`` (a
         ``MemoryBudget``); ``decoder_threads`` None: back to defaults."""
         self.memory = memory if decoder_threads is not None else None
@@ -486,7 +486,7 @@ class Finding:
     subject: str  # the capture's file name, or the file/table the finding is about
     what: str
     action: str
-    file_id: Optional[str] = None
+    file_id: str | None = None
 
     def line(self) -> str:
         return f"{self.subject}: {self.what}; {self.action}"
@@ -521,10 +521,11 @@ class NotInTarget(Exception):
         super().__init__(", ".join(self.file_ids))
 
 
-REINGEST = "re-ingest the capture (`tickscope ingest CAPTURE --target TARGET`: a damaged capture is re-ingested, not skipped)"
+REINGEST = ("re-ingest the capture (`tickscope ingest CAPTURE --target TARGET`: a damaged capture is re-ingested, "
+            "not skipped)")
 
 
-def capture_name(path: Optional[str]) -> str:
+def capture_name(path: str | None) -> str:
     """How findings name a capture: its file name (as last ingested)."""
     return Path(path).name if path else "(unknown capture)"
 

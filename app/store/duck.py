@@ -29,8 +29,8 @@ import contextlib
 import logging
 import re
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import duckdb
 import pyarrow as pa
@@ -225,7 +225,8 @@ class DuckDBTarget(Target):
             if columns is None:
                 continue
             added = _ADDED_COLUMNS.get(table)
-            if rule == "exact" and added and added[0] not in columns and columns == [c for c in expected if c != added[0]]:
+            if rule == "exact" and added and added[0] not in columns and columns == [c for c in expected
+                                                                                     if c != added[0]]:
                 # An older Tickscope's table: the column is added (writable) or read as null.
                 if not self.read_only:
                     self.con.execute(f'ALTER TABLE {table} ADD COLUMN "{added[0]}" {added[1]}')
@@ -242,7 +243,8 @@ class DuckDBTarget(Target):
         if "ticks" in found and "suspect_reason" not in self._tick_order and not self.read_only:
             self._tick_order = self._tick_order + ["suspect_reason"]
         if self.read_only and not {"ticks", "captures"} <= set(found):
-            raise InputError(f"{self.path} is not a Tickscope target (no ticks or captures table); ingest into it first")
+            raise InputError(f"{self.path} is not a Tickscope target (no ticks or captures table); "
+                             "ingest into it first")
 
     def close(self) -> None:
         for write in list(self._open_writes):
@@ -256,7 +258,7 @@ class DuckDBTarget(Target):
                 base._release(self._claim)
                 self._claim = None
 
-    def tune_for_ingest(self, decoder_threads: Optional[int], memory=None) -> None:
+    def tune_for_ingest(self, decoder_threads: int | None, memory=None) -> None:
         # DuckDB converts and compresses on every core beside the decoders (measured on 2
         # cores: 2.7M packets in 7-9 s instead of 10.5 s with one DuckDB thread); row order
         # in ``ticks`` means nothing (readers order by file_id, msg_seq, pkt_seq), and not
@@ -305,7 +307,7 @@ class DuckDBTarget(Target):
         table = self.con.sql("SELECT * FROM captures ORDER BY ingested_at, file_id").to_arrow_table()
         return base.with_columns_of(table, CAPTURES_SCHEMA).cast(CAPTURES_SCHEMA)
 
-    def ticks(self, columns: Optional[Sequence[str]] = None) -> pa.Table:
+    def ticks(self, columns: Sequence[str] | None = None) -> pa.Table:
         names = list(columns) if columns else schema.TICK_SCHEMA.names
         unknown = set(names) - set(schema.TICK_SCHEMA.names)
         if unknown:
@@ -317,7 +319,8 @@ class DuckDBTarget(Target):
         return table.cast(pa.schema([schema.TICK_SCHEMA.field(n) for n in names]))
 
     def bad_packets(self) -> pa.Table:
-        return self.con.sql('SELECT * FROM bad_packets ORDER BY file_id, "offset"').to_arrow_table().cast(BAD_PACKETS_SCHEMA)
+        table = self.con.sql('SELECT * FROM bad_packets ORDER BY file_id, "offset"').to_arrow_table()
+        return table.cast(BAD_PACKETS_SCHEMA)
 
     def master_catalog(self) -> pa.Table:
         from app.store import masters as store
@@ -387,7 +390,7 @@ class DuckDBTarget(Target):
 
     # -- writing ----------------------------------------------------------------
 
-    def begin(self, file_id: str, *, force: bool = False) -> "_DuckCaptureWrite":
+    def begin(self, file_id: str, *, force: bool = False) -> _DuckCaptureWrite:
         self._writable()
         write = _DuckCaptureWrite(self, base.check_file_id(file_id), force)
         self._open_writes.append(write)
@@ -493,12 +496,12 @@ class DuckDBTarget(Target):
 
     # -- integrity: verify, damaged captures, remove ------------------------------
 
-    def _rows_by_file_id(self, table: str) -> dict[Optional[str], int]:
+    def _rows_by_file_id(self, table: str) -> dict[str | None, int]:
         """file_id -> rows of ``table`` (one scan of its file_id column)."""
         return {fid: int(n) for fid, n in self.con.execute(
             f"SELECT file_id, count(*) FROM {table} GROUP BY file_id").fetchall()}
 
-    def _stored_counts(self, per_table: Optional[dict] = None) -> dict[str, tuple[int, int]]:
+    def _stored_counts(self, per_table: dict | None = None) -> dict[str, tuple[int, int]]:
         """file_id of every captures row -> (tick rows, bad-packet rows) stored."""
         per_table = per_table or {t: self._rows_by_file_id(t) for t in ("ticks", "bad_packets")}
         return {fid: (per_table["ticks"].get(fid, 0), per_table["bad_packets"].get(fid, 0))

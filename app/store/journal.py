@@ -47,8 +47,8 @@ import logging
 import os
 import re
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,8 @@ def part_fingerprint(path: Path) -> tuple[int, int, str]:
     try:
         rows = pq.ParquetFile(path).metadata.num_rows
     except Exception as err:  # pyarrow raises ArrowInvalid/OSError for a broken footer
-        raise ValueError(f"unreadable Parquet footer ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(f"unreadable Parquet footer ({reason})") from None
     return size, rows, hashlib.sha256(footer).hexdigest()
 
 
@@ -235,7 +236,7 @@ class Journal:
 
     # -- commits --------------------------------------------------------------------
 
-    def commit(self, *, manifest_staged: Optional[str], publish: Iterable[tuple[str, str]],
+    def commit(self, *, manifest_staged: str | None, publish: Iterable[tuple[str, str]],
                unpublish: Iterable[str]) -> dict:
         """Write the commit record (the commit point); the caller then calls ``apply``."""
         record = {
@@ -247,7 +248,7 @@ class Journal:
         write_json_atomically(self.folder / COMMIT_FILE, record, self.session)
         return record
 
-    def pending(self) -> Optional[dict]:
+    def pending(self) -> dict | None:
         path = self.folder / COMMIT_FILE
         return _read_json(path) if path.is_file() else None
 

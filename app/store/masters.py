@@ -35,7 +35,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import threading
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -87,7 +87,7 @@ def _dates(days: np.ndarray) -> pa.Array:
     return pc.cast(pa.array(np.where(mask, 0, days).astype(np.int32), mask=mask), pa.date32())
 
 
-def _day(date: Optional[dt.date]) -> int:
+def _day(date: dt.date | None) -> int:
     return _NONE if date is None else (date - _EPOCH).days
 
 
@@ -109,7 +109,7 @@ def _with_intervals(content: pa.Table, lane: np.ndarray, start: np.ndarray, end:
     )
 
 
-def is_stored(catalog: pa.Table, sha256: str, date: Optional[dt.date]) -> bool:
+def is_stored(catalog: pa.Table, sha256: str, date: dt.date | None) -> bool:
     """A master of this content for this day (None: undated) is already stored."""
     if catalog.num_rows == 0:
         return False
@@ -118,7 +118,7 @@ def is_stored(catalog: pa.Table, sha256: str, date: Optional[dt.date]) -> bool:
     return bool((same & (days == _day(date))).any())
 
 
-def stored_under_name(catalog: pa.Table, sha256: str, name_date: Optional[dt.date]) -> bool:
+def stored_under_name(catalog: pa.Table, sha256: str, name_date: dt.date | None) -> bool:
     """A file of this content whose name carries ``name_date`` is stored (no need to read it)."""
     if catalog.num_rows == 0:
         return False
@@ -128,8 +128,8 @@ def stored_under_name(catalog: pa.Table, sha256: str, name_date: Optional[dt.dat
 
 def add_master(
     catalog: pa.Table, rows: pa.Table, master: InstrumentMaster, sha256: str,
-    name_date: Optional[dt.date] = None, stored_at: Optional[dt.datetime] = None, *, first: bool = True,
-) -> Optional[tuple[pa.Table, pa.Table]]:
+    name_date: dt.date | None = None, stored_at: dt.datetime | None = None, *, first: bool = True,
+) -> tuple[pa.Table, pa.Table] | None:
     """(catalog, rows) with ``master`` stored; None when its content is already stored.
 
     A stored master of the same (source, date) is replaced: its rows leave its lane on
@@ -199,7 +199,7 @@ def add_master(
     else:
         base_rows = [_with_intervals(content.filter(pa.array(survivors)), lane_of[survivors],
                                      start[survivors], end[survivors])]
-    base_rows += [_with_intervals(c, l, s, e) for c, l, s, e in
+    base_rows += [_with_intervals(c, lane, s, e) for c, lane, s, e in
                   zip(pieces_content, pieces_lane, pieces_start, pieces_end, strict=True)]
     rows = pa.concat_tables(base_rows) if len(base_rows) > 1 else base_rows[0]
     del content, base_rows, pieces_content
@@ -255,13 +255,13 @@ def add_master(
     entry = pa.Table.from_pylist([{
         "master_id": next_id, "sha256": sha256, "source": master.source, "instruments_date": master.date,
         "lane": lane, "rows": n, "name_date": name_date,
-        "stored_at": stored_at or dt.datetime.now(dt.timezone.utc),
+        "stored_at": stored_at or dt.datetime.now(dt.UTC),
     }], schema=CATALOG_SCHEMA)
     catalog = pa.concat_tables([catalog, entry])
     return catalog, rows
 
 
-def master_table(rows: pa.Table, lane: int, date: Optional[dt.date]) -> pa.Table:
+def master_table(rows: pa.Table, lane: int, date: dt.date | None) -> pa.Table:
     """The rows of the stored master of ``lane`` on ``date`` (None: the undated one)."""
     if rows.num_rows == 0:
         return MASTER_SCHEMA.empty_table()
@@ -279,7 +279,8 @@ def expand(catalog: pa.Table, rows: pa.Table) -> pa.Table:
     parts = []
     for entry in ordered(catalog).to_pylist():
         t = master_table(rows, entry["lane"], entry["instruments_date"])
-        parts.append(t.append_column("instruments_date", pa.array([entry["instruments_date"]] * t.num_rows, pa.date32()))
+        parts.append(t.append_column("instruments_date", pa.array([entry["instruments_date"]] * t.num_rows,
+                                                                  pa.date32()))
                      .append_column("source", pa.array([entry["source"]] * t.num_rows, pa.string())))
     return pa.concat_tables(parts).cast(INSTRUMENTS_SCHEMA) if parts else INSTRUMENTS_SCHEMA.empty_table()
 
@@ -314,13 +315,13 @@ def from_legacy(old: pa.Table) -> tuple[pa.Table, pa.Table]:
 class StoredMaster(InstrumentMaster):
     """A stored master whose rows are read only when something needs them."""
 
-    def __init__(self, store: "StoredMasters", source: str, date: Optional[dt.date], lane: int, rows: int):
+    def __init__(self, store: StoredMasters, source: str, date: dt.date | None, lane: int, rows: int):
         self.store = store
         self.source = source
         self.date = date
         self.lane = lane
         self._rows = rows
-        self._table: Optional[pa.Table] = None
+        self._table: pa.Table | None = None
         self.rejected = {}
         self.date_source = "stored"
         self.unreadable = {}
@@ -365,7 +366,7 @@ class StoredMasters:
         self.catalog = ordered(catalog.cast(CATALOG_SCHEMA))
         self._loader = rows_loader
         self._day_loader = day_loader
-        self._rows: Optional[pa.Table] = None
+        self._rows: pa.Table | None = None
         self.lock = threading.RLock()
         self.loaded = 0  # masters materialised (for tests and the bench)
         self.masters: list[StoredMaster] = [
@@ -381,7 +382,7 @@ class StoredMasters:
                 self._rows = self._loader().cast(ROWS_SCHEMA).combine_chunks()
             return self._rows
 
-    def master_rows(self, lane: int, date: Optional[dt.date]) -> pa.Table:
+    def master_rows(self, lane: int, date: dt.date | None) -> pa.Table:
         """The rows (MASTER_SCHEMA) of the master of ``lane`` on ``date``."""
         if self._rows is None and self._day_loader is not None:
             return self._day_loader(lane, date).select(MASTER_SCHEMA.names).cast(MASTER_SCHEMA)

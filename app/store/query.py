@@ -24,17 +24,17 @@ import datetime as dt
 import os
 import secrets
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
 
 import duckdb
 import pyarrow as pa
 
 from app.core import schema
 from app.core.market_time import IST_OFFSET_US
-from app.store import summary as tick_summary
 from app.errors import InputError, UsageError
+from app.store import summary as tick_summary
 
 # Candle widths (seconds). Buckets are aligned on the IST clock: 1h candles start at
 # 09:00, 10:00, ... IST; 1d is the IST calendar (trading) day.
@@ -69,8 +69,8 @@ def literal(value) -> str:
         return repr(value)
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.timezone.utc)
-        return f"TIMESTAMPTZ '{value.astimezone(dt.timezone.utc).isoformat()}'"
+            value = value.replace(tzinfo=dt.UTC)
+        return f"TIMESTAMPTZ '{value.astimezone(dt.UTC).isoformat()}'"
     if isinstance(value, dt.date):
         return f"DATE '{value.isoformat()}'"
     if isinstance(value, (list, tuple)):
@@ -87,7 +87,7 @@ class Query:
     params: dict = field(default_factory=dict)
 
 
-def render(query: Query, ticks: str, captures: str = "captures", summary: Optional[str] = None) -> str:
+def render(query: Query, ticks: str, captures: str = "captures", summary: str | None = None) -> str:
     """The query's SQL with the relations named and every parameter as a literal.
 
     ``summary`` defaults to the summary computed from ``ticks``. Parameters are replaced
@@ -103,11 +103,11 @@ def render(query: Query, ticks: str, captures: str = "captures", summary: Option
 class TickFilter:
     """Which ticks: all of them, or those of a token, days, time range, capture."""
 
-    instrument_token: Optional[int] = None
-    day: Optional[dt.date] = None
-    time_from: Optional[dt.datetime] = None  # inclusive
-    time_to: Optional[dt.datetime] = None  # exclusive
-    file_id: Optional[str] = None
+    instrument_token: int | None = None
+    day: dt.date | None = None
+    time_from: dt.datetime | None = None  # inclusive
+    time_to: dt.datetime | None = None  # exclusive
+    file_id: str | None = None
 
     def where(self) -> tuple[str, dict]:
         clauses, params = [], {}
@@ -132,13 +132,13 @@ class TickFilter:
 def _utc(when: dt.datetime) -> dt.datetime:
     if when.tzinfo is None:
         raise ValueError("times given to queries must carry a zone")
-    return when.astimezone(dt.timezone.utc)
+    return when.astimezone(dt.UTC)
 
 
 # --- the SQL ------------------------------------------------------------------------
 
 
-def candles_query(token: int, first_day: dt.date, last_day: Optional[dt.date] = None,
+def candles_query(token: int, first_day: dt.date, last_day: dt.date | None = None,
                   interval: str = "1m") -> Query:
     """Candles of one instrument over trading days ``first_day``..``last_day``.
 
@@ -252,8 +252,8 @@ LIMIT $limit"""
     return Query(sql, params)
 
 
-def ticks_query(flt: TickFilter, columns: Sequence[str], *, order_by: Optional[str] = None,
-                descending: bool = False, limit: Optional[int] = None, offset: int = 0,
+def ticks_query(flt: TickFilter, columns: Sequence[str], *, order_by: str | None = None,
+                descending: bool = False, limit: int | None = None, offset: int = 0,
                 ist_text: bool = False) -> Query:
     """The selection's ticks, ``columns`` (checked by the caller), sorted by ``order_by``
     then capture order; ``ist_text``: time columns as IST ISO 8601 text (CSV, JSON)."""
@@ -316,11 +316,11 @@ class CaptureRow:
     path: str
     trading_days: list
     ticks: int
-    suspect: Optional[int]  # None: the target does not count them (older captures)
+    suspect: int | None  # None: the target does not count them (older captures)
     bad_packets: int
     unresolved: int
     framing: str
-    ingested_at: Optional[dt.datetime]
+    ingested_at: dt.datetime | None
     integrity: str  # "ok", or what verify found for this capture
 
     def to_dict(self) -> dict:
@@ -409,7 +409,7 @@ class TargetReader:
             target.close()
             self.target = None
 
-    def __enter__(self) -> "TargetReader":
+    def __enter__(self) -> TargetReader:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -480,7 +480,8 @@ class TargetReader:
     def check_columns(self, columns: Sequence[str]) -> list[str]:
         unknown = [c for c in columns if c not in self.columns]
         if unknown:
-            raise UsageError(f"no such tick column: {', '.join(unknown)} (the columns are: {', '.join(self.tick_columns())})")
+            raise UsageError(f"no such tick column: {', '.join(unknown)} "
+                             f"(the columns are: {', '.join(self.tick_columns())})")
         return list(columns)
 
     def default_tick_columns(self) -> list[str]:
@@ -560,7 +561,7 @@ class TargetReader:
     def days(self, token: int) -> pa.Table:
         return self.run(days_query(token))
 
-    def candles(self, token: int, day: dt.date, interval: str = "1m", last_day: Optional[dt.date] = None) -> pa.Table:
+    def candles(self, token: int, day: dt.date, interval: str = "1m", last_day: dt.date | None = None) -> pa.Table:
         return self.run(candles_query(token, day, last_day, interval))
 
     def quotes(self, token: int, day: dt.date, interval: str = "1m") -> pa.Table:
@@ -569,7 +570,7 @@ class TargetReader:
     def count(self, flt: TickFilter) -> int:
         return int(self.run(count_query(flt)).column(0)[0].as_py())
 
-    def ticks_page(self, flt: TickFilter, columns: Sequence[str], *, order_by: Optional[str] = None,
+    def ticks_page(self, flt: TickFilter, columns: Sequence[str], *, order_by: str | None = None,
                    descending: bool = False, limit: int = 200, offset: int = 0) -> pa.Table:
         columns = self.check_columns(columns)
         if order_by is not None:

@@ -24,7 +24,7 @@ Every answer read from the summary equals the one from the ticks (tests).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import pyarrow as pa
 

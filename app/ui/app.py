@@ -10,14 +10,13 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Optional
 
 from app.errors import EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, InputError, UsageError
 
 log = logging.getLogger(__name__)
 
 
-def ensure_application(argv: Optional[list[str]] = None):
+def ensure_application(argv: list[str] | None = None):
     from PySide6.QtCore import QCoreApplication
     from PySide6.QtWidgets import QApplication
 
@@ -43,10 +42,10 @@ def run_gui(args) -> int:
 
     from PySide6.QtCore import QTimer
 
-    from app.ui import logs
-    from app.ui.icons import icon
     from app.model.masters import MasterList
     from app.model.targets import TargetProblem, validate_target
+    from app.ui import logs
+    from app.ui.icons import icon
     from app.ui.main_window import MainWindow
     from app.ui.settings import Settings
 

@@ -4,7 +4,6 @@ price/volume preview of one instrument. They only draw what they are given."""
 from __future__ import annotations
 
 import collections
-from typing import Optional
 
 import numpy as np
 import pyqtgraph as pg
@@ -12,8 +11,8 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from app.core import market_time
-from app.ui import theme
 from app.model.formatting import time_zone
+from app.ui import theme
 
 pg.setConfigOptions(antialias=True)
 
@@ -121,7 +120,7 @@ class _Bars:
     def __init__(self, plot: pg.PlotItem, color: str):
         self.plot = plot
         self.color = color
-        self.item: Optional[pg.BarGraphItem] = None
+        self.item: pg.BarGraphItem | None = None
         self.labels: list[pg.TextItem] = []
 
     def set(self, counts: dict[str, int]) -> None:
@@ -170,7 +169,7 @@ class BreakdownChart(QWidget):
             plot.setMouseEnabled(x=False, y=False)
         self.kinds = _Bars(self.kind_plot, KIND_COLOR)
         self.segments = _Bars(self.segment_plot, SEGMENT_COLOR)
-        self.current: Optional[str] = None
+        self.current: str | None = None
 
     def show_breakdown(self, breakdown) -> None:
         self.current = breakdown.file_id
@@ -230,7 +229,7 @@ class PricePreview(QWidget):
         _style_plot(self.price_plot, f"Last price, times in {time_zone()}", "price")
         _style_plot(self.volume_plot, "Traded volume per tick", "qty")
         self.price_curve = self.price_plot.plot(pen=pg.mkPen(PRICE_COLOR, width=1.6))
-        self.volume_bars: Optional[pg.BarGraphItem] = None
+        self.volume_bars: pg.BarGraphItem | None = None
         self.combo.activated.connect(self._chosen)
         self.reload.clicked.connect(self.refresh_requested)
         self.points = 0

@@ -14,22 +14,35 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import numpy as np
 import pyarrow as pa
 import pyqtgraph as pg
 from PySide6.QtCore import QAbstractTableModel, QDate, QModelIndex, QPointF, QRectF, Qt, QUrl, Signal
 from PySide6.QtGui import QBrush, QColor, QDesktopServices, QGuiApplication, QPainter, QPicture, QTextCharFormat
-from PySide6.QtWidgets import (QCalendarWidget, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
-                               QFrame, QLineEdit, QPushButton, QScrollArea, QTabWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCalendarWidget,
+    QComboBox,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QScrollArea,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.core.market_time import format_time
 from app.model import data as dm
+from app.model.formatting import time_text, time_zone
 from app.ui import theme
 from app.ui.charts import CompactAxis, _style_plot, _zone_offset_s, restyle
-from app.model.formatting import time_text, time_zone
 from app.ui.widgets import row_table
 
 Runner = Callable[..., None]  # run(fn, done, failed): fn on a worker, done/failed in the GUI thread
@@ -216,7 +229,7 @@ class TicksModel(QAbstractTableModel):
         if last >= first:
             self.dataChanged.emit(self.index(first, 0), self.index(last, len(self.columns) - 1))
 
-    def row(self, row: int) -> Optional[dict]:
+    def row(self, row: int) -> dict | None:
         page = self.pages.get(row // self.page_rows)
         if page is None:
             return None
@@ -265,7 +278,7 @@ class CandleItem(pg.GraphicsObject):
         self.picture = QPicture()
         self._rect = QRectF()
 
-    def set_candles(self, x: np.ndarray, o, h, l, c, width: float) -> None:
+    def set_candles(self, x: np.ndarray, o, h, l, c, width: float) -> None:  # noqa: E741 - open/high/low/close
         self.prepareGeometryChange()
         self.picture = QPicture()
         painter = QPainter(self.picture)
@@ -338,7 +351,7 @@ class CandleChart(QWidget):
         self.bid_curve = self.price_plot.plot(pen=pg.mkPen(BID_COLOR, width=1), connect="finite")
         self.ask_curve = self.price_plot.plot(pen=pg.mkPen(ASK_COLOR, width=1), connect="finite")
         self.oi_curve = self.oi_plot.plot(pen=pg.mkPen(OI_COLOR, width=1.4), connect="finite")
-        self.volume_bars: Optional[pg.BarGraphItem] = None
+        self.volume_bars: pg.BarGraphItem | None = None
         self.cross = [pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen(theme.colors()["muted"], width=0.8))
                       for _ in range(3)]
         for line, plot in zip(self.cross, (self.price_plot, self.volume_plot, self.oi_plot), strict=True):
@@ -346,7 +359,7 @@ class CandleChart(QWidget):
         self.hline = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen(theme.colors()["muted"], width=0.8))
         self.price_plot.addItem(self.hline, ignoreBounds=True)
         self.graphics.scene().sigMouseMoved.connect(self._moved)
-        self.day: Optional[dm.InstrumentDay] = None
+        self.day: dm.InstrumentDay | None = None
 
     def show_day(self, day: dm.InstrumentDay) -> None:
         self.day = day
@@ -362,7 +375,8 @@ class CandleChart(QWidget):
                 curve.setData([], [])
             self.readout.setText(f"{day.label}: no ticks" + (f" on {day.day}" if day.day else ""))
             return
-        col = {name: rows[name].to_numpy(zero_copy_only=False).astype(float) for name in ("open", "high", "low", "close")}
+        col = {name: rows[name].to_numpy(zero_copy_only=False).astype(float) for name in ("open", "high", "low",
+                                                                                          "close")}
         self.candles.set_candles(x, col["open"], col["high"], col["low"], col["close"], width)
         volume = rows["volume"].cast(pa.float64()).fill_null(float("nan")).to_numpy(zero_copy_only=False)
         has = ~np.isnan(volume)
@@ -448,9 +462,9 @@ class DataView(QWidget):
         super().__init__(parent)
         self.run = run
         self.target = ""
-        self.selection: Optional[dm.TickSelection] = None
-        self.instrument: Optional[tuple[int, str]] = None
-        self.day: Optional[dm.InstrumentDay] = None
+        self.selection: dm.TickSelection | None = None
+        self.instrument: tuple[int, str] | None = None
+        self.day: dm.InstrumentDay | None = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         self.message = QLabel("")
@@ -705,7 +719,7 @@ class DataView(QWidget):
 
         self._task(lambda: dm.search_instruments(target, text), done)
 
-    def _current_instrument(self) -> Optional[tuple[int, str]]:
+    def _current_instrument(self) -> tuple[int, str] | None:
         index = self.instruments_view.currentIndex()
         if not index.isValid():
             return self.instrument
@@ -727,12 +741,12 @@ class DataView(QWidget):
 
     # -- instrument day ------------------------------------------------------------------------------
 
-    def show_instrument(self, token: int, label: str, day: Optional[dt.date] = None) -> None:
+    def show_instrument(self, token: int, label: str, day: dt.date | None = None) -> None:
         self.instrument = (int(token), label)
         self.tabs.setCurrentIndex(2)
         self._load_day(day)
 
-    def _load_day(self, day: Optional[dt.date]) -> None:
+    def _load_day(self, day: dt.date | None) -> None:
         if not self.instrument or not self.target:
             return
         (token, label), target, interval = self.instrument, self.target, self.interval.currentText()
@@ -841,7 +855,7 @@ class DataView(QWidget):
         self.selection.order_by, self.selection.descending = column, descending
         self._open_selection()
 
-    def current_tick(self) -> Optional[dict]:
+    def current_tick(self) -> dict | None:
         index = self.ticks_view.currentIndex()
         return self.ticks_model.row(index.row()) if index.isValid() else None
 

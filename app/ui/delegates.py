@@ -6,7 +6,8 @@ from PySide6.QtCore import QEvent, QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPainter, QPalette
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
-from app.ui import queue_model as qm, theme
+from app.ui import queue_model as qm
+from app.ui import theme
 from app.ui.icons import icon
 
 

@@ -3,8 +3,6 @@ log file and traceback. It shows what a ``QueueRow``/``Fault`` says; it decides 
 
 from __future__ import annotations
 
-from typing import Optional
-
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
@@ -41,7 +39,7 @@ class DetailsPane(QWidget):
         self.logs_button.clicked.connect(self.open_logs)
         self.show_row(None)
 
-    def show_row(self, row: Optional[QueueRow]) -> None:
+    def show_row(self, row: QueueRow | None) -> None:
         if row is None:
             self._show(EMPTY, "", internal=False)
         elif row.failure is not None:

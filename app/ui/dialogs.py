@@ -7,7 +7,6 @@ a button; the same details go to the log file.
 from __future__ import annotations
 
 import logging
-from typing import Optional
 
 from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QDesktopServices
@@ -39,7 +38,7 @@ DUCKDB_FILTER = "DuckDB database (*.duckdb *.db)"
 
 
 class ErrorDialog(QDialog):
-    def __init__(self, parent: Optional[QWidget], title: str, message: str, advice: str, details: str):
+    def __init__(self, parent: QWidget | None, title: str, message: str, advice: str, details: str):
         super().__init__(parent)
         self.setWindowTitle(title)
         self.setMinimumWidth(460)
@@ -110,7 +109,7 @@ class FolderTargetDialog(QFileDialog):
         self.setLabelText(QFileDialog.DialogLabel.Accept, "Use folder")
         self.chosen = ""
 
-    def name_edit(self) -> Optional[QLineEdit]:
+    def name_edit(self) -> QLineEdit | None:
         return self.findChild(QLineEdit, "fileNameEdit")
 
     def accept(self) -> None:  # noqa: D401 - Qt API

@@ -7,7 +7,6 @@ asked for (the palette's text colour by default), so one file serves light and d
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Optional
 
 from PySide6.QtCore import QByteArray, QRectF, QSize, Qt
 from PySide6.QtGui import QGuiApplication, QIcon, QPainter, QPalette, QPixmap
@@ -47,11 +46,11 @@ def _icon(name: str, color: str) -> QIcon:
     return result
 
 
-def icon(name: str, color: Optional[str] = None) -> QIcon:
+def icon(name: str, color: str | None = None) -> QIcon:
     return _icon(name, color or ACCENTS.get(name) or _text_color())
 
 
-def pixmap(name: str, size: int, color: Optional[str] = None) -> QPixmap:
+def pixmap(name: str, size: int, color: str | None = None) -> QPixmap:
     return icon(name, color).pixmap(size, size)
 
 

@@ -26,8 +26,9 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal, Slot
 
@@ -95,8 +96,8 @@ class _Work:
     signals: TaskSignals
     job: Any = None
     paths: list[str] = field(default_factory=list)
-    on_done: Optional[Callable[[Any], None]] = None
-    on_error: Optional[Callable[[BaseException, str], None]] = None
+    on_done: Callable[[Any], None] | None = None
+    on_error: Callable[[BaseException, str], None] | None = None
     exclusive: bool = False  # holds the target: runs alone, in submission order
     launched: bool = False
 
@@ -145,10 +146,10 @@ class JobManager(QObject):
 
     def __init__(
         self,
-        parent: Optional[QObject] = None,
+        parent: QObject | None = None,
         *,
-        job_factory: Optional[Callable[..., Any]] = None,
-        pool: Optional[QThreadPool] = None,
+        job_factory: Callable[..., Any] | None = None,
+        pool: QThreadPool | None = None,
         interval_ms: int = DRAIN_INTERVAL_MS,
     ):
         super().__init__(parent)
@@ -170,10 +171,10 @@ class JobManager(QObject):
         self._window_bytes = 0
         self._window_packets = 0
         self._window_start = time.monotonic()
-        self._epoch: Optional[float] = None
+        self._epoch: float | None = None
         self._busy = False
         self._pending: collections.deque[_Work] = collections.deque()
-        self._exclusive: Optional[int] = None
+        self._exclusive: int | None = None
         self.shutting_down = False
 
     # --- ingest jobs -----------------------------------------------------------------
@@ -224,8 +225,8 @@ class JobManager(QObject):
     def run_task(
         self,
         fn: Callable[[], Any],
-        on_done: Optional[Callable[[Any], None]] = None,
-        on_error: Optional[Callable[[BaseException, str], None]] = None,
+        on_done: Callable[[Any], None] | None = None,
+        on_error: Callable[[BaseException, str], None] | None = None,
         *,
         exclusive: bool = False,
     ) -> int:
@@ -262,7 +263,7 @@ class JobManager(QObject):
         work.launched = True
         self._pool.start(work.runnable)
 
-    def _release(self, work: Optional[_Work]) -> None:
+    def _release(self, work: _Work | None) -> None:
         if work is not None and work.exclusive and self._exclusive == work.id:
             self._exclusive = None
         while self._exclusive is None and self._pending:

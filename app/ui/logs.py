@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import logging.handlers
 from pathlib import Path
-from typing import Optional
 
 from app.ui import paths
 
@@ -17,10 +16,10 @@ MAX_BYTES = 1 << 20
 BACKUPS = 5
 _FORMAT = "%(asctime)s %(levelname)-7s %(threadName)s %(name)s: %(message)s"
 
-_handler: Optional[logging.Handler] = None
+_handler: logging.Handler | None = None
 
 
-def setup_logging(folder: Optional[Path] = None) -> Path:
+def setup_logging(folder: Path | None = None) -> Path:
     """Send log records of the whole app to the rotating file; returns its path.
 
     Idempotent: a second call (a second window in tests) moves the handler.
@@ -54,5 +53,5 @@ def shutdown_logging() -> None:
         _handler = None
 
 
-def current_log_file() -> Optional[Path]:
+def current_log_file() -> Path | None:
     return Path(_handler.baseFilename) if _handler is not None else None

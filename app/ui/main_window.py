@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
@@ -52,11 +52,11 @@ class MainWindow(QMainWindow):
 
     def __init__(
         self,
-        settings: Optional[Settings] = None,
+        settings: Settings | None = None,
         *,
         interactive: bool = True,
-        job_factory: Optional[Callable] = None,
-        theme_choice: Optional[str] = None,
+        job_factory: Callable | None = None,
+        theme_choice: str | None = None,
     ):
         super().__init__()
         self.settings = settings or Settings()
@@ -65,8 +65,8 @@ class MainWindow(QMainWindow):
         self.jobs = JobManager(self, job_factory=job_factory)
         self.session = Session()
         self.model = qm.QueueModel(self.session, self)
-        self.target_state: Optional[TargetState] = None  # what the target holds (read after each change)
-        self.target: Optional[str] = None
+        self.target_state: TargetState | None = None  # what the target holds (read after each change)
+        self.target: str | None = None
         self.masters = MasterList()  # the instrument masters ticks are named with
         self.session_active = False  # Start was pressed and the queue has not drained
         self._closing = False
@@ -151,7 +151,7 @@ class MainWindow(QMainWindow):
         if hints is not None:
             hints.colorSchemeChanged.connect(lambda *_: self.settings.theme == "system" and self.set_theme("system"))
 
-    def _restore(self, theme_choice: Optional[str]) -> None:
+    def _restore(self, theme_choice: str | None) -> None:
         choice = theme_choice or self.settings.theme
         self.acts.theme[choice].setChecked(True)
         self._restyle_charts()
@@ -241,7 +241,7 @@ class MainWindow(QMainWindow):
         self._update_actions()
         return found
 
-    def start(self) -> Optional[int]:
+    def start(self) -> int | None:
         """Ingest every queued file not yet in a job; returns the job id."""
         if not self.session.queued_unassigned():
             self.statusBar().showMessage("Nothing queued: add captures first", 5000)
@@ -262,7 +262,7 @@ class MainWindow(QMainWindow):
         self.session_active = True
         return self._start_queued()
 
-    def _start_queued(self) -> Optional[int]:
+    def _start_queued(self) -> int | None:
         queued = self.session.queued_unassigned()
         if not queued or not self.target or self._closing:
             self._maybe_done()
@@ -559,7 +559,8 @@ class MainWindow(QMainWindow):
         window = InspectorWindow(files, instruments=self.masters.paths, tokens=list(tokens), parent=self)
         window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
         self.inspectors = getattr(self, "inspectors", []) + [window]
-        window.destroyed.connect(lambda *_: setattr(self, "inspectors", [w for w in self.inspectors if w is not window]))
+        window.destroyed.connect(lambda *_: setattr(self, "inspectors", [w for w in self.inspectors
+                                                                         if w is not window]))
         window.show()
         return window
 
@@ -570,7 +571,7 @@ class MainWindow(QMainWindow):
             window.reveal_offset(offset)
         return window
 
-    def reingest_paths(self, paths: list[str]) -> Optional[int]:
+    def reingest_paths(self, paths: list[str]) -> int | None:
         """Ingest captures again with --force (a capture of the Data view)."""
         if not self.target:
             return None

@@ -7,7 +7,6 @@ cells (text, colours, alignment) and relays the session's change notices as Qt's
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Optional
 
 from PySide6.QtCore import QAbstractTableModel, QLocale, QModelIndex, Qt
 from PySide6.QtGui import QColor
@@ -24,10 +23,9 @@ from app.core.capture import (  # noqa: F401 - the one status vocabulary, re-exp
     STATUSES,
     WRITING,
 )
+from app.model.formatting import human_count, human_rate
 from app.model.session import QueueRow, Session
 from app.ui import theme
-from app.model.formatting import human_count, human_rate
-
 
 ProgressRole = Qt.ItemDataRole.UserRole + 1  # float 0..1 for the progress delegate
 StatusRole = Qt.ItemDataRole.UserRole + 2  # the row's status string
@@ -66,7 +64,7 @@ _NUMERIC = {Column.SIZE, Column.PACKETS, Column.RATE, Column.BAD, Column.UNRESOL
 
 
 class QueueModel(QAbstractTableModel):
-    def __init__(self, session: Optional[Session] = None, parent=None):
+    def __init__(self, session: Session | None = None, parent=None):
         super().__init__(parent)
         self.session = session if session is not None else Session()
         self.session.subscribe(self)
@@ -91,7 +89,7 @@ class QueueModel(QAbstractTableModel):
     def row_at(self, index: int) -> QueueRow:
         return self.session.row_at(index)
 
-    def row(self, path) -> Optional[QueueRow]:
+    def row(self, path) -> QueueRow | None:
         return self.session.row(path)
 
     # --- Qt model API ---------------------------------------------------------------

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
 
 from PySide6.QtCore import QSettings
 
@@ -29,7 +28,7 @@ def _as_list(value) -> list[str]:
 class Settings:
     """Typed access to the app's QSettings."""
 
-    def __init__(self, path: Optional[str | os.PathLike] = None):
+    def __init__(self, path: str | os.PathLike | None = None):
         path = path or os.environ.get("TICKSCOPE_SETTINGS")
         if path:
             self.qsettings = QSettings(str(path), QSettings.Format.IniFormat)
@@ -48,12 +47,12 @@ class Settings:
     # --- target ------------------------------------------------------------------
 
     @property
-    def target(self) -> Optional[str]:
+    def target(self) -> str | None:
         value = self.qsettings.value("target/path", "")
         return str(value) or None
 
     @target.setter
-    def target(self, path: Optional[str]) -> None:
+    def target(self, path: str | None) -> None:
         self.qsettings.setValue("target/path", path or "")
         if path:
             self._push_recent("target/recent", path)
@@ -126,7 +125,7 @@ class Settings:
     def is_first_start(self) -> bool:
         return not self.target and not self.instruments and not self.welcome_dismissed
 
-    def geometry(self) -> Optional[bytes]:
+    def geometry(self) -> bytes | None:
         value = self.qsettings.value("window/geometry")
         return value if value else None
 

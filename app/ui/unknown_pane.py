@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-from typing import Optional
 
 import pyarrow as pa
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt, Signal
@@ -24,10 +23,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.ui.icons import icon
 from app.model.formatting import time_text, with_zone
 from app.ui import theme
-
+from app.ui.icons import icon
 
 # (table column, header)
 COLUMNS = (
@@ -72,7 +70,7 @@ class UnknownTokensModel(QAbstractTableModel):
         self._rows: list[dict] = []
         self.total_ticks = 0
 
-    def set_table(self, table: Optional[pa.Table]) -> None:
+    def set_table(self, table: pa.Table | None) -> None:
         self.beginResetModel()
         self._rows = table.to_pylist() if table is not None else []
         self.total_ticks = sum(int(r.get("ticks") or 0) for r in self._rows)
@@ -246,7 +244,7 @@ class UnknownTokensPane(QWidget):
         self.resolve_button.clicked.connect(self.resolve_requested)
         self.show_message("Choose a target and ingest captures: tokens no instrument master names show up here.")
 
-    def set_table(self, table: Optional[pa.Table]) -> None:
+    def set_table(self, table: pa.Table | None) -> None:
         self.model.set_table(table)
         current = self.diagnosis.currentData() or ""
         self.diagnosis.blockSignals(True)

@@ -4,21 +4,20 @@ panel, the drop overlay and the status bar's severity indicator."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence, QPainter
 from PySide6.QtWidgets import (
-    QLineEdit,
-    QPlainTextEdit,
     QAbstractItemView,
-    QTableView,
     QFrame,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QMenu,
+    QPlainTextEdit,
     QPushButton,
     QSizePolicy,
+    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -184,7 +183,7 @@ class TargetCard(Card):
         self.buttons.addWidget(self.change)
         self.show_target(None)
 
-    def show_target(self, path: Optional[str], detail: str = "") -> None:
+    def show_target(self, path: str | None, detail: str = "") -> None:
         if not path:
             self.set_icon("database")
             self.value.setText("No target chosen")

@@ -15,9 +15,9 @@ import pyarrow as pa
 import pytest
 
 from app.core import protocol
-from tests.support import encode
 from app.core.decode import CaptureReader, decode_bytes
 from app.core.framing import detect_framing, detect_framing_evidence
+from tests.support import encode
 
 T0 = 1_654_760_849_357_339_000  # 2022-06-09 07:47:29.357339 UTC, µs precision as Chrome writes
 
@@ -207,7 +207,8 @@ def test_little_endian_containers_are_detected_and_decode_like_raw(tmp_path, fra
         assert ticks_without_position(table).equals(ticks_without_position(raw_ticks(msgs)))
         if framing == "ts-u32len-le":
             msg_times = [t for t, m in zip(times, with_hb, strict=True) if m != protocol.HEARTBEAT]
-            per_packet = [t // 1000 for t, m in zip(msg_times, msgs, strict=True) for _ in range(struct.unpack(">H", m[:2])[0])]
+            per_packet = [t // 1000 for t, m in zip(msg_times, msgs, strict=True) for _ in range(struct.unpack(">H",
+                                                                                                               m[:2])[0])]
             assert recv_us_column(table) == per_packet
         else:
             assert table.column("recv_ts").null_count == table.num_rows
@@ -236,7 +237,8 @@ def test_le_container_detects_from_a_head_cut_inside_a_record():
 # --- Kite web 44-byte heads of the 20-depth packet ---------------------------------------
 
 
-def web_head(token=14523906, ltp=1576840, when=1655276443, bids=((50, 1576840, 1), (50, 1576780, 1), (150, 1576770, 9))):
+def web_head(token=14523906, ltp=1576840, when=1655276443, bids=((50, 1576840, 1), (50, 1576780, 1), (150, 1576770,
+                                                                                                      9))):
     return encode.encode_packet(44, {"instrument_token": token, "last_price": ltp, "exchange_timestamp": when},
                                 bids, kind="depth20_head")
 
@@ -272,14 +274,16 @@ def test_api_quote_stays_a_quote():
 
 def test_a_quote_with_an_epoch_like_quantity_but_no_order_counts_stays_a_quote():
     # only bytes 8-11 look like a time: bytes 20-23 / 32-35 are not order counts
-    quote = encode.encode_packet(44, {"instrument_token": 408065, "last_price": 1, "last_traded_quantity": 1_655_276_443,
+    quote = encode.encode_packet(44, {"instrument_token": 408065, "last_price": 1,
+                                      "last_traded_quantity": 1_655_276_443,
                                       "total_buy_quantity": 1 << 20, "high": 1 << 20})
     table, _, _ = decode_bytes(encode.encode_message([quote]), "single")
     assert table.column("mode").to_pylist() == ["quote"]
 
 
 def test_web_heads_and_quotes_mixed_in_one_message_keep_their_order():
-    packets = [web_head(), encode.encode_packet(44, {"instrument_token": 408065, "last_price": 1, "last_traded_quantity": 3}),
+    packets = [web_head(), encode.encode_packet(44, {"instrument_token": 408065, "last_price": 1,
+                                                     "last_traded_quantity": 3}),
                web_head(token=13483778, ltp=26695)]
     table, bad, _ = decode_bytes(encode.encode_message(packets), "single")
     assert bad == [] and table.column("mode").to_pylist() == ["depth20_head", "quote", "depth20_head"]

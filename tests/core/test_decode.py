@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
 from app.core import protocol, schema
-from tests.support import encode
 from app.core.decode import CaptureReader, decode_bytes, filename_time
 from app.errors import InputError
+from tests.support import encode
 
 IST = timezone(timedelta(hours=5, minutes=30))
 EXCHANGE_TS = 1_700_000_000  # 2023-11-14 22:13:20 UTC = 2023-11-15 03:43:20 IST
@@ -39,8 +39,10 @@ def depth_for(layout, seed: int):
     rng = np.random.default_rng(seed + 1)
     levels = layout.depth.levels
     max_orders = 1 << (8 * layout.depth.entry_fields[2].size)
-    side = lambda: [(int(rng.integers(0, 1 << 31)), int(rng.integers(0, 1 << 31)), int(rng.integers(0, max_orders)))
-                    for _ in range(levels)]
+    def side():
+        return [(int(rng.integers(0, 1 << 31)), int(rng.integers(0, 1 << 31)), int(rng.integers(0, max_orders)))
+                for _ in range(levels)]
+
     return side(), side()
 
 
@@ -68,7 +70,7 @@ def test_every_layout_field_decodes_from_the_table(length, segment):
         if f.price:
             assert row[f.column] == values[f.name] / divisor, f.name
         elif f.timestamp:
-            assert row[f.column] == datetime.fromtimestamp(values[f.name], timezone.utc), f.name
+            assert row[f.column] == datetime.fromtimestamp(values[f.name], UTC), f.name
         else:
             assert row[f.column] == values[f.name], f.name
     for column in protocol.WIRE_COLUMNS:
@@ -135,8 +137,8 @@ def test_tick_time_sources_by_decreasing_trust():
     table, _, _ = decode_bytes(encode.frame(msgs, "raw"), "raw", name="capture.bin")
     rows = table.to_pylist()
     assert [r["tick_time_source"] for r in rows] == ["exchange", "message", "message", None, "exchange"]
-    exchange = datetime.fromtimestamp(EXCHANGE_TS, timezone.utc)
-    ltt = datetime.fromtimestamp(LTT, timezone.utc)
+    exchange = datetime.fromtimestamp(EXCHANGE_TS, UTC)
+    ltt = datetime.fromtimestamp(LTT, UTC)
     assert [r["tick_time"] for r in rows] == [exchange, exchange, exchange, None, ltt]
     assert rows[0]["trading_date"] == date(2023, 11, 15)  # IST date, not the UTC 14th
 
@@ -144,7 +146,7 @@ def test_tick_time_sources_by_decreasing_trust():
     table, _, _ = decode_bytes(encode.frame(msgs, "raw"), "raw", name="/x/binary_data_20240102_091500.dat")
     rows = table.to_pylist()
     assert rows[3]["tick_time_source"] == "filename"
-    assert rows[3]["tick_time"] == datetime(2024, 1, 2, 3, 45, tzinfo=timezone.utc)
+    assert rows[3]["tick_time"] == datetime(2024, 1, 2, 3, 45, tzinfo=UTC)
     assert rows[3]["trading_date"] == date(2024, 1, 2)
     assert rows[4]["tick_time_source"] == "exchange"  # its own last_trade_time beats the file name
 
@@ -153,14 +155,14 @@ def test_tick_time_sources_by_decreasing_trust():
     table, _, _ = decode_bytes(encode.frame(msgs, "ts-u32len", recv_ns=recv), name="binary_data_20240102_091500.dat")
     rows = table.to_pylist()
     assert [r["tick_time_source"] for r in rows] == ["exchange", "receive", "receive", "receive", "receive"]
-    assert rows[1]["tick_time"] == datetime(2024, 3, 9, 16, 0, 0, 500000, tzinfo=timezone.utc)
-    assert rows[3]["recv_ts"] == datetime.fromtimestamp(1_710_000_001, timezone.utc)
-    assert rows[4]["tick_time"] == datetime.fromtimestamp(1_710_000_002, timezone.utc)
+    assert rows[1]["tick_time"] == datetime(2024, 3, 9, 16, 0, 0, 500000, tzinfo=UTC)
+    assert rows[3]["recv_ts"] == datetime.fromtimestamp(1_710_000_001, UTC)
+    assert rows[4]["tick_time"] == datetime.fromtimestamp(1_710_000_002, UTC)
 
 
 def test_filename_time_forms():
-    assert filename_time("binary_data_20220609_131700.dat") == datetime(2022, 6, 9, 7, 47, tzinfo=timezone.utc)
-    assert filename_time("ticks-20220609-131700.bin") == datetime(2022, 6, 9, 7, 47, tzinfo=timezone.utc)
+    assert filename_time("binary_data_20220609_131700.dat") == datetime(2022, 6, 9, 7, 47, tzinfo=UTC)
+    assert filename_time("ticks-20220609-131700.bin") == datetime(2022, 6, 9, 7, 47, tzinfo=UTC)
     assert filename_time("capture.bin") is None
     assert filename_time("x_20221399_250000.bin") is None  # not a date
 
@@ -211,7 +213,7 @@ def test_summary_dict_is_json_ready():
                 "file_id", "packets_by_length", "accounted", "first_tick_time", "invalid_segments"):
         assert key in doc
     assert doc["packets_by_length"] == {"184": 1}
-    assert doc["first_tick_time"] == datetime.fromtimestamp(EXCHANGE_TS, timezone.utc).isoformat()
+    assert doc["first_tick_time"] == datetime.fromtimestamp(EXCHANGE_TS, UTC).isoformat()
     assert summary.first_tick_time == summary.last_tick_time
 
 

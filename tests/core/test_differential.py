@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from app.core import protocol
-from tests.support import encode
 from app.core.decode import decode_bytes
+from tests.support import encode
 
 kiteconnect = pytest.importorskip("kiteconnect", reason="the official client (kiteconnect) is a test dependency")
 from kiteconnect import KiteTicker  # noqa: E402

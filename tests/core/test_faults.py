@@ -7,16 +7,16 @@ accounted for exactly once, with bad regions that do not overlap.
 
 from __future__ import annotations
 
-from itertools import pairwise
 import struct
+from itertools import pairwise
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.core import protocol
-from tests.support import encode, synthetic
 from app.core.decode import CaptureReader, decode_bytes
+from tests.support import encode, synthetic
 
 # Generous per-example deadline: it catches a hang or a quadratic blow-up, not speed.
 PROPERTY = settings(max_examples=60, deadline=5000, suppress_health_check=[HealthCheck.too_slow])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -42,7 +42,7 @@ def _decode(path):
 
 
 def _epoch(value: datetime | None) -> int | None:
-    return None if value is None else int(value.replace(tzinfo=value.tzinfo or timezone.utc).timestamp())
+    return None if value is None else int(value.replace(tzinfo=value.tzinfo or UTC).timestamp())
 
 
 def _close(a, b) -> bool:
@@ -128,8 +128,8 @@ def test_kite_web_depth20_has_twenty_levels_and_sane_prices(kite_mocks):
             assert bids[0] <= asks[0]
         assert r["tick_time_source"] == schema.TIME_SOURCE_EXCHANGE
         # 2022-06-15 12:30-12:34 IST
-        assert datetime(2022, 6, 15, 7, 0, tzinfo=timezone.utc) <= r["tick_time"] <= datetime(
-            2022, 6, 15, 7, 5, tzinfo=timezone.utc
+        assert datetime(2022, 6, 15, 7, 0, tzinfo=UTC) <= r["tick_time"] <= datetime(
+            2022, 6, 15, 7, 5, tzinfo=UTC
         )
 
 

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from itertools import pairwise
 import base64
 import struct
+from itertools import pairwise
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
 from app.core import protocol
-from tests.support import encode
 from app.core.decode import CaptureReader, decode_bytes
 from app.core.framing import BAD_RAW_CAP, FRAMINGS, Framer, detect_framing, split_messages
+from tests.support import encode
 
 
 def packet(length: int, token: int = (408065), price: int = 157315, **values) -> bytes:
@@ -256,7 +256,8 @@ def test_ts_u32len_gives_receive_times():
     recv = [1_700_000_000_123_456_789, 1_700_000_001_000_000_000, 1_700_000_002_999_999_999]
     table, _, _ = decode(encode.frame(msgs, "ts-u32len", recv_ns=recv))
     per_message = {}
-    for seq, ts in zip(table.column("msg_seq").to_pylist(), table.column("recv_ts").cast(pa.int64()).to_pylist(), strict=True):
+    for seq, ts in zip(table.column("msg_seq").to_pylist(), table.column("recv_ts").cast(pa.int64()).to_pylist(),
+                       strict=True):
         per_message.setdefault(seq, set()).add(ts)
     assert per_message == {i: {recv[i] // 1000} for i in range(3)}
 

@@ -95,7 +95,8 @@ def test_kite_web_camelcase_state_keyed_by_token(tmp_path, capture, decoded):
     # one document per message: the web app's state object keyed by token (string keys)
     docs = []
     for ticks in per_message:
-        docs.append({str(t["instrument_token"]) + ("" if i == 0 else f"{i:0>3}"): to_web(t) for i, t in enumerate(ticks)})
+        docs.append({str(t["instrument_token"]) + ("" if i == 0 else f"{i:0>3}"): to_web(t) for i,
+                     t in enumerate(ticks)})
     path.write_text("\n".join(dumps(d) for d in docs))
     table = read(path)
     assert_same_ticks(table, expected, WEB_COLUMNS)
@@ -117,7 +118,8 @@ def test_tickersdata_wrappers_of_extended_depth(tmp_path):
     doc = {"tickers": 1, "tickersData": [{"tickerType": "ExtendedDepth", "tickerTypeData": {
         "mode": "full", "isTradable": True, "token": 14523906, "lastPrice": 15769.85,
         "lastTradedTime": "2022-06-15T12:30:48+05:30",
-        "extendedDepth": {"buy": [level(15769.2 - i) for i in range(20)], "sell": [level(15770 + i) for i in range(20)]}}}]}
+        "extendedDepth": {"buy": [level(15769.2 - i) for i in range(20)], "sell": [level(15770 + i)
+                                                                                   for i in range(20)]}}}]}
     path = tmp_path / "x.json"
     path.write_text(dumps(doc) + "\n" + dumps(doc))
     rows = read(path).to_pylist()
@@ -182,7 +184,8 @@ def test_rust_peer_dump_of_message_16_equals_the_binary_decode(speed):
     table, _, _ = decode_bytes((MOCKS / "third-party-kite-web" / "ws.packet").read_bytes(), "base64")
     binary = table.filter(pc.equal(table.column("msg_seq"), 16))
     # one array of the message's 4 ticks: each element reads as its own message (pkt_seq 0)
-    columns = [c for c in COMPARED if c not in ("msg_seq", "pkt_seq", "offset", "tick_time", "tick_time_source", "trading_date")]
+    columns = [c for c in COMPARED if c not in ("msg_seq", "pkt_seq", "offset", "tick_time", "tick_time_source",
+                                                "trading_date")]
     assert_same_ticks(rows, binary, columns + ["packet_length", "mode"])
 
 
@@ -191,7 +194,8 @@ def test_rust_peer_extended_depth_stream_equals_the_binary_decode(speed):
     binary, bad, _ = decode_bytes((MOCKS / "third-party-kite-web" / "ws_extended_depth_20.packet").read_bytes())
     assert not bad
     assert_same_ticks(rows, binary, ["instrument_token", "last_price", "exchange_timestamp", "mode", "packet_length",
-                                     "bid_price", "bid_quantity", "bid_orders", "ask_price", "ask_quantity", "ask_orders"])
+                                     "bid_price", "bid_quantity", "bid_orders", "ask_price", "ask_quantity",
+                                     "ask_orders"])
 
 
 def test_every_json_file_of_the_real_captures_reads(speed):
@@ -240,16 +244,21 @@ def test_manja_qdx_expectations_equal_our_decode_of_the_same_packets(speed, tmp_
         values = {"instrument_token": p["instrument_token"], "last_price": p["last_traded_price"],
                   "last_traded_quantity": p.get("last_traded_quantity", 0),
                   "average_traded_price": p.get("average_traded_price", 0),
-                  "volume_traded": p.get("volume_traded_for_day", 0), "total_buy_quantity": p.get("total_buy_quantity", 0),
-                  "total_sell_quantity": p.get("total_sell_quantity", 0), "open": p["open_price"], "high": p["high_price"],
-                  "low": p["low_price"], "close": p["close_price"], "last_trade_time": p.get("last_traded_timestamp", 0),
+                  "volume_traded": p.get("volume_traded_for_day", 0), "total_buy_quantity": p.get("total_buy_quantity",
+                                                                                                  0),
+                  "total_sell_quantity": p.get("total_sell_quantity", 0), "open": p["open_price"],
+                  "high": p["high_price"],
+                  "low": p["low_price"], "close": p["close_price"], "last_trade_time": p.get("last_traded_timestamp",
+                                                                                             0),
                   "oi": p.get("open_interest", 0), "oi_day_high": p.get("open_interest_day_high", 0),
                   "oi_day_low": p.get("open_interest_day_low", 0), "exchange_timestamp": p["exchange_timestamp"],
                   "price_change": p.get("change", 0)}
-        depth = [[(lvl["quantity"], lvl["price"], lvl["orders"]) for lvl in p.get(k, [])] for k in ("bid_depth", "ask_depth")]
+        depth = [[(lvl["quantity"], lvl["price"], lvl["orders"]) for lvl in p.get(k, [])] for k in ("bid_depth",
+                                                                                                    "ask_depth")]
         bodies.append(encode.encode_packet(p["raw_len"], values, *depth))
     capture = tmp_path / "tick_set.bin"
-    capture.write_bytes(encode.frame([encode.encode_message(bodies)], "ts-u32len-le", recv_ns=[1_769_006_805_123_456_000]))
+    capture.write_bytes(encode.frame([encode.encode_message(bodies)], "ts-u32len-le",
+                                     recv_ns=[1_769_006_805_123_456_000]))
     binary, bad, summary = decode_bytes(capture.read_bytes())
     assert summary.framing == "ts-u32len-le" and not bad
     rows = read(manja / "multi_packet.json")

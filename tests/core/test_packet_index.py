@@ -10,8 +10,8 @@ import pytest
 from app.core import packet_index as pi
 from app.core import protocol
 from app.core.decode import CaptureReader
-from tests.support.synthetic import generate_capture
 from app.errors import InputError
+from tests.support.synthetic import generate_capture
 
 
 @pytest.fixture(scope="module", params=["raw", "u32len", "ts-u32len"])

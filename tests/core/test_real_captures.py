@@ -11,7 +11,7 @@ import binascii
 import json
 import os
 import struct
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -53,7 +53,7 @@ def json_documents(path):
 
 
 def ist(text):
-    return datetime.fromisoformat(text).astimezone(timezone.utc)
+    return datetime.fromisoformat(text).astimezone(UTC)
 
 
 # --- the HAR fragment ----------------------------------------------------------------------
@@ -66,7 +66,8 @@ def test_har_fragment_decodes_like_the_same_messages_in_ws_packet(real):
     assert (s.messages, s.packets, s.heartbeats, s.text_frames, s.sent_frames) == (960, 4183, 193, 6, 34)
     same, bad, _ = decode_bytes((MOCKS / "third-party-kite-web" / "ws.packet").read_bytes(), "base64")
     assert bad == []
-    keep = [c for c in table.column_names if c not in ("file_id", "offset", "recv_ts", "tick_time", "tick_time_source", "trading_date")]
+    keep = [c for c in table.column_names if c not in ("file_id", "offset", "recv_ts", "tick_time", "tick_time_source",
+                                                       "trading_date")]
     assert table.select(keep).equals(same.select(keep))
     # recv_ts is each frame's HAR time (µs), read independently here
     text = (SPEED / "ws_message.txt").read_text()
@@ -130,12 +131,13 @@ def test_web_heads_are_the_packets_the_peer_misdecoded_as_quotes(real):
     quotes: each of the peer's values is one of our fields (a u32 word, scaled or not)."""
     table, _ = decode_file(SPEED / "ws492.sanitized.txt")
     heads = table.filter(pa.compute.equal(table.column("packet_length"), 44)).to_pylist()
-    peer = [t for doc in json_documents(SPEED / "kite_ticker_extended_depth.json") for t in doc if t.get("mode") == "quote"]
+    peer = [t for doc in json_documents(SPEED / "kite_ticker_extended_depth.json") for t in doc
+            if t.get("mode") == "quote"]
     assert len(peer) == len(heads) == 12
     for ours, p in zip(heads, peer, strict=True):
         assert ours["instrument_token"] == p["instrument_token"] and ours["last_price"] == p["last_price"]
         # bytes 8-11: the peer's "last traded quantity" is our exchange time
-        assert ours["exchange_timestamp"] == datetime.fromtimestamp(p["last_traded_quantity"], timezone.utc)
+        assert ours["exchange_timestamp"] == datetime.fromtimestamp(p["last_traded_quantity"], UTC)
         assert round(ours["bid_quantity"][0] / 100, 2) == p["average_traded_price"]  # bytes 12-15
         assert round(ours["bid_price"][0] * 100) == p["volume_traded"]  # bytes 16-19
         assert ours["bid_orders"][0] == p["total_buy_quantity"]  # bytes 20-23
@@ -183,7 +185,8 @@ def test_kite_web_app_state_books_occur_in_our_decodes(real):
     """a.json is the web app's own decoder state: 13 of its 19 20-level books are, value
     for value, books Tickscope decodes from ws492 and ws_extended_depth_20."""
     books = set()
-    for path, framing in ((SPEED / "ws492.sanitized.txt", None), (MOCKS / "third-party-kite-web" / "ws_extended_depth_20.packet", None)):
+    for path, framing in ((SPEED / "ws492.sanitized.txt", None),
+                          (MOCKS / "third-party-kite-web" / "ws_extended_depth_20.packet", None)):
         table, _ = decode_file(path, framing)
         for r in table.filter(pa.compute.equal(table.column("packet_length"), 492)).to_pylist():
             books.add((r["instrument_token"], tuple(r["bid_price"]), tuple(r["bid_quantity"]), tuple(r["bid_orders"]),
@@ -196,7 +199,8 @@ def test_kite_web_app_state_books_occur_in_our_decodes(real):
                 continue
             total += 1
             d = st["extendedDepth"]
-            key = (st["token"],) + tuple(tuple(l[p] for l in d[side]) for side in ("buy", "sell") for p in ("price", "quantity", "orders"))
+            key = (st["token"],) + tuple(tuple(level[p] for level in d[side]) for side in ("buy", "sell")
+                                         for p in ("price", "quantity", "orders"))
             key = (key[0], key[1], key[2], key[3], key[4], key[5], key[6])
             found += key in books
     assert (found, total) == (13, 19)
@@ -212,11 +216,12 @@ def test_zig_peer_vectors(real):
     assert s.bad_packets == 0 and table.column("packet_length").to_pylist() == [8, 8]
     a = expected["ltp_408065.body.bin"]["asserted"]
     row = decode_file(zig / "ltp_408065.body.bin")[0].to_pylist()[0]
-    assert (row["mode"], row["instrument_token"], row["last_price"]) == (a["mode"], a["instrument_token"], a["last_price"])
+    assert (row["mode"], row["instrument_token"], row["last_price"]) == (a["mode"], a["instrument_token"],
+                                                                         a["last_price"])
     a = expected["index_full_token9.body.bin"]["asserted"]
     row = decode_file(zig / "index_full_token9.body.bin")[0].to_pylist()[0]
     assert row["mode"] == a["mode"] and row["tradable"] is (not a["is_index"]) and row["last_price"] == a["last_price"]
-    assert row["exchange_timestamp"] == datetime.fromtimestamp(a["timestamp_unix"], timezone.utc)
+    assert row["exchange_timestamp"] == datetime.fromtimestamp(a["timestamp_unix"], UTC)
     a = expected["full_408065.body.bin"]["asserted"]
     row = decode_file(zig / "full_408065.body.bin")[0].to_pylist()[0]
     assert (row["mode"], row["oi"], row["last_price"]) == (a["mode"], a["oi"], a["last_price"])

@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.core import protocol
-from tests.support import encode
 from app.core.decode import CaptureReader, decode_bytes
 from app.core.framing import PacketChains
+from tests.support import encode
 
 WORK_PER_BYTE = 4  # measured ~1.0-1.4 on every shape below; the bound leaves room, not slack for O(n^2)
 LENGTHS = [8, 28, 32, 44, 184]

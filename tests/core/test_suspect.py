@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 
 import numpy as np
-
 import pyarrow as pa
 import pytest
 
 from app.core import protocol, schema, suspect, tick_sources
+from app.core.decode import CaptureReader, decode_bytes
 from tests.conftest import REPO
 from tests.support import encode, synthetic
-from app.core.decode import CaptureReader, decode_bytes
 
 TOKEN = 408065  # NSE equity (segment 1)
 T0 = 1_760_326_800  # 2025-10-13 09:10:00 IST

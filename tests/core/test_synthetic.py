@@ -3,20 +3,20 @@ the instruments dumps and the bundled sample."""
 
 from __future__ import annotations
 
-from itertools import pairwise
 import base64
 import csv
 import datetime as dt
 import json
 from collections import Counter
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from app.core import protocol
-from tests.support import synthetic
 from tests.conftest import REPO
+from tests.support import synthetic
 
 kiteconnect = pytest.importorskip("kiteconnect")
 
@@ -181,7 +181,7 @@ def test_ticks_are_realistic(tmp_path):
                 last_volume[inst.instrument_token] = t["volume_traded"]
             if t["mode"] == "full" and t["tradable"]:
                 when = t["exchange_timestamp"]  # naive local time of this machine
-                stamp = dt.datetime.fromtimestamp(when.timestamp(), dt.timezone.utc)
+                stamp = dt.datetime.fromtimestamp(when.timestamp(), dt.UTC)
                 assert start <= stamp <= session_end
                 assert t["last_trade_time"] <= when
                 assert t["oi_day_low"] <= t["oi"] <= t["oi_day_high"]

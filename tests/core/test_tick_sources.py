@@ -20,8 +20,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from app.core import schema, tick_sources
-from tests.support import encode, synthetic
 from app.errors import InputError
+from tests.support import encode, synthetic
 
 kiteconnect = pytest.importorskip("kiteconnect")
 
@@ -169,7 +169,8 @@ def test_json_array_with_str_datetimes_equals_binary_decoder(tmp_path, capture, 
     same = [c for c in COMPARED if c not in ("msg_seq", "pkt_seq", "tick_time", "tick_time_source", "trading_date")]
     assert_same_ticks(table, decoded, same)
     own = decoded.column("tick_time_source").to_pylist()
-    expected_time = [t if s == "exchange" else None for t, s in zip(decoded.column("tick_time").to_pylist(), own, strict=True)]
+    expected_time = [t if s == "exchange" else None for t, s in zip(decoded.column("tick_time").to_pylist(), own,
+                                                                    strict=True)]
     assert table.column("tick_time").to_pylist() == expected_time
     assert table.column("file_id").to_pylist()[0] == tick_sources.file_sha256(path)
 
@@ -248,7 +249,8 @@ def test_dump_from_a_utc_machine_needs_the_override(tmp_path, capture):
     wrong = read(path)  # the IST default reads UTC wall times 5h30m too early
     shift = {
         int(w.timestamp()) - int(r.timestamp())
-        for w, r in zip(wrong.column("exchange_timestamp").to_pylist(), right.column("exchange_timestamp").to_pylist(), strict=True)
+        for w, r in zip(wrong.column("exchange_timestamp").to_pylist(), right.column("exchange_timestamp").to_pylist(),
+                        strict=True)
         if r is not None
     }
     assert shift == {-19800}
@@ -268,7 +270,7 @@ def test_offset_aware_strings_are_exact(tmp_path):
     path = tmp_path / "t.json"
     path.write_text(json.dumps(ticks))
     table = read(path)
-    expected = dt.datetime(2025, 10, 13, 3, 45, tzinfo=dt.timezone.utc)
+    expected = dt.datetime(2025, 10, 13, 3, 45, tzinfo=dt.UTC)
     got = table.column("exchange_timestamp").to_pylist()
     assert got[:5] == [expected] * 5 and got[5:] == [None, None]
     assert table.column("tick_time_source").to_pylist() == ["exchange"] * 5 + [None, None]
@@ -436,6 +438,6 @@ def test_tick_time_priority_matches_the_decoder(tmp_path):
     path.write_text(json.dumps(message) + "\n" + json.dumps(lone) + "\n")
     table = read(path)
     assert table.column("tick_time_source").to_pylist() == ["exchange", "message", "exchange"]
-    utc = dt.timezone.utc
+    utc = dt.UTC
     assert table.column("tick_time").to_pylist() == [
         dt.datetime.fromtimestamp(ets, utc), dt.datetime.fromtimestamp(ets, utc), dt.datetime.fromtimestamp(ltt, utc)]

@@ -11,11 +11,16 @@ from app.core.enrich import InstrumentBook
 from app.core.instruments import MASTER_SCHEMA, InstrumentMaster
 from app.core.schema import DECODED_SCHEMA, UTC_TIME
 from app.core.unknown import (
-    AGGREGATE_SCHEMA, UNKNOWN_SCHEMA, aggregate_unresolved, byte_swapped, explain_unknown, merge_aggregates,
+    AGGREGATE_SCHEMA,
+    UNKNOWN_SCHEMA,
+    aggregate_unresolved,
+    byte_swapped,
+    explain_unknown,
+    merge_aggregates,
 )
 
 D10, D11, D13 = dt.date(2025, 10, 10), dt.date(2025, 10, 11), dt.date(2025, 10, 13)
-UTC = dt.timezone.utc
+UTC = dt.UTC
 INFY = 408065  # NSE, exchange token 1594
 T = 12345602  # NFO
 

@@ -6,11 +6,11 @@ import os
 
 import pytest
 
-from tests.support import encode
 from app.model import intake
 from app.model.targets import TargetProblem, state_from_tables, validate_target
 from app.pipeline.inputs import expand_inputs
 from app.store.checks import MARKER, check_target
+from tests.support import encode
 
 
 def _capture() -> bytes:

@@ -10,12 +10,22 @@ import textwrap
 
 import pytest
 
+from app.core.capture import HASHING, CaptureRecord
 from app.errors import TargetLockedError
 from app.model import faults, queue_store
 from app.model.intake import QueueEntry
-from app.core.capture import HASHING, CaptureRecord
-from app.model.session import (CANCELLED, CANCELLING, DECODING, DONE, FAILED, QUEUED, SKIPPED, STATUSES,
-                               QueueRow, Session)
+from app.model.session import (
+    CANCELLED,
+    CANCELLING,
+    DECODING,
+    DONE,
+    FAILED,
+    QUEUED,
+    SKIPPED,
+    STATUSES,
+    QueueRow,
+    Session,
+)
 from tests.conftest import REPO
 
 FID = {n: f"{n:x}" * 64 for n in range(1, 6)}
@@ -283,7 +293,8 @@ def test_exit_code_and_failure_lines_as_the_cli_reports_them(tmp_path):
     assert session.startable() == [str(here)]  # the vanished one failed alone
     assert session.row(str(tmp_path / "gone.dat")).failure.code == faults.VANISHED
     assert session.exit_code() == EXIT_PARTIAL
-    assert session.failure_lines("tickscope gui") == [f"tickscope gui: {tmp_path / 'gone.dat'}: the file no longer exists"]
+    assert session.failure_lines("tickscope gui") == [
+        f"tickscope gui: {tmp_path / 'gone.dat'}: the file no longer exists"]
     session.fail([str(here)], faults.fault_from_exception(TargetLockedError("locked by 42")))
     assert session.exit_code() == EXIT_LOCKED
     session.add([QueueEntry("/x.dat", 1, "raw")])

@@ -8,8 +8,8 @@ import math
 import pytest
 
 from app.core import protocol
-from app.store import open_target
 from app.model import target_queries as tq
+from app.store import open_target
 from tests.store import query_data as qd
 
 
@@ -60,8 +60,8 @@ def test_price_series_breaks_between_days(target):
 
 def test_breakdown_tells_web_depth_heads_from_quotes(tmp_path):
     """Issue 13: a 44-byte length holds two kinds; the breakdown counts each by its own."""
-    from tests.support import encode
     from app.pipeline.ingest import run_ingest
+    from tests.support import encode
 
     head = encode.encode_packet(44, {"instrument_token": 14523906, "last_price": 1576840,
                                      "exchange_timestamp": 1655276443}, [(50, 1576840, 1)] * 3, kind="depth20_head")

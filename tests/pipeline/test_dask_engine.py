@@ -17,15 +17,21 @@ import pyarrow.compute as pc
 import pytest
 
 from app.cli import main
-from tests.support import synthetic
 from app.errors import UsageError
 from app.pipeline import run_ingest
-from app.pipeline.dask_engine import (LOCAL_CLUSTER_OPTIONS, DaskIngestJob, StoredBookRef, deterministic_write_id,
-                                     ingest_capture, run_dask_ingest)
+from app.pipeline.dask_engine import (
+    LOCAL_CLUSTER_OPTIONS,
+    DaskIngestJob,
+    StoredBookRef,
+    deterministic_write_id,
+    ingest_capture,
+    run_dask_ingest,
+)
 from app.store import CaptureRecord, open_target
 from app.store.journal import staged_name
 from app.store.parquet import CapturePartsWriter, ParquetTarget
 from tests.conftest import REPO
+from tests.support import synthetic
 
 psutil = pytest.importorskip("psutil")
 

@@ -3,13 +3,13 @@ progress, and tick dumps (JSON/JSONL/Parquet) matching the binary capture they c
 
 from __future__ import annotations
 
-from itertools import pairwise
 import base64
 import json
 import os
 import shutil
 import threading
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import duckdb
@@ -19,13 +19,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from tests.support import synthetic
-from app.errors import InputError, UsageError
 from app.core.capture import FINISHED
+from app.errors import InputError, UsageError
 from app.pipeline import IngestJob, expand_inputs, run_ingest
 from app.pipeline import ingest as ingest_module
 from app.pipeline.ingest import PROGRESS_INTERVAL
 from app.store import open_target
+from tests.support import synthetic
 
 KINDS = ["duckdb", "parquet"]
 
@@ -281,7 +281,8 @@ def test_parquet_dataset_has_the_same_ticks_as_the_duckdb_target(tmp_path, captu
         assert d.unknown_tokens().sort_by("instrument_token").equals(p.unknown_tokens().sort_by("instrument_token"))
     glob = str(tmp_path / "dataset" / "ticks" / "**" / "*.parquet")
     raw = duckdb.execute(
-        "SELECT count(*), count(DISTINCT file_id), min(trading_date) FROM read_parquet(?, hive_partitioning=true)", [glob]
+        "SELECT count(*), count(DISTINCT file_id), min(trading_date) FROM read_parquet(?, hive_partitioning=true)",
+                         [glob]
     ).fetchall()[0]
     with open_target(tmp_path / "t.duckdb") as d:
         expected = d.con.execute("SELECT count(*), count(DISTINCT file_id), min(trading_date) FROM ticks").fetchall()[0]
@@ -377,7 +378,8 @@ def test_a_corrected_master_names_new_ticks_not_its_stored_copy(tmp_path, kind):
     report = run_ingest([_u32len_capture(tmp_path / "b.bin", 2)], target, instruments=[master], workers=1)
     assert [f.status for f in report.files] == ["done"]
     with open_target(target) as t:
-        names = {row["last_price"]: row["tradingsymbol"] for row in t.ticks(["last_price", "tradingsymbol"]).to_pylist()}
+        names = {row["last_price"]: row["tradingsymbol"] for row in t.ticks(["last_price",
+                                                                             "tradingsymbol"]).to_pylist()}
         stored = sorted((r["source"].rsplit("/", 1)[-1], r["tradingsymbol"])
                         for r in t.instruments().select(["source", "tradingsymbol"]).to_pylist())
     assert names == {0.01: "WRONG", 0.03: "OTHER", 0.02: "INFY"}

@@ -14,7 +14,7 @@ from app.core import schema
 from app.store import CaptureRecord, open_target
 
 IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
-UTC = dt.timezone.utc
+UTC = dt.UTC
 DAY1, DAY2, DAY3 = dt.date(2025, 10, 13), dt.date(2025, 10, 14), dt.date(2025, 10, 16)
 INFY, INFY_FUT, INDEX, UNKNOWN = 408065, 13372674, 256265, 99999990
 SYMBOLS = {INFY: ("INFY", "INFOSYS", "NSE", "EQ"), INFY_FUT: ("INFY25OCTFUT", "INFOSYS", "NFO", "FUT"),

@@ -41,10 +41,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import synthetic
 from app.pipeline.ingest import file_sha256
 from app.store import open_target
 from tests.conftest import REPO
+from tests.support import synthetic
 
 LINE_TIMEOUT = 120  # seconds: only a hung helper process ever reaches it
 
@@ -117,7 +117,8 @@ def check_read(answer: dict, seen: set) -> None:
         return
     STATS["reads_with_ticks"] += bool(answer["ticks"])
     for fid, (rows, distinct) in answer["ticks"].items():
-        assert rows == distinct, f"reader saw {rows - distinct} duplicate (file_id, msg_seq, pkt_seq) keys of {fid[:16]}"
+        assert rows == distinct, (f"reader saw {rows - distinct} duplicate (file_id, msg_seq, pkt_seq) keys "
+                                  f"of {fid[:16]}")
         seen.add(fid)
 
 
@@ -220,7 +221,8 @@ def test_reader_never_sees_duplicates_or_uncommitted_captures_across_kills(tmp_p
     if kind == "parquet":
         assert read_at == steps
         # Every step of the protocol (docs/architecture.md) was a kill point.
-        for needle in (".part-", ".summary-", ".commit.json", "unlink commit.json", ".captures.parquet", "unlink part-"):
+        for needle in (".part-", ".summary-", ".commit.json", "unlink commit.json", ".captures.parquet",
+                       "unlink part-"):
             assert any(needle in op for op in ops), (needle, sorted(ops))
         # The reader really read the target while it changed (not only empty states).
         assert STATS["reads_with_ticks"] >= len(killed_at) // 2, STATS

@@ -12,12 +12,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from tests.support import synthetic
 from app.errors import EXIT_DAMAGED
 from app.pipeline.ingest import file_sha256, run_ingest
 from app.store import NotInTarget, open_target
 from app.store.parquet import FORMAT_VERSION, MARKER, PARQUET_CAPTURES_SCHEMA
 from tests.conftest import REPO
+from tests.support import synthetic
 
 KINDS = ["duckdb", "parquet"]
 
@@ -56,7 +56,8 @@ def snapshot(path: Path) -> dict:
         captures = t.captures().drop_columns(["ingested_at", "status"])
         captures = captures.take(pc.sort_indices(captures, [("file_id", "ascending")]))
         unknown = t.unknown_tokens()
-        unknown = unknown.take(pc.sort_indices(unknown, [("instrument_token", "ascending")])) if unknown.num_rows else unknown
+        unknown = unknown.take(pc.sort_indices(unknown, [("instrument_token",
+                                                          "ascending")])) if unknown.num_rows else unknown
         return {"ticks": t.ticks(), "bad": t.bad_packets(), "captures": captures,
                 "unknown": unknown.replace_schema_metadata(None), "counts": t.counts()}
 

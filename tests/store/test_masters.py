@@ -10,12 +10,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.support import synthetic
 from app.core.enrich import InstrumentBook
 from app.core.instruments import MASTER_SCHEMA, InstrumentMaster, load_master
 from app.core.schema import DECODED_SCHEMA
 from app.store import masters as store
 from app.store import open_target
+from tests.support import synthetic
 
 KINDS = ["duckdb", "parquet"]
 D09, D10, D11, D13, D14 = (dt.date(2025, 10, d) for d in (9, 10, 11, 13, 14))
@@ -134,10 +134,12 @@ def test_enrichment_from_stored_masters_is_unchanged_on_every_day(tmp_path, kind
     old = InstrumentBook(loaded)  # naming as before: every master in memory
     tokens = sorted(set().union(*(m.table["instrument_token"].to_pylist() for m in loaded)))
     # The scenario's recycled tokens: in the 10th's dump only, never named on the 13th.
-    expired = set(loaded[0].table["instrument_token"].to_pylist()) - set(loaded[1].table["instrument_token"].to_pylist())
+    expired = (set(loaded[0].table["instrument_token"].to_pylist())
+               - set(loaded[1].table["instrument_token"].to_pylist()))
     assert expired and all(old.resolve([t], [D13]) == [None] and old.resolve([t], [D10])[0] for t in expired)
     days = [D09, D10, D11, D13, D14, None]
-    probe = ticks([t for t in tokens + [409, 12345602] for _ in days], [d for _ in tokens + [409, 12345602] for d in days])
+    probe = ticks([t for t in tokens + [409, 12345602] for _ in days], [d for _ in tokens + [409, 12345602]
+                                                                        for d in days])
     with open_target(target_path(tmp_path, kind)) as target:
         target.record_masters(loaded)
         target.record_masters(loaded)  # again: nothing changes
@@ -152,8 +154,8 @@ def test_enrichment_from_stored_masters_is_unchanged_on_every_day(tmp_path, kind
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_skipping_run_reads_no_master_and_a_stored_master_file_is_not_parsed(tmp_path, kind, monkeypatch):
-    from tests.support.encode import encode_message, encode_packet, frame
     from app.pipeline import ingest as pipeline
+    from tests.support.encode import encode_message, encode_packet, frame
 
     capture = tmp_path / "a.bin"
     packet = encode_packet(184, {"instrument_token": 408065, "last_price": 1, "close": 120000,
@@ -223,7 +225,7 @@ def test_unknown_tokens_are_explained_alike_without_loading_every_days_master(tm
     listed = loaded[1].table["instrument_token"].to_pylist()[:2]
     swapped = int.from_bytes(listed[0].to_bytes(4, "big"), "little")
     tokens = expired + listed + [409, swapped, (listed[1] >> 8 << 8) | 4]
-    t0 = dt.datetime(2025, 10, 13, 4, tzinfo=dt.timezone.utc)
+    t0 = dt.datetime(2025, 10, 13, 4, tzinfo=dt.UTC)
     aggregate = pa.Table.from_pylist([
         {"instrument_token": t, "ticks": 5, "first_tick_time": t0, "last_tick_time": t0,
          "files": ["a.bin"], "trading_dates": [D10, D13] if i % 2 else [D13]}

@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from app.store import open_target
-from app.store.parquet import parts as parquet_parts
 from app.store.journal import staged_name
 from app.store.parquet import CapturePartsWriter, PartEncoders
+from app.store.parquet import parts as parquet_parts
 from tests.store.test_targets import record
 from tests.store.ticks_factory import DAY, file_id, ticks
 

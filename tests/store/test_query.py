@@ -20,7 +20,7 @@ import pytest
 from app.cli import main
 from app.errors import TargetLockedError, UsageError
 from app.store import open_target
-from app.store.query import (TargetReader, TickFilter, candles_query, instruments_query, ticks_query)
+from app.store.query import TargetReader, TickFilter, candles_query, instruments_query, ticks_query
 from tests.store import query_data as qd
 
 KINDS = ("duckdb", "parquet")

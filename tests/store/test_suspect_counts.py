@@ -7,9 +7,9 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from tests.support import encode
 from app.pipeline import run_ingest
 from app.store import open_target
+from tests.support import encode
 
 TOKEN = 408065
 T0 = 1_760_326_800

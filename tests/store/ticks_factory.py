@@ -12,7 +12,7 @@ from app.core import schema
 from app.core.instruments import MASTER_SCHEMA, InstrumentMaster
 
 DAY = dt.date(2025, 10, 13)
-T0 = dt.datetime(2025, 10, 13, 4, 0, tzinfo=dt.timezone.utc)  # 09:30 IST
+T0 = dt.datetime(2025, 10, 13, 4, 0, tzinfo=dt.UTC)  # 09:30 IST
 
 
 def file_id(name: str) -> str:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import base64
 import json
 import struct
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Optional, Sequence
 
 from app.core import protocol
 
@@ -23,10 +23,10 @@ DepthLevels = Sequence[tuple[int, int, int]]  # (quantity, raw price, orders) pe
 def encode_packet(
     length: int,
     values: Mapping[str, int],
-    bids: Optional[DepthLevels] = None,
-    asks: Optional[DepthLevels] = None,
+    bids: DepthLevels | None = None,
+    asks: DepthLevels | None = None,
     *,
-    kind: Optional[str] = None,
+    kind: str | None = None,
 ) -> bytes:
     """One packet body of a known ``length``; fields missing from ``values`` are 0.
 
@@ -73,7 +73,7 @@ def encode_message(packets: Sequence[bytes]) -> bytes:
 def frame(
     messages: Iterable[bytes],
     framing: str,
-    recv_ns: Optional[Sequence[int]] = None,
+    recv_ns: Sequence[int] | None = None,
 ) -> bytes:
     """A whole capture in ``framing``; heartbeats are messages equal to ``HEARTBEAT``."""
     messages = list(messages)
@@ -96,7 +96,8 @@ def frame(
     if framing == "har":
         if recv_ns is None:
             recv_ns = [1_700_000_000_000_000_000 + i * 1_000_000 for i in range(len(messages))]
-        return har([HarConnection("wss://ws.kite.trade/", [HarFrame("receive", t, m) for t, m in zip(recv_ns, messages, strict=True)])])
+        return har([HarConnection("wss://ws.kite.trade/", [HarFrame("receive", t, m) for t, m in zip(recv_ns, messages,
+                                                                                                     strict=True)])])
     if framing == "single":
         if len(messages) != 1:
             raise ValueError("the single framing holds exactly one message")
@@ -146,7 +147,7 @@ def _har_frames(frames, shape: str, indent) -> list:
     return out
 
 
-def har(connections: Sequence[HarConnection], shape: str = "chrome", indent: Optional[int] = 2) -> bytes:
+def har(connections: Sequence[HarConnection], shape: str = "chrome", indent: int | None = 2) -> bytes:
     """A HAR file as browsers write it, with each connection's WebSocket frames.
 
     ``shape``: ``chrome`` (DevTools "Save all as HAR with content"), ``firefox`` (its HAR
@@ -183,7 +184,8 @@ def har(connections: Sequence[HarConnection], shape: str = "chrome", indent: Opt
             entry["pageref"] = "page_1"
         entry["_webSocketMessages"] = _har_frames(conn.frames, shape, indent)
         entries.append(entry)
-    creator = {"name": "WebInspector", "version": "537.36"} if shape == "chrome" else {"name": "Firefox", "version": "120.0"}
+    creator = {"name": "WebInspector", "version": "537.36"} if shape == "chrome" else {"name": "Firefox",
+                                                                                       "version": "120.0"}
     log = {"version": "1.2", "creator": creator, "pages": [], "entries": entries}
     if shape == "firefox":
         log["browser"] = creator

@@ -22,15 +22,16 @@ import csv
 import datetime as dt
 import json
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, NamedTuple, Optional, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 from app.core import protocol
-from tests.support import encode
 from app.core.market_time import IST
+from tests.support import encode
 
 SESSION_DATE = dt.date(2025, 10, 13)
 DEFAULT_START = dt.datetime(2025, 10, 13, 9, 15, tzinfo=IST)
@@ -56,7 +57,7 @@ class SyntheticInstrument:
     exchange: str  # NSE, NFO, CDS, BSE, BFO, BCD, MCX, NCO
     segment: str  # the dump's segment: NSE, NFO-OPT, CDS-FUT, INDICES, ...
     instrument_type: str  # EQ, FUT, CE, PE
-    expiry: Optional[dt.date]
+    expiry: dt.date | None
     strike: float
     tick_size: float
     lot_size: int
@@ -64,8 +65,8 @@ class SyntheticInstrument:
     packet_length: int  # subscription mode: 8 ltp, 28/32 index, 44 quote, 184 full
     listed: bool = True  # named by the dumps (False: deliberately unknown)
     ticking: bool = True  # appears in captures (False: a dump-only row)
-    listed_from: Optional[dt.date] = None  # first day a dump names it
-    unknown: Optional[str] = None  # UNKNOWN_* reason for a deliberately unknown token
+    listed_from: dt.date | None = None  # first day a dump names it
+    unknown: str | None = None  # UNKNOWN_* reason for a deliberately unknown token
     note: str = ""
 
     @property
@@ -119,8 +120,8 @@ class CaptureInfo:
     salvageable_packets: int = 0
     tokens: list[int] = field(default_factory=list)  # distinct tokens of the good packets
     ticks_by_token: dict[int, int] = field(default_factory=dict)
-    first_exchange_time: Optional[dt.datetime] = None
-    last_exchange_time: Optional[dt.datetime] = None
+    first_exchange_time: dt.datetime | None = None
+    last_exchange_time: dt.datetime | None = None
 
 
 # --- the instrument universe ----------------------------------------------------
@@ -257,7 +258,8 @@ def make_instruments(
         carry = spot * (1 + 0.0055 * (expiry - date).days / 30)
         add(instrument_token=_token(fresh_exchange_token(35000, 70000), 2),
             tradingsymbol=_monthly_symbol(name, expiry, "FUT"), name=name, exchange="NFO",
-            segment="NFO-FUT", instrument_type="FUT", expiry=expiry, strike=0.0, tick_size=0.1 if "NIFTY" in name else 0.05,
+            segment="NFO-FUT", instrument_type="FUT", expiry=expiry, strike=0.0, tick_size=0.1 if "NIFTY" in name
+            else 0.05,
             lot_size=lot, price=_round_to_tick(carry, 0.05), packet_length=184)
 
     def options(name, spot, step, strikes, expiry, lot, exchange, segment_byte, symbol, ticking_strikes,
@@ -312,7 +314,8 @@ def make_instruments(
         tradingsymbol=_weekly_symbol("USDINR", next_weekly, "88.75CE"), name="USDINR", exchange="CDS",
         segment="CDS-OPT", instrument_type="CE", expiry=next_weekly, strike=88.75, tick_size=0.0025,
         lot_size=1, price=0.2350, packet_length=184, listed_from=dt.date(2025, 10, 13))
-    for name, price, expiry in (("USDINR", 88.7150, dt.date(2025, 10, 29)), ("EURINR", 103.1200, dt.date(2025, 10, 29))):
+    for name, price, expiry in (("USDINR", 88.7150, dt.date(2025, 10, 29)), ("EURINR", 103.1200, dt.date(2025, 10,
+                                                                                                         29))):
         add(instrument_token=_token(fresh_exchange_token(1000, 30000), 6),
             tradingsymbol=_monthly_symbol(name, expiry, "FUT"), name=name, exchange="BCD",
             segment="BCD-FUT", instrument_type="FUT", expiry=expiry, strike=0.0, tick_size=0.0025,
@@ -483,10 +486,12 @@ class _Session:
         self.token = np.array([i.instrument_token for i in instruments], dtype=np.int64)
         self.length = np.array([i.packet_length for i in instruments], dtype=np.int64)
         divisor = np.array([i.divisor for i in instruments])
-        self.raw_tick = np.maximum(1, np.rint([i.tick_size * d for i, d in zip(instruments, divisor, strict=True)])).astype(np.int64)
+        self.raw_tick = np.maximum(1, np.rint([i.tick_size * d for i, d in zip(instruments, divisor,
+                                                                               strict=True)])).astype(np.int64)
         price_ticks = np.maximum(1, np.rint([i.price / i.tick_size for i in instruments])).astype(np.int64)
         # Yesterday's close, today's open: a gap of a few tenths of a percent.
-        self.close = np.maximum(1, np.rint(price_ticks * (1 + rng.normal(0, 0.004, n)))).astype(np.int64) * self.raw_tick
+        self.close = np.maximum(1, np.rint(price_ticks * (1 + rng.normal(0, 0.004,
+                                                                         n)))).astype(np.int64) * self.raw_tick
         self.ticks = price_ticks.copy()  # the last price, in ticks
         self.open = self.ticks * self.raw_tick
         self.high = self.open.copy()
@@ -494,7 +499,8 @@ class _Session:
         self.vol_ticks = np.maximum(0.6, price_ticks * 0.00025)
         self.is_fo = np.array([i.instrument_type in ("FUT", "CE", "PE") for i in instruments])
         self.lot = np.array([max(1, i.lot_size) for i in instruments], dtype=np.int64)
-        self.volume = np.where(self.is_fo, self.lot * rng.integers(10, 400, n), rng.integers(100, 5000, n)).astype(np.int64)
+        self.volume = np.where(self.is_fo, self.lot * rng.integers(10, 400, n), rng.integers(100, 5000,
+                                                                                             n)).astype(np.int64)
         self.oi = np.where(self.is_fo, self.lot * rng.integers(1000, 60000, n), 0).astype(np.int64)
         self.oi_high = self.oi.copy()
         self.oi_low = self.oi.copy()
@@ -519,8 +525,8 @@ class _Generator:
         self.dtypes = {length: _packet_record_dtype(length) for length in _GENERATED_LENGTHS}
         self.ticks_by_inst = np.zeros(self.n, dtype=np.int64)
         self.packets_by_length: dict[int, int] = {}
-        self.first_time: Optional[int] = None
-        self.last_time: Optional[int] = None
+        self.first_time: int | None = None
+        self.last_time: int | None = None
 
     def message_sizes(self, packets: int) -> np.ndarray:
         """Packets per message (1..50) adding up to ``packets``."""
@@ -738,10 +744,10 @@ def generate_capture(
     packets: int,
     framing: str = "raw",
     seed: int = 0,
-    start: Optional[dt.datetime] = None,
+    start: dt.datetime | None = None,
     faults: bool = False,
     heartbeats: bool = True,
-    instruments: Optional[list[SyntheticInstrument]] = None,
+    instruments: list[SyntheticInstrument] | None = None,
 ) -> CaptureInfo:
     """Write a capture of ``packets`` good packets to ``path``; the same arguments give
     the same bytes.
@@ -834,8 +840,8 @@ def generate_capture(
             info.ticks_by_token[i.instrument_token] = info.ticks_by_token.get(i.instrument_token, 0) + int(k)
     info.tokens = sorted(info.ticks_by_token)
     if gen.first_time is not None:
-        info.first_exchange_time = dt.datetime.fromtimestamp(gen.first_time, dt.timezone.utc)
-        info.last_exchange_time = dt.datetime.fromtimestamp(gen.last_time, dt.timezone.utc)
+        info.first_exchange_time = dt.datetime.fromtimestamp(gen.first_time, dt.UTC)
+        info.last_exchange_time = dt.datetime.fromtimestamp(gen.last_time, dt.UTC)
     return info
 
 
@@ -864,7 +870,7 @@ def _write_fault(kind, info: CaptureInfo, gen: _Generator, framing, write, rng) 
         at = write(_frame_prefix(framing, len(garbage), recv_ns) + garbage)
         info.faults.append(Fault(kind, at + prefix, len(garbage)))
     elif kind == "text_frame":
-        text = _order_update_json(rng, dt.datetime.fromtimestamp(gen.clock, dt.timezone.utc))
+        text = _order_update_json(rng, dt.datetime.fromtimestamp(gen.clock, dt.UTC))
         at = write(_frame_prefix(framing, len(text), recv_ns) + text)
         info.faults.append(Fault(kind, at + prefix, len(text)))
     elif kind == "count_mismatch":

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Optional
 
 # The pipeline's own records: a fake job reports exactly what a real one does.
 from app.core.capture import CANCELLED, DECODING, DONE, FAILED, CaptureRecord
@@ -18,10 +17,10 @@ class FakeJob:
     """Each file: ``steps`` progress updates ``step_s`` apart (every update sent:
     the JobManager must do the throttling); a file named fail* fails."""
 
-    instances: list["FakeJob"] = []
+    instances: list[FakeJob] = []
 
     def __init__(self, paths, target, *, instruments=(), workers=2, force=False, progress=None,
-                 steps=200, step_s=0.001, raise_on_run: Optional[BaseException] = None):
+                 steps=200, step_s=0.001, raise_on_run: BaseException | None = None):
         self.paths = [os.path.abspath(p) for p in paths]
         self.target = target
         self.instruments = list(instruments)
@@ -32,7 +31,7 @@ class FakeJob:
         self._cancel_all = threading.Event()
         self._cancel = {p: threading.Event() for p in self.paths}
         self.sent = 0
-        self.ran_in: Optional[str] = None
+        self.ran_in: str | None = None
         FakeJob.instances.append(self)
 
     def cancel(self):

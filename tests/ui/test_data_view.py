@@ -99,7 +99,8 @@ def test_remove_confirms_with_the_tick_count(qtbot, window, small_target, monkey
 
     asked = []
     monkeypatch.setattr(data_view.DataAsk, "confirm_remove",
-                        classmethod(lambda cls, parent, names, ticks, bad, target: asked.append((names, ticks)) or True))
+                        classmethod(lambda cls, parent, names, ticks, bad, target: asked.append((names, ticks))
+                                    or True))
     window.set_target(str(small_target))
     wait_idle(qtbot, window)
     window.show_data()

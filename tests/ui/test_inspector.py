@@ -18,10 +18,10 @@ from PySide6.QtWidgets import QApplication
 
 from app.cli import main
 from app.core import packet_index as pi
-from tests.support.synthetic import generate_capture, make_instruments
 from app.ui.inspector import InspectorWindow
 from app.ui.inspector import window as inspector_window
 from tests.conftest import REPO
+from tests.support.synthetic import generate_capture, make_instruments
 
 BIG_PACKETS = 2_000_000
 
@@ -165,7 +165,7 @@ def test_invalid_filters_are_marked_and_not_applied(qtbot, inspector, damaged):
     bar.apply()
     t = window.index.column("exchange_time")
     shown = window.model.displayed_rows()
-    assert shown.size and np.all((t[shown] > 0))
+    assert shown.size and np.all(t[shown] > 0)
     ist = [time.gmtime(int(x) + 19800) for x in t[shown]]
     assert all((g.tm_hour, g.tm_min) == (9, 15) and g.tm_sec <= 2 for g in ist)
 
@@ -369,10 +369,11 @@ def test_main_window_opens_the_inspector_from_the_queue_and_unknown_tokens(qtbot
     qtbot.waitUntil(lambda: window.inspectors == [], timeout=5000)
 
 
-@pytest.mark.skipif(not os.environ.get("TICKSCOPE_SCREENSHOTS"), reason="set TICKSCOPE_SCREENSHOTS=1 to refresh docs/screenshots")
+@pytest.mark.skipif(not os.environ.get("TICKSCOPE_SCREENSHOTS"),
+                    reason="set TICKSCOPE_SCREENSHOTS=1 to refresh docs/screenshots")
 def test_screenshots(qtbot, inspector, damaged):
-    from tests.support.synthetic import write_instruments_csv
     from app.ui import theme
+    from tests.support.synthetic import write_instruments_csv
 
     path, info = damaged
     master = path.with_name("instruments_20251013.csv")
@@ -419,8 +420,8 @@ def test_suspect_only_filter_shows_the_packets_the_decoder_flags(qtbot, inspecto
 
 def test_har_capture_rows_show_receive_times_and_text_frames(inspector, tmp_path):
     """Issue 13: HAR frames with their receive times, text frames as their own rows."""
-    from tests.support import encode
     from app.ui.inspector.models import COL_EXPERT, COL_KIND, COL_RECV
+    from tests.support import encode
 
     t0 = 1_654_760_849_357_339_000
     msg = encode.encode_message([encode.encode_packet(8, {"instrument_token": 256265, "last_price": 1_500_000})])

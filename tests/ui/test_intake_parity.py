@@ -11,8 +11,8 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
-from tests.support import encode
 from app.store.checks import MARKER
+from tests.support import encode
 
 
 def _capture(framing: str) -> bytes:

@@ -16,10 +16,10 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QPalette
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from tests.support import encode
 from app.ui import queue_model as qm
 from app.ui import theme
 from tests.conftest import REPO
+from tests.support import encode
 from tests.ui.conftest import wait_idle
 
 SAMPLE_UNKNOWN = {10194946, 409, 20579840, 5632003}

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 
+from app.core.capture import CaptureRecord
 from app.model import faults
 from app.model.intake import QueueEntry
 from app.model.session import Session
-from app.core.capture import CaptureRecord
 from app.ui import queue_model as qm
 
 
@@ -20,7 +20,8 @@ def test_session_changes_reach_qt_as_model_signals(qapp, qtbot):
     assert model.rowCount() == 3
     session.assign_job(["/data/f1.dat"], 1)
     with qtbot.waitSignal(model.dataChanged) as changed:
-        session.apply_progress([CaptureRecord("/data/f1.dat", None, 1000, status="decoding", bytes_done=500, packets=7)])
+        session.apply_progress([CaptureRecord("/data/f1.dat", None, 1000, status="decoding", bytes_done=500,
+                                              packets=7)])
     assert changed.args[0].row() == 1 == changed.args[1].row()
     assert model.index(1, qm.Column.STATUS).data() == "decoding"
     assert model.index(1, qm.Column.PROGRESS).data(qm.ProgressRole) == 0.5

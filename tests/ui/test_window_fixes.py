@@ -10,9 +10,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from tests.support import encode
 from app.ui import queue_model as qm
 from app.ui import theme
+from tests.support import encode
 from tests.ui.conftest import wait_idle
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 
@@ -45,7 +44,7 @@ class BadPacket:
     length: int  # bytes in the region
     reason: str  # one line
     raw: bytes  # the region's first bytes, capped at BAD_RAW_CAP
-    msg_seq: Optional[int] = None
+    msg_seq: int | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -71,7 +70,7 @@ class ChunkSplit:
     pkt_msg: np.ndarray  # int64 global message number
     pkt_seq: np.ndarray  # int32 packet number inside its message
     pkt_offset: np.ndarray  # int64 file offset of the packet body
-    pkt_recv_ns: Optional[np.ndarray]  # int64 receive time (ts-u32len only)
+    pkt_recv_ns: np.ndarray | None  # int64 receive time (ts-u32len only)
     bad: list[BadPacket]
     accounted: dict[str, int]
     messages: int
@@ -80,7 +79,7 @@ class ChunkSplit:
     # What a text container (base64 lines, HAR) held besides binary messages: counts
     # ``text_frames`` / ``sent_frames`` / ``text_lines``, HAR ``connections`` and the
     # frames themselves (``frames``: dicts with offset, length, direction, recv_ns, text).
-    container: Optional[dict] = None
+    container: dict | None = None
 
 
 # --- container walkers ------------------------------------------------------------

@@ -4,8 +4,6 @@ around them."""
 
 from __future__ import annotations
 
-from typing import Optional
-
 from app.core.framing.common import _INVALID, _NEED_MORE, BAD_RAW_CAP, KNOWN_SET, LENIENT_MAX_PACKET, BadPacket
 
 # --- the message walker -----------------------------------------------------------
@@ -17,7 +15,7 @@ from app.core.framing.common import _INVALID, _NEED_MORE, BAD_RAW_CAP, KNOWN_SET
 # ``split_messages`` is the vectorised form for messages whose size is already known.
 
 
-def message_packets(buf, p: int, end: int, count: Optional[int] = None):
+def message_packets(buf, p: int, end: int, count: int | None = None):
     """(k, prefix position, length) of each packet of the message at ``p``.
 
     Reads only below ``end``; stops after the announced count (or ``count`` when given)
@@ -54,13 +52,13 @@ class PacketChains:
     hops (the decoder's work counter).
     """
 
-    def __init__(self, buf, accept=STRICT_LENGTHS, limit: Optional[int] = None):
+    def __init__(self, buf, accept=STRICT_LENGTHS, limit: int | None = None):
         self.buf = buf
         self.accept = accept
         self.limit = len(buf) if limit is None else limit
         self._at: dict[int, tuple[int, int]] = {}
         self._nodes: list[list[int]] = []
-        self._next: list[Optional[tuple[int, int]]] = []
+        self._next: list[tuple[int, int] | None] = []
         self._run0: list[int] = []
         self._stop: list[int] = []
         self.steps = 0
@@ -122,7 +120,7 @@ class PacketChains:
             pid, i = self._next[pid]
             self.steps += 1
 
-    def message_end(self, q: int, limit: Optional[int] = None, max_count: int = 0xFFFF) -> int:
+    def message_end(self, q: int, limit: int | None = None, max_count: int = 0xFFFF) -> int:
         """End of the message at ``q`` whose packets all have accepted lengths, or a code."""
         limit = self.limit if limit is None else limit
         if q + 2 > self.limit:

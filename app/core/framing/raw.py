@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from app.core.framing.common import _INVALID, _NEED_MORE, KNOWN_SET, LENIENT_MAX_COUNT, _Walk
 from app.core.framing.messages import _bad, _describe_fault, _region_reason, _strict_end, _uniform_end
 from app.core.framing.resync import _FOUND, _MORE, _Scan
 
 
-def _plain_end(scan: "_Scan", p: int) -> Optional[int]:
+def _plain_end(scan: _Scan, p: int) -> int | None:
     """Fast path: end of the message at ``p`` walked packet by packet with plain ints, or
     None (undecided: ask the chains).
 
@@ -90,7 +88,8 @@ class RawReader:
                     self._close_region(buf, base, p, q, walk, _describe_fault(scan, p))
                     p = q
                     continue
-                walk.regions.append(_bad(buf, base, p, limit, f"truncated message at the end of the capture ({limit - p} bytes)"))
+                walk.regions.append(_bad(buf, base, p, limit,
+                                         f"truncated message at the end of the capture ({limit - p} bytes)"))
                 p = limit
                 break
             if buf[p] == 0:

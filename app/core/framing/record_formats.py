@@ -4,7 +4,6 @@ length and the receive time sit, byte order)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
@@ -24,9 +23,9 @@ class RecordFormat:
     header: int  # header bytes before each message
     length_at: int  # offset of the u32 message length in the header
     order: str = ">"  # byte order of the header fields
-    time_at: Optional[int] = None  # offset of the u64 receive time (ns), if any
+    time_at: int | None = None  # offset of the u64 receive time (ns), if any
 
-    def parse(self, buf, p: int) -> tuple[Optional[int], int]:
+    def parse(self, buf, p: int) -> tuple[int | None, int]:
         """(receive time or None, message length) of the header at ``p`` (it must fit)."""
         n = int.from_bytes(buf[p + self.length_at : p + self.length_at + 4], "big" if self.order == ">" else "little")
         if self.time_at is None:

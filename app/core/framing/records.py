@@ -28,7 +28,8 @@ class RecordReader:
             p = self._fast_records(buf, limit, fmt, walk)
             if walk.start:
                 ms = split_messages(np.frombuffer(buf, dtype=np.uint8), np.asarray(walk.start), np.asarray(walk.size))
-                heartbeat = (np.asarray(walk.size) == 1) & (np.frombuffer(buf, dtype=np.uint8)[np.asarray(walk.start)] == 0)
+                heartbeat = (np.asarray(walk.size) == 1) & (np.frombuffer(buf,
+                                                                          dtype=np.uint8)[np.asarray(walk.start)] == 0)
                 ok = ms.valid | heartbeat
                 if not ok.all():
                     first = int(np.argmin(ok))
@@ -59,7 +60,8 @@ class RecordReader:
                     self._close_region(buf, base, p, q, walk, f"broken container record (length {n})")
                     p = q
                     continue
-                walk.regions.append(_bad(buf, base, p, limit, f"truncated record at the end of the capture ({limit - p} bytes)"))
+                walk.regions.append(_bad(buf, base, p, limit,
+                                         f"truncated record at the end of the capture ({limit - p} bytes)"))
                 p = limit
                 break
             s, e = p + hdr, p + hdr + n

@@ -6,7 +6,6 @@ linear whatever the input."""
 from __future__ import annotations
 
 import bisect
-from typing import Optional
 
 import numpy as np
 
@@ -39,8 +38,8 @@ class _Scan:
         self.checks = 0
         self.plain = 0  # packet steps of the plain fast path (_plain_end)
         self.frontier = 0  # where the plain fast path last stopped on a failure
-        self.hint: Optional[tuple[int, str, int]] = None  # (from, kind, position)
-        self.valid_hint: Optional[tuple[int, int, int]] = None  # (from, anchor, position)
+        self.hint: tuple[int, str, int] | None = None  # (from, kind, position)
+        self.valid_hint: tuple[int, int, int] | None = None  # (from, anchor, position)
 
     @property
     def work(self) -> int:
@@ -92,7 +91,7 @@ class _Scan:
 QUICK_ANCHOR = 8  # positions the quick resync probe tries before the general search
 
 
-def _quick_anchor(scan: "_Scan", start: int) -> Optional[int]:
+def _quick_anchor(scan: _Scan, start: int) -> int | None:
     """The resync anchor of raw framing when it is within a few bytes and plain, else None.
 
     Damage is usually short (a junk byte between two messages): the first candidate
@@ -207,16 +206,16 @@ class AnchorSearch:
         return not nonzero
 
     @staticmethod
-    def _candidate_filter(fmt: Optional[RecordFormat]):
+    def _candidate_filter(fmt: RecordFormat | None):
         """(key, vectorised pre-filter, bytes it reads) of candidate starts: raw messages,
         or records of ``fmt``."""
         return ("raw", _raw_plausible, 4) if fmt is None else (fmt.name, fmt.candidates, fmt.header + 4)
 
-    def _validates(self, scan: _Scan, c: int, fmt: Optional[RecordFormat]) -> int:
+    def _validates(self, scan: _Scan, c: int, fmt: RecordFormat | None) -> int:
         """End of a message (raw) or record (``fmt``) at ``c`` that validates completely, else a code."""
         return scan.strict.message_end(c) if fmt is None else self._record_validates(scan, c, fmt)
 
-    def _find_anchor(self, scan: _Scan, start: int, final: bool, fmt: Optional[RecordFormat] = None):
+    def _find_anchor(self, scan: _Scan, start: int, final: bool, fmt: RecordFormat | None = None):
         """The first position >= ``start`` where a message (raw) or a record holding one
         (``fmt``; a corrupt length prefix costs only its own record) validates completely
         and is followed by another (or the end): (``_FOUND``, q); (``_MORE``, q) when the
@@ -253,7 +252,7 @@ class AnchorSearch:
         scan.hint = (start, answer[0], answer[1])
         return answer
 
-    def _next_start(self, scan: _Scan, start: int, final: bool, fmt: Optional[RecordFormat] = None):
+    def _next_start(self, scan: _Scan, start: int, final: bool, fmt: RecordFormat | None = None):
         """Where walking resumes after damage at ``start - 1``: the resync anchor (the
         first message that validates and is followed by another), or an earlier message
         that validates completely and ends by the anchor (its neighbour was damaged too)."""

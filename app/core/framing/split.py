@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
@@ -68,7 +67,7 @@ def split_messages(
     payload: np.ndarray,
     start: np.ndarray,
     size: np.ndarray,
-    bare: Optional[np.ndarray] = None,
+    bare: np.ndarray | None = None,
 ) -> MessageSplit:
     """Split messages of known position and size into packets, packet k of all at once.
 

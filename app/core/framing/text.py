@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import binascii
 import json
-from typing import Optional
 
 import numpy as np
 
@@ -12,7 +11,7 @@ from app.core.framing.common import MAX_BASE64_LINE, ChunkSplit, _Walk
 from app.core.framing.messages import _bad
 
 
-def _b64(text: bytes) -> Optional[bytes]:
+def _b64(text: bytes) -> bytes | None:
     try:
         return binascii.a2b_base64(text, strict_mode=True)
     except (binascii.Error, ValueError):

@@ -18,8 +18,8 @@ from __future__ import annotations
 import errno
 import logging
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,7 +28,13 @@ import pyarrow.parquet as pq
 from app.store import base, journal
 from app.store.base import AlreadyIngested, CaptureRecord
 from app.store.journal import JournalError
-from app.store.parquet.layout import MANIFEST_PART_FIELDS, PARQUET_CAPTURES_SCHEMA, WRITE_OPTIONS, _generation, _with_generation
+from app.store.parquet.layout import (
+    MANIFEST_PART_FIELDS,
+    PARQUET_CAPTURES_SCHEMA,
+    WRITE_OPTIONS,
+    _generation,
+    _with_generation,
+)
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +201,8 @@ class ManifestCommits:
             ours = (
                 (folder.startswith("ticks/trading_date=") and folder.count("/") == 1
                  and journal.PART_NAME.match(name) and name.startswith(f"part-{file_id[:16]}-"))
-                or (folder == "bad_packets" and journal.BAD_NAME.match(name) and name.startswith(f"bad-{file_id[:16]}-"))
+                or (folder == "bad_packets" and journal.BAD_NAME.match(name)
+                    and name.startswith(f"bad-{file_id[:16]}-"))
             )
             if not ours or ".." in Path(rel).parts:
                 raise ValueError(f"{rel} is not a part file of capture {file_id[:16]}")

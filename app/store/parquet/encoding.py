@@ -6,7 +6,6 @@ import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Optional
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -24,7 +23,7 @@ class PartEncoders:
     bounded whatever the capture's size. pyarrow encodes Parquet without the GIL.
     """
 
-    def __init__(self, threads: Optional[int] = None):
+    def __init__(self, threads: int | None = None):
         if threads is None:
             # The cores this process may use (a container's or taskset's, not the host's).
             usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

@@ -11,21 +11,30 @@ drops the captures' rows from the manifest and unpublishes their parts.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from app.store import journal
 from app.store import summary as tick_summary
-from app.store.base import REINGEST, Finding, NotInTarget, RemovedCapture, capture_name, count_findings, unknown_orphan_findings
+from app.store.base import (
+    REINGEST,
+    Finding,
+    NotInTarget,
+    RemovedCapture,
+    capture_name,
+    count_findings,
+    unknown_orphan_findings,
+)
 
 if TYPE_CHECKING:
     from app.store.parquet.target import ParquetTarget
 
 
-def _check_parts(target: "ParquetTarget") -> tuple[list[Finding], dict[str, list[str]]]:
+def _check_parts(target: ParquetTarget) -> tuple[list[Finding], dict[str, list[str]]]:
     """Findings about listed parts, and file_id -> the listed parts that are intact."""
     findings: list[Finding] = []
     intact: dict[str, list[str]] = {}
@@ -50,14 +59,15 @@ def _check_parts(target: "ParquetTarget") -> tuple[list[Finding], dict[str, list
                 continue
             if found != (size, rows, footer):
                 what = (f"part {rel} changed since its commit ({found[0]:,} bytes, {found[1]:,} rows; "
-                        f"committed {size:,} bytes, {rows:,} rows, footer {'same' if found[2] == footer else 'different'})")
+                        f"committed {size:,} bytes, {rows:,} rows, "
+                        f"footer {'same' if found[2] == footer else 'different'})")
                 findings.append(Finding("changed_part", name, what, REINGEST, fid))
                 continue
             good.append(rel)
     return findings, intact
 
 
-def damaged_captures(target: "ParquetTarget") -> dict[str, str]:
+def damaged_captures(target: ParquetTarget) -> dict[str, str]:
     findings, _ = _check_parts(target)
     damaged: dict[str, str] = {}
     for finding in findings:
@@ -65,7 +75,7 @@ def damaged_captures(target: "ParquetTarget") -> dict[str, str]:
     return damaged
 
 
-def _counted_rows(target: "ParquetTarget", intact: dict[str, list[str]]) -> tuple[dict, list[Finding]]:
+def _counted_rows(target: ParquetTarget, intact: dict[str, list[str]]) -> tuple[dict, list[Finding]]:
     """file_id -> (tick rows, bad rows) in the intact parts, and findings for rows of
     another capture inside a capture's parts (one scan of the file_id column)."""
     owner = {rel: fid for fid, parts in intact.items() for rel in parts
@@ -99,7 +109,7 @@ def _counted_rows(target: "ParquetTarget", intact: dict[str, list[str]]) -> tupl
     return {k: tuple(v) for k, v in counted.items()}, findings
 
 
-def verify(target: "ParquetTarget") -> list[Finding]:
+def verify(target: ParquetTarget) -> list[Finding]:
     findings, intact = _check_parts(target)
     counted, foreign = _counted_rows(target, intact)
     findings += foreign
@@ -116,7 +126,7 @@ def verify(target: "ParquetTarget") -> list[Finding]:
     return findings
 
 
-def _summary_findings(target: "ParquetTarget", captures: pa.Table, intact: dict[str, list[str]],
+def _summary_findings(target: ParquetTarget, captures: pa.Table, intact: dict[str, list[str]],
                       counted: dict, reported: set) -> list[Finding]:
     """Each whole capture's summary part counts the ticks its tick parts hold (one read of
     the small summary parts' ``ticks`` column). A dataset an older Tickscope wrote (format
@@ -142,7 +152,7 @@ def _summary_findings(target: "ParquetTarget", captures: pa.Table, intact: dict[
     return tick_summary.findings(captures, stored, summed, reported)
 
 
-def _folder_findings(target: "ParquetTarget") -> list[Finding]:
+def _folder_findings(target: ParquetTarget) -> list[Finding]:
     listed = target._referenced()
     own = target._journal
     fixed = {f"{folder}/{name}" for folder, name in journal.FIXED_FILES.items()}
@@ -179,7 +189,7 @@ def _folder_findings(target: "ParquetTarget") -> list[Finding]:
     return findings
 
 
-def remove(target: "ParquetTarget", file_ids: Sequence[str]) -> list[RemovedCapture]:
+def remove(target: ParquetTarget, file_ids: Sequence[str]) -> list[RemovedCapture]:
     target._writable()
     wanted = list(dict.fromkeys(file_ids))
     captures = target._captures

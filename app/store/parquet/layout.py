@@ -24,7 +24,6 @@ import json
 import os
 import secrets
 from pathlib import Path
-from typing import Optional
 
 import pyarrow as pa
 import pyarrow.dataset as pads
@@ -67,7 +66,7 @@ WRITE_OPTIONS = dict(compression="zstd", compression_level=1, write_statistics=T
 PART_OPTIONS = dict(WRITE_OPTIONS, **write_options(PART_SCHEMA))
 
 
-def _replace_atomically(table: pa.Table, final: Path, session: Optional[str] = None) -> None:
+def _replace_atomically(table: pa.Table, final: Path, session: str | None = None) -> None:
     """Write ``table`` over ``final`` atomically; the temporary name carries ``session`` (the
     writer's recorded session id) so that recovery may delete it after a crash."""
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -88,7 +87,7 @@ def _write_through(table: pa.Table, tmp: Path, final: Path) -> None:
     fsync_dir(final.parent)
 
 
-def _write_marker(marker: Path, session: Optional[str] = None) -> None:
+def _write_marker(marker: Path, session: str | None = None) -> None:
     """Write the marker: in place when creating the dataset (a kill mid-write leaves a marker
     that reads as version 1, migrated again at the next open); replaced atomically through
     a temporary file in the journal folder named with ``session`` when migrating."""
@@ -112,7 +111,7 @@ UNKNOWN_FROM_INSTRUMENTS = b"tickscope.instruments_generation"
 MASTER_CATALOG_KEY = b"tickscope.master_catalog"  # instruments.parquet: the catalog (Arrow IPC)
 
 
-def _generation(schema_: pa.Schema) -> Optional[str]:
+def _generation(schema_: pa.Schema) -> str | None:
     value = (schema_.metadata or {}).get(GENERATION_KEY)
     return value.decode() if value else None
 

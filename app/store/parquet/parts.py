@@ -15,9 +15,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+from collections.abc import Sequence
 from concurrent.futures import Future, wait
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -61,11 +61,11 @@ class WriteBudget:
         self.peak = 0  # the most ever buffered once an add returned (tests, bench)
         self._holders: set = set()
 
-    def added(self, holder: "_PartitionWriter", nbytes: int) -> None:
+    def added(self, holder: _PartitionWriter, nbytes: int) -> None:
         self.buffered += nbytes
         self._holders.add(holder)
 
-    def released(self, holder: "_PartitionWriter", nbytes: int) -> None:
+    def released(self, holder: _PartitionWriter, nbytes: int) -> None:
         self.buffered -= nbytes
         self._holders.discard(holder)
 
@@ -79,14 +79,14 @@ class WriteBudget:
 class _PartitionWriter:
     """Ticks of one capture and one trading date: row groups buffered, parts rolled over."""
 
-    def __init__(self, owner: "CapturePartsWriter", date_key: str):
+    def __init__(self, owner: CapturePartsWriter, date_key: str):
         self.owner = owner
         self.folder = owner.root / "ticks" / f"trading_date={date_key}"
         self.pending: list[pa.Table] = []
         self.pending_rows = 0
         self.pending_bytes = 0
-        self.writer: Optional[pq.ParquetWriter] = None
-        self.tmp: Optional[Path] = None
+        self.writer: pq.ParquetWriter | None = None
+        self.tmp: Path | None = None
         self.groups_in_part = 0
 
     def add(self, table: pa.Table, nbytes: int) -> None:
@@ -163,8 +163,8 @@ class CapturePartsWriter:
     the file id so a retried task rewrites the same staged names instead of adding files.
     """
 
-    def __init__(self, root: Path | str, file_id: str, write_id: Optional[str] = None,
-                 encoders: Optional[PartEncoders] = None, budget: Optional[WriteBudget] = None):
+    def __init__(self, root: Path | str, file_id: str, write_id: str | None = None,
+                 encoders: PartEncoders | None = None, budget: WriteBudget | None = None):
         self.root = Path(root)
         self.encoders = encoders
         self.budget = budget  # shared by every capture being written (None: per-day thresholds only)
@@ -176,8 +176,8 @@ class CapturePartsWriter:
         self.partitions: dict[str, _PartitionWriter] = {}
         self.tmp_files: list[tuple[Path, Path]] = []  # (temporary, published name) in write order
         self.rows: dict[Path, int] = {}  # temporary file -> rows written to it
-        self.bad_writer: Optional[pq.ParquetWriter] = None
-        self.bad_tmp: Optional[Path] = None
+        self.bad_writer: pq.ParquetWriter | None = None
+        self.bad_tmp: Path | None = None
         self.part_number = 0
 
     def next_part_name(self) -> str:
@@ -223,11 +223,12 @@ class CapturePartsWriter:
                 self._partition(value).add(part, int(part.num_rows * row_bytes))
             return
         for value in pc.unique(dates).to_pylist():
-            mask = pc.is_null(dates) if value is None else pc.fill_null(pc.equal(dates, pa.scalar(value, pa.date32())), False)
+            mask = pc.is_null(dates) if value is None else pc.fill_null(pc.equal(dates, pa.scalar(value, pa.date32())),
+                                                                        False)
             part = body.filter(mask)
             self._partition(value).add(part, int(part.num_rows * row_bytes))
 
-    def _partition(self, date: Optional[dt.date]) -> _PartitionWriter:
+    def _partition(self, date: dt.date | None) -> _PartitionWriter:
         key = NULL_PARTITION if date is None else date.isoformat()
         writer = self.partitions.get(key)
         if writer is None:

@@ -7,7 +7,6 @@ import datetime as dt
 import os
 import secrets
 from pathlib import Path
-from typing import Optional
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -145,7 +144,7 @@ def _count_unresolved(path: Path) -> int:
     return int(pc.sum(pc.invert(pc.fill_null(column, False))).as_py() or 0)
 
 
-def _partition_date(rel: str) -> Optional[dt.date]:
+def _partition_date(rel: str) -> dt.date | None:
     folder = rel.split("/")[1]  # trading_date=...
     value = folder.split("=", 1)[1]
     return None if value == NULL_PARTITION else dt.date.fromisoformat(value)
@@ -160,7 +159,8 @@ def _rewrite_part(root: Path, rel: str, mapping: pa.Table, new_rel: str):
     """
     date = _partition_date(rel)
     date_mask = (
-        pc.is_null(mapping["trading_date"]) if date is None else pc.equal(mapping["trading_date"], pa.scalar(date, pa.date32()))
+        pc.is_null(mapping["trading_date"]) if date is None else pc.equal(mapping["trading_date"], pa.scalar(date,
+                                                                                                             pa.date32()))
     )
     date_map = mapping.filter(pc.fill_null(date_mask, False))
     if date_map.num_rows == 0:

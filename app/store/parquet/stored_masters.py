@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import secrets
 from pathlib import Path
-from typing import Optional
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,11 +31,11 @@ class StoredMastersFile:
     def _masters_path(self) -> Path:
         return self.path / "instruments" / "instruments.parquet"
 
-    def _masters_schema(self) -> Optional[pa.Schema]:
+    def _masters_schema(self) -> pa.Schema | None:
         path = self._masters_path()
         return pq.read_schema(path) if path.is_file() else None
 
-    def _is_legacy(self, schema_: Optional[pa.Schema]) -> bool:
+    def _is_legacy(self, schema_: pa.Schema | None) -> bool:
         return schema_ is not None and MASTER_CATALOG_KEY not in (schema_.metadata or {})
 
     def master_catalog(self) -> pa.Table:
@@ -85,7 +84,7 @@ class StoredMastersFile:
             self._replace_masters(catalog, rows)
             log.info("migrated %d stored masters of %s to validity intervals", catalog.num_rows, self.path)
 
-    def _instruments_generation(self) -> Optional[str]:
+    def _instruments_generation(self) -> str | None:
         schema_ = self._masters_schema()
         return _generation(schema_) if schema_ is not None else None
 

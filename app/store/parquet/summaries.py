@@ -4,8 +4,8 @@ listed among its parts and committed with them."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pyarrow as pa
 
@@ -105,5 +105,6 @@ def _set_summary_entry(lists: dict, rel: str, fingerprint: tuple[int, int, str])
         for name in ("parts", "part_rows", "part_bytes", "part_footers"):
             lists[name].append(None)
         at = len(lists["parts"]) - 1
-    for name, value in zip(("parts", "part_rows", "part_bytes", "part_footers"), (rel, rows, size, footer), strict=True):
+    for name, value in zip(("parts", "part_rows", "part_bytes", "part_footers"), (rel, rows, size, footer),
+                           strict=True):
         lists[name][at] = value

@@ -9,8 +9,8 @@ import logging
 import os
 import tempfile
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import duckdb
 import pyarrow as pa
@@ -78,7 +78,7 @@ class _FileLock:
 
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
-    def _holder(self) -> Optional[int]:
+    def _holder(self) -> int | None:
         try:
             text = self.path.read_text().strip()
             return int(text) if text.isdigit() else None
@@ -97,12 +97,12 @@ class ParquetTarget(ManifestCommits, StoredMastersFile, UnknownTokensFile, TickS
     def __init__(self, path: Path | str, *, read_only: bool = False):
         self.path = Path(path)
         self.read_only = read_only
-        self._lock: Optional[_FileLock] = None
+        self._lock: _FileLock | None = None
         self._claim = None
-        self._journal: Optional[Journal] = None
+        self._journal: Journal | None = None
         self._open_writes: list[_ParquetCaptureWrite] = []
         self._mutex = threading.Lock()
-        self._encoders: Optional[PartEncoders] = None
+        self._encoders: PartEncoders | None = None
         try:
             self._check_folder()
         except OSError as err:
@@ -163,7 +163,7 @@ class ParquetTarget(ManifestCommits, StoredMastersFile, UnknownTokensFile, TickS
         self._claim = None
 
     @property
-    def session(self) -> Optional[str]:
+    def session(self) -> str | None:
         """This writer's session id (names of its private files carry it)."""
         return self._journal.session if self._journal is not None else None
 
@@ -227,7 +227,7 @@ class ParquetTarget(ManifestCommits, StoredMastersFile, UnknownTokensFile, TickS
             partition_base_dir=str(self.path / "ticks"),
         )
 
-    def ticks(self, columns: Optional[Sequence[str]] = None) -> pa.Table:
+    def ticks(self, columns: Sequence[str] | None = None) -> pa.Table:
         names = list(columns) if columns else schema.TICK_SCHEMA.names
         unknown = set(names) - set(schema.TICK_SCHEMA.names)
         if unknown:
@@ -252,7 +252,8 @@ class ParquetTarget(ManifestCommits, StoredMastersFile, UnknownTokensFile, TickS
 
         memory = self.memory or MemoryBudget()
         con = duckdb.connect(config={"memory_limit": f"{memory.engine_bytes // (1 << 20)}MB",
-                                     "temp_directory": os.path.join(tempfile.gettempdir(), f"tickscope-spill-{os.getpid()}")})
+                                     "temp_directory": os.path.join(tempfile.gettempdir(),
+                                                                    f"tickscope-spill-{os.getpid()}")})
         con.execute("SET TimeZone = 'UTC'")
         return con
 
@@ -267,12 +268,13 @@ class ParquetTarget(ManifestCommits, StoredMastersFile, UnknownTokensFile, TickS
             self._encoders = PartEncoders()
         return self._encoders
 
-    def tune_for_ingest(self, decoder_threads: Optional[int], memory=None) -> None:
+    def tune_for_ingest(self, decoder_threads: int | None, memory=None) -> None:
         super().tune_for_ingest(decoder_threads, memory)
         self._budget = None  # made for the next capture from the new setting
 
     def _write_budget(self, encoders: PartEncoders) -> WriteBudget:
-        """The budget every capture written now shares (``memory.writer_bytes``; the default budget's when no ingest set one)."""
+        """The budget every capture written now shares (``memory.writer_bytes``; the default
+        budget's when no ingest set one)."""
         if getattr(self, "_budget", None) is None:
             from app.core.memory import MemoryBudget
 
@@ -280,7 +282,7 @@ class ParquetTarget(ManifestCommits, StoredMastersFile, UnknownTokensFile, TickS
             self._budget = WriteBudget(memory.writer_bytes, encoders.threads + 1)
         return self._budget
 
-    def begin(self, file_id: str, *, force: bool = False) -> "_ParquetCaptureWrite":
+    def begin(self, file_id: str, *, force: bool = False) -> _ParquetCaptureWrite:
         self._writable()
         write = _ParquetCaptureWrite(self, base.check_file_id(file_id), force)
         self._open_writes.append(write)

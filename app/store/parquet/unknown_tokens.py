@@ -4,13 +4,17 @@ table ``unknown_tokens/unknown_tokens.parquet``, rebuilt when its generations sh
 from __future__ import annotations
 
 import logging
-from typing import Optional
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from app.store import base
-from app.store.parquet.layout import UNKNOWN_FROM_CAPTURES, UNKNOWN_FROM_INSTRUMENTS, _replace_atomically, _with_metadata
+from app.store.parquet.layout import (
+    UNKNOWN_FROM_CAPTURES,
+    UNKNOWN_FROM_INSTRUMENTS,
+    _replace_atomically,
+    _with_metadata,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +76,7 @@ class UnknownTokensFile:
         _replace_atomically(_with_metadata(table, built_from), self.path / "unknown_tokens" / "unknown_tokens.parquet",
                             self.session)
 
-    def _stored_unknown(self) -> Optional[pa.Table]:
+    def _stored_unknown(self) -> pa.Table | None:
         path = self.path / "unknown_tokens" / "unknown_tokens.parquet"
         try:
             return pq.read_table(path) if path.is_file() else None

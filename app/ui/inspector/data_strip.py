@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel
 
-from app.ui.inspector.models import monospace_font
 from app.model.formatting import time_text, time_zone
+from app.ui.inspector.models import monospace_font
 
 ROWS = (("u16", 2, False), ("u32", 4, False), ("i32", 4, True))
 

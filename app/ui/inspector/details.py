@@ -6,8 +6,6 @@ bytes in the hex pane and a clicked byte finds its field (``select_address``).
 
 from __future__ import annotations
 
-from typing import Optional
-
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeWidget, QTreeWidgetItem
@@ -47,11 +45,11 @@ class DetailsTree(QTreeWidget):
         for col, width in enumerate((172, 60, 96, 150, 84, 84, 56)):
             self.setColumnWidth(col, width)
         self._mono = monospace_font()
-        self.view: Optional[PacketView] = None
+        self.view: PacketView | None = None
         self._items: list[tuple[DissectedField, QTreeWidgetItem]] = []
         self.currentItemChanged.connect(self._on_current)
 
-    def show_view(self, view: Optional[PacketView]) -> None:
+    def show_view(self, view: PacketView | None) -> None:
         self.blockSignals(True)
         self.clear()
         self._items = []
@@ -134,7 +132,7 @@ class DetailsTree(QTreeWidget):
 
     # -- selection ------------------------------------------------------------------------------
 
-    def item_for(self, name: str) -> Optional[QTreeWidgetItem]:
+    def item_for(self, name: str) -> QTreeWidgetItem | None:
         for f, item in self._items:
             if f.name == name:
                 return item
@@ -143,7 +141,7 @@ class DetailsTree(QTreeWidget):
     def wire_fields(self) -> list[DissectedField]:
         return [f for f, _ in self._items if not f.generated and f.length > 0]
 
-    def select_address(self, address: int) -> Optional[DissectedField]:
+    def select_address(self, address: int) -> DissectedField | None:
         """Select the field whose bytes hold ``address`` (a clicked byte)."""
         if self.view is None:
             return None
@@ -157,7 +155,7 @@ class DetailsTree(QTreeWidget):
                 return f
         return None
 
-    def current_field(self) -> Optional[DissectedField]:
+    def current_field(self) -> DissectedField | None:
         item = self.currentItem()
         return item.data(0, FIELD_ROLE) if item is not None else None
 

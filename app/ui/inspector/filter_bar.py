@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Optional
 
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLineEdit, QWidget
 
 from app.core import protocol
-from app.core.packet_index import KIND_NAMES, RowFilter, parse_offset
 from app.core.market_time import IST
+from app.core.packet_index import KIND_NAMES, RowFilter, parse_offset
 
 _SPLIT = re.compile(r"[,\s]+")
 _RANGE = re.compile(r"\s*(.+?)\s*(?:\.\.|–|—|\s-\s|-(?=\s*(?:0x|\d)))\s*(.+?)\s*$")
@@ -26,7 +25,7 @@ class FilterError(ValueError):
     pass
 
 
-def parse_tokens(text: str) -> Optional[list[int]]:
+def parse_tokens(text: str) -> list[int] | None:
     parts = [p for p in _SPLIT.split(text.strip()) if p]
     if not parts:
         return None
@@ -42,7 +41,7 @@ def parse_tokens(text: str) -> Optional[list[int]]:
     return tokens
 
 
-def parse_segments(text: str) -> Optional[list[int]]:
+def parse_segments(text: str) -> list[int] | None:
     parts = [p for p in _SPLIT.split(text.strip()) if p]
     if not parts:
         return None
@@ -69,7 +68,7 @@ def _split_range(text: str) -> tuple[str, str]:
     return m.group(1), m.group(2)
 
 
-def parse_offset_range(text: str) -> Optional[tuple[int, int]]:
+def parse_offset_range(text: str) -> tuple[int, int] | None:
     text = text.strip()
     if not text:
         return None
@@ -90,7 +89,7 @@ def parse_offset_range(text: str) -> Optional[tuple[int, int]]:
     return lo, hi
 
 
-def _parse_time(text: str, day: Optional[dt.date]) -> dt.datetime:
+def _parse_time(text: str, day: dt.date | None) -> dt.datetime:
     text = text.strip()
     for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"):
         try:
@@ -108,7 +107,7 @@ def _parse_time(text: str, day: Optional[dt.date]) -> dt.datetime:
     raise FilterError(f"{text!r} is not a time: use HH:MM[:SS] or YYYY-MM-DD HH:MM[:SS] (IST)")
 
 
-def parse_time_range(text: str, day: Optional[dt.date] = None) -> Optional[tuple[int, int]]:
+def parse_time_range(text: str, day: dt.date | None = None) -> tuple[int, int] | None:
     """``FROM..TO`` in IST, as inclusive epoch seconds; times alone are on ``day``."""
     text = text.strip()
     if not text:
@@ -178,7 +177,7 @@ class FilterBar(QWidget):
         self._timer.setSingleShot(True)
         self._timer.setInterval(300)
         self._timer.timeout.connect(self.apply)
-        self.day: Optional[dt.date] = None  # the capture's first trading day (times without a date)
+        self.day: dt.date | None = None  # the capture's first trading day (times without a date)
         self.resolve_symbols = lambda symbols: []  # set by the window: symbol -> tokens
         self.errors: dict[str, str] = {}
 
@@ -192,7 +191,7 @@ class FilterBar(QWidget):
     def _schedule(self, *_) -> None:
         self._timer.start()
 
-    def _mark(self, widget: QLineEdit, key: str, error: Optional[str]) -> None:
+    def _mark(self, widget: QLineEdit, key: str, error: str | None) -> None:
         if error:
             self.errors[key] = error
             widget.setStyleSheet(f"QLineEdit {{ {INVALID_STYLE} }}")
@@ -204,12 +203,12 @@ class FilterBar(QWidget):
             widget.setToolTip(widget.placeholderText())
             widget.setProperty("invalid", False)
 
-    def spec(self) -> Optional[RowFilter]:
+    def spec(self) -> RowFilter | None:
         """The filter as typed, or None (boxes marked) when some box does not parse."""
         out = RowFilter(bad_only=self.bad_only.isChecked(),
                         unresolved_only=self.unresolved_only.isChecked() and self.unresolved_only.isEnabled(),
                         suspect_only=self.suspect_only.isChecked())
-        tokens: Optional[list[int]] = None
+        tokens: list[int] | None = None
         for widget, key, parse in ((self.token, "token", parse_tokens), (self.segment, "segment", parse_segments),
                                    (self.offsets, "offsets", parse_offset_range),
                                    (self.times, "times", lambda t: parse_time_range(t, self.day))):

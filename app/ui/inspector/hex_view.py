@@ -8,8 +8,6 @@ the details tree can select the field that holds it.
 
 from __future__ import annotations
 
-from typing import Optional
-
 from PySide6.QtCore import QPoint, QRect, Qt, Signal
 from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPalette
 from PySide6.QtWidgets import QAbstractScrollArea, QToolTip
@@ -60,23 +58,23 @@ class HexView(QAbstractScrollArea):
         self.setFont(monospace_font())
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setMouseTracking(True)
-        self.view: Optional[PacketView] = None
+        self.view: PacketView | None = None
         self.data = b""
         self.base = 0
-        self.selection: Optional[tuple[int, int]] = None  # [start, end) addresses
-        self._roles: list[Optional[str]] = []
+        self.selection: tuple[int, int] | None = None  # [start, end) addresses
+        self._roles: list[str | None] = []
         self._labels: list[str] = []
         self._metrics()
 
     # -- content ------------------------------------------------------------------------------
 
-    def set_view(self, view: Optional[PacketView]) -> None:
+    def set_view(self, view: PacketView | None) -> None:
         self.view = view
         self.data = view.data if view else b""
         self.base = view.base if view else 0
         self.selection = None
         # Role per byte: painting then costs one list lookup per visible byte.
-        roles: list[Optional[str]] = [None] * len(self.data)
+        roles: list[str | None] = [None] * len(self.data)
         labels = [""] * len(self.data)
         if view:
             order = {"packet": 0, "framing": 1, "header": 1, "prefix": 1, "current": 2, "bad": 3}
@@ -92,7 +90,7 @@ class HexView(QAbstractScrollArea):
         if view:
             self.scroll_to(view.offset)
 
-    def set_selection(self, start: Optional[int], end: Optional[int] = None) -> None:
+    def set_selection(self, start: int | None, end: int | None = None) -> None:
         self.selection = None if start is None else (start, max(end or start + 1, start + 1))
         if start is not None:
             self.scroll_to(start)
@@ -161,7 +159,7 @@ class HexView(QAbstractScrollArea):
     def _hex_x(self, col: int) -> int:
         return self.hex_x + col * self.cell_w + (self.group_gap if col >= 8 else 0)
 
-    def address_at(self, pos: QPoint) -> Optional[int]:
+    def address_at(self, pos: QPoint) -> int | None:
         x = pos.x() + self.horizontalScrollBar().value()
         line = self.verticalScrollBar().value() + (pos.y() - self.pad) // self.line_h
         if pos.y() < self.pad or line < 0:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import threading
 import traceback
-from typing import Optional
 
 import numpy as np
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QRunnable, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontDatabase
 
 from app.core import protocol
+from app.core.market_time import IST  # noqa: F401 - the inspector's day filter is on the IST clock
 from app.core.packet_index import (
     FLAG_BAD,
     FLAG_ODD_SEGMENT,
@@ -27,11 +27,9 @@ from app.core.packet_index import (
     PacketIndex,
     RowFilter,
 )
+from app.model.formatting import time_text, with_zone
 from app.ui import theme
 from app.ui.icons import icon
-from app.core.market_time import IST  # noqa: F401 - the inspector's day filter is on the IST clock
-from app.model.formatting import time_text, with_zone
-
 
 COLUMNS = ("No.", "Offset", "Message", "Length", "Kind", "Token", "Symbol", "Segment", "Last price",
            "Exchange time", "Received", "Expert")
@@ -47,7 +45,7 @@ TINTS = {
 }
 
 
-def monospace_font(point_size: Optional[float] = None) -> QFont:
+def monospace_font(point_size: float | None = None) -> QFont:
     font = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
     font.setStyleHint(QFont.StyleHint.Monospace)
     if point_size:
@@ -93,7 +91,7 @@ class PacketTableModel(QAbstractTableModel):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.index_: Optional[PacketIndex] = None
+        self.index_: PacketIndex | None = None
         self._shown = np.zeros(0, np.int64)  # index rows on display, in file order
         self._count = 0  # len of the displayed prefix of _shown
         self._seen = 0  # index rows the model has looked at (filtered or not)
@@ -102,7 +100,7 @@ class PacketTableModel(QAbstractTableModel):
 
     # -- binding ------------------------------------------------------------------------------
 
-    def set_index(self, index: Optional[PacketIndex]) -> None:
+    def set_index(self, index: PacketIndex | None) -> None:
         self.beginResetModel()
         self.index_ = index
         self._shown = np.zeros(0, np.int64)
@@ -153,13 +151,13 @@ class PacketTableModel(QAbstractTableModel):
     def index_row(self, view_row: int) -> int:
         return int(self._shown[view_row])
 
-    def view_row(self, index_row: int) -> Optional[int]:
+    def view_row(self, index_row: int) -> int | None:
         """The displayed row of an index row, or None when the filter hides it."""
         shown = self._shown[: self._count]
         i = int(np.searchsorted(shown, index_row))
         return i if i < self._count and shown[i] == index_row else None
 
-    def nearest_view_row(self, index_row: int) -> Optional[int]:
+    def nearest_view_row(self, index_row: int) -> int | None:
         if not self._count:
             return None
         shown = self._shown[: self._count]

@@ -13,8 +13,8 @@ import datetime as dt
 import logging
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from PySide6.QtCore import Qt, QThreadPool, Signal
 from PySide6.QtGui import QAction, QGuiApplication
@@ -35,12 +35,12 @@ from PySide6.QtWidgets import (
 
 from app.core.packet_index import PacketIndex, PacketView, RowFilter, parse_offset, symbol_lookup
 from app.ui.icons import icon
-from app.ui.widgets import guard_typing, make_action, row_table
 from app.ui.inspector.data_strip import DataInspectorStrip
 from app.ui.inspector.details import DetailsTree
 from app.ui.inspector.filter_bar import FilterBar
 from app.ui.inspector.hex_view import LEGEND, HexView, role_colors
 from app.ui.inspector.models import IST, IndexSignals, IndexWorker, PacketTableModel, monospace_font
+from app.ui.widgets import guard_typing, make_action, row_table
 
 log = logging.getLogger(__name__)
 
@@ -80,20 +80,20 @@ class InspectorWindow(QMainWindow):
     packet_revealed = Signal(int)  # reveal_offset found and selected its packet (index row)
 
     def __init__(self, paths: Sequence[str], *, instruments: Sequence[str] = (), tokens: Sequence[int] = (),
-                 framing: Optional[str] = None, parent=None):
+                 framing: str | None = None, parent=None):
         super().__init__(parent)
         self.paths = [os.fspath(p) for p in paths]
         self.instrument_paths = list(instruments)
         self.master_problems: list[str] = []
         self.framing = framing
-        self.index: Optional[PacketIndex] = None
-        self.current: Optional[PacketView] = None
-        self._worker: Optional[IndexWorker] = None
-        self._signals: Optional[IndexSignals] = None
+        self.index: PacketIndex | None = None
+        self.current: PacketView | None = None
+        self._worker: IndexWorker | None = None
+        self._signals: IndexSignals | None = None
         self._workers: list[tuple[IndexWorker, IndexSignals]] = []  # kept until their finished signal
         self._book = None
         self._opened_at = 0.0
-        self.time_to_first_rows: Optional[float] = None
+        self.time_to_first_rows: float | None = None
         self.setWindowTitle("Packet inspector")  # Qt appends the application name
         self.setWindowIcon(icon("tickscope"))
         self.resize(1024, 700)
@@ -367,7 +367,7 @@ class InspectorWindow(QMainWindow):
 
     # ==== selection ==============================================================================
 
-    def current_row(self) -> Optional[int]:
+    def current_row(self) -> int | None:
         """The index row (0-based) of the selected list row."""
         current = self.table.currentIndex()
         return self.model.index_row(current.row()) if current.isValid() else None
@@ -495,7 +495,7 @@ class InspectorWindow(QMainWindow):
             self.current.data) else None
         return True
 
-    def step_bad(self, backwards: bool = False) -> Optional[int]:
+    def step_bad(self, backwards: bool = False) -> int | None:
         """Select the next (previous) bad region on display; returns its index row."""
         if self.index is None:
             return None
