@@ -106,6 +106,19 @@ ENRICHMENT_SCHEMA = pa.schema(
 
 TICK_SCHEMA = pa.schema(list(DECODED_SCHEMA) + list(ENRICHMENT_SCHEMA))
 
+# The aggregate explain_unknown() takes: one row per unresolved instrument_token
+# (app.core.unknown builds it from tables, each target with SQL over its ticks).
+UNRESOLVED_AGGREGATE_SCHEMA = pa.schema(
+    [
+        ("instrument_token", pa.int64()),
+        ("ticks", pa.int64()),
+        ("first_tick_time", UTC_TIME),
+        ("last_tick_time", UTC_TIME),
+        ("files", pa.list_(pa.string())),
+        ("trading_dates", pa.list_(pa.date32())),
+    ]
+)
+
 # The wire columns named in the layout table must all be schema columns of the right type.
 for _column in protocol.WIRE_COLUMNS:
     assert DECODED_SCHEMA.field(_column).type == _wire_type(_column), _column

@@ -33,18 +33,9 @@ import pyarrow.compute as pc
 from app.core import protocol
 from app.core.enrich import InstrumentBook
 from app.core.instruments import InstrumentMaster
-from app.core.schema import UTC_TIME
+from app.core.schema import UNRESOLVED_AGGREGATE_SCHEMA, UTC_TIME
 
-AGGREGATE_SCHEMA = pa.schema(
-    [
-        ("instrument_token", pa.int64()),
-        ("ticks", pa.int64()),
-        ("first_tick_time", UTC_TIME),
-        ("last_tick_time", UTC_TIME),
-        ("files", pa.list_(pa.string())),
-        ("trading_dates", pa.list_(pa.date32())),
-    ]
-)
+AGGREGATE_SCHEMA = UNRESOLVED_AGGREGATE_SCHEMA  # what explain_unknown() takes
 
 UNKNOWN_SCHEMA = pa.schema(
     [

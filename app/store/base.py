@@ -30,6 +30,7 @@ from app.core.capture import CaptureRecord
 from app.errors import InputError, TargetLockedError
 
 UTC_TIME = schema.UTC_TIME
+UNRESOLVED_AGGREGATE_SCHEMA = schema.UNRESOLVED_AGGREGATE_SCHEMA  # (app.core.schema: one definition)
 
 CAPTURES_SCHEMA = pa.schema(
     [
@@ -59,18 +60,6 @@ BAD_PACKETS_SCHEMA = pa.schema(
         ("length", pa.int64()),
         ("reason", pa.string()),
         ("raw", pa.binary()),
-    ]
-)
-
-# The aggregate explain_unknown() takes: one row per unresolved instrument_token.
-UNRESOLVED_AGGREGATE_SCHEMA = pa.schema(
-    [
-        ("instrument_token", pa.int64()),
-        ("ticks", pa.int64()),
-        ("first_tick_time", UTC_TIME),
-        ("last_tick_time", UTC_TIME),
-        ("files", pa.list_(pa.string())),
-        ("trading_dates", pa.list_(pa.date32())),
     ]
 )
 
