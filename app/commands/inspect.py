@@ -44,14 +44,6 @@ def _book(paths):
     return InstrumentBook([load_master(p) for p in paths])
 
 
-def _value_text(value) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.10g}"
-    return str(value)
-
-
 def format_view(view, framing: str, number=None) -> str:
     """The dissection as text: header line, then one line per field, then experts."""
     what = "bad region" if view.kind == "bad" else "packet"
@@ -69,7 +61,7 @@ def format_view(view, framing: str, number=None) -> str:
     for f in view.dissection.fields:
         name = f"[{f.name}]" if f.generated else f.name
         raw = f.raw[:32].hex(" ") + (" …" if len(f.raw) > 32 else "")
-        value = _value_text(f.value)
+        value = f.value_text()
         meaning = f"  ({f.meaning})" if f.meaning and f.meaning != view.reason else ""
         lines.append(f"  {name:<{width}}  {f.offset:>10}  {f.length:>4}  {raw:<24}  {value}{meaning}")
     for e in view.dissection.experts:

@@ -36,6 +36,14 @@ class DissectedField:
     generated: bool = False  # derived, not on the wire (length 0, offset of the source)
     group: str = ""  # "" for top-level fields, else e.g. "depth: bids"
 
+    def value_text(self, none: str = "-") -> str:
+        """The value as `tickscope inspect` and the inspector show it (``none`` when there is none)."""
+        if self.value is None:
+            return none
+        if isinstance(self.value, float):
+            return f"{self.value:.10g}"
+        return str(self.value)
+
     @property
     def end(self) -> int:
         return self.offset + self.length

@@ -20,14 +20,6 @@ FIELD_ROLE = Qt.ItemDataRole.UserRole + 1  # the DissectedField of an item
 RANGE_ROLE = Qt.ItemDataRole.UserRole + 2  # (start, end) byte range of an item
 
 
-def value_text(value) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.10g}"
-    return str(value)
-
-
 class DetailsTree(QTreeWidget):
     range_selected = Signal(object)  # (start, end) or None
     field_selected = Signal(object)  # DissectedField or None
@@ -104,7 +96,7 @@ class DetailsTree(QTreeWidget):
     def _field_item(self, f: DissectedField, view: PacketView) -> QTreeWidgetItem:
         name = f"[{f.name}]" if f.generated else f.name
         raw = f.raw[:16].hex(" ") + (" …" if len(f.raw) > 16 else "")
-        value = value_text(f.value)
+        value = f.value_text(none="—")
         item = QTreeWidgetItem([
             name,
             f"{f.offset}" if not f.generated else "",
