@@ -104,76 +104,104 @@ class TickValues:
         )
 
 
+def _in_bounds(values: np.ndarray) -> bool:
+    """Whether every value is finite and within +-MAX_PRICE (two reductions; NaN fails):
+    such a column cannot trip nan_price or price_out_of_range, so the per-row masks
+    are skipped for it."""
+    return bool(values.min() >= -MAX_PRICE) and bool(values.max() <= MAX_PRICE)
+
+
 def suspect_codes(v: TickValues, reference_us: int | None = None) -> np.ndarray:
     """int8 per row: 0 clean, else 1 + the index in ``REASONS`` of the first rule broken.
 
     ``reference_us`` is the capture's own time when known (the file name's), used for
     ticks without a container receive time (``recv_us``).
+
+    Almost every tick is clean, so each rule first asks a cheap whole-column question
+    (a min/max, an ``any``) and builds per-row masks only when some row may break it;
+    the answer is the same as evaluating every mask.
     """
     n = v.n
     code = np.zeros(n, dtype=np.int8)
 
     def flag(mask: np.ndarray, reason: str) -> None:
-        code[(code == 0) & mask] = REASONS.index(reason) + 1
+        if mask.any():
+            code[(code == 0) & mask] = REASONS.index(reason) + 1
 
     if n == 0:
         return code
-    prices = list(v.prices.values())
-    depth = [parts for parts in v.depth.values() if parts[0].size]
+    # Columns (and depth sides) with a value that is not finite or beyond MAX_PRICE;
+    # the others cannot trip nan_price or price_out_of_range.
+    prices = [values for values in v.prices.values() if values.size and not _in_bounds(values)]
+    depth = [parts for parts in v.depth.values() if parts[0].size and not _in_bounds(parts[1])]
     # nan_price: NaN / Infinity in any price (binary captures cannot hold one; JSON can).
-    bad = np.zeros(n, dtype=bool)
-    for values in prices:
-        bad |= ~np.isfinite(values)
-    for rows, values in depth:
-        bad[rows[~np.isfinite(values)]] = True
-    flag(bad, NAN_PRICE)
+    if prices or depth:
+        bad = np.zeros(n, dtype=bool)
+        for values in prices:
+            bad |= ~np.isfinite(values)
+        for rows, values in depth:
+            bad[rows[~np.isfinite(values)]] = True
+        flag(bad, NAN_PRICE)
 
     # ltq_epoch: a quantity in the range of an epoch time (2001..2100 in seconds).
     ltq = v.last_traded_quantity
-    if ltq is not None:
+    if ltq is not None and ltq.size and ltq.max() >= LTQ_EPOCH_MIN:
         flag((ltq >= LTQ_EPOCH_MIN) & (ltq < EPOCH_MAX), LTQ_EPOCH)
 
     last = v.prices.get("last_price")
-    if last is not None:
+    if last is not None and last.size and not last.min() > 0:  # NaN: ask the rows
         wrong = (last < 0) & (v.segment != MCX_SEGMENT)
         if v.volume_traded is not None:
             wrong |= (last == 0) & (v.volume_traded > 0)
         flag(wrong, PRICE_NONPOSITIVE)
 
-    high_price = np.zeros(n, dtype=bool)
-    with np.errstate(invalid="ignore"):
-        for values in prices:
-            high_price |= np.abs(values) > MAX_PRICE
-        for rows, values in depth:
-            high_price[rows[np.abs(values) > MAX_PRICE]] = True
-    flag(high_price, PRICE_OUT_OF_RANGE)
+    if prices or depth:
+        high_price = np.zeros(n, dtype=bool)
+        with np.errstate(invalid="ignore"):
+            for values in prices:
+                high_price |= np.abs(values) > MAX_PRICE
+            for rows, values in depth:
+                high_price[rows[np.abs(values) > MAX_PRICE]] = True
+        flag(high_price, PRICE_OUT_OF_RANGE)
 
     # time_far_from_day: the exchange's stamp days away from when the capture got it.
-    if v.exchange_us is not None:
+    # No receive times and no capture time: nothing to compare with.
+    if v.exchange_us is not None and (v.recv_us is not None or reference_us is not None):
         ets, ets_ok = v.exchange_us
         if v.recv_us is not None:
             recv, recv_ok = v.recv_us
+            ref = np.where(recv_ok, recv, reference_us if reference_us is not None else 0)
+            ok = ets_ok & recv_ok if reference_us is None else ets_ok
         else:
-            recv, recv_ok = np.zeros(n, np.int64), np.zeros(n, dtype=bool)
-        ref = np.where(recv_ok, recv, reference_us if reference_us is not None else 0)
-        ref_ok = recv_ok | (reference_us is not None)
-        flag(ets_ok & ref_ok & (np.abs(ets - ref) > MAX_TIME_SKEW_US), TIME_FAR_FROM_DAY)
+            ref, ok = reference_us, ets_ok
+        far = np.abs(ets - ref) > MAX_TIME_SKEW_US
+        far &= ok
+        flag(far, TIME_FAR_FROM_DAY)
 
     low, high = v.prices.get("low"), v.prices.get("high")
     if low is not None and high is not None:
-        flag((low > 0) & (high > 0) & (low > high), OHLC_INVERTED)
+        inverted = low > high
+        if inverted.any():
+            flag(inverted & (low > 0) & (high > 0), OHLC_INVERTED)
 
-    unordered = np.zeros(n, dtype=bool)
+    unordered = None
     for name, falling in (("bid_price", True), ("ask_price", False)):
         rows, values = v.depth.get(name, (np.zeros(0, np.int64), None))
         if rows.size < 2:
             continue
-        same = rows[1:] == rows[:-1]
-        both = (values[1:] > 0) & (values[:-1] > 0) & same
-        step = values[1:] - values[:-1]
-        wrong = both & ((step > 0) if falling else (step < 0))
-        unordered[rows[1:][wrong]] = True
-    flag(unordered, DEPTH_UNORDERED)
+        step = np.diff(values)
+        # Only steps the wrong way can be wrong; then both levels set and in one row.
+        at = np.flatnonzero(step > 0 if falling else step < 0)
+        if not at.size:
+            continue
+        after = at + 1
+        at = at[(rows[after] == rows[at]) & (values[after] > 0) & (values[at] > 0)]
+        if at.size:
+            if unordered is None:
+                unordered = np.zeros(n, dtype=bool)
+            unordered[rows[at + 1]] = True
+    if unordered is not None:
+        flag(unordered, DEPTH_UNORDERED)
     return code
 
 
