@@ -231,6 +231,16 @@ def layout_groups(payload: np.ndarray, pos: np.ndarray, lens: np.ndarray):
             yield rows[rest], protocol.LAYOUTS[length], matrix[rest]
 
 
+def _repeated_string(text: str, n: int) -> pa.Array:
+    """``text`` in each of ``n`` rows, as a string array built from its buffers (a take
+    of a one-element array copies row by row, ~4x slower)."""
+    data = text.encode()
+    if n == 0 or len(data) * n >= 1 << 31:  # empty, or past 32-bit string offsets
+        return pa.array([text], pa.string()).take(pa.array(np.zeros(n, dtype=np.int32)))
+    offsets = np.arange(n + 1, dtype=np.int32) * np.int32(len(data))
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data * n))
+
+
 def _all_true(mask: np.ndarray | None, n: int) -> np.ndarray | None:
     return np.ones(n, dtype=bool) if mask is None else mask
 
@@ -268,6 +278,7 @@ def _packet_fields(split: ChunkSplit, wanted: frozenset | None = None):
     layout_id = np.zeros(n, dtype=np.int16)
     depth_groups = []  # (row indexes, layout, matrix, divisors)
     packets_by_length: dict[int, int] = {}
+    present_ids: set[int] = set()
 
     for rows, layout, matrix in layout_groups(payload, pos, lens):
         packets_by_length[layout.length] = packets_by_length.get(layout.length, 0) + len(matrix)
@@ -276,6 +287,7 @@ def _packet_fields(split: ChunkSplit, wanted: frozenset | None = None):
         divisor = _DIVISORS[group_token & 0xFF]
         mode_code[rows] = _MODES.index(layout.mode)
         layout_id[rows] = _LAYOUT_ID[id(layout)]
+        present_ids.add(_LAYOUT_ID[id(layout)])
         for f in layout.fields:
             if f.column is None or f.column == "instrument_token":
                 continue
@@ -294,12 +306,29 @@ def _packet_fields(split: ChunkSplit, wanted: frozenset | None = None):
         if layout.depth is not None:
             depth_groups.append((rows, layout, matrix, divisor))
 
+    # Columns carried by the same layouts of this chunk share one validity mask (a chunk
+    # has a few layouts, so a few masks serve ~20 columns). Masks are shared: never
+    # modify one in place.
     valid: dict[str, np.ndarray | None] = {}
+    present = sorted(present_ids)
+    by_layouts: dict[tuple, np.ndarray | None] = {}
+    layout_index = None
     for column in values:
-        has = _HAS_COLUMN[column][layout_id] if n else np.zeros(0, bool)
+        key = tuple(_HAS_COLUMN[column][present].tolist())
+        if key not in by_layouts:
+            if all(key):
+                by_layouts[key] = None
+            else:
+                if layout_index is None:
+                    layout_index = layout_id.astype(np.intp)
+                has = _HAS_COLUMN[column][layout_index]
+                by_layouts[key] = None if has.all() else has
+        has = by_layouts[key]
         if column in _TIME_COLUMNS:
-            has = has & (values[column] != 0)  # Kite's 0 means absent
-        valid[column] = None if has.all() else has
+            nonzero = values[column] != 0  # Kite's 0 means absent
+            has = nonzero if has is None else has & nonzero
+            has = None if has.all() else has
+        valid[column] = has
     return values, valid, token, mode_code, layout_id, depth_groups, packets_by_length
 
 
@@ -394,7 +423,7 @@ def decode_packets(
     t1 = time.perf_counter()
 
     columns: dict[str, pa.Array] = {}
-    columns["file_id"] = pa.array([file_id], pa.string()).take(pa.array(np.zeros(n, dtype=np.int32)))
+    columns["file_id"] = _repeated_string(file_id, n)
     columns["msg_seq"] = pa.array(split.pkt_msg, pa.int64())
     columns["pkt_seq"] = pa.array(split.pkt_seq, pa.int32())
     columns["offset"] = pa.array(split.pkt_offset, pa.int64())
