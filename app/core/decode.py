@@ -338,30 +338,43 @@ _SUSPECT_FIELDS = frozenset(PRICE_COLUMNS) | {"last_traded_quantity", "volume_tr
 def _depth_prices(n: int, depth_groups: list, side: str) -> tuple[np.ndarray, np.ndarray]:
     """(row, price) of every depth level of one side, rows ascending, levels in order;
     a level the packet cuts off reads as 0 (as a null level does for the rules)."""
-    parts = []
+    parts = []  # (row ids, (rows, levels) prices)
     for rows, layout, matrix, divisor in depth_groups:
         depth = layout.depth
         if side not in depth.sides:
             continue
         ef = next(f for f in depth.entry_fields if f.price)
         levels = depth.levels
-        at = np.array([depth.entry_offset(side, level) + ef.offset for level in range(levels)])
+        start = depth.entry_offset(side, 0)
+        stop = start + levels * depth.entry_size
         present = np.array([depth.present(side, level, ef) for level in range(levels)])
-        price = np.zeros((len(matrix), levels), dtype=np.float64)
-        for level in np.flatnonzero(present).tolist():
-            a = int(at[level])
-            price[:, level] = matrix[:, a : a + ef.size].view(">u" + str(ef.size))[:, 0]
+        if present.all() and stop <= matrix.shape[1]:
+            entries = matrix[:, start:stop].reshape(len(matrix), levels, depth.entry_size)
+            raw = entries[:, :, ef.offset : ef.offset + ef.size].view(">u" + str(ef.size))[:, :, 0]
+            price = raw.astype("=u" + str(ef.size)).astype(np.float64)  # byte order, then width: faster
+        else:
+            price = np.zeros((len(matrix), levels), dtype=np.float64)
+            for level in np.flatnonzero(present).tolist():
+                a = depth.entry_offset(side, level) + ef.offset
+                price[:, level] = matrix[:, a : a + ef.size].view(">u" + str(ef.size))[:, 0]
         price /= divisor[:, None]
         row_ids = np.arange(n)[rows] if isinstance(rows, slice) else np.asarray(rows)
-        parts.append((np.repeat(row_ids, levels), price.reshape(-1)))
+        parts.append((row_ids, price))
     if not parts:
         return np.zeros(0, np.int64), np.zeros(0, np.float64)
-    rows_all = np.concatenate([p[0] for p in parts])
-    values_all = np.concatenate([p[1] for p in parts])
-    if len(parts) > 1:
-        order = np.argsort(rows_all, kind="stable")
-        rows_all, values_all = rows_all[order], values_all[order]
-    return rows_all, values_all
+    if len(parts) == 1:
+        row_ids, price = parts[0]
+        return np.repeat(row_ids, price.shape[1]), price.reshape(-1)
+    # Layouts split the rows between them: place each one's levels by row offsets.
+    levels_per_row = np.zeros(n, dtype=np.int64)
+    for row_ids, price in parts:
+        levels_per_row[row_ids] = price.shape[1]
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(levels_per_row, out=offsets[1:])
+    values_all = np.zeros(int(offsets[-1]), dtype=np.float64)
+    for row_ids, price in parts:
+        values_all[offsets[:-1][row_ids][:, None] + np.arange(price.shape[1])] = price
+    return np.repeat(np.arange(n, dtype=np.int64), levels_per_row), values_all
 
 
 def _tick_values(
