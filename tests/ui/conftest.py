@@ -168,3 +168,28 @@ def gui_round_trip(qapp):
             return done.wait(timeout)
 
     return RoundTrip()
+
+
+@pytest.fixture(autouse=True)
+def no_held_keys(qapp):
+    """Every test starts with no modifier key held. QTest's key clicks with a modifier
+    (Shift+F8 in the inspector's tests) leave the application's modifier state at that
+    modifier, so on the same xdist worker a later ``QTableView.selectRow`` read it as a
+    Shift-click with no anchor and selected nothing (a test failed 1 run in 2)."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QWidget
+
+    held = QGuiApplication.keyboardModifiers()
+    if held != Qt.KeyboardModifier.NoModifier:
+        probe = QWidget()
+        for flag, key in ((Qt.KeyboardModifier.ShiftModifier, Qt.Key.Key_Shift),
+                          (Qt.KeyboardModifier.ControlModifier, Qt.Key.Key_Control),
+                          (Qt.KeyboardModifier.AltModifier, Qt.Key.Key_Alt),
+                          (Qt.KeyboardModifier.MetaModifier, Qt.Key.Key_Meta)):
+            if held & flag:
+                QTest.keyRelease(probe, key)
+        probe.deleteLater()
+    assert QGuiApplication.keyboardModifiers() == Qt.KeyboardModifier.NoModifier
+    yield
