@@ -22,7 +22,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,21 +29,8 @@ SIZE = (1024, 700)
 SEED = 17
 DAY1, DAY2 = dt.date(2025, 10, 13), dt.date(2025, 10, 14)
 
-
-def _wait(app, done, timeout=120.0, what="") -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"screenshots: timed out waiting for {what}")
-        app.processEvents()
-        time.sleep(0.02)
-
-
-def _settle(app, seconds=0.6) -> None:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        app.processEvents()
-        time.sleep(0.02)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from screenshots import _settle, _wait  # noqa: E402  (the same waits as the window screenshots)
 
 
 def build(folder: Path) -> Path:
