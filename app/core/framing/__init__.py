@@ -8,9 +8,11 @@ container framing, heartbeat or bad). Field decoding lives in ``app.core.decode`
 
 Walking a container is sequential by nature (each length says where the next record
 starts), so it is a Python loop over *messages*, kept cheap: a message whose packets
-all share one length is validated with two C-level byte-slice counts. Splitting the
-accepted messages into packets is vectorised (``split_messages`` walks packet k of all
-messages at once with numpy).
+all share one length is validated with two C-level byte-slice counts. Where the raw
+walk goes in small steps (tiny messages, junk between them) array passes take over
+(``rawarray``: every start of a window checked at once, the walk's path taken a run
+at a time). Splitting the accepted messages into packets is vectorised
+(``split_messages`` walks packet k of all messages at once with numpy).
 
 One job per module (the readers and the resynchronisation are ``Framer``'s bases):
 
@@ -21,6 +23,8 @@ One job per module (the readers and the resynchronisation are ``Framer``'s bases
 - ``resync``: the anchor search after damage (``_Scan``, ``AnchorSearch``);
 - ``raw``, ``records``, ``text``: the readers of each framing family (raw and single;
   length-prefixed; base64 and HAR);
+- ``rawarray``: the raw reader's array passes (message boundaries, short resyncs and
+  heartbeats of a window decided at once);
 - ``framer``: ``Framer``, which walks a capture chunk by chunk with the reader of its framing;
 - ``detect``: ``detect_framing`` and its evidence.
 """

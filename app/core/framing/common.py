@@ -36,9 +36,10 @@ _U32 = struct.Struct(">I")
 _TS_U32 = struct.Struct(">QI")
 
 
-@dataclass
+@dataclass(slots=True)
 class BadPacket:
-    """One bad region of a capture; every byte of it is accounted as ``bad``."""
+    """One bad region of a capture; every byte of it is accounted as ``bad`` (slots: a
+    damaged capture makes one per few bytes)."""
 
     offset: int  # file offset where the region starts
     length: int  # bytes in the region

@@ -3,6 +3,8 @@ its readers and the resynchronisation are its bases (one module each)."""
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 import numpy as np
 
 from app.core.framing.common import BAD_RAW_CAP, FRAMINGS, KNOWN_MASK, BadPacket, ChunkSplit, _new_accounted, _Walk
@@ -77,7 +79,7 @@ class Framer(RawReader, RecordReader, TextReader, AnchorSearch):
             at = int(file_offset(np.int64(i), np.int64(pos)))
             raw = bytes(payload[pos : pos + min(length, BAD_RAW_CAP)])
             bad.append(BadPacket(at, length, reason, raw, seq0 + i))
-        bad.sort(key=lambda b: b.offset)
+        bad.sort(key=attrgetter("offset"))
         accounted = _new_accounted()
         accounted["packet"] = ms.packet_bytes
         accounted["header"] = ms.header_bytes

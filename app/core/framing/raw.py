@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from app.core.framing.common import _INVALID, _NEED_MORE, KNOWN_SET, LENIENT_MAX_COUNT, _Walk
 from app.core.framing.messages import _bad, _describe_fault, _region_reason, _strict_end, _uniform_end
+from app.core.framing.rawarray import MIN_WINDOW, WINDOW, walk_window
 from app.core.framing.resync import _FOUND, _MORE, _Scan
 
 
@@ -38,6 +39,11 @@ def _plain_end(scan: _Scan, p: int) -> int | None:
     return None
 
 
+ARRAY_AFTER = 16  # per-message steps before an array pass is tried
+SMALL_STEP = 512  # ... when they averaged fewer bytes than this
+ARRAY_BACKOFF = 1 << 12  # steps before trying again after passes that decided little
+
+
 class RawReader:
     """``Framer``'s raw and single readers (one of its bases)."""
 
@@ -48,7 +54,24 @@ class RawReader:
         limit = len(buf)
         scan = _Scan(buf)
         p = 0
+        # Array passes (``rawarray``) take over where the walk goes in small steps (tiny
+        # messages, junk between them); big messages stay with the per-message loop,
+        # which is cheaper for them. A pass that decides little backs off.
+        steps, mark, due, size = 0, 0, ARRAY_AFTER, MIN_WINDOW
         while p < limit:
+            if not self.resync:
+                steps += 1
+                if steps >= due:
+                    if p - mark < due * SMALL_STEP:
+                        q, hi = walk_window(scan, buf, base, p, final, walk, size)
+                        if 2 * (q - p) >= hi - p:  # decided most of it: a wider one next
+                            due, size = ARRAY_AFTER, min(2 * size, WINDOW)
+                        else:
+                            due, size = min(2 * due, ARRAY_BACKOFF), MIN_WINDOW
+                        p = q
+                    steps, mark = 0, p
+                    if p >= limit:
+                        break
             if self.resync:
                 kind, q = self._next_start(scan, p, final)
                 self._close_region(buf, base, p, q, walk, "bytes before the next valid message")

@@ -1,0 +1,308 @@
+"""Array passes of the raw walker: message boundaries and short resyncs decided for a
+window of positions at once (numpy) instead of one Python step per message.
+
+For every position of a window the strict status of a message starting there (its end,
+``_NEED_MORE`` or ``_INVALID``) is found in one vectorised sweep over the candidate
+starts (``strict_status``); from it each place the walk can be (a message start or a
+message end) gets its next step exactly as ``RawReader._walk_raw`` would take it: a
+message that validates is accepted, and a byte where none does starts a bad region up
+to the next message when that message is a few bytes on and is followed by another
+(the usual damage: a junk byte between messages); zero bytes before a message are
+heartbeats. The walk's path through those steps is taken a run at a time (a step that
+lands on the next place needs no look-up). Anything else (long resyncs, lenient
+messages, text frames, decisions that need bytes past the window or the chunk) is
+*undecided*: the walk stops there and ``_walk_raw`` takes that one step itself.
+"""
+
+from __future__ import annotations
+
+import gc
+
+import numpy as np
+
+from app.core.framing.common import _INVALID, _NEED_MORE, KNOWN_MASK, BadPacket
+from app.core.framing.messages import _describe_fault, _region_reason
+from app.core.framing.resync import FOLLOW_WINDOW
+from app.core.framing.split import _u16
+
+WINDOW = 1 << 16  # positions decided per array pass, at most
+MIN_WINDOW = 1 << 12  # ... at least (a pass that decided most of its window doubles the next)
+CAP = 16  # packets of every candidate walked by numpy; longer messages ask PacketChains
+SHORT_RESYNC = 5  # a bad region is decided here when the next message starts this close (as _walk_raw)
+_JSON = 0x7B  # "{": a text frame; its reason is left to _describe_fault
+ZERO_RUN = 1 << 16  # _walk_raw's look-ahead over a run of zero bytes
+
+
+def strict_status(scan, lo: int, hi: int):
+    """(status, good, bad length) of a message starting at each position of [lo, hi).
+
+    status is the end of a message whose packets all have known lengths (as
+    ``PacketChains.message_end``), ``_NEED_MORE`` or ``_INVALID``. For an invalid start
+    whose first unknown length was seen here, ``good`` is the packets before it and
+    ``bad length`` that length (else -1: ask ``_describe_fault``). Work: the window's
+    bytes plus one step per candidate and packet walked, at most ``CAP`` per candidate;
+    longer candidates go to the memoised chains (linear whatever the input).
+    """
+    a, limit = scan.a, scan.limit
+    n = hi - lo
+    status = np.full(n, _INVALID, dtype=np.int64)
+    good = np.full(n, -1, dtype=np.int64)
+    bad_len = np.full(n, -1, dtype=np.int64)
+    top = min(hi, limit - 3)  # a candidate's count and first length are inside the buffer
+    if top > lo:
+        w = top - lo
+        b = a[lo : top + 3].astype(np.uint16)  # slices, not gathers: the window is contiguous
+        count = (b[:w] << 8) | b[1 : w + 1]
+        first = (b[2 : w + 2] << 8) | b[3 : w + 3]
+        known = KNOWN_MASK[first]
+        scan.scanned += w
+        has_count = count > 0
+        # a count and an unknown first length: "unknown packet length L (packet 0 of n)"
+        zero_good = ~known & has_count
+        good[:w][zero_good] = 0
+        bad_len[:w][zero_good] = first[zero_good]
+        cand = np.flatnonzero(known & has_count)
+        count = count.astype(np.int64)
+        left = count[cand] - 1
+        x = cand + (lo + 4) + first[cand]
+        alive = np.arange(cand.size)
+        for _ in range(CAP):
+            if not alive.size:
+                break
+            xs, ls = x[alive], left[alive]
+            done = ls == 0
+            if done.any():
+                at = cand[alive[done]]
+                e = xs[done]
+                status[at] = np.where(e <= limit, e, _NEED_MORE)
+                keep = ~done
+                alive, xs, ls = alive[keep], xs[keep], ls[keep]
+            cut = xs + 2 > limit
+            if cut.any():
+                status[cand[alive[cut]]] = _NEED_MORE
+                keep = ~cut
+                alive, xs, ls = alive[keep], xs[keep], ls[keep]
+            if not alive.size:
+                break
+            length = _u16(a, xs)
+            scan.plain += xs.size
+            ok = KNOWN_MASK[length]
+            if not ok.all():
+                dead = alive[~ok]
+                at = cand[dead]
+                good[at] = count[at] - left[dead]
+                bad_len[at] = length[~ok]
+                alive, xs, ls, length = alive[ok], xs[ok], ls[ok], length[ok]
+            x[alive] = xs + 2 + length
+            left[alive] = ls - 1
+        chains = scan.strict
+        for i in alive.tolist():  # longer than CAP packets: the memoised chains decide
+            status[cand[i]] = chains.message_end(lo + int(cand[i]))
+    for c in range(max(lo, top), hi):  # the last 3 bytes of the buffer
+        status[c - lo] = scan.strict.message_end(c)
+        scan.checks += 1
+    return status, good, bad_len
+
+
+def _followed(scan, lo: int, hi: int, status, ends, final: bool):
+    """For each message end in ``ends``: 1 when a message (or the end) follows within
+    ``FOLLOW_WINDOW`` bytes, junk allowed between (``AnchorSearch._followed`` with
+    junk), 0 when not, -1 when that needs bytes past the window or past the chunk."""
+    a, limit = scan.a, scan.limit
+    out = np.full(ends.size, -1, dtype=np.int8)
+    some = np.flatnonzero(status >= _NEED_MORE) + lo  # positions where a message validates or may
+    need = np.flatnonzero(status == _NEED_MORE) + lo
+    w_end = ends + FOLLOW_WINDOW
+    past = w_end > limit
+    if final:
+        out[past] = 1
+    inside = ~past & (w_end <= hi)
+    if inside.any():
+        e = ends[inside]
+        k = np.searchsorted(some, e)
+        nxt = np.append(some, np.iinfo(np.int64).max)[k]
+        hit = nxt < e + FOLLOW_WINDOW
+        res = np.zeros(e.size, dtype=np.int8)
+        res[hit] = 1
+        if not final and need.size:
+            # the first position that may hold a message must validate, not need more bytes
+            kn = np.searchsorted(need, e)
+            first_need = np.append(need, np.iinfo(np.int64).max)[kn]
+            res[hit & (first_need <= nxt)] = -1
+        miss = np.flatnonzero(~hit)
+        if miss.size:
+            window = a[e[miss][:, None] + np.arange(FOLLOW_WINDOW)]
+            res[miss[~window.any(axis=1)]] = 1  # heartbeats only
+            scan.scanned += window.size
+        out[inside] = res
+    return out
+
+
+class _Plan:
+    """Each place of the window where the walk can stand, with its next step."""
+
+    def __init__(self, scan, lo: int, hi: int, final: bool, entry: int):
+        self.scan = scan
+        a = scan.a
+        status, self.good, self.bad_len = strict_status(scan, lo, hi)
+        self.lo, self.hi, self.status = lo, hi, status
+        valid = np.flatnonzero(status >= 0) + lo
+        ends = status[valid - lo]
+        follows = _followed(scan, lo, hi, status, ends, final)
+        need = np.flatnonzero(status == _NEED_MORE) + lo
+        mark = np.zeros(hi - lo, dtype=bool)
+        mark[valid - lo] = True
+        mark[ends[ends < hi] - lo] = True
+        mark[entry - lo] = True
+        nodes = np.flatnonzero(mark) + lo
+        m = nodes.size
+        kind = np.full(m, -1, dtype=np.int8)  # 0 message, 1 bad region, 2 heartbeat, -1 undecided
+        succ = np.zeros(m, dtype=np.int64)
+        st = status[nodes - lo]
+        msg = st >= 0
+        kind[msg] = 0
+        succ[msg] = st[msg]
+        # A bad region: no message validates here (and the byte is no heartbeat nor the
+        # start of a text frame), and the next valid message starts within SHORT_RESYNC
+        # bytes and is followed by another: _next_start's answer, found by its quick probe.
+        cand = np.flatnonzero((st == _INVALID) & (a[nodes] != 0) & (a[nodes] != _JSON))
+        if cand.size and valid.size:
+            x = nodes[cand]
+            k = np.searchsorted(valid, x + 1)
+            has = k < valid.size
+            cand, x, k = cand[has], x[has], k[has]
+            q = valid[k]
+            ok = (q < x + SHORT_RESYNC) & (follows[k] == 1)
+            if not final and need.size:
+                # a candidate that needs more bytes before the anchor: _MORE, carried
+                kn = np.searchsorted(need, x + 1)
+                ok &= np.append(need, np.iinfo(np.int64).max)[kn] > q
+            kind[cand[ok]] = 1
+            succ[cand[ok]] = q[ok]
+        # Heartbeats: a run of zero bytes (all but its last; _walk_raw looks 64 KiB ahead
+        # at most), or one zero byte where no message validates and then one that does.
+        beats = np.zeros(m, dtype=np.int64)
+        zero = np.flatnonzero((st == _INVALID) & (a[nodes] == 0) & (nodes + 1 < hi))
+        if zero.size:
+            x = nodes[zero]
+            pair = a[x + 1] == 0
+            one = np.flatnonzero(~pair)
+            ok = status[x[one] + 1 - lo] >= 0
+            kind[zero[one[ok]]] = 2
+            succ[zero[one[ok]]] = x[one[ok]] + 1
+            beats[zero[one[ok]]] = 1
+            run = np.flatnonzero(pair)
+            if run.size:
+                nonzero = np.flatnonzero(a[lo:hi]) + lo
+                xr = x[run]
+                k = np.searchsorted(nonzero, xr)
+                stop = np.append(nonzero, hi)[k]
+                decided = (stop < hi) | (hi == scan.limit) | (stop - xr >= ZERO_RUN)
+                length = np.minimum(stop - xr, ZERO_RUN)[decided]
+                at = zero[run[decided]]
+                kind[at] = 2
+                succ[at] = nodes[at] + length - 1
+                beats[at] = length - 1
+                scan.scanned += hi - lo
+        self.beats = beats
+        j = np.searchsorted(nodes, succ)
+        j = np.minimum(j, m)
+        inside = (j < m) & (kind >= 0)
+        inside[inside] = nodes[j[inside]] == succ[inside]
+        jump = np.where(inside, j, m)
+        self.nodes, self.kind, self.succ, self.jump = nodes, kind, succ, jump
+        scan.scanned += m
+
+    def path(self, p: int) -> np.ndarray:
+        """Indexes of the nodes the walk visits from ``p`` (a node) until it leaves the
+        decided ones. Where each step lands on the next node (a run of messages and short
+        bad regions with nothing between) the run is taken whole; only a step over a node
+        (a message holding a start that also validates) is followed one at a time.
+        Linear: one pass over the nodes plus one step per node jumped over."""
+        nodes, jump = self.nodes, self.jump
+        m = nodes.size
+        idx = np.arange(m)
+        tight = (jump == idx + 1) & (jump < m)
+        # first node at or after i whose step does not land on the next node
+        loose = np.flatnonzero(~tight)  # never empty: the last node's step leaves the window
+        self.scan.scanned += m
+        i = int(np.searchsorted(nodes, p))
+        runs = []
+        while True:
+            k = int(loose[np.searchsorted(loose, i)])
+            runs.append((i, k))
+            nxt = int(jump[k])
+            if nxt >= m:
+                break
+            i = nxt
+            self.scan.checks += 1
+        if len(runs) == 1:
+            return idx[runs[0][0] : runs[0][1] + 1]
+        return np.concatenate([idx[a : b + 1] for a, b in runs])
+
+    def reasons(self, buf, x: np.ndarray, q: np.ndarray) -> list[str]:
+        """``_region_reason(…, _describe_fault(…))`` of the bad regions [x, q), q - x < 5:
+        each distinct reason is written once (damage repeats a few), then shared."""
+        lo = self.lo
+        n = _u16(self.scan.a, x)
+        good, bad_len = self.good[x - lo], self.bad_len[x - lo]
+        # one key per distinct (count, good packets, bad length, region size)
+        key = ((n * 0x10001 + bad_len + 1) * 0x10001 + good + 1) * 8 + (q - x)
+        uniq, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        written = []
+        for i in first.tolist():
+            xi, qi, ni, gi, li = int(x[i]), int(q[i]), int(n[i]), int(good[i]), int(bad_len[i])
+            if li >= 0:
+                why = f"unknown packet length {li} (packet {gi} of {ni})"
+            elif ni == 0:
+                why = "message with 0 packets"
+            else:
+                why = None
+            written.append(None if why is None else f"{why}; {qi - xi} bytes skipped to the next valid message")
+        out = [written[k] for k in inverse.tolist()]
+        if None in written:  # faults not seen here (text, >16 packets): ask _describe_fault
+            for i in np.flatnonzero(np.asarray([w is None for w in written])[inverse]).tolist():
+                xi, qi = int(x[i]), int(q[i])
+                out[i] = _region_reason(buf, xi, qi, _describe_fault(self.scan, xi))
+        return out
+
+
+def walk_window(scan, buf, base: int, p: int, final: bool, walk, size: int = WINDOW) -> tuple[int, int]:
+    """Walk from ``p`` (not resynchronising) through the decided steps of the ``size``
+    bytes from there; append its messages and bad regions to ``walk``; return where
+    ``_walk_raw`` goes on (the first undecided place, or past the window) and the
+    window's end."""
+    hi = min(scan.limit, p + size)
+    plan = _Plan(scan, p, hi, final, p)
+    idx = plan.path(p)
+    kinds = plan.kind[idx]
+    decided = kinds >= 0
+    last = idx[-1]
+    nxt = int(plan.succ[last]) if plan.kind[last] >= 0 else int(plan.nodes[last])
+    idx, kinds = idx[decided], kinds[decided]
+    at = plan.nodes[idx]
+    to = plan.succ[idx]
+    msg = kinds == 0
+    walk.start.extend(at[msg].tolist())
+    walk.size.extend((to[msg] - at[msg]).tolist())
+    walk.heartbeats += int(plan.beats[idx].sum())
+    reg = kinds == 1
+    if reg.any():
+        x, q = at[reg], to[reg]
+        reasons = plan.reasons(buf, x, q)
+        # The region's bytes (1-4 of them), each distinct value made once and shared.
+        a, length = scan.a, q - x
+        raw_key = length.copy()
+        for i in range(SHORT_RESYNC - 1):
+            raw_key = raw_key * 256 + np.where(i < length, a[np.minimum(x + i, scan.limit - 1)], 0)
+        _, first, inverse = np.unique(raw_key, return_index=True, return_inverse=True)
+        made = [bytes(buf[xi : qi]) for xi, qi in zip(x[first].tolist(), q[first].tolist(), strict=True)]
+        raws = [made[k] for k in inverse.tolist()]
+        paused = gc.isenabled()
+        gc.disable()  # a tracked object per region, no cycles: collections would only rescan them
+        try:
+            walk.regions.extend(map(BadPacket, (x + base).tolist(), length.tolist(), reasons, raws))
+        finally:
+            if paused:
+                gc.enable()
+    return nxt, hi

@@ -1,0 +1,123 @@
+"""The array-pass raw walker (``app.core.framing.rawarray``) against the per-message
+walker it replaced (``tests.support.raw_oracle``): the same packets, bad regions, byte
+accounting and chunk carries on any bytes, read whole or in chunks (issue 14)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app.core.framing import Framer
+from app.core.framing.rawarray import WINDOW
+from tests.core import test_resync as shapes
+from tests.support.raw_oracle import OracleFramer
+
+
+def _run(framer_cls, data: bytes, chunk: int | None):
+    """Walk ``data`` as ``CaptureReader`` does (carrying what a chunk leaves unconsumed)
+    and return everything a chunk's split says, file-positioned."""
+    framer = framer_cls("raw")
+    out = []
+    base, carry, read_to = 0, b"", 0
+    chunk = len(data) if chunk is None else chunk
+    while True:
+        want = min(chunk, len(data) - read_to)
+        buf = bytearray(carry + data[read_to : read_to + want])
+        read_to += want
+        final = read_to >= len(data) or want == 0
+        split = framer.split(buf, base, final)
+        out.append((
+            split.pkt_offset.tolist(), split.pkt_len.tolist(), split.pkt_msg.tolist(), split.pkt_seq.tolist(),
+            [b.to_dict() for b in split.bad], dict(split.accounted), split.messages, split.heartbeats, split.consumed,
+        ))
+        base += split.consumed
+        carry = bytes(buf[split.consumed :])
+        if final:
+            return out, framer.work
+
+
+def _same(data: bytes, chunk: int | None = None):
+    new, work = _run(Framer, data, chunk)
+    old, _ = _run(OracleFramer, data, chunk)
+    assert new == old
+    return work
+
+
+def _tiny_units(draw_units: list[tuple[int, bytes]]) -> bytes:
+    """One-packet messages (the array walker's ground) with junk/zeros between them."""
+    msg8 = shapes.encode.encode_message([shapes._packet(8, 1)])
+    msg28 = shapes.encode.encode_message([shapes._packet(28, 2), shapes._packet(8, 3)])
+    out = bytearray()
+    for kind, junk in draw_units:
+        out += msg8 if kind % 3 else msg28
+        out += junk
+    return bytes(out)
+
+
+def _mutate(data: bytes, edits: list[tuple[int, int, int, bytes]]) -> bytes:
+    """The fuzz campaign's mutations: insert, delete or overwrite bytes at places."""
+    out = bytearray(data)
+    for kind, where, n, blob in edits:
+        if not out:
+            break
+        at = where % len(out)
+        if kind == 0:
+            out[at:at] = blob
+        elif kind == 1:
+            del out[at : at + n]
+        else:
+            out[at : at + len(blob)] = blob
+    return bytes(out)
+
+
+DIFF = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Junk between messages: stray bytes, heartbeats, junk counts, text, and messages of
+# unknown-length packets (5-7 bytes: the lenient check right after a short resync).
+_JUNK = st.sampled_from([b"", b"", b"", b"\xff", b"\n", b"\x00", b"\x00\x00", b"\x01", b"{", b"\x00\x08",
+                         b"\xff\xf0", b"\x0f\xf0", b"\x00\x01\x00", b"\x00\x01\x00\x01z", b"\x00\x01\x00\x02zz",
+                         b"\x01\x00\x01z", b"\xff\x00\x01\x00\x01z", b'{"type"']) | st.binary(max_size=7)
+_UNITS = st.lists(st.tuples(st.integers(0, 8), _JUNK), min_size=0, max_size=400)
+_EDITS = st.lists(st.tuples(st.integers(0, 2), st.integers(0, 1 << 30), st.integers(1, 64), st.binary(max_size=64)),
+                  max_size=12)
+_CHUNK = st.sampled_from([None, 64, 97, 500, 4096])
+
+
+@DIFF
+@given(_UNITS, _EDITS, _CHUNK)
+def test_tiny_messages_with_junk_and_mutations_walk_alike(units, edits, chunk):
+    _same(_mutate(_tiny_units(units), edits), chunk)
+
+
+@DIFF
+@given(st.binary(max_size=3000), _CHUNK)
+def test_any_bytes_walk_alike(blob, chunk):
+    _same(blob, chunk)
+
+
+@DIFF
+@given(st.lists(st.sampled_from(shapes._ATOMS) | st.binary(max_size=12), max_size=800), _CHUNK)
+def test_structured_garbage_walks_alike(atoms, chunk):
+    _same(b"".join(atoms), chunk)
+
+
+@pytest.mark.parametrize("shape", shapes.CRAFTED, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("chunk", [None, 5000, WINDOW + 123])
+def test_crafted_shapes_walk_alike(shape, chunk):
+    data = shape(3 * WINDOW // 2)
+    work = _same(data, chunk)
+    assert work <= shapes.WORK_PER_BYTE * len(data) * (2 if chunk else 1)
+
+
+def test_damaged_tiny_capture_walks_alike_across_windows():
+    """Longer than a window, damaged at 300 places, read whole and in chunks."""
+    rng = np.random.default_rng(14)
+    units = [(int(k), b"\xff" if k % 5 == 0 else b"") for k in rng.integers(0, 9, 30_000)]
+    data = _tiny_units(units)
+    edits = [(int(rng.integers(3)), int(rng.integers(1 << 30)), int(rng.integers(1, 65)),
+              rng.integers(0, 256, int(rng.integers(1, 65)), dtype=np.uint8).tobytes()) for _ in range(300)]
+    data = _mutate(data, edits)
+    assert len(data) > 3 * WINDOW
+    for chunk in (None, 40_000, WINDOW):
+        _same(data, chunk)
