@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from app.core.framing import Framer
 from app.core.framing.rawarray import WINDOW
+from app.core.framing.resync import _raw_plausible
 from tests.core import test_resync as shapes
 from tests.support.raw_oracle import OracleFramer
 
@@ -121,3 +122,52 @@ def test_damaged_tiny_capture_walks_alike_across_windows():
     assert len(data) > 3 * WINDOW
     for chunk in (None, 40_000, WINDOW):
         _same(data, chunk)
+
+
+# --- the record resync's vectorised pre-filter -------------------------------------------
+
+
+class _PlainRecordFilter(Framer):
+    """``Framer`` whose record resync asks every candidate ``RecordFormat.candidates``
+    keeps (the pre-filter before records' first packets were checked with numpy)."""
+
+    @staticmethod
+    def _candidate_filter(fmt):
+        return ("raw", _raw_plausible, 4) if fmt is None else (fmt.name, fmt.candidates, fmt.header + 4)
+
+
+def _run_framing(framer_cls, data: bytes, framing: str, chunk: int | None):
+    framer = framer_cls(framing)
+    out, base, carry, read_to = [], 0, b"", 0
+    chunk = len(data) if chunk is None else chunk
+    while True:
+        want = min(chunk, len(data) - read_to)
+        buf = bytearray(carry + data[read_to : read_to + want])
+        read_to += want
+        final = read_to >= len(data) or want == 0
+        split = framer.split(buf, base, final)
+        out.append((split.pkt_offset.tolist(), [b.to_dict() for b in split.bad], dict(split.accounted),
+                    split.consumed))
+        base += split.consumed
+        carry = bytes(buf[split.consumed :])
+        if final:
+            return out
+
+
+@DIFF
+@given(st.lists(st.integers(1, 6), max_size=40), _EDITS, st.sampled_from(["u32len", "ts-u32len", "u32len-le"]),
+       _CHUNK, st.booleans())
+def test_record_resync_prefilter_changes_nothing(sizes, edits, framing, chunk, junk):
+    msgs = [[shapes._packet(shapes.LENGTHS[(k + i) % 5], k) for k in range(n)] for i, n in enumerate(sizes)]
+    fmt = "u32len" if framing == "u32len-le" else framing
+    data = b"".join(shapes._record(fmt, shapes.encode.encode_message(m), i) + (b"\xff" if junk else b"")
+                    for i, m in enumerate(msgs))
+    data = _mutate(data, edits)
+    assert _run_framing(Framer, data, framing, chunk) == _run_framing(_PlainRecordFilter, data, framing, chunk)
+
+
+@pytest.mark.parametrize("shape", shapes.CRAFTED, ids=lambda f: f.__name__)
+def test_record_resync_prefilter_changes_nothing_on_crafted_shapes(shape):
+    data = shape(20_000)
+    for framing in ("u32len", "ts-u32len"):
+        assert _run_framing(Framer, data, framing, 3000) == _run_framing(_PlainRecordFilter, data, framing, 3000)

@@ -11,7 +11,7 @@ import numpy as np
 
 from app.core.framing.common import _NEED_MORE, KNOWN_MASK
 from app.core.framing.messages import LENIENT_LENGTHS, STRICT_LENGTHS, PacketChains, _uniform_end
-from app.core.framing.record_formats import RecordFormat
+from app.core.framing.record_formats import RecordFormat, _u16le
 from app.core.framing.split import _u16
 
 FOLLOW_WINDOW = 16  # a resync point must be followed by a message within this many bytes
@@ -167,6 +167,62 @@ def _raw_plausible(a: np.ndarray, window: np.ndarray):
     return ok, steps
 
 
+def _record_length(fmt: RecordFormat, a: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """The u32 message length of the records at ``at`` (their headers fit)."""
+    x = at + fmt.length_at
+    if fmt.order == ">":
+        return (_u16(a, x) << 16) | _u16(a, x + 2)
+    return (_u16le(a, x + 2) << 16) | _u16le(a, x)
+
+
+def _record_plausible(fmt: RecordFormat):
+    """The vectorised pre-filter of ``fmt``'s candidate record starts: ``fmt.candidates``,
+    then the first ``PRECHECK_STEPS`` packets of each record's message checked at once
+    (numpy). A record whose message has an unknown length, or cannot end exactly where
+    the record does, can never validate (``_record_validates``), so the resync's Python
+    loop never sees it; records running past the buffer are left to the exact checks.
+    Returns (mask, chain steps walked); work is at most ``PRECHECK_STEPS`` per candidate."""
+
+    def mask(a: np.ndarray, window: np.ndarray):
+        ok = fmt.candidates(a, window)
+        c = window[ok]
+        if not c.size:
+            return ok, 0
+        s = c + fmt.header
+        e = s + _record_length(fmt, a, c)
+        count = _u16(a, s)
+        x = s + 4 + _u16(a, s + 2)  # the first length is known (fmt.candidates)
+        left = count - 1
+        invalid = np.zeros(c.size, dtype=bool)
+        alive = np.flatnonzero(e <= a.size)  # else the record needs more bytes: undecided here
+        steps = c.size
+        for _ in range(PRECHECK_STEPS):
+            if not alive.size:
+                break
+            xs, ls, es = x[alive], left[alive], e[alive]
+            done = ls == 0
+            invalid[alive[done & (xs != es)]] = True  # all packets, but not the record's end
+            # a packet still to come whose prefix is not inside the record: it cannot end there
+            short = ~done & (xs + 2 > es)
+            invalid[alive[short]] = True
+            go = ~done & ~short
+            alive, xs, ls = alive[go], xs[go], ls[go]
+            length = _u16(a, xs)
+            steps += xs.size
+            known = KNOWN_MASK[length]
+            invalid[alive[~known]] = True
+            alive, xs, ls, length = alive[known], xs[known], ls[known], length[known]
+            x[alive] = xs + 2 + length
+            left[alive] = ls - 1
+        ok[np.flatnonzero(ok)[invalid]] = False
+        return ok, steps
+
+    return mask
+
+
+_RECORD_MASKS: dict[str, object] = {}
+
+
 class AnchorSearch:
     """``Framer``'s resynchronisation (one of its bases)."""
 
@@ -209,7 +265,12 @@ class AnchorSearch:
     def _candidate_filter(fmt: RecordFormat | None):
         """(key, vectorised pre-filter, bytes it reads) of candidate starts: raw messages,
         or records of ``fmt``."""
-        return ("raw", _raw_plausible, 4) if fmt is None else (fmt.name, fmt.candidates, fmt.header + 4)
+        if fmt is None:
+            return "raw", _raw_plausible, 4
+        mask = _RECORD_MASKS.get(fmt.name)
+        if mask is None:
+            mask = _RECORD_MASKS[fmt.name] = _record_plausible(fmt)
+        return fmt.name, mask, fmt.header + 4
 
     def _validates(self, scan: _Scan, c: int, fmt: RecordFormat | None) -> int:
         """End of a message (raw) or record (``fmt``) at ``c`` that validates completely, else a code."""
