@@ -132,7 +132,7 @@ class _PlainRecordFilter(Framer):
     keeps (the pre-filter before records' first packets were checked with numpy)."""
 
     @staticmethod
-    def _candidate_filter(fmt):
+    def _candidate_filter(fmt, final=False):
         return ("raw", _raw_plausible, 4) if fmt is None else (fmt.name, fmt.candidates, fmt.header + 4)
 
 

@@ -9,6 +9,7 @@ import bisect
 
 import numpy as np
 
+from app.core import protocol
 from app.core.framing.common import _NEED_MORE, KNOWN_MASK
 from app.core.framing.messages import LENIENT_LENGTHS, STRICT_LENGTHS, PacketChains, _uniform_end
 from app.core.framing.record_formats import RecordFormat, _u16le
@@ -175,12 +176,13 @@ def _record_length(fmt: RecordFormat, a: np.ndarray, at: np.ndarray) -> np.ndarr
     return (_u16le(a, x + 2) << 16) | _u16le(a, x)
 
 
-def _record_plausible(fmt: RecordFormat):
+def _record_plausible(fmt: RecordFormat, final: bool):
     """The vectorised pre-filter of ``fmt``'s candidate record starts: ``fmt.candidates``,
     then the first ``PRECHECK_STEPS`` packets of each record's message checked at once
     (numpy). A record whose message has an unknown length, or cannot end exactly where
     the record does, can never validate (``_record_validates``), so the resync's Python
-    loop never sees it; records running past the buffer are left to the exact checks.
+    loop never sees it; records running past the buffer are left to the exact checks,
+    unless the buffer is the capture's end (``final``: the resync skips them).
     Returns (mask, chain steps walked); work is at most ``PRECHECK_STEPS`` per candidate."""
 
     def mask(a: np.ndarray, window: np.ndarray):
@@ -193,8 +195,14 @@ def _record_plausible(fmt: RecordFormat):
         count = _u16(a, s)
         x = s + 4 + _u16(a, s + 2)  # the first length is known (fmt.candidates)
         left = count - 1
-        invalid = np.zeros(c.size, dtype=bool)
-        alive = np.flatnonzero(e <= a.size)  # else the record needs more bytes: undecided here
+        # count packets of known lengths fill between count x the shortest and count x
+        # the longest (prefixes included): a record of another size can never hold them
+        # (a record running past the buffer needs more bytes whatever it holds: undecided)
+        size = e - s - 2
+        fits = e <= a.size
+        invalid = (size < count * (2 + _SHORTEST)) | (size > count * (2 + _LONGEST))
+        invalid = invalid | ~fits if final else invalid & fits
+        alive = np.flatnonzero(fits & ~invalid)
         steps = c.size
         for _ in range(PRECHECK_STEPS):
             if not alive.size:
@@ -220,7 +228,8 @@ def _record_plausible(fmt: RecordFormat):
     return mask
 
 
-_RECORD_MASKS: dict[str, object] = {}
+_RECORD_MASKS: dict[tuple[str, bool], object] = {}
+_SHORTEST, _LONGEST = min(protocol.KNOWN_LENGTHS), max(protocol.KNOWN_LENGTHS)
 
 
 class AnchorSearch:
@@ -262,15 +271,16 @@ class AnchorSearch:
         return not nonzero
 
     @staticmethod
-    def _candidate_filter(fmt: RecordFormat | None):
+    def _candidate_filter(fmt: RecordFormat | None, final: bool = False):
         """(key, vectorised pre-filter, bytes it reads) of candidate starts: raw messages,
-        or records of ``fmt``."""
+        or records of ``fmt`` (``final``: the buffer ends the capture)."""
         if fmt is None:
             return "raw", _raw_plausible, 4
-        mask = _RECORD_MASKS.get(fmt.name)
+        key = (fmt.name, final)
+        mask = _RECORD_MASKS.get(key)
         if mask is None:
-            mask = _RECORD_MASKS[fmt.name] = _record_plausible(fmt)
-        return fmt.name, mask, fmt.header + 4
+            mask = _RECORD_MASKS[key] = _record_plausible(fmt, final)
+        return key, mask, fmt.header + 4
 
     def _validates(self, scan: _Scan, c: int, fmt: RecordFormat | None) -> int:
         """End of a message (raw) or record (``fmt``) at ``c`` that validates completely, else a code."""
@@ -284,7 +294,7 @@ class AnchorSearch:
         got = scan.remembered(start)
         if got is not None:
             return got
-        key, mask, reach = self._candidate_filter(fmt)
+        key, mask, reach = self._candidate_filter(fmt, final)
         end = scan.limit - reach + 1  # the first start whose pre-filtered bytes do not all fit
         answer = None
         for q in scan.candidates(start, end, key, mask, reach):
@@ -327,7 +337,7 @@ class AnchorSearch:
             q = h[2]
         else:
             q = anchor
-            key, mask, reach = self._candidate_filter(fmt)
+            key, mask, reach = self._candidate_filter(fmt, final)
             for c in scan.candidates(start, anchor, key, mask, reach):
                 scan.checks += 1
                 e = self._validates(scan, c, fmt)
