@@ -122,6 +122,7 @@ def tickscope_split(path: Path, file_id: str, compression: str) -> dict:
     (wall and CPU): what each costs alone, with the writer options of ``tickscope decode``."""
     import pyarrow.parquet as pq
 
+    from app.commands.decode import ZSTD_LEVEL
     from app.core import schema
     from app.core.decode import CaptureReader
     from app.core.tick_parquet import write_options
@@ -131,6 +132,7 @@ def tickscope_split(path: Path, file_id: str, compression: str) -> dict:
     spent = {"decode": 0.0, "encode": 0.0, "decode_cpu": 0.0, "encode_cpu": 0.0}
     rows = 0
     with pq.ParquetWriter(out, schema.TICK_SCHEMA, compression=None if compression == "none" else compression,
+                          compression_level=ZSTD_LEVEL if compression == "zstd" else None,
                           **write_options(schema.TICK_SCHEMA)) as writer:
         batches = reader.batches()
         while True:
@@ -282,6 +284,21 @@ def main(argv=None) -> int:
               f"overlaps decoding; the hash runs beside the first chunks); "
               f"CPU {run['cpu_pct']:.0f}% (of 100% per core); "
               f"peak RSS {run['peak_rss_mb']:,.0f} MB for a {size / 1e6:,.0f} MB capture")
+    print()
+    print("`tickscope decode`'s critical path, per whole-process run (the writer thread cannot encode a row")
+    print("group before the capture's sha256 is known, then encodes one row group after another; the decoder")
+    print("runs beside it and ends earlier). start-up + exit = the process's wall minus its own `seconds`:")
+    print()
+    print("| Parquet | run | wall | start-up + exit | writer waits for sha256 | writer encodes "
+          "| decoder (split+fields+arrow+widen) | CPU s | CPU |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for compression, run in runs.items():
+        for i, r in enumerate(run["runs"], 1):
+            rt = r["doc"]["timings"]
+            decoder = rt["split"] + rt["fields"] + rt["arrow"] + rt["enrich"]
+            print(f"| {compression} | {i} | {r['seconds']:.2f} s | {r['seconds'] - r['doc']['seconds']:.2f} s "
+                  f"| {rt.get('parquet_wait', float('nan')):.2f} s | {rt['parquet']:.2f} s | {decoder:.2f} s "
+                  f"| {r['cpu_pct'] * r['seconds'] / 100:.2f} | {r['cpu_pct']:.0f}% |")
     print()
     print("targets: decode >= 20x the official client; whole process >= 10x and >= 850k packets/s (1.6x the issue's "
           "520-541k) with both cores busy; peak RSS < 500 MB on >= 400 MB")

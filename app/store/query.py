@@ -32,13 +32,10 @@ import duckdb
 import pyarrow as pa
 
 from app.core import schema
-from app.core.market_time import IST_OFFSET_US
+from app.core.market_time import INTERVALS, IST_OFFSET_US
 from app.errors import InputError, UsageError
 from app.store import summary as tick_summary
 
-# Candle widths (seconds). Buckets are aligned on the IST clock: 1h candles start at
-# 09:00, 10:00, ... IST; 1d is the IST calendar (trading) day.
-INTERVALS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400}
 CANDLE_COLUMNS = ["start", "open", "high", "low", "close", "volume", "ticks"]
 # Ticks are ordered by their time, then where they were in their capture.
 TICK_ORDER = ["tick_time", "file_id", "msg_seq", "pkt_seq"]
