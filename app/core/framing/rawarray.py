@@ -34,20 +34,22 @@ ZERO_RUN = 1 << 16  # _walk_raw's look-ahead over a run of zero bytes
 
 
 def strict_status(scan, lo: int, hi: int):
-    """(status, good, bad length) of a message starting at each position of [lo, hi).
+    """(status, candidates, good, bad length): the status of a message starting at each
+    position of [lo, hi), and what the candidate starts (count > 0, first length known)
+    showed.
 
     status is the end of a message whose packets all have known lengths (as
-    ``PacketChains.message_end``), ``_NEED_MORE`` or ``_INVALID``. For an invalid start
-    whose first unknown length was seen here, ``good`` is the packets before it and
-    ``bad length`` that length (else -1: ask ``_describe_fault``). Work: the window's
+    ``PacketChains.message_end``), ``_NEED_MORE`` or ``_INVALID``. For a candidate found
+    invalid here, ``good`` is the packets before its first unknown length and ``bad
+    length`` that length (else -1: ask ``_describe_fault``). Work: the window's
     bytes plus one step per candidate and packet walked, at most ``CAP`` per candidate;
     longer candidates go to the memoised chains (linear whatever the input).
     """
     a, limit = scan.a, scan.limit
     n = hi - lo
     status = np.full(n, _INVALID, dtype=np.int64)
-    good = np.full(n, -1, dtype=np.int64)
-    bad_len = np.full(n, -1, dtype=np.int64)
+    cand = np.zeros(0, dtype=np.int64)
+    good = bad_len = cand
     top = min(hi, limit - 3)  # a candidate's count and first length are inside the buffer
     if top > lo:
         w = top - lo
@@ -56,14 +58,11 @@ def strict_status(scan, lo: int, hi: int):
         first = (b[2 : w + 2] << 8) | b[3 : w + 3]
         known = KNOWN_MASK[first]
         scan.scanned += w
-        has_count = count > 0
-        # a count and an unknown first length: "unknown packet length L (packet 0 of n)"
-        zero_good = ~known & has_count
-        good[:w][zero_good] = 0
-        bad_len[:w][zero_good] = first[zero_good]
-        cand = np.flatnonzero(known & has_count)
-        count = count.astype(np.int64)
-        left = count[cand] - 1
+        cand = np.flatnonzero(known & (count > 0))
+        count = count[cand].astype(np.int64)
+        good = np.full(cand.size, -1, dtype=np.int64)
+        bad_len = np.full(cand.size, -1, dtype=np.int64)
+        left = count - 1
         x = cand + (lo + 4) + first[cand]
         alive = np.arange(cand.size)
         for _ in range(CAP):
@@ -89,9 +88,8 @@ def strict_status(scan, lo: int, hi: int):
             ok = KNOWN_MASK[length]
             if not ok.all():
                 dead = alive[~ok]
-                at = cand[dead]
-                good[at] = count[at] - left[dead]
-                bad_len[at] = length[~ok]
+                good[dead] = count[dead] - left[dead]
+                bad_len[dead] = length[~ok]
                 alive, xs, ls, length = alive[ok], xs[ok], ls[ok], length[ok]
             x[alive] = xs + 2 + length
             left[alive] = ls - 1
@@ -101,7 +99,7 @@ def strict_status(scan, lo: int, hi: int):
     for c in range(max(lo, top), hi):  # the last 3 bytes of the buffer
         status[c - lo] = scan.strict.message_end(c)
         scan.checks += 1
-    return status, good, bad_len
+    return status, cand + lo, good, bad_len
 
 
 def _followed(scan, lo: int, hi: int, status, ends, final: bool):
@@ -144,7 +142,7 @@ class _Plan:
     def __init__(self, scan, lo: int, hi: int, final: bool, entry: int):
         self.scan = scan
         a = scan.a
-        status, self.good, self.bad_len = strict_status(scan, lo, hi)
+        status, self.cand, self.good, self.bad_len = strict_status(scan, lo, hi)
         self.lo, self.hi, self.status = lo, hi, status
         valid = np.flatnonzero(status >= 0) + lo
         ends = status[valid - lo]
@@ -243,14 +241,27 @@ class _Plan:
     def reasons(self, buf, x: np.ndarray, q: np.ndarray) -> list[str]:
         """``_region_reason(…, _describe_fault(…))`` of the bad regions [x, q), q - x < 5:
         each distinct reason is written once (damage repeats a few), then shared."""
-        lo = self.lo
-        n = _u16(self.scan.a, x)
-        good, bad_len = self.good[x - lo], self.bad_len[x - lo]
+        a, limit = self.scan.a, self.scan.limit
+        n = _u16(a, x)
+        inside = x + 4 <= limit
+        first = np.full(x.size, -1, dtype=np.int64)
+        first[inside] = _u16(a, x[inside] + 2)
+        good = np.full(x.size, -1, dtype=np.int64)
+        bad_len = good.copy()
+        # a count and an unknown first length: "unknown packet length L (packet 0 of n)"
+        unknown = inside & (n > 0) & ~KNOWN_MASK[np.maximum(first, 0)]
+        good[unknown], bad_len[unknown] = 0, first[unknown]
+        # a candidate: what its walk showed (strict_status)
+        known = np.flatnonzero(inside & (n > 0) & KNOWN_MASK[np.maximum(first, 0)])
+        if known.size:
+            k = np.searchsorted(self.cand, x[known])
+            good[known], bad_len[known] = self.good[k], self.bad_len[k]
+        n[~inside & (n > 0)] = -1  # the last bytes of the buffer: ask _describe_fault
         # one key per distinct (count, good packets, bad length, region size)
         key = ((n * 0x10001 + bad_len + 1) * 0x10001 + good + 1) * 8 + (q - x)
-        uniq, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        _, first_at, inverse = np.unique(key, return_index=True, return_inverse=True)
         written = []
-        for i in first.tolist():
+        for i in first_at.tolist():
             xi, qi, ni, gi, li = int(x[i]), int(q[i]), int(n[i]), int(good[i]), int(bad_len[i])
             if li >= 0:
                 why = f"unknown packet length {li} (packet {gi} of {ni})"
