@@ -20,9 +20,9 @@ import gc
 
 import numpy as np
 
-from app.core.framing.common import _INVALID, _NEED_MORE, KNOWN_MASK, BadPacket
-from app.core.framing.messages import _describe_fault, _region_reason
-from app.core.framing.resync import FOLLOW_WINDOW
+from app.core.framing.common import _INVALID, _NEED_MORE, KNOWN_MASK, LENIENT_MAX_COUNT, BadPacket
+from app.core.framing.messages import _bad, _describe_fault, _region_reason
+from app.core.framing.resync import FOLLOW_WINDOW, AnchorSearch
 from app.core.framing.split import _u16
 
 WINDOW = 1 << 16  # positions decided per array pass, at most
@@ -31,6 +31,8 @@ CAP = 16  # packets of every candidate walked by numpy; longer messages ask Pack
 SHORT_RESYNC = 5  # a bad region is decided here when the next message starts this close (as _walk_raw)
 _JSON = 0x7B  # "{": a text frame; its reason is left to _describe_fault
 ZERO_RUN = 1 << 16  # _walk_raw's look-ahead over a run of zero bytes
+PLACE_ROUNDS = 4  # rounds of places added where decided steps land
+PROBE = 16  # bytes looked at for the end of a run of zeros before a pass over the window
 
 
 def strict_status(scan, lo: int, hi: int):
@@ -141,7 +143,6 @@ class _Plan:
 
     def __init__(self, scan, lo: int, hi: int, final: bool, entry: int):
         self.scan = scan
-        a = scan.a
         status, self.cand, self.good, self.bad_len = strict_status(scan, lo, hi)
         self.lo, self.hi, self.status = lo, hi, status
         valid = np.flatnonzero(status >= 0) + lo
@@ -153,6 +154,38 @@ class _Plan:
         mark[ends[ends < hi] - lo] = True
         mark[entry - lo] = True
         nodes = np.flatnonzero(mark) + lo
+        self._args = (valid, ends, follows, need, final)
+        self._nonzero = None  # positions of the window's nonzero bytes, once asked
+        kind, succ, beats = self._decide(nodes)
+        # Where a step lands on no place yet (the last zero of a run, the end of a message
+        # of unknown-length packets), that place is decided too, a few rounds deep.
+        for _ in range(PLACE_ROUNDS):
+            more = succ[(kind >= 0) & (succ < hi)]
+            more = np.unique(more[~mark[more - lo]])
+            if not more.size:
+                break
+            mark[more - lo] = True
+            k2, s2, b2 = self._decide(more)
+            nodes = np.concatenate([nodes, more])
+            order = np.argsort(nodes, kind="stable")
+            nodes = nodes[order]
+            kind = np.concatenate([kind, k2])[order]
+            succ = np.concatenate([succ, s2])[order]
+            beats = np.concatenate([beats, b2])[order]
+        self.beats = beats
+        m = nodes.size
+        j = np.searchsorted(nodes, succ)
+        j = np.minimum(j, m)
+        inside = (j < m) & (kind >= 0)
+        inside[inside] = nodes[j[inside]] == succ[inside]
+        jump = np.where(inside, j, m)
+        self.nodes, self.kind, self.succ, self.jump = nodes, kind, succ, jump
+        scan.scanned += m
+
+    def _decide(self, nodes: np.ndarray):
+        """(kind, next place, heartbeats) of each place in ``nodes``."""
+        scan, a, lo, hi, status = self.scan, self.scan.a, self.lo, self.hi, self.status
+        valid, ends, follows, need, final = self._args
         m = nodes.size
         kind = np.full(m, -1, dtype=np.int8)  # 0 message, 1 bad region, 2 heartbeat, -1 undecided
         succ = np.zeros(m, dtype=np.int64)
@@ -161,22 +194,15 @@ class _Plan:
         kind[msg] = 0
         succ[msg] = st[msg]
         # A bad region: no message validates here (and the byte is no heartbeat nor the
-        # start of a text frame), and the next valid message starts within SHORT_RESYNC
-        # bytes and is followed by another: _next_start's answer, found by its quick probe.
-        cand = np.flatnonzero((st == _INVALID) & (a[nodes] != 0) & (a[nodes] != _JSON))
-        if cand.size and valid.size:
-            x = nodes[cand]
-            k = np.searchsorted(valid, x + 1)
-            has = k < valid.size
-            cand, x, k = cand[has], x[has], k[has]
-            q = valid[k]
-            ok = (q < x + SHORT_RESYNC) & (follows[k] == 1)
-            if not final and need.size:
-                # a candidate that needs more bytes before the anchor: _MORE, carried
-                kn = np.searchsorted(need, x + 1)
-                ok &= np.append(need, np.iinfo(np.int64).max)[kn] > q
-            kind[cand[ok]] = 1
-            succ[cand[ok]] = q[ok]
+        # start of a text frame): it runs to _next_start's answer, and when that is 5 or
+        # more bytes on, a message of unknown-length packets may start here instead.
+        # (A zero byte is such a place too when the byte after it starts no message and
+        # may not: then it is no heartbeat, _walk_raw's next question.)
+        after = np.minimum(nodes + 1, hi - 1)
+        no_beat = (a[nodes] != 0) | ((nodes + 1 < hi) & (a[after] != 0) & (status[after - lo] == _INVALID))
+        cand = np.flatnonzero((st == _INVALID) & no_beat & (a[nodes] != _JSON))
+        if cand.size:
+            self._regions(cand, nodes, kind, succ, valid, ends, follows, need, final)
         # Heartbeats: a run of zero bytes (all but its last; _walk_raw looks 64 KiB ahead
         # at most), or one zero byte where no message validates and then one that does.
         beats = np.zeros(m, dtype=np.int64)
@@ -191,25 +217,79 @@ class _Plan:
             beats[zero[one[ok]]] = 1
             run = np.flatnonzero(pair)
             if run.size:
-                nonzero = np.flatnonzero(a[lo:hi]) + lo
                 xr = x[run]
-                k = np.searchsorted(nonzero, xr)
-                stop = np.append(nonzero, hi)[k]
+                # the first nonzero byte: probed a few bytes on, the window's pass if further
+                probe = xr[:, None] + np.arange(2, PROBE)
+                seen = a[np.minimum(probe, hi - 1)] != 0
+                seen &= probe < hi
+                scan.scanned += seen.size
+                hit = seen.any(axis=1)
+                stop = np.where(hit, xr + 2 + seen.argmax(axis=1), hi)
+                if not hit.all():
+                    if self._nonzero is None:
+                        self._nonzero = np.flatnonzero(a[lo:hi]) + lo
+                        scan.scanned += hi - lo
+                    far = ~hit
+                    stop[far] = np.append(self._nonzero, hi)[np.searchsorted(self._nonzero, xr[far])]
                 decided = (stop < hi) | (hi == scan.limit) | (stop - xr >= ZERO_RUN)
                 length = np.minimum(stop - xr, ZERO_RUN)[decided]
                 at = zero[run[decided]]
                 kind[at] = 2
                 succ[at] = nodes[at] + length - 1
                 beats[at] = length - 1
-                scan.scanned += hi - lo
-        self.beats = beats
-        j = np.searchsorted(nodes, succ)
-        j = np.minimum(j, m)
-        inside = (j < m) & (kind >= 0)
-        inside[inside] = nodes[j[inside]] == succ[inside]
-        jump = np.where(inside, j, m)
-        self.nodes, self.kind, self.succ, self.jump = nodes, kind, succ, jump
-        scan.scanned += m
+        return kind, succ, beats
+
+    def _regions(self, cand, nodes, kind, succ, valid, ends, follows, need, final: bool) -> None:
+        """Decide the bad regions (and messages of unknown-length packets) at ``cand``,
+        as ``_walk_raw`` does after ``_next_start(x + 1)``; the rest stay undecided."""
+        scan, a, hi, limit = self.scan, self.scan.a, self.hi, self.scan.limit
+        big = np.iinfo(np.int64).max
+        x = nodes[cand]
+        start = x + 1
+        # the anchor: the first valid start followed by another (_find_anchor)
+        anchors = valid[follows == 1]
+        anchor = np.append(anchors, big)[np.searchsorted(anchors, start)]
+        at_end = final and hi == limit
+        none = anchor == big  # none in the window: none at all at the capture's end, else undecided
+        decided = ~none | at_end
+        anchor = np.where(none, limit, anchor)
+        # every start before the anchor had its follow check decided here
+        unsure = valid[follows == -1]
+        decided &= np.append(unsure, big)[np.searchsorted(unsure, start)] >= anchor
+        if not final:  # a start needing more bytes before the anchor: _MORE, carried
+            decided &= np.append(need, big)[np.searchsorted(need, start)] > anchor
+        # an earlier valid message that ends by the anchor (_next_start's second look)
+        by_anchor = (ends <= np.append(anchors, big)[np.searchsorted(anchors, valid)]) & (follows != 1)
+        early = valid[by_anchor]
+        g = np.append(early, big)[np.searchsorted(early, start)]
+        q = np.minimum(g, anchor)
+        found = (g < anchor) | ~none
+        short = decided & found & (q < x + SHORT_RESYNC)
+        kind[cand[short]], succ[cand[short]] = 1, q[short]
+        # Otherwise the lenient check: a count above LENIENT_MAX_COUNT never holds one; a
+        # count of 256+ spans 770+ bytes, past an anchor closer than that.
+        rest = decided & ~short
+        n = _u16(a, x)
+        sure = rest & ((n > LENIENT_MAX_COUNT) | (final & found & (n >= 256) & (q < x + 2 + 3 * 256)))
+        kind[cand[sure]], succ[cand[sure]] = 1, q[sure]
+        for i in np.flatnonzero(rest & ~sure & (n < 256)).tolist():  # few: a zero byte, a small count
+            xi, qi = int(x[i]), int(q[i])
+            scan.checks += 1
+            e = scan.lenient.message_end(xi, max_count=LENIENT_MAX_COUNT)
+            if e >= 0 and qi < e:
+                if not found[i]:
+                    continue
+                e = _INVALID
+            if e == _NEED_MORE and not final:
+                continue
+            if e >= 0:
+                ok = AnchorSearch._followed(scan, e, final, junk=False)
+                if ok is _NEED_MORE:
+                    continue
+                if ok:
+                    kind[cand[i]], succ[cand[i]] = 0, e
+                    continue
+            kind[cand[i]], succ[cand[i]] = 1, qi
 
     def path(self, p: int) -> np.ndarray:
         """Indexes of the nodes the walk visits from ``p`` (a node) until it leaves the
@@ -298,6 +378,13 @@ def walk_window(scan, buf, base: int, p: int, final: bool, walk, size: int = WIN
     walk.size.extend((to[msg] - at[msg]).tolist())
     walk.heartbeats += int(plan.beats[idx].sum())
     reg = kinds == 1
+    far = reg & (to - at >= SHORT_RESYNC)
+    if far.any():  # a few long regions: one by one
+        walk.regions.extend(
+            _bad(buf, base, xi, qi, _region_reason(buf, xi, qi, _describe_fault(scan, xi)))
+            for xi, qi in zip(at[far].tolist(), to[far].tolist(), strict=True)
+        )
+        reg &= ~far
     if reg.any():
         x, q = at[reg], to[reg]
         reasons = plan.reasons(buf, x, q)
