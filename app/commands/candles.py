@@ -30,7 +30,7 @@ def add_output_args(parser) -> None:
 
 
 def add_parser(subparsers) -> None:
-    from app.core.market_time import INTERVALS
+    from app.core.intervals import INTERVALS
 
     parser = subparsers.add_parser("candles", help=DESCRIPTION, description=DESCRIPTION)
     parser.add_argument("target", metavar="TARGET", help="a .duckdb file or a Parquet dataset folder")

@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import sys
 
-from app.core.market_time import format_time
-
 DESCRIPTION = "List the captures of a target: days, ticks, faults, framing, integrity."
 
 
@@ -32,6 +30,7 @@ def _days(days) -> str:
 
 
 def run(args) -> int:
+    from app.core.market_time import format_time
     from app.store.query import TargetReader
 
     with TargetReader(args.target) as reader:

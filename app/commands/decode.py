@@ -37,13 +37,13 @@ ROW_GROUP_ROWS = 1 << 20
 
 
 def add_parser(subparsers) -> None:
-    from app.core.framing import FRAMINGS
+    from app.commands.choices import framings
 
     parser = subparsers.add_parser("decode", help=DESCRIPTION, description=DESCRIPTION)
     parser.add_argument("capture", metavar="CAPTURE", help="the capture file")
     parser.add_argument("--out", "-o", required=True, metavar="TICKS.parquet", help="the Parquet file to write")
-    parser.add_argument("--framing", choices=FRAMINGS, default=None,
-                        help="the capture container (default: detected from the content)")
+    parser.add_argument("--framing", choices=framings(), default=None, metavar="FRAMING",
+                        help="the capture container, one of %(choices)s (default: detected from the content)")
     parser.add_argument("--instruments", "-i", nargs="+", action="extend", default=[], metavar="FILE",
                         help="instrument masters to name the ticks (Kite instruments CSV, JSON, Parquet)")
     parser.add_argument("--compression", choices=COMPRESSIONS, default=DEFAULT_COMPRESSION,

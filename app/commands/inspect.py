@@ -19,7 +19,7 @@ DESCRIPTION = "Dissect one packet or bad region of a capture (the inspector's de
 
 
 def add_parser(subparsers) -> None:
-    from app.core.framing import FRAMINGS
+    from app.commands.choices import framings
 
     parser = subparsers.add_parser("inspect", help=DESCRIPTION, description=DESCRIPTION)
     parser.add_argument("capture", metavar="CAPTURE", help="the capture file")
@@ -27,8 +27,8 @@ def add_parser(subparsers) -> None:
     where.add_argument("--packet", "-p", metavar="N", help="packet number, 1-based, counting packets only")
     where.add_argument("--bad", metavar="N", help="bad region number, 1-based")
     where.add_argument("--offset", metavar="X", help="a file offset inside the packet (decimal or 0x hex)")
-    parser.add_argument("--framing", choices=FRAMINGS, default=None,
-                        help="the capture container (default: detected from the content)")
+    parser.add_argument("--framing", choices=framings(), default=None, metavar="FRAMING",
+                        help="the capture container, one of %(choices)s (default: detected from the content)")
     parser.add_argument("--instruments", "-i", nargs="+", action="extend", default=[], metavar="FILE",
                         help="instrument masters to name the token")
     parser.add_argument("--json", action="store_true", help="print one JSON object")

@@ -12,8 +12,6 @@ import json
 import os
 import sys
 
-from app.core.market_time import IST
-
 DESCRIPTION = "List the instrument tokens no master named in a target, with the likely reason."
 
 
@@ -37,6 +35,8 @@ def _cell(value) -> str:
 
 
 def render_text(rows: list[dict]) -> str:
+    from app.core.market_time import IST
+
     columns = ["instrument_token", "segment", "ticks", "first_tick_time", "last_tick_time", "diagnosis", "explanation"]
     headers = ["token", "segment", "ticks", "first tick (IST)", "last tick (IST)", "diagnosis", "explanation"]
     table = [headers] + [

@@ -20,10 +20,6 @@ DAY_US = 86_400 * 1_000_000
 IST_NAMES = ("Asia/Kolkata", "Asia/Calcutta", "IST")
 ZONES = {"IST": IST, "UTC": UTC}  # the zones the app can show times in (a setting; IST by default)
 DEFAULT_ZONE = "IST"
-# Candle widths (seconds). Buckets are aligned on the IST clock: 1h candles start at
-# 09:00, 10:00, ... IST; 1d is the IST calendar (trading) day. Here rather than in
-# app.store.query so that building the CLI's parser does not import DuckDB.
-INTERVALS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400}
 
 
 def trading_days(epoch_us: np.ndarray) -> np.ndarray:

@@ -32,7 +32,8 @@ import duckdb
 import pyarrow as pa
 
 from app.core import schema
-from app.core.market_time import INTERVALS, IST_OFFSET_US
+from app.core.intervals import INTERVALS
+from app.core.market_time import IST_OFFSET_US
 from app.errors import InputError, UsageError
 from app.store import summary as tick_summary
 
