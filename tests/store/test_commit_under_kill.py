@@ -2,7 +2,8 @@
 step of the commit protocol a writer is SIGKILLed at; the next open recovers to exact
 counts (both targets).
 
-The writer (tests/store/commit_writer.py, its own process) ingests three small captures,
+The writer (tests/store/commit_writer.py, its own process, forked per run by a forkserver that
+imported the pipeline and stores once) ingests three small captures,
 then force-replaces two of them, pausing before every event: each file operation inside
 the target, each progress update, each DuckDB write call. The kill points are chosen from
 those events, deterministically: a protocol step is the (phase, anything committed yet in
@@ -30,6 +31,7 @@ it against everything the reader saw. No sleeps: every step waits for the line i
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import queue
 import re
@@ -44,6 +46,7 @@ import pytest
 from app.pipeline.ingest import file_sha256
 from app.store import open_target
 from tests.conftest import REPO
+from tests.store import commit_writer
 from tests.support import synthetic
 
 LINE_TIMEOUT = 120  # seconds: only a hung helper process ever reaches it
@@ -89,6 +92,42 @@ class Helper:
             pass
         self.proc.wait(timeout=LINE_TIMEOUT)
         self._stderr.close()
+
+
+class Writer:
+    """A commit_writer run in its own process, forked by a forkserver that imported the pipeline
+    and both stores once: a run costs a fork, not an interpreter start and those imports. Its
+    events come over a Pipe; kill() is a real SIGKILL of that process, then waits for its exit."""
+
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(commit_writer.PRELOAD)
+
+    def __init__(self, config: dict, stderr: Path):
+        self.conn, child = self.context.Pipe()
+        self.proc = self.context.Process(target=commit_writer.run, args=(config, child, str(stderr)))
+        self.proc.start()
+        child.close()  # the writer's end lives in the writer only: its death is EOF here
+
+    def line(self):
+        if not self.conn.poll(LINE_TIMEOUT):
+            raise AssertionError(f"the writer said nothing for {LINE_TIMEOUT} s")
+        try:
+            return self.conn.recv()
+        except EOFError:
+            return None
+
+    def send(self) -> None:
+        self.conn.send("")
+
+    def kill(self) -> None:
+        self.proc.kill()  # SIGKILL
+        self.proc.join()
+        assert self.proc.exitcode == -signal.SIGKILL, self.proc.exitcode
+        self.conn.close()
+
+    def close(self) -> None:
+        self.proc.join(LINE_TIMEOUT)
+        self.conn.close()
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +192,8 @@ def test_reader_never_sees_duplicates_or_uncommitted_captures_across_kills(tmp_p
     paths = sorted(captures)
     packets_by_id = {file_sha256(Path(p)): n for p, n in captures.items()}
     env = dict(os.environ, TICKSCOPE_DATA_DIR=str(tmp_path / "data"))
-    config = json.dumps({"target": str(target), "ingest": paths, "force": paths[:2]})
+    config = {"target": str(target), "ingest": paths, "force": paths[:2],
+              "env": {"TICKSCOPE_DATA_DIR": env["TICKSCOPE_DATA_DIR"]}}
     reader = Helper("tests.store.recipe_reader", str(target), env, tmp_path / "reader.log")
     killed_at: list[tuple] = []  # the step of each kill, in order
     read_at: set = set()  # Parquet steps the reader read at
@@ -161,7 +201,7 @@ def test_reader_never_sees_duplicates_or_uncommitted_captures_across_kills(tmp_p
     STATS.update(reads=0, failed_reads=0, reads_with_ticks=0, events=0)
     try:
         while True:  # one writer run per kill, then one to the end
-            writer = Helper("tests.store.commit_writer", config, env, tmp_path / "writer.log")
+            writer = Writer(config, tmp_path / "writer.log")
             seen: set = set()
             committed = killed = False
             current = "ingest"
@@ -201,6 +241,7 @@ def test_reader_never_sees_duplicates_or_uncommitted_captures_across_kills(tmp_p
             finally:
                 if not killed:
                     writer.close()
+            assert killed or writer.proc.exitcode == 0, writer.proc.exitcode
             answer = read_once(reader)  # before the next open: what the kill left
             assert answer["ok"], answer
             check_read(answer, seen)
