@@ -41,10 +41,17 @@ THROUGHPUT_INTERVAL_S = 0.5  # chart points: each one repaints the live chart
 
 
 class TaskSignals(QObject):
-    """Reports for one runnable; created and owned by the GUI thread."""
+    """Reports for one runnable; created and owned by the GUI thread. Each report carries
+    its work id, so the JobManager connects its own slots (bound methods, not lambdas):
+    Qt drops those connections when the manager is deleted with its window, and a runnable
+    finishing after that reports to nobody instead of into a deleted manager."""
 
-    finished = Signal(object)
-    failed = Signal(object, str)  # exception, formatted traceback
+    finished = Signal(int, object)  # work id, result
+    failed = Signal(int, object, str)  # work id, exception, formatted traceback
+
+    def __init__(self, work_id: int):
+        super().__init__()
+        self.work_id = work_id
 
 
 class _Runnable(QRunnable):
@@ -62,10 +69,9 @@ class _Runnable(QRunnable):
             return
         self._report(self._signals.finished, result)
 
-    @staticmethod
-    def _report(signal, *args) -> None:
+    def _report(self, signal, *args) -> None:
         try:
-            signal.emit(*args)
+            signal.emit(self._signals.work_id, *args)
         except RuntimeError:  # the app is quitting and its signals object is gone: nobody to tell
             log.info("background work finished after its window closed")
 
@@ -187,11 +193,11 @@ class JobManager(QObject):
             progress=self._coalescer.put,
         )
         work_id = next(self._ids)
-        signals = TaskSignals()  # created here, in the GUI thread
+        signals = TaskSignals(work_id)  # created here, in the GUI thread
         work = _Work(work_id, "ingest", _Runnable(job.run, signals), signals, job=job,
                      paths=[path_key(p) for p in paths], exclusive=True)
-        signals.finished.connect(lambda report, i=work_id: self._ingest_finished(i, report))
-        signals.failed.connect(lambda exc, tb, i=work_id: self._ingest_failed(i, exc, tb))
+        signals.finished.connect(self._ingest_finished)
+        signals.failed.connect(self._ingest_failed)
         self._work[work_id] = work
         log.info("ingest job %d: %d files -> %s", work_id, len(paths), target)
         self._submit(work)
@@ -236,11 +242,11 @@ class JobManager(QObject):
         target task to finish first.
         """
         work_id = next(self._ids)
-        signals = TaskSignals()
+        signals = TaskSignals(work_id)
         work = _Work(work_id, "task", _Runnable(fn, signals), signals, on_done=on_done,
                      on_error=on_error, exclusive=exclusive)
-        signals.finished.connect(lambda result, i=work_id: self._task_finished(i, result, None, ""))
-        signals.failed.connect(lambda exc, tb, i=work_id: self._task_finished(i, None, exc, tb))
+        signals.finished.connect(self._task_done)
+        signals.failed.connect(self._task_failed)
         self._work[work_id] = work
         self._submit(work)
         return work_id
@@ -323,6 +329,7 @@ class JobManager(QObject):
             self._window_packets += max(0, packets - prev_packets)
             self._last_seen[key] = (bytes_done, packets)
 
+    @Slot(int, object)
     def _ingest_finished(self, work_id: int, report) -> None:
         work = self._work.pop(work_id, None)
         self._drain(flush=True)  # final states (and the last throughput point) first, then the report
@@ -332,6 +339,7 @@ class JobManager(QObject):
         self.job_finished.emit(work_id, report)
         self._set_busy()
 
+    @Slot(int, object, str)
     def _ingest_failed(self, work_id: int, exc: BaseException, tb: str) -> None:
         work = self._work.pop(work_id, None)
         self._drain()
@@ -344,6 +352,14 @@ class JobManager(QObject):
             log.error("ingest job %d failed: %s\n%s", work_id, exc, tb)
         self.job_failed.emit(work_id, exc, tb)
         self._set_busy()
+
+    @Slot(int, object)
+    def _task_done(self, work_id: int, result) -> None:
+        self._task_finished(work_id, result, None, "")
+
+    @Slot(int, object, str)
+    def _task_failed(self, work_id: int, exc: BaseException, tb: str) -> None:
+        self._task_finished(work_id, None, exc, tb)
 
     def _task_finished(self, work_id: int, result, exc, tb: str) -> None:
         work = self._work.pop(work_id, None)

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from app.errors import TargetLockedError
+from app.pipeline.ingest import IngestReport
 from app.ui.job_manager import JobManager
 from tests.ui.fakes import FakeJob
 
@@ -138,6 +139,41 @@ def test_shutdown_cancels_and_waits(qtbot):
     from PySide6.QtCore import QThreadPool
 
     assert QThreadPool.globalInstance().activeThreadCount() == 0
+
+
+def test_work_finishing_after_its_manager_was_deleted_reports_to_nobody(qtbot):
+    # The manager goes with its window (deleteLater) while an ingest and a task still run.
+    # Their reports must reach no slot of the deleted manager: with connections that had no
+    # receiver (lambdas) they called into it, and each report raised "Internal C++ object
+    # (QTimer) already deleted" / "Signal source has been deleted" in the GUI thread.
+    from PySide6.QtCore import QCoreApplication, QEvent, QThreadPool
+
+    release = threading.Event()
+
+    class BlockedJob:
+        def __init__(self, paths, target, **_):
+            self.target = target
+
+        def run(self):
+            release.wait(60)
+            return IngestReport(self.target, [])
+
+        def cancel(self):
+            release.set()
+
+    manager = JobManager(job_factory=BlockedJob)
+    handled = []
+    manager.start_ingest(["/x/a.dat"], "t.duckdb")
+    manager.run_task(lambda: release.wait(60), handled.append, lambda exc, tb: handled.append(exc))
+    destroyed = []
+    manager.destroyed.connect(lambda *_: destroyed.append(True))
+    manager.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    assert destroyed == [True]
+    release.set()
+    assert QThreadPool.globalInstance().waitForDone(60_000)
+    QCoreApplication.sendPostedEvents()  # the reports queued by the pool threads, to whoever listens
+    assert handled == []  # (and pytest-qt fails the test on any exception raised in a slot)
 
 
 @pytest.fixture(autouse=True)
