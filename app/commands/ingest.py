@@ -32,28 +32,25 @@ exit codes:
 """
 
 
-def _workers(text: str) -> int:
-    import argparse
+def _count(flag: str, high: int, what: str = "a whole number"):
+    """The argparse type of a count option: a whole number from 1 to ``high``."""
 
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--workers takes a whole number, got {text!r}") from None
-    if not 1 <= value <= 64:
-        raise argparse.ArgumentTypeError(f"--workers must be from 1 to 64, got {value}")
-    return value
+    def parse(text: str) -> int:
+        import argparse
+
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} takes {what}, got {text!r}") from None
+        if not 1 <= value <= high:
+            raise argparse.ArgumentTypeError(f"{flag} must be from 1 to {high}, got {value}")
+        return value
+
+    return parse
 
 
-def _local_workers(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--local-cluster takes a number of worker processes, got {text!r}") from None
-    if not 1 <= value <= 256:
-        raise argparse.ArgumentTypeError(f"--local-cluster must be from 1 to 256, got {value}")
-    return value
+_workers = _count("--workers", 64)
+_local_workers = _count("--local-cluster", 256, "a number of worker processes")
 
 
 def add_parser(subparsers) -> None:
@@ -87,6 +84,8 @@ def add_parser(subparsers) -> None:
 
 
 def _short(path: str, width: int) -> str:
+    # Counted in characters on purpose: a terminal lays text out in character cells and has
+    # no font to measure (the app's labels elide by their font: QFontMetrics.elidedText).
     name = Path(path).name
     return name if len(name) <= width else "…" + name[-(width - 1):]
 

@@ -760,26 +760,28 @@ def _bad_number(value: Any) -> str | None:
     return None
 
 
+def _first_bad_number(values, keys, prefix: str = "") -> str | None:
+    """The first of ``keys`` in the dict ``values`` that is no number, said as ``prefix key why``."""
+    if isinstance(values, dict):
+        for key in keys:
+            why = _bad_number(values.get(key))
+            if why:
+                return f"{prefix}{key} {why}"
+    return None
+
+
 def _price_problem(tick: dict) -> str | None:
     """Why a tick's price cannot be one (NaN, Infinity, a string), else None."""
-    for key in _PRICE_KEYS:
-        why = _bad_number(tick.get(key))
-        if why:
-            return f"{key} {why}"
-    ohlc = tick.get("ohlc")
-    if isinstance(ohlc, dict):
-        for key in _OHLC:
-            why = _bad_number(ohlc.get(key))
-            if why:
-                return f"ohlc.{key} {why}"
+    why = _first_bad_number(tick, _PRICE_KEYS) or _first_bad_number(tick.get("ohlc"), _OHLC, "ohlc.")
+    if why:
+        return why
     depth = tick.get("depth")
     if isinstance(depth, dict):
         for side in ("buy", "sell"):
             for level in depth.get(side) or ():
-                if isinstance(level, dict):
-                    why = _bad_number(level.get("price"))
-                    if why:
-                        return f"depth.{side} price {why}"
+                why = _first_bad_number(level, ("price",), f"depth.{side} ")
+                if why:
+                    return why
     return None
 
 

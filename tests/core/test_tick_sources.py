@@ -441,3 +441,24 @@ def test_tick_time_priority_matches_the_decoder(tmp_path):
     utc = dt.UTC
     assert table.column("tick_time").to_pylist() == [
         dt.datetime.fromtimestamp(ets, utc), dt.datetime.fromtimestamp(ets, utc), dt.datetime.fromtimestamp(ltt, utc)]
+
+
+def test_a_price_that_is_no_number_is_named_wherever_it_stands(tmp_path):
+    # Top-level prices, the OHLC block and depth levels: each rejected tick says which price.
+    ticks = [
+        {"instrument_token": 409, "last_price": "12,5"},
+        {"instrument_token": 409, "last_price": 1.5, "ohlc": {"open": 1, "high": "Infinity", "low": 1, "close": 1}},
+        {"instrument_token": 409, "last_price": 1.5,
+         "depth": {"buy": [{"price": 1.5}], "sell": [{"price": 1.5}, {"price": True}]}},
+        {"instrument_token": 409, "last_price": 1.5, "ohlc": {"open": 1, "high": 2, "low": 1, "close": 1}},
+    ]
+    path = tmp_path / "ticks.jsonl"
+    path.write_text("\n".join(json.dumps([t]) for t in ticks) + "\n")
+    rejected = []
+    table = pa.concat_tables(tick_sources.read_tick_file(path, file_id="a" * 64, rejected=rejected))
+    assert table.num_rows == 1
+    reasons = [b.reason for b in rejected]
+    assert len(reasons) == 3
+    assert "last_price '12,5' is not a number" in reasons[0]
+    assert "ohlc.high 'Infinity' is not a price" in reasons[1]
+    assert "depth.sell price True is not a number" in reasons[2]
