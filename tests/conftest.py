@@ -25,6 +25,23 @@ def kite_expected(kite_mocks: Path) -> dict:
     return json.loads((kite_mocks / "expected.json").read_text())["files"]
 
 
+@pytest.fixture(scope="session")
+def query_target_template(tmp_path_factory):
+    """``query_target_template(kind)``: the query tests' small target of each kind, built once
+    a session (per xdist worker); tests take a copy of it (tests/store/query_data.copy_target)."""
+    from tests.store import query_data
+
+    built = {}
+
+    def template(kind: str):
+        if kind not in built:
+            folder = tmp_path_factory.mktemp(f"query-target-{kind}")
+            built[kind] = query_data.build_target(folder / query_data.target_name(kind))
+        return built[kind]
+
+    return template
+
+
 @pytest.fixture(autouse=True)
 def _private_data_dir(tmp_path_factory, monkeypatch):
     """Logs and app data of every test go to a temporary folder, never the user's."""

@@ -14,8 +14,8 @@ from tests.store import query_data as qd
 
 
 @pytest.fixture(params=["duckdb", "parquet"])
-def target(request, tmp_path):
-    return qd.build_target(tmp_path / ("t.duckdb" if request.param == "duckdb" else "dataset"))
+def target(request, tmp_path, query_target_template):
+    return qd.copy_target(query_target_template(request.param), tmp_path / qd.target_name(request.param))
 
 
 def _ticks(path):

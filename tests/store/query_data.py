@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +124,20 @@ def build_target(path: Path, seed: int = 17) -> Path:
                 unresolved_ticks=sum(1 for r in rows if r["instrument_token"] not in SYMBOLS),
                 first_tick_time=min(times), last_tick_time=max(times)))
     return path
+
+
+def copy_target(template: Path, path: Path) -> Path:
+    """A copy of a target ``build_target`` wrote (built once a session, see the
+    ``query_target_template`` fixture of tests/conftest.py), for a test to use and change."""
+    if template.is_dir():
+        shutil.copytree(template, path)
+    else:
+        shutil.copyfile(template, path)
+    return path
+
+
+def target_name(kind: str) -> str:
+    return "t.duckdb" if kind == "duckdb" else "dataset"
 
 
 # --- candles in plain Python ---------------------------------------------------------

@@ -28,9 +28,8 @@ CASES = [(token, day) for token in (qd.INFY, qd.INFY_FUT, qd.INDEX) for day in (
 
 
 @pytest.fixture(params=KINDS)
-def target(request, tmp_path):
-    path = tmp_path / ("t.duckdb" if request.param == "duckdb" else "dataset")
-    return qd.build_target(path)
+def target(request, tmp_path, query_target_template):
+    return qd.copy_target(query_target_template(request.param), tmp_path / qd.target_name(request.param))
 
 
 def _all_ticks(path) -> list[dict]:

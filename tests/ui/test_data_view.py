@@ -17,8 +17,8 @@ from tests.ui.test_main_window import _ingest
 
 
 @pytest.fixture(params=["duckdb", "parquet"])
-def small_target(request, tmp_path):
-    return qd.build_target(tmp_path / ("t.duckdb" if request.param == "duckdb" else "dataset"))
+def small_target(request, tmp_path, query_target_template):
+    return qd.copy_target(query_target_template(request.param), tmp_path / qd.target_name(request.param))
 
 
 def _ticks(path):
