@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QMainWindow, QWidget
 
@@ -149,14 +149,7 @@ class MainWindow(QMainWindow):
         self.price_preview.refresh_requested.connect(self.refresh_price_choices)
         hints = QApplication.styleHints()
         if hints is not None:
-            # A bound slot, not a lambda: the application's style hints outlive every window, and
-            # Qt drops a slot's connection with its window (a lambda's would keep the window alive).
-            hints.colorSchemeChanged.connect(self._on_color_scheme_changed)
-
-    @Slot()
-    def _on_color_scheme_changed(self) -> None:
-        if self.settings.theme == "system":
-            self.set_theme("system")
+            hints.colorSchemeChanged.connect(lambda *_: self.settings.theme == "system" and self.set_theme("system"))
 
     def _restore(self, theme_choice: str | None) -> None:
         choice = theme_choice or self.settings.theme

@@ -3,12 +3,10 @@ shortcuts, the Parquet folder dialog, quitting with work queued, a bad master in
 
 from __future__ import annotations
 
-import gc
-import weakref
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QCoreApplication, QEvent, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
@@ -79,30 +77,6 @@ def test_the_window_fits_1024x700_and_never_resizes_itself(qtbot, window, tmp_pa
         QApplication.processEvents()
     assert (window.width(), window.height()) == (1024, 700)
     assert window.minimumSizeHint().width() <= 1024
-
-
-def test_a_deleted_window_is_freed_and_the_system_theme_no_longer_reaches_it(qtbot, dialogs):
-    # The application's style hints outlive every window: a lambda connected to their
-    # colorSchemeChanged kept each deleted window (and its charts' ~60 parentless pyqtgraph
-    # menus, restyled by every later theme change) alive, and called into it afterwards.
-    from app.ui.main_window import MainWindow
-    from app.ui.settings import Settings
-
-    window = MainWindow(Settings(), interactive=True)
-    window.show()
-    window.set_theme("system")
-    freed = weakref.ref(window)
-    window._closing = True
-    window.close()
-    window.jobs.shutdown()
-    QCoreApplication.sendPostedEvents()
-    window.deleteLater()
-    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
-    del window
-    gc.collect()
-    assert freed() is None, [type(r).__name__ for r in gc.get_referrers(freed())]
-    # (pytest-qt fails the test if a slot of the deleted window raises here)
-    QApplication.styleHints().colorSchemeChanged.emit(Qt.ColorScheme.Dark)
 
 
 def test_the_title_names_the_target_once(window, tmp_path):
