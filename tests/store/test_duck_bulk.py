@@ -1,4 +1,4 @@
-"""The DuckDB target's bulk writes: whole row groups, bounded memory, settings restored."""
+"""The DuckDB target's bulk writes: every row once and in order, bounded memory, settings restored."""
 
 from __future__ import annotations
 
@@ -17,14 +17,6 @@ def _setting(target, name: str) -> str:
     return target.con.execute("SELECT current_setting(?)", [name]).fetchall()[0][0]
 
 
-def _row_group_sizes(target) -> list[int]:
-    rows = target.con.execute(
-        "SELECT row_group_id, max(start + count) - min(start) FROM pragma_storage_info('ticks') "
-        "WHERE column_id = 0 AND segment_type <> 'VALIDITY' GROUP BY row_group_id ORDER BY row_group_id"
-    ).fetchall()
-    return [n for _, n in rows]
-
-
 def test_buffered_inserts_store_every_row_once_in_order_of_keys(tmp_path, monkeypatch):
     # Small row groups so that one capture spans many inserts plus a remainder.
     monkeypatch.setattr(duck, "ROW_GROUP_ROWS", 100)
@@ -38,27 +30,6 @@ def test_buffered_inserts_store_every_row_once_in_order_of_keys(tmp_path, monkey
         write.add_ticks(batches[0].slice(0, 0))  # an empty batch changes nothing
         write.commit(record(a, pa.concat_tables(batches)))
         assert target.ticks().equals(pa.concat_tables(batches).combine_chunks())
-
-
-def test_a_capture_is_stored_in_whole_row_groups(tmp_path):
-    # DuckDB's real row group size: 2.8 row groups per capture, in decoder-sized batches.
-    rows = 70_000
-    assert 5 * rows > 2 * duck.ROW_GROUP_ROWS
-    a, b = file_id("a"), file_id("b")
-    with open_target(tmp_path / "t.duckdb") as target:
-        target.tune_for_ingest(2)
-        for fid in (a, b):
-            whole = ticks(fid, 5 * rows)
-            write = target.begin(fid)
-            for i in range(5):
-                write.add_ticks(whole.slice(i * rows, rows))
-            write.commit(record(fid, whole))
-        target.tune_for_ingest(None)
-        target.con.execute("CHECKPOINT")
-        sizes = _row_group_sizes(target)
-    assert sum(sizes) == 10 * rows
-    # Ragged row groups cost a rewrite at a later checkpoint: only each capture's tail is short.
-    assert len([n for n in sizes if n < duck.ROW_GROUP_ROWS]) <= 2, sizes
 
 
 def test_inserted_batches_are_not_held_until_commit(tmp_path, monkeypatch):
