@@ -1,5 +1,5 @@
 """Test support, not product: the packet/capture encoder, the synthetic capture generator
-and the per-message raw walker kept as the array-pass walker's oracle (``raw_oracle``).
+and the raw walker with its array passes off, the array-pass walker's oracle (``raw_oracle``).
 
 Used by the tests, the benchmarks (scripts/bench*.py), the fuzz campaign and the sample
 generator (scripts/make_sample.py, which writes the checked-in resources/samples/). They
