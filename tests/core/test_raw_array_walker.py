@@ -16,11 +16,8 @@ from tests.core import test_resync as shapes
 from tests.support.raw_oracle import OracleFramer
 
 
-def _run(framer_cls, data: bytes, chunk: int | None):
-    """Walk ``data`` as ``CaptureReader`` does (carrying what a chunk leaves unconsumed)
-    and return everything a chunk's split says, file-positioned."""
-    framer = framer_cls("raw")
-    out = []
+def _splits(framer, data: bytes, chunk: int | None):
+    """Split ``data`` as ``CaptureReader`` does (carrying what a chunk leaves unconsumed)."""
     base, carry, read_to = 0, b"", 0
     chunk = len(data) if chunk is None else chunk
     while True:
@@ -29,14 +26,21 @@ def _run(framer_cls, data: bytes, chunk: int | None):
         read_to += want
         final = read_to >= len(data) or want == 0
         split = framer.split(buf, base, final)
-        out.append((
-            split.pkt_offset.tolist(), split.pkt_len.tolist(), split.pkt_msg.tolist(), split.pkt_seq.tolist(),
-            [b.to_dict() for b in split.bad], dict(split.accounted), split.messages, split.heartbeats, split.consumed,
-        ))
+        yield split
         base += split.consumed
         carry = bytes(buf[split.consumed :])
         if final:
-            return out, framer.work
+            return
+
+
+def _run(framer_cls, data: bytes, chunk: int | None = None):
+    """Everything each chunk's raw split says, file-positioned, and the walk's work."""
+    framer = framer_cls("raw")
+    out = [(
+        split.pkt_offset.tolist(), split.pkt_len.tolist(), split.pkt_msg.tolist(), split.pkt_seq.tolist(),
+        [b.to_dict() for b in split.bad], dict(split.accounted), split.messages, split.heartbeats, split.consumed,
+    ) for split in _splits(framer, data, chunk)]
+    return out, framer.work
 
 
 def _same(data: bytes, chunk: int | None = None):
@@ -137,21 +141,8 @@ class _PlainRecordFilter(Framer):
 
 
 def _run_framing(framer_cls, data: bytes, framing: str, chunk: int | None):
-    framer = framer_cls(framing)
-    out, base, carry, read_to = [], 0, b"", 0
-    chunk = len(data) if chunk is None else chunk
-    while True:
-        want = min(chunk, len(data) - read_to)
-        buf = bytearray(carry + data[read_to : read_to + want])
-        read_to += want
-        final = read_to >= len(data) or want == 0
-        split = framer.split(buf, base, final)
-        out.append((split.pkt_offset.tolist(), [b.to_dict() for b in split.bad], dict(split.accounted),
-                    split.consumed))
-        base += split.consumed
-        carry = bytes(buf[split.consumed :])
-        if final:
-            return out
+    return [(split.pkt_offset.tolist(), [b.to_dict() for b in split.bad], dict(split.accounted), split.consumed)
+            for split in _splits(framer_cls(framing), data, chunk)]
 
 
 @DIFF
