@@ -160,6 +160,10 @@ class RawReader:
             if kind == _MORE:
                 self.resync = True
                 break
+        return self._walk_done(walk, base, scan, p)
+
+    def _walk_done(self, walk, base: int, scan, p: int):
+        """A walk's end (raw and record framings): file positions, the work counted, ``p``."""
         walk.file_start = [base + s for s in walk.start]
         self.work += scan.work
         return walk, p

@@ -100,9 +100,7 @@ class RecordReader:
             if kind == _MORE:
                 self.resync = True
                 break
-        walk.file_start = [base + s for s in walk.start]
-        self.work += scan.work
-        return walk, p
+        return self._walk_done(walk, base, scan, p)
 
     @staticmethod
     def _take_record(buf, p, s, e, fmt: RecordFormat, walk):
