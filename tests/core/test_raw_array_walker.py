@@ -9,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.core.framing import Framer
+from app.core import protocol
+from app.core.framing import Framer, PacketChains, split_messages
 from app.core.framing.rawarray import WINDOW
 from app.core.framing.resync import _raw_plausible
 from tests.core import test_resync as shapes
@@ -162,3 +163,71 @@ def test_record_resync_prefilter_changes_nothing_on_crafted_shapes(shape):
     data = shape(20_000)
     for framing in ("u32len", "ts-u32len"):
         assert _run_framing(Framer, data, framing, 3000) == _run_framing(_PlainRecordFilter, data, framing, 3000)
+
+
+# --- runs of equal packets (strided compares) against one step per prefix -----------------
+
+# Runs of equal-length prefixes with breaks: another known length, an unknown one, a
+# body cut short, junk; long enough for the strided looks (16, then 4x more each time).
+_RUN = st.tuples(st.sampled_from([8, 28, 12, 4, 184]), st.integers(1, 150), st.binary(max_size=3))
+_RUNS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _runs(runs) -> bytes:
+    out = bytearray()
+    for length, n, junk in runs:
+        out += (length.to_bytes(2, "big") + bytes(range(length % 7, length % 7 + length))) * n + junk
+    return bytes(out)
+
+
+@_RUNS
+@given(st.lists(_RUN, max_size=6), st.integers(0, 40), st.lists(st.integers(0, 1 << 20), max_size=200))
+def test_packet_chains_join_equal_runs_as_a_walk_would(runs, cut, asked):
+    """Every start's answer (message end or code, run, stop, jump) is the same with runs
+    joined by strided compares as with one step per prefix, asked in any order (a start
+    inside a run already joined, a run reaching a joined path)."""
+    buf = _runs(runs)
+    limit = max(len(buf) - cut, 0)
+    fast = PacketChains(buf, limit=limit)
+    plain = PacketChains(buf, limit=limit, strided=False)
+    if limit < 2:
+        return
+    for q in [a % (limit - 1) for a in asked] + list(range(0, limit - 1, 5)):
+        assert fast.message_end(q) == plain.message_end(q), q
+        assert fast.run(q) == plain.run(q) and fast.stop(q) == plain.stop(q), q
+        n = plain.run(q)
+        assert fast.jump(q, n) == plain.jump(q, n) and fast.jump(q, n // 2) == plain.jump(q, n // 2), q
+
+
+def _split_plain(buf: bytes, count: int):
+    """The packets of one message (after its count) walked one prefix at a time."""
+    j, pos, lens = 2, [], []
+    for _ in range(count):
+        if j + 2 > len(buf):
+            return pos, lens, "cut prefix"
+        length = buf[j] << 8 | buf[j + 1]
+        if j + 2 + length > len(buf):
+            return pos, lens, "overrun"
+        pos.append(j + 2)
+        lens.append(length)
+        j += 2 + length
+    return pos, lens, None if j == len(buf) else "left over"
+
+
+@_RUNS
+@given(st.lists(_RUN, min_size=1, max_size=6), st.integers(-3, 3), st.integers(0, 5))
+def test_split_messages_walks_long_runs_as_one_step_each(runs, miscount, trim):
+    """A message of hundreds of equal packets (split one by one past the first few, with
+    strided runs) splits as a plain walk of its prefixes does, whatever breaks it."""
+    body = _runs(runs)
+    body = body[: max(len(body) - trim, 0)]
+    packets = sum(n for _, n, _ in runs)
+    count = max(1, min(0xFFFF, packets + miscount))
+    msg = count.to_bytes(2, "big") + body
+    ms = split_messages(np.frombuffer(msg, np.uint8), np.array([0]), np.array([len(msg)]))
+    pos, lens, fault = _split_plain(msg, count)
+    known = [i for i, length in enumerate(lens) if length in protocol.KNOWN_LENGTHS]
+    assert ms.pkt_pos.tolist() == [pos[i] for i in known]
+    assert ms.pkt_len.tolist() == [lens[i] for i in known]
+    assert bool(ms.valid[0]) == (fault is None and len(known) == len(lens))
+    assert ms.packet_bytes + ms.header_bytes + ms.bad_bytes == len(msg)

@@ -4,7 +4,17 @@ around them."""
 
 from __future__ import annotations
 
-from app.core.framing.common import _INVALID, _NEED_MORE, BAD_RAW_CAP, KNOWN_SET, LENIENT_MAX_PACKET, BadPacket
+import numpy as np
+
+from app.core.framing.common import (
+    _INVALID,
+    _NEED_MORE,
+    BAD_RAW_CAP,
+    KNOWN_SET,
+    LENIENT_MAX_PACKET,
+    BadPacket,
+    same_length_run,
+)
 
 # --- the message walker -----------------------------------------------------------
 #
@@ -52,22 +62,24 @@ class PacketChains:
     hops (the decoder's work counter).
     """
 
-    def __init__(self, buf, accept=STRICT_LENGTHS, limit: int | None = None):
+    def __init__(self, buf, accept=STRICT_LENGTHS, limit: int | None = None, strided: bool = True):
         self.buf = buf
+        self.strided = strided  # a run of equal lengths joined at once (off: one step per prefix)
         self.accept = accept
         self.limit = len(buf) if limit is None else limit
-        self._at: dict[int, tuple[int, int]] = {}
+        self._at: dict[int, int] = {}  # prefix position -> path << 32 | index on it
         self._nodes: list[list[int]] = []
         self._next: list[tuple[int, int] | None] = []
         self._run0: list[int] = []
         self._stop: list[int] = []
+        self._a: np.ndarray | None = None  # the buffer as uint8, once a run of equal lengths is walked
         self.steps = 0
 
     def _where(self, x: int) -> tuple[int, int]:
         got = self._at.get(x)
         if got is not None:
-            return got
-        buf, limit, accept, at = self.buf, self.limit, self.accept, self._at
+            return got >> 32, got & 0xFFFFFFFF
+        buf, limit, accept, at, strided = self.buf, self.limit, self.accept, self._at, self.strided
         pid = len(self._nodes)
         nodes: list[int] = []
         cont = None
@@ -76,9 +88,9 @@ class PacketChains:
         while True:
             hit = at.get(y)
             if hit is not None:
-                cont = hit
+                cont = hit >> 32, hit & 0xFFFFFFFF
                 break
-            at[y] = (pid, len(nodes))
+            at[y] = pid << 32 | len(nodes)
             nodes.append(y)
             if y + 2 > limit:
                 stop = _NEED_MORE
@@ -87,6 +99,8 @@ class PacketChains:
             if length not in accept:
                 break
             y += 2 + length
+            if strided and y + 2 <= limit and buf[y] == length >> 8 and buf[y + 1] == length & 0xFF:
+                y = self._same_run(y, length, pid, nodes)
         self.steps += len(nodes)
         if cont is None:
             run0 = len(nodes) - 1
@@ -99,6 +113,26 @@ class PacketChains:
         self._run0.append(run0)
         self._stop.append(stop)
         return pid, 0
+
+    def _same_run(self, y: int, length: int, pid: int, nodes: list) -> int:
+        """Join the run of prefixes of ``length`` from ``y`` (each accepted, so each
+        leads to the next) to path ``pid`` at once: found by strided compares, recorded
+        in C-level bulk updates, up to the first prefix already on a path (the walk
+        loop joins that one). Returns the position after the run."""
+        if self._a is None:
+            self._a = np.frombuffer(self.buf, dtype=np.uint8)
+        step = 2 + length
+        k = same_length_run(self._a, y, step, length, self.limit, 1 << 30)
+        if k < 2:
+            return y
+        run = range(y, y + k * step, step)
+        seen = next(filter(self._at.__contains__, run), None)
+        if seen is not None:
+            run = range(y, seen, step)
+        code = pid << 32 | len(nodes)
+        self._at.update(zip(run, range(code, code + len(run)), strict=True))
+        nodes.extend(run)
+        return run.stop if seen is None else seen
 
     def run(self, x: int) -> int:
         """Accepted length prefixes in a row from ``x``."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from app.core.framing.common import _INVALID, _NEED_MORE, KNOWN_SET, LENIENT_MAX_COUNT, _Walk
+from app.core.framing.common import _INVALID, _NEED_MORE, KNOWN_SET, LENIENT_MAX_COUNT, _Walk, same_length_run
 from app.core.framing.messages import _bad, _describe_fault, _region_reason, _strict_end, _uniform_end
 from app.core.framing.rawarray import MIN_WINDOW, WINDOW, walk_window
 from app.core.framing.resync import _FOUND, _MORE, _Scan
+
+LONG_RUN = 32  # packets still to walk before _plain_end looks for a run of equal ones
 
 
 def _plain_end(scan: _Scan, p: int) -> int | None:
@@ -32,6 +34,11 @@ def _plain_end(scan: _Scan, p: int) -> int | None:
             break
         j += 2 + length
         walked += 1
+        if n - walked > LONG_RUN and scan.shortcuts and j + 2 <= limit and buf[j] << 8 | buf[j + 1] == length:
+            # a long run of equal packets (more than UNIFORM_MAX_COUNT of them): strided compares
+            k = same_length_run(scan.a, j, 2 + length, length, limit, n - walked)
+            j += k * (2 + length)
+            walked += k
     scan.plain += walked
     if walked == n and n and j <= limit:
         return j
@@ -56,7 +63,7 @@ class RawReader:
     def _walk_raw(self, buf, base: int, final: bool):
         walk = _Walk()
         limit = len(buf)
-        scan = _Scan(buf)
+        scan = _Scan(buf, self.shortcuts)
         p = 0
         # Array passes (``rawarray``) take over where the walk goes in small steps (tiny
         # messages, junk between them); big messages stay with the per-message loop,
