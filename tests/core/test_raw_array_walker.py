@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from app.core import protocol
 from app.core.framing import Framer, PacketChains, split_messages
 from app.core.framing.rawarray import WINDOW
-from app.core.framing.resync import _raw_plausible
+from app.core.framing.resync import _EXIT, _LIVE, _raw_plausible, chain_runs
 from tests.core import test_resync as shapes
 from tests.support.raw_oracle import OracleFramer
 
@@ -231,3 +231,30 @@ def test_split_messages_walks_long_runs_as_one_step_each(runs, miscount, trim):
     assert ms.pkt_len.tolist() == [lens[i] for i in known]
     assert bool(ms.valid[0]) == (fault is None and len(known) == len(lens))
     assert ms.packet_bytes + ms.header_bytes + ms.bad_bytes == len(msg)
+
+
+@_RUNS
+@given(st.lists(_RUN | st.tuples(st.just(0), st.just(0), st.binary(max_size=40)), max_size=8),
+       st.integers(0, 30), st.integers(0, 3000), st.integers(1, 300))
+def test_chain_runs_answer_as_packet_chains(runs, cut, window, enough):
+    """The raw resync pre-filter's pointer jumping over every prefix position of a
+    window gives each chain's run and stop as ``PacketChains`` walks them; a chain that
+    leaves the window or holds ``enough`` is left undecided, never misjudged."""
+    buf = _runs(runs)
+    limit = max(len(buf) - cut, 0)
+    if limit < 4:
+        return
+    n = min(window, limit)
+    a = np.frombuffer(buf, np.uint8)[:limit]
+    b = a[: min(n, limit - 1) + 1].astype(np.int32)
+    run, stop, work = chain_runs((b[:-1] << 8) | b[1:], 0, n, limit, enough)
+    chains = PacketChains(buf, limit=limit, strided=False)
+    for x in range(n):
+        r = chains.run(x)
+        if stop[x] == _EXIT:
+            assert run[x] <= r and chains.jump(x, int(run[x])) >= n, x
+        elif stop[x] == _LIVE:
+            assert enough <= run[x] <= r, x
+        else:
+            assert (run[x], stop[x]) == (r, chains.stop(x)), x
+    assert work <= 2 * n * max(1, enough.bit_length())

@@ -6,6 +6,7 @@ pre-check keeps is asked): the differential tests' oracle. Test support, not pro
 from __future__ import annotations
 
 from app.core.framing.framer import Framer
+from app.core.framing.resync import _raw_candidates
 
 
 class OracleFramer(Framer):
@@ -13,3 +14,9 @@ class OracleFramer(Framer):
 
     array_passes = False
     shortcuts = False
+
+    def _candidate_filter(self, fmt, final=False):
+        """Raw: every start with a count and a known first length is asked (no chains)."""
+        if fmt is None:
+            return "raw-plain", _raw_candidates, 4
+        return super()._candidate_filter(fmt, final)

@@ -10,7 +10,7 @@ import bisect
 import numpy as np
 
 from app.core import protocol
-from app.core.framing.common import _NEED_MORE, KNOWN_MASK
+from app.core.framing.common import _INVALID, _NEED_MORE, KNOWN_MASK
 from app.core.framing.messages import LENIENT_LENGTHS, STRICT_LENGTHS, PacketChains, _uniform_end
 from app.core.framing.record_formats import RecordFormat, _u16le
 from app.core.framing.split import _u16
@@ -36,6 +36,7 @@ class _Scan:
         self.strict = PacketChains(buf, STRICT_LENGTHS, strided=shortcuts)
         self.lenient = PacketChains(buf, LENIENT_LENGTHS, strided=shortcuts)
         self._blocks: dict = {}
+        self._streak: dict = {}  # pre-filter -> (the block after its last pass, blocks in it)
         self.scanned = 0
         self.checks = 0
         self.plain = 0  # packet steps of the plain fast path (_plain_end)
@@ -68,24 +69,35 @@ class _Scan:
             b += 1
 
     def _block(self, key, b: int, mask, stop: int) -> list:
+        """Block ``b``'s candidates under ``key``. A pre-filter may decide ``mask.blocks``
+        blocks at once (one numpy pass over a longer window) and several keys at once
+        (``{key: mask}``): all of them are kept."""
         block = CANDIDATE_BLOCK
-        lo, hi = b * block, min(b * block + block, stop)
+        # Blocks asked one after another get wider passes (up to ``mask.blocks``); a
+        # lone block (a follow check, a resync that ends soon) is decided alone.
+        most = getattr(mask, "blocks", 1)
+        after, span = self._streak.get(mask, (-1, 0))
+        span = min(2 * span, most) if b == after else 1
+        b0 = b
+        self._streak[mask] = (b0 + span, span)
+        lo, hi = b0 * block, min((b0 + span) * block, stop)
+        if hi <= lo:
+            self._blocks[(key, b)] = []
+            return []
         window = np.arange(lo, hi, dtype=np.int64)
-        if hi > lo:
-            ok = mask(self.a, window)
-            if isinstance(ok, tuple):  # (mask, chain steps it walked[, {key: mask} of keys made together])
-                ok, steps, *more = ok
-                self.scanned += steps
-                if more:
-                    for other, other_ok in more[0].items():
-                        self._blocks[(other, b)] = window[other_ok].tolist()
-                    ok = more[0][key]
-            got = window[ok].tolist()
-        else:
-            got = []
-        self._blocks[(key, b)] = got
-        self.scanned += max(hi - lo, 0)
-        return got
+        ok = mask(self.a, window)
+        masks = {key: ok}
+        if isinstance(ok, tuple):  # (mask, chain steps it walked[, {key: mask} of keys made together])
+            ok, steps, *more = ok
+            self.scanned += steps
+            masks = more[0] if more else {key: ok}
+        self.scanned += hi - lo
+        for k, m in masks.items():
+            got = window[m]
+            cuts = np.searchsorted(got, np.arange(b0, b0 + span + 1, dtype=np.int64) * block).tolist()
+            for i in range(span):
+                self._blocks.setdefault((k, b0 + i), got[cuts[i] : cuts[i + 1]].tolist())
+        return self._blocks[(key, b)]
 
     def remembered(self, start: int):
         h = self.hint
@@ -132,50 +144,89 @@ def _raw_candidates(a: np.ndarray, window: np.ndarray) -> np.ndarray:
     return (_u16(a, window) > 0) & KNOWN_MASK[_u16(a, window + 2)]
 
 
-PRECHECK_STEPS = 16  # packets of every candidate message walked at once (numpy) before Python sees it
+PRECHECK_STEPS = 16  # packets of every candidate record's message walked at once (numpy) before Python sees it
+RAW_SPAN = 16  # candidate blocks pre-filtered together (raw): one window of 64 KiB
+RAW_MARGIN = 8192  # bytes past that window whose prefixes the chains may still read
+_EXIT = -3  # a chain leaving the pre-filter's window: undecided there
+_LIVE = -4  # a chain that holds at least as many packets as asked: not followed further
+
+
+def chain_runs(length: np.ndarray, r0: int, n: int, limit: int, enough: int):
+    """For each prefix position of [r0, r0 + n): how many known-length prefixes follow
+    in a row from it (``PacketChains.run``) and why that chain stops: ``_INVALID``,
+    ``_NEED_MORE`` (past the buffer), ``_EXIT`` (past the window: undecided) or
+    ``_LIVE`` (at least ``enough`` follow; not looked further); and the work done.
+    ``length[i]`` is the u16 at ``r0 + i`` (given below ``limit - 1`` only).
+
+    Every position's chain at once, by pointer jumping over the positions that hold a
+    known length: each round doubles how far every node has looked ahead, so
+    log2(``enough``) rounds decide them all, whatever the chains share.
+    """
+    run = np.zeros(n, dtype=np.int32)
+    stop = np.full(n, _INVALID, dtype=np.int8)
+    stop[length.size :] = _NEED_MORE  # no whole prefix there
+    node = np.flatnonzero(KNOWN_MASK[length]).astype(np.int32)
+    y = node + 2 + length[node]  # the next prefix, relative to r0
+    index = np.full(n + 1, -1, dtype=np.int32)
+    index[node] = np.arange(node.size, dtype=np.int32)
+    jump = index[np.minimum(y, n)]
+    jump[jump < 0] = _INVALID  # the next prefix holds no known length
+    jump[y >= n] = _EXIT
+    jump[y + (r0 + 2) > limit] = _NEED_MORE
+    steps = np.ones(node.size, dtype=np.int32)
+    live = np.flatnonzero(jump >= 0)
+    work = node.size
+    ahead = 1  # prefixes every live node has looked ahead
+    while live.size and ahead < enough:
+        j = jump[live]
+        steps[live] += steps[j]
+        jump[live] = jump[j]
+        live = live[jump[live] >= 0]
+        ahead *= 2
+        work += live.size
+    jump[live] = _LIVE
+    run[node] = steps
+    stop[node] = jump
+    return run, stop, work
 
 
 def _raw_plausible(a: np.ndarray, window: np.ndarray):
-    """Candidate raw message starts in ``window`` that may validate, and the chain steps
-    walked to know it: (mask, steps, {"raw": mask, "raw-final": mask at the capture's end}).
+    """Candidate raw message starts in ``window`` (count > 0, first length known) whose
+    message may validate, and the work done: (mask, work, {"raw": mask, "raw-final":
+    mask at the capture's end}).
 
-    Packet ``k`` of every candidate is checked at once for ``k < PRECHECK_STEPS``; a
-    candidate with a length prefix inside the buffer that is not a known length is
-    rejected here, so the resync's Python loop never sees it. The rest (whole, longer
-    or running past the buffer) go on to the exact checks (``PacketChains``). Work is at
-    most ``PRECHECK_STEPS`` steps per candidate: linear.
+    Every candidate's chain of known lengths is known at once (``chain_runs`` over the
+    window and as far again past it, at most ``RAW_MARGIN``): a candidate whose chain
+    stops at an unknown length before its count is no message, and the resync's Python
+    loop never sees it; at the capture's end neither is one whose chain runs past the
+    buffer. Chains leaving the margin stay candidates (``PacketChains`` decides them).
     """
-    ok = _raw_candidates(a, window)
-    c = window[ok]
-    if not c.size:
-        return ok, 0, {"raw": ok, "raw-final": ok}
     limit = a.size
-    count = _u16(a, c)
-    x = c + 2 + 2 + _u16(a, c + 2)  # packet 0's length is known (the candidate filter)
-    alive = np.flatnonzero(count > 1)
-    invalid = np.zeros(c.size, dtype=bool)
-    steps = c.size
-    for k in range(1, PRECHECK_STEPS):
-        if not alive.size:
-            break
-        xs = x[alive]
-        inside = xs + 2 <= limit  # else the prefix is past the buffer: undecided here
-        if not inside.all():
-            alive, xs = alive[inside], xs[inside]
-        length = _u16(a, xs)
-        known = KNOWN_MASK[length]
-        steps += xs.size
-        invalid[alive[~known]] = True
-        alive, xs, length = alive[known], xs[known], length[known]
-        x[alive] = xs + 2 + length
-        alive = alive[count[alive] > k + 1]
+    w0, w1 = int(window[0]), int(window[-1]) + 1
+    r1 = min(limit, w1 + 2 + min(RAW_MARGIN, w1 - w0))
+    top = min(r1, limit - 1)  # positions holding a whole prefix
+    b = a[w0 : top + 1].astype(np.int32)
+    length = (b[:-1] << 8) | b[1:]
+    m = w1 - w0
+    count, first = length[:m], length[2 : m + 2]  # window positions have 4 bytes (the candidate filter's reach)
+    ok = (count > 0) & KNOWN_MASK[first]
     at = np.flatnonzero(ok)
-    ok[at[invalid]] = False
-    # At the capture's end a message longer than the bytes left never validates (each
-    # packet is at least 2 + the shortest known length): the resync skips those starts.
+    if not at.size:
+        return ok, 0, {"raw": ok, "raw-final": ok}
+    count = count[at]
+    run, stop, work = chain_runs(length, w0, r1 - w0, limit, int(count.max()))
+    x = at + 2
+    short = run[x] < count
+    why = stop[x]
+    ok[at[short & (why == _INVALID)]] = False
+    # At the capture's end a message whose chain runs past the buffer never validates,
+    # nor one longer than the bytes left (each packet is at least 2 + the shortest length).
     final = ok.copy()
-    final[at[c + 2 + count * (2 + _SHORTEST) > limit]] = False
-    return ok, steps, {"raw": ok, "raw-final": final}
+    final[at[(short & (why == _NEED_MORE)) | (w0 + at + 2 + count * (2 + _SHORTEST) > limit)]] = False
+    return ok, work + r1 - w1, {"raw": ok, "raw-final": final}
+
+
+_raw_plausible.blocks = RAW_SPAN
 
 
 def _record_length(fmt: RecordFormat, a: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -262,7 +313,8 @@ class AnchorSearch:
         stop = limit - 3  # positions from here cannot be pre-checked (a count and a length)
         # Only candidate starts the vectorised pre-check keeps can hold a message (the
         # rest are no message at all), so only they are asked, in order.
-        positions = list(scan.candidates(e, min(w_end, stop), "raw", _raw_plausible, 4))
+        key, mask = ("raw", _raw_plausible) if scan.shortcuts else ("raw-plain", _raw_candidates)
+        positions = list(scan.candidates(e, min(w_end, stop), key, mask, 4))
         positions.extend(range(max(e, stop), w_end))
         for c in positions:
             scan.checks += 1
