@@ -716,9 +716,10 @@ class _ChunkDecoder:
             s.sent_frames += c.get("sent_frames", 0)
             s.text_lines += c.get("text_lines", 0)
             s.connections.extend(c.get("connections", ()))
-        for bad in split.bad:
-            kind = _reason_kind(bad.reason)
-            s.bad_bytes_by_reason[kind] = s.bad_bytes_by_reason.get(kind, 0) + bad.length
+        # per distinct reason from the columns (BadRegions), then per kind
+        for reason, length in split.bad.bytes_by_reason().items():
+            kind = _reason_kind(reason)
+            s.bad_bytes_by_reason[kind] = s.bad_bytes_by_reason.get(kind, 0) + length
         parts = list(_sub_splits(split, SUB_BATCH_PACKETS))
         for k, part in enumerate(parts):
             table, stats = decode_packets(

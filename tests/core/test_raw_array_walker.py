@@ -258,3 +258,20 @@ def test_chain_runs_answer_as_packet_chains(runs, cut, window, enough):
         else:
             assert (run[x], stop[x]) == (r, chains.stop(x)), x
     assert work <= 2 * n * max(1, enough.bit_length())
+
+
+@DIFF
+@given(_UNITS, _EDITS)
+def test_bad_regions_as_columns_read_as_the_objects_would(units, edits):
+    """The array walker keeps its bad regions as columns (``BadRegions``): read one by
+    one they are the oracle's objects, and their byte totals per reason (in the order
+    the reasons first appear) are what summing the objects in file order gives."""
+    data = _mutate(_tiny_units(units), edits)
+    new = Framer("raw").split(bytearray(data), 0, True).bad
+    old = OracleFramer("raw").split(bytearray(data), 0, True).bad
+    assert new == list(old) and len(new) == len(old)
+    by_reason: dict[str, int] = {}
+    for b in old:
+        by_reason[b.reason] = by_reason.get(b.reason, 0) + b.length
+    assert list(new.bytes_by_reason().items()) == list(by_reason.items())
+    assert new.total() == sum(b.length for b in old)

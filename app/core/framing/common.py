@@ -5,6 +5,7 @@ found before they are split into packets (``_Walk``)."""
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,6 +58,93 @@ class BadPacket:
         }
 
 
+class BadRegions(Sequence):
+    """A chunk's bad regions, in file order, as columns: file offset, length, message
+    number (-1: none), and codes into the distinct reasons and first bytes. A damaged
+    capture has one every few bytes, so ``BadPacket`` objects are made only when the
+    regions are read one by one (then once); counts and byte totals come from the
+    columns. A sequence of ``BadPacket``: equal to a list of the same regions."""
+
+    __hash__ = None
+
+    def __init__(self, offset, length, msg_seq, reason_code, reasons: list, raw_code, raws: list):
+        self.offset, self.length, self.msg_seq = offset, length, msg_seq  # int64 arrays
+        self.reason_code, self.reasons = reason_code, reasons
+        self.raw_code, self.raws = raw_code, raws
+        self._objects: list[BadPacket] | None = None
+
+    @classmethod
+    def build(cls, objects: list, batches: list) -> BadRegions:
+        """``objects`` (``BadPacket``) and ``batches`` (``(offsets, lengths, reason codes,
+        reasons, raw codes, raws)``, file offsets already), sorted by offset."""
+        offsets = [np.fromiter((b.offset for b in objects), np.int64, len(objects))]
+        lengths = [np.fromiter((b.length for b in objects), np.int64, len(objects))]
+        seqs = [np.fromiter((-1 if b.msg_seq is None else b.msg_seq for b in objects), np.int64, len(objects))]
+        reasons = [b.reason for b in objects]
+        raws = [b.raw for b in objects]
+        reason_codes = [np.arange(len(objects), dtype=np.int64)]
+        raw_codes = [reason_codes[0]]
+        for off, length, rc, rs, wc, ws in batches:
+            offsets.append(off)
+            lengths.append(length)
+            seqs.append(np.full(off.size, -1, dtype=np.int64))
+            reason_codes.append(rc + len(reasons))
+            raw_codes.append(wc + len(raws))
+            reasons.extend(rs)
+            raws.extend(ws)
+        offset = np.concatenate(offsets)
+        cols = [offset, np.concatenate(lengths), np.concatenate(seqs), np.concatenate(reason_codes),
+                np.concatenate(raw_codes)]
+        if offset.size > 1 and not (offset[1:] > offset[:-1]).all():
+            order = np.argsort(offset, kind="stable")
+            cols = [c[order] for c in cols]
+        offset, length, seq, rc, wc = cols
+        return cls(offset, length, seq, rc, reasons, wc, raws)
+
+    def __len__(self) -> int:
+        return int(self.offset.size)
+
+    def _list(self) -> list[BadPacket]:
+        if self._objects is None:
+            reasons, raws = self.reasons, self.raws
+            self._objects = list(map(
+                BadPacket, self.offset.tolist(), self.length.tolist(),
+                map(reasons.__getitem__, self.reason_code.tolist()), map(raws.__getitem__, self.raw_code.tolist()),
+                [None if m < 0 else m for m in self.msg_seq.tolist()],
+            ))
+        return self._objects
+
+    def __getitem__(self, i):
+        return self._list()[i]
+
+    def __iter__(self):
+        return iter(self._list())
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, (list, tuple, BadRegions)):
+            return self._list() == list(other)
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"BadRegions({self._list()!r})"
+
+    def total(self) -> int:
+        """Bytes in all the regions."""
+        return int(self.length.sum())
+
+    def bytes_by_reason(self) -> dict[str, int]:
+        """Bytes per distinct reason, in the order the reasons first appear in the file."""
+        if not self.offset.size:
+            return {}
+        sums = np.bincount(self.reason_code, weights=self.length, minlength=len(self.reasons)).tolist()
+        codes, first = np.unique(self.reason_code, return_index=True)
+        out: dict[str, int] = {}
+        for k in codes[np.argsort(first)].tolist():
+            reason = self.reasons[k]
+            out[reason] = out.get(reason, 0) + int(sums[k])
+        return out
+
+
 def _new_accounted() -> dict[str, int]:
     return {"packet": 0, "header": 0, "framing": 0, "heartbeat": 0, "bad": 0}
 
@@ -72,7 +160,7 @@ class ChunkSplit:
     pkt_seq: np.ndarray  # int32 packet number inside its message
     pkt_offset: np.ndarray  # int64 file offset of the packet body
     pkt_recv_ns: np.ndarray | None  # int64 receive time (ts-u32len only)
-    bad: list[BadPacket]
+    bad: Sequence[BadPacket]  # BadRegions from the walkers (a list where a split is cut up)
     accounted: dict[str, int]
     messages: int
     heartbeats: int
@@ -96,6 +184,7 @@ class _Walk:
     recv_ns: list = field(default_factory=list)
     bare: list = field(default_factory=list)
     regions: list = field(default_factory=list)  # BadPacket of container-level faults
+    region_batches: list = field(default_factory=list)  # many at once: BadRegions.build's batches
     heartbeats: int = 0
     framing_bytes: int = 0
 

@@ -3,11 +3,18 @@ its readers and the resynchronisation are its bases (one module each)."""
 
 from __future__ import annotations
 
-from operator import attrgetter
-
 import numpy as np
 
-from app.core.framing.common import BAD_RAW_CAP, FRAMINGS, KNOWN_MASK, BadPacket, ChunkSplit, _new_accounted, _Walk
+from app.core.framing.common import (
+    BAD_RAW_CAP,
+    FRAMINGS,
+    KNOWN_MASK,
+    BadPacket,
+    BadRegions,
+    ChunkSplit,
+    _new_accounted,
+    _Walk,
+)
 from app.core.framing.raw import RawReader
 from app.core.framing.record_formats import RECORD_FORMATS
 from app.core.framing.records import RecordReader
@@ -74,18 +81,18 @@ class Framer(RawReader, RecordReader, TextReader, AnchorSearch):
         recv = None
         if walk.recv_ns:
             recv = np.asarray(walk.recv_ns, dtype=np.int64)[ms.pkt_msg]
-        bad = list(walk.regions)
+        faults = []
         for i, pos, length, reason in ms.faults:
             at = int(file_offset(np.int64(i), np.int64(pos)))
             raw = bytes(payload[pos : pos + min(length, BAD_RAW_CAP)])
-            bad.append(BadPacket(at, length, reason, raw, seq0 + i))
-        bad.sort(key=attrgetter("offset"))
+            faults.append(BadPacket(at, length, reason, raw, seq0 + i))
+        bad = BadRegions.build(walk.regions + faults, walk.region_batches)
         accounted = _new_accounted()
         accounted["packet"] = ms.packet_bytes
         accounted["header"] = ms.header_bytes
         accounted["framing"] = walk.framing_bytes
         accounted["heartbeat"] = walk.heartbeats
-        accounted["bad"] = ms.bad_bytes + sum(r.length for r in walk.regions)
+        accounted["bad"] = bad.total()
         return ChunkSplit(
             payload=payload,
             pkt_pos=ms.pkt_pos,

@@ -16,11 +16,9 @@ messages, text frames, decisions that need bytes past the window or the chunk) i
 
 from __future__ import annotations
 
-import gc
-
 import numpy as np
 
-from app.core.framing.common import _INVALID, _NEED_MORE, KNOWN_MASK, LENIENT_MAX_COUNT, BadPacket
+from app.core.framing.common import _INVALID, _NEED_MORE, KNOWN_MASK, LENIENT_MAX_COUNT
 from app.core.framing.messages import _bad, _describe_fault, _region_reason
 from app.core.framing.resync import FOLLOW_WINDOW, AnchorSearch
 from app.core.framing.split import _u16
@@ -318,9 +316,10 @@ class _Plan:
             return idx[runs[0][0] : runs[0][1] + 1]
         return np.concatenate([idx[a : b + 1] for a, b in runs])
 
-    def reasons(self, buf, x: np.ndarray, q: np.ndarray) -> list[str]:
-        """``_region_reason(…, _describe_fault(…))`` of the bad regions [x, q), q - x < 5:
-        each distinct reason is written once (damage repeats a few), then shared."""
+    def reasons(self, buf, x: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        """``_region_reason(…, _describe_fault(…))`` of the bad regions [x, q), q - x < 5,
+        as (a code per region, the reasons): each distinct reason is written once
+        (damage repeats a few)."""
         a, limit = self.scan.a, self.scan.limit
         n = _u16(a, x)
         inside = x + 4 <= limit
@@ -350,12 +349,13 @@ class _Plan:
             else:
                 why = None
             written.append(None if why is None else f"{why}; {qi - xi} bytes skipped to the next valid message")
-        out = [written[k] for k in inverse.tolist()]
+        codes = inverse.reshape(-1).astype(np.int64)
         if None in written:  # faults not seen here (text, >16 packets): ask _describe_fault
-            for i in np.flatnonzero(np.asarray([w is None for w in written])[inverse]).tolist():
+            for i in np.flatnonzero(np.asarray([w is None for w in written])[codes]).tolist():
                 xi, qi = int(x[i]), int(q[i])
-                out[i] = _region_reason(buf, xi, qi, _describe_fault(self.scan, xi))
-        return out
+                codes[i] = len(written)
+                written.append(_region_reason(buf, xi, qi, _describe_fault(self.scan, xi)))
+        return codes, written
 
 
 def walk_window(scan, buf, base: int, p: int, final: bool, walk, size: int = WINDOW) -> tuple[int, int]:
@@ -387,20 +387,15 @@ def walk_window(scan, buf, base: int, p: int, final: bool, walk, size: int = WIN
         reg &= ~far
     if reg.any():
         x, q = at[reg], to[reg]
-        reasons = plan.reasons(buf, x, q)
-        # The region's bytes (1-4 of them), each distinct value made once and shared.
+        reason_codes, reasons = plan.reasons(buf, x, q)
+        # The region's bytes (1-4 of them), each distinct value made once.
         a, length = scan.a, q - x
         raw_key = length.copy()
         for i in range(SHORT_RESYNC - 1):
             raw_key = raw_key * 256 + np.where(i < length, a[np.minimum(x + i, scan.limit - 1)], 0)
         _, first, inverse = np.unique(raw_key, return_index=True, return_inverse=True)
-        made = [bytes(buf[xi : qi]) for xi, qi in zip(x[first].tolist(), q[first].tolist(), strict=True)]
-        raws = [made[k] for k in inverse.tolist()]
-        paused = gc.isenabled()
-        gc.disable()  # a tracked object per region, no cycles: collections would only rescan them
-        try:
-            walk.regions.extend(map(BadPacket, (x + base).tolist(), length.tolist(), reasons, raws))
-        finally:
-            if paused:
-                gc.enable()
+        raws = [bytes(buf[xi : qi]) for xi, qi in zip(x[first].tolist(), q[first].tolist(), strict=True)]
+        # kept as columns (BadRegions): a damaged capture has one every few bytes
+        raw_codes = inverse.reshape(-1).astype(np.int64)
+        walk.region_batches.append((x + base, length, reason_codes, reasons, raw_codes, raws))
     return nxt, hi
