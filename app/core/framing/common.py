@@ -178,15 +178,37 @@ class ChunkSplit:
 class _Walk:
     """Messages found in one buffer, before they are split into packets."""
 
-    start: list = field(default_factory=list)  # payload positions
+    start: list = field(default_factory=list)  # payload positions (found one by one)
     size: list = field(default_factory=list)
-    file_start: list = field(default_factory=list)
+    file_start: list = field(default_factory=list)  # unless ``base`` is set: then base + start
     recv_ns: list = field(default_factory=list)
     bare: list = field(default_factory=list)
     regions: list = field(default_factory=list)  # BadPacket of container-level faults
     region_batches: list = field(default_factory=list)  # many at once: BadRegions.build's batches
     heartbeats: int = 0
     framing_bytes: int = 0
+    batches: list = field(default_factory=list)  # (start, size) arrays of messages found at once, in order
+    base: int | None = None  # the file offset of payload position 0, when file positions are base + start
+
+    def add(self, start: np.ndarray, size: np.ndarray) -> None:
+        """Messages found at once (an array pass), after those found so far."""
+        self._flush()
+        self.batches.append((start, size))
+
+    def _flush(self) -> None:
+        if self.start:
+            self.batches.append((np.asarray(self.start, dtype=np.int64), np.asarray(self.size, dtype=np.int64)))
+            self.start, self.size = [], []
+
+    def columns(self) -> tuple[np.ndarray, np.ndarray]:
+        """(start, size) of every message found, in order, as int64 arrays."""
+        if not self.batches:
+            return np.asarray(self.start, dtype=np.int64), np.asarray(self.size, dtype=np.int64)
+        self._flush()
+        if len(self.batches) > 1:
+            starts, sizes = zip(*self.batches, strict=True)
+            self.batches = [(np.concatenate(starts), np.concatenate(sizes))]
+        return self.batches[0]
 
 
 RUN_PROBE = 16  # prefixes compared in the first strided look of ``same_length_run``

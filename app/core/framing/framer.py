@@ -57,8 +57,7 @@ class Framer(RawReader, RecordReader, TextReader, AnchorSearch):
 
     # Packets of the walked messages, their file offsets and the byte accounting.
     def _finish(self, payload: np.ndarray, walk: _Walk, consumed: int, scale, container=None) -> ChunkSplit:
-        start = np.asarray(walk.start, dtype=np.int64)
-        size = np.asarray(walk.size, dtype=np.int64)
+        start, size = walk.columns()
         bare = np.asarray(walk.bare, dtype=bool) if walk.bare else np.zeros(len(start), bool)
         ms = split_messages(payload, start, size, bare)
         if scale == "base64":
@@ -67,7 +66,7 @@ class Framer(RawReader, RecordReader, TextReader, AnchorSearch):
             retry = ~ms.valid & KNOWN_MASK[np.minimum(size, 0xFFFF)] & ~bare
             if retry.any():
                 ms = split_messages(payload, start, size, bare | retry)
-        file_start = np.asarray(walk.file_start, dtype=np.int64)
+        file_start = start + walk.base if walk.base is not None else np.asarray(walk.file_start, dtype=np.int64)
         seq0 = self.msg_seq
         self.msg_seq += len(start)
 

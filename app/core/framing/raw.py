@@ -171,7 +171,7 @@ class RawReader:
 
     def _walk_done(self, walk, base: int, scan, p: int):
         """A walk's end (raw and record framings): file positions, the work counted, ``p``."""
-        walk.file_start = [base + s for s in walk.start]
+        walk.base = base  # file positions are base + start
         self.work += scan.work
         return walk, p
 

@@ -374,8 +374,7 @@ def walk_window(scan, buf, base: int, p: int, final: bool, walk, size: int = WIN
     at = plan.nodes[idx]
     to = plan.succ[idx]
     msg = kinds == 0
-    walk.start.extend(at[msg].tolist())
-    walk.size.extend((to[msg] - at[msg]).tolist())
+    walk.add(at[msg], to[msg] - at[msg])
     walk.heartbeats += int(plan.beats[idx].sum())
     reg = kinds == 1
     far = reg & (to - at >= SHORT_RESYNC)
