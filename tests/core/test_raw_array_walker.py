@@ -10,9 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.core import protocol
-from app.core.framing import Framer, PacketChains, split_messages
-from app.core.framing.rawarray import WINDOW
-from app.core.framing.resync import _EXIT, _LIVE, _raw_plausible, chain_runs
+from app.core.framing import Framer, PacketChains, rawarray, split_messages
+from app.core.framing.common import _NEED_MORE, LENIENT_MAX_COUNT
+from app.core.framing.rawarray import _UNDECIDED, WINDOW, _lenient_status
+from app.core.framing.resync import _EXIT, _LIVE, _raw_plausible, _Scan, chain_runs
+from app.core.framing.split import _u16
 from tests.core import test_resync as shapes
 from tests.support.raw_oracle import OracleFramer
 
@@ -275,3 +277,27 @@ def test_bad_regions_as_columns_read_as_the_objects_would(units, edits):
         by_reason[b.reason] = by_reason.get(b.reason, 0) + b.length
     assert list(new.bytes_by_reason().items()) == list(by_reason.items())
     assert new.total() == sum(b.length for b in old)
+
+
+@DIFF
+@given(st.lists(st.sampled_from(shapes._ATOMS) | st.binary(max_size=12) | st.sampled_from(
+    [b"\x00\x01\x00\x01z", b"\x00\x03\x00\x02zz", b"\x01\x00", b"\x08\x00", b"\x00\xb8", b"\xff"]), max_size=300))
+def test_lenient_batch_answers_as_the_lenient_chains(atoms):
+    """The array pass's batch of lenient checks (a shower of small counts) says "no
+    message here" only where ``PacketChains.message_end`` does, with its code, and
+    leaves every start holding a lenient message to the one-by-one check."""
+    buf = b"".join(atoms)
+    if len(buf) < 2:
+        return
+    scan = _Scan(buf)
+    x = np.arange(len(buf) - 1, dtype=np.int64)
+    n = np.minimum(_u16(scan.a, x), 255)
+    status = _lenient_status(scan, x, n)
+    for xi, ni, si in zip(x.tolist(), n.tolist(), status.tolist(), strict=True):
+        want = scan.lenient.message_end(xi, max_count=LENIENT_MAX_COUNT) if ni < 255 else None
+        if want is None:
+            continue
+        if si == _UNDECIDED:
+            assert want >= 0 or want == _NEED_MORE or ni > rawarray.CAP, xi
+        else:
+            assert si == want, (xi, si, want)

@@ -26,6 +26,8 @@ MAX_MESSAGE_BYTES = 2 + 0xFFFF * (2 + protocol.MAX_PACKET_LENGTH)
 # packets is only believed when those packets are of a plausible size.
 LENIENT_MAX_PACKET = 4096
 LENIENT_MAX_COUNT = 4096
+LENIENT_MASK = KNOWN_MASK.copy()  # the lenient walk's lengths (messages.LENIENT_LENGTHS) as a mask
+LENIENT_MASK[1 : LENIENT_MAX_PACKET + 1] = True
 # ts-u32len receive times must fall in 2000-01-01 .. 2100-01-01 (ns since epoch).
 TS_MIN_NS = 946_684_800 * 10**9
 TS_MAX_NS = 4_102_444_800 * 10**9

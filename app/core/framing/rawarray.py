@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.core.framing.common import _INVALID, _NEED_MORE, KNOWN_MASK, LENIENT_MAX_COUNT
+from app.core.framing.common import _INVALID, _NEED_MORE, KNOWN_MASK, LENIENT_MASK, LENIENT_MAX_COUNT
 from app.core.framing.messages import _bad, _describe_fault, _region_reason
 from app.core.framing.resync import FOLLOW_WINDOW, AnchorSearch
 from app.core.framing.split import _u16
@@ -30,6 +30,8 @@ SHORT_RESYNC = 5  # a bad region is decided here when the next message starts th
 _JSON = 0x7B  # "{": a text frame; its reason is left to _describe_fault
 ZERO_RUN = 1 << 16  # _walk_raw's look-ahead over a run of zero bytes
 PLACE_ROUNDS = 4  # rounds of places added where decided steps land
+LENIENT_BATCH = 32  # lenient checks of a pass pre-walked together (numpy) rather than one by one
+_UNDECIDED = -9
 PROBE = 16  # bytes looked at for the end of a run of zeros before a pass over the window
 
 
@@ -133,6 +135,35 @@ def _followed(scan, lo: int, hi: int, status, ends, final: bool):
             res[miss[~window.any(axis=1)]] = 1  # heartbeats only
             scan.scanned += window.size
         out[inside] = res
+    return out
+
+
+def _lenient_status(scan, x: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """``_INVALID`` or ``_NEED_MORE`` where no lenient message (count ``n``) starts at
+    ``x``, as ``PacketChains.message_end`` answers, when its first ``CAP`` packets show it;
+    ``_UNDECIDED`` where they do not (those are asked one by one)."""
+    a, limit = scan.a, scan.limit
+    out = np.full(x.size, _UNDECIDED, dtype=np.int64)
+    cut = x + 2 > limit
+    out[cut] = _NEED_MORE
+    out[~cut & (n == 0)] = _INVALID
+    alive = np.flatnonzero(~cut & (n > 0))
+    pos, left = x + 2, n.astype(np.int64)
+    for _ in range(CAP):
+        if not alive.size:
+            break
+        ps = pos[alive]
+        over = ps + 2 > limit  # the chain stops past the buffer before the count
+        out[alive[over]] = _NEED_MORE
+        alive, ps = alive[~over], ps[~over]
+        length = _u16(a, ps)
+        scan.plain += ps.size
+        ok = LENIENT_MASK[length]
+        out[alive[~ok]] = _INVALID
+        alive, ps, length = alive[ok], ps[ok], length[ok]
+        pos[alive] = ps + 2 + length
+        left[alive] -= 1
+        alive = alive[left[alive] > 0]  # whole: a message, or its end past the buffer (asked)
     return out
 
 
@@ -270,7 +301,16 @@ class _Plan:
         n = _u16(a, x)
         sure = rest & ((n > LENIENT_MAX_COUNT) | (final & found & (n >= 256) & (q < x + 2 + 3 * 256)))
         kind[cand[sure]], succ[cand[sure]] = 1, q[sure]
-        for i in np.flatnonzero(rest & ~sure & (n < 256)).tolist():  # few: a zero byte, a small count
+        ask = np.flatnonzero(rest & ~sure & (n < 256))
+        if ask.size > LENIENT_BATCH:
+            # Many (a shower of small counts): their first CAP lenient packets walked at
+            # once decide those that hold no message (``PacketChains.message_end``'s codes).
+            status = _lenient_status(scan, x[ask], n[ask])
+            no = (status == _INVALID) | ((status == _NEED_MORE) & final)
+            kind[cand[ask[no]]], succ[cand[ask[no]]] = 1, q[ask[no]]
+            scan.checks += int(np.count_nonzero(status != _UNDECIDED))
+            ask = ask[status == _UNDECIDED]
+        for i in ask.tolist():  # few: a zero byte, a small count
             xi, qi = int(x[i]), int(q[i])
             scan.checks += 1
             e = scan.lenient.message_end(xi, max_count=LENIENT_MAX_COUNT)
