@@ -49,9 +49,13 @@ lint: $(STAMP)
 # worker (tests/conftest.py, ONE_WORKER_FILES). PYTEST_ARGS adds options, e.g.
 # `make test PYTEST_ARGS="tests/core -x"`.
 # pytest's exit code is make's: 5 (no tests collected) fails like any other.
+# PYTHONDONTWRITEBYTECODE is unset for the run: with it set (as some shells and containers
+# do) nothing is ever cached, so each xdist worker re-compiles and assertion-rewrites every
+# test module and every `python -m app` subprocess compiles app/ again, run after run
+# (~2.7 CPU-s per worker for collection alone). __pycache__/ is ignored by git.
 PYTEST_ARGS ?=
 test: $(STAMP)
-	QT_QPA_PLATFORM=$${QT_QPA_PLATFORM:-offscreen} $(PY) -m pytest -n auto --dist loadgroup -m "not bundle" $(PYTEST_ARGS)
+	env -u PYTHONDONTWRITEBYTECODE QT_QPA_PLATFORM=$${QT_QPA_PLATFORM:-offscreen} $(PY) -m pytest -n auto --dist loadgroup -m "not bundle" $(PYTEST_ARGS)
 
 # The tests marked `bundle` (tests/test_packaging.py): build the frozen bundle, the .tar.gz
 # and the .deb (PyInstaller, ~70 s of one core; reused while app/, resources/ and the recipe
