@@ -13,7 +13,7 @@ from app.errors import UsageError
 from app.store import open_target
 from app.store.parquet import CapturePartsWriter, PartEncoders, WriteBudget
 from tests.store.test_targets import record
-from tests.store.ticks_factory import DAY, file_id, ticks
+from tests.store.ticks_factory import DAY, file_id, ticks, ticks_of_days
 
 
 @pytest.mark.parametrize("text, value", [("512MB", 512 << 20), ("2gb", 2 << 30), ("1.5G", int(1.5 * (1 << 30))),
@@ -38,7 +38,7 @@ def test_every_stage_gets_a_share_that_fits_the_limit():
 
 def _days_batch(fid: str, start: int, days: list, per_day: int) -> pa.Table:
     """One batch holding ``per_day`` ticks of each of ``days`` (a recorder file spanning days)."""
-    return pa.concat_tables([ticks(fid, per_day, start_msg=start + i * per_day, day=d) for i, d in enumerate(days)])
+    return ticks_of_days(fid, days, per_day, start_msg=start)
 
 
 def test_buffered_bytes_never_pass_the_budget_whatever_the_days(tmp_path):

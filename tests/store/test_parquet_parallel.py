@@ -17,19 +17,14 @@ from app.store.journal import staged_name
 from app.store.parquet import CapturePartsWriter, PartEncoders
 from app.store.parquet import parts as parquet_parts
 from tests.store.test_targets import record
-from tests.store.ticks_factory import DAY, file_id, ticks
+from tests.store.ticks_factory import DAY, file_id, ticks, ticks_of_days
 
 NEXT_DAY = DAY + dt.timedelta(days=1)
 
 
 def _mixed_batch(fid: str, start: int, n: int, *, runs: int) -> pa.Table:
     """``n`` ticks alternating between DAY, no date and NEXT_DAY in ``runs`` runs."""
-    pieces = []
-    size = n // runs
-    for r in range(runs):
-        day = (DAY, None, NEXT_DAY)[r % 3]
-        pieces.append(ticks(fid, size, start_msg=start + r * size, day=day))
-    return pa.concat_tables(pieces)
+    return ticks_of_days(fid, [(DAY, None, NEXT_DAY)[r % 3] for r in range(runs)], n // runs, start_msg=start)
 
 
 def _files(root) -> list:

@@ -71,6 +71,15 @@ def ticks(fid: str, n: int, **kw) -> pa.Table:
     return schema.unenriched(decoded(fid, n, **kw))
 
 
+def ticks_of_days(fid: str, days: list, per_day: int, *, start_msg: int = 0) -> pa.Table:
+    """``per_day`` ticks of each of ``days`` in turn (a day may repeat, None: no date), built
+    as one table with its date column set run by run (a table per run cost 100x the CPU)."""
+    table = ticks(fid, per_day * len(days), start_msg=start_msg)
+    dates = pa.array([day for day in days for _ in range(per_day)], pa.date32())
+    where = table.schema.get_field_index("trading_date")
+    return table.set_column(where, table.schema.field(where), dates)
+
+
 def master(tokens_symbols: dict[int, str], day: dt.date | None = DAY, source: str = "master.csv") -> InstrumentMaster:
     tokens = list(tokens_symbols)
     table = pa.table(
