@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -40,6 +42,16 @@ def query_target_template(tmp_path_factory):
         return built[kind]
 
     return template
+
+
+def pytest_configure(config):
+    """Qt's own settings (QFileDialog's history of visited folders, in QtProject.conf) go to a
+    folder of this test process, not the user's ~/.config: set before any Qt object reads it,
+    and inherited by the subprocesses tests start."""
+    if "TICKSCOPE_TEST_CONFIG_HOME" not in os.environ:
+        folder = tempfile.mkdtemp(prefix="tickscope-test-config-")
+        os.environ["XDG_CONFIG_HOME"] = os.environ["TICKSCOPE_TEST_CONFIG_HOME"] = folder
+        config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
 
 
 @pytest.fixture(autouse=True)
