@@ -216,11 +216,15 @@ def _split_plain(buf: bytes, count: int):
     return pos, lens, None if j == len(buf) else "left over"
 
 
+_LONG = st.tuples(st.sampled_from([8, 12, 28]), st.integers(4097, 4400), st.just(b""))  # more than Kite sends
+
+
 @_RUNS
-@given(st.lists(_RUN, min_size=1, max_size=6), st.integers(-3, 3), st.integers(0, 5))
-def test_split_messages_walks_long_runs_as_one_step_each(runs, miscount, trim):
-    """A message of hundreds of equal packets (split one by one past the first few, with
+@given(_LONG, st.lists(_RUN, min_size=1, max_size=6), st.integers(-3, 3), st.integers(0, 5))
+def test_split_messages_walks_long_runs_as_one_step_each(first, runs, miscount, trim):
+    """A message of thousands of equal packets (split one by one past the first few, with
     strided runs) splits as a plain walk of its prefixes does, whatever breaks it."""
+    runs = [first, *runs]
     body = _runs(runs)
     body = body[: max(len(body) - trim, 0)]
     packets = sum(n for _, n, _ in runs)
@@ -301,3 +305,16 @@ def test_lenient_batch_answers_as_the_lenient_chains(atoms):
             assert want >= 0 or want == _NEED_MORE or ni > rawarray.CAP, xi
         else:
             assert si == want, (xi, si, want)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_LONG, st.lists(_RUN, max_size=4), st.integers(-2, 2), st.binary(max_size=6), st.sampled_from([None, 40_000]))
+def test_messages_of_thousands_of_equal_packets_walk_alike(first, runs, miscount, junk, chunk):
+    """A message longer than the one-length fast path takes (its runs of equal packets
+    validated by strided compares) walks as the oracle's one step per prefix does,
+    valid or broken, followed by junk and another message."""
+    runs = [first, *runs]
+    count = max(1, sum(n for _, n, _ in runs) + miscount)
+    msg = count.to_bytes(2, "big") + _runs(runs)
+    tail = shapes.encode.encode_message([shapes._packet(8, 1)])
+    _same(msg + junk + tail + msg + tail, chunk)

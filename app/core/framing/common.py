@@ -214,6 +214,8 @@ class _Walk:
 
 
 RUN_PROBE = 16  # prefixes compared in the first strided look of ``same_length_run``
+RUN_AFTER = 8  # equal lengths in a row a scalar walk sees before it asks same_length_run (a numpy call
+# costs ~10 us: clean captures' mixed messages have short runs of equal packets, not worth one)
 
 
 def same_length_run(a: np.ndarray, y: int, step: int, length: int, stop: int, most: int) -> int:

@@ -12,6 +12,7 @@ from app.core.framing.common import (
     BAD_RAW_CAP,
     KNOWN_SET,
     LENIENT_MAX_PACKET,
+    RUN_AFTER,
     BadPacket,
     same_length_run,
 )
@@ -85,6 +86,7 @@ class PacketChains:
         cont = None
         stop = _INVALID
         y = x
+        same = last = 0
         while True:
             hit = at.get(y)
             if hit is not None:
@@ -99,8 +101,13 @@ class PacketChains:
             if length not in accept:
                 break
             y += 2 + length
-            if strided and y + 2 <= limit and buf[y] == length >> 8 and buf[y + 1] == length & 0xFF:
+            if length != last:
+                last, same = length, 0
+                continue
+            same += 1
+            if same >= RUN_AFTER and strided:
                 y = self._same_run(y, length, pid, nodes)
+                same = 0
         self.steps += len(nodes)
         if cont is None:
             run0 = len(nodes) - 1

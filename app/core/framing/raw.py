@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
-from app.core.framing.common import _INVALID, _NEED_MORE, KNOWN_SET, LENIENT_MAX_COUNT, _Walk, same_length_run
-from app.core.framing.messages import _bad, _describe_fault, _region_reason, _strict_end, _uniform_end
+from app.core.framing.common import (
+    _INVALID,
+    _NEED_MORE,
+    KNOWN_SET,
+    LENIENT_MAX_COUNT,
+    RUN_AFTER,
+    _Walk,
+    same_length_run,
+)
+from app.core.framing.messages import (
+    UNIFORM_MAX_COUNT,
+    _bad,
+    _describe_fault,
+    _region_reason,
+    _strict_end,
+    _uniform_end,
+)
 from app.core.framing.rawarray import MIN_WINDOW, WINDOW, walk_window
 from app.core.framing.resync import _FOUND, _MORE, _Scan
 
@@ -27,18 +42,30 @@ def _plain_end(scan: _Scan, p: int) -> int | None:
     n = buf[p] << 8 | buf[p + 1]
     known = KNOWN_SET
     j = p + 2
-    walked = 0
+    walked = same = last = 0
+    if n <= UNIFORM_MAX_COUNT or not scan.shortcuts:  # Kite's own messages: a plain walk
+        while walked < n and j + 2 <= limit:
+            length = buf[j] << 8 | buf[j + 1]
+            if length not in known:
+                break
+            j += 2 + length
+            walked += 1
     while walked < n and j + 2 <= limit:
         length = buf[j] << 8 | buf[j + 1]
         if length not in known:
             break
         j += 2 + length
         walked += 1
-        if n - walked > LONG_RUN and scan.shortcuts and j + 2 <= limit and buf[j] << 8 | buf[j + 1] == length:
+        if length != last:
+            last, same = length, 0
+            continue
+        same += 1
+        if same >= RUN_AFTER and n - walked > LONG_RUN:
             # a long run of equal packets (more than UNIFORM_MAX_COUNT of them): strided compares
             k = same_length_run(scan.a, j, 2 + length, length, limit, n - walked)
             j += k * (2 + length)
             walked += k
+            same = 0
     scan.plain += walked
     if walked == n and n and j <= limit:
         return j

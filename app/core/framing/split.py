@@ -7,7 +7,7 @@ from itertools import repeat
 
 import numpy as np
 
-from app.core.framing.common import KNOWN_MASK, same_length_run
+from app.core.framing.common import KNOWN_MASK, RUN_AFTER, same_length_run
 from app.core.framing.messages import _merge_touching
 
 # --- vectorised message splitting ----------------------------------------------
@@ -24,6 +24,7 @@ def _u16_or(a: np.ndarray, at: np.ndarray, ok: np.ndarray) -> np.ndarray:
     return out
 
 
+_MANY = 4096  # packets in a message above which _walk_one looks for runs of equal ones
 _LONG_RUN = 32  # packets still to walk before _walk_one looks for a run of equal ones
 _FEW_MESSAGES = 8  # split_messages walks fewer long messages than this one by one
 
@@ -37,6 +38,7 @@ def _walk_one(payload: np.ndarray, c: int, e: int, count: int, k: int):
     j = 0
     at: list[int] = []
     ln: list[int] = []
+    same = last = 0
     while k < count:
         if j + 2 > limit:
             return k, base + j, base + j, -1, at, ln
@@ -47,14 +49,19 @@ def _walk_one(payload: np.ndarray, c: int, e: int, count: int, k: int):
         ln.append(length)
         j += 2 + length
         k += 1
-        step = 2 + length
-        if count - k > _LONG_RUN and j + step <= limit and buf[j] == length >> 8 and buf[j + 1] == length & 0xFF:
+        if count <= _MANY or length != last:  # runs are looked for in messages longer than Kite's
+            last, same = length, 0
+            continue
+        same += 1
+        if same >= RUN_AFTER and count - k > _LONG_RUN:
             # a run of equal packets (one of 65,535 tiny ones, say): strided compares, whole bodies only
+            step = 2 + length
             r = same_length_run(payload, c + j, step, length, c + limit, min(count - k, (limit - j) // step))
             at.extend(range(base + j + 2, base + j + 2 + r * step, step))
             ln.extend(repeat(length, r))
             j += r * step
             k += r
+            same = 0
     return k, base + j, -1, 0, at, ln
 
 
