@@ -94,10 +94,11 @@ def run(config: dict, conn, stderr_path: str) -> None:
     os.close(err)
     os.environ.update(config["env"])
     _conn = conn
-    # fsync guards against losing the page cache (power cut, OS crash); a SIGKILLed process
-    # loses none of what it wrote, so here it changes nothing the test can see and only waits
-    # on the disk (a third of this test's wall time on a busy machine). The writer still
-    # calls it at every point the product does.
+    # As in the test processes (tests/conftest.py, _no_disk_wait_in_fsync): fsync guards
+    # against losing the page cache (power cut, OS crash); a SIGKILLed process loses none of
+    # what it wrote, so here it changes nothing the test can see and only waits on the disk
+    # (a third of this test's wall time on a busy machine). The writer still calls it at
+    # every point the product does.
     os.fsync = _no_fsync
     install_hooks(config["target"])
     from app.pipeline.ingest import run_ingest
