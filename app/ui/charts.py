@@ -108,7 +108,11 @@ class ThroughputChart(pg.GraphicsLayoutWidget):
     def samples(self) -> int:
         return len(self._t)
 
-    def clear(self) -> None:
+    def reset(self) -> None:
+        """No samples: the chart of a new job. (Not ``clear``: GraphicsLayoutWidget sets an
+        instance attribute ``clear``, its layout's, which would shadow such a method and take
+        both plots out of the chart, leaving them to Python's garbage collector while their
+        child items still belong to them in C++.)"""
         self._t.clear()
         self._pps.clear()
         self._mbps.clear()

@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QMainWindow, QWidget
 
@@ -149,7 +149,14 @@ class MainWindow(QMainWindow):
         self.price_preview.refresh_requested.connect(self.refresh_price_choices)
         hints = QApplication.styleHints()
         if hints is not None:
-            hints.colorSchemeChanged.connect(lambda *_: self.settings.theme == "system" and self.set_theme("system"))
+            # A bound slot, not a lambda: the application's style hints outlive every window, and
+            # Qt drops a slot's connection with its window (a lambda's would keep the window alive).
+            hints.colorSchemeChanged.connect(self._on_color_scheme_changed)
+
+    @Slot()
+    def _on_color_scheme_changed(self) -> None:
+        if self.settings.theme == "system":
+            self.set_theme("system")
 
     def _restore(self, theme_choice: str | None) -> None:
         choice = theme_choice or self.settings.theme
@@ -281,7 +288,7 @@ class MainWindow(QMainWindow):
             return None
         self.session.assign_job(queued, job_id)
         if self.jobs.running_jobs() == 1:  # a new job: the chart shows this job only
-            self.throughput_chart.clear()
+            self.throughput_chart.reset()
         if self.tabs.currentWidget() is not self.unknown_pane or not self.unknown_pane.model.rowCount():
             self.tabs.setCurrentWidget(self.throughput_chart)
         self.statusBar().showMessage(f"Ingesting {len(queued)} file{'s' if len(queued) != 1 else ''} "

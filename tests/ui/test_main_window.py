@@ -132,8 +132,12 @@ def test_gui_ingest_of_the_sample_matches_the_cli(qtbot, window, sample, tmp_pat
     assert gui_unknown.sort_by("instrument_token").equals(cli_unknown.sort_by("instrument_token"))
     keep = ["file_id", "packets", "bad_packets", "unresolved_ticks", "framing"]
     assert _read(gui_target, "captures").select(keep).equals(_read(cli_target, "captures").select(keep))
-    # The throughput chart was fed while the file ingested.
-    assert window.throughput_chart.samples >= 1
+    # The throughput chart was fed while the file ingested, in both its plots (the job's
+    # start reset its samples, not its plots).
+    chart = window.throughput_chart
+    assert chart.samples >= 1
+    assert set(chart.ci.items) == {chart.pps_plot, chart.mbps_plot}
+    assert len(chart.pps_curve.getData()[0]) == len(chart.mbps_curve.getData()[0]) == chart.samples
 
 
 def test_unknown_token_pane_shows_the_sample_diagnoses_filters_and_exports(qtbot, window, sample, tmp_path,

@@ -3,10 +3,12 @@ shortcuts, the Parquet folder dialog, quitting with work queued, a bad master in
 
 from __future__ import annotations
 
+import gc
+import weakref
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QCoreApplication, QEvent, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
@@ -77,6 +79,73 @@ def test_the_window_fits_1024x700_and_never_resizes_itself(qtbot, window, tmp_pa
         QApplication.processEvents()
     assert (window.width(), window.height()) == (1024, 700)
     assert window.minimumSizeHint().width() <= 1024
+
+
+def _owned_twice(objects) -> list[str]:
+    """The live Qt objects among ``objects`` that Python owns although a C++ parent (a parent
+    item, a scene or a parent QObject) owns them too: freeing them deletes them twice."""
+    import shiboken6
+    from PySide6.QtCore import QObject
+    from PySide6.QtWidgets import QGraphicsItem
+
+    twice = []
+    for o in objects:
+        if not isinstance(o, QObject | QGraphicsItem) or not shiboken6.isValid(o) or not shiboken6.ownedByPython(o):
+            continue
+        parent = o.parent() if isinstance(o, QObject) else None
+        if parent is None and isinstance(o, QGraphicsItem):
+            parent = o.parentItem() or o.scene()
+        if parent is not None:
+            twice.append(f"{type(o).__name__} in {type(parent).__name__}")
+    return twice
+
+
+def test_a_deleted_window_is_freed_whole_and_the_system_theme_no_longer_reaches_it(qtbot, dialogs, tmp_path):
+    # The application's style hints outlive every window: a lambda connected to their
+    # colorSchemeChanged kept each deleted window (and its charts' ~60 parentless pyqtgraph
+    # menus, restyled by every later theme change) alive, and called into it afterwards.
+    # Freed, a window must leave the garbage collector nothing owned twice: a job's start
+    # used to take the throughput chart's plots out of its scene (pyqtgraph's layout
+    # `clear` shadowed the chart's own), and the collector then freed those plots' child
+    # items both as Python objects and as the plots' children (a segfault in a later test).
+    from app.ui.main_window import MainWindow
+    from app.ui.settings import Settings
+    from tests.ui.fakes import FakeJob
+
+    window = MainWindow(Settings(), interactive=True, job_factory=lambda *a, **k: FakeJob(*a, **{**k, "steps": 5}))
+    window.show()
+    window.set_theme("system")
+    window.set_target(str(tmp_path / "t.duckdb"))
+    window.add_paths([str(_capture(tmp_path / "a.dat"))])
+    with qtbot.waitSignal(window.jobs.job_finished, timeout=30_000):
+        window.start()
+    wait_idle(qtbot, window)
+    chart = window.throughput_chart
+    assert set(chart.ci.items) == {chart.pps_plot, chart.mbps_plot}  # a job resets the samples, not the plots
+    assert chart.pps_plot.scene() is chart.scene() and chart.mbps_plot.scene() is chart.scene()
+    freed = weakref.ref(window)
+    gc.collect()  # what earlier code left, so the window's garbage is seen alone below
+    window._closing = True
+    window.close()
+    window.jobs.shutdown()
+    QCoreApplication.sendPostedEvents()
+    window.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    del window, chart
+    gc.set_debug(gc.DEBUG_SAVEALL)  # what the collector would free, kept for a look
+    try:
+        gc.collect()
+        garbage = list(gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert len(garbage) > 1000  # the window's cyclic parts (charts, menus, their Python objects)
+    assert _owned_twice(garbage) == []
+    del garbage
+    gc.collect()
+    assert freed() is None, [type(r).__name__ for r in gc.get_referrers(freed())]
+    # (pytest-qt fails the test if a slot of the deleted window raises here)
+    QApplication.styleHints().colorSchemeChanged.emit(Qt.ColorScheme.Dark)
 
 
 def test_the_title_names_the_target_once(window, tmp_path):
