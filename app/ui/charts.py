@@ -35,7 +35,7 @@ def _style_plot(plot: pg.PlotItem, title: str, left: str, grid: bool = True) -> 
     plot.setLabel("left", left, color=c["muted"])
     if grid:  # translucent grid lines cost ~40 ms a repaint: never on live charts
         plot.showGrid(x=False, y=True, alpha=0.15)
-    plot.setMenuEnabled(False)
+    plot.setMenuEnabled(False)  # (built with enableMenu=False: no ViewBox menu is made at all)
     plot.hideButtons()
     for name in ("left", "bottom"):
         axis = plot.getAxis(name)
@@ -79,8 +79,8 @@ class ThroughputChart(pg.GraphicsLayoutWidget):
         self._t = collections.deque(maxlen=self.MAX_POINTS)
         self._pps = collections.deque(maxlen=self.MAX_POINTS)
         self._mbps = collections.deque(maxlen=self.MAX_POINTS)
-        self.pps_plot = self.addPlot(row=0, col=0, axisItems={"left": CompactAxis("left")})
-        self.mbps_plot = self.addPlot(row=1, col=0, axisItems={"left": CompactAxis("left")})
+        self.pps_plot = self.addPlot(enableMenu=False, row=0, col=0, axisItems={"left": CompactAxis("left")})
+        self.mbps_plot = self.addPlot(enableMenu=False, row=1, col=0, axisItems={"left": CompactAxis("left")})
         self.mbps_plot.setXLink(self.pps_plot)
         _style_plot(self.pps_plot, "Packets per second (current job)", "pkt/s", grid=False)
         _style_plot(self.mbps_plot, "Megabytes per second (current job)", "MB/s", grid=False)
@@ -165,8 +165,9 @@ class BreakdownChart(QWidget):
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground(theme.colors()["plot_bg"])
         layout.addWidget(self.graphics, 1)
-        self.kind_plot = self.graphics.addPlot(row=0, col=0, axisItems={"left": CompactAxis("left")})
-        self.segment_plot = self.graphics.addPlot(row=0, col=1, axisItems={"left": CompactAxis("left")})
+        self.kind_plot = self.graphics.addPlot(enableMenu=False, row=0, col=0, axisItems={"left": CompactAxis("left")})
+        self.segment_plot = self.graphics.addPlot(enableMenu=False, row=0, col=1,
+                                                  axisItems={"left": CompactAxis("left")})
         _style_plot(self.kind_plot, "Packets by kind", "packets")
         _style_plot(self.segment_plot, "Packets by segment", "packets")
         for plot in (self.kind_plot, self.segment_plot):
@@ -224,9 +225,9 @@ class PricePreview(QWidget):
         # Times in the app's display zone (utcOffset is seconds west of UTC).
         self.price_axis = pg.DateAxisItem(utcOffset=-_zone_offset_s())
         self.volume_axis = pg.DateAxisItem(utcOffset=-_zone_offset_s())
-        self.price_plot = self.graphics.addPlot(row=0, col=0, axisItems={"bottom": self.price_axis})
+        self.price_plot = self.graphics.addPlot(enableMenu=False, row=0, col=0, axisItems={"bottom": self.price_axis})
         self.volume_plot = self.graphics.addPlot(
-            row=1, col=0, axisItems={"bottom": self.volume_axis, "left": CompactAxis("left")})
+            enableMenu=False, row=1, col=0, axisItems={"bottom": self.volume_axis, "left": CompactAxis("left")})
         self.graphics.ci.layout.setRowStretchFactor(0, 3)
         self.graphics.ci.layout.setRowStretchFactor(1, 1)
         self.volume_plot.setXLink(self.price_plot)

@@ -329,11 +329,11 @@ class CandleChart(QWidget):
         layout.addWidget(self.graphics, 1)
         # Time axes in the app's display zone (utcOffset is seconds west of UTC).
         self.axes = [pg.DateAxisItem(utcOffset=-_zone_offset_s()) for _ in range(3)]
-        self.price_plot = self.graphics.addPlot(row=0, col=0, axisItems={"bottom": self.axes[0]})
-        self.volume_plot = self.graphics.addPlot(row=1, col=0, axisItems={"bottom": self.axes[1],
-                                                                          "left": CompactAxis("left")})
-        self.oi_plot = self.graphics.addPlot(row=2, col=0, axisItems={"bottom": self.axes[2],
-                                                                      "left": CompactAxis("left")})
+        self.price_plot = self.graphics.addPlot(enableMenu=False, row=0, col=0, axisItems={"bottom": self.axes[0]})
+        self.volume_plot = self.graphics.addPlot(enableMenu=False, row=1, col=0,
+                                                 axisItems={"bottom": self.axes[1], "left": CompactAxis("left")})
+        self.oi_plot = self.graphics.addPlot(enableMenu=False, row=2, col=0,
+                                             axisItems={"bottom": self.axes[2], "left": CompactAxis("left")})
         self.graphics.ci.layout.setRowStretchFactor(0, 4)
         self.graphics.ci.layout.setRowStretchFactor(1, 1)
         self.graphics.ci.layout.setRowStretchFactor(2, 1)

@@ -25,6 +25,8 @@ def _text_color() -> str:
     return app.palette().color(QPalette.ColorRole.WindowText).name()
 
 
+# Cached per colour, so each theme's icons are drawn once and a theme change (or another
+# window) finds them ready.
 @lru_cache(maxsize=256)
 def _icon(name: str, color: str) -> QIcon:
     path = icon_path(name)
@@ -52,7 +54,3 @@ def icon(name: str, color: str | None = None) -> QIcon:
 
 def pixmap(name: str, size: int, color: str | None = None) -> QPixmap:
     return icon(name, color).pixmap(size, size)
-
-
-def clear_cache() -> None:
-    _icon.cache_clear()
