@@ -43,6 +43,8 @@ def _plain_end(scan: _Scan, p: int) -> int | None:
     known = KNOWN_SET
     j = p + 2
     walked = same = last = 0
+    # Two loops on purpose: Kite's own messages take the plain one, without the run
+    # bookkeeping of the second (per-packet work the walk of a clean capture never needs).
     if n <= UNIFORM_MAX_COUNT or not scan.shortcuts:  # Kite's own messages: a plain walk
         while walked < n and j + 2 <= limit:
             length = buf[j] << 8 | buf[j + 1]
@@ -178,17 +180,14 @@ class RawReader:
                     break
                 if kind == _FOUND:
                     e = _INVALID  # a message with unknown lengths never hides one that validates
-            if e == _NEED_MORE and not final:
+            e = self._lenient_outcome(scan, e, final)
+            if e == _NEED_MORE:
                 break
             if e >= 0:
-                ok = self._followed(scan, e, final, junk=False)
-                if ok is _NEED_MORE:
-                    break
-                if ok:
-                    walk.start.append(p)
-                    walk.size.append(e - p)
-                    p = e
-                    continue
+                walk.start.append(p)
+                walk.size.append(e - p)
+                p = e
+                continue
             self._close_region(buf, base, p, q, walk, _describe_fault(scan, p))
             p = q
             if kind == _MORE:

@@ -318,16 +318,10 @@ class _Plan:
                 if not found[i]:
                     continue
                 e = _INVALID
-            if e == _NEED_MORE and not final:
+            e = AnchorSearch._lenient_outcome(scan, e, final)
+            if e == _NEED_MORE:
                 continue
-            if e >= 0:
-                ok = AnchorSearch._followed(scan, e, final, junk=False)
-                if ok is _NEED_MORE:
-                    continue
-                if ok:
-                    kind[cand[i]], succ[cand[i]] = 0, e
-                    continue
-            kind[cand[i]], succ[cand[i]] = 1, qi
+            kind[cand[i]], succ[cand[i]] = (0, e) if e >= 0 else (1, qi)
 
     def path(self, p: int) -> np.ndarray:
         """Indexes of the nodes the walk visits from ``p`` (a node) until it leaves the

@@ -297,6 +297,23 @@ class AnchorSearch:
     """``Framer``'s resynchronisation (one of its bases)."""
 
     @staticmethod
+    def _lenient_outcome(scan: _Scan, e: int, final: bool) -> int:
+        """What a lenient ``message_end`` result ``e`` (already discarded, as ``_INVALID``,
+        where a message that validates hides it) decides at a start that holds no strict
+        message: ``e`` itself when a message of unknown-length packets ends there and
+        something follows it, ``_NEED_MORE`` when that depends on bytes past this chunk
+        (carry, ask again), else ``_INVALID`` (a bad region up to the next start). One rule
+        for the per-message walk and the array pass."""
+        if e == _NEED_MORE:
+            return _INVALID if final else _NEED_MORE
+        if e < 0:
+            return _INVALID
+        ok = AnchorSearch._followed(scan, e, final, junk=False)
+        if ok is _NEED_MORE:
+            return _NEED_MORE
+        return e if ok else _INVALID
+
+    @staticmethod
     def _followed(scan: _Scan, e: int, final: bool, junk: bool):
         """Whether a message (or the end) follows ``e`` within ``FOLLOW_WINDOW`` bytes.
 
