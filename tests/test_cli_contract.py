@@ -1,5 +1,10 @@
 """Issue 14's error contract: exact exit code, one line naming the file, nothing outside
-the target touched."""
+the target touched.
+
+Each way a command ends (exit 2 for a bad input or a damaged target, 4, 5, 6 on a really full
+disk, 130 on a closed stdout) is run at least once as a real `python -m app` process; the
+other cases of the same path run the command in this process (tests/support/cli.py: same
+exit code, stdout and stderr, without an interpreter start each)."""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ import pytest
 from app import logs
 from tests.conftest import REPO
 from tests.support import synthetic
+from tests.support.cli import run_cli
 
 
 @pytest.fixture(autouse=True)
@@ -53,7 +59,7 @@ def test_decode_out_refuses_a_symlink_and_touches_nothing(tmp_path, capture):
     link.parent.mkdir()
     link.symlink_to(elsewhere)
     before = snapshot(tmp_path)
-    result = tickscope("decode", capture, "--out", link)
+    result = run_cli("decode", capture, "--out", link)
     assert result.returncode == 2
     assert "symbolic link" in one_line(result) and str(link) in one_line(result)
     assert snapshot(tmp_path) == before and elsewhere.read_text() == "precious"
@@ -63,7 +69,7 @@ def test_decode_out_refuses_a_device(tmp_path, capture):
     if not os.path.exists("/dev/null"):
         pytest.skip("no /dev/null")
     st = os.stat("/dev/null")
-    result = tickscope("decode", capture, "--out", "/dev/null")
+    result = run_cli("decode", capture, "--out", "/dev/null")
     assert result.returncode == 2
     assert "not a regular file" in one_line(result) and "/dev/null" in one_line(result)
     after = os.stat("/dev/null")
@@ -74,7 +80,7 @@ def test_decode_out_refuses_a_folder(tmp_path, capture):
     folder = tmp_path / "ticks.parquet"
     folder.mkdir()
     before = snapshot(tmp_path)
-    result = tickscope("decode", capture, "--out", folder)
+    result = run_cli("decode", capture, "--out", folder)
     assert result.returncode == 2 and "folder" in one_line(result)
     assert snapshot(tmp_path) == before
 
@@ -137,7 +143,7 @@ def test_no_space_is_exit_6_one_line(tmp_path, capture, monkeypatch, capsys):
 def test_deeply_nested_json_master_is_exit_2(tmp_path, capture):
     master = tmp_path / "master.json"
     master.write_text("[" * 100_000 + "]" * 100_000)
-    result = tickscope("decode", capture, "--out", tmp_path / "t.parquet", "--instruments", master)
+    result = run_cli("decode", capture, "--out", tmp_path / "t.parquet", "--instruments", master)
     assert result.returncode == 2
     line = one_line(result)
     assert "master.json" in line and "nested too deeply" in line
@@ -148,7 +154,7 @@ def test_corrupt_gzip_master_is_exit_2(tmp_path, capture):
     master = tmp_path / "instruments.csv.gz"
     whole = gzip.compress(b"instrument_token,tradingsymbol\n" + b"".join(b"%d,S%d\n" % (i, i) for i in range(5000)))
     master.write_bytes(whole[: len(whole) // 2])
-    result = tickscope("decode", capture, "--out", tmp_path / "t.parquet", "--instruments", master)
+    result = run_cli("decode", capture, "--out", tmp_path / "t.parquet", "--instruments", master)
     assert result.returncode == 2
     line = one_line(result)
     assert "instruments.csv.gz" in line
@@ -175,7 +181,7 @@ def test_an_empty_capture_is_exit_4_for_decode_and_ingest(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     decoded = tickscope("decode", empty, "--out", out / "t.parquet", "--json")
-    ingested = tickscope("ingest", empty, "--target", out / "t.duckdb", "--json")
+    ingested = run_cli("ingest", empty, "--target", out / "t.duckdb", "--json")
     assert decoded.returncode == ingested.returncode == 4
     assert "no Kite packets found (empty file)" in one_line(decoded) and "empty.bin" in one_line(decoded)
     assert json_line(decoded)["error"].startswith("empty.bin: no Kite packets found (empty file)")
@@ -187,9 +193,9 @@ def test_a_missing_input_is_exit_2_with_a_json_line_in_every_command(tmp_path):
     missing = tmp_path / "missing.bin"
     runs = {
         "decode": tickscope("decode", missing, "--out", tmp_path / "t.parquet", "--json"),
-        "inspect": tickscope("inspect", missing, "--packet", "1", "--json"),
-        "unknown": tickscope("unknown", tmp_path / "none.duckdb", "--json"),
-        "resolve": tickscope("resolve", tmp_path / "none.duckdb", "--instruments",
+        "inspect": run_cli("inspect", missing, "--packet", "1", "--json"),
+        "unknown": run_cli("unknown", tmp_path / "none.duckdb", "--json"),
+        "resolve": run_cli("resolve", tmp_path / "none.duckdb", "--instruments",
                              SAMPLES / "instruments_20251013.csv", "--json"),
     }
     for command, result in runs.items():
@@ -215,7 +221,7 @@ def test_every_command_help_points_to_the_exit_code_table():
 def test_masters_with_no_instruments_are_exit_2_the_same_way(tmp_path, capture, content, name):
     master = tmp_path / name
     master.write_bytes(content)
-    result = tickscope("decode", capture, "--out", tmp_path / "t.parquet", "--instruments", master)
+    result = run_cli("decode", capture, "--out", tmp_path / "t.parquet", "--instruments", master)
     assert result.returncode == 2
     line = one_line(result)
     assert name in line and ("holds no instruments" in line or "no instrument token column" in line)
@@ -228,8 +234,8 @@ def test_the_master_load_report_names_rejected_rows(tmp_path, capture):
                       "408065,INFY,,0,1\nabc,BAD,,0,1\n12345602,OPT,9999-99-99,25000,75\n"
                       "12345603,OPT2,2025-10-28,1e30,75\n")
     target = tmp_path / "t.duckdb"
-    assert tickscope("ingest", capture, "--target", target).returncode in (0, 4)
-    result = tickscope("resolve", target, "--instruments", master, "--json")
+    assert run_cli("ingest", capture, "--target", target).returncode in (0, 4)
+    result = run_cli("resolve", target, "--instruments", master, "--json")
     assert result.returncode == 0, result.stderr
     report = json_line(result)["masters"][0]
     assert "1 instruments" in report and "3 rows rejected" in report
@@ -239,13 +245,13 @@ def test_the_master_load_report_names_rejected_rows(tmp_path, capture):
 
 def test_a_truncated_duckdb_target_is_one_line_exit_2_and_5_for_verify(tmp_path, capture):
     target = tmp_path / "t.duckdb"
-    assert tickscope("ingest", capture, "--target", target).returncode == 0
+    assert run_cli("ingest", capture, "--target", target).returncode == 0
     # grow it past a few blocks so a truncation cuts stored data
     size = target.stat().st_size
     os.truncate(target, size // 2)
     before = target.stat().st_size
-    for args, code in ((("unknown", target, "--json"), 2), (("verify", target), 5)):
-        result = tickscope(*args)
+    for run, args, code in ((run_cli, ("unknown", target, "--json"), 2), (tickscope, ("verify", target), 5)):
+        result = run(*args)
         assert result.returncode == code, result.stderr
         line = one_line(result)
         assert "t.duckdb" in line and "truncated or corrupt" in line
@@ -284,7 +290,7 @@ def test_a_disk_filling_up_during_ingest_is_exit_6_and_keeps_the_target(tmp_path
     synthetic.generate_capture(big, packets=150_000 if kind == "parquet" else 40_000, framing="raw", seed=2)
     with small_disk(tmp_path / "disk", 3072) as disk:
         target = disk / ("t.duckdb" if kind == "duckdb" else "dataset")
-        first = tickscope("ingest", small, "--target", target, "--json")
+        first = run_cli("ingest", small, "--target", target, "--json")
         assert first.returncode == 0, first.stderr
         result = tickscope("ingest", big, "--target", target, "--json")
         assert result.returncode == 6, result.stdout[-500:]

@@ -17,6 +17,7 @@ from app.cli import main
 from app.store import open_target
 from tests.conftest import REPO
 from tests.support import synthetic
+from tests.support.cli import run_cli
 
 SAMPLES = REPO / "resources" / "samples"
 
@@ -56,7 +57,7 @@ def capture(tmp_path_factory):
 def test_target_that_cannot_be_created_is_one_line_exit_2(tmp_path, capture):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    result = tickscope("ingest", capture, "--target", blocker / "dataset")
+    result = run_cli("ingest", capture, "--target", blocker / "dataset")  # a real process: the /proc case
     assert result.returncode == 2, result.stderr
     line = one_line(result)
     assert line.startswith("tickscope: error:") and "Parquet dataset" in line
@@ -71,11 +72,12 @@ def test_target_under_proc_is_one_line_exit_2(capture):
 
 def test_corrupt_captures_file_is_one_line_exit_2_for_ingest_and_unknown(tmp_path, capture):
     root = tmp_path / "dataset"
-    assert tickscope("ingest", capture, "--target", root).returncode == 0
+    assert run_cli("ingest", capture, "--target", root).returncode == 0
     (root / "captures" / "captures.parquet").write_bytes(b"garbage" * 50)
-    for args in (("ingest", capture, "--target", root), ("unknown", root), ("resolve", root, "-i",
-                 SAMPLES / "instruments_20251013.csv")):
-        result = tickscope(*args)
+    # ingest as a real process; the other commands, reading the same way, in this one
+    for run, args in ((tickscope, ("ingest", capture, "--target", root)), (run_cli, ("unknown", root)),
+                      (run_cli, ("resolve", root, "-i", SAMPLES / "instruments_20251013.csv"))):
+        result = run(*args)
         assert result.returncode == 2, (args, result.stderr)
         assert "not a readable Tickscope dataset" in one_line(result)
 

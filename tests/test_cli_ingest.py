@@ -17,11 +17,14 @@ import pytest
 
 from app.cli import main
 from app.commands.ingest import PlainProgress, TerminalProgress
+from app.core import decode
 from app.core.capture import CaptureRecord
 from app.pipeline.ingest import file_sha256
 from app.store import duck, open_target
+from app.store.parquet import parts as parquet_parts
 from tests.conftest import REPO
 from tests.support import synthetic
+from tests.support.cli import run_cli
 
 KINDS = ["duckdb", "parquet"]
 
@@ -90,7 +93,8 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path, args, needle):
     (tmp_path / "EMPTY").mkdir()
     (tmp_path / "x.dat").write_bytes(b"\x00")
     args = [str(tmp_path / a) if a in ("missing.dat", "EMPTY", "x.dat", "t.duckdb", "nope.csv") else a for a in args]
-    result = tickscope(*args)
+    # A usage error argparse raises (SystemExit) in a real process once; the rest in this one.
+    result = (tickscope if "many" in args else run_cli)(*args)
     assert result.returncode == 2, result.stderr
     assert needle in result.stderr
     assert "Traceback" not in result.stderr
@@ -126,7 +130,7 @@ def test_a_duckdb_target_held_by_another_process_exits_3_fast_and_writes_nothing
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "holding"
-        result = tickscope("ingest", folder, "--target", target)
+        result = run_cli("ingest", folder, "--target", target)  # the holder is the other process
         held = holder.poll() is None  # it gave up while the target was held: it did not wait for it
     finally:
         holder.kill()
@@ -141,15 +145,19 @@ def test_a_duckdb_target_held_by_another_process_exits_3_fast_and_writes_nothing
     assert tables == {"held"}  # nothing of ours was written
 
 
-@pytest.fixture(scope="module")
-def big(tmp_path_factory):
-    """A small file then a bigger one (workers=1 keeps that order). The bigger one holds
-    more than one DuckDB insert before its pause point: PAUSED_INGEST makes an insert one
-    row group (122,880 rows) instead of up to 4 (one per DuckDB thread), so 140,000
-    packets do, on any number of cores (700,000 did with 4 row groups: 5x the CPU)."""
-    folder = tmp_path_factory.mktemp("big")
+@pytest.fixture
+def big(tmp_path_factory, kind):
+    """A small file then a bigger one (workers=1 keeps that order). For DuckDB the bigger one
+    holds more than one DuckDB insert before its pause point: PAUSED_INGEST makes an insert
+    one row group (122,880 rows) instead of up to 4 (one per DuckDB thread), so 140,000
+    packets do, on any number of cores (700,000 did with 4 row groups: 5x the CPU). A Parquet
+    part is far bigger than either (parts.PARALLEL_PART_ROWS, the smaller size): 40,000 packets are handed
+    over in more than one decoded batch (decode.SUB_BATCH_PACKETS) before the pause, as many
+    as 140,000 were, at a quarter of the decoding and writing."""
+    folder = tmp_path_factory.mktemp(f"big-{kind}")
     small = synthetic.generate_capture(folder / "a_small.dat", packets=5000, seed=21)
-    large = synthetic.generate_capture(folder / "b_large.dat", packets=140_000, seed=22)
+    large = synthetic.generate_capture(folder / "b_large.dat", packets=140_000 if kind == "duckdb" else 40_000,
+                                       seed=22)
     return folder, small.packets, large.packets
 
 
@@ -203,9 +211,12 @@ def test_kill_9_mid_write_then_rerun_gives_exact_counts(tmp_path, big, kind):
     folder, small_packets, large_packets = big
     target = target_path(tmp_path, kind)
     victim = file_sha256(folder / "b_large.dat")
-    # Beyond one DuckDB insert, and most of the capture handed over (~94%).
-    pause_at = duck.ROW_GROUP_ROWS + (large_packets - duck.ROW_GROUP_ROWS) // 2
-    assert duck.ROW_GROUP_ROWS < pause_at < large_packets
+    if kind == "duckdb":  # beyond one DuckDB insert, and most of the capture handed over (~94%)
+        pause_at = duck.ROW_GROUP_ROWS + (large_packets - duck.ROW_GROUP_ROWS) // 2
+        assert duck.ROW_GROUP_ROWS < pause_at < large_packets
+    else:  # beyond one decoded batch (the pause comes after the second, ~82% of the capture)
+        pause_at = large_packets // 2
+        assert decode.SUB_BATCH_PACKETS < pause_at < large_packets < parquet_parts.PARALLEL_PART_ROWS
     proc = subprocess.Popen(
         [sys.executable, "-c", PAUSED_INGEST, victim, str(pause_at),
          "ingest", str(folder), "--target", str(target), "--workers", "1"],
@@ -231,7 +242,7 @@ def test_kill_9_mid_write_then_rerun_gives_exact_counts(tmp_path, big, kind):
         assert not list(target.rglob("*.tmp"))
         assert len({p.name.split("-")[1] for p in (target / "ticks").rglob("part-*.parquet")}) == 1
 
-    result = tickscope("ingest", folder, "--target", target, "--json", timeout=300)
+    result = run_cli("ingest", folder, "--target", target, "--json")  # the next run, after the kill
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert [f["status"] for f in summary["files"]] == ["skipped", "ingested"]
@@ -273,7 +284,7 @@ def test_unknown_and_resolve_commands(tmp_path, small, capsys, kind):
 
 
 def test_unknown_on_a_missing_target_is_exit_2(tmp_path):
-    result = tickscope("unknown", tmp_path / "none.duckdb")
+    result = run_cli("unknown", tmp_path / "none.duckdb")
     assert result.returncode == 2 and "ingest into it first" in result.stderr
 
 
