@@ -318,3 +318,18 @@ def test_messages_of_thousands_of_equal_packets_walk_alike(first, runs, miscount
     msg = count.to_bytes(2, "big") + _runs(runs)
     tail = shapes.encode.encode_message([shapes._packet(8, 1)])
     _same(msg + junk + tail + msg + tail, chunk)
+
+
+# Long junk: a text frame's start at any place of a region (or just past its end), and
+# regions longer than the bytes a BadPacket keeps.
+_LONG_JUNK = st.builds(lambda head, cut, tail: (b"\xff" + head + b'{"type"' + tail)[: len(head) + 8 - cut],
+                       st.binary(max_size=10), st.integers(0, 3), st.binary(max_size=6)) | st.builds(
+    lambda n, tail: b"\xff" * n + tail, st.integers(5, 700), st.binary(max_size=3))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 8), _LONG_JUNK | _JUNK), max_size=60), _CHUNK)
+def test_long_bad_regions_are_described_as_the_oracle_does(units, chunk):
+    """Bad regions of 5+ bytes found by an array pass are described in a batch (reasons,
+    a text frame inside, the first bytes kept): as the oracle's one by one."""
+    _same(_tiny_units(units), chunk)

@@ -18,8 +18,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.core.framing.common import _INVALID, _NEED_MORE, KNOWN_MASK, LENIENT_MASK, LENIENT_MAX_COUNT
-from app.core.framing.messages import _bad, _describe_fault, _region_reason
+from app.core.framing.common import (
+    _INVALID,
+    _NEED_MORE,
+    BAD_RAW_CAP,
+    KNOWN_MASK,
+    LENIENT_MASK,
+    LENIENT_MAX_COUNT,
+)
+from app.core.framing.messages import _describe_fault, _region_reason
 from app.core.framing.resync import FOLLOW_WINDOW, AnchorSearch
 from app.core.framing.split import _u16
 
@@ -351,9 +358,10 @@ class _Plan:
         return np.concatenate([idx[a : b + 1] for a, b in runs])
 
     def reasons(self, buf, x: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, list[str]]:
-        """``_region_reason(…, _describe_fault(…))`` of the bad regions [x, q), q - x < 5,
-        as (a code per region, the reasons): each distinct reason is written once
-        (damage repeats a few)."""
+        """``_region_reason(…, _describe_fault(…))`` of the bad regions [x, q) (places of
+        this plan: no message, heartbeat or text frame starts at x), as (a code per
+        region, the reasons): each distinct reason is written once (damage repeats a
+        few); faults the window's walks did not show are asked one by one."""
         a, limit = self.scan.a, self.scan.limit
         n = _u16(a, x)
         inside = x + 4 <= limit
@@ -370,26 +378,53 @@ class _Plan:
             k = np.searchsorted(self.cand, x[known])
             good[known], bad_len[known] = self.good[k], self.bad_len[k]
         n[~inside & (n > 0)] = -1  # the last bytes of the buffer: ask _describe_fault
-        # one key per distinct (count, good packets, bad length, region size)
-        key = ((n * 0x10001 + bad_len + 1) * 0x10001 + good + 1) * 8 + (q - x)
+        size = q - x
+        text = _text_inside(a, x, q)
+        # one key per distinct (count, good packets, bad length, text frame inside, region size)
+        key = ((n * 0x10001 + bad_len + 1) * 0x10001 + good + 1) * 2 + text
+        _, fault = np.unique(key, return_inverse=True)
+        key = fault.reshape(-1).astype(np.int64) * (int(size.max()) + 1) + size
         _, first_at, inverse = np.unique(key, return_index=True, return_inverse=True)
         written = []
         for i in first_at.tolist():
-            xi, qi, ni, gi, li = int(x[i]), int(q[i]), int(n[i]), int(good[i]), int(bad_len[i])
-            if li >= 0:
+            si, ni, gi, li = int(size[i]), int(n[i]), int(good[i]), int(bad_len[i])
+            if text[i]:
+                why = "JSON text frame in a binary capture"
+            elif li >= 0:
                 why = f"unknown packet length {li} (packet {gi} of {ni})"
             elif ni == 0:
                 why = "message with 0 packets"
             else:
                 why = None
-            written.append(None if why is None else f"{why}; {qi - xi} bytes skipped to the next valid message")
+            written.append(None if why is None else f"{why}; {si} bytes skipped to the next valid message")
         codes = inverse.reshape(-1).astype(np.int64)
-        if None in written:  # faults not seen here (text, >16 packets): ask _describe_fault
+        if None in written:  # faults not seen here (truncated, >16 packets): ask _describe_fault
             for i in np.flatnonzero(np.asarray([w is None for w in written])[codes]).tolist():
                 xi, qi = int(x[i]), int(q[i])
                 codes[i] = len(written)
                 written.append(_region_reason(buf, xi, qi, _describe_fault(self.scan, xi)))
         return codes, written
+
+
+_TEXT = np.frombuffer(b'{"type"', dtype=np.uint8)  # _region_reason's sign of a text frame inside a region
+TEXT_LOOK = 1 << 16  # ... looked for this far into a region
+
+
+def _text_inside(a: np.ndarray, x: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Whether ``{"type"`` lies whole in [x, min(q, x + TEXT_LOOK)) of each region (as
+    ``_region_reason`` looks); the regions are disjoint and in order."""
+    out = np.zeros(x.size, dtype=bool)
+    long = q - x >= _TEXT.size
+    if not long.any():
+        return out
+    lo, hi = int(x[long][0]), int(q[long].max())
+    at = np.flatnonzero(a[lo : hi - _TEXT.size + 1] == _TEXT[0]) + lo
+    for k in range(1, _TEXT.size):
+        at = at[a[at + k] == _TEXT[k]]
+    if at.size:
+        nxt = np.append(at, np.iinfo(np.int64).max)[np.searchsorted(at, x)]
+        out = nxt <= np.minimum(q, x + TEXT_LOOK) - _TEXT.size
+    return out
 
 
 def walk_window(scan, buf, base: int, p: int, final: bool, walk, size: int = WINDOW) -> tuple[int, int]:
@@ -411,24 +446,27 @@ def walk_window(scan, buf, base: int, p: int, final: bool, walk, size: int = WIN
     walk.add(at[msg], to[msg] - at[msg])
     walk.heartbeats += int(plan.beats[idx].sum())
     reg = kinds == 1
-    far = reg & (to - at >= SHORT_RESYNC)
-    if far.any():  # a few long regions: one by one
-        walk.regions.extend(
-            _bad(buf, base, xi, qi, _region_reason(buf, xi, qi, _describe_fault(scan, xi)))
-            for xi, qi in zip(at[far].tolist(), to[far].tolist(), strict=True)
-        )
-        reg &= ~far
     if reg.any():
         x, q = at[reg], to[reg]
         reason_codes, reasons = plan.reasons(buf, x, q)
-        # The region's bytes (1-4 of them), each distinct value made once.
+        # The region's first bytes: those of short ones (1-4 bytes) made once per
+        # distinct value, longer ones one by one (capped at BAD_RAW_CAP).
         a, length = scan.a, q - x
-        raw_key = length.copy()
-        for i in range(SHORT_RESYNC - 1):
-            raw_key = raw_key * 256 + np.where(i < length, a[np.minimum(x + i, scan.limit - 1)], 0)
-        _, first, inverse = np.unique(raw_key, return_index=True, return_inverse=True)
-        raws = [bytes(buf[xi : qi]) for xi, qi in zip(x[first].tolist(), q[first].tolist(), strict=True)]
+        short = length < SHORT_RESYNC
+        raw_codes = np.empty(x.size, dtype=np.int64)
+        raws = []
+        if short.any():
+            xs, qs, ls = x[short], q[short], length[short]
+            raw_key = ls.copy()
+            for i in range(SHORT_RESYNC - 1):
+                raw_key = raw_key * 256 + np.where(i < ls, a[np.minimum(xs + i, scan.limit - 1)], 0)
+            _, first, inverse = np.unique(raw_key, return_index=True, return_inverse=True)
+            raws = [bytes(buf[xi:qi]) for xi, qi in zip(xs[first].tolist(), qs[first].tolist(), strict=True)]
+            raw_codes[short] = inverse.reshape(-1)
+        if not short.all():
+            xl, ql = x[~short], np.minimum(q[~short], x[~short] + BAD_RAW_CAP)
+            raw_codes[~short] = np.arange(len(raws), len(raws) + xl.size)
+            raws.extend(bytes(buf[xi:qi]) for xi, qi in zip(xl.tolist(), ql.tolist(), strict=True))
         # kept as columns (BadRegions): a damaged capture has one every few bytes
-        raw_codes = inverse.reshape(-1).astype(np.int64)
         walk.region_batches.append((x + base, length, reason_codes, reasons, raw_codes, raws))
     return nxt, hi
