@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from app.core import protocol
 from app.core.framing import Framer, PacketChains, rawarray, split_messages
-from app.core.framing.common import _NEED_MORE, LENIENT_MAX_COUNT
+from app.core.framing.common import _NEED_MORE, LENIENT_MAX_COUNT, MAX_MESSAGE_BYTES, TS_MAX_NS, TS_MIN_NS
 from app.core.framing.rawarray import _UNDECIDED, WINDOW, _lenient_status
 from app.core.framing.resync import _EXIT, _LIVE, _raw_plausible, _Scan, chain_runs
 from app.core.framing.split import _u16
@@ -333,3 +333,33 @@ def test_long_bad_regions_are_described_as_the_oracle_does(units, chunk):
     """Bad regions of 5+ bytes found by an array pass are described in a batch (reasons,
     a text frame inside, the first bytes kept): as the oracle's one by one."""
     _same(_tiny_units(units), chunk)
+
+
+# the pre-filter's edges: record lengths around 4 and the largest message, receive times' top bytes
+_EDGES = [v.to_bytes(4, "big") for v in (3, 4, MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES + 1)] + [
+    v.to_bytes(4, "little") for v in (3, 4, MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES + 1)] + [
+    bytes([(t >> 56) + d]) for t in (TS_MIN_NS, TS_MAX_NS) for d in (-1, 0, 1)] + [
+    # whole ts-u32len(-le) record headers with a message's count and first length
+    h for t in (TS_MIN_NS, TS_MAX_NS) for d in (-1, 0, 1) for h in (
+        bytes([(t >> 56) + d]) + bytes(7) + (12).to_bytes(4, "big") + b"\x00\x01\x00\x08",
+        bytes(7) + bytes([(t >> 56) + d]) + (12).to_bytes(4, "little") + b"\x00\x01\x00\x08")]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(min_size=16, max_size=400) | st.builds(
+    lambda parts: b"".join(parts), st.lists(st.sampled_from(
+        [b"\x00", b"\x00\x00\x00\x0c", b"\x00\x01\x00\x08", b"\x16", b"\x17\xa0", b"\xff\xff", b"\x00\xb8", b"\x08\x00",
+         b"\x00\xb9\x84\x02"] + _EDGES), min_size=16, max_size=200)), st.integers(0, 20), st.integers(0, 20))
+def test_record_candidates_by_slices_answer_as_by_gathers(data, cut_lo, cut_hi):
+    """The record resync's pre-filter over a span (slices, 16/32-bit lanes) keeps the
+    positions the per-position gathers keep, in every record format."""
+    from app.core.framing.record_formats import RECORD_FORMATS
+
+    a = np.frombuffer(data, dtype=np.uint8)
+    for fmt in RECORD_FORMATS.values():
+        stop = a.size - fmt.header - 3
+        lo, hi = min(cut_lo, max(stop, 0)), max(stop - cut_hi, 0)
+        if hi <= lo:
+            continue
+        got = fmt.candidates_span(a, lo, hi)
+        assert got.tolist() == fmt.candidates(a, np.arange(lo, hi, dtype=np.int64)).tolist(), fmt.name

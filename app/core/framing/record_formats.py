@@ -61,6 +61,28 @@ class RecordFormat:
             ok &= (top >= TS_MIN_NS >> 56) & (top <= TS_MAX_NS >> 56)
         return ok
 
+    def candidates_span(self, a: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        """``candidates`` of the positions [lo, hi) (each with ``header + 4`` bytes in
+        ``a``), read with slices in 16/32-bit lanes instead of gathers: the resync's
+        pre-filter, which sees every position of a damaged container."""
+        w, hdr, at = hi - lo, self.header, self.length_at
+        b = a[lo : hi + hdr + 3]
+
+        def u16(k: int, big: bool = True) -> np.ndarray:
+            hi8, lo8 = (b[k : k + w], b[k + 1 : k + 1 + w]) if big else (b[k + 1 : k + 1 + w], b[k : k + w])
+            return (hi8.astype(np.uint16) << 8) | lo8
+
+        big = self.order == ">"
+        high, low = (u16(at), u16(at + 2)) if big else (u16(at + 2, False), u16(at, False))
+        ln = (high.astype(np.uint32) << 16) | low
+        ok = (u16(hdr) > 0) & KNOWN_MASK[u16(hdr + 2)]
+        ok &= (ln >= 4) & (ln <= MAX_MESSAGE_BYTES)
+        if self.time_at is not None:  # the top byte of a 2000..2100 nanosecond time
+            k = self.time_at + (0 if big else 7)
+            top = b[k : k + w]
+            ok &= (top >= TS_MIN_NS >> 56) & (top <= TS_MAX_NS >> 56)
+        return ok
+
 
 RECORD_FORMATS: dict[str, RecordFormat] = {
     "u32len": RecordFormat("u32len", 4, 0),

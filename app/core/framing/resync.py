@@ -247,7 +247,7 @@ def _record_plausible(fmt: RecordFormat, final: bool):
     Returns (mask, chain steps walked); work is at most ``PRECHECK_STEPS`` per candidate."""
 
     def mask(a: np.ndarray, window: np.ndarray):
-        ok = fmt.candidates(a, window)
+        ok = fmt.candidates_span(a, int(window[0]), int(window[-1]) + 1)  # a window is contiguous
         c = window[ok]
         if not c.size:
             return ok, 0
@@ -286,6 +286,7 @@ def _record_plausible(fmt: RecordFormat, final: bool):
         ok[np.flatnonzero(ok)[invalid]] = False
         return ok, steps
 
+    mask.blocks = RAW_SPAN  # blocks asked in a row: one wider pass (each position is decided alone)
     return mask
 
 
