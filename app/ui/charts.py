@@ -52,6 +52,27 @@ def restyle(graphics: pg.GraphicsLayoutWidget) -> None:
             _style_plot(item, *style)
 
 
+class BuiltWhenShown:
+    """Mixed into a chart (before its Qt class): its pyqtgraph plots (``_build``) are made
+    the first time it is shown, not with the window. A window holds ~9 plots (~0.1 CPU-s to
+    build) in tabs a user may never open. Until then the chart keeps what it was given and
+    ``_build`` draws it."""
+
+    _built = False
+
+    def ensure_built(self) -> None:
+        if not self._built:
+            self._built = True
+            self._build()
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        self.ensure_built()
+        super().showEvent(event)
+
+    def _build(self) -> None:
+        raise NotImplementedError
+
+
 class CompactAxis(pg.AxisItem):
     """Tick labels like 250k and 1.2M instead of 250000 and 1200000."""
 
@@ -68,7 +89,7 @@ class CompactAxis(pg.AxisItem):
         return out
 
 
-class ThroughputChart(pg.GraphicsLayoutWidget):
+class ThroughputChart(BuiltWhenShown, pg.GraphicsLayoutWidget):
     """Packets/s and MB/s of the current job, over the seconds since it started."""
 
     MAX_POINTS = 3000
@@ -79,6 +100,8 @@ class ThroughputChart(pg.GraphicsLayoutWidget):
         self._t = collections.deque(maxlen=self.MAX_POINTS)
         self._pps = collections.deque(maxlen=self.MAX_POINTS)
         self._mbps = collections.deque(maxlen=self.MAX_POINTS)
+
+    def _build(self) -> None:
         self.pps_plot = self.addPlot(enableMenu=False, row=0, col=0, axisItems={"left": CompactAxis("left")})
         self.mbps_plot = self.addPlot(enableMenu=False, row=1, col=0, axisItems={"left": CompactAxis("left")})
         self.mbps_plot.setXLink(self.pps_plot)
@@ -95,11 +118,16 @@ class ThroughputChart(pg.GraphicsLayoutWidget):
         for plot in (self.pps_plot, self.mbps_plot):
             plot.setYRange(0, 1)
             plot.enableAutoRange(axis="y", enable=True)
+        self._draw()
 
     def add_sample(self, seconds: float, pps: float, mbps: float) -> None:
         self._t.append(seconds)
         self._pps.append(pps)
         self._mbps.append(mbps)
+        if self._built:
+            self._draw()
+
+    def _draw(self) -> None:
         t = np.fromiter(self._t, float)
         self.pps_curve.setData(t, np.fromiter(self._pps, float))
         self.mbps_curve.setData(t, np.fromiter(self._mbps, float))
@@ -116,8 +144,8 @@ class ThroughputChart(pg.GraphicsLayoutWidget):
         self._t.clear()
         self._pps.clear()
         self._mbps.clear()
-        self.pps_curve.setData([], [])
-        self.mbps_curve.setData([], [])
+        if self._built:
+            self._draw()
 
 
 class _Bars:
@@ -151,7 +179,7 @@ class _Bars:
         self.plot.setYRange(0, max(values) * 1.18 or 1, padding=0)
 
 
-class BreakdownChart(QWidget):
+class BreakdownChart(BuiltWhenShown, QWidget):
     """Packets of the selected capture by kind and by segment."""
 
     def __init__(self, parent=None):
@@ -165,6 +193,10 @@ class BreakdownChart(QWidget):
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground(theme.colors()["plot_bg"])
         layout.addWidget(self.graphics, 1)
+        self.current: str | None = None
+        self._counts: tuple[dict[str, int], dict[str, int]] = ({}, {})  # kinds, segments
+
+    def _build(self) -> None:
         self.kind_plot = self.graphics.addPlot(enableMenu=False, row=0, col=0, axisItems={"left": CompactAxis("left")})
         self.segment_plot = self.graphics.addPlot(enableMenu=False, row=0, col=1,
                                                   axisItems={"left": CompactAxis("left")})
@@ -174,7 +206,7 @@ class BreakdownChart(QWidget):
             plot.setMouseEnabled(x=False, y=False)
         self.kinds = _Bars(self.kind_plot, KIND_COLOR)
         self.segments = _Bars(self.segment_plot, SEGMENT_COLOR)
-        self.current: str | None = None
+        self._draw()
 
     def show_breakdown(self, breakdown) -> None:
         self.current = breakdown.file_id
@@ -183,17 +215,23 @@ class BreakdownChart(QWidget):
             f"<b>{breakdown.name or breakdown.file_id[:12]}</b> — {total:,} packets, "
             f"{breakdown.bad_packets:,} bad"
         )
-        self.kinds.set(breakdown.kinds)
-        self.segments.set(breakdown.segments)
+        self._counts = (dict(breakdown.kinds), dict(breakdown.segments))
+        if self._built:
+            self._draw()
 
     def show_message(self, text: str) -> None:
         self.current = None
         self.caption.setText(text)
-        self.kinds.set({})
-        self.segments.set({})
+        self._counts = ({}, {})
+        if self._built:
+            self._draw()
+
+    def _draw(self) -> None:
+        self.kinds.set(self._counts[0])
+        self.segments.set(self._counts[1])
 
 
-class PricePreview(QWidget):
+class PricePreview(BuiltWhenShown, QWidget):
     """Last price and per-tick traded volume of one instrument from the target."""
 
     instrument_chosen = Signal(int, str)  # instrument_token, label
@@ -222,6 +260,12 @@ class PricePreview(QWidget):
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground(theme.colors()["plot_bg"])
         layout.addWidget(self.graphics, 1)
+        self.combo.activated.connect(self._chosen)
+        self.reload.clicked.connect(self.refresh_requested)
+        self.points = 0
+        self._series = None  # the instrument shown (drawn once the plots are built)
+
+    def _build(self) -> None:
         # Times in the app's display zone (utcOffset is seconds west of UTC).
         self.price_axis = pg.DateAxisItem(utcOffset=-_zone_offset_s())
         self.volume_axis = pg.DateAxisItem(utcOffset=-_zone_offset_s())
@@ -235,12 +279,13 @@ class PricePreview(QWidget):
         _style_plot(self.volume_plot, "Traded volume per tick", "qty")
         self.price_curve = self.price_plot.plot(pen=pg.mkPen(PRICE_COLOR, width=1.6))
         self.volume_bars: pg.BarGraphItem | None = None
-        self.combo.activated.connect(self._chosen)
-        self.reload.clicked.connect(self.refresh_requested)
-        self.points = 0
+        if self._series is not None:
+            self._draw(self._series)
 
     def set_time_zone(self) -> None:
-        """Show times in the app's (new) display zone."""
+        """Show times in the app's (new) display zone (plots not built yet take it when built)."""
+        if not self._built:
+            return
         for axis in (self.price_axis, self.volume_axis):
             axis.utcOffset = -_zone_offset_s()
             axis.picture = None
@@ -269,14 +314,19 @@ class PricePreview(QWidget):
             self.instrument_chosen.emit(int(token), self.combo.itemText(index).split("  ·  ")[0])
 
     def show_series(self, series) -> None:
+        self._series = series
+        self.points = int(np.isfinite(series.prices).sum())  # NaNs only separate trading days
+        self.caption.setText(self._caption(series))
+        if self._built:
+            self._draw(series)
+
+    def _draw(self, series) -> None:
         times, prices = series.times, series.prices
-        self.points = int(np.isfinite(prices).sum())  # NaNs only separate trading days
         self.price_curve.setData(times, prices, connect="finite")
         if self.volume_bars is not None:
             self.volume_plot.removeItem(self.volume_bars)
             self.volume_bars = None
         if not len(times):
-            self.caption.setText(f"{series.label}: no timed ticks")
             return
         # volume_traded is the day's running total: a tick's own volume is its increase.
         has_volume = ~np.isnan(series.volumes)
@@ -290,7 +340,11 @@ class PricePreview(QWidget):
             self.volume_plot.addItem(self.volume_bars)
         self.price_plot.autoRange()
         self.volume_plot.setYRange(0, float(per_tick.max()) * 1.1 if len(per_tick) and per_tick.max() > 0 else 1)
-        volume_note = "" if len(vol_times) else " · no volume (LTP packets carry none)"
-        self.caption.setText(
-            f"{series.label}: {self.points:,} ticks, last {prices[-1]:,.2f}, "
-            f"range {np.nanmin(prices):,.2f} – {np.nanmax(prices):,.2f}{volume_note}")
+
+    def _caption(self, series) -> str:
+        times, prices = series.times, series.prices
+        if not len(times):
+            return f"{series.label}: no timed ticks"
+        volume_note = "" if (~np.isnan(series.volumes)).any() else " · no volume (LTP packets carry none)"
+        return (f"{series.label}: {self.points:,} ticks, last {prices[-1]:,.2f}, "
+                f"range {np.nanmin(prices):,.2f} – {np.nanmax(prices):,.2f}{volume_note}")

@@ -42,7 +42,7 @@ from app.core.market_time import format_time
 from app.model import data as dm
 from app.model.formatting import time_text, time_zone
 from app.ui import theme
-from app.ui.charts import CompactAxis, _style_plot, _zone_offset_s, restyle
+from app.ui.charts import BuiltWhenShown, CompactAxis, _style_plot, _zone_offset_s, restyle
 from app.ui.widgets import row_table
 
 Runner = Callable[..., None]  # run(fn, done, failed): fn on a worker, done/failed in the GUI thread
@@ -313,7 +313,7 @@ def _with_gaps(x: np.ndarray, y: np.ndarray, width: float) -> tuple[np.ndarray, 
     return np.insert(mid, breaks, mid[breaks - 1] + width), np.insert(y.astype(float), breaks, np.nan)
 
 
-class CandleChart(QWidget):
+class CandleChart(BuiltWhenShown, QWidget):
     """Candles with volume bars, bid/ask lines, open interest and an OHLCV crosshair."""
 
     def __init__(self, parent=None):
@@ -327,6 +327,9 @@ class CandleChart(QWidget):
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground(theme.colors()["plot_bg"])
         layout.addWidget(self.graphics, 1)
+        self.day: dm.InstrumentDay | None = None
+
+    def _build(self) -> None:
         # Time axes in the app's display zone (utcOffset is seconds west of UTC).
         self.axes = [pg.DateAxisItem(utcOffset=-_zone_offset_s()) for _ in range(3)]
         self.price_plot = self.graphics.addPlot(enableMenu=False, row=0, col=0, axisItems={"bottom": self.axes[0]})
@@ -359,10 +362,23 @@ class CandleChart(QWidget):
         self.hline = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen(theme.colors()["muted"], width=0.8))
         self.price_plot.addItem(self.hline, ignoreBounds=True)
         self.graphics.scene().sigMouseMoved.connect(self._moved)
-        self.day: dm.InstrumentDay | None = None
+        if self.day is not None:
+            self._draw(self.day)
 
     def show_day(self, day: dm.InstrumentDay) -> None:
         self.day = day
+        self.readout.setText(self._summary(day))
+        if self._built:
+            self._draw(day)
+
+    @staticmethod
+    def _summary(day: dm.InstrumentDay) -> str:
+        if day.starts is None or not len(day.starts):
+            return f"{day.label}: no ticks" + (f" on {day.day}" if day.day else "")
+        return (f"{day.label} · {day.day} · {day.interval} · {len(day.starts):,} candles · "
+                "move the pointer over the chart for OHLCV")
+
+    def _draw(self, day: dm.InstrumentDay) -> None:
         if self.volume_bars is not None:
             self.volume_plot.removeItem(self.volume_bars)
             self.volume_bars = None
@@ -373,7 +389,6 @@ class CandleChart(QWidget):
             self.candles.set_candles(x, [], [], [], [], width)
             for curve in (self.bid_curve, self.ask_curve, self.oi_curve):
                 curve.setData([], [])
-            self.readout.setText(f"{day.label}: no ticks" + (f" on {day.day}" if day.day else ""))
             return
         col = {name: rows[name].to_numpy(zero_copy_only=False).astype(float) for name in ("open", "high", "low",
                                                                                           "close")}
@@ -398,14 +413,14 @@ class CandleChart(QWidget):
         self.price_plot.setXRange(float(x.min()), float(x.max() + width), padding=0.02)
         self.price_plot.setYRange(float(np.nanmin(col["low"])), float(np.nanmax(col["high"])), padding=0.05)
         self.volume_plot.setYRange(0, float(np.nanmax(volume)) * 1.1 if has.any() and np.nanmax(volume) > 0 else 1)
-        self.readout.setText(f"{day.label} · {day.day} · {day.interval} · {len(x):,} candles · "
-                             "move the pointer over the chart for OHLCV")
 
     @staticmethod
     def _title() -> str:
         return f"Candles cut on the IST clock, times in {time_zone()} · bid/ask lines where depth exists"
 
     def set_time_zone(self) -> None:
+        if not self._built:  # the plots take the zone when built
+            return
         for axis in self.axes:
             axis.utcOffset = -_zone_offset_s()
             axis.picture = None
@@ -441,6 +456,8 @@ class CandleChart(QWidget):
 
     def restyle(self) -> None:
         restyle(self.graphics)
+        if not self._built:
+            return
         for line in self.cross + [self.hline]:
             line.setPen(pg.mkPen(theme.colors()["muted"], width=0.8))
 

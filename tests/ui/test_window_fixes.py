@@ -164,6 +164,10 @@ def test_the_dark_theme_is_right_after_a_restart_charts_included(make_window):
     plot_bg = theme.DARK["plot_bg"]
     for chart in (second.throughput_chart, second.breakdown_chart.graphics, second.price_preview.graphics):
         assert chart.backgroundBrush().color().name() == plot_bg
+    # Plots are built when their tab first shows: in the theme in force then.
+    second.focus_pane("throughput")
+    axis = second.throughput_chart.pps_plot.getAxis("left")
+    assert axis.textPen().color().name() == theme.DARK["plot_fg"]
     # The live chart is a tab page: it is never shown over the other tabs.
     second.focus_pane("unknown")
     assert not second.throughput_chart.isVisible()
@@ -244,6 +248,7 @@ def test_one_time_zone_is_shown_and_named_ist_by_default_utc_by_setting(make_win
                       if header(i, Qt.Orientation.Horizontal).startswith("First seen"))
     assert header(first_seen, Qt.Orientation.Horizontal) == "First seen (IST)"
     assert ist_text(1760327100) == "2025-10-13 09:15:00"
+    window.focus_pane("price")  # its plots are built when first shown
     assert window.price_preview.price_axis.utcOffset == -19800
     window.acts.zone["UTC"].trigger()
     assert header(first_seen, Qt.Orientation.Horizontal) == "First seen (UTC)"
@@ -253,6 +258,8 @@ def test_one_time_zone_is_shown_and_named_ist_by_default_utc_by_setting(make_win
     again = make_window()  # the setting is remembered
     assert again.acts.zone["UTC"].isChecked()
     assert header(first_seen, Qt.Orientation.Horizontal) == "First seen (UTC)"
+    again.focus_pane("price")  # plots built after the change take the zone in force
+    assert again.price_preview.price_axis.utcOffset == 0
     again.acts.zone["IST"].trigger()
 
 
