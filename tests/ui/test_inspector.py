@@ -23,7 +23,8 @@ from app.ui.inspector import window as inspector_window
 from tests.conftest import REPO
 from tests.support.synthetic import generate_capture, make_instruments
 
-BIG_PACKETS = 2_000_000
+BIG_PACKETS = 200_000
+BIG_CHUNK = 256 << 10  # indexing chunks of the big capture's tests: ~8 of them, as 2M packets made with 8 MB
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +36,11 @@ def damaged(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def big_capture(tmp_path_factory):
-    """2M packets, generated once: several indexing chunks; 8-byte LTP packets keep it ~20 MB
-    (the 10M-packet scale and its timings are `make bench`: scripts/bench_gui.py)."""
-    path = tmp_path_factory.mktemp("big") / "ltp_2m.dat"
+    """200k packets, generated once; 8-byte LTP packets keep it ~2 MB, which the tests index in
+    ``BIG_CHUNK`` chunks (``indexing_hook``): several chunks and reports, as the app's 8 MB chunks
+    make of a 20 MB capture (the 10M-packet scale and its timings are `make bench`:
+    scripts/bench_gui.py)."""
+    path = tmp_path_factory.mktemp("big") / "ltp_200k.dat"
     instruments = [dataclasses.replace(i, packet_length=8) for i in make_instruments(0)]
     generate_capture(path, packets=BIG_PACKETS, instruments=instruments)
     return path
@@ -65,11 +68,13 @@ def inspector(qtbot):
 @pytest.fixture
 def indexing_hook(monkeypatch):
     """Set ``hook["after_report"](index, progress, cancel)``: it runs on the indexing thread
-    after each progress report of ``PacketIndex.build``, mid-build (the index is not complete)."""
+    after each progress report of ``PacketIndex.build``, mid-build (the index is not complete).
+    Indexing walks the capture in ``BIG_CHUNK`` chunks after its first."""
     hook = {}
     build = pi.PacketIndex.build
 
     def hooked(self, progress=None, cancel=None):
+        self.chunk_bytes = BIG_CHUNK
         def report(p):
             if progress is not None:
                 progress(p)
