@@ -35,10 +35,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args) -> int:
     from app.display import display_problem
     from app.errors import UsageError
+    from app.ui.app import checked_arguments, run_gui  # (Qt is imported by run_gui only)
 
+    checked_arguments(args)  # before Qt: an unusable argument is a one-line error at once
     problem = display_problem()  # before Qt: it would abort slowly with its raw message
     if problem:
         raise UsageError(problem)
-    from app.ui.app import run_gui
 
     return run_gui(args)

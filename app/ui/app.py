@@ -34,23 +34,10 @@ def ensure_application(argv: list[str] | None = None):
     return app
 
 
-def run_gui(args) -> int:
-    files: list[str] = list(getattr(args, "files", None) or [])
-    quit_when_done = bool(getattr(args, "quit_when_done", False))
-    scripted = bool(files) or quit_when_done
-    app = ensure_application()
-
-    from PySide6.QtCore import QTimer
-
-    from app.model.masters import MasterList
+def checked_arguments(args) -> tuple[str | None, list[str]]:
+    """The usable --target (absolute) and --instruments, or the one-line error about them.
+    Qt-free: `tickscope gui` asks before it loads Qt, so a bad argument fails at once."""
     from app.model.targets import TargetProblem, validate_target
-    from app.ui import logs
-    from app.ui.icons import icon
-    from app.ui.main_window import MainWindow
-    from app.ui.settings import Settings
-
-    log_file = logs.setup_logging()
-    log.info("tickscope gui starting (scripted=%s, files=%d); log: %s", scripted, len(files), log_file)
 
     target = getattr(args, "target", None)
     if target:
@@ -62,6 +49,27 @@ def run_gui(args) -> int:
     for path in instruments:
         if not Path(path).is_file():
             raise InputError(f"--instruments {path}: no such file")
+    return target, instruments
+
+
+def run_gui(args) -> int:
+    files: list[str] = list(getattr(args, "files", None) or [])
+    quit_when_done = bool(getattr(args, "quit_when_done", False))
+    scripted = bool(files) or quit_when_done
+    app = ensure_application()
+
+    from PySide6.QtCore import QTimer
+
+    from app.model.masters import MasterList
+    from app.ui import logs
+    from app.ui.icons import icon
+    from app.ui.main_window import MainWindow
+    from app.ui.settings import Settings
+
+    log_file = logs.setup_logging()
+    log.info("tickscope gui starting (scripted=%s, files=%d); log: %s", scripted, len(files), log_file)
+
+    target, instruments = checked_arguments(args)
 
     settings = Settings()
     app.setWindowIcon(icon("tickscope"))
