@@ -31,7 +31,7 @@ from app.store import CaptureRecord, open_target
 from app.store.journal import staged_name
 from app.store.parquet import CapturePartsWriter, ParquetTarget
 from tests.conftest import REPO
-from tests.support import synthetic
+from tests.support import forkserver, synthetic
 
 psutil = pytest.importorskip("psutil")
 
@@ -84,6 +84,8 @@ def client():
     with dask.config.set({"distributed.scheduler.allowed-failures": 1,
                           "distributed.deploy.lost-worker-timeout": "1h",
                           "distributed.worker.multiprocessing-method": "forkserver"}):
+        distributed.utils.get_mp_context()  # sets its own preload list once: ours (a superset) after it
+        forkserver.context()
         cluster = distributed.LocalCluster(n_workers=2, **{**LOCAL_CLUSTER_OPTIONS, "silence_logs": logging.CRITICAL})
         client = distributed.Client(cluster)
         try:

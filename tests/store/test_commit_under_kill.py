@@ -31,7 +31,6 @@ it against everything the reader saw. No sleeps: every step waits for the line i
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import queue
 import re
@@ -47,7 +46,7 @@ from app.pipeline.ingest import file_sha256
 from app.store import open_target
 from tests.conftest import REPO
 from tests.store import commit_writer
-from tests.support import synthetic
+from tests.support import forkserver, synthetic
 
 LINE_TIMEOUT = 120  # seconds: only a hung helper process ever reaches it
 
@@ -99,8 +98,7 @@ class Writer:
     and both stores once: a run costs a fork, not an interpreter start and those imports. Its
     events come over a Pipe; kill() is a real SIGKILL of that process, then waits for its exit."""
 
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(commit_writer.PRELOAD)
+    context = forkserver.context()  # its preload: commit_writer.PRELOAD's modules (tests/support/forkserver.py)
 
     def __init__(self, config: dict, stderr: Path):
         self.conn, child = self.context.Pipe()
