@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.core import protocol
-from app.core.decode import CaptureReader, decode_bytes
+from app.core.decode import CaptureReader, _reason_kind, _reason_kinds, decode_bytes
 from app.core.framing import PacketChains
 from tests.support import encode
 
@@ -306,3 +306,11 @@ def test_packet_chains_answer_like_a_plain_walk():
             j += 2 + length
         expected = (-2 if n == 0 else status) if status is not None or n == 0 else (j if j <= len(buf) else -1)
         assert chains.message_end(q) == expected, q
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(alphabet="ab (;)0123456789\n\t", max_size=30), max_size=40))
+def test_reason_kinds_of_many_reasons_are_each_reasons_kind(reasons):
+    """The summary's bad bytes per kind: the batch of a capture's distinct reasons gives
+    each reason's kind as the one-by-one rule does (numbers, text after ';' or '(')."""
+    assert _reason_kinds(reasons) == [_reason_kind(r) for r in reasons]

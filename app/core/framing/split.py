@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import repeat
 
 import numpy as np
 
@@ -32,19 +31,31 @@ _FEW_MESSAGES = 8  # split_messages walks fewer long messages than this one by o
 def _walk_one(payload: np.ndarray, c: int, e: int, count: int, k: int):
     """Packets ``k..count-1`` of one message whose packet ``k`` prefix is at ``c``, as
     ``split_messages``' vectorised step would find them: (packets walked, cursor, fault
-    position or -1, fault length or -1 when its prefix is cut off, body positions, lengths)."""
+    position or -1, fault length or -1 when its prefix is cut off, body positions, lengths
+    as int64 arrays)."""
     buf = payload[c:e].tobytes()
     base, limit = c, len(buf)
     j = 0
-    at: list[int] = []
+    at: list[int] = []  # packets walked one by one since the last run
     ln: list[int] = []
+    parts: list[tuple[np.ndarray, np.ndarray]] = []  # (positions, lengths): walked ones and runs, in order
+
+    def done(*state):
+        if at:
+            parts.append((np.asarray(at, dtype=np.int64), np.asarray(ln, dtype=np.int64)))
+        if not parts:
+            return (*state, np.zeros(0, np.int64), np.zeros(0, np.int64))
+        if len(parts) == 1:
+            return (*state, *parts[0])
+        return (*state, np.concatenate([p for p, _ in parts]), np.concatenate([q for _, q in parts]))
+
     same = last = 0
     while k < count:
         if j + 2 > limit:
-            return k, base + j, base + j, -1, at, ln
+            return done(k, base + j, base + j, -1)
         length = buf[j] << 8 | buf[j + 1]
         if j + 2 + length > limit:
-            return k, base + j, base + j, length, at, ln
+            return done(k, base + j, base + j, length)
         at.append(base + j + 2)
         ln.append(length)
         j += 2 + length
@@ -57,12 +68,16 @@ def _walk_one(payload: np.ndarray, c: int, e: int, count: int, k: int):
             # a run of equal packets (one of 65,535 tiny ones, say): strided compares, whole bodies only
             step = 2 + length
             r = same_length_run(payload, c + j, step, length, c + limit, min(count - k, (limit - j) // step))
-            at.extend(range(base + j + 2, base + j + 2 + r * step, step))
-            ln.extend(repeat(length, r))
+            if r:
+                if at:
+                    parts.append((np.asarray(at, dtype=np.int64), np.asarray(ln, dtype=np.int64)))
+                    at, ln = [], []
+                parts.append((np.arange(base + j + 2, base + j + 2 + r * step, step, dtype=np.int64),
+                              np.full(r, length, dtype=np.int64)))
             j += r * step
             k += r
             same = 0
-    return k, base + j, -1, 0, at, ln
+    return done(k, base + j, -1, 0)
 
 
 @dataclass
@@ -127,7 +142,7 @@ def split_messages(
                 cursor[i] = c
                 if fail >= 0:
                     fail_pos[i], fail_len[i], done[i] = fail, flen, k_end
-                if at:
+                if at.size:
                     tail.append((i, k, at, ln))
             break
         c = cursor[active]
@@ -161,7 +176,7 @@ def split_messages(
     for k, good in enumerate(msgs):
         walked[good] = k + 1
     for i, k0, at, _ in tail:
-        walked[i] = k0 + len(at)
+        walked[i] = k0 + at.size
     done = np.where(fail_pos >= 0, done, walked)
 
     bare_idx = np.flatnonzero(bare)
@@ -184,10 +199,10 @@ def split_messages(
             pkt_len[at] = len_k
         for i, k0, pos_t, len_t in tail:
             at = int(first[i]) + k0
-            pkt_msg[at : at + len(pos_t)] = i
-            pkt_seq[at : at + len(pos_t)] = np.arange(k0, k0 + len(pos_t), dtype=np.int32)
-            pkt_pos[at : at + len(pos_t)] = pos_t
-            pkt_len[at : at + len(pos_t)] = len_t
+            pkt_msg[at : at + pos_t.size] = i
+            pkt_seq[at : at + pos_t.size] = np.arange(k0, k0 + pos_t.size, dtype=np.int32)
+            pkt_pos[at : at + pos_t.size] = pos_t
+            pkt_len[at : at + pos_t.size] = len_t
         if bare_idx.size:
             at = first[bare_idx]
             pkt_msg[at] = bare_idx
