@@ -40,9 +40,9 @@ def captures(tmp_path_factory):
     folder = tmp_path_factory.mktemp("captures")
     (folder / "sub").mkdir()
     infos = {
-        "a": synthetic.generate_capture(folder / "a.dat", packets=6000, framing="raw", seed=1),
-        "b": synthetic.generate_capture(folder / "sub" / "b.bin", packets=4000, framing="u32len", seed=2),
-        "c": synthetic.generate_capture(folder / "c.dat", packets=5000, framing="ts-u32len", seed=3, faults=True),
+        "a": synthetic.generate_capture(folder / "a.dat", packets=2000, framing="raw", seed=1),
+        "b": synthetic.generate_capture(folder / "sub" / "b.bin", packets=1300, framing="u32len", seed=2),
+        "c": synthetic.generate_capture(folder / "c.dat", packets=1700, framing="ts-u32len", seed=3, faults=True),
     }
     master = folder / "masters" / "instruments_20251013.csv"
     master.parent.mkdir()
