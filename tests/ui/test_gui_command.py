@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
+from tests.support import encode
 
 
 def _run(args, app_dirs, timeout=240, display=True):
@@ -23,6 +24,15 @@ def _run(args, app_dirs, timeout=240, display=True):
         env["QT_QPA_PLATFORM"] = "xcb"
     return subprocess.run([sys.executable, "-m", "app", *map(str, args)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def _small_capture(folder: Path) -> Path:
+    """A two-packet capture: for runs where what matters is not what a file holds."""
+    path = folder / "small_20251013_091500.dat"
+    path.write_bytes(encode.frame([encode.encode_message([
+        encode.encode_packet(8, {"instrument_token": 256265, "last_price": 2_512_345}),
+        encode.encode_packet(44, {"instrument_token": 408065, "last_price": 150_010})])], "raw"))
+    return path
 
 
 def _png_size(path: Path) -> tuple[int, int]:
@@ -60,37 +70,42 @@ def test_no_subcommand_opens_the_app_and_an_empty_queue_quits_at_once(tmp_path, 
     assert _png_size(shot)[0] >= 800
 
 
-def test_a_failed_file_makes_the_exit_code_4(sample, tmp_path, app_dirs):
+def test_a_failed_file_makes_the_exit_code_4(tmp_path, app_dirs):
     broken = tmp_path / "broken.parquet"
     broken.write_bytes(b"PAR1 not parquet PAR1")
-    result = _run(["gui", broken, sample["capture"], "--target", tmp_path / "t.duckdb", "--quit-when-done"],
-                  app_dirs)
+    target = tmp_path / "t.duckdb"
+    result = _run(["gui", broken, _small_capture(tmp_path), "--target", target, "--quit-when-done"], app_dirs)
     assert result.returncode == 4, result.stderr
+    from app.store import open_target
+
+    with open_target(target, read_only=True) as t:  # the other file went in
+        assert t.captures().num_rows == 1 and t.ticks().num_rows == 2
     # One line per failed row, where a script looks (before: the reason was in the log only).
     failed = [line for line in result.stderr.splitlines() if line.startswith("tickscope gui: ")]
     assert len(failed) == 1 and failed[0].startswith(f"tickscope gui: {broken}: "), result.stderr
 
 
-def test_no_target_is_a_usage_error_with_the_reason_on_stderr(sample, tmp_path, app_dirs):
+def test_no_target_is_a_usage_error_with_the_reason_on_stderr(tmp_path, app_dirs):
     # Before: exit 4 and nothing on stderr.
-    result = _run(["gui", sample["capture"], "--quit-when-done"], app_dirs)
+    capture = _small_capture(tmp_path)
+    result = _run(["gui", capture, "--quit-when-done"], app_dirs)
     assert result.returncode == 2, result.stderr
-    assert f"tickscope gui: {sample['capture']}: Choose a target first" in result.stderr
+    assert f"tickscope gui: {capture}: Choose a target first" in result.stderr
     log = (app_dirs["data"] / "logs" / "tickscope.log").read_text()
     assert "no target" in log
 
 
-def test_a_folder_that_is_not_ours_as_target_exits_2_like_the_cli(sample, tmp_path, app_dirs):
+def test_a_folder_that_is_not_ours_as_target_exits_2_like_the_cli(tmp_path, app_dirs):
     foreign = tmp_path / "notours"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
-    result = _run(["gui", sample["capture"], "--target", foreign, "--quit-when-done"], app_dirs)
+    result = _run(["gui", _small_capture(tmp_path), "--target", foreign, "--quit-when-done"], app_dirs)
     assert result.returncode == 2, result.stderr
     assert "not a Tickscope dataset" in result.stderr and "Traceback" not in result.stderr
     assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
 
 
-def test_a_locked_target_makes_the_exit_code_3(sample, tmp_path, app_dirs):
+def test_a_locked_target_makes_the_exit_code_3(tmp_path, app_dirs):
     target = tmp_path / "locked.duckdb"
     holder = subprocess.Popen(
         [sys.executable, "-c",
@@ -98,7 +113,7 @@ def test_a_locked_target_makes_the_exit_code_3(sample, tmp_path, app_dirs):
          str(target)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "ready"
-        result = _run(["gui", sample["capture"], "--target", target, "--quit-when-done"], app_dirs)
+        result = _run(["gui", _small_capture(tmp_path), "--target", target, "--quit-when-done"], app_dirs)
     finally:
         holder.stdin.close()
         holder.wait(timeout=30)
