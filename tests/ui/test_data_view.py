@@ -27,12 +27,17 @@ def _ticks(path):
 
 
 def test_instrument_day_model_matches_plain_python(small_target):
+    """Every interval with every instrument and every day, and every instrument on every
+    day (15 loads: the candle SQL itself is checked on all 45 combinations by
+    tests/store/test_query.py, which runs the same ``candles_query``)."""
     ticks = _ticks(small_target)
-    for interval in qd.WIDTHS:
-        for token in (qd.INFY, qd.INFY_FUT, qd.INDEX):
-            for day in (qd.DAY1, qd.DAY2, qd.DAY3):
-                model = dm.load_instrument_day(str(small_target), token, day, interval)
-                assert model.rows() == qd.reference_candles(ticks, token, day, interval), (interval, token, day)
+    tokens, days = (qd.INFY, qd.INFY_FUT, qd.INDEX), (qd.DAY1, qd.DAY2, qd.DAY3)
+    cases = [(interval, tokens[t], days[(t + i) % 3]) for i, interval in enumerate(qd.WIDTHS) for t in range(3)]
+    assert {(token, day) for _, token, day in cases} == {(t, d) for t in tokens for d in days}
+    assert {(interval, day) for interval, _, day in cases} == {(i, d) for i in qd.WIDTHS for d in days}
+    for interval, token, day in cases:
+        model = dm.load_instrument_day(str(small_target), token, day, interval)
+        assert model.rows() == qd.reference_candles(ticks, token, day, interval), (interval, token, day)
     model = dm.load_instrument_day(str(small_target), qd.INFY, None, "1m")
     assert model.days == [qd.DAY1, qd.DAY2, qd.DAY3] and model.day == qd.DAY3  # the last day by default
 
