@@ -363,3 +363,22 @@ def test_record_candidates_by_slices_answer_as_by_gathers(data, cut_lo, cut_hi):
             continue
         got = fmt.candidates_span(a, lo, hi)
         assert got.tolist() == fmt.candidates(a, np.arange(lo, hi, dtype=np.int64)).tolist(), fmt.name
+
+
+_MSG8 = shapes.encode.encode_message([shapes._packet(8, 1)])
+# A message whose count's first byte is not zero (256 packets): a start right at the
+# first nonzero byte after heartbeats.
+_MSG256 = shapes.encode.encode_message([shapes._packet(8, k) for k in range(256)])
+@pytest.mark.parametrize("tail", [_MSG256, _MSG8, b"\xff", b""], ids=["msg256", "msg8", "junk", "end"])
+@pytest.mark.parametrize("lenient", [b"\x00\x01\x00\x01z", b"\x00\x02\x00\x01z\x00\x02zz"])
+def test_lenient_messages_then_heartbeats_walk_alike(tail, lenient):
+    """A message of unknown-length packets is taken when only heartbeats come before the
+    next message (or the end): the array pass reads that from its window. Zero runs
+    around the 16-byte follow window, the next message right at the first nonzero byte
+    (a count of 256), junk, the capture's end, and chunks cut inside what follows."""
+    head = _MSG8 * 40
+    for zeros in (0, 1, 3, 15, 16, 17):
+        data = head + lenient + bytes(zeros) + tail + (_MSG8 * 3 if tail else b"")
+        cut = len(head) + len(lenient) + zeros
+        for chunk in (None, 97, cut - 2, cut, cut + 3, cut + 7):
+            _same(data, chunk)

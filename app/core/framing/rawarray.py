@@ -317,6 +317,7 @@ class _Plan:
             kind[cand[ask[no]]], succ[cand[ask[no]]] = 1, q[ask[no]]
             scan.checks += int(np.count_nonzero(status != _UNDECIDED))
             ask = ask[status == _UNDECIDED]
+        ends = []  # (i, end) of lenient messages whose follow check the window can answer
         for i in ask.tolist():  # few: a zero byte, a small count
             xi, qi = int(x[i]), int(q[i])
             scan.checks += 1
@@ -325,10 +326,43 @@ class _Plan:
                 if not found[i]:
                     continue
                 e = _INVALID
+            if e >= 0 and (e + FOLLOW_WINDOW <= hi or hi == limit) and e < limit:
+                ends.append((i, e))
+                continue
             e = AnchorSearch._lenient_outcome(scan, e, final)
             if e == _NEED_MORE:
                 continue
             kind[cand[i]], succ[cand[i]] = (0, e) if e >= 0 else (1, qi)
+        if ends:
+            i, e = (np.asarray(v, dtype=np.int64) for v in zip(*ends, strict=True))
+            ok = self._heartbeats_then_message(e, final)
+            take = ok == 1
+            kind[cand[i[take]]], succ[cand[i[take]]] = 0, e[take]
+            drop = ok == 0
+            kind[cand[i[drop]]], succ[cand[i[drop]]] = 1, q[i[drop]]
+
+    def _heartbeats_then_message(self, e: np.ndarray, final: bool) -> np.ndarray:
+        """``AnchorSearch._followed(…, junk=False)`` of each end ``e`` (inside the buffer,
+        its ``FOLLOW_WINDOW`` bytes inside the window or the buffer's end), read from the
+        window's strict status: 1 when only zero bytes come before a message that
+        validates (or the end), 0 when a nonzero byte does, -1 when bytes past the chunk
+        decide (``_NEED_MORE``)."""
+        scan, a, lo, limit = self.scan, self.scan.a, self.lo, self.scan.limit
+        span = np.arange(FOLLOW_WINDOW)
+        at = e[:, None] + span
+        inside = at < np.minimum(e + FOLLOW_WINDOW, limit)[:, None]
+        at = np.minimum(at, limit - 1)
+        nonzero = (a[at] != 0) & inside
+        first_nonzero = np.where(nonzero.any(axis=1), nonzero.argmax(axis=1), FOLLOW_WINDOW)
+        # positions asked in order: all zero bytes before them (up to the first nonzero one)
+        st = self.status[at - lo]
+        asked = (st != _INVALID) & inside & (span <= first_nonzero[:, None])
+        scan.checks += int(np.count_nonzero(asked))
+        hit = asked.any(axis=1)
+        r = st[np.arange(e.size), asked.argmax(axis=1)]
+        out = np.where(nonzero.any(axis=1), 0, np.where(e + FOLLOW_WINDOW > limit, 1 if final else -1, 1))
+        out[hit] = np.where(r[hit] >= 0, 1, 1 if final else -1)
+        return out.astype(np.int8)
 
     def path(self, p: int) -> np.ndarray:
         """Indexes of the nodes the walk visits from ``p`` (a node) until it leaves the
