@@ -382,3 +382,39 @@ def test_lenient_messages_then_heartbeats_walk_alike(tail, lenient):
         cut = len(head) + len(lenient) + zeros
         for chunk in (None, 97, cut - 2, cut, cut + 3, cut + 7):
             _same(data, chunk)
+
+
+_BATCH_MSG = st.one_of(
+    st.just(_MSG8),  # one packet: most of a batch of tiny messages
+    st.lists(st.sampled_from([8, 28, 12]), min_size=1, max_size=4).map(
+        lambda ls: shapes.encode.encode_message([shapes._packet(n, k) for k, n in enumerate(ls)])),
+    st.tuples(st.just(_MSG8), st.integers(-2, 2), st.integers(0, 3)).map(  # miscounted or cut
+        lambda t: max(0, 1 + t[1]).to_bytes(2, "big") + t[0][2 : len(t[0]) - t[2]]),
+    st.sampled_from([b'{"type":1}', b"\x00", b"\x00\x01\x00\x05abcde"]),  # text, too short, unknown length
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_BATCH_MSG, min_size=1, max_size=40), st.integers(0, 3))
+def test_split_messages_of_a_batch_answer_as_a_plain_walk_of_each(msgs, gap):
+    """A batch of messages (all framed, or some text or too short) splits into each
+    message's packets, in order, as a plain walk of its prefixes finds them."""
+    payload, starts = bytearray(), []
+    for m in msgs:
+        payload += bytes(gap)
+        starts.append(len(payload))
+        payload += m
+    sizes = [len(m) for m in msgs]
+    ms = split_messages(np.frombuffer(bytes(payload), np.uint8), np.array(starts), np.array(sizes))
+    want = []
+    for i, (m, s) in enumerate(zip(msgs, starts, strict=True)):
+        if len(m) < 2 or m[:2] == b'{"':
+            assert not ms.valid[i]
+            continue
+        pos, lens, fault = _split_plain(m, m[0] << 8 | m[1])
+        known = protocol.KNOWN_LENGTHS
+        want += [(i, k, s + p, n) for k, (p, n) in enumerate(zip(pos, lens, strict=True)) if n in known]
+        assert bool(ms.valid[i]) == (fault is None and bool(lens) and all(n in known for n in lens))
+    got = list(zip(ms.pkt_msg.tolist(), ms.pkt_seq.tolist(), ms.pkt_pos.tolist(), ms.pkt_len.tolist(), strict=True))
+    assert got == want
+    assert ms.packet_bytes + ms.header_bytes + ms.bad_bytes == sum(sizes)

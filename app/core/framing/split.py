@@ -118,12 +118,15 @@ def split_messages(
     # A JSON text frame ({"type": ...}) written into a binary capture: all of it is bad.
     text = np.zeros(m, dtype=bool)
     candidates = np.flatnonzero(framed_mask)
+    # every message framed (the usual batch): whole-array views instead of gathers by index
+    cand = slice(None) if candidates.size == m else candidates
     if candidates.size:
-        text[candidates] = (payload[start[candidates]] == 0x7B) & (payload[start[candidates] + 1] == 0x22)
+        text[cand] = (payload[start[cand]] == 0x7B) & (payload[start[cand] + 1] == 0x22)
         framed_mask &= ~text
     framed = np.flatnonzero(framed_mask)
+    sel = slice(None) if framed.size == m else framed
     count = np.zeros(m, dtype=np.int64)
-    count[framed] = _u16(payload, start[framed])
+    count[sel] = _u16(payload, start[sel])
     cursor = start + 2
     fail_pos = np.full(m, -1, dtype=np.int64)
     fail_len = np.zeros(m, dtype=np.int64)
@@ -131,7 +134,7 @@ def split_messages(
 
     msgs, seqs, poss, lens = [], [], [], []
     tail = []  # (message, first k, positions, lengths): messages walked one by one
-    active = framed[count[framed] > 0]
+    active = framed[count[sel] > 0]
     k = 0
     while active.size:
         if active.size <= _FEW_MESSAGES and k >= _FEW_MESSAGES:
@@ -145,8 +148,9 @@ def split_messages(
                 if at.size:
                     tail.append((i, k, at, ln))
             break
-        c = cursor[active]
-        e = end[active]
+        every = active.size == m  # all messages still walking (a usual batch's first step): views
+        c = cursor.copy() if every else cursor[active]
+        e = end if every else end[active]
         has_prefix = c + 2 <= e
         if has_prefix.all():
             length = _u16(payload, c)
@@ -169,9 +173,13 @@ def split_messages(
         seqs.append(k)
         poss.append(c + 2)
         lens.append(length)
-        cursor[good] = after
+        if every and good.size == m:
+            cursor[:] = after
+            active = good[count > k + 1]
+        else:
+            cursor[good] = after
+            active = good[count[good] > k + 1]
         k += 1
-        active = good[count[good] > k]
     walked = np.zeros(m, dtype=np.int64)
     for k, good in enumerate(msgs):
         walked[good] = k + 1
@@ -180,7 +188,11 @@ def split_messages(
     done = np.where(fail_pos >= 0, done, walked)
 
     bare_idx = np.flatnonzero(bare)
-    if msgs or tail or bare_idx.size:
+    if len(msgs) == 1 and not tail and not bare_idx.size:
+        # one packet per message (tiny messages): the packets are the first step's, in order
+        pkt_msg, pkt_pos, pkt_len = msgs[0], poss[0], lens[0]
+        pkt_seq = np.zeros(pkt_msg.size, dtype=np.int32)
+    elif msgs or tail or bare_idx.size:
         # File order is (message, packet number): place each packet without sorting.
         per_message = walked.copy()
         per_message[bare_idx] = 1
@@ -218,7 +230,7 @@ def split_messages(
     header_bytes = 2 * framed.size + 2 * int(np.count_nonzero(~bare[pkt_msg])) if pkt_msg.size else 2 * framed.size
     known = KNOWN_MASK[pkt_len]
     valid = np.zeros(m, dtype=bool)
-    valid[framed] = (fail_pos[framed] < 0) & (cursor[framed] == end[framed]) & (count[framed] > 0)
+    valid[sel] = (fail_pos[sel] < 0) & (cursor[sel] == end[sel]) & (count[sel] > 0)
     valid[bare_idx] = True
 
     faults: list[tuple[int, int, int, str]] = []
@@ -235,7 +247,7 @@ def split_messages(
             else:
                 faults.append((int(pkt_msg[i]), int(pkt_pos[i]), length, f"unknown packet length {length}"))
     # Message-level faults: rare, so a Python loop over them only.
-    broken = framed[~valid[framed] & ((fail_pos[framed] >= 0) | (cursor[framed] != end[framed]))]
+    broken = framed[~valid[sel] & ((fail_pos[sel] >= 0) | (cursor[sel] != end[sel]))]
     short = np.flatnonzero(~bare & (size < 2) & (size > 0))
     for i in broken.tolist():
         n, e = int(count[i]), int(end[i])
