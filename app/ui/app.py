@@ -111,7 +111,7 @@ def run_gui(args) -> int:
         if window.jobs.is_busy():
             QTimer.singleShot(100, finish_when_idle)
         else:
-            QTimer.singleShot(150, finish)  # let the last repaint land
+            QTimer.singleShot(150 if screenshot else 0, finish)  # let the last repaint land in the picture
 
     if shot_after is not None and screenshot:
         QTimer.singleShot(int(shot_after * 1000), take_screenshot)

@@ -264,6 +264,17 @@ class PricePreview(BuiltWhenShown, QWidget):
         self.reload.clicked.connect(self.refresh_requested)
         self.points = 0
         self._series = None  # the instrument shown (drawn once the plots are built)
+        self._stale = False  # the target changed while hidden: ask for the list when shown
+
+    def mark_stale(self) -> None:
+        """The instrument list is out of date; it is asked for (refresh_requested) when shown."""
+        self._stale = True
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        if self._stale:
+            self._stale = False
+            self.refresh_requested.emit()
 
     def _build(self) -> None:
         # Times in the app's display zone (utcOffset is seconds west of UTC).

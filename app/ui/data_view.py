@@ -491,10 +491,16 @@ class DataView(QWidget):
         self.tabs.setDocumentMode(True)
         layout.addWidget(self.tabs, 1)
         layout.addWidget(self.message)
+        self._stale = False  # the target changed while the view was hidden: refresh when shown
         self._build_captures()
         self._build_instruments()
         self._build_day()
         self._build_ticks()
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        if self._stale:
+            self.refresh()
 
     # -- building ---------------------------------------------------------------------------------
 
@@ -647,9 +653,15 @@ class DataView(QWidget):
         self.refresh()
 
     def refresh(self) -> None:
-        """Read the captures list again and repeat the current search (after an ingest)."""
+        """Read the captures list again and repeat the current search (after an ingest).
+        While the view is hidden this waits for its next show: each finished job refreshes
+        the target's views, and a hidden Data tab need not query the target each time."""
         if not self.target:
             return
+        if not self.isVisible():
+            self._stale = True
+            return
+        self._stale = False
         from app.store.checks import check_target
 
         try:

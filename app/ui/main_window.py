@@ -99,8 +99,8 @@ class MainWindow(QMainWindow):
         """The Data view takes the whole height; the queue shares it with its panes."""
         on_data = self.top_tabs.widget(index) is self.data_view
         self.tabs.setVisible(not on_data)
-        if on_data and self.target and not self.data_view.captures_model.rows:
-            self.data_view.set_target(self.target)
+        if on_data and self.target and self.data_view.target != self.target:
+            self.data_view.set_target(self.target)  # (a hidden view refreshes itself when shown)
 
     def show_data(self) -> None:
         self.top_tabs.setCurrentWidget(self.data_view)
@@ -517,6 +517,9 @@ class MainWindow(QMainWindow):
     def refresh_price_choices(self) -> None:
         target = self.target
         if not target:
+            return
+        if not self.price_preview.isVisible():  # no queries for a hidden tab after every job
+            self.price_preview.mark_stale()
             return
         self.jobs.run_task(lambda: tq.instrument_choices(target),
                            lambda choices: self.price_preview.set_choices(choices),

@@ -108,8 +108,9 @@ def test_remove_confirms_with_the_tick_count(qtbot, window, small_target, monkey
                                     or True))
     window.set_target(str(small_target))
     wait_idle(qtbot, window)
-    window.show_data()
     view = window.data_view
+    assert view.target == str(small_target) and not view.captures_model.rows  # hidden: nothing queried
+    window.show_data()
     qtbot.waitUntil(lambda: len(view.captures_model.rows) == 3, timeout=30_000)
     row = [r.file_name for r in view.captures_model.rows].index("day2.bin")
     view.captures_view.selectRow(row)

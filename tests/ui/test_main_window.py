@@ -280,6 +280,9 @@ def test_charts_show_the_selected_file_and_an_instrument(qtbot, window, sample, 
     assert row.name in chart.caption.text() and f"{row.ticks:,} packets" in chart.caption.text()
     wait_idle(qtbot, window)
     preview = window.price_preview
+    assert preview.combo.count() == 0  # a hidden price tab queries nothing
+    window.focus_pane("price")  # shown: it asks for the target's instruments
+    wait_idle(qtbot, window)
     assert preview.combo.count() > 100
     with qtbot.waitSignal(window.price_shown, timeout=30_000):
         preview.combo.setCurrentIndex(1)
