@@ -42,7 +42,8 @@ def test_progress_is_coalesced_in_the_gui_thread(qtbot, tmp_path):
 
 
 def test_each_drain_holds_one_update_per_file(qtbot, tmp_path):
-    manager = JobManager(job_factory=_factory(steps=1500, step_s=0.0004))
+    # ~0.2-0.3 s a file: several 50 ms drains, each with tens of updates a file to coalesce.
+    manager = JobManager(job_factory=_factory(steps=400, step_s=0.0004))
     batches = []
     gui_thread = threading.current_thread()
     manager.progress.connect(lambda batch: batches.append((threading.current_thread(), list(batch))))
@@ -57,7 +58,8 @@ def test_each_drain_holds_one_update_per_file(qtbot, tmp_path):
 
 
 def test_cancel_one_file_leaves_the_others_running(qtbot, tmp_path):
-    manager = JobManager(job_factory=_factory(steps=400, step_s=0.002))
+    # ~0.4 s a file, files one after the other: the cancel (~10 ms in) finds b still held.
+    manager = JobManager(job_factory=_factory(steps=200, step_s=0.002))
     paths = [str(tmp_path / "a.dat"), str(tmp_path / "b.dat")]
     with qtbot.waitSignal(manager.job_finished, timeout=30_000) as finished:
         manager.start_ingest(paths, "t.duckdb")
@@ -118,8 +120,11 @@ def test_task_errors_reach_their_callback_in_the_gui_thread(qtbot):
     assert errors == [(threading.main_thread(), "no such column", True)]
 
 
-def test_throughput_samples_while_ingesting(qtbot):
-    manager = JobManager(job_factory=_factory(steps=400, step_s=0.004))
+def test_throughput_samples_while_ingesting(qtbot, monkeypatch):
+    from app.ui import job_manager
+
+    monkeypatch.setattr(job_manager, "THROUGHPUT_INTERVAL_S", 0.1)  # (0.5 s in the app) a 0.4 s job: ~4 samples
+    manager = JobManager(job_factory=_factory(steps=100, step_s=0.004))
     samples = []
     manager.throughput.connect(lambda t, pps, mbps: samples.append((t, pps, mbps)))
     with qtbot.waitSignal(manager.job_finished, timeout=30_000):
