@@ -56,6 +56,15 @@ def _read(target, what="ticks"):
         return getattr(t, what)()
 
 
+def _small_capture(folder: Path) -> Path:
+    """A six-packet capture: the "other file" of tests about one file's failure or lock."""
+    path = folder / "small_20251013_091500.dat"
+    path.write_bytes(encode.frame([encode.encode_message([
+        encode.encode_packet(8, {"instrument_token": 256265, "last_price": 2_512_345}),
+        encode.encode_packet(44, {"instrument_token": 408065, "last_price": 150_010})])] * 3, "raw"))
+    return path
+
+
 @pytest.fixture(scope="module")
 def big_capture(tmp_path_factory):
     """A capture big enough to cancel mid-file (tens of MB, generated once)."""
@@ -204,10 +213,11 @@ def test_resolve_with_more_instruments_re_resolves_in_place(qtbot, window, sampl
     assert "890 unresolved ticks" in window.target_card.detail.text()
 
 
-def test_cancel_mid_file_leaves_nothing_of_it_and_the_others_go_on(qtbot, window, sample, big_capture, tmp_path):
+def test_cancel_mid_file_leaves_nothing_of_it_and_the_others_go_on(qtbot, window, big_capture, tmp_path):
     target = tmp_path / "t.duckdb"
+    other = _small_capture(tmp_path)
     window.set_target(str(target))
-    window.add_paths([str(big_capture), str(sample["capture"])])
+    window.add_paths([str(big_capture), str(other)])
     big = str(big_capture)
     with qtbot.waitSignal(window.queue_done, timeout=120_000):
         window.start()
@@ -216,7 +226,7 @@ def test_cancel_mid_file_leaves_nothing_of_it_and_the_others_go_on(qtbot, window
         window.queue_view.selectRow(0)
         window.acts.cancel.trigger()
     wait_idle(qtbot, window)
-    big_row, sample_row = window.model.row(big), window.model.row(str(sample["capture"]))
+    big_row, sample_row = window.model.row(big), window.model.row(str(other))
     assert big_row.status == qm.CANCELLED
     assert sample_row.status == qm.DONE
     assert all("cancelling" not in (r.error or "") for r in window.model.rows)  # cancelled means cancelled
@@ -229,7 +239,7 @@ def test_cancel_mid_file_leaves_nothing_of_it_and_the_others_go_on(qtbot, window
     assert window.acts.retry.isEnabled()
 
 
-def test_a_locked_target_shows_its_reason_in_the_rows(qtbot, window, sample, tmp_path):
+def test_a_locked_target_shows_its_reason_in_the_rows(qtbot, window, tmp_path):
     target = tmp_path / "locked.duckdb"
     holder = subprocess.Popen(
         [sys.executable, "-c",
@@ -237,7 +247,7 @@ def test_a_locked_target_shows_its_reason_in_the_rows(qtbot, window, sample, tmp
          str(target)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "ready"
-        _ingest(qtbot, window, [sample["capture"]], target)
+        _ingest(qtbot, window, [_small_capture(tmp_path)], target)
         row = window.model.rows[0]
         assert row.status == qm.FAILED
         assert "locked" in row.error and "another process" in row.error
@@ -252,11 +262,12 @@ def test_a_locked_target_shows_its_reason_in_the_rows(qtbot, window, sample, tmp
     assert window.model.rows[0].status == qm.DONE
 
 
-def test_an_unreadable_file_fails_alone(qtbot, window, sample, tmp_path):
+def test_an_unreadable_file_fails_alone(qtbot, window, tmp_path):
     broken = tmp_path / "broken.parquet"
     broken.write_bytes(b"PAR1 this is not parquet at all PAR1")
-    _ingest(qtbot, window, [broken, sample["capture"]], tmp_path / "t.duckdb", sample["masters"])
-    bad, good = window.model.row(str(broken)), window.model.row(str(sample["capture"]))
+    good_capture = _small_capture(tmp_path)
+    _ingest(qtbot, window, [broken, good_capture], tmp_path / "t.duckdb")
+    bad, good = window.model.row(str(broken)), window.model.row(str(good_capture))
     assert bad.status == qm.FAILED and bad.error
     assert window.model.data(window.model.index(0, qm.Column.NOTE)) == bad.error
     assert good.status == qm.DONE
