@@ -199,6 +199,9 @@ def test_packet_chains_join_equal_runs_as_a_walk_would(runs, cut, asked):
         assert fast.run(q) == plain.run(q) and fast.stop(q) == plain.stop(q), q
         n = plain.run(q)
         assert fast.jump(q, n) == plain.jump(q, n) and fast.jump(q, n // 2) == plain.jump(q, n // 2), q
+    # each prefix is memoised once: in the dict or in one joined run (a range), never twice
+    held = list(fast._at) + [y for _, runs in fast._runs.values() for run in runs for y in fast._nodes[run[1]]]
+    assert len(held) == len(set(held))
 
 
 def _split_plain(buf: bytes, count: int):

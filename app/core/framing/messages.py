@@ -4,6 +4,8 @@ around them."""
 
 from __future__ import annotations
 
+import bisect
+
 import numpy as np
 
 from app.core.framing.common import (
@@ -69,26 +71,54 @@ class PacketChains:
         self.accept = accept
         self.limit = len(buf) if limit is None else limit
         self._at: dict[int, int] = {}  # prefix position -> path << 32 | index on it
-        self._nodes: list[list[int]] = []
+        # Runs of equal lengths joined at once are paths of their own, kept as ranges (not a
+        # dict entry per prefix): (step, first position % step) -> sorted starts, and the
+        # (end, path) of each. A prefix is in the dict or in one run, never both.
+        self._runs: dict[tuple[int, int], tuple[list[int], list[tuple[int, int]]]] = {}
+        self._nodes: list[list[int] | range] = []
         self._next: list[tuple[int, int] | None] = []
         self._run0: list[int] = []
         self._stop: list[int] = []
         self._a: np.ndarray | None = None  # the buffer as uint8, once a run of equal lengths is walked
         self.steps = 0
 
+    def _in_run(self, y: int) -> int | None:
+        """``path << 32 | index`` of the prefix at ``y`` when a joined run holds it, else None."""
+        if y + 2 > self.limit:
+            return None
+        step = 2 + (self.buf[y] << 8 | self.buf[y + 1])
+        got = self._runs.get((step, y % step))
+        if got is None:
+            return None
+        starts, runs = got
+        k = bisect.bisect_right(starts, y) - 1
+        if k < 0:
+            return None
+        end, pid = runs[k]
+        return pid << 32 | (y - starts[k]) // step if y < end else None
+
+    def _seen(self, y: int) -> bool:
+        return y in self._at or (bool(self._runs) and self._in_run(y) is not None)
+
     def _where(self, x: int) -> tuple[int, int]:
         got = self._at.get(x)
+        if got is None and self._runs:
+            got = self._in_run(x)
         if got is not None:
             return got >> 32, got & 0xFFFFFFFF
         buf, limit, accept, at, strided = self.buf, self.limit, self.accept, self._at, self.strided
-        pid = len(self._nodes)
+        pid0 = pid = len(self._nodes)
+        pieces: list[list[int] | range] = []  # the walk's paths in order: prefixes walked one by one, runs
         nodes: list[int] = []
         cont = None
         stop = _INVALID
         y = x
         same = last = 0
+        walked = 0
         while True:
             hit = at.get(y)
+            if hit is None and self._runs:
+                hit = self._in_run(y)
             if hit is not None:
                 cont = hit >> 32, hit & 0xFFFFFFFF
                 break
@@ -106,40 +136,70 @@ class PacketChains:
                 continue
             same += 1
             if same >= RUN_AFTER and strided:
-                y = self._same_run(y, length, pid, nodes)
+                run = self._same_run(y, length)
                 same = 0
-        self.steps += len(nodes)
+                if run:
+                    # the run is a path of its own (a range), between this walk's pieces
+                    pieces.append(nodes)
+                    self._add_run(run, pid + 1)
+                    pieces.append(run)
+                    walked += len(nodes) + len(run)
+                    nodes, pid = [], pid + 2
+                    y = run.stop
+        if nodes or not pieces:
+            pieces.append(nodes)
+        walked += len(nodes)
+        self.steps += walked
         if cont is None:
-            run0 = len(nodes) - 1
+            run0, stop_ = len(pieces[-1]) - 1, stop
         else:
             cp, ci = cont
-            run0 = len(nodes) + self._run0[cp] - ci
-            stop = self._stop[cp]
-        self._nodes.append(nodes)
-        self._next.append(cont)
-        self._run0.append(run0)
-        self._stop.append(stop)
-        return pid, 0
+            run0, stop_ = len(pieces[-1]) + self._run0[cp] - ci, self._stop[cp]
+        # the walk's pieces are consecutive paths pid0, pid0 + 1, …: each continues at the next
+        run0s = [run0]
+        for piece in reversed(pieces[:-1]):
+            run0s.append(len(piece) + run0s[-1])
+        run0s.reverse()
+        for k, piece in enumerate(pieces):
+            self._nodes.append(piece)
+            self._next.append(cont if k == len(pieces) - 1 else (pid0 + k + 1, 0))
+            self._run0.append(run0s[k])
+            self._stop.append(stop_)
+        return pid0, 0
 
-    def _same_run(self, y: int, length: int, pid: int, nodes: list) -> int:
-        """Join the run of prefixes of ``length`` from ``y`` (each accepted, so each
-        leads to the next) to path ``pid`` at once: found by strided compares, recorded
-        in C-level bulk updates, up to the first prefix already on a path (the walk
-        loop joins that one). Returns the position after the run."""
+    def _same_run(self, y: int, length: int) -> range:
+        """The run of prefixes of ``length`` from ``y`` (each accepted, so each leads to
+        the next), found by strided compares, up to the first prefix already on a path
+        (the walk loop joins that one); empty when shorter than 2."""
         if self._a is None:
             self._a = np.frombuffer(self.buf, dtype=np.uint8)
         step = 2 + length
         k = same_length_run(self._a, y, step, length, self.limit, 1 << 30)
         if k < 2:
-            return y
-        run = range(y, y + k * step, step)
-        seen = next(filter(self._at.__contains__, run), None)
-        if seen is not None:
-            run = range(y, seen, step)
-        code = pid << 32 | len(nodes)
-        self._at.update(zip(run, range(code, code + len(run)), strict=True))
-        nodes.extend(run)
-        return run.stop if seen is None else seen
+            return range(y, y)
+        # Prefixes of this run already on a path are a tail of it: an earlier walk that
+        # entered the run went on to its end (or to a path that did), so the first one
+        # is found by bisection.
+        lo, hi = 0, k  # prefix lo is not seen; the first seen one is at most hi
+        if self._seen(y):
+            return range(y, y)
+        if not self._seen(y + (k - 1) * step):
+            return range(y, y + k * step, step)
+        hi = k - 1
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if self._seen(y + mid * step):
+                hi = mid
+            else:
+                lo = mid
+        return range(y, y + hi * step, step)
+
+    def _add_run(self, run: range, pid: int) -> None:
+        step = run.step
+        starts, runs = self._runs.setdefault((step, run.start % step), ([], []))
+        k = bisect.bisect_left(starts, run.start)
+        starts.insert(k, run.start)
+        runs.insert(k, (run.stop, pid))
 
     def run(self, x: int) -> int:
         """Accepted length prefixes in a row from ``x``."""
