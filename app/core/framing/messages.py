@@ -115,9 +115,10 @@ class PacketChains:
         y = x
         same = last = 0
         walked = 0
+        runs = self._runs
         while True:
             hit = at.get(y)
-            if hit is None and self._runs:
+            if hit is None and runs:
                 hit = self._in_run(y)
             if hit is not None:
                 cont = hit >> 32, hit & 0xFFFFFFFF
@@ -146,10 +147,21 @@ class PacketChains:
                     walked += len(nodes) + len(run)
                     nodes, pid = [], pid + 2
                     y = run.stop
-        if nodes or not pieces:
+        self.steps += walked + len(nodes)
+        if not pieces:  # no run joined (the usual walk): one path
+            if cont is None:
+                run0 = len(nodes) - 1
+            else:
+                cp, ci = cont
+                run0 = len(nodes) + self._run0[cp] - ci
+                stop = self._stop[cp]
+            self._nodes.append(nodes)
+            self._next.append(cont)
+            self._run0.append(run0)
+            self._stop.append(stop)
+            return pid0, 0
+        if nodes:
             pieces.append(nodes)
-        walked += len(nodes)
-        self.steps += walked
         if cont is None:
             run0, stop_ = len(pieces[-1]) - 1, stop
         else:
