@@ -375,21 +375,26 @@ class _Plan:
         idx = np.arange(m)
         tight = (jump == idx + 1) & (jump < m)
         # first node at or after i whose step does not land on the next node
-        loose = np.flatnonzero(~tight)  # never empty: the last node's step leaves the window
+        # (never past the end: the last node's step leaves the window)
+        loose = np.where(tight, m, idx)
+        next_loose = np.minimum.accumulate(loose[::-1])[::-1]
         self.scan.scanned += m
         i = int(np.searchsorted(nodes, p))
-        runs = []
+        starts, ends = [], []
         while True:
-            k = int(loose[np.searchsorted(loose, i)])
-            runs.append((i, k))
+            k = int(next_loose[i])
+            starts.append(i)
+            ends.append(k)
             nxt = int(jump[k])
             if nxt >= m:
                 break
             i = nxt
             self.scan.checks += 1
-        if len(runs) == 1:
-            return idx[runs[0][0] : runs[0][1] + 1]
-        return np.concatenate([idx[a : b + 1] for a, b in runs])
+        if len(starts) == 1:
+            return idx[starts[0] : ends[0] + 1]
+        # the runs are disjoint and in order: the nodes between each start and end
+        inside = np.bincount(starts, minlength=m + 1) - np.bincount(np.asarray(ends) + 1, minlength=m + 1)
+        return np.flatnonzero(np.cumsum(inside[:m]) > 0)
 
     def reasons(self, buf, x: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, list[str]]:
         """``_region_reason(…, _describe_fault(…))`` of the bad regions [x, q) (places of
