@@ -2,8 +2,8 @@
 of the same size (issue 14's target: within 3x). Rates are bytes per CPU-second of
 in-process decoding (capture -> Arrow), best of ``repeat`` after one untimed decode of
 each input; each crafted input is timed alternately with the clean capture (paired), so
-a shared, loaded machine skews both alike. The decoder's work counter is printed per byte so the linear-time guarantee is
-visible next to the time."""
+a shared, loaded machine skews both alike. The decoder's work counter is printed per
+byte so the linear-time guarantee is visible next to the time."""
 
 from __future__ import annotations
 
