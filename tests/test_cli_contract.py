@@ -287,7 +287,8 @@ def test_a_disk_filling_up_during_ingest_is_exit_6_and_keeps_the_target(tmp_path
     big = tmp_path / "in" / "big.bin"
     small.parent.mkdir()
     synthetic.generate_capture(small, packets=500, framing="raw", seed=1)
-    synthetic.generate_capture(big, packets=150_000 if kind == "parquet" else 40_000, framing="raw", seed=2)
+    # Parquet: ~60 B a packet stored, 80,000 packets ~4.8 MB for the 3 MB disk (150,000 were ~9 MB).
+    synthetic.generate_capture(big, packets=80_000 if kind == "parquet" else 40_000, framing="raw", seed=2)
     with small_disk(tmp_path / "disk", 3072) as disk:
         target = disk / ("t.duckdb" if kind == "duckdb" else "dataset")
         first = run_cli("ingest", small, "--target", target, "--json")
