@@ -138,12 +138,28 @@ def _field(inspector, name):
     return next(f.value for f in inspector.current.dissection.fields if f.name == name)
 
 
+@pytest.fixture(scope="module")
+def named_capture(tmp_path_factory):
+    """A 4,000-packet synthetic capture and the instrument master naming its instruments
+    (generated once; tests copy the capture, which they move)."""
+    from tests.support import synthetic
+
+    folder = tmp_path_factory.mktemp("named")
+    capture = folder / "binary_data_20251013_091500.dat"
+    instruments = synthetic.make_instruments(5)
+    synthetic.generate_capture(capture, packets=4000, seed=5, instruments=instruments)
+    master = folder / "instruments_20251013.csv"
+    synthetic.write_instruments_csv(master, instruments, synthetic.SESSION_DATE)
+    return capture, master
+
+
 @pytest.mark.parametrize("kind", ["duckdb", "parquet"])
-def test_show_packet_opens_the_inspector_on_the_ticks_packet(qtbot, window, sample, tmp_path, kind):
-    capture = tmp_path / sample["capture"].name
-    shutil.copyfile(sample["capture"], capture)
+def test_show_packet_opens_the_inspector_on_the_ticks_packet(qtbot, window, named_capture, tmp_path, kind):
+    source, master = named_capture
+    capture = tmp_path / source.name
+    shutil.copyfile(source, capture)
     target = tmp_path / ("t.duckdb" if kind == "duckdb" else "dataset")
-    _ingest(qtbot, window, [capture], target, sample["masters"])
+    _ingest(qtbot, window, [capture], target, [master])
     window.show_data()
     view = window.data_view
     with qtbot.waitSignal(view.loaded, check_params_cb=lambda what: what == "instruments", timeout=30_000):
