@@ -102,9 +102,9 @@ def inputs(tmp_path_factory):
     """Three small captures (one with faults) of the universe the day's master names."""
     folder = tmp_path_factory.mktemp("dask-inputs")
     universe = synthetic.make_instruments(0)
-    synthetic.generate_capture(folder / "a.dat", packets=6000, framing="raw", seed=1, instruments=universe)
-    synthetic.generate_capture(folder / "b.bin", packets=4000, framing="u32len", seed=2, instruments=universe)
-    synthetic.generate_capture(folder / "c.dat", packets=5000, framing="ts-u32len", seed=3, faults=True,
+    synthetic.generate_capture(folder / "a.dat", packets=2000, framing="raw", seed=1, instruments=universe)
+    synthetic.generate_capture(folder / "b.bin", packets=1300, framing="u32len", seed=2, instruments=universe)
+    synthetic.generate_capture(folder / "c.dat", packets=1700, framing="ts-u32len", seed=3, faults=True,
                                instruments=universe)
     master = folder / "instruments_20251013.csv"
     synthetic.write_instruments_csv(master, universe, synthetic.SESSION_DATE)
@@ -175,7 +175,7 @@ def test_dask_dataset_equals_local_row_for_row(local_dataset, dask_dataset):
     local, remote = snapshot(local_dataset), snapshot(dask_target)
     assert remote["counts"] == local["counts"]
     assert remote["counts"]["captures"] == 3 and remote["counts"]["bad_packets"] > 0
-    assert remote["ticks"].num_rows == sum(f.ticks for f in report.files) > 10_000
+    assert remote["ticks"].num_rows == sum(f.ticks for f in report.files) > 3_000
     assert remote["ticks"].equals(local["ticks"])
     assert pc.sum(remote["ticks"]["resolved"]).as_py() > 0
     assert remote["bad"].equals(local["bad"])
