@@ -15,12 +15,15 @@ from app.pipeline.ingest import IngestReport
 
 class FakeJob:
     """Each file: ``steps`` progress updates ``step_s`` apart (every update sent:
-    the JobManager must do the throttling); a file named fail* fails."""
+    the JobManager must do the throttling); a file named fail* fails. With ``hold_at``
+    the first file stops after that many updates, sets ``held`` and waits for ``release``:
+    a test acts while the job is surely mid-file, whatever the machine's load."""
 
     instances: list[FakeJob] = []
 
     def __init__(self, paths, target, *, instruments=(), workers=2, force=False, progress=None,
-                 steps=200, step_s=0.001, raise_on_run: BaseException | None = None):
+                 steps=200, step_s=0.001, hold_at: int | None = None,
+                 raise_on_run: BaseException | None = None):
         self.paths = [os.path.abspath(p) for p in paths]
         self.target = target
         self.instruments = list(instruments)
@@ -28,6 +31,9 @@ class FakeJob:
         self.steps = steps
         self.step_s = step_s
         self.raise_on_run = raise_on_run
+        self.hold_at = hold_at
+        self.held = threading.Event()
+        self.release = threading.Event()
         self._cancel_all = threading.Event()
         self._cancel = {p: threading.Event() for p in self.paths}
         self.sent = 0
@@ -64,6 +70,9 @@ class FakeJob:
                                          packets=step * 10, bad_packets=step // 50, unresolved_ticks=step // 20,
                                          rate_pps=1000.0))
                 time.sleep(self.step_s)
+                if step == self.hold_at and path == self.paths[0]:
+                    self.held.set()
+                    self.release.wait(60)
             packets = 10 * self.steps if status == DONE else 0
             self._send(CaptureRecord(path, "f" * 64, size, status=status, bytes_done=size, packets=packets,
                                      error=error))

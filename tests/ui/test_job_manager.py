@@ -58,13 +58,15 @@ def test_each_drain_holds_one_update_per_file(qtbot, tmp_path):
 
 
 def test_cancel_one_file_leaves_the_others_running(qtbot, tmp_path):
-    # ~0.4 s a file, files one after the other: the cancel (~10 ms in) finds b still held.
-    manager = JobManager(job_factory=_factory(steps=200, step_s=0.002))
+    # Files run one after the other; a is held mid-file while b is cancelled.
+    manager = JobManager(job_factory=_factory(steps=20, step_s=0.001, hold_at=5))
     paths = [str(tmp_path / "a.dat"), str(tmp_path / "b.dat")]
     with qtbot.waitSignal(manager.job_finished, timeout=30_000) as finished:
         manager.start_ingest(paths, "t.duckdb")
-        qtbot.waitUntil(lambda: FakeJob.instances[-1].sent > 5)
+        job = FakeJob.instances[-1]
+        qtbot.waitUntil(job.held.is_set)
         assert manager.cancel_file(paths[1])
+        job.release.set()
     assert [r.status for r in finished.args[1].files] == ["done", "cancelled"]
     assert not manager.cancel_file(paths[0])  # no job holds it any more
     manager.shutdown()
@@ -123,12 +125,16 @@ def test_task_errors_reach_their_callback_in_the_gui_thread(qtbot):
 def test_throughput_samples_while_ingesting(qtbot, monkeypatch):
     from app.ui import job_manager
 
-    monkeypatch.setattr(job_manager, "THROUGHPUT_INTERVAL_S", 0.1)  # (0.5 s in the app) a 0.4 s job: ~4 samples
-    manager = JobManager(job_factory=_factory(steps=100, step_s=0.004))
+    monkeypatch.setattr(job_manager, "THROUGHPUT_INTERVAL_S", 0.1)  # (0.5 s in the app)
+    # Held mid-file until a sample came while it ran; the 0.2 s of steps after it give the last one.
+    manager = JobManager(job_factory=_factory(steps=100, step_s=0.004, hold_at=50))
     samples = []
     manager.throughput.connect(lambda t, pps, mbps: samples.append((t, pps, mbps)))
     with qtbot.waitSignal(manager.job_finished, timeout=30_000):
         manager.start_ingest(["/x/a.dat"], "t.duckdb")
+        job = FakeJob.instances[-1]
+        qtbot.waitUntil(lambda: job.held.is_set() and bool(samples), timeout=30_000)
+        job.release.set()
     assert len(samples) >= 2
     assert any(pps > 0 for _, pps, _ in samples)
     assert [t for t, _, _ in samples] == sorted(t for t, _, _ in samples)
