@@ -200,7 +200,8 @@ def test_packet_chains_join_equal_runs_as_a_walk_would(runs, cut, asked):
         n = plain.run(q)
         assert fast.jump(q, n) == plain.jump(q, n) and fast.jump(q, n // 2) == plain.jump(q, n // 2), q
     # each prefix is memoised once: in the dict or in one joined run (a range), never twice
-    held = list(fast._at) + [y for _, runs in fast._runs.values() for run in runs for y in fast._nodes[run[1]]]
+    paths = {pid for _, runs in fast._runs.values() for _, pid in runs}  # a run is listed in each block it crosses
+    held = list(fast._at) + [y for pid in paths for y in fast._nodes[pid]]
     assert len(held) == len(set(held))
 
 

@@ -16,8 +16,10 @@ from hypothesis import strategies as st
 from app.core import protocol
 from app.core.decode import CaptureReader, _reason_kind, _reason_kinds, decode_bytes
 from app.core.framing import PacketChains
+from app.core.framing.messages import RUN_BLOCK_BITS
 from tests.support import encode
 
+RUN_BLOCK = 1 << RUN_BLOCK_BITS
 WORK_PER_BYTE = 4  # measured ~1.0-1.4 on every shape below; the bound leaves room, not slack for O(n^2)
 LENGTHS = [8, 28, 32, 44, 184]
 
@@ -253,9 +255,45 @@ def clean_tiny_messages(size):
     return _repeat(msg, size - size % len(msg)) + b"\x00" * (size % len(msg))
 
 
+def validate_across_many_runs(size):
+    """Candidates whose messages validate to the end of the file, not followed, over one
+    chain of 12 8-byte packets then one 12-byte packet, again and again: the walk joins
+    a run of equal packets (strided compares) every 13 packets, so a message crosses
+    thousands of joined runs (a jump across them must not cost one step per run)."""
+    lengths = ([8] * 12 + [12]) * (max(size - 64, 0) // 134)  # 134 bytes each; junk after
+    out = bytearray()
+    for i, length in enumerate(lengths):
+        out += struct.pack(">H", length) + b"\x01" * (length - 2)
+        out += struct.pack(">H", max(1, min(0xFFFF, len(lengths) - i - 1)))  # the count before the next
+    return bytes(out) + b"\x07" * (size - len(out))
+
+
+def runs_found_out_of_order(size):
+    """Units of 300 bytes on a lattice of 8-byte packets (step 10): 12 of them (A), a
+    12-byte packet, 17 more (G), and inside G's bodies a path of 28- and 44-byte packets
+    from that 12-byte packet back onto the lattice at the next unit's A; before each G a
+    count just above the packets its chain holds. The first candidate's walk crosses the
+    whole file over every A (a run of equal packets, joined at once) and around every G;
+    each later candidate walks into one G, whose run is found after all the As beyond
+    it: runs of one (step, phase) recorded out of position order, every one."""
+    units = size // 300
+    out = bytearray(size)
+    for i in range(units):
+        u = 300 * i
+        for k in list(range(12)) + list(range(13, 30)):
+            out[u + 10 * k : u + 10 * k + 2] = b"\x00\x08"
+        out[u + 120 : u + 122] = b"\x00\x0c"
+        out[u + 128 : u + 130] = struct.pack(">H", min(0xFFFF, 18 * (units - i) + 17))
+        for x in (134, 164, 194, 224):
+            out[u + x : u + x + 2] = b"\x00\x1c"
+        out[u + 254 : u + 256] = b"\x00\x2c"
+    return bytes(out)
+
+
 CRAFTED = [late_failing_counts, validate_then_not_followed, interleaved_chains, junk_before_big_counts,
            lenient_traps, zero_runs_and_counts, huge_records, tiny_messages_junk_between,
-           mixed_lengths_junk_between, deep_candidates, clean_tiny_messages]
+           mixed_lengths_junk_between, deep_candidates, validate_across_many_runs, runs_found_out_of_order,
+           clean_tiny_messages]
 
 
 @pytest.mark.parametrize("shape", CRAFTED, ids=lambda f: f.__name__)
@@ -306,6 +344,38 @@ def test_packet_chains_answer_like_a_plain_walk():
             j += 2 + length
         expected = (-2 if n == 0 else status) if status is not None or n == 0 else (j if j <= len(buf) else -1)
         assert chains.message_end(q) == expected, q
+
+
+def test_packet_chains_bookkeeping_is_bounded_when_runs_are_found_out_of_order():
+    """Runs of equal packets found after runs beyond them on the same lattice (every G
+    of ``runs_found_out_of_order`` after all the As): each is kept in lists of at most
+    one block's runs, so recording one shifts a bounded number of entries, not every
+    run kept after it (one sorted list per (step, phase) held 2 x units entries here,
+    and recording the k-th G shifted all the As beyond it: quadratic in the file)."""
+    data = runs_found_out_of_order(150_000)
+    fast, plain = PacketChains(data), PacketChains(data, strided=False)
+    for q in range(128, len(data), 300):  # the candidates, in file order, as the resync asks them
+        assert fast.message_end(q) == plain.message_end(q), q
+    lists = [(key[0], len(starts)) for key, (starts, _) in fast._runs.items()]
+    assert sum(n for _, n in lists) >= 2 * (len(data) // 300) - 2  # every A and every G is a joined run
+    assert all(n <= RUN_BLOCK // step + 1 for step, n in lists), max(n for _, n in lists)
+    assert fast.steps <= WORK_PER_BYTE * len(data)
+
+
+def test_a_jump_across_a_walk_of_many_runs_costs_one_step():
+    """A message crossing a walk that joined thousands of runs (``validate_across_many_runs``)
+    is jumped in one hop, not one per run (each candidate's message ends at the file's
+    end: one hop per run made the work grow with the file, 370 per byte at 256 kB)."""
+    data = validate_across_many_runs(40_000)
+    chains = PacketChains(data)
+    prefixes = [0]
+    while data[prefixes[-1] : prefixes[-1] + 2] != b"\x07\x07":
+        prefixes.append(prefixes[-1] + 2 + (data[prefixes[-1]] << 8 | data[prefixes[-1] + 1]))
+    assert chains.run(0) == len(prefixes) - 1  # the first walk: the whole chain, 300 runs joined
+    walked = chains.steps
+    ends = {chains.message_end(x - 2) for x in prefixes[1:-1]}  # the count before each prefix
+    assert ends == {prefixes[-1]}  # every one validates, to the same end
+    assert chains.steps - walked <= len(prefixes)  # at most one hop each
 
 
 @settings(max_examples=60, deadline=None)

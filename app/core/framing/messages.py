@@ -52,6 +52,9 @@ STRICT_LENGTHS = KNOWN_SET
 LENIENT_LENGTHS = frozenset(range(1, LENIENT_MAX_PACKET + 1)) | KNOWN_SET
 
 
+RUN_BLOCK_BITS = 12  # PacketChains keeps its joined runs per block of 4 KiB
+
+
 class PacketChains:
     """Memoised packet-prefix chains of one buffer: the linear-time message walker.
 
@@ -72,13 +75,22 @@ class PacketChains:
         self.limit = len(buf) if limit is None else limit
         self._at: dict[int, int] = {}  # prefix position -> path << 32 | index on it
         # Runs of equal lengths joined at once are paths of their own, kept as ranges (not a
-        # dict entry per prefix): (step, first position % step) -> sorted starts, and the
-        # (end, path) of each. A prefix is in the dict or in one run, never both.
-        self._runs: dict[tuple[int, int], tuple[list[int], list[tuple[int, int]]]] = {}
+        # dict entry per prefix): (step, first position % step, block) -> sorted starts, and
+        # the (end, path) of each, for the runs holding a prefix in that RUN_BLOCK-byte
+        # block. A prefix is in the dict or in one run, never both, so the runs of one key
+        # are disjoint and one list holds at most RUN_BLOCK / step + 1 of them: recording a
+        # run costs a bounded insertion per block it crosses (counted in ``steps``), in
+        # whatever order runs are found. (One sorted list per (step, phase) cost O(runs) a
+        # run found before others already kept: quadratic bookkeeping on crafted input.)
+        self._runs: dict[tuple[int, int, int], tuple[list[int], list[tuple[int, int]]]] = {}
         self._nodes: list[list[int] | range] = []
         self._next: list[tuple[int, int] | None] = []
         self._run0: list[int] = []
         self._stop: list[int] = []
+        # The pieces of one walk that joined runs are consecutive paths; each holds (its
+        # first path, the pieces' cumulative lengths), so ``jump`` crosses a walk in one
+        # bisection however many runs it joined (one hop per walk, as without runs).
+        self._group: list[tuple[int, list[int]] | None] = []
         self._a: np.ndarray | None = None  # the buffer as uint8, once a run of equal lengths is walked
         self.steps = 0
 
@@ -87,7 +99,7 @@ class PacketChains:
         if y + 2 > self.limit:
             return None
         step = 2 + (self.buf[y] << 8 | self.buf[y + 1])
-        got = self._runs.get((step, y % step))
+        got = self._runs.get((step, y % step, y >> RUN_BLOCK_BITS))
         if got is None:
             return None
         starts, runs = got
@@ -159,6 +171,7 @@ class PacketChains:
             self._next.append(cont)
             self._run0.append(run0)
             self._stop.append(stop)
+            self._group.append(None)
             return pid0, 0
         if nodes:
             pieces.append(nodes)
@@ -172,11 +185,16 @@ class PacketChains:
         for piece in reversed(pieces[:-1]):
             run0s.append(len(piece) + run0s[-1])
         run0s.reverse()
+        offsets = [0]
+        for piece in pieces:
+            offsets.append(offsets[-1] + len(piece))
+        group = (pid0, offsets)
         for k, piece in enumerate(pieces):
             self._nodes.append(piece)
             self._next.append(cont if k == len(pieces) - 1 else (pid0 + k + 1, 0))
             self._run0.append(run0s[k])
             self._stop.append(stop_)
+            self._group.append(group)
         return pid0, 0
 
     def _same_run(self, y: int, length: int) -> range:
@@ -207,11 +225,13 @@ class PacketChains:
         return range(y, y + hi * step, step)
 
     def _add_run(self, run: range, pid: int) -> None:
-        step = run.step
-        starts, runs = self._runs.setdefault((step, run.start % step), ([], []))
-        k = bisect.bisect_left(starts, run.start)
-        starts.insert(k, run.start)
-        runs.insert(k, (run.stop, pid))
+        step, phase = run.step, run.start % run.step
+        for block in range(run.start >> RUN_BLOCK_BITS, (run[-1] >> RUN_BLOCK_BITS) + 1):
+            starts, runs = self._runs.setdefault((step, phase, block), ([], []))
+            k = bisect.bisect_left(starts, run.start)
+            starts.insert(k, run.start)
+            runs.insert(k, (run.stop, pid))
+            self.steps += 1
 
     def run(self, x: int) -> int:
         """Accepted length prefixes in a row from ``x``."""
@@ -229,8 +249,18 @@ class PacketChains:
             nodes = self._nodes[pid]
             if i + n < len(nodes):
                 return nodes[i + n]
-            n -= len(nodes) - i
-            pid, i = self._next[pid]
+            group = self._group[pid]
+            if group is None:
+                n -= len(nodes) - i
+                pid, i = self._next[pid]
+            else:  # the rest of a walk with runs: its piece by bisection, else past its end
+                g0, offsets = group
+                at = offsets[pid - g0] + i + n
+                if at < offsets[-1]:
+                    k = bisect.bisect_right(offsets, at) - 1
+                    return self._nodes[g0 + k][at - offsets[k]]
+                n = at - offsets[-1]
+                pid, i = self._next[g0 + len(offsets) - 2]
             self.steps += 1
 
     def message_end(self, q: int, limit: int | None = None, max_count: int = 0xFFFF) -> int:
