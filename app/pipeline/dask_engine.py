@@ -20,8 +20,12 @@ Shape of a run (``DaskIngestJob.run``, blocking, in the client process)::
 * A task that fails or whose worker dies never half-commits: parts stay staged (invisible
   to readers) until the client's commit publishes them. A retried task rewrites the same
   staged names (``write_id`` comes from the file id), so retries never duplicate rows;
-  staged parts of a file never committed are removed at the end of the run, or at the
-  target's next open (the journal recorded their write id before the task ran).
+  staged parts of a file never committed are removed at the end of the run. A task Dask
+  does not stop (already running when the run was cancelled, on a worker the cluster
+  dropped, or on a remote cluster) may stage its parts after the run closed the target,
+  whose session file recorded that write id: they are never committed, and the target's
+  next open for writing sweeps them as staged parts no live session owns
+  (``Journal.sweep_ended_staged``).
 * Idempotent like the local engine: content already in the target is skipped before its
   ingest task is submitted.
 * ``--memory-limit`` is per task (one file on one worker process): its decoded batches,
@@ -408,8 +412,10 @@ class DaskIngestJob(JobControl):
                     client.cancel(leftover)
                 self._futures.clear()
             if any(f.status not in (DONE, SKIPPED) for f in self.files):
-                target.cleanup()  # staged parts of files not committed (a task still running
-                # that writes after this leaves files of a recorded write id: swept at the next open)
+                target.cleanup()  # staged parts of files not committed. A task still running
+                # stages its parts after this (or after close, whose clean end deletes the session
+                # file recording its write id): never committed, and swept by the next open for
+                # writing as staged parts no live session owns (Journal.sweep_ended_staged).
             if any(f.status == DONE for f in self.files) or masters:
                 target.rebuild_unknown_tokens()
         finally:

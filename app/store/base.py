@@ -471,14 +471,17 @@ class Finding:
     what to do. ``code`` is stable for scripts; ``file_id`` is set when a capture is concerned."""
 
     code: str  # missing_part | changed_part | tick_count | bad_count | foreign_rows | orphan_part
-    #            | stray_file | orphan_rows | unknown_orphan | journal | summary
+    #            | stray_file | orphan_rows | unknown_orphan | journal | summary | staged_part
     subject: str  # the capture's file name, or the file/table the finding is about
     what: str
     action: str
     file_id: str | None = None
+    # False for a note that is not damage (``staged_part``): ``tickscope verify`` lists it
+    # but exits 5 only when some finding is damage.
+    damage: bool = True
 
     def line(self) -> str:
-        return f"{self.subject}: {self.what}; {self.action}"
+        return f"{self.subject}: {self.what}; {self.action}" + ("" if self.damage else " (not damage)")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -3,7 +3,8 @@
 Borrowed from Delta Lake / Iceberg: the dataset is the files its manifest
 (``captures/captures.parquet``) lists, never whatever a folder holds; new files are
 written first under private names and made visible by one atomic journal write; clean-up
-deletes only files whose names Tickscope generated *and* recorded.
+deletes only files whose names Tickscope generated *and* recorded, and staged parts no
+live writer owns (see Recovery).
 
 Names (relative to the dataset folder ``T``)::
 
@@ -35,8 +36,16 @@ and never sees a capture whose commit may still be undone; it may briefly miss o
 Recovery (at the next open for writing, the lock held): a ``commit.json`` is rolled
 forward (every step is idempotent); then each recorded session of a dead writer is
 swept: staged and temporary files carrying its session id or one of its write ids go,
-and its session file with them. Nothing else is ever deleted: a file a user put into
-these folders stays, and ``verify`` reports it.
+and its session file with them. Then staged parts (``.part-….parquet.staged`` and the
+bad-packet and summary ones, exactly as ``staged_name`` makes them, in their own folders)
+of a write id no live session owns are swept: the lock makes this session the only live
+writer, so they are an ended writer's -- typically a Dask task that outlived its run
+(cancelled, or its worker dropped) and staged its parts after the run's clean close had
+deleted the session file recording that write id. Staged parts are never visible and
+become data only through a commit record a live session writes, so nothing committed is
+lost; one staged after this sweep is never committed and goes at the following open.
+Nothing else is ever deleted: a file a user put into these folders stays (a temporary
+part name without its session record too), and ``verify`` reports it.
 """
 
 from __future__ import annotations
@@ -72,6 +81,12 @@ PRIVATE_PART = re.compile(
     r"^\.(?P<name>(?:part-[0-9a-f]{16}-(?P<wid>[0-9a-f]{8})-\d+|bad-[0-9a-f]{16}-(?P<bwid>[0-9a-f]{8})"
     r"|summary-[0-9a-f]{16}-(?P<swid>[0-9a-f]{8}))\.parquet)"
     rf"\.(?:staged|{HEX8}\.tmp)$"
+)
+# A staged part exactly as ``staged_name`` makes it, in the folder its kind lives in
+# (``staged_part_write_id``): the names the sweep of ended writers' staged parts may delete.
+STAGED_PART = re.compile(
+    r"^\.(?:part-[0-9a-f]{16}-(?P<wid>[0-9a-f]{8})-\d+|bad-[0-9a-f]{16}-(?P<bwid>[0-9a-f]{8})"
+    r"|summary-[0-9a-f]{16}-(?P<swid>[0-9a-f]{8}))\.parquet\.staged$"
 )
 # Manifests and journal files being replaced: tagged with the session that writes them.
 PRIVATE_SESSION = re.compile(rf"^\..+\.(?P<session>{HEX8})-{HEX8}\.(?:tmp|staged)$")
@@ -304,6 +319,32 @@ class Journal:
             fsync_dir(self.folder)
         if removed:
             log.info("removed %d files interrupted runs left in %s", len(removed), self.root)
+        orphans = self.sweep_ended_staged()
+        if orphans:
+            log.info("removed %d staged parts of ended writes (tasks that outlived their run) in %s",
+                     len(orphans), self.root)
+        return removed + orphans
+
+    def sweep_ended_staged(self) -> list[str]:
+        """Delete the staged parts no live session owns; the files removed.
+
+        Called with the writer lock held, so this session is the only live writer: a staged
+        part (``STAGED_PART``, in its own folder) of a write id this session did not record
+        belongs to a writer that ended. A Dask task still running when its run was
+        cancelled or its worker dropped writes its staged parts after the run closed (and
+        its session file, the record of that write id, went with the clean close), so
+        recovery's recorded write ids cannot name them. A staged part is never visible to
+        readers and is published only by a commit record listing it, which only a live
+        session writes: deleting it loses nothing. A part that lands after this sweep is
+        never committed (a commit lists only the parts its own run's tasks reported and
+        fingerprints them) and is swept at the following open.
+        """
+        removed = []
+        for path in walk_files(self.root):
+            write_id = staged_part_write_id(path.relative_to(self.root).as_posix())
+            if write_id is not None and write_id not in self.write_ids:
+                path.unlink(missing_ok=True)
+                removed.append(path.relative_to(self.root).as_posix())
         return removed
 
     def _sweep(self, sessions: set[str], write_ids: set[str]) -> list[str]:
@@ -329,6 +370,22 @@ def prune_partitions(root: Path) -> None:
                 folder.rmdir()  # removes only an empty folder
             except OSError:
                 pass
+
+
+def staged_part_write_id(rel: str) -> str | None:
+    """The write id of a staged part named exactly as Tickscope stages one, in the folder
+    of its kind (``ticks/trading_date=D/.part-…``, ``bad_packets/.bad-…``,
+    ``summary/.summary-…``); None for any other name or place."""
+    folder, _, name = rel.rpartition("/")
+    match = STAGED_PART.match(name)
+    if match is None:
+        return None
+    if match.group("wid"):
+        ok = folder.startswith("ticks/") and folder.count("/") == 1 and PARTITION_DIR.match(folder[len("ticks/"):])
+        return match.group("wid") if ok else None
+    if match.group("bwid"):
+        return match.group("bwid") if folder == "bad_packets" else None
+    return match.group("swid") if folder == "summary" else None
 
 
 def is_private_of(name: str, sessions: set[str], write_ids: set[str]) -> bool:

@@ -4,8 +4,9 @@ The manifest (``captures/captures.parquet``) is the truth: each committed captur
 its parts with the rows, bytes and footer fingerprint they had at commit. Verify checks
 each part against that, counts each capture's rows in one scan of the ``file_id`` column
 (DuckDB over exactly the listed parts), and walks the dataset's folders for files no
-capture lists: part-named ones are orphans (a reader's glob sees their rows), anything
-else is a stray; neither is ever deleted. Remove is one commit (app.store.journal) that
+capture lists: part-named ones are orphans (a reader's glob sees their rows), a staged
+part is an ended write's leftover (a note, not damage: the next open for writing sweeps
+it), anything else is a stray; verify itself deletes nothing. Remove is one commit (app.store.journal) that
 drops the captures' rows from the manifest and unpublishes their parts.
 """
 
@@ -164,6 +165,18 @@ def _folder_findings(target: ParquetTarget) -> list[Finding]:
         if own is not None and (rel == f"{journal.JOURNAL_DIR}/{journal.SESSION_PREFIX}{own.session}.json"
                                 or journal.is_private_of(path.name, {own.session}, set(own.write_ids))):
             continue  # this verify's own session
+        if journal.staged_part_write_id(rel) is not None:
+            # Never visible, never committed (a commit record publishes staged parts, and
+            # opening for writing -- this verify's own open included -- sweeps those of
+            # ended writers): so not damage. It is here because a task of an ended run
+            # (cancelled, or its worker dropped) staged it after that open, or a writer is
+            # staging it right now.
+            findings.append(Finding(
+                "staged_part", rel, "Tickscope's own staged part of a write that was never committed (a task "
+                "still running after its run ended, or a write in progress); readers never see it",
+                "nothing to do: the next ingest or open for writing deletes it", damage=False,
+            ))
+            continue
         folder = Path(rel).parent.as_posix()
         part_named = ((folder.startswith("ticks/trading_date=") and journal.PART_NAME.match(path.name))
                       or (folder == "bad_packets" and journal.BAD_NAME.match(path.name)))
