@@ -17,6 +17,7 @@ from app.core.framing.split import _u16
 
 FOLLOW_WINDOW = 16  # a resync point must be followed by a message within this many bytes
 CANDIDATE_BLOCK = 4096  # candidate starts are pre-filtered (numpy) in blocks of this size
+STREAMS = 4  # streams of blocks asked in a row whose widening a pre-filter keeps
 _FOUND, _MORE, _NONE = "found", "more", "none"
 
 
@@ -36,7 +37,9 @@ class _Scan:
         self.strict = PacketChains(buf, STRICT_LENGTHS, strided=shortcuts)
         self.lenient = PacketChains(buf, LENIENT_LENGTHS, strided=shortcuts)
         self._blocks: dict = {}
-        self._streak: dict = {}  # pre-filter -> (the block after its last pass, blocks in it)
+        # pre-filter -> {the block after a recent pass: blocks in that pass}, one entry per
+        # stream of blocks asked in a row (the resync's and the follow checks' interleave)
+        self._streak: dict = {}
         self.scanned = 0
         self.checks = 0
         self.plain = 0  # packet steps of the plain fast path (_plain_end)
@@ -74,12 +77,18 @@ class _Scan:
         (``{key: mask}``): all of them are kept."""
         block = CANDIDATE_BLOCK
         # Blocks asked one after another get wider passes (up to ``mask.blocks``); a
-        # lone block (a follow check, a resync that ends soon) is decided alone.
+        # lone block (a follow check, a resync that ends soon) is decided alone. Each
+        # stream of blocks asked in a row keeps its own widening, so two callers asking
+        # in turn (a resync's candidates here, its follow checks far ahead) do not reset
+        # each other's (each block then decided alone, with a look-ahead as large).
         most = getattr(mask, "blocks", 1)
-        after, span = self._streak.get(mask, (-1, 0))
-        span = min(2 * span, most) if b == after else 1
+        streams = self._streak.setdefault(mask, {})
+        span = streams.pop(b, 0)
+        span = min(2 * span, most) if span else 1
+        if len(streams) >= STREAMS:
+            del streams[next(iter(streams))]  # the oldest stream
         b0 = b
-        self._streak[mask] = (b0 + span, span)
+        streams[b0 + span] = span
         lo, hi = b0 * block, min((b0 + span) * block, stop)
         if hi <= lo:
             self._blocks[(key, b)] = []
