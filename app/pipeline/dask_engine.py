@@ -19,8 +19,11 @@ Shape of a run (``DaskIngestJob.run``, blocking, in the client process)::
   the parts, the same ``ParquetTarget`` commits them. DuckDB targets stay single-machine.
 * A task that fails or whose worker dies never half-commits: parts stay staged (invisible
   to readers) until the client's commit publishes them. A retried task rewrites the same
-  staged names (``write_id`` comes from the file id), so retries never duplicate rows;
-  staged parts of a file never committed are removed at the end of the run. A task Dask
+  staged names (the client gives each file one ``write_id`` per run, sent with its task), so
+  retries never duplicate rows; staged parts of a file never committed are removed at the
+  end of the run. The write id comes from the file id and the run's own random id
+  (``task_write_id``): a task of an earlier run still running never writes a name a later
+  run of the same capture stages or commits. A task Dask
   does not stop (already running when the run was cancelled, on a worker the cluster
   dropped, or on a remote cluster) may stage its parts after the run closed the target,
   whose session file recorded that write id: they are never committed, and the target's
@@ -44,6 +47,7 @@ import datetime as dt
 import hashlib
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -69,6 +73,7 @@ from app.pipeline.ingest import (
 )
 from app.pipeline.inputs import expand_inputs
 from app.store import AlreadyIngested, target_kind
+from app.store.journal import HEX8, new_id
 
 log = logging.getLogger(__name__)
 
@@ -113,20 +118,31 @@ def check_target(target) -> Path:
     return Path(text)
 
 
-def deterministic_write_id(file_id: str, replacing: Sequence[str] = ()) -> str:
-    """The write id of a file's parts: the same for every attempt at the same file.
+def task_write_id(file_id: str, run_id: str, replacing: Sequence[str] = ()) -> str:
+    """The write id of a file's parts in one run: the same for every attempt within the run,
+    another in every other run.
 
-    A first ingest uses part of the file id itself. Replacing a committed capture
-    (--force) needs names that differ from the committed parts, which stay valid until
-    the new ones are committed: a hash of the file id and the parts it replaces.
+    The client computes it once per file and run and sends it with the task, so a task Dask
+    retries (its worker died) rewrites the same staged names and never duplicates rows. It
+    is derived from the file id AND ``run_id`` (the run's own random id): a task of an
+    earlier run of the same capture, still running because Dask does not stop running
+    tasks, writes names no later run uses, so it can never replace a part a later run
+    stages and commits (with other masters, its rows would carry other enrichment that the
+    commit's fingerprint would record as if right). Its parts are never committed and the
+    next open for writing sweeps them (``Journal.sweep_ended_staged``). Replacing a committed
+    capture (--force) also needs names that differ from the committed parts, which stay
+    valid until the new ones are committed: the parts it replaces salt the hash until it
+    does.
     """
-    write_id = file_id[16:24]
+    if not re.fullmatch(HEX8, run_id or ""):
+        raise ValueError(f"run id must be 8 lowercase hex characters, got {run_id!r}")
     taken = {Path(p).name.split("-")[2] for p in replacing if Path(p).name.count("-") >= 2}
-    salt = "|".join(sorted(replacing))
-    while write_id in taken:
+    salt = ""
+    while True:
+        write_id = hashlib.sha256(f"{file_id}|{run_id}{salt}".encode()).hexdigest()[:8]
+        if write_id not in taken:
+            return write_id
         salt += "+"
-        write_id = hashlib.sha256(f"{file_id}|{salt}".encode()).hexdigest()[:8]
-    return write_id
 
 
 class StoredBookRef:
@@ -294,6 +310,9 @@ class DaskIngestJob(JobControl):
 
         self.memory_limit = MemoryBudget.of(memory_limit).total
         self.task = task
+        # This run's own id: every write id of the run derives from it (task_write_id), so a
+        # task of another run of the same capture never writes the names this run commits.
+        self.run_id = new_id()
         self._cancelled = threading.Event()
         self._emit_lock = threading.Lock()
         self._existing: set[str] = set()
@@ -511,7 +530,7 @@ class DaskIngestJob(JobControl):
         if f.file_id in self._existing and not self.force:
             self._finish(f, SKIPPED, "already in the target")
             return None
-        write_id = deterministic_write_id(f.file_id, self._stored_parts.get(f.file_id) or ())
+        write_id = self.write_id(f.file_id)  # once per file and run: a retried task reuses it
         self.target.record_write_id(write_id)  # before any file carrying it exists
         f.bytes_done = 0
         f.decode_started = time.monotonic()
@@ -521,6 +540,10 @@ class DaskIngestJob(JobControl):
                               str(self.target_path.resolve()), book_ref, self.chunk_bytes, self.memory_limit)
         self._emit(f, DECODING)
         return follow
+
+    def write_id(self, file_id: str) -> str:
+        """The write id this run gives ``file_id``'s parts (``task_write_id``)."""
+        return task_write_id(file_id, self.run_id, self._stored_parts.get(file_id) or ())
 
     def _ingested(self, target, f: _File, future) -> None:
         result, error = self._outcome(f, future)

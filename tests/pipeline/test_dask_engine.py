@@ -14,6 +14,7 @@ import textwrap
 from pathlib import Path
 
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
 from app.cli import main
@@ -23,9 +24,9 @@ from app.pipeline.dask_engine import (
     LOCAL_CLUSTER_OPTIONS,
     DaskIngestJob,
     StoredBookRef,
-    deterministic_write_id,
     ingest_capture,
     run_dask_ingest,
+    task_write_id,
 )
 from app.store import CaptureRecord, open_target
 from app.store.journal import staged_name
@@ -188,15 +189,18 @@ def test_dask_dataset_equals_local_row_for_row(local_dataset, dask_dataset):
 
 
 def test_parts_are_named_from_the_file_id(dask_dataset):
+    """Each file's parts carry its id and one write id of its own (the run's, task_write_id)."""
     target, _, _ = dask_dataset
     with ParquetTarget(target, read_only=True) as t:
         committed = t.committed_parts()
         assert len(committed) == 3
+        write_ids = set()
         for file_id, parts in committed.items():
             assert parts
-            for rel in parts:
-                name = rel.rsplit("/", 1)[1]
-                assert name[: -len(".parquet")].split("-")[1:3] == [file_id[:16], file_id[16:24]]
+            names = [rel.rsplit("/", 1)[1][: -len(".parquet")].split("-") for rel in parts]
+            assert {tuple(n[1:3]) for n in names} == {(file_id[:16], names[0][2])}
+            write_ids.add(names[0][2])
+        assert len(write_ids) == 3
 
 
 def test_progress_reports_each_stage_in_order(dask_dataset):
@@ -362,14 +366,69 @@ def test_force_through_a_scheduler_address_replaces_parts(tmp_path, inputs, loca
     assert ticks.equals(expected)
 
 
-def test_write_ids_are_stable_and_avoid_the_parts_they_replace():
+def test_write_ids_are_one_per_run_and_avoid_the_parts_they_replace():
     file_id = "0123456789abcdef" + "fedcba98" + "0" * 40
-    assert deterministic_write_id(file_id) == "fedcba98"
-    replacing = [f"ticks/trading_date=2025-10-13/part-0123456789abcdef-fedcba98-{n}.parquet" for n in range(2)]
-    again = deterministic_write_id(file_id, replacing)
-    assert again != "fedcba98" and len(again) == 8
-    assert deterministic_write_id(file_id, replacing) == again
-    assert deterministic_write_id(file_id, [p.replace("fedcba98", again) for p in replacing]) not in (again,)
+    first = task_write_id(file_id, "0000aaaa")
+    assert first == task_write_id(file_id, "0000aaaa") and len(first) == 8  # a retry: same names
+    assert task_write_id(file_id, "0000bbbb") != first  # another run: other names
+    replacing = [f"ticks/trading_date=2025-10-13/part-0123456789abcdef-{first}-{n}.parquet" for n in range(2)]
+    again = task_write_id(file_id, "0000aaaa", replacing)
+    assert again != first and len(again) == 8
+    assert task_write_id(file_id, "0000aaaa", replacing) == again
+    assert task_write_id(file_id, "0000aaaa", [p.replace(first, again) for p in replacing]) == first
+    with pytest.raises(ValueError, match="run id"):
+        task_write_id(file_id, "")
+
+
+def test_a_task_of_an_ended_run_cannot_replace_what_a_rerun_commits(tmp_path, inputs):
+    """A run is cancelled while its task runs (Dask does not stop it); the same capture is run
+    again with the masters. The first run's task stages its parts (unnamed ticks) during the
+    re-run, between the re-run's task and its commit: the re-run still commits its own rows,
+    named, and the late parts are swept at the next open. Tasks are called as the engine calls
+    them (its write id per file and run, the worker's function), no cluster."""
+    from app.pipeline.ingest import file_sha256, store_masters
+
+    files, master = inputs
+    root = tmp_path / "dataset"
+    path = files[0]
+    fid = file_sha256(path)
+    hashed = (fid, path.stat().st_size)
+
+    cancelled = DaskIngestJob([path], root)
+    with ParquetTarget(root) as target:  # the first run records its write id, submits, is cancelled
+        cancelled._stored_parts = target.committed_parts()
+        late_id = cancelled.write_id(fid)
+        target.record_write_id(late_id)
+
+    rerun = DaskIngestJob([path], root, instruments=[master])
+    with ParquetTarget(root) as target:
+        store_masters(target, [master])
+        book_ref = StoredBookRef.of(target)
+        rerun._stored_parts = target.committed_parts()
+        write_id = rerun.write_id(fid)
+        assert rerun.write_id(fid) == write_id  # within the run: one id, a retry rewrites the same names
+        target.record_write_id(write_id)
+        result = ingest_capture(str(path), hashed, write_id, str(root), book_ref)
+        retried = ingest_capture(str(path), hashed, write_id, str(root), book_ref)  # a retry
+        assert retried["parts"] == result["parts"]
+        staged = {staged_name(rel): (root / staged_name(rel)).read_bytes() for rel in result["parts"]}
+        named = sum(pq.read_table(root / staged_name(rel), columns=["resolved"])["resolved"].to_pylist().count(True)
+                    for rel in result["parts"] if rel.startswith("ticks/"))
+        assert named > 0
+        late = ingest_capture(str(path), hashed, late_id, str(root), None)  # the zombie finishes now
+        assert not {staged_name(rel) for rel in late["parts"]} & set(staged)
+        assert {rel: (root / rel).read_bytes() for rel in staged} == staged
+        target.commit_parts(result["capture"], result["parts"])
+        ticks = target.ticks()
+        assert ticks.num_rows == result["capture"].ticks
+        assert pc.sum(ticks["resolved"]).as_py() == named  # the re-run's named rows, not the zombie's
+        notes = target.verify()  # the zombie's staged parts: notes, not damage
+        assert {f.subject for f in notes} == {staged_name(rel) for rel in late["parts"]}
+        assert all(f.code == "staged_part" and not f.damage for f in notes)
+    with ParquetTarget(root) as target:
+        assert not [rel for rel in files_on_disk(root) if rel.endswith(".staged")]
+        assert target.verify() == []
+        assert pc.sum(target.ticks()["resolved"]).as_py() == named
 
 
 def test_commit_parts_refuses_missing_or_short_parts(tmp_path, inputs):
