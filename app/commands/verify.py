@@ -6,7 +6,7 @@ commit (Parquet), its stored tick and bad-packet rows match its ``captures`` row
 or parts belong to no capture, no stray files sit in the dataset's folders. Exit 0 when
 clean, 5 (``EXIT_DAMAGED``) when anything was found that is damage; a note that is not
 (``Finding.damage`` false: a staged part an ended write left, which the next open for
-writing deletes) is listed but leaves the exit code 0.
+writing deletes, or an unfinished temporary part of a stopped writer) is listed but leaves the exit code 0.
 """
 
 from __future__ import annotations

@@ -472,11 +472,12 @@ class Finding:
 
     code: str  # missing_part | changed_part | tick_count | bad_count | foreign_rows | orphan_part
     #            | stray_file | orphan_rows | unknown_orphan | journal | summary | staged_part
+    #            | temporary_part
     subject: str  # the capture's file name, or the file/table the finding is about
     what: str
     action: str
     file_id: str | None = None
-    # False for a note that is not damage (``staged_part``): ``tickscope verify`` lists it
+    # False for a note that is not damage (``staged_part``, ``temporary_part``): ``tickscope verify`` lists it
     # but exits 5 only when some finding is damage.
     damage: bool = True
 

@@ -88,6 +88,13 @@ STAGED_PART = re.compile(
     r"^\.(?:part-[0-9a-f]{16}-(?P<wid>[0-9a-f]{8})-\d+|bad-[0-9a-f]{16}-(?P<bwid>[0-9a-f]{8})"
     r"|summary-[0-9a-f]{16}-(?P<swid>[0-9a-f]{8}))\.parquet\.staged$"
 )
+# A part being encoded, exactly as ``temporary_part`` names one (``temporary_part_write_id``):
+# verify's own-unfinished-part note; never swept without a dead session's record of its
+# write id (a task of an ended run may still be writing it).
+TEMPORARY_PART = re.compile(
+    r"^\.(?:part-[0-9a-f]{16}-(?P<wid>[0-9a-f]{8})-\d+|bad-[0-9a-f]{16}-(?P<bwid>[0-9a-f]{8})"
+    rf"|summary-[0-9a-f]{{16}}-(?P<swid>[0-9a-f]{{8}}))\.parquet\.{HEX8}\.tmp$"
+)
 # Manifests and journal files being replaced: tagged with the session that writes them.
 PRIVATE_SESSION = re.compile(rf"^\..+\.(?P<session>{HEX8})-{HEX8}\.(?:tmp|staged)$")
 SESSION_FILE = re.compile(rf"^{SESSION_PREFIX}(?P<session>{HEX8})\.json$")
@@ -376,8 +383,18 @@ def staged_part_write_id(rel: str) -> str | None:
     """The write id of a staged part named exactly as Tickscope stages one, in the folder
     of its kind (``ticks/trading_date=D/.part-…``, ``bad_packets/.bad-…``,
     ``summary/.summary-…``); None for any other name or place."""
+    return _part_write_id(rel, STAGED_PART)
+
+
+def temporary_part_write_id(rel: str) -> str | None:
+    """The write id of a temporary part named exactly as ``temporary_part`` names one
+    (``.<part name>.<8 hex>.tmp``), in the folder of its kind; None for any other."""
+    return _part_write_id(rel, TEMPORARY_PART)
+
+
+def _part_write_id(rel: str, pattern: re.Pattern) -> str | None:
     folder, _, name = rel.rpartition("/")
-    match = STAGED_PART.match(name)
+    match = pattern.match(name)
     if match is None:
         return None
     if match.group("wid"):

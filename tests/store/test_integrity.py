@@ -167,9 +167,9 @@ def test_stray_files_survive_ingest_recovery_and_remove_and_verify_reports_them(
         root / "ticks" / "README.txt": b"notes",
         partition / ".DS_Store": b"\0\1",
         partition / "notes.parquet": b"not ours",  # Parquet-named, but not a name we generate
-        # A temporary part's name no journal records (an exact staged-part name is not a
-        # stray: tests/store/test_ended_staged.py).
-        partition / ".part-0123456789abcdef-0badc0de-0.parquet.1234abcd.tmp": b"no journal names this",
+        # Almost a temporary part's name (4 hex, not 8; exact staged and temporary part names
+        # are notes, not strays: tests/store/test_ended_staged.py).
+        partition / ".part-0123456789abcdef-0badc0de-0.parquet.1234.tmp": b"no journal names this",
         root / "captures" / "old.csv": b"a,b\n",
         root / "bad_packets" / "x.tmp": b"tmp",
     }

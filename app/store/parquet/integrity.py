@@ -177,6 +177,20 @@ def _folder_findings(target: ParquetTarget) -> list[Finding]:
                 "nothing to do: the next ingest or open for writing deletes it", damage=False,
             ))
             continue
+        if journal.temporary_part_write_id(rel) is not None:
+            # A part a writer was still encoding when it stopped (a worker killed mid-part, a
+            # writer killed without a session record) or is encoding now. Never visible, never
+            # committed, so not damage -- but unlike a staged part it is not swept: a task of
+            # an ended run may still be writing it, so only a dead session's record of its
+            # write id lets recovery delete it.
+            findings.append(Finding(
+                "temporary_part", rel, "Tickscope's own unfinished temporary part (a writer stopped while "
+                "encoding it, e.g. a Dask worker killed mid-part, or a write in progress); readers never "
+                "see it and no capture lists it",
+                "if no ingest into this dataset is running (no Dask task of an earlier run either), "
+                "delete it: it holds no committed data", damage=False,
+            ))
+            continue
         folder = Path(rel).parent.as_posix()
         part_named = ((folder.startswith("ticks/trading_date=") and journal.PART_NAME.match(path.name))
                       or (folder == "bad_packets" and journal.BAD_NAME.match(path.name)))
