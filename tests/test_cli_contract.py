@@ -117,7 +117,8 @@ def test_closed_stdout_ends_quietly(tmp_path, capture):
     proc = subprocess.Popen([sys.executable, "-m", "app", "decode", str(capture), "--out", str(out), "--json"],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdout.close()  # nobody reads: the first write gets EPIPE
-    stderr = proc.stderr.read().decode()
+    with proc.stderr:
+        stderr = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 130
     assert "Traceback" not in stderr and "BrokenPipe" not in stderr and "Exception ignored" not in stderr
 

@@ -252,29 +252,29 @@ def _read_raw(path: Path) -> tuple[pa.Table, dict[str, int], str]:
         start = f.read(4096)
     first = start.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
     if first in (b"{", b"["):
-        with opener() as f:
-            return (*_read_json(json.load(io.TextIOWrapper(f, encoding="utf-8-sig"))), "json")
+        with opener() as f, io.TextIOWrapper(f, encoding="utf-8-sig") as text:
+            return (*_read_json(json.load(text)), "json")
     return _read_csv(path, gz, opener), {}, "csv"
 
 
 def _read_csv(path: Path, gz: bool, opener) -> pa.Table:
     # Every column is read as text: type inference from the first block fails on a later
     # block that disagrees (a token "409.0" after "409"), and we normalise text ourselves.
-    with opener() as f:
-        header_line = io.TextIOWrapper(f, encoding="utf-8-sig", newline="").readline()
+    with opener() as f, io.TextIOWrapper(f, encoding="utf-8-sig", newline="") as text:
+        header_line = text.readline()
     names = next(csv.reader([header_line]), [])
     if not names:
         raise InputError(f"{path.name} holds no instruments (an empty or header-only file): "
                          "give the Kite instruments dump or a token lookup")
     names = _unique_names([n.strip() for n in names])
-    source = pa.input_stream(str(path), compression="gzip" if gz else None)
-    return pacsv.read_csv(
-        source,
-        read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=_CSV_BLOCK_SIZE),
-        convert_options=pacsv.ConvertOptions(
-            column_types={n: pa.string() for n in names}, strings_can_be_null=True,
-        ),
-    )
+    with pa.input_stream(str(path), compression="gzip" if gz else None) as source:
+        return pacsv.read_csv(
+            source,
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=_CSV_BLOCK_SIZE),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names}, strings_can_be_null=True,
+            ),
+        )
 
 
 def _unique_names(names: list[str]) -> list[str]:
