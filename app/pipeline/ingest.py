@@ -548,6 +548,10 @@ class IngestJob(JobControl):
         if status != DONE:
             # Counts describe what is in the target; a skipped file keeps its id only.
             f.ticks = f.unresolved_ticks = f.suspect = 0
+        if status == CANCELLED:
+            # Nothing of it is stored: the packets and bad packets decoded before the cancel
+            # reached the decoder (one batch or more) are not the capture's counts either.
+            f.packets = f.bad_packets = 0
         self._done += 1
         self._emit(f, status, force=True)
         for copy in self._waiting.pop(f.index, ()):

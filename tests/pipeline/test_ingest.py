@@ -165,6 +165,7 @@ def test_cancel_one_file_mid_decode_leaves_nothing_of_it(tmp_path, captures, kin
     status = {Path(f.path).name: f.status for f in report.files}
     assert status == {"a.dat": "cancelled", "c.dat": "done"}
     assert cancelled_at["packets"] > 1000
+    assert (report.files[0].packets, report.files[0].bad_packets) == (0, 0)  # nothing of it is stored
     assert report.exit_code == 4
     with open_target(target) as t:
         a_id = report.files[0].file_id
