@@ -57,7 +57,7 @@ def capture(tmp_path_factory):
 def test_target_that_cannot_be_created_is_one_line_exit_2(tmp_path, capture):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    result = run_cli("ingest", capture, "--target", blocker / "dataset")  # a real process: the /proc case
+    result = run_cli("ingest", capture, "--target", blocker / "dataset")  # (in-process)
     assert result.returncode == 2, result.stderr
     line = one_line(result)
     assert line.startswith("tickscope: error:") and "Parquet dataset" in line

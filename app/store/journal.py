@@ -347,9 +347,12 @@ class Journal:
         fingerprints them) and is swept at the following open.
         """
         removed = []
+        real_root = self.root.resolve()
         for path in walk_files(self.root):
             write_id = staged_part_write_id(path.relative_to(self.root).as_posix())
-            if write_id is not None and write_id not in self.write_ids:
+            # (a dataset folder that is a link to another dataset: not this lock's to sweep)
+            if (write_id is not None and write_id not in self.write_ids
+                    and path.parent.resolve().is_relative_to(real_root)):
                 path.unlink(missing_ok=True)
                 removed.append(path.relative_to(self.root).as_posix())
         return removed

@@ -679,6 +679,7 @@ class DataView(QWidget):
     def _task(self, fn, done) -> None:
         def failed(exc, tb) -> None:
             text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self._stale = True  # (e.g. the target was locked) the view's next show asks again
             self.message.setText(text)
             self.failed.emit(text)
 

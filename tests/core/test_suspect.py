@@ -113,7 +113,7 @@ def test_nan_and_infinity_from_json_are_suspect(tmp_path):
 
 def test_first_rule_wins_and_codes_are_documented():
     readme = REPO / "README.md"
-    text = open(readme, encoding="utf-8").read()
+    text = readme.read_text(encoding="utf-8")
     for reason in suspect.REASONS:
         assert f"`{reason}`" in text, f"{reason} is not documented in README"
     got = reasons_of([quote(last_traded_quantity=T0, last_price=2_000_000_000)])

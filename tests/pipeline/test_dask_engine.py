@@ -37,18 +37,22 @@ from tests.support import forkserver, synthetic
 psutil = pytest.importorskip("psutil")
 
 
-def _helper_process(proc) -> bool:
+def _helper_pids() -> set[int]:
     """multiprocessing's resource tracker and forkserver live as long as the test process, by
-    design (the module's cluster starts its workers through the forkserver)."""
-    try:
-        command = " ".join(proc.cmdline())
-        return "resource_tracker" in command or "multiprocessing.forkserver" in command
-    except psutil.Error:
-        return True
+    design (the module's cluster starts its workers through the forkserver). They are known by
+    pid, not by command line: a worker forked by the forkserver keeps the forkserver's command
+    line, and must still count as a process the test started."""
+    from multiprocessing import forkserver as mp_forkserver
+    from multiprocessing import resource_tracker
+
+    pids = {getattr(mp_forkserver._forkserver, "_forkserver_pid", None),
+            getattr(resource_tracker._resource_tracker, "_pid", None)}
+    return {pid for pid in pids if pid}
 
 
 def _children() -> set[int]:
-    return {p.pid for p in psutil.Process().children(recursive=True) if not _helper_process(p)}
+    helpers = _helper_pids()
+    return {p.pid for p in psutil.Process().children(recursive=True) if p.pid not in helpers}
 
 
 def _assert_gone(pids: set[int], timeout: float = 10) -> None:

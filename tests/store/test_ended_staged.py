@@ -168,3 +168,23 @@ def test_verify_names_an_unfinished_temporary_part_as_tickscopes_own_and_the_ope
     result = tickscope("verify", root)
     assert result.returncode == 0, result.stdout
     assert result.stdout.splitlines()[-1].endswith("1 captures, no problems found, 3 notes (not damage)")
+
+
+def test_staged_parts_behind_a_linked_folder_are_not_swept(tmp_path):
+    # Dataset "link"'s bad_packets folder is a link to dataset "other"'s: the lock held on
+    # "link" says nothing about "other"'s writers, so its staged parts stay.
+    other, root = tmp_path / "other", tmp_path / "link"
+    b = file_id("b")
+    with open_target(other) as target:
+        write_capture(target, file_id("a"), [ticks(file_id("a"), 10)])
+    (other / "bad_packets").mkdir(exist_ok=True)
+    theirs = other / "bad_packets" / f".bad-{b[:16]}-{WID}.parquet.staged"
+    theirs.write_bytes(b"another dataset's writer")
+    with open_target(root) as target:
+        write_capture(target, file_id("c"), [ticks(file_id("c"), 10)])
+    if (root / "bad_packets").exists():
+        (root / "bad_packets").rmdir()
+    (root / "bad_packets").symlink_to(other / "bad_packets", target_is_directory=True)
+    with open_target(root):
+        pass
+    assert theirs.read_bytes() == b"another dataset's writer"

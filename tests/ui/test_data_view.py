@@ -99,6 +99,29 @@ def test_search_then_ticks_page_lazily_and_sort(qtbot, window, small_target):
     assert model.row(0)["last_price"] == max(t["last_price"] for t in expected)
 
 
+def test_a_failed_load_is_asked_again_when_the_view_is_shown_again(qtbot, window, small_target, monkeypatch):
+    load = dm.load_captures
+    calls = []
+
+    def locked_once(target):
+        calls.append(target)
+        if len(calls) == 1:
+            raise RuntimeError("target is locked by PID 9")
+        return load(target)
+
+    monkeypatch.setattr(dm, "load_captures", locked_once)
+    window.set_target(str(small_target))
+    window.show_data()
+    view = window.data_view
+    qtbot.waitUntil(lambda: "locked" in view.message.text(), timeout=30_000)
+    assert not view.captures_model.rows
+    window.top_tabs.setCurrentWidget(window.queue_stack)
+    window.show_data()
+    qtbot.waitUntil(lambda: len(view.captures_model.rows) == 3, timeout=30_000)
+    assert len(calls) == 2
+    wait_idle(qtbot, window)
+
+
 def test_remove_confirms_with_the_tick_count(qtbot, window, small_target, monkeypatch):
     from app.ui import data_view
 

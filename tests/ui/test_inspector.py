@@ -257,11 +257,13 @@ def test_go_to_offset_copy_and_save(qtbot, inspector, damaged, tmp_path, monkeyp
 
 
 def test_a_big_capture_shows_its_first_rows_while_indexing_and_stays_usable(qtbot, inspector, big_capture,
-                                                                           indexing_hook, gui_round_trip):
+                                                                           indexing_hook, gui_round_trip,
+                                                                           monkeypatch):
     """Indexing waits after its first report until the test has used the window: the first
     rows are on display and the user can scroll and jump while the rest is indexed; at every
     later report the GUI's event loop runs before indexing goes on. (Time to first rows and
     the longest event-loop gap on 10M packets: `make bench`, scripts/bench_gui.py.)"""
+    monkeypatch.setattr(pi, "PROGRESS_INTERVAL", 0)  # a report after every chunk, whatever the speed
     used = threading.Event()
     first, trips = [], []
 
@@ -270,7 +272,7 @@ def test_a_big_capture_shows_its_first_rows_while_indexing_and_stays_usable(qtbo
             first.append((p.rows, index.complete))
             assert used.wait(60), "the window was not used while indexing waited"
         else:
-            trips.append(gui_round_trip())
+            trips.append((p.done, gui_round_trip()))
 
     indexing_hook["after_report"] = after_report
     window = inspector([big_capture], wait=False)
@@ -283,7 +285,8 @@ def test_a_big_capture_shows_its_first_rows_while_indexing_and_stays_usable(qtbo
     used.set()
     wait_indexed(qtbot, window, timeout=120_000)
     assert first and first[0][1] is False and 1000 <= first[0][0] < BIG_PACKETS
-    assert trips and all(trips)
+    # reports mid-build too (not only the final one), each with a round trip
+    assert any(not done for done, _ in trips) and all(ok for _, ok in trips)
     assert window.index.rows == BIG_PACKETS and window.model.rowCount() == BIG_PACKETS
     # filtering every row is one numpy mask
     token = int(window.index.column("token")[0])
