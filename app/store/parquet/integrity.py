@@ -6,8 +6,10 @@ each part against that, counts each capture's rows in one scan of the ``file_id`
 (DuckDB over exactly the listed parts), and walks the dataset's folders for files no
 capture lists: part-named ones are orphans (a reader's glob sees their rows), a staged
 part is an ended write's leftover (a note, not damage: the next open for writing sweeps
-it), anything else is a stray; verify itself deletes nothing. Remove is one commit (app.store.journal) that
-drops the captures' rows from the manifest and unpublishes their parts.
+it), anything else is a stray. Verify's own checks delete nothing; a verify that opened
+the dataset for writing has already had that open's recovery and sweep (app.store.journal).
+Remove is one commit (app.store.journal) that drops the captures' rows from the manifest
+and unpublishes their parts.
 """
 
 from __future__ import annotations
