@@ -37,9 +37,11 @@ def run(args) -> int:
     from app.errors import UsageError
     from app.ui.app import checked_arguments, run_gui  # (Qt is imported by run_gui only)
 
-    checked_arguments(args)  # before Qt: an unusable argument is a one-line error at once
+    # Checked once, before Qt: an unusable argument is a one-line error at once, and the
+    # window is handed the very values that were checked.
+    target, instruments = checked_arguments(args)
     problem = display_problem()  # before Qt: it would abort slowly with its raw message
     if problem:
         raise UsageError(problem)
 
-    return run_gui(args)
+    return run_gui(args, target=target, instruments=instruments)

@@ -52,7 +52,10 @@ def checked_arguments(args) -> tuple[str | None, list[str]]:
     return target, instruments
 
 
-def run_gui(args) -> int:
+def run_gui(args, *, target: str | None, instruments: list[str]) -> int:
+    """The app for `tickscope gui` ARGS. ``target`` and ``instruments`` are what
+    ``checked_arguments(args)`` returned (the caller checks them before loading Qt; they
+    are not checked again here)."""
     files: list[str] = list(getattr(args, "files", None) or [])
     quit_when_done = bool(getattr(args, "quit_when_done", False))
     scripted = bool(files) or quit_when_done
@@ -68,8 +71,6 @@ def run_gui(args) -> int:
 
     log_file = logs.setup_logging()
     log.info("tickscope gui starting (scripted=%s, files=%d); log: %s", scripted, len(files), log_file)
-
-    target, instruments = checked_arguments(args)
 
     settings = Settings()
     app.setWindowIcon(icon("tickscope"))

@@ -132,3 +132,27 @@ def test_unusable_arguments_are_one_line_errors(args, message, app_dirs, tmp_pat
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr
+
+
+def test_the_arguments_are_checked_once_and_the_checked_target_reaches_the_window(
+        qapp, tmp_path, monkeypatch, app_dirs):
+    # In this process (a subprocess cannot count calls): `tickscope gui` checks --target
+    # before it loads Qt and hands the window that checked (absolute) path; run_gui does not
+    # check it a second time (before: validate_target ran twice per launch).
+    import argparse
+
+    from app.commands import gui
+    from app.model import targets
+    from app.ui.main_window import MainWindow
+
+    checked, given = [], []
+    real_validate = targets.validate_target
+    monkeypatch.setattr(targets, "validate_target", lambda path: checked.append(path) or real_validate(path))
+    real_set_target = MainWindow.set_target
+    monkeypatch.setattr(MainWindow, "set_target", lambda self, path: given.append(path) or real_set_target(self, path))
+    monkeypatch.chdir(tmp_path)
+    args = argparse.Namespace(files=[], target="t.duckdb", instruments=[], start=False, quit_when_done=True,
+                              screenshot=None, screenshot_after=None, theme=None)
+    assert gui.run(args) == 0
+    assert checked == ["t.duckdb"]
+    assert given == [str(tmp_path / "t.duckdb")]
