@@ -286,9 +286,12 @@ class PacketIndex:
     def symbol(self, token: int) -> str | None:
         return self.symbols.get(int(token))
 
-    def row_at_offset(self, offset: int) -> int | None:
-        """The row whose bytes hold file ``offset`` (or, between rows, the next row's header: None)."""
-        n = self._rows
+    def row_at_offset(self, offset: int, rows: int | None = None) -> int | None:
+        """The row whose bytes hold file ``offset`` (or, between rows, the next row's header: None).
+
+        ``rows``: look only at the first ``rows`` rows (what a view has shown so far; the
+        index may have grown on its worker since)."""
+        n = self._rows if rows is None else min(rows, self._rows)
         starts = self._cols["offset"][:n]
         i = int(np.searchsorted(starts, offset, side="right")) - 1
         # Zero-length bad regions share an offset with the next row; walk back over them.
@@ -302,17 +305,20 @@ class PacketIndex:
             i -= 1
         return None
 
-    def row_near_offset(self, offset: int) -> int | None:
-        """The row holding ``offset`` or else the first row after it (go to offset)."""
-        found = self.row_at_offset(offset)
+    def row_near_offset(self, offset: int, rows: int | None = None) -> int | None:
+        """The row holding ``offset`` or else the first row after it (go to offset); ``rows``
+        as in ``row_at_offset``."""
+        found = self.row_at_offset(offset, rows)
         if found is not None:
             return found
-        n = self._rows
+        n = self._rows if rows is None else min(rows, self._rows)
         i = int(np.searchsorted(self._cols["offset"][:n], offset, side="left"))
         return i if i < n else (n - 1 if n else None)
 
-    def next_bad(self, row: int, backwards: bool = False) -> int | None:
+    def next_bad(self, row: int, backwards: bool = False, rows: int | None = None) -> int | None:
         bad = self.bad_rows()
+        if rows is not None:
+            bad = bad[: int(np.searchsorted(bad, rows))]
         if not bad.size:
             return None
         if backwards:

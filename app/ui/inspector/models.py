@@ -151,6 +151,13 @@ class PacketTableModel(QAbstractTableModel):
     def index_row(self, view_row: int) -> int:
         return int(self._shown[view_row])
 
+    @property
+    def seen(self) -> int:
+        """Index rows this model has taken in (shown or filtered out). The index grows on
+        its worker thread, so rows past this are not in the model yet: a lookup for the
+        window stops here, or it would call a row not yet taken in "hidden by the filter"."""
+        return self._seen
+
     def view_row(self, index_row: int) -> int | None:
         """The displayed row of an index row, or None when the filter hides it."""
         shown = self._shown[: self._count]

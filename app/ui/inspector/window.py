@@ -407,7 +407,7 @@ class InspectorWindow(QMainWindow):
         offset = getattr(self, "_reveal", None)
         if offset is None or self.index is None:
             return
-        row = self.index.row_at_offset(offset)
+        row = self.index.row_at_offset(offset, self.model.seen)
         if row is None:
             if self._worker is None:  # indexing is over and no packet holds it
                 self._reveal = None
@@ -468,8 +468,8 @@ class InspectorWindow(QMainWindow):
         except ValueError:
             self.state.setText(f"{number!r} is not a packet number")
             return False
-        if not 1 <= n <= self.index.rows:
-            self.state.setText(f"No packet {n}: this capture has {self.index.rows:,} so far")
+        if not 1 <= n <= self.model.seen:
+            self.state.setText(f"No packet {n}: this capture has {self.model.seen:,} so far")
             return False
         if not self.select_row(n - 1):
             self.state.setText(f"Packet {n} is hidden by the filter")
@@ -487,7 +487,7 @@ class InspectorWindow(QMainWindow):
         if offset >= self.index.size:
             self.state.setText(f"Offset {offset:,} is beyond the end of the capture ({self.index.size:,} bytes)")
             return False
-        row = self.index.row_near_offset(offset)
+        row = self.index.row_near_offset(offset, self.model.seen)
         if row is None or not self.select_row(row):
             self.state.setText(f"No packet at offset {offset:#x} on display")
             return False
@@ -500,9 +500,9 @@ class InspectorWindow(QMainWindow):
         if self.index is None:
             return None
         row = self.current_row()
-        row = -1 if row is None and not backwards else (self.index.rows if row is None else row)
+        row = -1 if row is None and not backwards else (self.model.seen if row is None else row)
         while True:
-            row = self.index.next_bad(row, backwards=backwards)
+            row = self.index.next_bad(row, backwards=backwards, rows=self.model.seen)
             if row is None:
                 self.state.setText("No more bad packets " + ("before" if backwards else "after") + " this one")
                 return None
