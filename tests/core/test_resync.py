@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from app.core import protocol
 from app.core.decode import CaptureReader, _reason_kind, _reason_kinds, decode_bytes
-from app.core.framing import PacketChains
+from app.core.framing import PacketChains, messages
 from app.core.framing.messages import RUN_BLOCK_BITS
 from app.core.framing.resync import CANDIDATE_BLOCK, RAW_SPAN, _raw_plausible, _Scan
 from tests.support import encode
@@ -347,12 +347,15 @@ def test_packet_chains_answer_like_a_plain_walk():
         assert chains.message_end(q) == expected, q
 
 
-def test_packet_chains_bookkeeping_is_bounded_when_runs_are_found_out_of_order():
+def test_packet_chains_bookkeeping_is_bounded_when_runs_are_found_out_of_order(monkeypatch):
     """Runs of equal packets found after runs beyond them on the same lattice (every G
     of ``runs_found_out_of_order`` after all the As): each is kept in lists of at most
     one block's runs, so recording one shifts a bounded number of entries, not every
     run kept after it (one sorted list per (step, phase) held 2 x units entries here,
-    and recording the k-th G shifted all the As beyond it: quadratic in the file)."""
+    and recording the k-th G shifted all the As beyond it: quadratic in the file).
+    Runs are joined after 8 equal prefixes here (the walk's default waits for 32, so the
+    As and Gs, 12 and 17 long, would be walked one by one and no run kept at all)."""
+    monkeypatch.setattr(messages, "RUN_AFTER", 8)
     data = runs_found_out_of_order(150_000)
     fast, plain = PacketChains(data), PacketChains(data, strided=False)
     for q in range(128, len(data), 300):  # the candidates, in file order, as the resync asks them
@@ -387,16 +390,20 @@ def test_two_callers_asking_blocks_in_turn_each_get_wider_prefilter_passes():
     assert scan.scanned <= 3.6 * len(data)  # 3.39 per byte (was 3.83: a margin of 4 kB per 4 kB block)
 
 
-def test_a_jump_across_a_walk_of_many_runs_costs_one_step():
+def test_a_jump_across_a_walk_of_many_runs_costs_one_step(monkeypatch):
     """A message crossing a walk that joined thousands of runs (``validate_across_many_runs``)
     is jumped in one hop, not one per run (each candidate's message ends at the file's
-    end: one hop per run made the work grow with the file, 370 per byte at 256 kB)."""
+    end: one hop per run made the work grow with the file, 370 per byte at 256 kB).
+    Runs are joined after 8 equal prefixes here (the default 32 would join none of its
+    runs of 12)."""
+    monkeypatch.setattr(messages, "RUN_AFTER", 8)
     data = validate_across_many_runs(40_000)
     chains = PacketChains(data)
     prefixes = [0]
     while data[prefixes[-1] : prefixes[-1] + 2] != b"\x07\x07":
         prefixes.append(prefixes[-1] + 2 + (data[prefixes[-1]] << 8 | data[prefixes[-1] + 1]))
     assert chains.run(0) == len(prefixes) - 1  # the first walk: the whole chain, 300 runs joined
+    assert len({run for _, runs in chains._runs.values() for run in runs}) >= 290
     walked = chains.steps
     ends = {chains.message_end(x - 2) for x in prefixes[1:-1]}  # the count before each prefix
     assert ends == {prefixes[-1]}  # every one validates, to the same end

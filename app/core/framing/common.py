@@ -214,8 +214,10 @@ class _Walk:
 
 
 RUN_PROBE = 16  # prefixes compared in the first strided look of ``same_length_run``
-RUN_AFTER = 8  # equal lengths in a row a scalar walk sees before it asks same_length_run (a numpy call
-# costs ~10 us: clean captures' mixed messages have short runs of equal packets, not worth one)
+RUN_AFTER = 32  # equal lengths in a row a scalar walk sees before it asks same_length_run. A join
+# (a numpy call plus the memo's bookkeeping) costs ~10 us, ~30 scalar steps: asked after 8, runs of 12
+# (validate_across_many_runs) made every join a loss (the chain walk 4x slower than without joins);
+# after 32, a join costs at most about as much as the steps before it, and long runs still join
 
 
 def same_length_run(a: np.ndarray, y: int, step: int, length: int, stop: int, most: int) -> int:

@@ -55,6 +55,13 @@ LENIENT_LENGTHS = frozenset(range(1, LENIENT_MAX_PACKET + 1)) | KNOWN_SET
 RUN_BLOCK_BITS = 12  # PacketChains keeps its joined runs per block of 4 KiB
 
 
+def _record(at: dict, nodes: list, pid: int) -> None:
+    """``at[nodes[i]] = pid << 32 | i`` for every prefix of a path, in one C loop."""
+    if nodes:
+        first = pid << 32
+        at.update(zip(nodes, range(first, first + len(nodes)), strict=True))
+
+
 class PacketChains:
     """Memoised packet-prefix chains of one buffer: the linear-time message walker.
 
@@ -128,15 +135,17 @@ class PacketChains:
         same = last = 0
         walked = 0
         runs = self._runs
+        at_get, append = at.get, nodes.append
+        # A walk's positions only grow, so it never meets its own prefixes: each piece's
+        # are recorded at once when it closes (``_record``), not one dict store a step.
         while True:
-            hit = at.get(y)
+            hit = at_get(y)
             if hit is None and runs:
                 hit = self._in_run(y)
             if hit is not None:
                 cont = hit >> 32, hit & 0xFFFFFFFF
                 break
-            at[y] = pid << 32 | len(nodes)
-            nodes.append(y)
+            append(y)
             if y + 2 > limit:
                 stop = _NEED_MORE
                 break
@@ -153,12 +162,15 @@ class PacketChains:
                 same = 0
                 if run:
                     # the run is a path of its own (a range), between this walk's pieces
+                    _record(at, nodes, pid)
                     pieces.append(nodes)
                     self._add_run(run, pid + 1)
                     pieces.append(run)
                     walked += len(nodes) + len(run)
                     nodes, pid = [], pid + 2
+                    append = nodes.append
                     y = run.stop
+        _record(at, nodes, pid)
         self.steps += walked + len(nodes)
         if not pieces:  # no run joined (the usual walk): one path
             if cont is None:
