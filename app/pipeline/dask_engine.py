@@ -25,10 +25,10 @@ Shape of a run (``DaskIngestJob.run``, blocking, in the client process)::
   (``task_write_id``): a task of an earlier run still running never writes a name a later
   run of the same capture stages or commits. A task Dask
   does not stop (already running when the run was cancelled, on a worker the cluster
-  dropped, or on a remote cluster) may stage its parts after the run closed the target,
-  whose session file recorded that write id: they are never committed, and the target's
-  next open for writing sweeps them as staged parts no live session owns
-  (``Journal.sweep_ended_staged``).
+  dropped, or on a remote cluster) may stage its parts after the run closed the target:
+  they are never committed, and as the client recorded the task's write id as written
+  elsewhere, the journal keeps it past the run (``journal/ended.json``) and the target's
+  next opens for writing sweep them (``Journal.sweep_ended``).
 * Idempotent like the local engine: content already in the target is skipped before its
   ingest task is submitted.
 * ``--memory-limit`` is per task (one file on one worker process): its decoded batches,
@@ -129,7 +129,7 @@ def task_write_id(file_id: str, run_id: str, replacing: Sequence[str] = ()) -> s
     tasks, writes names no later run uses, so it can never replace a part a later run
     stages and commits (with other masters, its rows would carry other enrichment that the
     commit's fingerprint would record as if right). Its parts are never committed and the
-    next open for writing sweeps them (``Journal.sweep_ended_staged``). Replacing a committed
+    next open for writing sweeps them (``Journal.sweep_ended``). Replacing a committed
     capture (--force) also needs names that differ from the committed parts, which stay
     valid until the new ones are committed: the parts it replaces salt the hash until it
     does.
@@ -432,9 +432,9 @@ class DaskIngestJob(JobControl):
                 self._futures.clear()
             if any(f.status not in (DONE, SKIPPED) for f in self.files):
                 target.cleanup()  # staged parts of files not committed. A task still running
-                # stages its parts after this (or after close, whose clean end deletes the session
-                # file recording its write id): never committed, and swept by the next open for
-                # writing as staged parts no live session owns (Journal.sweep_ended_staged).
+                # stages its parts after this (or after close): never committed, and swept by the
+                # next open for writing, the journal keeping its write id as an ended write's
+                # (recorded as written elsewhere: Journal.sweep_ended).
             if any(f.status == DONE for f in self.files) or masters:
                 target.rebuild_unknown_tokens()
         finally:

@@ -23,6 +23,8 @@ The journal (``T/journal/``)::
 
     session-<session>.json  written when a writer opens the dataset, rewritten to add each
                             write id before that write creates any file
+    ended.json              the write ids of ended sessions whose files another process
+                            writes (a Dask task may outlive its run), with when each ended
     commit.json             one commit being applied: the staged manifest, the staged parts
                             to publish and the published parts to delete (unpublish)
 
@@ -36,20 +38,23 @@ and never sees a capture whose commit may still be undone; it may briefly miss o
 Recovery (at the next open for writing, the lock held): a ``commit.json`` is rolled
 forward (every step is idempotent); then each recorded session of a dead writer is
 swept: staged and temporary files carrying its session id or one of its write ids go,
-and its session file with them. Then staged parts (``.part-….parquet.staged`` and the
-bad-packet and summary ones, exactly as ``staged_name`` makes them, in their own folders)
-of a write id no live session owns are swept: the lock makes this session the only live
-writer, so they are an ended writer's -- typically a Dask task that outlived its run
-(cancelled, or its worker dropped) and staged its parts after the run's clean close had
-deleted the session file recording that write id. Staged parts are never visible and
-become data only through a commit record a live session writes, so nothing committed is
-lost; one staged after this sweep is never committed and goes at the following open.
-Nothing else is ever deleted: a file a user put into these folders stays (a temporary
-part name without its session record too), and ``verify`` reports it.
+and its session file with them. Then the parts of ended writes: a write id recorded as
+written *elsewhere* (``record_write_id(..., elsewhere=True)``: a Dask task, which Dask
+does not stop when its run is cancelled or its worker is dropped) is kept, when its
+session ends cleanly or is found dead, in ``journal/ended.json`` (for ``ENDED_KEPT``),
+since its writer may stage parts after the session file recording it is gone. Staged and
+temporary parts (exactly as ``staged_name`` and ``temporary_part`` name them, in their
+own folders) carrying one of those ids are swept: the lock makes this session the only
+live writer, such parts are never visible and become data only through a commit record a
+live session writes, so nothing committed is lost; one staged after this sweep goes at a
+following open. Nothing else is ever deleted: a file Tickscope did not record -- a
+user's file in these folders, even one named exactly like a staged or temporary part --
+stays, and ``verify`` reports it.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -63,6 +68,10 @@ log = logging.getLogger(__name__)
 
 JOURNAL_DIR = "journal"
 COMMIT_FILE = "commit.json"
+ENDED_FILE = "ended.json"  # the record of ended writes whose writer may outlive its session
+# How long that record names a write id: a task of an ended run still staging parts a week
+# later is not plausible; a part staged after that is reported by verify, never deleted.
+ENDED_KEPT = dt.timedelta(days=7)
 SESSION_PREFIX = "session-"
 FOLDERS = ("ticks", "bad_packets", "summary", "captures", "instruments", "unknown_tokens", JOURNAL_DIR)
 FIXED_FILES = {
@@ -83,14 +92,14 @@ PRIVATE_PART = re.compile(
     rf"\.(?:staged|{HEX8}\.tmp)$"
 )
 # A staged part exactly as ``staged_name`` makes it, in the folder its kind lives in
-# (``staged_part_write_id``): the names the sweep of ended writers' staged parts may delete.
+# (``staged_part_write_id``): with a recorded ended write id, what ``sweep_ended`` deletes.
 STAGED_PART = re.compile(
     r"^\.(?:part-[0-9a-f]{16}-(?P<wid>[0-9a-f]{8})-\d+|bad-[0-9a-f]{16}-(?P<bwid>[0-9a-f]{8})"
     r"|summary-[0-9a-f]{16}-(?P<swid>[0-9a-f]{8}))\.parquet\.staged$"
 )
 # A part being encoded, exactly as ``temporary_part`` names one (``temporary_part_write_id``):
-# verify's own-unfinished-part note; never swept without a dead session's record of its
-# write id (a task of an ended run may still be writing it).
+# with a recorded ended write id, what ``sweep_ended`` deletes (a task of that ended run
+# still writing it then fails: its output could never be committed).
 TEMPORARY_PART = re.compile(
     r"^\.(?:part-[0-9a-f]{16}-(?P<wid>[0-9a-f]{8})-\d+|bad-[0-9a-f]{16}-(?P<bwid>[0-9a-f]{8})"
     rf"|summary-[0-9a-f]{{16}}-(?P<swid>[0-9a-f]{{8}}))\.parquet\.{HEX8}\.tmp$"
@@ -207,6 +216,7 @@ class Journal:
         self.folder = root / JOURNAL_DIR
         self.session = new_id()
         self.write_ids: list[str] = []
+        self.elsewhere: list[str] = []  # the write ids whose files another process writes
         self._session_file = self.folder / f"{SESSION_PREFIX}{self.session}.json"
         self._started = False
 
@@ -218,7 +228,7 @@ class Journal:
         # kill mid-write leaves this file cut short; recovery then goes by its name alone
         # (no write id exists yet: later rewrites go through recorded temporary names).
         self.folder.mkdir(parents=True, exist_ok=True)
-        data = json.dumps({"session": self.session, "pid": os.getpid(), "write_ids": []}).encode()
+        data = json.dumps({"session": self.session, "pid": os.getpid(), "write_ids": [], "elsewhere": []}).encode()
         fd = os.open(self._session_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             os.write(fd, data)
@@ -230,18 +240,29 @@ class Journal:
 
     def _write_session(self) -> None:
         write_json_atomically(
-            self._session_file, {"session": self.session, "pid": os.getpid(), "write_ids": self.write_ids},
+            self._session_file, {"session": self.session, "pid": os.getpid(), "write_ids": self.write_ids,
+                                 "elsewhere": self.elsewhere},
             self.session,
         )
 
-    def record_write_id(self, write_id: str) -> None:
-        """Record ``write_id`` before any file carrying it is created (recovery's proof)."""
+    def record_write_id(self, write_id: str, *, elsewhere: bool = False) -> None:
+        """Record ``write_id`` before any file carrying it is created (recovery's proof).
+
+        ``elsewhere``: another process writes its files (a Dask task), and may go on writing
+        after this session ends; the id then outlives the session in the record of ended
+        writes (``ENDED_FILE``), which lets later opens sweep what that writer stages late.
+        """
         if not re.fullmatch(HEX8, write_id or ""):
             raise ValueError(f"write id must be 8 lowercase hex characters, got {write_id!r}")
-        if write_id in self.write_ids:
-            return
-        self.write_ids.append(write_id)
-        self._write_session()
+        changed = False
+        if write_id not in self.write_ids:
+            self.write_ids.append(write_id)
+            changed = True
+        if elsewhere and write_id not in self.elsewhere:
+            self.elsewhere.append(write_id)
+            changed = True
+        if changed:
+            self._write_session()
 
     def end(self) -> list[str]:
         """Sweep this session's private files and drop its session file (clean close)."""
@@ -250,6 +271,9 @@ class Journal:
         record = self.pending()
         if record is not None:
             self.apply(record)  # raises (leaving everything for the next open) if it cannot
+        # Before the session file (this session's record of them) goes; ids kept long enough dropped.
+        if self.elsewhere or _has_expired(self.root):
+            self._remember_ended(self.elsewhere, self.session)
         removed = self._sweep({self.session}, set(self.write_ids))
         self._session_file.unlink(missing_ok=True)
         fsync_dir(self.folder)
@@ -306,7 +330,7 @@ class Journal:
         if record is not None:
             log.info("finishing a commit an interrupted run left in %s", self.root)
             self.apply(record)
-        sessions, write_ids, files = set(), set(), []
+        sessions, write_ids, elsewhere, files = set(), set(), set(), []
         if self.folder.is_dir():
             for entry in sorted(self.folder.iterdir()):
                 match = SESSION_FILE.match(entry.name)
@@ -317,8 +341,11 @@ class Journal:
                 except JournalError:
                     data = {}  # cut short while being created: the name is the record
                 sessions.add(match.group("session"))
-                write_ids.update(w for w in data.get("write_ids", []) if isinstance(w, str) and re.fullmatch(HEX8, w))
+                write_ids.update(_write_ids(data.get("write_ids")))
+                elsewhere.update(_write_ids(data.get("elsewhere")))
                 files.append(entry)
+        if elsewhere:  # a dead writer's tasks may still stage: their ids outlive its session file
+            self._remember_ended(elsewhere, min(sessions))  # (written before this session's file exists)
         removed = self._sweep(sessions, write_ids) if sessions else []
         for entry in files:
             entry.unlink(missing_ok=True)
@@ -326,35 +353,59 @@ class Journal:
             fsync_dir(self.folder)
         if removed:
             log.info("removed %d files interrupted runs left in %s", len(removed), self.root)
-        orphans = self.sweep_ended_staged()
+        orphans = self.sweep_ended()
         if orphans:
-            log.info("removed %d staged parts of ended writes (tasks that outlived their run) in %s",
-                     len(orphans), self.root)
+            temporary = sum(1 for rel in orphans if rel.endswith(".tmp"))
+            log.info("removed %d staged parts of ended writes (tasks that outlived their run)%s in %s",
+                     len(orphans) - temporary, f" and {temporary} of their temporary parts" if temporary else "",
+                     self.root)
         return removed + orphans
 
-    def sweep_ended_staged(self) -> list[str]:
-        """Delete the staged parts no live session owns; the files removed.
+    def _remember_ended(self, write_ids: Iterable[str], session: str) -> None:
+        """Add ``write_ids`` to the record of ended writes, dropping the ids kept for
+        ``ENDED_KEPT`` already (the file goes when none is left). Its temporary name carries
+        ``session``, a session whose file exists now: a kill mid-write leaves a name the
+        next recovery can prove ours."""
+        now = _now()
+        ended = {w: t for w, t in read_ended(self.root).items() if now - t <= ENDED_KEPT}
+        ended.update(dict.fromkeys(write_ids, now))
+        path = self.folder / ENDED_FILE
+        if ended:
+            write_json_atomically(path, {"write_ids": {w: t.isoformat() for w, t in sorted(ended.items())}}, session)
+        elif path.exists():
+            path.unlink()
+            fsync_dir(self.folder)
 
-        Called with the writer lock held, so this session is the only live writer: a staged
-        part (``STAGED_PART``, in its own folder) of a write id this session did not record
-        belongs to a writer that ended. A Dask task still running when its run was
-        cancelled or its worker dropped writes its staged parts after the run closed (and
-        its session file, the record of that write id, went with the clean close), so
-        recovery's recorded write ids cannot name them. A staged part is never visible to
-        readers and is published only by a commit record listing it, which only a live
-        session writes: deleting it loses nothing. A part that lands after this sweep is
-        never committed (a commit lists only the parts its own run's tasks reported and
-        fingerprints them) and is swept at the following open.
+    def sweep_ended(self) -> list[str]:
+        """Delete the staged and temporary parts of the ended writes the journal recorded; the
+        files removed.
+
+        Called with the writer lock held, so this session is the only live writer. A write
+        whose files another process writes (a Dask task: ``record_write_id(...,
+        elsewhere=True)``) may go on after its session ended -- a task still running when its
+        run was cancelled or its worker dropped stages its parts after the run closed -- so
+        its write id is kept in ``ENDED_FILE`` (for ``ENDED_KEPT``) when that session ends
+        or is found dead. A part named exactly as Tickscope stages (``STAGED_PART``) or
+        encodes (``TEMPORARY_PART``) one, in its own folder, carrying one of those ids, is
+        such a writer's: never visible to readers, published only by a commit record
+        listing it, which only a live session writes (and a commit lists only the parts its
+        own run's tasks reported), so deleting it loses nothing; a task still writing a
+        temporary part then fails, and its output could never have been committed. A part
+        that lands after this sweep goes at a following open. A name no record covers (a
+        user's file, a part copied from elsewhere) is never deleted: verify reports it.
         """
+        sweepable = ended_write_ids(self.root) - set(self.write_ids)
         removed = []
+        if not sweepable:
+            return removed
         real_root = self.root.resolve()
         for path in walk_files(self.root):
-            write_id = staged_part_write_id(path.relative_to(self.root).as_posix())
+            rel = path.relative_to(self.root).as_posix()
+            write_id = staged_part_write_id(rel) or temporary_part_write_id(rel)
             # (a dataset folder that is a link to another dataset: not this lock's to sweep)
-            if (write_id is not None and write_id not in self.write_ids
-                    and path.parent.resolve().is_relative_to(real_root)):
+            if write_id in sweepable and path.parent.resolve().is_relative_to(real_root):
                 path.unlink(missing_ok=True)
-                removed.append(path.relative_to(self.root).as_posix())
+                removed.append(rel)
         return removed
 
     def _sweep(self, sessions: set[str], write_ids: set[str]) -> list[str]:
@@ -366,6 +417,49 @@ class Journal:
                 path.unlink(missing_ok=True)
                 removed.append(rel)
         return removed
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _write_ids(value) -> list[str]:
+    return [w for w in value if isinstance(w, str) and re.fullmatch(HEX8, w)] if isinstance(value, list) else []
+
+
+def read_ended(root: Path) -> dict[str, dt.datetime]:
+    """The record of ended writes (``ENDED_FILE``): write id -> when its session ended."""
+    path = root / JOURNAL_DIR / ENDED_FILE
+    if not path.is_file():
+        return {}
+    ids = _read_json(path).get("write_ids")
+    try:
+        if not isinstance(ids, dict):
+            raise ValueError("no write_ids object")
+        ended = {}
+        for write_id, when in ids.items():
+            if not re.fullmatch(HEX8, write_id):
+                raise ValueError(f"{write_id!r} is not a write id")
+            ended[write_id] = dt.datetime.fromisoformat(when)
+            if ended[write_id].tzinfo is None:
+                raise ValueError(f"{when!r} has no time zone")
+    except (TypeError, ValueError) as err:
+        raise JournalError(f"{path} is unreadable ({err}); it was edited by hand or damaged") from None
+    return ended
+
+
+def _has_expired(root: Path) -> bool:
+    now = _now()
+    try:
+        return any(now - t > ENDED_KEPT for t in read_ended(root).values())
+    except JournalError:
+        return False  # left as it is: verify reports it, the next open for writing refuses it
+
+
+def ended_write_ids(root: Path) -> set[str]:
+    """The write ids whose staged and temporary parts the next open for writing sweeps."""
+    now = _now()
+    return {w for w, t in read_ended(root).items() if now - t <= ENDED_KEPT}
 
 
 def prune_partitions(root: Path) -> None:

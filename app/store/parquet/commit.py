@@ -160,7 +160,7 @@ class ManifestCommits:
                         None)
         if write_id is None:
             write_id = journal.new_id()
-            self.record_write_id(write_id)
+            self.record_write_id(write_id, elsewhere=False)
         ticks = [self.path / journal.staged_name(rel) for rel in part_rows if rel.startswith("ticks/")]
         summary_rel, _ = self._stage_summary(file_id, ticks, write_id)
         try:

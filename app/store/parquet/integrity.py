@@ -5,9 +5,10 @@ its parts with the rows, bytes and footer fingerprint they had at commit. Verify
 each part against that, counts each capture's rows in one scan of the ``file_id`` column
 (DuckDB over exactly the listed parts), and walks the dataset's folders for files no
 capture lists: part-named ones are orphans (a reader's glob sees their rows), a staged
-part is an ended write's leftover (a note, not damage: the next open for writing sweeps
-it), anything else is a stray. Verify's own checks delete nothing; a verify that opened
-the dataset for writing has already had that open's recovery and sweep (app.store.journal).
+or temporary part is a note, not damage (readers never see it; the next open for writing
+sweeps it when the journal recorded its write as an ended one), anything else is a stray.
+Verify's own checks delete nothing; a verify that opened the dataset for writing has
+already had that open's recovery and sweep (app.store.journal).
 Remove is one commit (app.store.journal) that drops the captures' rows from the manifest
 and unpublishes their parts.
 """
@@ -159,7 +160,14 @@ def _folder_findings(target: ParquetTarget) -> list[Finding]:
     listed = target._referenced()
     own = target._journal
     fixed = {f"{folder}/{name}" for folder, name in journal.FIXED_FILES.items()}
+    fixed.add(f"{journal.JOURNAL_DIR}/{journal.ENDED_FILE}")
     findings = []
+    try:
+        ended = journal.ended_write_ids(target.path)  # their parts: the next open for writing sweeps them
+    except journal.JournalError as err:
+        ended = set()
+        findings.append(Finding("journal", f"{journal.JOURNAL_DIR}/{journal.ENDED_FILE}", str(err),
+                                "move it out of the folder: the dataset then opens as its manifest lists it"))
     for path in sorted(journal.walk_files(target.path)):
         rel = path.relative_to(target.path).as_posix()
         if rel in listed or rel in fixed:
@@ -167,28 +175,42 @@ def _folder_findings(target: ParquetTarget) -> list[Finding]:
         if own is not None and (rel == f"{journal.JOURNAL_DIR}/{journal.SESSION_PREFIX}{own.session}.json"
                                 or journal.is_private_of(path.name, {own.session}, set(own.write_ids))):
             continue  # this verify's own session
-        if journal.staged_part_write_id(rel) is not None:
+        staged_id = journal.staged_part_write_id(rel)
+        if staged_id is not None and staged_id in ended:
             # Never visible, never committed (a commit record publishes staged parts, and
             # opening for writing -- this verify's own open included -- sweeps those of
-            # ended writers): so not damage. It is here because a task of an ended run
-            # (cancelled, or its worker dropped) staged it after that open, or a writer is
-            # staging it right now.
+            # ended writes): so not damage. It is here because a task of an ended run
+            # (cancelled, or its worker dropped) staged it after that open.
             findings.append(Finding(
                 "staged_part", rel, "Tickscope's own staged part of a write that was never committed (a task "
-                "still running after its run ended, or a write in progress); readers never see it",
+                "still running after its run ended); readers never see it",
                 "nothing to do: the next ingest or open for writing deletes it", damage=False,
             ))
             continue
-        if journal.temporary_part_write_id(rel) is not None:
+        if staged_id is not None:
+            # Named exactly as Tickscope stages a part, but no journal record names its write:
+            # a write in progress (another process's session), a part copied in, or one staged
+            # later than the record of ended writes keeps its id. Not visible to readers, so
+            # not damage; never deleted, since nothing proves Tickscope wrote it.
+            findings.append(Finding(
+                "staged_part", rel, "named as Tickscope stages a part, but no journal record names its write "
+                "(a write in progress, a copy, or a task that staged it long after its run); readers never see it",
+                "Tickscope does not delete it: if no ingest into this dataset is running, move it out of the folder",
+                damage=False,
+            ))
+            continue
+        temporary_id = journal.temporary_part_write_id(rel)
+        if temporary_id is not None:
             # A part a writer was still encoding when it stopped (a worker killed mid-part, a
             # writer killed without a session record) or is encoding now. Never visible, never
-            # committed, so not damage -- but unlike a staged part it is not swept: a task of
-            # an ended run may still be writing it, so only a dead session's record of its
-            # write id lets recovery delete it.
+            # committed, so not damage; swept at the next open for writing only when the
+            # journal recorded its write id as an ended write's.
+            swept = temporary_id in ended
             findings.append(Finding(
                 "temporary_part", rel, "Tickscope's own unfinished temporary part (a writer stopped while "
                 "encoding it, e.g. a Dask worker killed mid-part, or a write in progress); readers never "
                 "see it and no capture lists it",
+                "nothing to do: the next ingest or open for writing deletes it" if swept else
                 "if no ingest into this dataset is running (no Dask task of an earlier run either), "
                 "delete it: it holds no committed data", damage=False,
             ))

@@ -43,7 +43,7 @@ class ResolveRewrite:
         if mapping.num_rows == 0:
             return 0
         write_id = self._resolve_write_id()
-        self.record_write_id(write_id)
+        self.record_write_id(write_id, elsewhere=False)
         resolved_total = 0
         new_rows, staged = [], []
         try:

@@ -65,7 +65,7 @@ class TickSummaries:
             return
         damaged = self.damaged_captures()  # app.store.parquet.integrity
         write_id = journal.new_id()
-        self.record_write_id(write_id)
+        self.record_write_id(write_id, elsewhere=False)
         rows, staged = [], []
         try:
             for i in range(self._captures.num_rows):

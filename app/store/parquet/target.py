@@ -153,7 +153,7 @@ class ParquetTarget(ManifestCommits, StoredMastersFile, UnknownTokensFile, TickS
             try:
                 self._journal.end()
                 journal.prune_partitions(self.path)
-            except OSError:  # what stays is swept at the next open
+            except (OSError, JournalError):  # what stays is swept at the next open (or refused by it)
                 log.warning("could not tidy %s at close", self.path, exc_info=True)
             self._journal = None
         if self._lock is not None:
@@ -167,10 +167,16 @@ class ParquetTarget(ManifestCommits, StoredMastersFile, UnknownTokensFile, TickS
         """This writer's session id (names of its private files carry it)."""
         return self._journal.session if self._journal is not None else None
 
-    def record_write_id(self, write_id: str) -> None:
-        """Record a write id in the journal before any file named with it is created."""
+    def record_write_id(self, write_id: str, *, elsewhere: bool = True) -> None:
+        """Record a write id in the journal before any file named with it is created.
+
+        ``elsewhere`` (the default, for callers outside the target: the Dask engine records
+        each task's id): another process writes its files and may still be writing after
+        this session ends, so the journal keeps the id in its record of ended writes and
+        later opens for writing sweep the parts it stages late (``Journal.sweep_ended``).
+        The target's own writes, all finished or aborted by ``close``, pass False."""
         self._writable()
-        self._journal.record_write_id(write_id)
+        self._journal.record_write_id(write_id, elsewhere=elsewhere)
 
     def _migrate(self) -> None:
         """Bring a version-1 dataset to this layout (decided from its manifest alone)."""
@@ -312,7 +318,7 @@ class _ParquetCaptureWrite(CaptureWrite):
         self.file_id = file_id
         self.force = force
         write_id = journal.new_id()
-        target.record_write_id(write_id)
+        target.record_write_id(write_id, elsewhere=False)
         encoders = target._part_encoders()
         self.parts = CapturePartsWriter(target.path, file_id, write_id, encoders=encoders,
                                         budget=target._write_budget(encoders))
