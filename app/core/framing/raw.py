@@ -130,7 +130,7 @@ class RawReader:
                 continue
             scan.checks += 1
             e = _uniform_end(buf, p, limit)
-            if e is None:
+            if e is None and not scan.strict.known(p + 2):
                 e = _plain_end(scan, p)
             if e is None:
                 e = scan.strict.message_end(p)

@@ -45,6 +45,7 @@ class _Scan:
         self.plain = 0  # packet steps of the plain fast path (_plain_end)
         self.frontier = 0  # where the plain fast path last stopped on a failure
         self.hint: tuple[int, str, int] | None = None  # (from, kind, position)
+        self.follows: dict = {}  # (end, final, junk) -> AnchorSearch._followed's answer
         self.valid_hint: tuple[int, int, int] | None = None  # (from, anchor, position)
 
     @property
@@ -333,6 +334,16 @@ class AnchorSearch:
         carries and asks again with more data, so the decoding never depends on where
         a chunk ends.
         """
+        key = (e, final, junk)
+        got = scan.follows.get(key)
+        if got is None:
+            got = scan.follows[key] = AnchorSearch._follow_check(scan, e, final, junk)
+        return got
+
+    @staticmethod
+    def _follow_check(scan: _Scan, e: int, final: bool, junk: bool):
+        """``_followed`` itself (memoised per buffer: candidates whose messages all end at
+        one place, e.g. the end of one long chain, ask the same question each)."""
         buf, limit = scan.buf, scan.limit
         if e >= limit:
             return True if final else _NEED_MORE
