@@ -553,3 +553,48 @@ def test_decoding_does_not_depend_on_the_chunk_size(tmp_path, case):
     # A bad region may be closed at a chunk end and continued in the next chunk.
     assert _merged((b.offset, b.length) for b in cbad) == _merged((b.offset, b.length) for b in bad)
     assert all(b.length > 0 for b in cbad)
+
+
+def _long_message(rng, packets: int, tail: str) -> bytes:
+    """A message of ``packets`` prefixes: runs of equal lengths (some longer than the
+    run look's threshold), unknown lengths, then ``tail``: exact, a cut prefix, a body
+    overrunning the message, or bytes left over."""
+    body = bytearray()
+    k = 0
+    while k < packets:
+        length = int(rng.choice([8, 12, 28, 5, 0, 300]))
+        for _ in range(min(packets - k, int(rng.choice([1, 3, 12, 40, 200])))):
+            body += struct.pack(">H", length) + bytes(rng.integers(0, 256, length, dtype=np.uint8))
+            k += 1
+    count = packets
+    if tail == "cut":
+        body += b"\x00"  # one byte of a prefix: packet `packets` is cut off
+        count += 1
+    elif tail == "overrun":
+        body += struct.pack(">H", 60) + bytes(10)
+        count += 1
+    elif tail == "left over":
+        body += b"\x01\x02\x03"
+    return struct.pack(">H", count) + bytes(body)
+
+
+@pytest.mark.parametrize("tail", ["exact", "cut", "overrun", "left over"])
+@pytest.mark.parametrize("packets", [300, 5000])
+def test_long_message_walked_one_by_one_splits_as_the_vectorised_steps(packets, tail):
+    """A message split alone is walked by ``_walk_one`` (a scalar walk, strided runs above
+    4,096 packets); nine copies of it are split by the vectorised per-packet steps (more
+    than ``_FEW_MESSAGES`` stay active): both give the same packets, faults and validity."""
+    rng = np.random.default_rng(packets)
+    msg = _long_message(rng, packets, tail)
+    payload = np.frombuffer(b"\x00" * 3 + msg * 9, dtype=np.uint8)
+    starts = np.arange(9, dtype=np.int64) * len(msg) + 3
+    sizes = np.full(9, len(msg), dtype=np.int64)
+    alone = split_messages(payload, starts[:1], sizes[:1])
+    many = split_messages(payload, starts, sizes)
+    first = many.pkt_msg == 0
+    assert alone.pkt_pos.tolist() == many.pkt_pos[first].tolist()
+    assert alone.pkt_len.tolist() == many.pkt_len[first].tolist()
+    assert alone.pkt_seq.tolist() == many.pkt_seq[first].tolist()
+    assert alone.valid[0] == many.valid[0] == (tail == "exact" and not alone.faults)
+    assert alone.faults == [f for f in many.faults if f[0] == 0]
+    assert alone.pkt_pos.size >= 50 and (alone.valid[0] or alone.faults)

@@ -36,42 +36,48 @@ def _walk_one(payload: np.ndarray, c: int, e: int, count: int, k: int):
     buf = payload[c:e].tobytes()
     base, limit = c, len(buf)
     j = 0
-    at: list[int] = []  # packets walked one by one since the last run
-    ln: list[int] = []
+    at: list[int] = []  # prefixes walked one by one since the last run (relative; lengths read after, numpy)
+    append = at.append
     parts: list[tuple[np.ndarray, np.ndarray]] = []  # (positions, lengths): walked ones and runs, in order
+
+    def walked():
+        prefix = np.asarray(at, dtype=np.int64)
+        return prefix + (base + 2), _u16(payload, prefix + base)
 
     def done(*state):
         if at:
-            parts.append((np.asarray(at, dtype=np.int64), np.asarray(ln, dtype=np.int64)))
+            parts.append(walked())
         if not parts:
             return (*state, np.zeros(0, np.int64), np.zeros(0, np.int64))
         if len(parts) == 1:
             return (*state, *parts[0])
         return (*state, np.concatenate([p for p, _ in parts]), np.concatenate([q for _, q in parts]))
 
+    runs = count > _MANY  # runs are looked for in messages longer than Kite's
     same = last = 0
     while k < count:
         if j + 2 > limit:
             return done(k, base + j, base + j, -1)
         length = buf[j] << 8 | buf[j + 1]
-        if j + 2 + length > limit:
+        after = j + 2 + length
+        if after > limit:
             return done(k, base + j, base + j, length)
-        at.append(base + j + 2)
-        ln.append(length)
-        j += 2 + length
+        append(j)
+        j = after
         k += 1
-        if count <= _MANY or length != last:  # runs are looked for in messages longer than Kite's
+        if length != last:
             last, same = length, 0
             continue
         same += 1
-        if same >= RUN_AFTER and count - k > _LONG_RUN:
+        if same >= RUN_AFTER and runs and count - k > _LONG_RUN:
             # a run of equal packets (one of 65,535 tiny ones, say): strided compares, whole bodies only
             step = 2 + length
             r = same_length_run(payload, c + j, step, length, c + limit, min(count - k, (limit - j) // step))
             if r:
                 if at:
-                    parts.append((np.asarray(at, dtype=np.int64), np.asarray(ln, dtype=np.int64)))
-                    at, ln = [], []
+                    parts.append(walked())
+                    at = []
+                    append = at.append
                 parts.append((np.arange(base + j + 2, base + j + 2 + r * step, step, dtype=np.int64),
                               np.full(r, length, dtype=np.int64)))
             j += r * step
