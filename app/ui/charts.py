@@ -4,10 +4,12 @@ price/volume preview of one instrument. They only draw what they are given."""
 from __future__ import annotations
 
 import collections
+import math
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
+from PySide6.QtGui import QFont, QFontMetricsF
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from app.core import market_time
@@ -32,6 +34,13 @@ def _style_plot(plot: pg.PlotItem, title: str, left: str, grid: bool = True) -> 
     plot._tickscope_style = (title, left, grid)  # restyle() applies it again with a new theme
     c = theme.colors()
     plot.setTitle(f"<span style='color:{c['muted']};font-size:9pt'>{title}</span>")
+    # The title's row as tall as its line (pyqtgraph fixes it at 30 px): at the window's
+    # default size the throughput plots are ~75 px each, and the plot gets the rest.
+    title_font = QFont(plot.titleLabel.item.font())
+    title_font.setPointSizeF(9)
+    title_height = math.ceil(QFontMetricsF(title_font).height()) + 4
+    plot.titleLabel.setMaximumHeight(title_height)
+    plot.layout.setRowFixedHeight(0, title_height)
     plot.setLabel("left", left, color=c["muted"])
     if grid:  # translucent grid lines cost ~40 ms a repaint: never on live charts
         plot.showGrid(x=False, y=True, alpha=0.15)
@@ -74,7 +83,25 @@ class BuiltWhenShown:
 
 
 class CompactAxis(pg.AxisItem):
-    """Tick labels like 250k and 1.2M instead of 250000 and 1200000."""
+    """Tick labels like 250k and 1.2M instead of 250000 and 1200000; on a short vertical axis
+    (the throughput plots at the window's default 1024x700), no more labels than fit.
+
+    pyqtgraph always labels every major tick and puts at least two intervals on an axis, so
+    a plot ~25 px tall showed 0, 200k and 400k over each other. Here the major spacing is
+    widened to the least one-digit value (1-9 times a power of ten: 0 and 300k, say) leaving
+    ``LABEL_ROOM`` lines of height between labels, and the minor ticks go with it."""
+
+    LABEL_ROOM = 1.2  # a label's line height times this, at least, between labelled ticks
+
+    def tickSpacing(self, minVal, maxVal, size):  # noqa: N802, N803 - pyqtgraph's names
+        levels = super().tickSpacing(minVal, maxVal, size)
+        if self.orientation not in ("left", "right") or not levels or size <= 0 or self._tickSpacing is not None:
+            return levels
+        line = QFontMetricsF(self.style["tickFont"] or self.font()).height()
+        needed = abs(maxVal - minVal) * line * self.LABEL_ROOM / size  # the least spacing, in axis units
+        if levels[0][0] >= needed:
+            return levels
+        return [(_round_up(needed), 0)]
 
     def tickStrings(self, values, scale, spacing):
         out = []
@@ -87,6 +114,12 @@ class CompactAxis(pg.AxisItem):
             else:
                 out.append(f"{v:g}")
         return out
+
+
+def _round_up(value: float) -> float:
+    """The least one-digit multiple of a power of ten (1, 2, ... 9, 10) at least ``value`` (> 0)."""
+    power = 10.0 ** math.floor(math.log10(value))
+    return math.ceil(round(value / power, 9)) * power
 
 
 class ThroughputChart(BuiltWhenShown, pg.GraphicsLayoutWidget):

@@ -4,6 +4,7 @@ shortcuts, the Parquet folder dialog, quitting with work queued, a bad master in
 from __future__ import annotations
 
 import gc
+import itertools
 import weakref
 from pathlib import Path
 
@@ -331,3 +332,33 @@ def test_the_packet_inspector_fits_1024x700(qtbot, sample):
     for edit in (inspector.filter_bar.token, inspector.filter_bar.times):  # a cut hint is whole in the tooltip
         assert edit.toolTip() == edit.placeholderText()
     inspector.close()
+
+
+def test_the_throughput_plots_y_labels_do_not_overlap_at_the_default_size(make_window):
+    # A scripted run's window (`tickscope gui FILE --screenshot`) at 1024x700: each throughput
+    # plot had ~25 px of axis, where pyqtgraph labelled 0, 200k and 400k over each other.
+    # Now: what fits, at least two labels, apart.
+    from PySide6.QtGui import QImage, QPainter
+
+    window = make_window(interactive=False)
+    assert window.size().width() == 1024 and window.size().height() == 700
+    window.focus_pane("throughput")
+    chart = window.throughput_chart
+    for i in range(20):
+        chart.add_sample(0.5 + 0.1 * i, 400_000 - 10_000 * i, 230 - 10 * i)
+    QApplication.processEvents()  # laid out and auto-ranged as on screen: the layout
+    window.grab()  # requests a paint posts (tick text sizes) handled, then painted again
+    QApplication.processEvents()
+    image = QImage(10, 10, QImage.Format.Format_ARGB32)
+    for plot in (chart.pps_plot, chart.mbps_plot):
+        axis = plot.getAxis("left")
+        assert axis.range[1] > (400_000 if plot is chart.pps_plot else 230)
+        painter = QPainter(image)
+        try:
+            _, _, texts = axis.generateDrawSpecs(painter)
+        finally:
+            painter.end()
+        rects = sorted((rect for rect, _, _ in texts), key=lambda r: r.top())
+        assert len(rects) >= 2, [text for _, _, text in texts]
+        for upper, lower in itertools.pairwise(rects):
+            assert upper.bottom() <= lower.top(), [text for _, _, text in texts]
