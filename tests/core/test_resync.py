@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from app.core import protocol
 from app.core.decode import CaptureReader, _reason_kind, _reason_kinds, decode_bytes
-from app.core.framing import PacketChains, messages
+from app.core.framing import PacketChains, messages, resync
 from app.core.framing.messages import RUN_BLOCK_BITS
-from app.core.framing.resync import CANDIDATE_BLOCK, RAW_SPAN, _raw_plausible, _Scan
+from app.core.framing.resync import CANDIDATE_BLOCK, RAW_SPAN, _raw_candidates, _raw_plausible, _Scan
 from tests.support import encode
 
 RUN_BLOCK = 1 << RUN_BLOCK_BITS
@@ -388,6 +388,26 @@ def test_two_callers_asking_blocks_in_turn_each_get_wider_prefilter_passes():
     assert sum(passes) >= len(data) - 3  # every block decided
     assert len(passes) <= 2 * 6, passes  # 1 + 2 + 4 + 8 + 16 + 1 blocks per stream (was 64: one block each)
     assert scan.scanned <= 3.6 * len(data)  # 3.39 per byte (was 3.83: a margin of 4 kB per 4 kB block)
+
+
+def test_raw_prefilter_rounds_stop_at_their_budget(monkeypatch):
+    """Where a few candidate starts sit among many long chains (``runs_found_out_of_order``:
+    one per 35 prefixes, every chain leaving the margin), the pre-filter's pointer-jumping
+    rounds stop at ``CHAIN_BUDGET`` steps per candidate instead of running until every
+    chain left the window: the chains decided nothing there. It keeps a superset of what
+    unbounded rounds keep, and drops only starts whose message cannot validate."""
+    data = runs_found_out_of_order(1 << 18)
+    a = np.frombuffer(data, dtype=np.uint8)
+    window = np.arange(1 << 16, 1 << 17, dtype=np.int64)
+    ok, work, _ = _raw_plausible(a, window)
+    monkeypatch.setattr(resync, "CHAIN_BUDGET", 1 << 40)
+    full_ok, full_work, _ = _raw_plausible(a, window)
+    candidates = int(np.count_nonzero(_raw_candidates(a, window)))
+    assert candidates > 100
+    assert work <= full_work / 3, (work, full_work)
+    assert (ok | ~full_ok).all()  # every start the unbounded rounds keep is kept
+    chains = PacketChains(data)
+    assert all(chains.message_end(int(q)) == -2 for q in window[_raw_candidates(a, window) & ~ok])
 
 
 def test_a_jump_across_a_walk_of_many_runs_costs_one_step(monkeypatch):

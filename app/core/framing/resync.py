@@ -157,15 +157,17 @@ def _raw_candidates(a: np.ndarray, window: np.ndarray) -> np.ndarray:
 PRECHECK_STEPS = 16  # packets of every candidate record's message walked at once (numpy) before Python sees it
 RAW_SPAN = 16  # candidate blocks pre-filtered together (raw): one window of 64 KiB
 RAW_MARGIN = 8192  # bytes past that window whose prefixes the chains may still read
+CHAIN_BUDGET = 64  # chain_runs steps per candidate start a raw pre-filter pass spends at most
 _EXIT = -3  # a chain leaving the pre-filter's window: undecided there
 _LIVE = -4  # a chain that holds at least as many packets as asked: not followed further
 
 
-def chain_runs(length: np.ndarray, r0: int, n: int, limit: int, enough: int):
+def chain_runs(length: np.ndarray, r0: int, n: int, limit: int, enough: int, budget: int | None = None):
     """For each prefix position of [r0, r0 + n): how many known-length prefixes follow
     in a row from it (``PacketChains.run``) and why that chain stops: ``_INVALID``,
     ``_NEED_MORE`` (past the buffer), ``_EXIT`` (past the window: undecided) or
-    ``_LIVE`` (at least ``enough`` follow; not looked further); and the work done.
+    ``_LIVE`` (at least ``enough`` follow, or the work reached ``budget`` first: not
+    looked further; ``run`` then counts the prefixes looked at); and the work done.
     ``length[i]`` is the u16 at ``r0 + i`` (given below ``limit - 1`` only).
 
     Every position's chain at once, by pointer jumping over the positions that hold a
@@ -187,7 +189,7 @@ def chain_runs(length: np.ndarray, r0: int, n: int, limit: int, enough: int):
     live = np.flatnonzero(jump >= 0)
     work = node.size
     ahead = 1  # prefixes every live node has looked ahead
-    while live.size and ahead < enough:
+    while live.size and ahead < enough and (budget is None or work < budget):
         j = jump[live]
         steps[live] += steps[j]
         jump[live] = jump[j]
@@ -224,7 +226,11 @@ def _raw_plausible(a: np.ndarray, window: np.ndarray):
     if not at.size:
         return ok, 0, {"raw": ok, "raw-final": ok}
     count = count[at]
-    run, stop, work = chain_runs(length, w0, r1 - w0, limit, int(count.max()))
+    # Rounds stop once they cost CHAIN_BUDGET steps per candidate (about what asking it
+    # in Python costs): where a few candidates sit among many long chains (one per 35
+    # prefixes in runs_found_out_of_order, whose chains all leave the margin), the
+    # rounds decided nothing and cost 7 us per candidate; undecided ones stay candidates.
+    run, stop, work = chain_runs(length, w0, r1 - w0, limit, int(count.max()), CHAIN_BUDGET * at.size)
     x = at + 2
     short = run[x] < count
     why = stop[x]
