@@ -134,25 +134,33 @@ def test_unusable_arguments_are_one_line_errors(args, message, app_dirs, tmp_pat
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr
 
 
-def test_the_arguments_are_checked_once_and_the_checked_target_reaches_the_window(
-        qapp, tmp_path, monkeypatch, app_dirs):
-    # In this process (a subprocess cannot count calls): `tickscope gui` checks --target
-    # before it loads Qt and hands the window that checked (absolute) path; run_gui does not
-    # check it a second time (before: validate_target ran twice per launch).
-    import argparse
+# `tickscope gui` with ``checked_arguments`` counted (and the target the window is given).
+_COUNTED_LAUNCH = """
+import sys
+import app.ui.app as gui_app
+from app.ui.main_window import MainWindow
+real_check, real_set_target, calls = gui_app.checked_arguments, MainWindow.set_target, []
+def counted(args):
+    calls.append("checked")
+    return real_check(args)
+def set_target(self, path):
+    calls.append("window: " + path)
+    return real_set_target(self, path)
+gui_app.checked_arguments, MainWindow.set_target = counted, set_target
+from app.cli import main
+code = main(sys.argv[1:])
+print(calls)
+sys.exit(code)
+"""
 
-    from app.commands import gui
-    from app.model import targets
-    from app.ui.main_window import MainWindow
 
-    checked, given = [], []
-    real_validate = targets.validate_target
-    monkeypatch.setattr(targets, "validate_target", lambda path: checked.append(path) or real_validate(path))
-    real_set_target = MainWindow.set_target
-    monkeypatch.setattr(MainWindow, "set_target", lambda self, path: given.append(path) or real_set_target(self, path))
-    monkeypatch.chdir(tmp_path)
-    args = argparse.Namespace(files=[], target="t.duckdb", instruments=[], start=False, quit_when_done=True,
-                              screenshot=None, screenshot_after=None, theme=None)
-    assert gui.run(args) == 0
-    assert checked == ["t.duckdb"]
-    assert given == [str(tmp_path / "t.duckdb")]
+def test_the_arguments_are_checked_once_and_the_checked_target_reaches_the_window(tmp_path, app_dirs):
+    # Before: checked_arguments ran twice per launch (gui.run before Qt, run_gui again).
+    # A process of its own: a scripted launch's window and jobs end with it.
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen",
+           "TICKSCOPE_SETTINGS": str(app_dirs["settings"]), "TICKSCOPE_DATA_DIR": str(app_dirs["data"])}
+    result = subprocess.run([sys.executable, "-c", _COUNTED_LAUNCH, "gui", "--target", "t.duckdb",
+                             "--quit-when-done"], cwd=tmp_path, env={**env, "PYTHONPATH": str(REPO)},
+                            capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == str(["checked", f"window: {tmp_path / 't.duckdb'}"])
