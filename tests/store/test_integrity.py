@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import subprocess
 from pathlib import Path
@@ -13,13 +11,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from app import logs
-from app.cli import main
 from app.errors import EXIT_DAMAGED
 from app.pipeline.ingest import file_sha256, run_ingest
 from app.store import NotInTarget, open_target
 from app.store.parquet import FORMAT_VERSION, MARKER, PARQUET_CAPTURES_SCHEMA
 from tests.support import synthetic
+from tests.support.cli import run_cli
 
 KINDS = ["duckdb", "parquet"]
 
@@ -50,15 +47,9 @@ def ingest(paths, target, master, **kw):
 def tickscope(*args) -> subprocess.CompletedProcess:
     """The command line's verify/remove, run in this process (what they do to a target is what
     these tests check; a real process's exit code, one-line errors and output are
-    tests/test_cli_contract.py's and tests/test_cli_errors.py's): code, stdout, stderr."""
-    argv = [str(a) for a in args]
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main(argv)
-    finally:
-        logs.shutdown_cli_logging()
-    return subprocess.CompletedProcess(["tickscope", *argv], code, out.getvalue(), err.getvalue())
+    tests/test_cli_contract.py's and tests/test_cli_errors.py's): code, stdout, stderr, as
+    tests/support/cli.py's ``run_cli`` captures them (as a process would show them)."""
+    return run_cli(*args)
 
 
 def snapshot(path: Path) -> dict:
