@@ -69,16 +69,34 @@ def test_a_run_shows_what_a_process_shows(what, monkeypatch):
     assert run_cli("captures", what).stderr == real.stderr
 
 
-def test_a_run_leaves_the_root_logger_as_it_found_it(tmp_path):
-    # Before: the root logger was left at INFO with every run (the CLI's log set-up).
+@pytest.mark.parametrize("earlier", [False, True], ids=["no-cli-handler", "cli-handler-set-up-earlier"])
+def test_a_run_leaves_the_root_logger_as_it_found_it(tmp_path, earlier):
+    # Before: the root logger was left at INFO with every run (the CLI's log set-up). And
+    # with the command line's log handler already on the root logger (a command an earlier
+    # test ran in this process without run_cli), a run closed that handler, put it back
+    # last (another order) and forgot it as the command line's (a later set-up added a
+    # second one): 3 of the first 8 runs of a make test-repeat failed here.
+    from app import logs
+
     root = logging.getLogger()
-    level, handlers = root.level, list(root.handlers)
+    level = root.level
+    if earlier:
+        assert logs.setup_cli_logging() is not None
+    handlers, log_file = list(root.handlers), logs.current_log_file()
     root.setLevel(logging.ERROR)
     try:
         assert run_cli("captures", tmp_path / "missing.duckdb").returncode == 2  # logs, fails
         assert run_cli("--version").returncode == 0  # ends in SystemExit after the log set-up
         assert root.level == logging.ERROR
         assert root.handlers == handlers
+        assert logs.current_log_file() == log_file
         assert not logging.getLogger("tickscope").isEnabledFor(logging.INFO)
+        if earlier:  # the command line's handler is still the one set up, and still writes
+            assert logs.setup_cli_logging() == log_file and root.handlers == handlers
+            root.setLevel(logging.INFO)
+            logging.getLogger("tickscope.test").warning("after two runs")
+            assert "after two runs" in log_file.read_text(encoding="utf-8")
     finally:
         root.setLevel(level)
+        if earlier:
+            logs.shutdown_cli_logging()

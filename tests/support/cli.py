@@ -11,8 +11,10 @@ What makes it a faithful stand-in for that process, for the length of the call:
   fd 1 or 2 is captured, in the order a process would show it;
 - warnings use a fresh interpreter's default filters (not pytest's) and are printed to that
   stderr, as the interpreter prints them;
-- the logging set-up is put back afterwards: the root logger's level and handlers (the CLI
-  adds its log file's handler and sets the level to INFO), and ``logging.disable``.
+- the logging set-up is put back afterwards: the root logger's level and handlers, in their
+  order (the CLI adds its log file's handler and sets the level to INFO), the command line's
+  handler of ``app.logs`` (one an earlier in-process command set up stays, open), and
+  ``logging.disable``.
 
 Not faithful, by nature: an interpreter's start and exit (its final flush errors, "Exception
 ignored" messages), a closed pipe, a signal, a second process holding a file, what the
@@ -86,17 +88,19 @@ def _redirected_fd(fd: int, file):
 def _logging_restored():
     root = logging.getLogger()
     level, handlers, disabled = root.level, list(root.handlers), logging.root.manager.disable
+    # The command line's handler as the run finds it: one an earlier in-process command set
+    # up stays (open, in its place, still the command line's); only the run's own goes.
+    cli_handler = logs._handler
     try:
         yield
     finally:
-        logs.shutdown_cli_logging()
-        for handler in list(root.handlers):
+        if logs._handler is not cli_handler:
+            logs.shutdown_cli_logging()
+        for handler in root.handlers:
             if handler not in handlers:
-                root.removeHandler(handler)
                 handler.close()
-        for handler in handlers:
-            if handler not in root.handlers:
-                root.addHandler(handler)
+        root.handlers[:] = handlers
+        logs._handler = cli_handler
         root.setLevel(level)
         logging.disable(disabled)
 
