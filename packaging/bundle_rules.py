@@ -134,6 +134,10 @@ def keep(dest: str) -> bool:
         return False
     if re.search(r"(^|/)(tests?|examples)/", dest) and dest.split("/")[0] in ("pyarrow", "numpy", "pyqtgraph"):
         return False
+    if dest.startswith("pyqtgraph/icons/peegee/"):
+        # pyqtgraph's own application icon (0.97 MB): only its mkQApp reads it, when
+        # pyqtgraph creates the QApplication; Tickscope creates its own, with its own icon.
+        return False
     return True
 
 

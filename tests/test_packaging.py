@@ -73,6 +73,7 @@ slim = _load("slim_linux")
     "libcrypto.so.3",
     "resources/samples/binary_data_20251013_091500.dat",
     "resources/icons/tickscope.svg",
+    "pyqtgraph/icons/auto.png",  # the plots' auto-range button
 ])
 def test_bundle_keeps(dest):
     assert rules.keep(dest)
@@ -102,6 +103,7 @@ def test_bundle_keeps(dest):
     "pyarrow/include/arrow/api.h",
     "pyarrow/lib.pyx",
     "numpy/_core/include/numpy/ndarrayobject.h",
+    "pyqtgraph/icons/peegee/peegee_512px@2x.png",
 ])
 def test_bundle_drops(dest):
     assert not rules.keep(dest)
@@ -440,6 +442,8 @@ def test_bundled_version_and_size(packages, tmp_path):
         assert unwanted not in names
     assert not [p for p in bundle.rglob("*.qm")], "Qt translations were bundled"
     assert (bundle / "_internal" / "resources" / "samples" / "expected.json").is_file()
+    assert not (bundle / "_internal" / "pyqtgraph" / "icons" / "peegee").exists()
+    assert (bundle / "_internal" / "pyqtgraph" / "icons" / "auto.png").is_file()
     assert list((bundle / "_internal").glob("numpy-*.dist-info/licenses/LICENSE.txt")), "numpy's licenses"
 
 
