@@ -116,14 +116,13 @@ class PacketChains:
         end, pid = runs[k]
         return pid << 32 | (y - starts[k]) // step if y < end else None
 
-    def _seen(self, y: int) -> bool:
-        return y in self._at or (bool(self._runs) and self._in_run(y) is not None)
-
     def known(self, y: int) -> bool:
         """Whether the chain from the prefix at ``y`` is already walked (``run``, ``jump``
         and ``message_end`` there cost no step): a scalar walk of a message whose first
         prefix is on a path would only repeat the walk that put it there."""
         return y in self._at or (bool(self._runs) and self._in_run(y) is not None)
+
+    _seen = known  # (the chains' own name for it)
 
     def _where(self, x: int) -> tuple[int, int]:
         got = self._at.get(x)
