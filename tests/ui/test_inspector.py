@@ -314,12 +314,13 @@ def test_reveal_waits_for_rows_the_list_has_not_taken_in_yet(qtbot, inspector, b
     race cleared the reveal with no signal and the Data view's Show packet test waited in
     vain.) Indexing is held after its second report until the test has asked."""
     monkeypatch.setattr(pi, "PROGRESS_INTERVAL", 0)  # a report after every chunk
-    go, grown, release = threading.Event(), threading.Event(), threading.Event()
+    held, go, grown, release = threading.Event(), threading.Event(), threading.Event(), threading.Event()
     reports = []
 
     def after_report(index, p, cancel):
         reports.append(p.rows)
         if len(reports) == 1:
+            held.set()
             assert go.wait(60), "the test did not let indexing go on"
         elif len(reports) == 2:
             grown.set()
@@ -330,6 +331,8 @@ def test_reveal_waits_for_rows_the_list_has_not_taken_in_yet(qtbot, inspector, b
     try:
         with qtbot.waitSignal(window.first_rows, timeout=60_000):
             pass
+        # The report's signal can reach the GUI before the worker is in this hook: wait for it.
+        assert held.wait(60)
         taken_in = window.model.rowCount()  # no filter: every row taken in is listed
         assert taken_in == reports[0] > 0
         go.set()
