@@ -39,6 +39,20 @@ def staged_files(root) -> set[str]:
     return {p.relative_to(root).as_posix() for p in root.rglob("*.staged")}
 
 
+def temporary_parts_like_a_task(root, fid: str, write_id: str = WID) -> list:
+    """A ticks, a bad-packet and a summary part left mid-encoding (exact temporary names)."""
+    folder = next((root / "ticks").iterdir())
+    parts = [
+        folder / f".part-{fid[:16]}-{write_id}-3.parquet.1234abcd.tmp",
+        root / "bad_packets" / f".bad-{fid[:16]}-{write_id}.parquet.89abcdef.tmp",
+        root / "summary" / f".summary-{fid[:16]}-{write_id}.parquet.00ff00ff.tmp",
+    ]
+    for path in parts:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"PAR1 half a part")
+    return parts
+
+
 def a_run_recorded(root, write_id: str = WID) -> None:
     """A (Dask) run that gave ``write_id`` to a task, then ended (cancelled) while it ran."""
     with open_target(root) as target:
@@ -163,15 +177,7 @@ def test_verify_names_an_unfinished_temporary_part_as_tickscopes_own_and_the_ope
     a, b = file_id("a"), file_id("b")
     with open_target(root) as target:
         write_capture(target, a, [ticks(a, 100)])
-    folder = next((root / "ticks").iterdir())
-    unfinished = [
-        folder / f".part-{b[:16]}-{WID}-3.parquet.1234abcd.tmp",
-        root / "bad_packets" / f".bad-{b[:16]}-{WID}.parquet.89abcdef.tmp",
-        root / "summary" / f".summary-{b[:16]}-{WID}.parquet.00ff00ff.tmp",
-    ]
-    for path in unfinished:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"PAR1 half a part")
+    unfinished = temporary_parts_like_a_task(root, b)
     with open_target(root) as target:
         findings = target.verify()
         assert target.counts()["ticks"] == 100
@@ -247,15 +253,7 @@ def test_temporary_parts_of_an_ended_write_are_swept_with_its_staged_parts(tmp_p
     with open_target(root) as target:
         write_capture(target, a, [ticks(a, 100)])
     a_run_recorded(root)
-    folder = next((root / "ticks").iterdir())
-    unfinished = [
-        folder / f".part-{b[:16]}-{WID}-3.parquet.1234abcd.tmp",
-        root / "bad_packets" / f".bad-{b[:16]}-{WID}.parquet.89abcdef.tmp",
-        root / "summary" / f".summary-{b[:16]}-{WID}.parquet.00ff00ff.tmp",
-    ]
-    for path in unfinished:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"PAR1 half a part")
+    unfinished = temporary_parts_like_a_task(root, b)
     with open_target(root, read_only=True) as reader:
         findings = reader.verify()
     assert {f.subject for f in findings} == {p.relative_to(root).as_posix() for p in unfinished}
