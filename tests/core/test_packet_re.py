@@ -1,0 +1,63 @@
+"""The regular-expression chain follower (``packet_re``) against a plain Python walk of
+the same prefixes, on bytes built to hold long chains of known-length packets."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app.core import protocol
+from app.core.framing import packet_re
+
+KNOWN = sorted(protocol.KNOWN_LENGTHS)
+
+
+def _walk(buf: bytes, x: int, end: int, most: int | None = None) -> list[int]:
+    """Lengths of the whole known-length packets in a row from ``x`` below ``end``."""
+    out = []
+    while (most is None or len(out) < most) and x + 2 <= end:
+        length = buf[x] << 8 | buf[x + 1]
+        if length not in protocol.KNOWN_LENGTHS or x + 2 + length > end:
+            break
+        out.append(length)
+        x += 2 + length
+    return out
+
+
+def _packet(length: int, fill: int) -> bytes:
+    return length.to_bytes(2, "big") + bytes([fill]) * length
+
+
+_PIECES = st.one_of(
+    st.tuples(st.sampled_from(KNOWN), st.sampled_from([0, 1, 8, 0xEC, 0xFF])).map(lambda t: _packet(*t)),
+    st.binary(max_size=6),
+    st.sampled_from([b"\x00\x08", b"\x01\xec", b"\x00", b"\x00\x09", b"\x00\x0c\x00\x08"]),
+)
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(st.lists(_PIECES, max_size=200), st.data())
+def test_chain_end_lengths_and_jump_agree_with_a_python_walk(pieces, data):
+    buf = b"".join(pieces)
+    x = data.draw(st.integers(0, len(buf)))
+    end = data.draw(st.integers(x, len(buf)))
+    lengths = _walk(buf, x, end)
+    assert packet_re.chain_end(buf, x, end) == x + sum(2 + n for n in lengths)
+    assert packet_re.chain_lengths(buf, x, end).tolist() == lengths
+    n = data.draw(st.integers(0, len(lengths) + 3))
+    want = x + sum(2 + k for k in lengths[:n]) if n <= len(lengths) else -1
+    assert packet_re.jump(buf, x, n, end) == want
+
+
+def test_a_long_chain_of_mixed_lengths_is_followed_whole():
+    rng = np.random.default_rng(3)
+    lengths = rng.choice(KNOWN, 70_000).tolist()
+    buf = b"\x07" + b"".join(_packet(n, 0) for n in lengths) + b"\x00\x09"
+    end = len(buf)
+    assert packet_re.chain_lengths(buf, 1, end).tolist() == lengths
+    assert packet_re.jump(buf, 1, 65_535, end) == 1 + sum(2 + n for n in lengths[:65_535])
+    assert packet_re.jump(buf, 1, 70_001, end) == -1
+    # a body cut by ``end`` is not a whole packet
+    assert packet_re.chain_end(buf, 1, end - 3) == 1 + sum(2 + n for n in lengths[:-1])
