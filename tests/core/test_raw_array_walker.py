@@ -131,6 +131,29 @@ def test_damaged_tiny_capture_walks_alike_across_windows():
         _same(data, chunk)
 
 
+def test_a_pass_that_decided_most_of_its_window_is_followed_by_the_next_at_once(monkeypatch):
+    """A pass stops where bytes past its window decide (here a junk count of 4,080 that a
+    per-message step walks far to refuse): the next, wider pass starts right there, with
+    no per-message steps between them, and the walk is the oracle's."""
+    from app.core.framing import raw
+
+    calls = []
+
+    def spy(scan, buf, base, p, final, walk, size=WINDOW):
+        q, hi = rawarray.walk_window(scan, buf, base, p, final, walk, size)
+        calls.append((p, q, hi, size))
+        return q, hi
+
+    monkeypatch.setattr(raw, "walk_window", spy)
+    data = shapes.mixed_lengths_junk_between(6 * WINDOW)
+    _same(data)
+    assert len(calls) >= 6
+    for (_, q, hi, _), (p, _, _, size) in zip(calls, calls[1:], strict=False):
+        assert hi - 2 * rawarray.FOLLOW_WINDOW - 200 < q < hi  # stopped just before its end
+        assert p == q  # ... and the next pass went on from there
+    assert [c[3] for c in calls[:6]] == [rawarray.MIN_WINDOW << k for k in range(5)] + [WINDOW]
+
+
 # --- the record resync's vectorised pre-filter -------------------------------------------
 
 

@@ -104,10 +104,15 @@ class RawReader:
                 if steps >= due:
                     if p - mark < due * SMALL_STEP:
                         q, hi = walk_window(scan, buf, base, p, final, walk, size)
-                        if 2 * (q - p) >= hi - p:  # decided most of it: a wider one next
+                        if 2 * (q - p) >= hi - p:
+                            # Decided most of it: it stopped where the bytes past its end
+                            # decide; a wider one goes on from there at once.
                             due, size = ARRAY_AFTER, min(2 * size, WINDOW)
-                        else:
-                            due, size = min(2 * due, ARRAY_BACKOFF), MIN_WINDOW
+                            steps, mark, p = due, q, q
+                            if p >= limit:
+                                break
+                            continue
+                        due, size = min(2 * due, ARRAY_BACKOFF), MIN_WINDOW
                         p = q
                     steps, mark = 0, p
                     if p >= limit:
