@@ -148,7 +148,7 @@ def test_a_pass_that_decided_most_of_its_window_is_followed_by_the_next_at_once(
     data = shapes.mixed_lengths_junk_between(6 * WINDOW)
     _same(data)
     assert len(calls) >= 6
-    for (_, q, hi, _), (p, _, _, size) in zip(calls, calls[1:], strict=False):
+    for (_, q, hi, _), (p, _, _, _) in zip(calls, calls[1:], strict=False):
         assert hi - 2 * rawarray.FOLLOW_WINDOW - 200 < q < hi  # stopped just before its end
         assert p == q  # ... and the next pass went on from there
     assert [c[3] for c in calls[:6]] == [rawarray.MIN_WINDOW << k for k in range(5)] + [WINDOW]
