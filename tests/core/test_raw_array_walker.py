@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from app.core import protocol
 from app.core.framing import Framer, PacketChains, rawarray, split_messages
+from app.core.framing.chains import KnownChains
 from app.core.framing.common import _NEED_MORE, LENIENT_MAX_COUNT, MAX_MESSAGE_BYTES, TS_MAX_NS, TS_MIN_NS
 from app.core.framing.rawarray import _UNDECIDED, WINDOW, _lenient_status
 from app.core.framing.resync import _EXIT, _LIVE, _raw_plausible, _Scan, chain_runs
@@ -207,14 +208,15 @@ def _runs(runs) -> bytes:
 
 @_RUNS
 @given(st.lists(_RUN, max_size=6), st.integers(0, 40), st.lists(st.integers(0, 1 << 20), max_size=200))
-def test_packet_chains_join_equal_runs_as_a_walk_would(runs, cut, asked):
+def test_known_chains_take_equal_runs_as_a_walk_would(runs, cut, asked):
     """Every start's answer (message end or code, run, stop, jump) is the same with runs
-    joined by strided compares as with one step per prefix, asked in any order (a start
-    inside a run already joined, a run reaching a joined path)."""
+    taken a segment at a time (``KnownChains``: strided ranges, the ``re`` engine) as
+    with one step per prefix, asked in any order (a start inside a run already taken, a
+    run reaching a walked path), below a limit that may cut the last packets."""
     buf = _runs(runs)
     limit = max(len(buf) - cut, 0)
-    fast = PacketChains(buf, limit=limit)
-    plain = PacketChains(buf, limit=limit, strided=False)
+    fast = KnownChains(buf, limit=limit)
+    plain = PacketChains(buf, limit=limit)
     if limit < 2:
         return
     for q in [a % (limit - 1) for a in asked] + list(range(0, limit - 1, 5)):
@@ -222,10 +224,9 @@ def test_packet_chains_join_equal_runs_as_a_walk_would(runs, cut, asked):
         assert fast.run(q) == plain.run(q) and fast.stop(q) == plain.stop(q), q
         n = plain.run(q)
         assert fast.jump(q, n) == plain.jump(q, n) and fast.jump(q, n // 2) == plain.jump(q, n // 2), q
-    # each prefix is memoised once: in the dict or in one joined run (a range), never twice
-    paths = {pid for _, runs in fast._runs.values() for _, pid in runs}  # a run is listed in each block it crosses
-    held = list(fast._at) + [y for pid in paths for y in fast._nodes[pid]]
-    assert len(held) == len(set(held))
+    # each prefix is memoised once: numbered on one path, never twice
+    held = [int(y) for path in fast._nodes for y in path]
+    assert len(held) == len(set(held)) == fast._numbered
 
 
 def _split_plain(buf: bytes, count: int):
@@ -281,7 +282,7 @@ def test_chain_runs_answer_as_packet_chains(runs, cut, window, enough):
     a = np.frombuffer(buf, np.uint8)[:limit]
     b = a[: min(n, limit - 1) + 1].astype(np.int32)
     run, stop, work = chain_runs((b[:-1] << 8) | b[1:], 0, n, limit, enough)
-    chains = PacketChains(buf, limit=limit, strided=False)
+    chains = PacketChains(buf, limit=limit)
     for x in range(n):
         r = chains.run(x)
         if stop[x] == _EXIT:

@@ -15,12 +15,11 @@ from hypothesis import strategies as st
 
 from app.core import protocol
 from app.core.decode import CaptureReader, _reason_kind, _reason_kinds, decode_bytes
-from app.core.framing import PacketChains, messages, resync
-from app.core.framing.messages import RUN_BLOCK_BITS
+from app.core.framing import PacketChains, resync
+from app.core.framing.chains import KnownChains
 from app.core.framing.resync import CANDIDATE_BLOCK, RAW_SPAN, _raw_candidates, _raw_plausible, _Scan
 from tests.support import encode
 
-RUN_BLOCK = 1 << RUN_BLOCK_BITS
 WORK_PER_BYTE = 4  # measured ~1.0-1.4 on every shape below; the bound leaves room, not slack for O(n^2)
 LENGTHS = [8, 28, 32, 44, 184]
 
@@ -347,25 +346,6 @@ def test_packet_chains_answer_like_a_plain_walk():
         assert chains.message_end(q) == expected, q
 
 
-def test_packet_chains_bookkeeping_is_bounded_when_runs_are_found_out_of_order(monkeypatch):
-    """Runs of equal packets found after runs beyond them on the same lattice (every G
-    of ``runs_found_out_of_order`` after all the As): each is kept in lists of at most
-    one block's runs, so recording one shifts a bounded number of entries, not every
-    run kept after it (one sorted list per (step, phase) held 2 x units entries here,
-    and recording the k-th G shifted all the As beyond it: quadratic in the file).
-    Runs are joined after 8 equal prefixes here (the walk's default waits for 32, so the
-    As and Gs, 12 and 17 long, would be walked one by one and no run kept at all)."""
-    monkeypatch.setattr(messages, "RUN_AFTER", 8)
-    data = runs_found_out_of_order(150_000)
-    fast, plain = PacketChains(data), PacketChains(data, strided=False)
-    for q in range(128, len(data), 300):  # the candidates, in file order, as the resync asks them
-        assert fast.message_end(q) == plain.message_end(q), q
-    lists = [(key[0], len(starts)) for key, (starts, _) in fast._runs.items()]
-    assert sum(n for _, n in lists) >= 2 * (len(data) // 300) - 2  # every A and every G is a joined run
-    assert all(n <= RUN_BLOCK // step + 1 for step, n in lists), max(n for _, n in lists)
-    assert fast.steps <= WORK_PER_BYTE * len(data)
-
-
 def test_two_callers_asking_blocks_in_turn_each_get_wider_prefilter_passes():
     """The raw resync asks candidate blocks in order (``_find_anchor``) while its follow
     checks ask blocks in order far ahead (``_followed``, each message ending there): each
@@ -410,20 +390,17 @@ def test_raw_prefilter_rounds_stop_at_their_budget(monkeypatch):
     assert all(chains.message_end(int(q)) == -2 for q in window[_raw_candidates(a, window) & ~ok])
 
 
-def test_a_jump_across_a_walk_of_many_runs_costs_one_step(monkeypatch):
-    """A message crossing a walk that joined thousands of runs (``validate_across_many_runs``)
-    is jumped in one hop, not one per run (each candidate's message ends at the file's
-    end: one hop per run made the work grow with the file, 370 per byte at 256 kB).
-    Runs are joined after 8 equal prefixes here (the default 32 would join none of its
-    runs of 12)."""
-    monkeypatch.setattr(messages, "RUN_AFTER", 8)
+def test_a_jump_across_a_long_walk_costs_at_most_one_step():
+    """A message crossing a long walk (``validate_across_many_runs``: a run of 12 equal
+    packets, then another length, again and again) is jumped in one hop at most, not one
+    per run or per prefix (one hop per run made the work grow with the file, 370 per
+    byte at 256 kB)."""
     data = validate_across_many_runs(40_000)
-    chains = PacketChains(data)
+    chains = KnownChains(data)
     prefixes = [0]
     while data[prefixes[-1] : prefixes[-1] + 2] != b"\x07\x07":
         prefixes.append(prefixes[-1] + 2 + (data[prefixes[-1]] << 8 | data[prefixes[-1] + 1]))
-    assert chains.run(0) == len(prefixes) - 1  # the first walk: the whole chain, 300 runs joined
-    assert len({run for _, runs in chains._runs.values() for run in runs}) >= 290
+    assert chains.run(0) == len(prefixes) - 1  # the first walk: the whole chain
     walked = chains.steps
     ends = {chains.message_end(x - 2) for x in prefixes[1:-1]}  # the count before each prefix
     assert ends == {prefixes[-1]}  # every one validates, to the same end

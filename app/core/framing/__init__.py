@@ -18,6 +18,10 @@ One job per module (the readers and the resynchronisation are ``Framer``'s bases
 
 - ``common``: the framings, message limits, ``BadPacket``, ``ChunkSplit`` and ``_Walk``;
 - ``messages``: the message walker (``message_packets``, ``PacketChains``, checks, bad regions);
+- ``packet_re``: chains of known-length packets followed by the ``re`` engine (C speed, no
+  compiled code of ours);
+- ``chains``: ``KnownChains``, the memoised chains the walks use, walked a segment at a
+  time with ``packet_re`` (``PacketChains`` is the one-prefix-at-a-time reference);
 - ``split``: vectorised splitting of accepted messages into packets (``split_messages``);
 - ``record_formats``: the length-prefixed containers (``RecordFormat``, ``RECORD_FORMATS``);
 - ``resync``: the anchor search after damage (``_Scan``, ``AnchorSearch``);

@@ -4,19 +4,13 @@ around them."""
 
 from __future__ import annotations
 
-import bisect
-
-import numpy as np
-
 from app.core.framing.common import (
     _INVALID,
     _NEED_MORE,
     BAD_RAW_CAP,
     KNOWN_SET,
     LENIENT_MAX_PACKET,
-    RUN_AFTER,
     BadPacket,
-    same_length_run,
 )
 
 # --- the message walker -----------------------------------------------------------
@@ -52,9 +46,6 @@ STRICT_LENGTHS = KNOWN_SET
 LENIENT_LENGTHS = frozenset(range(1, LENIENT_MAX_PACKET + 1)) | KNOWN_SET
 
 
-RUN_BLOCK_BITS = 12  # PacketChains keeps its joined runs per block of 4 KiB
-
-
 def _record(at: dict, nodes: list, pid: int) -> None:
     """``at[nodes[i]] = pid << 32 | i`` for every prefix of a path, in one C loop."""
     if nodes:
@@ -63,7 +54,9 @@ def _record(at: dict, nodes: list, pid: int) -> None:
 
 
 class PacketChains:
-    """Memoised packet-prefix chains of one buffer: the linear-time message walker.
+    """Memoised packet-prefix chains of one buffer, walked one prefix at a time: the
+    reference the walks' ``KnownChains`` (``app.core.framing.chains``) is tested against,
+    and the chains of the walks with their shortcuts off.
 
     A length prefix at ``x`` says where the next one is (``x + 2 + length``), whatever
     message ``x`` belongs to; so the prefixes of a buffer form chains that candidate
@@ -75,78 +68,37 @@ class PacketChains:
     hops (the decoder's work counter).
     """
 
-    def __init__(self, buf, accept=STRICT_LENGTHS, limit: int | None = None, strided: bool = True):
+    def __init__(self, buf, accept=STRICT_LENGTHS, limit: int | None = None):
         self.buf = buf
-        self.strided = strided  # a run of equal lengths joined at once (off: one step per prefix)
         self.accept = accept
         self.limit = len(buf) if limit is None else limit
         self._at: dict[int, int] = {}  # prefix position -> path << 32 | index on it
-        # Runs of equal lengths joined at once are paths of their own, kept as ranges (not a
-        # dict entry per prefix): (step, first position % step, block) -> sorted starts, and
-        # the (end, path) of each, for the runs holding a prefix in that RUN_BLOCK-byte
-        # block. A prefix is in the dict or in one run, never both, so the runs of one key
-        # are disjoint and one list holds at most RUN_BLOCK / step + 1 of them: recording a
-        # run costs a bounded insertion per block it crosses (counted in ``steps``), in
-        # whatever order runs are found. (One sorted list per (step, phase) cost O(runs) a
-        # run found before others already kept: quadratic bookkeeping on crafted input.)
-        self._runs: dict[tuple[int, int, int], tuple[list[int], list[tuple[int, int]]]] = {}
-        self._nodes: list[list[int] | range] = []
+        self._nodes: list[list[int]] = []
         self._next: list[tuple[int, int] | None] = []
         self._run0: list[int] = []
         self._stop: list[int] = []
-        # The pieces of one walk that joined runs are consecutive paths; each holds (its
-        # first path, the pieces' cumulative lengths), so ``jump`` crosses a walk in one
-        # bisection however many runs it joined (one hop per walk, as without runs).
-        self._group: list[tuple[int, list[int]] | None] = []
-        self._a: np.ndarray | None = None  # the buffer as uint8, once a run of equal lengths is walked
         self.steps = 0
-
-    def _in_run(self, y: int) -> int | None:
-        """``path << 32 | index`` of the prefix at ``y`` when a joined run holds it, else None."""
-        if y + 2 > self.limit:
-            return None
-        step = 2 + (self.buf[y] << 8 | self.buf[y + 1])
-        got = self._runs.get((step, y % step, y >> RUN_BLOCK_BITS))
-        if got is None:
-            return None
-        starts, runs = got
-        k = bisect.bisect_right(starts, y) - 1
-        if k < 0:
-            return None
-        end, pid = runs[k]
-        return pid << 32 | (y - starts[k]) // step if y < end else None
 
     def known(self, y: int) -> bool:
         """Whether the chain from the prefix at ``y`` is already walked (``run``, ``jump``
-        and ``message_end`` there cost no step): a scalar walk of a message whose first
-        prefix is on a path would only repeat the walk that put it there."""
-        return y in self._at or (bool(self._runs) and self._in_run(y) is not None)
-
-    _seen = known  # (the chains' own name for it)
+        and ``message_end`` there cost no step)."""
+        return y in self._at
 
     def _where(self, x: int) -> tuple[int, int]:
         got = self._at.get(x)
-        if got is None and self._runs:
-            got = self._in_run(x)
         if got is not None:
             return got >> 32, got & 0xFFFFFFFF
-        buf, limit, accept, at, strided = self.buf, self.limit, self.accept, self._at, self.strided
-        pid0 = pid = len(self._nodes)
-        pieces: list[list[int] | range] = []  # the walk's paths in order: prefixes walked one by one, runs
+        buf, limit, accept, at = self.buf, self.limit, self.accept, self._at
+        pid = len(self._nodes)
         nodes: list[int] = []
         cont = None
         stop = _INVALID
         y = x
-        same = last = 0
-        walked = 0
-        runs = self._runs
         at_get, append = at.get, nodes.append
-        # A walk's positions only grow, so it never meets its own prefixes: each piece's
-        # are recorded at once when it closes (``_record``), not one dict store a step.
+        # A walk's positions only grow, so it never meets its own prefixes: they are
+        # recorded at once when it ends (``_record``), not one dict store a step.
         while True:
             hit = at_get(y)
-            if hit is None and runs:
-                hit = self._in_run(y)
             if hit is not None:
                 cont = hit >> 32, hit & 0xFFFFFFFF
                 break
@@ -158,97 +110,19 @@ class PacketChains:
             if length not in accept:
                 break
             y += 2 + length
-            if length != last:
-                last, same = length, 0
-                continue
-            same += 1
-            if same >= RUN_AFTER and strided:
-                run = self._same_run(y, length)
-                same = 0
-                if run:
-                    # the run is a path of its own (a range), between this walk's pieces
-                    _record(at, nodes, pid)
-                    pieces.append(nodes)
-                    self._add_run(run, pid + 1)
-                    pieces.append(run)
-                    walked += len(nodes) + len(run)
-                    nodes, pid = [], pid + 2
-                    append = nodes.append
-                    y = run.stop
         _record(at, nodes, pid)
-        self.steps += walked + len(nodes)
-        if not pieces:  # no run joined (the usual walk): one path
-            if cont is None:
-                run0 = len(nodes) - 1
-            else:
-                cp, ci = cont
-                run0 = len(nodes) + self._run0[cp] - ci
-                stop = self._stop[cp]
-            self._nodes.append(nodes)
-            self._next.append(cont)
-            self._run0.append(run0)
-            self._stop.append(stop)
-            self._group.append(None)
-            return pid0, 0
-        if nodes:
-            pieces.append(nodes)
+        self.steps += len(nodes)
         if cont is None:
-            run0, stop_ = len(pieces[-1]) - 1, stop
+            run0 = len(nodes) - 1
         else:
             cp, ci = cont
-            run0, stop_ = len(pieces[-1]) + self._run0[cp] - ci, self._stop[cp]
-        # the walk's pieces are consecutive paths pid0, pid0 + 1, …: each continues at the next
-        run0s = [run0]
-        for piece in reversed(pieces[:-1]):
-            run0s.append(len(piece) + run0s[-1])
-        run0s.reverse()
-        offsets = [0]
-        for piece in pieces:
-            offsets.append(offsets[-1] + len(piece))
-        group = (pid0, offsets)
-        for k, piece in enumerate(pieces):
-            self._nodes.append(piece)
-            self._next.append(cont if k == len(pieces) - 1 else (pid0 + k + 1, 0))
-            self._run0.append(run0s[k])
-            self._stop.append(stop_)
-            self._group.append(group)
-        return pid0, 0
-
-    def _same_run(self, y: int, length: int) -> range:
-        """The run of prefixes of ``length`` from ``y`` (each accepted, so each leads to
-        the next), found by strided compares, up to the first prefix already on a path
-        (the walk loop joins that one); empty when shorter than 2."""
-        if self._a is None:
-            self._a = np.frombuffer(self.buf, dtype=np.uint8)
-        step = 2 + length
-        k = same_length_run(self._a, y, step, length, self.limit, 1 << 30)
-        if k < 2:
-            return range(y, y)
-        # Prefixes of this run already on a path are a tail of it: an earlier walk that
-        # entered the run went on to its end (or to a path that did), so the first one
-        # is found by bisection.
-        lo, hi = 0, k  # prefix lo is not seen; the first seen one is at most hi
-        if self._seen(y):
-            return range(y, y)
-        if not self._seen(y + (k - 1) * step):
-            return range(y, y + k * step, step)
-        hi = k - 1
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if self._seen(y + mid * step):
-                hi = mid
-            else:
-                lo = mid
-        return range(y, y + hi * step, step)
-
-    def _add_run(self, run: range, pid: int) -> None:
-        step, phase = run.step, run.start % run.step
-        for block in range(run.start >> RUN_BLOCK_BITS, (run[-1] >> RUN_BLOCK_BITS) + 1):
-            starts, runs = self._runs.setdefault((step, phase, block), ([], []))
-            k = bisect.bisect_left(starts, run.start)
-            starts.insert(k, run.start)
-            runs.insert(k, (run.stop, pid))
-            self.steps += 1
+            run0 = len(nodes) + self._run0[cp] - ci
+            stop = self._stop[cp]
+        self._nodes.append(nodes)
+        self._next.append(cont)
+        self._run0.append(run0)
+        self._stop.append(stop)
+        return pid, 0
 
     def run(self, x: int) -> int:
         """Accepted length prefixes in a row from ``x``."""
@@ -266,18 +140,8 @@ class PacketChains:
             nodes = self._nodes[pid]
             if i + n < len(nodes):
                 return nodes[i + n]
-            group = self._group[pid]
-            if group is None:
-                n -= len(nodes) - i
-                pid, i = self._next[pid]
-            else:  # the rest of a walk with runs: its piece by bisection, else past its end
-                g0, offsets = group
-                at = offsets[pid - g0] + i + n
-                if at < offsets[-1]:
-                    k = bisect.bisect_right(offsets, at) - 1
-                    return self._nodes[g0 + k][at - offsets[k]]
-                n = at - offsets[-1]
-                pid, i = self._next[g0 + len(offsets) - 2]
+            n -= len(nodes) - i
+            pid, i = self._next[pid]
             self.steps += 1
 
     def message_end(self, q: int, limit: int | None = None, max_count: int = 0xFFFF) -> int:

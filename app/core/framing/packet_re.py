@@ -80,3 +80,16 @@ def jump(buf, x: int, n: int, end: int) -> int:
         n >>= 1
         k += 1
     return x
+
+
+_RUNS: dict[int, re.Pattern] = {}  # length -> any number of packets of that length
+
+
+def same_run_end(buf, x: int, end: int, length: int) -> int:
+    """The end of the run of whole packets of ``length`` (a known one) from ``x`` below
+    ``end`` (``x`` itself when the packet there is not one of them)."""
+    got = _RUNS.get(length)
+    if got is None:
+        pattern = b"(?:" + re.escape(length.to_bytes(2, "big")) + b".{%d})*+" % length
+        got = _RUNS[length] = re.compile(pattern, re.DOTALL)
+    return got.match(buf, x, end).end()

@@ -10,6 +10,7 @@ import bisect
 import numpy as np
 
 from app.core import protocol
+from app.core.framing.chains import KnownChains
 from app.core.framing.common import _INVALID, _NEED_MORE, KNOWN_MASK
 from app.core.framing.messages import LENIENT_LENGTHS, STRICT_LENGTHS, PacketChains, _uniform_end
 from app.core.framing.record_formats import RecordFormat, _u16le
@@ -34,8 +35,11 @@ class _Scan:
         self.limit = len(buf)
         self.a = np.frombuffer(buf, dtype=np.uint8) if len(buf) else np.zeros(0, np.uint8)
         self.shortcuts = shortcuts  # runs of equal packets by strided compares (off: one step each)
-        self.strict = PacketChains(buf, STRICT_LENGTHS, strided=shortcuts)
-        self.lenient = PacketChains(buf, LENIENT_LENGTHS, strided=shortcuts)
+        # the chains walk a segment at a time in C (``KnownChains``); off, one Python
+        # step per prefix (``PacketChains``, the differential tests' oracle)
+        chains = KnownChains if shortcuts else PacketChains
+        self.strict = chains(buf, STRICT_LENGTHS)
+        self.lenient = chains(buf, LENIENT_LENGTHS)
         self._blocks: dict = {}
         # pre-filter -> {the block after a recent pass: blocks in that pass}, one entry per
         # stream of blocks asked in a row (the resync's and the follow checks' interleave)
@@ -95,7 +99,7 @@ class _Scan:
             self._blocks[(key, b)] = []
             return []
         window = np.arange(lo, hi, dtype=np.int64)
-        ok = mask(self.a, window)
+        ok = mask(self.a, window, self) if getattr(mask, "with_scan", False) else mask(self.a, window)
         masks = {key: ok}
         if isinstance(ok, tuple):  # (mask, chain steps it walked[, {key: mask} of keys made together])
             ok, steps, *more = ok
@@ -162,7 +166,8 @@ _EXIT = -3  # a chain leaving the pre-filter's window: undecided there
 _LIVE = -4  # a chain that holds at least as many packets as asked: not followed further
 
 
-def chain_runs(length: np.ndarray, r0: int, n: int, limit: int, enough: int, budget: int | None = None):
+def chain_runs(length: np.ndarray, r0: int, n: int, limit: int, enough: int, budget: int | None = None,
+               memo=None, memo_reached: list | None = None):
     """For each prefix position of [r0, r0 + n): how many known-length prefixes follow
     in a row from it (``PacketChains.run``) and why that chain stops: ``_INVALID``,
     ``_NEED_MORE`` (past the buffer), ``_EXIT`` (past the window: undecided) or
@@ -172,7 +177,11 @@ def chain_runs(length: np.ndarray, r0: int, n: int, limit: int, enough: int, bud
 
     Every position's chain at once, by pointer jumping over the positions that hold a
     known length: each round doubles how far every node has looked ahead, so
-    log2(``enough``) rounds decide them all, whatever the chains share.
+    log2(``enough``) rounds decide them all, whatever the chains share. ``memo``
+    ((run, stop) over the same positions, run -1 where unknown: ``KnownChains.memo_runs``)
+    gives the chains already walked: a chain reaching one of them is decided there, and
+    ``memo_reached`` (a list, when given) gets, per prefix position, the position (relative
+    to ``r0``) of the first prefix on an already walked chain its chain reaches (-1: none).
     """
     run = np.zeros(n, dtype=np.int32)
     stop = np.full(n, _INVALID, dtype=np.int8)
@@ -186,23 +195,42 @@ def chain_runs(length: np.ndarray, r0: int, n: int, limit: int, enough: int, bud
     jump[y >= n] = _EXIT
     jump[y + (r0 + 2) > limit] = _NEED_MORE
     steps = np.ones(node.size, dtype=np.int32)
+    reach = None
+    if memo is not None:
+        known_run, known_stop = memo
+        on = np.flatnonzero(known_run[node] >= 0)
+        steps[on] = known_run[node[on]]
+        jump[on] = known_stop[node[on]]
+        if memo_reached is not None:
+            reach = np.full(node.size, -1, dtype=np.int32)
+            reach[on] = on
     live = np.flatnonzero(jump >= 0)
     work = node.size
+    spent = 0  # the rounds' work, which ``budget`` bounds
     ahead = 1  # prefixes every live node has looked ahead
-    while live.size and ahead < enough and (budget is None or work < budget):
+    while live.size and ahead < enough and (budget is None or spent < budget):
         j = jump[live]
         steps[live] += steps[j]
         jump[live] = jump[j]
+        if reach is not None:
+            got = reach[j]
+            reach[live] = np.where(got >= 0, got, reach[live])
         live = live[jump[live] >= 0]
         ahead *= 2
         work += live.size
+        spent += live.size
     jump[live] = _LIVE
     run[node] = steps
     stop[node] = jump
+    if reach is not None:
+        reached = np.full(n, -1, dtype=np.int32)
+        hit = reach >= 0
+        reached[node[hit]] = node[reach[hit]]
+        memo_reached.append(reached)
     return run, stop, work
 
 
-def _raw_plausible(a: np.ndarray, window: np.ndarray):
+def _raw_plausible(a: np.ndarray, window: np.ndarray, scan: _Scan | None = None):
     """Candidate raw message starts in ``window`` (count > 0, first length known) whose
     message may validate, and the work done: (mask, work, {"raw": mask, "raw-final":
     mask at the capture's end}).
@@ -211,7 +239,8 @@ def _raw_plausible(a: np.ndarray, window: np.ndarray):
     window and as far again past it, at most ``RAW_MARGIN``): a candidate whose chain
     stops at an unknown length before its count is no message, and the resync's Python
     loop never sees it; at the capture's end neither is one whose chain runs past the
-    buffer. Chains leaving the margin stay candidates (``PacketChains`` decides them).
+    buffer. Chains leaving the margin stay candidates (``PacketChains`` decides them),
+    unless they reach a chain the strict walk has already walked (``scan``'s memo).
     """
     limit = a.size
     w0, w1 = int(window[0]), int(window[-1]) + 1
@@ -230,11 +259,27 @@ def _raw_plausible(a: np.ndarray, window: np.ndarray):
     # in Python costs): where a few candidates sit among many long chains (one per 35
     # prefixes in runs_found_out_of_order, whose chains all leave the margin), the
     # rounds decided nothing and cost 7 us per candidate; undecided ones stay candidates.
-    run, stop, work = chain_runs(length, w0, r1 - w0, limit, int(count.max()), CHAIN_BUDGET * at.size)
+    memo = scan.strict.memo_runs(w0, r1) if scan is not None and isinstance(scan.strict, KnownChains) else None
+    reached: list = []
+    run, stop, work = chain_runs(length, w0, r1 - w0, limit, int(count.max()), CHAIN_BUDGET * at.size, memo,
+                                 reached if memo is not None else None)
     x = at + 2
     short = run[x] < count
     why = stop[x]
     ok[at[short & (why == _INVALID)]] = False
+    if memo is not None:
+        # What the pass learnt of the candidates it keeps is told to the chains, so asking
+        # one (a follow check, the resync) walks nothing: a chain that runs past the buffer
+        # before its count (``_NEED_MORE`` unless the buffer ends the capture), and one that
+        # reaches a chain already walked (``runs_found_out_of_order``: each candidate's 17
+        # new prefixes, then the chain the first walk took).
+        cut = short & (why == _NEED_MORE)
+        scan.strict.note_runs_past_end(w0 + x[cut], run[x[cut]])
+        kept = x[ok[at]]
+        to = reached[0][kept]
+        joins = to >= 0
+        kept, to = kept[joins], to[joins]
+        scan.strict.note_joins(w0 + kept, run[kept] - run[to], w0 + to)
     # At the capture's end a message whose chain runs past the buffer never validates,
     # nor one longer than the bytes left (each packet is at least 2 + the shortest length).
     final = ok.copy()
@@ -243,6 +288,7 @@ def _raw_plausible(a: np.ndarray, window: np.ndarray):
 
 
 _raw_plausible.blocks = RAW_SPAN
+_raw_plausible.with_scan = True  # _Scan._block passes itself: the chains walked so far decide more
 
 
 def _record_length(fmt: RecordFormat, a: np.ndarray, at: np.ndarray) -> np.ndarray:

@@ -1,0 +1,323 @@
+"""``KnownChains``: the memoised packet chains of the strict walk (known lengths only),
+walked a segment at a time by the regular-expression engine (``packet_re``) and
+remembered in position-indexed arrays, instead of a Python step and a dict entry per
+prefix (``PacketChains``, which the lenient walk and the differential tests keep)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from app.core.framing import packet_re
+from app.core.framing.common import _INVALID, _NEED_MORE, KNOWN_SET, RUN_AFTER, same_length_run
+from app.core.framing.messages import PacketChains
+
+SCALAR_STEPS = 24  # prefixes a walk takes one by one before it goes a segment at a time
+MIN_SEGMENT = 512  # bytes of the first segment (a whole packet of any known length fits)
+MAX_SEGMENT = 1 << 20
+RUN_SEGMENT = 16  # equal packets in a row taken as one strided range rather than listed
+MAX_DUE = 1024  # known lengths taken one by one at most between two tries of a stretch
+
+
+class KnownChains:
+    """Memoised chains of known-length packet prefixes over one buffer: the interface of
+    ``PacketChains`` (``run``, ``stop``, ``jump``, ``message_end``, ``describe``,
+    ``known``, ``steps``) with the same answers, for the strict lengths.
+
+    A walk from a prefix not yet on a path goes ``SCALAR_STEPS`` prefixes one by one
+    (most walks end there), then a segment at a time: the regular-expression engine
+    finds the segment's whole known packets (runs of equal ones as strided ranges), and
+    numpy checks them against the paths walked before (the walk stops at the first
+    prefix already on one and continues there). Segments double from a size on the order
+    of what the walk already took, so the prefixes a walk reads past the one where it
+    joins an earlier path are at most about as many as it took: every prefix is read a
+    bounded number of times whatever the input, and ``steps`` counts every one read.
+
+    Each path's positions are kept in order (a list or an int64 array). The positions on
+    paths are numbered in the order the paths are made (a path's are consecutive): one
+    int32 array over the buffer maps a position to its number + 1 (0: on no path), and
+    one per number gives its path; both are allocated at the first walk (calloc: pages
+    nobody touches cost nothing).
+    """
+
+    def __init__(self, buf, accept=KNOWN_SET, limit: int | None = None):
+        self.buf = buf
+        self.accept = accept  # the lengths a chain takes: the known ones, and more (lenient)
+        self.limit = len(buf) if limit is None else limit
+        self._size = self.limit + 4 + max(accept)  # a chain's last position may lie past the limit
+        self._a: np.ndarray | None = None  # the buffer as uint8, once a run of lenient lengths is walked
+        self._where_at: np.ndarray | None = None  # position -> its number + 1 (0: on no path)
+        self._mv = None  # the same, as a memoryview (scalar reads and writes at dict speed)
+        self._path_of: np.ndarray | None = None  # number -> path
+        self._pv = None  # the same, as a memoryview
+        self._numbered = 0  # positions numbered so far
+        self._first: list[int] = []  # per path: the number of its first position
+        self._nodes: list = []
+        self._next: list[tuple[int, int] | None] = []
+        self._run0: list[int] = []
+        self._stop: list[int] = []
+        # the same per path as arrays (capacity doubled as paths are added): memo_runs
+        self._run0_np = np.zeros(64, dtype=np.int64)
+        self._stop_np = np.zeros(64, dtype=np.int8)
+        self._first_np = np.zeros(64, dtype=np.int64)
+        # prefix -> its run, for chains found (``chain_runs``) to run past the buffer
+        # before as many packets as a candidate needed: such a candidate is _NEED_MORE
+        self._past_end: dict[int, int] = {}
+        self._joins: dict[int, tuple[int, int]] = {}  # prefix -> (packets, the prefix on a path they lead to)
+        self.steps = 0
+
+    def note_runs_past_end(self, at: np.ndarray, run: np.ndarray) -> None:
+        """Remember that the chain from each of ``at`` holds ``run`` packets and then runs
+        past the buffer (found by a vectorised pass): ``message_end`` asks no walk there
+        for a count above that."""
+        if at.size:
+            self._past_end.update(zip(at.tolist(), run.tolist(), strict=True))
+
+    def note_joins(self, at: np.ndarray, steps: np.ndarray, to: np.ndarray) -> None:
+        """Remember that the chain from each of ``at`` reaches the prefix ``to`` (already
+        on a path) after ``steps`` known packets (found by a vectorised pass):
+        ``message_end`` there walks nothing."""
+        if at.size:
+            self._joins.update(zip(at.tolist(), zip(steps.tolist(), to.tolist(), strict=True), strict=True))
+
+    def memo_runs(self, lo: int, hi: int):
+        """(run, stop) of each position of [lo, hi) already on a path (run -1 elsewhere), as
+        ``run`` and ``stop`` answer there; None when none is."""
+        if self._where_at is None:
+            return None
+        w = self._where_at[lo:hi]
+        on = np.flatnonzero(w)
+        if not on.size:
+            return None
+        number = w[on].astype(np.int64) - 1
+        pid = self._path_of[number]
+        idx = number - self._first_np[pid]
+        run = np.full(hi - lo, -1, dtype=np.int64)
+        stop = np.zeros(hi - lo, dtype=np.int8)
+        run[on] = self._run0_np[pid] - idx
+        stop[on] = self._stop_np[pid]
+        return run, stop
+
+    def known(self, y: int) -> bool:
+        """Whether the chain from ``y`` is already walked (``run``, ``jump`` and
+        ``message_end`` there cost no step)."""
+        return self._mv is not None and 0 <= y < self._size and self._mv[y] != 0
+
+    def _where(self, x: int) -> tuple[int, int]:
+        mv = self._mv
+        if mv is not None and x < self._size:
+            got = mv[x]
+            if got:
+                return self._path_index(got - 1)
+        return self._walk(x)
+
+    def _path_index(self, number: int) -> tuple[int, int]:
+        pid = self._pv[number]
+        return pid, number - self._first[pid]
+
+    def _walk(self, x: int) -> tuple[int, int]:
+        buf, limit, accept = self.buf, self.limit, self.accept
+        if self._mv is None:
+            self._where_at = np.zeros(self._size, dtype=np.int32)
+            self._mv = memoryview(self._where_at)
+            # a position is numbered once, on the one path that holds it: at most size numbers
+            self._path_of = np.zeros(self._size, dtype=np.int32)
+            self._pv = memoryview(self._path_of)
+        mv, size = self._mv, self._size
+        pid = len(self._nodes)
+        pieces: list = []  # the path's positions in order: lists (one by one), arrays (stretches)
+        nodes: list[int] = []
+        append = nodes.append
+        cont = None
+        stop = _INVALID
+        y = x
+        # Known lengths in a row taken one by one, and how many before a stretch is tried
+        # (doubled after a stretch that took few: a walk of mixed lenient lengths then
+        # pays a bounded share for the tries).
+        row, due = 0, SCALAR_STEPS
+        last = same = 0  # the last lenient length and how many times in a row it came
+        while True:
+            got = mv[y] if y < size else 0
+            if got:
+                cont = self._path_index(got - 1)
+                break
+            append(y)
+            if y + 2 > limit:
+                stop = _NEED_MORE
+                break
+            length = buf[y] << 8 | buf[y + 1]
+            if length not in accept:
+                break
+            y += 2 + length
+            if length not in KNOWN_SET:  # a lenient length: taken one by one, unless a run of equal ones
+                row = 0
+                if length != last:
+                    last, same = length, 0
+                    continue
+                same += 1
+                if same < RUN_AFTER:
+                    continue
+                same = 0
+                at, y, cont = self._equal_run(y, length)
+                if at is not None:
+                    pieces.append(nodes)
+                    pieces.append(at)
+                    nodes = []
+                    append = nodes.append
+                if cont is not None:
+                    break
+                continue
+            row += 1
+            if row < due:
+                continue
+            row = 0
+            at, y, cont = self._stretch(y, y - x)
+            if at is not None:
+                pieces.append(nodes)
+                pieces.append(at)
+                nodes = []
+                append = nodes.append
+                due = SCALAR_STEPS if at.size >= SCALAR_STEPS else min(2 * due, MAX_DUE)
+            if cont is not None:
+                break
+        self.steps += sum(len(p) for p in pieces[::2]) + len(nodes)  # the stretches count their own
+        if pieces:
+            pieces.append(nodes)
+            path = np.concatenate([np.asarray(p, dtype=np.int64) for p in pieces if len(p)])
+        else:
+            path = nodes
+        first = self._numbered
+        self._numbered += len(path)
+        if len(path) > 16:
+            self._where_at[path] = np.arange(first + 1, first + 1 + len(path), dtype=np.int32)
+        else:
+            for i, at in enumerate(path, first + 1):
+                mv[at] = i
+        self._path_of[first : first + len(path)] = pid
+        self._first.append(first)
+        if cont is None:
+            run0 = len(path) - 1
+        else:
+            cp, ci = cont
+            run0 = len(path) + self._run0[cp] - ci
+            stop = self._stop[cp]
+        self._nodes.append(path)
+        self._next.append(cont)
+        self._run0.append(run0)
+        self._stop.append(stop)
+        if pid >= self._run0_np.size:
+            self._run0_np = np.concatenate([self._run0_np, np.zeros_like(self._run0_np)])
+            self._stop_np = np.concatenate([self._stop_np, np.zeros_like(self._stop_np)])
+        if pid >= self._first_np.size:
+            self._first_np = np.concatenate([self._first_np, np.zeros_like(self._first_np)])
+        self._run0_np[pid] = run0
+        self._stop_np[pid] = stop
+        self._first_np[pid] = first
+        return pid, 0
+
+    def _equal_run(self, y: int, length: int):
+        """The run of packets of ``length`` (a lenient one) in a row from ``y``, by strided
+        compares (``same_length_run``), up to the first prefix already on a path: as
+        ``_stretch`` answers."""
+        if self._a is None:
+            self._a = np.frombuffer(self.buf, dtype=np.uint8)
+        step = 2 + length
+        k = same_length_run(self._a, y, step, length, self.limit, 1 << 30)
+        self.steps += k + 1
+        if not k:
+            return None, y, None
+        at = np.arange(y, y + k * step, step, dtype=np.int64)
+        seen = np.flatnonzero(self._where_at[at])
+        if seen.size:
+            first = int(seen[0])
+            y = int(at[first])
+            return at[:first], y, self._path_index(self._mv[y] - 1)
+        return at, y + k * step, None
+
+    def _stretch(self, y: int, taken: int):
+        """The whole known packets in a row from ``y`` (below the limit), a segment at a
+        time by the regular-expression engine, up to the first prefix already on a path:
+        (their positions or None, the position after them, that path's (path, index) or
+        None). Segments start at about twice the bytes the walk ``taken`` so far and
+        double; every prefix a segment reads counts in ``steps``."""
+        buf, limit = self.buf, self.limit
+        where_at, mv = self._where_at, self._mv
+        parts: list[np.ndarray] = []
+        seg = min(max(MIN_SEGMENT, 2 * taken), MAX_SEGMENT)
+        cont = None
+        while y + 2 <= limit:
+            length = buf[y] << 8 | buf[y + 1]
+            if length not in KNOWN_SET or y + 2 + length > limit:
+                break
+            hi = min(limit, y + seg)
+            step = 2 + length
+            end = packet_re.same_run_end(buf, y, hi, length)
+            if (end - y) // step >= RUN_SEGMENT:  # a run of equal packets: a strided range
+                at = np.arange(y, end, step, dtype=np.int64)
+            else:
+                lengths = packet_re.chain_lengths(buf, y, hi)
+                at = np.empty(lengths.size, dtype=np.int64)
+                at[0] = y
+                np.cumsum(lengths[:-1] + 2, out=at[1:])
+                at[1:] += y
+                end = int(at[-1]) + 2 + int(lengths[-1])
+            self.steps += at.size
+            seen = np.flatnonzero(where_at[at])
+            if seen.size:
+                first = int(seen[0])
+                y = int(at[first])
+                cont = self._path_index(mv[y] - 1)
+                parts.append(at[:first])
+                break
+            parts.append(at)
+            y = end
+            seg = min(2 * seg, MAX_SEGMENT)
+        if not parts:
+            return None, y, cont
+        return (parts[0] if len(parts) == 1 else np.concatenate(parts)), y, cont
+
+    def run(self, x: int) -> int:
+        """Known length prefixes in a row from ``x``."""
+        pid, i = self._where(x)
+        return self._run0[pid] - i
+
+    def stop(self, x: int) -> int:
+        """Why the chain from ``x`` stops: ``_INVALID`` or ``_NEED_MORE``."""
+        return self._stop[self._where(x)[0]]
+
+    def jump(self, x: int, n: int) -> int:
+        """Position after ``n`` packets from the prefix at ``x`` (``n <= run(x)``)."""
+        pid, i = self._where(x)
+        while True:
+            nodes = self._nodes[pid]
+            if i + n < len(nodes):
+                return int(nodes[i + n])
+            n -= len(nodes) - i
+            pid, i = self._next[pid]
+            self.steps += 1
+
+    def message_end(self, q: int, limit: int | None = None, max_count: int = 0xFFFF) -> int:
+        """End of the message at ``q`` whose packets all have known lengths, or a code."""
+        limit = self.limit if limit is None else limit
+        if q + 2 > self.limit:
+            return _NEED_MORE
+        buf = self.buf
+        n = buf[q] << 8 | buf[q + 1]
+        if n == 0 or n > max_count:
+            return _INVALID
+        j = q + 2
+        past = self._past_end.get(j)
+        if past is not None and past < n:
+            return _NEED_MORE
+        join = self._joins.get(j)
+        if join is not None and not self.known(j):
+            k, j = join
+            if n <= k:  # ends before the join (not asked by the passes that note joins)
+                j, k = q + 2, 0
+            n -= k
+        pid, i = self._where(j)
+        if self._run0[pid] - i >= n:
+            e = self.jump(j, n)
+            return e if e <= limit else _NEED_MORE
+        return self._stop[pid]
+
+    describe = PacketChains.describe  # one line saying why the message at ``q`` does not validate

@@ -1,0 +1,125 @@
+"""``KnownChains`` (the strict and lenient walks' memoised chains, walked a segment at a
+time by the regular-expression engine) answers exactly as ``PacketChains`` walked one
+prefix at a time, in any order of questions, within the work bound."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app.core.framing import PacketChains
+from app.core.framing.chains import KnownChains
+from app.core.framing.messages import LENIENT_LENGTHS, STRICT_LENGTHS
+from app.core.framing.resync import _raw_plausible, _Scan
+from tests.core.test_resync import CRAFTED, WORK_PER_BYTE, runs_found_out_of_order
+
+LENIENT_MAX_COUNT = 4096
+
+
+def _pair(buf: bytes, lenient: bool):
+    if lenient:
+        return PacketChains(buf, LENIENT_LENGTHS), KnownChains(buf, LENIENT_LENGTHS)
+    return PacketChains(buf, STRICT_LENGTHS), KnownChains(buf)
+
+
+def _agree(buf: bytes, positions, lenient: bool) -> KnownChains:
+    plain, chains = _pair(buf, lenient)
+    most = LENIENT_MAX_COUNT if lenient else 0xFFFF
+    for q in positions:
+        assert chains.message_end(q, max_count=most) == plain.message_end(q, max_count=most), q
+        if q + 2 <= len(buf):
+            assert (chains.run(q), chains.stop(q)) == (plain.run(q), plain.stop(q)), q
+            assert chains.describe(q) == plain.describe(q), q
+            n = chains.run(q)
+            assert chains.jump(q, n) == plain.jump(q, n), q
+    return chains
+
+
+def _packet(length: int, fill: int = 1) -> bytes:
+    return length.to_bytes(2, "big") + bytes([fill]) * length
+
+
+# Long chains of known packets (segments, runs of equal ones), lenient lengths between,
+# junk, counts: the paths meet one another in every order.
+_PIECES = st.one_of(
+    st.sampled_from([8, 12, 28, 32, 44, 164, 184, 492]).map(_packet),
+    st.tuples(st.sampled_from([8, 28]), st.integers(1, 60)).map(lambda t: _packet(t[0]) * t[1]),
+    st.integers(1, 40).map(lambda n: _packet(3, 0x61) * n),  # lenient, unknown length 3
+    st.binary(max_size=5),
+    st.sampled_from([b"\x00\x08", b"\x00\x40", b"\xff\xff", b"\x00", b"\x01\xec"]),
+)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_PIECES, max_size=120), st.booleans(), st.randoms(use_true_random=False))
+def test_known_chains_answer_as_a_walk_one_prefix_at_a_time(pieces, lenient, rnd):
+    buf = b"".join(pieces)
+    order = list(range(len(buf)))
+    rnd.shuffle(order)
+    _agree(buf, order, lenient)
+
+
+@pytest.mark.parametrize("lenient", [False, True], ids=["strict", "lenient"])
+@pytest.mark.parametrize("shape", CRAFTED, ids=lambda f: f.__name__)
+def test_known_chains_on_crafted_shapes_agree_and_stay_linear(shape, lenient):
+    buf = shape(40_000)
+    chains = _agree(buf, range(0, len(buf), 3), lenient)  # in file order, as the resync asks
+    assert chains.steps <= WORK_PER_BYTE * len(buf)
+    _agree(buf, range(len(buf) - 1, 0, -5), lenient)  # backwards: paths joined the other way
+
+
+def test_a_long_walk_goes_by_segments_and_numbers_every_prefix_once():
+    rng = np.random.default_rng(11)
+    lengths = rng.choice([8, 28, 44, 184], 20_000).tolist()
+    buf = b"\x00\x09" + b"".join(_packet(n) for n in lengths) + b"\x00\x09"
+    chains = KnownChains(buf)
+    assert chains.run(2) == len(lengths)
+    assert chains.steps <= 2 * len(lengths)
+    assert len(chains._nodes) == 1 and isinstance(chains._nodes[0], np.ndarray)  # one walk, in segments
+    # a start inside it is on the path already: no walk
+    inner = 2 + sum(2 + n for n in lengths[:777])
+    assert chains.known(inner) and chains.run(inner) == len(lengths) - 777
+    assert len(chains._nodes) == 1
+    assert chains._numbered == len(lengths) + 1  # the prefixes and the stop, each numbered once
+
+
+def _candidates(a: np.ndarray, window: np.ndarray) -> np.ndarray:
+    count = (a[window].astype(np.int64) << 8) | a[window + 1]
+    first = (a[window + 2].astype(np.int64) << 8) | a[window + 3]
+    return window[(count > 0) & np.isin(first, sorted(STRICT_LENGTHS))]
+
+
+@pytest.mark.parametrize("count", [None, 40], ids=["counts-above-the-chain", "counts-that-validate"])
+def test_a_prefilter_pass_decides_candidates_by_the_chains_already_walked(count):
+    """``runs_found_out_of_order``: once the first walk has taken the chain across the file,
+    each later candidate's chain holds 17 new prefixes and then joins that walked chain.
+    The raw pre-filter's pass sees the join (``chain_runs`` with the chains' memo): a
+    candidate whose count is above what its chain holds is dropped, and one whose count
+    fits is kept and its join told to the chains, so asking it walks nothing. Without the
+    memo every such chain leaves the pass's window and stays undecided (a Python walk
+    of 17 prefixes per candidate). The answers stay exactly a plain walk's."""
+    data = bytearray(runs_found_out_of_order(1 << 18))
+    if count is not None:
+        for u in range(0, len(data) - 300 + 1, 300):
+            data[u + 128 : u + 130] = count.to_bytes(2, "big")
+    data = bytes(data)
+    scan = _Scan(data)
+    plain = PacketChains(data)
+    assert scan.strict.message_end(128) == plain.message_end(128)  # the first walk, across the file
+    window = np.arange(1 << 16, 1 << 17, dtype=np.int64)
+    asked = _candidates(scan.a, window)
+    assert len(asked) > 200
+    ok, _, _ = _raw_plausible(scan.a, window, scan)
+    without, _, _ = _raw_plausible(scan.a, window)  # no memo: the chains leave the window
+    kept = window[ok].tolist()
+    if count is None:
+        assert kept == [] and all(plain.message_end(int(q)) < 0 for q in asked)
+        assert len(window[without]) >= len(asked) // 2  # undecided there
+        return
+    assert len(kept) >= len(asked) // 2
+    walks = len(scan.strict._nodes)
+    for q in kept:
+        assert scan.strict.message_end(q) == plain.message_end(q) >= 0, q
+    assert len(scan.strict._nodes) == walks  # no walk: each was decided by its join
