@@ -16,6 +16,8 @@ messages, text frames, decisions that need bytes past the window or the chunk) i
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from app.core.framing.common import (
@@ -23,6 +25,7 @@ from app.core.framing.common import (
     _NEED_MORE,
     BAD_RAW_CAP,
     KNOWN_MASK,
+    KNOWN_SET,
     LENIENT_MASK,
     LENIENT_MAX_COUNT,
 )
@@ -37,40 +40,47 @@ SHORT_RESYNC = 5  # a bad region is decided here when the next message starts th
 _JSON = 0x7B  # "{": a text frame; its reason is left to _describe_fault
 ZERO_RUN = 1 << 16  # _walk_raw's look-ahead over a run of zero bytes
 PLACE_ROUNDS = 4  # rounds of places added where decided steps land
-LENIENT_BATCH = 32  # lenient checks of a pass pre-walked together (numpy) rather than one by one
+LENIENT_BATCH = 8  # lenient checks of a pass pre-walked together (numpy) rather than one by one
 _UNDECIDED = -9
+NEAR = 4  # positions after a message's end looked at before the window's valid starts are searched
 PROBE = 16  # bytes looked at for the end of a run of zeros before a pass over the window
 
 
+_KNOWN = tuple(sorted(KNOWN_SET))  # compared one by one: cheaper than a 64 KiB table's gather per position
+
+
 def strict_status(scan, lo: int, hi: int):
-    """(status, candidates, good, bad length): the status of a message starting at each
-    position of [lo, hi), and what the candidate starts (count > 0, first length known)
-    showed.
+    """(status, valid, need, faults): the status of a message starting at each position
+    of [lo, hi), where it validates (``valid``, in order), where it may (``need``) and
+    what the candidates found invalid showed.
 
     status is the end of a message whose packets all have known lengths (as
-    ``PacketChains.message_end``), ``_NEED_MORE`` or ``_INVALID``. For a candidate found
-    invalid here, ``good`` is the packets before its first unknown length and ``bad
-    length`` that length (else -1: ask ``_describe_fault``). Work: the window's
-    bytes plus one step per candidate and packet walked, at most ``CAP`` per candidate;
+    ``PacketChains.message_end``), ``_NEED_MORE`` or ``_INVALID``. Only candidate starts
+    (count > 0, first length known) and the buffer's last 3 bytes can be other than
+    ``_INVALID``. ``faults`` (None when there is none) holds, at each candidate found
+    invalid here, ``good << 17 | bad length`` (the packets before its first unknown
+    length, that length), else -1 (ask ``_describe_fault``). Work: the window's bytes
+    plus one step per candidate and packet walked, at most ``CAP`` per candidate;
     longer candidates go to the memoised chains (linear whatever the input).
     """
     a, limit = scan.a, scan.limit
     n = hi - lo
     status = np.full(n, _INVALID, dtype=np.int64)
+    faults = None
     cand = np.zeros(0, dtype=np.int64)
-    good = bad_len = cand
     top = min(hi, limit - 3)  # a candidate's count and first length are inside the buffer
     if top > lo:
         w = top - lo
         b = a[lo : top + 3].astype(np.uint16)  # slices, not gathers: the window is contiguous
-        count = (b[:w] << 8) | b[1 : w + 1]
-        first = (b[2 : w + 2] << 8) | b[3 : w + 3]
-        known = KNOWN_MASK[first]
+        u = (b[:-1] << 8) | b[1:]  # the u16 at each position (w + 2 of them)
+        first = u[2:]
+        known = first == _KNOWN[0]
+        for length in _KNOWN[1:]:
+            known |= first == length
+        known &= u[:w] != 0
         scan.scanned += w
-        cand = np.flatnonzero(known & (count > 0))
-        count = count[cand].astype(np.int64)
-        good = np.full(cand.size, -1, dtype=np.int64)
-        bad_len = np.full(cand.size, -1, dtype=np.int64)
+        cand = np.flatnonzero(known)
+        count = u[cand].astype(np.int64)
         left = count - 1
         x = cand + (lo + 4) + first[cand]
         alive = np.arange(cand.size)
@@ -97,28 +107,34 @@ def strict_status(scan, lo: int, hi: int):
             ok = KNOWN_MASK[length]
             if not ok.all():
                 dead = alive[~ok]
-                good[dead] = count[dead] - left[dead]
-                bad_len[dead] = length[~ok]
+                if faults is None:
+                    faults = np.full(n, -1, dtype=np.int64)
+                faults[cand[dead]] = (count[dead] - left[dead]) << 17 | length[~ok]
                 alive, xs, ls, length = alive[ok], xs[ok], ls[ok], length[ok]
             x[alive] = xs + 2 + length
             left[alive] = ls - 1
         chains = scan.strict
         for i in alive.tolist():  # longer than CAP packets: the memoised chains decide
             status[cand[i]] = chains.message_end(lo + int(cand[i]))
-    for c in range(max(lo, top), hi):  # the last 3 bytes of the buffer
-        status[c - lo] = scan.strict.message_end(c)
-        scan.checks += 1
-    return status, cand + lo, good, bad_len
+    cs = status[cand]
+    valid, need = cand[cs >= 0], cand[cs == _NEED_MORE]
+    tail = range(max(lo, top), hi)  # the last 3 bytes of the buffer
+    if tail:
+        for c in tail:
+            status[c - lo] = scan.strict.message_end(c)
+            scan.checks += 1
+        ts = status[tail.start - lo :]
+        t = np.arange(tail.start - lo, n)
+        valid, need = np.concatenate([valid, t[ts >= 0]]), np.concatenate([need, t[ts == _NEED_MORE]])
+    return status, valid + lo, need + lo, faults
 
 
-def _followed(scan, lo: int, hi: int, status, ends, final: bool):
+def _followed(scan, lo: int, hi: int, status, valid, need, ends, final: bool):
     """For each message end in ``ends``: 1 when a message (or the end) follows within
     ``FOLLOW_WINDOW`` bytes, junk allowed between (``AnchorSearch._followed`` with
     junk), 0 when not, -1 when that needs bytes past the window or past the chunk."""
     a, limit = scan.a, scan.limit
     out = np.full(ends.size, -1, dtype=np.int8)
-    some = np.flatnonzero(status >= _NEED_MORE) + lo  # positions where a message validates or may
-    need = np.flatnonzero(status == _NEED_MORE) + lo
     w_end = ends + FOLLOW_WINDOW
     past = w_end > limit
     if final:
@@ -126,16 +142,25 @@ def _followed(scan, lo: int, hi: int, status, ends, final: bool):
     inside = ~past & (w_end <= hi)
     if inside.any():
         e = ends[inside]
-        k = np.searchsorted(some, e)
-        nxt = np.append(some, np.iinfo(np.int64).max)[k]
+        # the first position at or after e where a message validates or may: looked at
+        # right after e first (a message, a junk byte or two, a message), then searched
+        nxt = np.full(e.size, np.iinfo(np.int64).max)
+        pending = np.arange(e.size)
+        for k in range(NEAR):
+            at = e[pending] + k
+            hit = status[at - lo] >= _NEED_MORE
+            nxt[pending[hit]] = at[hit]
+            pending = pending[~hit]
+            if not pending.size:
+                break
+        if pending.size:
+            some = np.union1d(valid, need) if need.size else valid
+            nxt[pending] = np.append(some, np.iinfo(np.int64).max)[np.searchsorted(some, e[pending] + NEAR)]
         hit = nxt < e + FOLLOW_WINDOW
-        res = np.zeros(e.size, dtype=np.int8)
-        res[hit] = 1
+        res = hit.astype(np.int8)
         if not final and need.size:
             # the first position that may hold a message must validate, not need more bytes
-            kn = np.searchsorted(need, e)
-            first_need = np.append(need, np.iinfo(np.int64).max)[kn]
-            res[hit & (first_need <= nxt)] = -1
+            res[hit & (status[np.where(hit, nxt, lo) - lo] == _NEED_MORE)] = -1
         miss = np.flatnonzero(~hit)
         if miss.size:
             window = a[e[miss][:, None] + np.arange(FOLLOW_WINDOW)]
@@ -145,10 +170,20 @@ def _followed(scan, lo: int, hi: int, status, ends, final: bool):
     return out
 
 
+def _next_true(mask: np.ndarray) -> np.ndarray:
+    """For each index i of ``mask`` (and one past its end): the first index >= i where
+    ``mask`` holds, ``mask.size`` where none does."""
+    m = mask.size
+    out = np.empty(m + 1, dtype=np.int64)
+    out[m] = m
+    out[:m] = np.minimum.accumulate(np.where(mask, np.arange(m), m)[::-1])[::-1]
+    return out
+
+
 def _lenient_status(scan, x: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """``_INVALID`` or ``_NEED_MORE`` where no lenient message (count ``n``) starts at
-    ``x``, as ``PacketChains.message_end`` answers, when its first ``CAP`` packets show it;
-    ``_UNDECIDED`` where they do not (those are asked one by one)."""
+    """``PacketChains.message_end``'s answer for a lenient message (count ``n``) at ``x``
+    (its end, ``_INVALID`` or ``_NEED_MORE``) where its first ``CAP`` packets show it;
+    ``_UNDECIDED`` where they do not (more packets: those are asked one by one)."""
     a, limit = scan.a, scan.limit
     out = np.full(x.size, _UNDECIDED, dtype=np.int64)
     cut = x + 2 > limit
@@ -168,9 +203,12 @@ def _lenient_status(scan, x: np.ndarray, n: np.ndarray) -> np.ndarray:
         ok = LENIENT_MASK[length]
         out[alive[~ok]] = _INVALID
         alive, ps, length = alive[ok], ps[ok], length[ok]
-        pos[alive] = ps + 2 + length
+        end = ps + 2 + length
+        pos[alive] = end
         left[alive] -= 1
-        alive = alive[left[alive] > 0]  # whole: a message, or its end past the buffer (asked)
+        whole = left[alive] == 0  # a message, or its end past the buffer
+        out[alive[whole]] = np.where(end[whole] <= limit, end[whole], _NEED_MORE)
+        alive = alive[~whole]
     return out
 
 
@@ -179,18 +217,17 @@ class _Plan:
 
     def __init__(self, scan, lo: int, hi: int, final: bool, entry: int):
         self.scan = scan
-        status, self.cand, self.good, self.bad_len = strict_status(scan, lo, hi)
-        self.lo, self.hi, self.status = lo, hi, status
-        valid = np.flatnonzero(status >= 0) + lo
+        status, valid, need, self.faults = strict_status(scan, lo, hi)
+        self.lo, self.hi, self.status, self.final = lo, hi, status, final
         ends = status[valid - lo]
-        follows = _followed(scan, lo, hi, status, ends, final)
-        need = np.flatnonzero(status == _NEED_MORE) + lo
+        self.valid, self.ends, self.need = valid, ends, need
+        self._follows = None  # each valid start's follow check, once a bad region asks
+        self._anchors = None  # _regions' look-ups over the valid starts, once asked
         mark = np.zeros(hi - lo, dtype=bool)
         mark[valid - lo] = True
         mark[ends[ends < hi] - lo] = True
         mark[entry - lo] = True
         nodes = np.flatnonzero(mark) + lo
-        self._args = (valid, ends, follows, need, final)
         self._nonzero = None  # positions of the window's nonzero bytes, once asked
         kind, succ, beats = self._decide(nodes)
         # Where a step lands on no place yet (the last zero of a run, the end of a message
@@ -210,25 +247,47 @@ class _Plan:
             beats = np.concatenate([beats, b2])[order]
         self.beats = beats
         m = nodes.size
-        j = np.searchsorted(nodes, succ)
-        j = np.minimum(j, m)
-        inside = (j < m) & (kind >= 0)
-        inside[inside] = nodes[j[inside]] == succ[inside]
-        jump = np.where(inside, j, m)
+        # each decided step's landing place (by a look-up table of the window's places)
+        index = np.empty(hi - lo, dtype=np.int64)
+        index[nodes - lo] = np.arange(m)
+        lands = (kind >= 0) & (succ < hi)
+        to = np.where(lands, succ - lo, 0)
+        lands &= mark[to]
+        jump = np.where(lands, index[to], m)
         self.nodes, self.kind, self.succ, self.jump = nodes, kind, succ, jump
         scan.scanned += m
+
+    @property
+    def follows(self) -> np.ndarray:
+        """``_followed`` of every valid start's end (computed when first asked)."""
+        if self._follows is None:
+            self._follows = _followed(self.scan, self.lo, self.hi, self.status, self.valid, self.need,
+                                      self.ends, self.final)
+        return self._follows
+
+    def _anchor_index(self):
+        """Over the valid starts (index i, one past the last: none): the first anchor (a
+        start followed by another) at or after i, its position (int64 max: none), the first
+        start at or after i that is no anchor but ends by the next anchor, and the first
+        whose follow check needs bytes past the window."""
+        if self._anchors is None:
+            follows, v = self.follows, self.valid.size
+            pos = np.append(self.valid, np.iinfo(np.int64).max)
+            anchor = _next_true(follows == 1)
+            anchor_at = pos[anchor]
+            early = _next_true((self.ends <= anchor_at[:v]) & (follows != 1))
+            self._anchors = (pos, anchor, anchor_at, early, _next_true(follows == -1))
+            self.scan.scanned += v
+        return self._anchors
 
     def _decide(self, nodes: np.ndarray):
         """(kind, next place, heartbeats) of each place in ``nodes``."""
         scan, a, lo, hi, status = self.scan, self.scan.a, self.lo, self.hi, self.status
-        valid, ends, follows, need, final = self._args
         m = nodes.size
-        kind = np.full(m, -1, dtype=np.int8)  # 0 message, 1 bad region, 2 heartbeat, -1 undecided
-        succ = np.zeros(m, dtype=np.int64)
         st = status[nodes - lo]
         msg = st >= 0
-        kind[msg] = 0
-        succ[msg] = st[msg]
+        kind = np.where(msg, 0, -1).astype(np.int8)  # 0 message, 1 bad region, 2 heartbeat, -1 undecided
+        succ = np.where(msg, st, 0)
         # A bad region: no message validates here (and the byte is no heartbeat nor the
         # start of a text frame): it runs to _next_start's answer, and when that is 5 or
         # more bytes on, a message of unknown-length packets may start here instead.
@@ -238,7 +297,7 @@ class _Plan:
         no_beat = (a[nodes] != 0) | ((nodes + 1 < hi) & (a[after] != 0) & (status[after - lo] == _INVALID))
         cand = np.flatnonzero((st == _INVALID) & no_beat & (a[nodes] != _JSON))
         if cand.size:
-            self._regions(cand, nodes, kind, succ, valid, ends, follows, need, final)
+            self._regions(cand, nodes, kind, succ)
         # Heartbeats: a run of zero bytes (all but its last; _walk_raw looks 64 KiB ahead
         # at most), or one zero byte where no message validates and then one that does.
         beats = np.zeros(m, dtype=np.int64)
@@ -275,29 +334,29 @@ class _Plan:
                 beats[at] = length - 1
         return kind, succ, beats
 
-    def _regions(self, cand, nodes, kind, succ, valid, ends, follows, need, final: bool) -> None:
+    def _regions(self, cand, nodes, kind, succ) -> None:
         """Decide the bad regions (and messages of unknown-length packets) at ``cand``,
         as ``_walk_raw`` does after ``_next_start(x + 1)``; the rest stay undecided."""
-        scan, a, hi, limit = self.scan, self.scan.a, self.hi, self.scan.limit
+        scan, a, hi, limit, final = self.scan, self.scan.a, self.hi, self.scan.limit, self.final
         big = np.iinfo(np.int64).max
         x = nodes[cand]
         start = x + 1
         # the anchor: the first valid start followed by another (_find_anchor)
-        anchors = valid[follows == 1]
-        anchor = np.append(anchors, big)[np.searchsorted(anchors, start)]
+        pos, anchor_of, anchor_at, early_of, unsure_of = self._anchor_index()
+        k = np.searchsorted(self.valid, start)  # the first valid start from there
+        ai = anchor_of[k]
+        anchor = anchor_at[k]
         at_end = final and hi == limit
         none = anchor == big  # none in the window: none at all at the capture's end, else undecided
         decided = ~none | at_end
         anchor = np.where(none, limit, anchor)
         # every start before the anchor had its follow check decided here
-        unsure = valid[follows == -1]
-        decided &= np.append(unsure, big)[np.searchsorted(unsure, start)] >= anchor
-        if not final:  # a start needing more bytes before the anchor: _MORE, carried
+        decided &= unsure_of[k] >= ai
+        need = self.need
+        if not final and need.size:  # a start needing more bytes before the anchor: _MORE, carried
             decided &= np.append(need, big)[np.searchsorted(need, start)] > anchor
         # an earlier valid message that ends by the anchor (_next_start's second look)
-        by_anchor = (ends <= np.append(anchors, big)[np.searchsorted(anchors, valid)]) & (follows != 1)
-        early = valid[by_anchor]
-        g = np.append(early, big)[np.searchsorted(early, start)]
+        g = pos[early_of[k]]
         q = np.minimum(g, anchor)
         found = (g < anchor) | ~none
         short = decided & found & (q < x + SHORT_RESYNC)
@@ -308,16 +367,25 @@ class _Plan:
         n = _u16(a, x)
         sure = rest & ((n > LENIENT_MAX_COUNT) | (final & found & (n >= 256) & (q < x + 2 + 3 * 256)))
         kind[cand[sure]], succ[cand[sure]] = 1, q[sure]
-        ask = np.flatnonzero(rest & ~sure & (n < 256))
-        if ask.size > LENIENT_BATCH:
-            # Many (a shower of small counts): their first CAP lenient packets walked at
-            # once decide those that hold no message (``PacketChains.message_end``'s codes).
-            status = _lenient_status(scan, x[ask], n[ask])
-            no = (status == _INVALID) | ((status == _NEED_MORE) & final)
-            kind[cand[ask[no]]], succ[cand[ask[no]]] = 1, q[ask[no]]
-            scan.checks += int(np.count_nonzero(status != _UNDECIDED))
-            ask = ask[status == _UNDECIDED]
+        ask = np.flatnonzero(rest & ~sure)
+        small = n[ask] < 256  # a count the one-by-one check below may ask (few packets)
         ends = []  # (i, end) of lenient messages whose follow check the window can answer
+        if ask.size > LENIENT_BATCH or not small.all():
+            # Many (a shower of small counts): their first CAP lenient packets walked at
+            # once (``PacketChains.message_end``'s answers) decide those that hold no
+            # message, and those whose message hides a valid start found after it (no
+            # message either) or is followed inside the window (asked below, at once).
+            status = _lenient_status(scan, x[ask], n[ask])
+            scan.checks += int(np.count_nonzero(status != _UNDECIDED))
+            qa = q[ask]
+            hides = (status >= 0) & (qa < status)
+            no = (status == _INVALID) | ((status == _NEED_MORE) & final) | (hides & found[ask])
+            kind[cand[ask[no]]], succ[cand[ask[no]]] = 1, qa[no]
+            whole = (status >= 0) & ~hides
+            near = whole & (status < limit) & ((status + FOLLOW_WINDOW <= hi) | (hi == limit))
+            if near.any():
+                ends.append((ask[near], status[near]))
+            ask = ask[((status == _UNDECIDED) & small) | (whole & ~near)]
         for i in ask.tolist():  # few: a zero byte, a small count
             xi, qi = int(x[i]), int(q[i])
             scan.checks += 1
@@ -327,14 +395,14 @@ class _Plan:
                     continue
                 e = _INVALID
             if e >= 0 and (e + FOLLOW_WINDOW <= hi or hi == limit) and e < limit:
-                ends.append((i, e))
+                ends.append((np.array([i]), np.array([e])))
                 continue
             e = AnchorSearch._lenient_outcome(scan, e, final)
             if e == _NEED_MORE:
                 continue
             kind[cand[i]], succ[cand[i]] = (0, e) if e >= 0 else (1, qi)
         if ends:
-            i, e = (np.asarray(v, dtype=np.int64) for v in zip(*ends, strict=True))
+            i, e = (np.concatenate(v).astype(np.int64) for v in zip(*ends, strict=True))
             ok = self._heartbeats_then_message(e, final)
             take = ok == 1
             kind[cand[i[take]]], succ[cand[i[take]]] = 0, e[take]
@@ -401,48 +469,54 @@ class _Plan:
         this plan: no message, heartbeat or text frame starts at x), as (a code per
         region, the reasons): each distinct reason is written once (damage repeats a
         few); faults the window's walks did not show are asked one by one."""
-        a, limit = self.scan.a, self.scan.limit
-        n = _u16(a, x)
+        a, limit, lo = self.scan.a, self.scan.limit, self.lo
+        n = _u16(a, x)  # a region's place holds a count (no message validates there)
         inside = x + 4 <= limit
-        first = np.full(x.size, -1, dtype=np.int64)
-        first[inside] = _u16(a, x[inside] + 2)
-        good = np.full(x.size, -1, dtype=np.int64)
-        bad_len = good.copy()
+        first = np.where(inside, _u16(a, np.minimum(x + 2, limit - 2)), -1)
+        known = KNOWN_MASK[np.maximum(first, 0)]
+        counted = inside & (n > 0)
         # a count and an unknown first length: "unknown packet length L (packet 0 of n)"
-        unknown = inside & (n > 0) & ~KNOWN_MASK[np.maximum(first, 0)]
-        good[unknown], bad_len[unknown] = 0, first[unknown]
-        # a candidate: what its walk showed (strict_status)
-        known = np.flatnonzero(inside & (n > 0) & KNOWN_MASK[np.maximum(first, 0)])
-        if known.size:
-            k = np.searchsorted(self.cand, x[known])
-            good[known], bad_len[known] = self.good[k], self.bad_len[k]
+        fault = np.where(counted & ~known, first, -1)
+        if self.faults is not None:
+            # a candidate: what its walk showed (strict_status)
+            fault = np.where(counted & known, self.faults[x - lo], fault)
         n[~inside & (n > 0)] = -1  # the last bytes of the buffer: ask _describe_fault
         size = q - x
-        text = _text_inside(a, x, q)
-        # one key per distinct (count, good packets, bad length, text frame inside, region size)
-        key = ((n * 0x10001 + bad_len + 1) * 0x10001 + good + 1) * 2 + text
-        _, fault = np.unique(key, return_inverse=True)
-        key = fault.reshape(-1).astype(np.int64) * (int(size.max()) + 1) + size
-        _, first_at, inverse = np.unique(key, return_index=True, return_inverse=True)
-        written = []
-        for i in first_at.tolist():
-            si, ni, gi, li = int(size[i]), int(n[i]), int(good[i]), int(bad_len[i])
-            if text[i]:
-                why = "JSON text frame in a binary capture"
-            elif li >= 0:
-                why = f"unknown packet length {li} (packet {gi} of {ni})"
-            elif ni == 0:
-                why = "message with 0 packets"
-            else:
-                why = None
-            written.append(None if why is None else f"{why}; {si} bytes skipped to the next valid message")
-        codes = inverse.reshape(-1).astype(np.int64)
+        assert size.max() < 1 << _SIZE_BITS  # a region of a pass lies in its window
+        # one key per distinct (count, good packets, bad length, text frame inside, region
+        # size): fault is good << 17 | bad length, or -1 (good -1, bad length -1) when none
+        fault = np.where(fault >= 0, fault + (1 << 17) + 1, 0)
+        key = (((n + 1) << 23 | fault) << 1 | _text_inside(a, x, q)) << _SIZE_BITS | size
+        keys, first_at, codes = np.unique(key, return_index=True, return_inverse=True)
+        written = [_reason_text(k) for k in keys.tolist()]
+        codes = codes.reshape(-1).astype(np.int64)
         if None in written:  # faults not seen here (truncated, >16 packets): ask _describe_fault
             for i in np.flatnonzero(np.asarray([w is None for w in written])[codes]).tolist():
                 xi, qi = int(x[i]), int(q[i])
                 codes[i] = len(written)
                 written.append(_region_reason(buf, xi, qi, _describe_fault(self.scan, xi)))
         return codes, written
+
+
+_SIZE_BITS = 22  # of a bad region's size in reasons()' keys (a pass's window is smaller)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _reason_text(key: int) -> str | None:
+    """The reason of a bad region keyed as ``_Plan.reasons`` keys them, None when its
+    fault must be asked (``_describe_fault``)."""
+    size, text = key & ((1 << _SIZE_BITS) - 1), key >> _SIZE_BITS & 1
+    fault, n = key >> (_SIZE_BITS + 1) & ((1 << 23) - 1), (key >> (_SIZE_BITS + 24)) - 1
+    if text:
+        why = "JSON text frame in a binary capture"
+    elif fault:
+        good, bad_len = (fault - 1) >> 17, (fault - 1) & 0x1FFFF
+        why = f"unknown packet length {bad_len} (packet {good - 1} of {n})"
+    elif n == 0:
+        why = "message with 0 packets"
+    else:
+        return None
+    return f"{why}; {size} bytes skipped to the next valid message"
 
 
 _TEXT = np.frombuffer(b'{"type"', dtype=np.uint8)  # _region_reason's sign of a text frame inside a region
