@@ -581,8 +581,8 @@ def _long_message(rng, packets: int, tail: str) -> bytes:
 @pytest.mark.parametrize("tail", ["exact", "cut", "overrun", "left over"])
 @pytest.mark.parametrize("packets", [300, 5000])
 def test_long_message_walked_one_by_one_splits_as_the_vectorised_steps(packets, tail):
-    """A message split alone is walked by ``_walk_one`` (a scalar walk, strided runs above
-    4,096 packets); nine copies of it are split by the vectorised per-packet steps (more
+    """A message split alone is walked by ``_walk_long`` (re-engine anchors, a lockstep
+    walk between them, strided runs); nine copies of it are split by the vectorised per-packet steps (more
     than ``_FEW_MESSAGES`` stay active): both give the same packets, faults and validity."""
     rng = np.random.default_rng(packets)
     msg = _long_message(rng, packets, tail)

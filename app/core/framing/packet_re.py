@@ -49,6 +49,12 @@ def _exact(k: int) -> re.Pattern:
     return got
 
 
+def exact(k: int) -> re.Pattern:
+    """The compiled pattern of exactly ``2**k`` whole known-length packets in a row
+    (possessive: ``match(buf, x, end)`` is None when the run from ``x`` is shorter)."""
+    return _exact(k)
+
+
 def chain_end(buf, x: int, end: int) -> int:
     """The end of the longest run of whole known-length packets from ``x`` below ``end``
     (``x`` itself when the prefix there is not one)."""
@@ -65,6 +71,14 @@ def chain_lengths(buf, x: int, end: int) -> np.ndarray:
     # last one ended: the matches are exactly the run's packets.
     prefixes = b"".join(_PREFIXED.findall(buf, x, stop))
     return np.frombuffer(prefixes, dtype=">u2").astype(np.int64)
+
+
+def run_lengths(buf, x: int, stop: int) -> np.ndarray:
+    """The lengths (int64) of the packets in ``[x, stop)``, which must be a run of whole
+    known-length packets (as ``chain_end`` or ``jump`` measure one), in order."""
+    if stop <= x:
+        return np.zeros(0, dtype=np.int64)
+    return np.frombuffer(b"".join(_PREFIXED.findall(buf, x, stop)), dtype=">u2").astype(np.int64)
 
 
 def jump(buf, x: int, n: int, end: int) -> int:

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.core.framing.common import KNOWN_MASK, RUN_AFTER, same_length_run
+from app.core.framing import packet_re
+from app.core.framing.common import KNOWN_MASK, same_length_run
 from app.core.framing.messages import _merge_touching
 
 # --- vectorised message splitting ----------------------------------------------
@@ -23,67 +24,163 @@ def _u16_or(a: np.ndarray, at: np.ndarray, ok: np.ndarray) -> np.ndarray:
     return out
 
 
-_MANY = 4096  # packets in a message above which _walk_one looks for runs of equal ones
-_LONG_RUN = 32  # packets still to walk before _walk_one looks for a run of equal ones
 _FEW_MESSAGES = 8  # split_messages walks fewer long messages than this one by one
+_LANE = 64  # whole known packets per lane of _walk_long's lockstep walk (one re match each)
+_LANE_K = _LANE.bit_length() - 1
+_SHORT_RUN = 32  # known packets in a row below which the re engine costs more than it saves…
+_SLOW_STEPS = 64  # …so _walk_long takes the next this many packets one by one
 
 
-def _walk_one(payload: np.ndarray, c: int, e: int, count: int, k: int):
-    """Packets ``k..count-1`` of one message whose packet ``k`` prefix is at ``c``, as
-    ``split_messages``' vectorised step would find them: (packets walked, cursor, fault
-    position or -1, fault length or -1 when its prefix is cut off, body positions, lengths
-    as int64 arrays)."""
+def _lockstep(payload: np.ndarray, lanes: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Body positions and lengths (int64, row s: every lane's packet s) of the ``_LANE``
+    packets from each lane's prefix position, all lanes one packet a step (each lane is
+    known to hold ``_LANE`` whole packets)."""
+    at = np.empty((_LANE + 1, len(lanes)), dtype=np.int64)  # row s: every lane's prefix s
+    at[0] = lanes
+    for s in range(_LANE):
+        cur, nxt = at[s], at[s + 1]
+        np.multiply(payload[cur], 256, out=nxt, dtype=np.int64)
+        nxt += payload[cur + 1]
+        nxt += cur
+        nxt += 2
+    lengths = at[1:] - at[:-1]
+    lengths -= 2
+    at[:-1] += 2
+    return at[:-1], lengths
+
+
+def _plan(payload: np.ndarray, c: int, e: int, count: int, k: int, lanes: list[int]) -> tuple:
+    """``_walk_long``'s walk of one message: its answer's first four items and its pieces
+    in order, (positions, lengths) arrays or [first lane, end lane] of ``lanes``, to
+    which it adds the prefix positions of its lanes."""
+    block = packet_re.exact(_LANE_K).match
+    chain = packet_re.CHAIN.match
     buf = payload[c:e].tobytes()
-    base, limit = c, len(buf)
-    j = 0
-    at: list[int] = []  # prefixes walked one by one since the last run (relative; lengths read after, numpy)
-    append = at.append
-    parts: list[tuple[np.ndarray, np.ndarray]] = []  # (positions, lengths): walked ones and runs, in order
+    limit = e - c
+    j, rem = 0, count - k
+    fail, flen = -1, 0
+    pieces: list = []  # in order: (positions, lengths) arrays or [first lane, end lane]
+    at: list[int] = []  # prefixes (relative) taken one by one since the last piece
+    slow = 0
 
-    def walked():
-        prefix = np.asarray(at, dtype=np.int64)
-        return prefix + (base + 2), _u16(payload, prefix + base)
-
-    def done(*state):
+    def flush():
         if at:
-            parts.append(walked())
-        if not parts:
-            return (*state, np.zeros(0, np.int64), np.zeros(0, np.int64))
-        if len(parts) == 1:
-            return (*state, *parts[0])
-        return (*state, np.concatenate([p for p, _ in parts]), np.concatenate([q for _, q in parts]))
+            prefix = np.asarray(at, dtype=np.int64) + c
+            pieces.append((prefix + 2, _u16(payload, prefix)))
+            at.clear()
 
-    runs = count > _MANY  # runs are looked for in messages longer than Kite's
-    same = last = 0
-    while k < count:
+    while rem:
+        if slow:
+            stop, slow = rem - min(slow, rem), 0
+            while rem > stop:
+                if j + 2 > limit:
+                    fail, flen = j, -1
+                    break
+                length = buf[j] << 8 | buf[j + 1]
+                after = j + 2 + length
+                if after > limit:
+                    fail, flen = j, length
+                    break
+                at.append(j)
+                j = after
+                rem -= 1
+            if fail >= 0:
+                break
+            continue
+        run = 0
+        while rem >= _LANE:
+            m = block(buf, j, limit)
+            if m is None:
+                break
+            x = m.end()
+            length = buf[j] << 8 | buf[j + 1]
+            step = 2 + length
+            if (
+                x - j == _LANE * step
+                and buf[j:x:step] == bytes((buf[j],)) * _LANE
+                and buf[j + 1 : x : step] == bytes((buf[j + 1],)) * _LANE
+            ):
+                # _LANE equal packets: the run of them, strided compares
+                most = min(rem - _LANE, (limit - x) // step)
+                r = _LANE + same_length_run(payload, c + x, step, length, e, most)
+                flush()
+                pieces.append((np.arange(c + j + 2, c + j + 2 + r * step, step, dtype=np.int64),
+                               np.full(r, length, dtype=np.int64)))
+                j += r * step
+                rem -= r
+                run += r
+                continue
+            flush()
+            if pieces and type(pieces[-1]) is list and pieces[-1][1] == len(lanes):
+                pieces[-1][1] += 1
+            else:
+                pieces.append([len(lanes), len(lanes) + 1])
+            lanes.append(c + j)
+            j = x
+            rem -= _LANE
+            run += _LANE
+        if not rem:
+            break
+        # fewer than _LANE whole known packets from j, or fewer still to walk
+        x = packet_re.jump(buf, j, rem, limit) if rem < _LANE else -1
+        if x < 0:
+            x = chain(buf, j, limit).end()
+        if x > j:
+            lengths = packet_re.run_lengths(buf, j, x)
+            flush()
+            body = np.empty(lengths.size, dtype=np.int64)
+            body[0] = c + j + 2
+            np.cumsum(lengths[:-1] + 2, out=body[1:])
+            body[1:] += c + j + 2
+            pieces.append((body, lengths))
+            j = x
+            rem -= lengths.size
+            run += lengths.size
+            if not rem:
+                break
+        # the packet at j is not a whole known one: a step of its own
         if j + 2 > limit:
-            return done(k, base + j, base + j, -1)
+            fail, flen = j, -1
+            break
         length = buf[j] << 8 | buf[j + 1]
         after = j + 2 + length
         if after > limit:
-            return done(k, base + j, base + j, length)
-        append(j)
+            fail, flen = j, length
+            break
+        at.append(j)
         j = after
-        k += 1
-        if length != last:
-            last, same = length, 0
-            continue
-        same += 1
-        if same >= RUN_AFTER and runs and count - k > _LONG_RUN:
-            # a run of equal packets (one of 65,535 tiny ones, say): strided compares, whole bodies only
-            step = 2 + length
-            r = same_length_run(payload, c + j, step, length, c + limit, min(count - k, (limit - j) // step))
-            if r:
-                if at:
-                    parts.append(walked())
-                    at = []
-                    append = at.append
-                parts.append((np.arange(base + j + 2, base + j + 2 + r * step, step, dtype=np.int64),
-                              np.full(r, length, dtype=np.int64)))
-            j += r * step
-            k += r
-            same = 0
-    return done(k, base + j, -1, 0)
+        rem -= 1
+        if run < _SHORT_RUN:
+            slow = _SLOW_STEPS
+    flush()
+    state = (count - rem, c + j, c + fail, flen) if fail >= 0 else (count, c + j, -1, 0)
+    return state, pieces
+
+
+
+def _walk_long(payload: np.ndarray, items: list[tuple[int, int, int, int]]) -> list[tuple]:
+    """Packets ``k..count-1`` of each message ``(c, e, count, k)`` whose packet ``k`` prefix
+    is at ``c`` (message end ``e``), as ``split_messages``' vectorised step would find
+    them, one answer per message: (packets walked, cursor, fault position or -1, fault
+    length or -1 when its prefix is cut off, parts), the parts in order as (body
+    positions, lengths) int64 arrays of the same shape, 1-D or 2-D (row-major order).
+
+    Runs of whole known-length packets are followed by the re engine (``packet_re``):
+    every ``_LANE`` packets an anchor (one exact-count match), then the packets between
+    anchors of all messages are read in lockstep, ``_LANE`` numpy steps over all lanes;
+    runs of equal packets are strided compares (``same_length_run``). A packet whose
+    length is unknown (taken when it fits, a fault later) or that does not fit is one
+    Python step, and after a short run the next ``_SLOW_STEPS`` packets are too (an
+    alternation of short runs and unknown packets costs no more than a plain walk).
+    """
+    lanes: list[int] = []  # prefix positions, each followed by _LANE whole known packets
+    plans = [_plan(payload, c, e, count, k, lanes) for c, e, count, k in items]
+    if lanes:
+        lane_pos, lane_len = _lockstep(payload, lanes)
+    return [
+        (*state, [(lane_pos[:, p[0] : p[1]].T, lane_len[:, p[0] : p[1]].T) if type(p) is list else p for p in pieces])
+        for state, pieces in plans
+    ]
 
 
 @dataclass
@@ -139,20 +236,22 @@ def split_messages(
     done = np.zeros(m, dtype=np.int64)  # packets walked per message
 
     msgs, seqs, poss, lens = [], [], [], []
-    tail = []  # (message, first k, positions, lengths): messages walked one by one
+    tail = []  # (message, first k, packets, parts): messages walked by _walk_long
     active = framed[count[sel] > 0]
     k = 0
     while active.size:
         if active.size <= _FEW_MESSAGES and k >= _FEW_MESSAGES:
             # A few long messages left (one of 65,535 tiny packets, say): a numpy step
             # per packet would cost far more than a scalar walk of their prefixes.
-            for i in active.tolist():
-                k_end, c, fail, flen, at, ln = _walk_one(payload, int(cursor[i]), int(end[i]), int(count[i]), k)
+            idx = active.tolist()
+            items = [(int(cursor[i]), int(end[i]), int(count[i]), k) for i in idx]
+            for i, (k_end, c, fail, flen, parts) in zip(idx, _walk_long(payload, items), strict=True):
                 cursor[i] = c
                 if fail >= 0:
                     fail_pos[i], fail_len[i], done[i] = fail, flen, k_end
-                if at.size:
-                    tail.append((i, k, at, ln))
+                n = sum(pos.size for pos, _ in parts)
+                if n:
+                    tail.append((i, k, n, parts))
             break
         every = active.size == m  # all messages still walking (a usual batch's first step): views
         c = cursor.copy() if every else cursor[active]
@@ -189,8 +288,8 @@ def split_messages(
     walked = np.zeros(m, dtype=np.int64)
     for k, good in enumerate(msgs):
         walked[good] = k + 1
-    for i, k0, at, _ in tail:
-        walked[i] = k0 + at.size
+    for i, k0, n, _ in tail:
+        walked[i] = k0 + n
     done = np.where(fail_pos >= 0, done, walked)
 
     bare_idx = np.flatnonzero(bare)
@@ -215,12 +314,15 @@ def split_messages(
             pkt_seq[at] = k
             pkt_pos[at] = pos_k
             pkt_len[at] = len_k
-        for i, k0, pos_t, len_t in tail:
+        for i, k0, n, parts in tail:
             at = int(first[i]) + k0
-            pkt_msg[at : at + pos_t.size] = i
-            pkt_seq[at : at + pos_t.size] = np.arange(k0, k0 + pos_t.size, dtype=np.int32)
-            pkt_pos[at : at + pos_t.size] = pos_t
-            pkt_len[at : at + pos_t.size] = len_t
+            pkt_msg[at : at + n] = i
+            pkt_seq[at : at + n] = np.arange(k0, k0 + n, dtype=np.int32)
+            for pos_t, len_t in parts:
+                to = at + pos_t.size
+                pkt_pos[at:to].reshape(pos_t.shape)[...] = pos_t
+                pkt_len[at:to].reshape(len_t.shape)[...] = len_t
+                at = to
         if bare_idx.size:
             at = first[bare_idx]
             pkt_msg[at] = bare_idx

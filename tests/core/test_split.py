@@ -1,0 +1,172 @@
+"""``split_messages``' long-message walk (``_walk_long``: the re engine's anchors, a
+lockstep numpy walk between them, strided runs of equal packets, Python steps for the
+rest) against the walk it replaced (``tests.support.split_oracle``: one Python step a
+packet): the same ``MessageSplit``, field for field, on messages built to reach every
+branch (issue 14)."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app.core import protocol
+from app.core.framing import packet_re, split
+from app.core.framing.split import split_messages
+from tests.support.split_oracle import _walk_one, old_long_walk
+
+KNOWN = sorted(protocol.KNOWN_LENGTHS)
+UNKNOWN = [0, 1, 5, 9, 300]  # lengths Kite does not send: taken when they fit, then faults
+
+
+def _split_both(payload: bytes, starts, sizes, bare=None):
+    a = np.frombuffer(payload, np.uint8)
+    args = (a, np.asarray(starts, np.int64), np.asarray(sizes, np.int64), None if bare is None else np.asarray(bare))
+    new = split_messages(*args)
+    with old_long_walk():
+        old = split_messages(*args)
+    return new, old
+
+
+def _assert_same(new, old):
+    for name in ("pkt_msg", "pkt_seq", "pkt_pos", "pkt_len", "valid"):
+        got, want = getattr(new, name), getattr(old, name)
+        assert got.dtype == want.dtype, name
+        assert got.tolist() == want.tolist(), name
+    assert new.faults == old.faults
+    assert (new.header_bytes, new.packet_bytes, new.bad_bytes) == (old.header_bytes, old.packet_bytes, old.bad_bytes)
+
+
+def _packet(length: int, fill: int) -> bytes:
+    return length.to_bytes(2, "big") + bytes([fill]) * length
+
+
+def _body(draw_runs) -> bytes:
+    """Runs of packets: (length, how many, alternate length or None, body byte)."""
+    out = bytearray()
+    for length, n, other, fill in draw_runs:
+        for i in range(n):
+            out += _packet(other if other is not None and i % 2 else length, fill)
+    return bytes(out)
+
+
+# Long runs of one known length (equal runs, lanes of 64), short alternations of two
+# (the anchors' partial runs), unknown lengths alone or alternating with known ones (the
+# Python steps and the slow mode after short runs); bodies of bytes that read as prefixes.
+_RUN = st.tuples(
+    st.sampled_from(KNOWN + UNKNOWN),
+    st.one_of(st.integers(1, 8), st.integers(30, 200)),
+    st.none() | st.sampled_from(KNOWN + UNKNOWN),
+    st.sampled_from([0, 8, 0xEC, 0x1C, 0xFF]),
+)
+_MESSAGE = st.tuples(
+    st.lists(_RUN, min_size=1, max_size=12),
+    st.integers(-70, 70),  # count minus the packets held (a count larger or smaller)
+    st.integers(0, 12),  # bytes cut off the end (a packet or its prefix cut by the message end)
+    st.binary(max_size=3),  # bytes after the last packet
+)
+SETTINGS = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _message(runs, miscount, trim, extra) -> bytes:
+    body = _body(runs)
+    held = sum(n for _, n, _, _ in runs)
+    body = body[: max(len(body) - trim, 0)] + extra
+    return max(0, min(0xFFFF, held + miscount)).to_bytes(2, "big") + body
+
+
+@SETTINGS
+@given(st.lists(_MESSAGE, min_size=1, max_size=10), st.lists(st.integers(1, 6), max_size=30), st.integers(0, 2))
+def test_long_messages_split_as_the_per_packet_walk(messages, short_counts, gap):
+    """A batch of long messages (with short ones that leave the vectorised steps early)
+    splits into the same packets, faults, validity and byte counts as before."""
+    payload, starts, sizes = bytearray(), [], []
+    msgs = [_message(*m) for m in messages]
+    msgs += [n.to_bytes(2, "big") + b"".join(_packet(8, 1) for _ in range(n)) for n in short_counts]
+    for m in msgs:
+        payload += bytes(gap)
+        starts.append(len(payload))
+        payload += m
+    sizes = [len(m) for m in msgs]
+    new, old = _split_both(bytes(payload), starts, sizes)
+    _assert_same(new, old)
+    assert new.packet_bytes + new.header_bytes + new.bad_bytes == sum(sizes)
+
+
+@SETTINGS
+@given(_MESSAGE, st.integers(0, 20))
+def test_a_message_walked_from_packet_k_answers_as_the_per_packet_walk(message, k):
+    """``_walk_long`` from any packet of any message (its cursor at that packet's
+    prefix) gives the old walk's packets, cursor and fault."""
+    msg = _message(*message)
+    buf = b"\x05" + msg  # one byte before: positions are absolute
+    a = np.frombuffer(buf, np.uint8)
+    count = msg[0] << 8 | msg[1]
+    c, e = 3, len(buf)
+    k = min(k, count)
+    for _ in range(k):  # the prefix of packet k, as the vectorised steps leave it
+        if c + 2 > e or c + 2 + (buf[c] << 8 | buf[c + 1]) > e:
+            return
+        c += 2 + (buf[c] << 8 | buf[c + 1])
+    (got,) = split._walk_long(a, [(c, e, count, k)])
+    want = _walk_one(a, c, e, count, k)
+    assert got[:4] == want[:4]
+    pos = np.concatenate([p.ravel() for p, _ in got[4]]) if got[4] else np.zeros(0, np.int64)
+    lengths = np.concatenate([q.ravel() for _, q in got[4]]) if got[4] else np.zeros(0, np.int64)
+    assert pos.tolist() == want[4].tolist()
+    assert lengths.tolist() == want[5].tolist()
+
+
+def test_full_messages_of_mixed_lengths_split_as_the_per_packet_walk():
+    """Messages of 65,535 packets of mixed known lengths (the crafted shapes' kind: many
+    lanes of the lockstep walk), one with an unknown length in its middle and one cut
+    short, split as before."""
+    rng = np.random.default_rng(14)
+    msgs = []
+    for variant in range(3):
+        lengths = rng.choice([8, 12, 28, 44], 0xFFFF).tolist()
+        if variant == 1:
+            lengths[40_000] = 7
+        body = b"".join(_packet(n, n) for n in lengths)
+        if variant == 2:
+            body = body[:-5]
+        msgs.append(b"\xff\xff" + body)
+    payload = b"".join(msgs)
+    starts = np.cumsum([0] + [len(m) for m in msgs[:-1]])
+    new, old = _split_both(payload, starts, [len(m) for m in msgs])
+    _assert_same(new, old)
+    assert new.pkt_msg.size == 3 * 0xFFFF - 2
+    assert new.valid.tolist() == [True, False, False]
+
+
+def test_runs_between_anchors_are_read_in_lockstep():
+    """The lockstep walk reads each lane's 64 packets from its prefix position."""
+    lengths = [8, 12, 28, 44, 164, 184, 492, 32] * 24
+    buf = b"".join(_packet(n, 0) for n in lengths)
+    a = np.frombuffer(buf, np.uint8)
+    lanes = [0, sum(2 + n for n in lengths[:64]), sum(2 + n for n in lengths[:128])]
+    pos, got = split._lockstep(a, lanes)
+    assert got.T.ravel().tolist() == lengths
+    assert (pos.T.ravel() - 2).tolist() == np.cumsum([0] + [2 + n for n in lengths[:-1]]).tolist()
+
+
+def test_run_lengths_reads_a_known_run():
+    buf = b"\x00" + b"".join(_packet(n, 8) for n in KNOWN) + b"\x00\x09"
+    stop = packet_re.chain_end(buf, 1, len(buf))
+    assert packet_re.run_lengths(buf, 1, stop).tolist() == KNOWN
+    assert packet_re.run_lengths(buf, 1, 1).tolist() == []
+    assert packet_re.exact(3).match(buf, 1).end() == 1 + sum(2 + n for n in KNOWN)
+    assert packet_re.exact(4).match(buf, 1) is None
+
+
+def test_lanes_that_only_look_like_equal_runs_split_as_the_per_packet_walk():
+    """64 packets spanning 64 times the first one's size (28, then 12 and 44 in turn,
+    then 28) with equal high bytes are no run of equal packets (the long walk starts at
+    packet 8: the vectorised steps take the first 8)."""
+    lanes = [28] + [12, 44] * 31 + [28]
+    assert sum(2 + n for n in lanes) == 64 * (2 + 28)
+    lengths = [8] * 8 + lanes * 5 + [28] * 100 + lanes
+    msg = len(lengths).to_bytes(2, "big") + b"".join(_packet(n, 0) for n in lengths)
+    new, old = _split_both(msg, [0], [len(msg)])
+    _assert_same(new, old)
+    assert new.pkt_len.tolist() == lengths
