@@ -81,43 +81,43 @@ def strict_status(scan, lo: int, hi: int):
         scan.scanned += w
         cand = np.flatnonzero(known)
         count = u[cand].astype(np.int64)
-        left = count - 1
-        x = cand + (lo + 4) + first[cand]
-        alive = np.arange(cand.size)
+        # the candidates still walked (their index in cand), their next prefix, packets left
+        ci = np.arange(cand.size)
+        xs = cand + (lo + 4) + first[cand]
+        ls = count - 1
         for _ in range(CAP):
-            if not alive.size:
-                break
-            xs, ls = x[alive], left[alive]
             done = ls == 0
             if done.any():
-                at = cand[alive[done]]
-                e = xs[done]
-                status[at] = np.where(e <= limit, e, _NEED_MORE)
-                keep = ~done
-                alive, xs, ls = alive[keep], xs[keep], ls[keep]
+                d = np.flatnonzero(done)
+                e = xs[d]
+                status[cand[ci[d]]] = np.where(e <= limit, e, _NEED_MORE)
+                r = np.flatnonzero(~done)
+                ci, xs, ls = ci[r], xs[r], ls[r]
             cut = xs + 2 > limit
             if cut.any():
-                status[cand[alive[cut]]] = _NEED_MORE
-                keep = ~cut
-                alive, xs, ls = alive[keep], xs[keep], ls[keep]
-            if not alive.size:
+                status[cand[ci[cut]]] = _NEED_MORE
+                r = np.flatnonzero(~cut)
+                ci, xs, ls = ci[r], xs[r], ls[r]
+            if not ci.size:
                 break
             length = _u16(a, xs)
             scan.plain += xs.size
             ok = KNOWN_MASK[length]
             if not ok.all():
-                dead = alive[~ok]
+                bad = np.flatnonzero(~ok)
+                dead = ci[bad]
                 if faults is None:
                     faults = np.full(n, -1, dtype=np.int64)
-                faults[cand[dead]] = (count[dead] - left[dead]) << 17 | length[~ok]
-                alive, xs, ls, length = alive[ok], xs[ok], ls[ok], length[ok]
-            x[alive] = xs + 2 + length
-            left[alive] = ls - 1
+                faults[cand[dead]] = (count[dead] - ls[bad]) << 17 | length[bad]
+                r = np.flatnonzero(ok)
+                ci, xs, ls, length = ci[r], xs[r], ls[r], length[r]
+            xs = xs + 2 + length
+            ls = ls - 1
         chains = scan.strict
-        for i in alive.tolist():  # longer than CAP packets: the memoised chains decide
+        for i in ci.tolist():  # longer than CAP packets: the memoised chains decide
             status[cand[i]] = chains.message_end(lo + int(cand[i]))
     cs = status[cand]
-    valid, need = cand[cs >= 0], cand[cs == _NEED_MORE]
+    valid, need = cand.take(np.flatnonzero(cs >= 0)), cand.take(np.flatnonzero(cs == _NEED_MORE))
     tail = range(max(lo, top), hi)  # the last 3 bytes of the buffer
     if tail:
         for c in tail:
@@ -261,9 +261,11 @@ class _Plan:
     def follows(self) -> np.ndarray:
         """``_followed`` of every valid start's end (computed when first asked)."""
         if self._follows is None:
-            self._follows = _followed(self.scan, self.lo, self.hi, self.status, self.valid, self.need,
-                                      self.ends, self.final)
+            self._follows = self._followed_at(self.ends)
         return self._follows
+
+    def _followed_at(self, ends: np.ndarray) -> np.ndarray:
+        return _followed(self.scan, self.lo, self.hi, self.status, self.valid, self.need, ends, self.final)
 
     def _anchor_index(self):
         """Over the valid starts (index i, one past the last: none): the first anchor (a
@@ -288,20 +290,25 @@ class _Plan:
         msg = st >= 0
         kind = np.where(msg, 0, -1).astype(np.int8)  # 0 message, 1 bad region, 2 heartbeat, -1 undecided
         succ = np.where(msg, st, 0)
+        beats = np.zeros(m, dtype=np.int64)
+        inv = np.flatnonzero(st == _INVALID)  # places where no message starts (nor may)
+        if not inv.size:
+            return kind, succ, beats
+        xi = nodes[inv]
+        ax = a[xi]
         # A bad region: no message validates here (and the byte is no heartbeat nor the
         # start of a text frame): it runs to _next_start's answer, and when that is 5 or
         # more bytes on, a message of unknown-length packets may start here instead.
         # (A zero byte is such a place too when the byte after it starts no message and
         # may not: then it is no heartbeat, _walk_raw's next question.)
-        after = np.minimum(nodes + 1, hi - 1)
-        no_beat = (a[nodes] != 0) | ((nodes + 1 < hi) & (a[after] != 0) & (status[after - lo] == _INVALID))
-        cand = np.flatnonzero((st == _INVALID) & no_beat & (a[nodes] != _JSON))
+        after = np.minimum(xi + 1, hi - 1)
+        no_beat = (ax != 0) | ((xi + 1 < hi) & (a[after] != 0) & (status[after - lo] == _INVALID))
+        cand = inv[no_beat & (ax != _JSON)]
         if cand.size:
             self._regions(cand, nodes, kind, succ)
         # Heartbeats: a run of zero bytes (all but its last; _walk_raw looks 64 KiB ahead
         # at most), or one zero byte where no message validates and then one that does.
-        beats = np.zeros(m, dtype=np.int64)
-        zero = np.flatnonzero((st == _INVALID) & (a[nodes] == 0) & (nodes + 1 < hi))
+        zero = inv[(ax == 0) & (xi + 1 < hi)]
         if zero.size:
             x = nodes[zero]
             pair = a[x + 1] == 0
@@ -341,24 +348,39 @@ class _Plan:
         big = np.iinfo(np.int64).max
         x = nodes[cand]
         start = x + 1
-        # the anchor: the first valid start followed by another (_find_anchor)
-        pos, anchor_of, anchor_at, early_of, unsure_of = self._anchor_index()
-        k = np.searchsorted(self.valid, start)  # the first valid start from there
-        ai = anchor_of[k]
-        anchor = anchor_at[k]
-        at_end = final and hi == limit
-        none = anchor == big  # none in the window: none at all at the capture's end, else undecided
-        decided = ~none | at_end
-        anchor = np.where(none, limit, anchor)
-        # every start before the anchor had its follow check decided here
-        decided &= unsure_of[k] >= ai
-        need = self.need
+        valid, need, v = self.valid, self.need, self.valid.size
+        k = np.searchsorted(valid, start)  # the first valid start from there
+        # Mostly (damage between messages) that start is followed by another: it is the
+        # anchor, and no valid start lies before it. Where its follow check needs bytes
+        # past the window, the anchor is undecided. Only the rest ask the tables.
+        f = np.zeros(x.size, dtype=np.int8)
+        some = k < v
+        if some.any():
+            if self._follows is None and 4 * x.size < v:  # few regions: only their starts' checks
+                f[some] = self._followed_at(self.ends[k[some]])
+            else:
+                f[some] = self.follows[k[some]]
+        decided = f == 1
+        q = np.where(decided, np.append(valid, limit)[k], 0)
+        found, anchor_all = decided.copy(), q.copy()
+        hard = np.flatnonzero(~some | (f == 0))
+        if hard.size:
+            # the anchor: the first valid start followed by another (_find_anchor)
+            pos, anchor_of, anchor_at, early_of, unsure_of = self._anchor_index()
+            kh = k[hard]
+            ai = anchor_of[kh]
+            anchor = anchor_at[kh]
+            none = anchor == big  # none in the window: none at all at the capture's end, else undecided
+            dh = ~none | (final and hi == limit)
+            anchor = np.where(none, limit, anchor)
+            # every start before the anchor had its follow check decided here
+            dh &= unsure_of[kh] >= ai
+            # an earlier valid message that ends by the anchor (_next_start's second look)
+            g = pos[early_of[kh]]
+            decided[hard], q[hard], found[hard] = dh, np.minimum(g, anchor), (g < anchor) | ~none
+            anchor_all[hard] = anchor
         if not final and need.size:  # a start needing more bytes before the anchor: _MORE, carried
-            decided &= np.append(need, big)[np.searchsorted(need, start)] > anchor
-        # an earlier valid message that ends by the anchor (_next_start's second look)
-        g = pos[early_of[k]]
-        q = np.minimum(g, anchor)
-        found = (g < anchor) | ~none
+            decided &= np.append(need, big)[np.searchsorted(need, start)] > anchor_all
         short = decided & found & (q < x + SHORT_RESYNC)
         kind[cand[short]], succ[cand[short]] = 1, q[short]
         # Otherwise the lenient check: a count above LENIENT_MAX_COUNT never holds one; a
@@ -432,9 +454,10 @@ class _Plan:
         out[hit] = np.where(r[hit] >= 0, 1, 1 if final else -1)
         return out.astype(np.int8)
 
-    def path(self, p: int) -> np.ndarray:
+    def path(self, p: int) -> np.ndarray | slice:
         """Indexes of the nodes the walk visits from ``p`` (a node) until it leaves the
-        decided ones. Where each step lands on the next node (a run of messages and short
+        decided ones (a slice when they follow each other); only the last may be
+        undecided. Where each step lands on the next node (a run of messages and short
         bad regions with nothing between) the run is taken whole; only a step over a node
         (a message holding a start that also validates) is followed one at a time.
         Linear: one pass over the nodes plus one step per node jumped over."""
@@ -459,7 +482,7 @@ class _Plan:
             i = nxt
             self.scan.checks += 1
         if len(starts) == 1:
-            return idx[starts[0] : ends[0] + 1]
+            return slice(starts[0], ends[0] + 1)  # one run: views, not gathers
         # the runs are disjoint and in order: the nodes between each start and end
         inside = np.bincount(starts, minlength=m + 1) - np.bincount(np.asarray(ends) + 1, minlength=m + 1)
         return np.flatnonzero(np.cumsum(inside[:m]) > 0)
@@ -487,15 +510,24 @@ class _Plan:
         # size): fault is good << 17 | bad length, or -1 (good -1, bad length -1) when none
         fault = np.where(fault >= 0, fault + (1 << 17) + 1, 0)
         key = (((n + 1) << 23 | fault) << 1 | _text_inside(a, x, q)) << _SIZE_BITS | size
-        keys, first_at, codes = np.unique(key, return_index=True, return_inverse=True)
+        keys, _, codes = _factor(key)
         written = [_reason_text(k) for k in keys.tolist()]
-        codes = codes.reshape(-1).astype(np.int64)
         if None in written:  # faults not seen here (truncated, >16 packets): ask _describe_fault
             for i in np.flatnonzero(np.asarray([w is None for w in written])[codes]).tolist():
                 xi, qi = int(x[i]), int(q[i])
                 codes[i] = len(written)
                 written.append(_region_reason(buf, xi, qi, _describe_fault(self.scan, xi)))
         return codes, written
+
+
+def _factor(key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(distinct values, index of each one's first place, code of each key) of a
+    non-empty int64 array: ``np.unique``'s, without its sort when all keys are one (a
+    capture damaged the same way all along)."""
+    if (key == key[0]).all():
+        return key[:1], np.zeros(1, dtype=np.int64), np.zeros(key.size, dtype=np.int64)
+    keys, first, codes = np.unique(key, return_index=True, return_inverse=True)
+    return keys, first, codes.reshape(-1).astype(np.int64)
 
 
 _SIZE_BITS = 22  # of a bad region's size in reasons()' keys (a pass's window is smaller)
@@ -548,38 +580,63 @@ def walk_window(scan, buf, base: int, p: int, final: bool, walk, size: int = WIN
     hi = min(scan.limit, p + size)
     plan = _Plan(scan, p, hi, final, p)
     idx = plan.path(p)
-    kinds = plan.kind[idx]
-    decided = kinds >= 0
-    last = idx[-1]
-    nxt = int(plan.succ[last]) if plan.kind[last] >= 0 else int(plan.nodes[last])
-    idx, kinds = idx[decided], kinds[decided]
-    at = plan.nodes[idx]
-    to = plan.succ[idx]
-    msg = kinds == 0
-    walk.add(at[msg], to[msg] - at[msg])
+    last = idx.stop - 1 if isinstance(idx, slice) else int(idx[-1])
+    if plan.kind[last] >= 0:
+        nxt = int(plan.succ[last])
+    else:  # the place where the walk goes on itself
+        nxt = int(plan.nodes[last])
+        idx = slice(idx.start, last) if isinstance(idx, slice) else idx[:-1]
+    kinds, at, to = plan.kind[idx], plan.nodes[idx], plan.succ[idx]
+    # (index arrays and takes: cheaper than boolean indexing for these sizes)
+    msg = np.flatnonzero(kinds == 0)
+    start = at.take(msg)
+    walk.add(start, to.take(msg) - start)
     walk.heartbeats += int(plan.beats[idx].sum())
-    reg = kinds == 1
-    if reg.any():
-        x, q = at[reg], to[reg]
+    reg = np.flatnonzero(kinds == 1)
+    if reg.size:
+        x, q = at.take(reg), to.take(reg)
         reason_codes, reasons = plan.reasons(buf, x, q)
         # The region's first bytes: those of short ones (1-4 bytes) made once per
         # distinct value, longer ones one by one (capped at BAD_RAW_CAP).
-        a, length = scan.a, q - x
+        length = q - x
         short = length < SHORT_RESYNC
         raw_codes = np.empty(x.size, dtype=np.int64)
         raws = []
-        if short.any():
-            xs, qs, ls = x[short], q[short], length[short]
-            raw_key = ls.copy()
-            for i in range(SHORT_RESYNC - 1):
-                raw_key = raw_key * 256 + np.where(i < ls, a[np.minimum(xs + i, scan.limit - 1)], 0)
-            _, first, inverse = np.unique(raw_key, return_index=True, return_inverse=True)
-            raws = [bytes(buf[xi:qi]) for xi, qi in zip(xs[first].tolist(), qs[first].tolist(), strict=True)]
-            raw_codes[short] = inverse.reshape(-1)
+        if short.all():
+            raws, raw_codes = _short_raws(scan, buf, x, length)
+        elif short.any():
+            s = np.flatnonzero(short)
+            raws, raw_codes[s] = _short_raws(scan, buf, x.take(s), length.take(s))
         if not short.all():
-            xl, ql = x[~short], np.minimum(q[~short], x[~short] + BAD_RAW_CAP)
-            raw_codes[~short] = np.arange(len(raws), len(raws) + xl.size)
+            lg = np.flatnonzero(~short)
+            xl = x.take(lg)
+            ql = np.minimum(q.take(lg), xl + BAD_RAW_CAP)
+            raw_codes[lg] = np.arange(len(raws), len(raws) + xl.size)
             raws.extend(bytes(buf[xi:qi]) for xi, qi in zip(xl.tolist(), ql.tolist(), strict=True))
         # kept as columns (BadRegions): a damaged capture has one every few bytes
         walk.region_batches.append((x + base, length, reason_codes, reasons, raw_codes, raws))
     return nxt, hi
+
+
+_HEAD_MASK = np.array([0, 0xFF000000, 0xFFFF0000, 0xFFFFFF00, 0xFFFFFFFF], dtype=np.uint32)
+
+
+def _short_raws(scan, buf, x: np.ndarray, length: np.ndarray) -> tuple[list[bytes], np.ndarray]:
+    """The bytes of regions of 1-4 bytes at ``x``, each distinct value made once: (the
+    values, a code per region). Keyed by the length and the 4 bytes from x (those past
+    the region masked), read as one big-endian u32 through a strided view."""
+    a, limit = scan.a, scan.limit
+    if limit >= 4:
+        rows = np.lib.stride_tricks.as_strided(a, shape=(limit - 3, 4), strides=(1, 1))
+        head = rows[np.minimum(x, limit - 4)].view(">u4").reshape(-1) & _HEAD_MASK[length]
+    else:
+        head = np.zeros(x.size, dtype=np.uint32)
+    late = np.flatnonzero(x > limit - 4)  # the buffer's last bytes: read one by one
+    for i in late.tolist():
+        xi, li = int(x[i]), int(length[i])
+        head[i] = int.from_bytes(bytes(buf[xi : xi + li]).ljust(4, b"\0"), "big")
+    key = length << 32 | head
+    _, first, codes = _factor(key)
+    raws = [bytes(buf[xi : xi + li]) for xi, li in zip(x[first].tolist(), length[first].tolist(), strict=True)]
+    return raws, codes
+
