@@ -123,3 +123,46 @@ def test_a_prefilter_pass_decides_candidates_by_the_chains_already_walked(count)
     for q in kept:
         assert scan.strict.message_end(q) == plain.message_end(q) >= 0, q
     assert len(scan.strict._nodes) == walks  # no walk: each was decided by its join
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_PIECES, max_size=120), st.randoms(use_true_random=False), st.booleans())
+def test_message_ends_and_follow_checks_at_once_answer_as_one_by_one(pieces, rnd, final):
+    """The resync's vectorised questions (``KnownChains.message_ends``, then
+    ``AnchorSearch._follows_many`` of the ends) answer as ``message_end`` and
+    ``_followed`` asked one by one, wherever they decide; the rest stays undecided."""
+    from app.core.framing import Framer
+    from app.core.framing.chains import UNDECIDED
+
+    buf = b"".join(pieces) + bytes(rnd.choice([0, 20]))
+    if len(buf) < 8:
+        return
+    scan = _Scan(buf)
+    for q in rnd.sample(range(len(buf) - 3), min(12, len(buf) - 3)):  # some paths walked first
+        scan.strict.message_end(q)
+    qs = np.arange(len(buf) - 3, dtype=np.int64)
+    ends = scan.strict.message_ends(qs)
+    decided = ends != UNDECIDED
+    for q, e in zip(qs[decided].tolist(), ends[decided].tolist(), strict=True):
+        assert e == scan.strict.message_end(q), q
+    valid = np.unique(ends[ends >= 0])
+    framer = Framer("raw")
+    got = framer._follows_many(scan, valid, final)
+    for e, f in zip(valid.tolist(), got.tolist(), strict=True):
+        if f != UNDECIDED:
+            want = framer._followed(scan, e, final, junk=True)
+            assert {True: 1, False: 0}.get(want, -1) == f, e
+
+
+def test_message_ends_of_messages_ending_at_the_buffers_end_and_past_it():
+    msg = b"\x00\x03" + _packet(8) + _packet(28) + _packet(8)
+    buf = b"\xff" + msg * 40
+    starts = np.arange(1, len(buf), len(msg), dtype=np.int64)
+    chains = KnownChains(buf)
+    for q in starts.tolist():  # each message's chain walked (a count's bytes end each)
+        chains.message_end(q)
+    assert chains.message_ends(starts).tolist() == [s + len(msg) for s in starts.tolist()]
+    cut = KnownChains(buf[:-3])  # the last message's last body runs past the buffer
+    for q in starts.tolist():
+        cut.message_end(q)
+    assert cut.message_ends(starts[-2:]).tolist() == [starts[-1], -1]

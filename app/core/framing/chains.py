@@ -15,6 +15,7 @@ SCALAR_STEPS = 24  # prefixes a walk takes one by one before it goes a segment a
 MIN_SEGMENT = 512  # bytes of the first segment (a whole packet of any known length fits)
 MAX_SEGMENT = 1 << 20
 RUN_SEGMENT = 16  # equal packets in a row taken as one strided range rather than listed
+UNDECIDED = -9  # message_ends: not decided without a walk
 MAX_DUE = 1024  # known lengths taken one by one at most between two tries of a stretch
 
 
@@ -49,20 +50,25 @@ class KnownChains:
         self._mv = None  # the same, as a memoryview (scalar reads and writes at dict speed)
         self._path_of: np.ndarray | None = None  # number -> path
         self._pv = None  # the same, as a memoryview
+        self._pos_of: np.ndarray | None = None  # number -> position
         self._numbered = 0  # positions numbered so far
         self._first: list[int] = []  # per path: the number of its first position
         self._nodes: list = []
         self._next: list[tuple[int, int] | None] = []
         self._run0: list[int] = []
         self._stop: list[int] = []
-        # the same per path as arrays (capacity doubled as paths are added): memo_runs
+        # per path as arrays (capacity doubled as paths are added): memo_runs, message_ends
         self._run0_np = np.zeros(64, dtype=np.int64)
         self._stop_np = np.zeros(64, dtype=np.int8)
         self._first_np = np.zeros(64, dtype=np.int64)
-        # prefix -> its run, for chains found (``chain_runs``) to run past the buffer
-        # before as many packets as a candidate needed: such a candidate is _NEED_MORE
-        self._past_end: dict[int, int] = {}
-        self._joins: dict[int, tuple[int, int]] = {}  # prefix -> (packets, the prefix on a path they lead to)
+        self._len_np = np.zeros(64, dtype=np.int64)
+        # What vectorised passes told (``note_*``), per prefix position (allocated when first
+        # told): the run + 1 of a chain that runs past the buffer before as many packets
+        # as a candidate needed (such a candidate is _NEED_MORE); the packets to, and the
+        # position of, the prefix on a path a chain joins.
+        self._past: np.ndarray | None = None
+        self._join_k: np.ndarray | None = None
+        self._join_to: np.ndarray | None = None
         self.steps = 0
 
     def note_runs_past_end(self, at: np.ndarray, run: np.ndarray) -> None:
@@ -70,14 +76,20 @@ class KnownChains:
         past the buffer (found by a vectorised pass): ``message_end`` asks no walk there
         for a count above that."""
         if at.size:
-            self._past_end.update(zip(at.tolist(), run.tolist(), strict=True))
+            if self._past is None:
+                self._past = np.zeros(self._size, dtype=np.int32)
+            self._past[at] = run + 1
 
     def note_joins(self, at: np.ndarray, steps: np.ndarray, to: np.ndarray) -> None:
         """Remember that the chain from each of ``at`` reaches the prefix ``to`` (already
         on a path) after ``steps`` known packets (found by a vectorised pass):
         ``message_end`` there walks nothing."""
         if at.size:
-            self._joins.update(zip(at.tolist(), zip(steps.tolist(), to.tolist(), strict=True), strict=True))
+            if self._join_k is None:
+                self._join_k = np.zeros(self._size, dtype=np.int32)
+                self._join_to = np.zeros(self._size, dtype=np.int32)
+            self._join_k[at] = steps
+            self._join_to[at] = to
 
     def memo_runs(self, lo: int, hi: int):
         """(run, stop) of each position of [lo, hi) already on a path (run -1 elsewhere), as
@@ -96,6 +108,43 @@ class KnownChains:
         run[on] = self._run0_np[pid] - idx
         stop[on] = self._stop_np[pid]
         return run, stop
+
+    def message_ends(self, q: np.ndarray) -> np.ndarray:
+        """``message_end`` of each start in ``q`` (int64; a count and a first prefix inside
+        the buffer each) where the paths walked so far decide it without a step: its end
+        or a code, else ``UNDECIDED`` (a first prefix not walked yet, an end on another path
+        than the first prefix's). Vectorised: the resync asks thousands at once."""
+        out = np.full(q.size, UNDECIDED, dtype=np.int64)
+        if self._where_at is None or not q.size:
+            return out
+        if self._a is None:
+            self._a = np.frombuffer(self.buf, dtype=np.uint8)
+        a = self._a
+        n = (a[q].astype(np.int64) << 8) | a[q + 1]
+        out[n == 0] = _INVALID
+        x = q + 2
+        number = self._where_at[x].astype(np.int64) - 1
+        if self._past is not None:  # told: runs past the buffer before the count
+            run = self._past[x].astype(np.int64) - 1
+            cut = (number < 0) & (run >= 0) & (run < n)
+            out[cut] = _NEED_MORE
+            n = np.where(cut, 0, n)
+        if self._join_k is not None:  # told: joins a walked path after k packets
+            k = self._join_k[x].astype(np.int64)
+            join = (number < 0) & (k > 0) & (n > k)
+            at = np.flatnonzero(join)
+            number[at] = self._where_at[self._join_to[x[at]]].astype(np.int64) - 1
+            n = np.where(join, n - k, n)
+        on = np.flatnonzero((number >= 0) & (n > 0))
+        number, n = number[on], n[on]
+        pid = self._path_of[number]
+        idx = number - self._first_np[pid]
+        short = self._run0_np[pid] - idx < n
+        out[on[short]] = self._stop_np[pid[short]]
+        fit = ~short & (idx + n < self._len_np[pid])  # the end is on the same path
+        e = self._pos_of[number[fit] + n[fit]]
+        out[on[fit]] = np.where(e <= self.limit, e, _NEED_MORE)
+        return out
 
     def known(self, y: int) -> bool:
         """Whether the chain from ``y`` is already walked (``run``, ``jump`` and
@@ -122,6 +171,7 @@ class KnownChains:
             # a position is numbered once, on the one path that holds it: at most size numbers
             self._path_of = np.zeros(self._size, dtype=np.int32)
             self._pv = memoryview(self._path_of)
+            self._pos_of = np.zeros(self._size, dtype=np.int64)
         mv, size = self._mv, self._size
         pid = len(self._nodes)
         pieces: list = []  # the path's positions in order: lists (one by one), arrays (stretches)
@@ -193,6 +243,7 @@ class KnownChains:
             for i, at in enumerate(path, first + 1):
                 mv[at] = i
         self._path_of[first : first + len(path)] = pid
+        self._pos_of[first : first + len(path)] = path
         self._first.append(first)
         if cont is None:
             run0 = len(path) - 1
@@ -204,14 +255,14 @@ class KnownChains:
         self._next.append(cont)
         self._run0.append(run0)
         self._stop.append(stop)
-        if pid >= self._run0_np.size:
-            self._run0_np = np.concatenate([self._run0_np, np.zeros_like(self._run0_np)])
-            self._stop_np = np.concatenate([self._stop_np, np.zeros_like(self._stop_np)])
-        if pid >= self._first_np.size:
-            self._first_np = np.concatenate([self._first_np, np.zeros_like(self._first_np)])
+        if pid >= self._run0_np.size:  # the per-path arrays, capacity doubled
+            self._run0_np, self._stop_np, self._first_np, self._len_np = (
+                np.concatenate([v, np.zeros_like(v)])
+                for v in (self._run0_np, self._stop_np, self._first_np, self._len_np))
         self._run0_np[pid] = run0
         self._stop_np[pid] = stop
         self._first_np[pid] = first
+        self._len_np[pid] = len(path)
         return pid, 0
 
     def _equal_run(self, y: int, length: int):
@@ -305,15 +356,13 @@ class KnownChains:
         if n == 0 or n > max_count:
             return _INVALID
         j = q + 2
-        past = self._past_end.get(j)
-        if past is not None and past < n:
-            return _NEED_MORE
-        join = self._joins.get(j)
-        if join is not None and not self.known(j):
-            k, j = join
-            if n <= k:  # ends before the join (not asked by the passes that note joins)
-                j, k = q + 2, 0
-            n -= k
+        if not self.known(j):
+            if self._past is not None and 0 < self._past[j] <= n:  # told: runs past the buffer first
+                return _NEED_MORE
+            if self._join_k is not None:
+                k = int(self._join_k[j])
+                if 0 < k < n:  # told: joins a walked path after k packets
+                    j, n = int(self._join_to[j]), n - k
         pid, i = self._where(j)
         if self._run0[pid] - i >= n:
             e = self.jump(j, n)

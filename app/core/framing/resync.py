@@ -10,7 +10,7 @@ import bisect
 import numpy as np
 
 from app.core import protocol
-from app.core.framing.chains import KnownChains
+from app.core.framing.chains import UNDECIDED, KnownChains
 from app.core.framing.common import _INVALID, _NEED_MORE, KNOWN_MASK
 from app.core.framing.messages import LENIENT_LENGTHS, STRICT_LENGTHS, PacketChains, _uniform_end
 from app.core.framing.record_formats import RecordFormat, _u16le
@@ -62,6 +62,16 @@ class _Scan:
         ``mask`` reads ``reach`` bytes from each position, so positions stop there; blocks
         are computed once per buffer and key.
         """
+        for got in self.candidate_blocks(start, end, key, mask, reach):
+            yield from got
+
+    def block_candidates(self, key, b: int, mask, reach: int) -> list:
+        """Block ``b``'s candidates under ``key`` (computed when first asked)."""
+        got = self._blocks.get((key, b))
+        return got if got is not None else self._block(key, b, mask, self.limit - reach + 1)
+
+    def candidate_blocks(self, start: int, end: int, key, mask, reach: int):
+        """``candidates``, a block's (a list) at a time."""
         block = CANDIDATE_BLOCK
         stop = self.limit - reach + 1  # the first position whose bytes do not all fit
         end = min(end, stop)
@@ -73,7 +83,8 @@ class _Scan:
             if got:
                 first = bisect.bisect_left(got, start) if got[0] < start else 0
                 last = bisect.bisect_left(got, end) if got[-1] >= end else len(got)
-                yield from got[first:last]
+                if last > first:
+                    yield got if first == 0 and last == len(got) else got[first:last]
             b += 1
 
     def _block(self, key, b: int, mask, stop: int) -> list:
@@ -356,6 +367,26 @@ _RECORD_MASKS: dict[tuple[str, bool], object] = {}
 _SHORTEST, _LONGEST = min(protocol.KNOWN_LENGTHS), max(protocol.KNOWN_LENGTHS)
 
 
+ANCHOR_BATCH = 16  # candidates the raw anchor search decides at once, at first (then doubled)
+MAX_ANCHOR_BATCH = 4096
+
+
+def _batches(blocks):
+    """The candidates of successive blocks (lists) as int64 arrays of growing size: the
+    first ones alone (an anchor is usually found at once), then more at a time (a block
+    of a crafted input may hold a few candidates each, and a vectorised step costs the
+    same for one as for thousands)."""
+    want, held, size = ANCHOR_BATCH, [], 0
+    for got in blocks:
+        held.append(got)
+        size += len(got)
+        if size >= want:
+            yield np.asarray(held[0] if len(held) == 1 else [q for part in held for q in part], dtype=np.int64)
+            held, size, want = [], 0, min(2 * want, MAX_ANCHOR_BATCH)
+    if held:
+        yield np.asarray([q for part in held for q in part], dtype=np.int64)
+
+
 class AnchorSearch:
     """``Framer``'s resynchronisation (one of its bases)."""
 
@@ -451,32 +482,103 @@ class AnchorSearch:
             return got
         key, mask, reach = self._candidate_filter(fmt, final)
         end = scan.limit - reach + 1  # the first start whose pre-filtered bytes do not all fit
-        answer = None
-        for q in scan.candidates(start, end, key, mask, reach):
-            scan.checks += 1
-            e = self._validates(scan, q, fmt)
-            if e == _NEED_MORE:
-                if not final:
-                    answer = (_MORE, q)
+        if fmt is None and isinstance(scan.strict, KnownChains):
+            answer = self._raw_anchor(scan, start, end, final, key, mask, reach)
+        else:
+            answer = None
+            for q in scan.candidates(start, end, key, mask, reach):
+                answer = self._anchor_at(scan, q, final, fmt)
+                if answer is not None:
                     break
-                continue
-            if e < 0:
-                continue
-            if fmt is None:
-                follows = self._followed(scan, e, final, junk=True)
-            else:
-                follows = self._record_followed(scan, e, final, fmt)
-            if follows is _NEED_MORE:
-                answer = (_MORE, q)  # decide at q once the next chunk is here
-                break
-            if follows:
-                answer = (_FOUND, q)
-                break
         if answer is None:
             # Keep the last bytes of a chunk: a message or record header may start there.
             answer = (_NONE, scan.limit) if final else (_MORE, max(start, end))
         scan.hint = (start, answer[0], answer[1])
         return answer
+
+    def _anchor_at(self, scan: _Scan, q: int, final: bool, fmt: RecordFormat | None):
+        """``_find_anchor``'s question at one candidate ``q``: its answer, or None (go on)."""
+        scan.checks += 1
+        e = self._validates(scan, q, fmt)
+        if e == _NEED_MORE:
+            return None if final else (_MORE, q)
+        if e < 0:
+            return None
+        if fmt is None:
+            follows = self._followed(scan, e, final, junk=True)
+        else:
+            follows = self._record_followed(scan, e, final, fmt)
+        if follows is _NEED_MORE:
+            return _MORE, q  # decide at q once the next chunk is here
+        return (_FOUND, q) if follows else None
+
+    def _raw_anchor(self, scan: _Scan, start: int, end: int, final: bool, key, mask, reach: int):
+        """``_find_anchor`` for raw messages, a block of candidates at a time: their message
+        ends read from the chains' paths at once (``KnownChains.message_ends``) and the
+        follow checks of those ends made at once (``_follows_many``); a candidate neither
+        decides is asked alone (``_anchor_at``), in order. Same answers, same checks."""
+        for qs in _batches(scan.candidate_blocks(start, end, key, mask, reach)):
+            ends = scan.strict.message_ends(qs)
+            follows = np.zeros(qs.size, dtype=np.int8)
+            valid = np.flatnonzero(ends >= 0)
+            if valid.size:
+                follows[valid] = self._follows_many(scan, ends[valid], final)
+            alone = (ends == UNDECIDED) | (follows == UNDECIDED)
+            decisive = alone | (ends >= 0) & (follows != 0)
+            if not final:
+                decisive |= ends == _NEED_MORE
+            at = 0
+            for k in np.flatnonzero(decisive).tolist():
+                scan.checks += k - at  # the candidates before it, each asked and passed over
+                at = k + 1
+                q = int(qs[k])
+                if alone[k]:
+                    answer = self._anchor_at(scan, q, final, None)
+                    if answer is not None:
+                        return answer
+                    continue
+                scan.checks += 1
+                return (_FOUND, q) if ends[k] >= 0 and follows[k] == 1 else (_MORE, q)
+            scan.checks += qs.size - at
+        return None
+
+    def _follows_many(self, scan: _Scan, ends: np.ndarray, final: bool) -> np.ndarray:
+        """``_followed(…, junk=True)`` of each message end in ``ends`` at once: 1 (True),
+        0 (False), -1 (``_NEED_MORE``), or ``UNDECIDED`` (a candidate after it the chains
+        cannot answer without a walk, or an end near the buffer's end: asked alone)."""
+        out = np.full(ends.size, UNDECIDED, dtype=np.int8)
+        limit = scan.limit
+        past = ends >= limit
+        out[past] = 1 if final else -1
+        inside = np.flatnonzero(~past & (ends + FOLLOW_WINDOW <= limit - 3))
+        if not inside.size:
+            return out
+        e = ends[inside]
+        # the candidates in each [e, e + FOLLOW_WINDOW), as _follow_check asks them
+        key, mask = ("raw", _raw_plausible) if scan.shortcuts else ("raw-plain", _raw_candidates)
+        blocks = np.unique(np.concatenate([e // CANDIDATE_BLOCK, (e + FOLLOW_WINDOW - 1) // CANDIDATE_BLOCK]))
+        c = np.concatenate([np.asarray(scan.block_candidates(key, b, mask, 4), dtype=np.int64)
+                            for b in blocks.tolist()])
+        lo, hi = np.searchsorted(c, e), np.searchsorted(c, e + FOLLOW_WINDOW)
+        r = scan.strict.message_ends(c)
+        scan.checks += c.size
+        # the first candidate in the window that decides: a message, or one that needs
+        # bytes past the buffer, or one the chains cannot answer
+        decides = np.flatnonzero((r >= 0) | (r == _NEED_MORE) | (r == UNDECIDED))
+        k = np.append(decides, c.size)[np.searchsorted(decides, lo)]
+        hit = k < hi
+        rk = r[k[hit]]
+        got = np.full(e.size, 0, dtype=np.int8)
+        got[hit] = np.where(rk >= 0, 1, np.where(rk == _NEED_MORE, 1 if final else -1, UNDECIDED))
+        # none: only zero bytes (heartbeats) may fill the window (junk is allowed before a
+        # message, not in place of one)
+        none = np.flatnonzero(~hit)
+        if none.size:
+            window = scan.a[e[none][:, None] + np.arange(FOLLOW_WINDOW)]
+            scan.scanned += window.size
+            got[none] = np.where(window.any(axis=1), 0, 1)
+        out[inside] = got
+        return out
 
     def _next_start(self, scan: _Scan, start: int, final: bool, fmt: RecordFormat | None = None):
         """Where walking resumes after damage at ``start - 1``: the resync anchor (the
