@@ -512,3 +512,23 @@ def test_short_regions_first_bytes_are_their_own(buf, regions):
     raws, codes = rawarray._short_raws(_Scan(buf), buf, x, length)
     assert [raws[c] for c in codes.tolist()] == [buf[x0 : x0 + n] for x0, n in regions]
     assert len(raws) == len(set(raws))
+
+
+def test_the_last_zero_of_each_run_is_decided_with_the_places(monkeypatch):
+    """Heartbeat runs land on their last zero: a pass decides those places in its first
+    round (not a second round of all its look-ups), and walks as the oracle does."""
+    rng = np.random.default_rng(9)
+    data = rng.choice(np.frombuffer(b"\x00\x00\x00\x08\x01\xb8\x00\xff", np.uint8), 3 * WINDOW).tobytes()
+    rounds = []
+    decide = rawarray._Plan._decide
+
+    def spy(self, nodes, runs=None):
+        rounds.append(nodes.size)
+        return decide(self, nodes, runs)
+
+    monkeypatch.setattr(rawarray._Plan, "_decide", spy)
+    rawarray._Plan(_Scan(data), 0, WINDOW, True, 0)
+    assert len(rounds) == 1 and rounds[0] > 1000
+    monkeypatch.undo()
+    _same(data)
+    _same(data, 40_000)

@@ -40,6 +40,7 @@ SHORT_RESYNC = 5  # a bad region is decided here when the next message starts th
 _JSON = 0x7B  # "{": a text frame; its reason is left to _describe_fault
 ZERO_RUN = 1 << 16  # _walk_raw's look-ahead over a run of zero bytes
 PLACE_ROUNDS = 4  # rounds of places added where decided steps land
+FEW_CHAINS = 16  # chains of a batch walked one by one once no more are left
 LENIENT_BATCH = 8  # lenient checks of a pass pre-walked together (numpy) rather than one by one
 _UNDECIDED = -9
 NEAR = 4  # positions after a message's end looked at before the window's valid starts are searched
@@ -85,7 +86,14 @@ def strict_status(scan, lo: int, hi: int):
         ci = np.arange(cand.size)
         xs = cand + (lo + 4) + first[cand]
         ls = count - 1
-        for _ in range(CAP):
+        for step in range(CAP):
+            if ci.size <= FEW_CHAINS:
+                # a few left (the longest): a plain walk of each is cheaper than numpy calls
+                cs = cand[ci]
+                faults = _finish_strict(scan, lo, status, faults, cs.tolist(), count[ci].tolist(), xs.tolist(),
+                                        ls.tolist(), CAP - step)
+                ci = ci[:0]
+                break
             done = ls == 0
             if done.any():
                 d = np.flatnonzero(done)
@@ -180,6 +188,60 @@ def _next_true(mask: np.ndarray) -> np.ndarray:
     return out
 
 
+_LENIENT_OK = LENIENT_MASK.tolist()
+
+
+def _finish_strict(scan, lo: int, status: np.ndarray, faults, cand: list, count: list, xs: list, ls: list,
+                   steps: int):
+    """``strict_status``' walk of a few candidates, one by one (their place in the
+    window, count, next prefix and packets left): at most ``steps`` more rounds, then
+    the chains. Returns ``faults`` (made when first needed)."""
+    buf, limit, known = scan.buf, scan.limit, KNOWN_SET
+    for c, n, p, left in zip(cand, count, xs, ls, strict=True):
+        for _ in range(steps):
+            if left == 0:
+                status[c] = p if p <= limit else _NEED_MORE
+                break
+            if p + 2 > limit:
+                status[c] = _NEED_MORE
+                break
+            length = buf[p] << 8 | buf[p + 1]
+            scan.plain += 1
+            if length not in known:
+                if faults is None:
+                    faults = np.full(status.size, -1, dtype=np.int64)
+                faults[c] = (n - left) << 17 | length
+                break
+            p += 2 + length
+            left -= 1
+        else:  # longer than CAP packets: the memoised chains decide
+            status[c] = scan.strict.message_end(lo + c)
+    return faults
+
+
+def _finish_lenient(scan, out: np.ndarray, alive: list, ps: list, left: list, steps: int) -> None:
+    """``_lenient_status``'s walk of a few chains, one by one: at most ``steps`` more
+    packets each (their index in ``out``, next prefix, packets left)."""
+    buf, limit, ok = scan.buf, scan.limit, _LENIENT_OK
+    for i, p, n in zip(alive, ps, left, strict=True):
+        answer = _UNDECIDED
+        for _ in range(steps):
+            if p + 2 > limit:
+                answer = _NEED_MORE
+                break
+            length = buf[p] << 8 | buf[p + 1]
+            scan.plain += 1
+            if not ok[length]:
+                answer = _INVALID
+                break
+            p += 2 + length
+            n -= 1
+            if n == 0:
+                answer = p if p <= limit else _NEED_MORE
+                break
+        out[i] = answer
+
+
 def _lenient_status(scan, x: np.ndarray, n: np.ndarray) -> np.ndarray:
     """``PacketChains.message_end``'s answer for a lenient message (count ``n``) at ``x``
     (its end, ``_INVALID`` or ``_NEED_MORE``) where its first ``CAP`` packets show it;
@@ -189,26 +251,35 @@ def _lenient_status(scan, x: np.ndarray, n: np.ndarray) -> np.ndarray:
     cut = x + 2 > limit
     out[cut] = _NEED_MORE
     out[~cut & (n == 0)] = _INVALID
+    # the chains still walked: their index, next prefix and packets left
     alive = np.flatnonzero(~cut & (n > 0))
-    pos, left = x + 2, n.astype(np.int64)
-    for _ in range(CAP):
-        if not alive.size:
+    ps, left = x[alive] + 2, n[alive].astype(np.int64)
+    for step in range(CAP):
+        if alive.size <= FEW_CHAINS:
+            # a few left (the longest): a plain walk of each is cheaper than numpy calls
+            _finish_lenient(scan, out, alive.tolist(), ps.tolist(), left.tolist(), CAP - step)
             break
-        ps = pos[alive]
         over = ps + 2 > limit  # the chain stops past the buffer before the count
-        out[alive[over]] = _NEED_MORE
-        alive, ps = alive[~over], ps[~over]
+        if over.any():
+            out[alive[over]] = _NEED_MORE
+            r = np.flatnonzero(~over)
+            alive, ps, left = alive[r], ps[r], left[r]
         length = _u16(a, ps)
         scan.plain += ps.size
         ok = LENIENT_MASK[length]
-        out[alive[~ok]] = _INVALID
-        alive, ps, length = alive[ok], ps[ok], length[ok]
-        end = ps + 2 + length
-        pos[alive] = end
-        left[alive] -= 1
-        whole = left[alive] == 0  # a message, or its end past the buffer
-        out[alive[whole]] = np.where(end[whole] <= limit, end[whole], _NEED_MORE)
-        alive = alive[~whole]
+        if not ok.all():
+            out[alive[~ok]] = _INVALID
+            r = np.flatnonzero(ok)
+            alive, ps, left, length = alive[r], ps[r], left[r], length[r]
+        ps = ps + 2 + length
+        left = left - 1
+        whole = left == 0  # a message, or its end past the buffer
+        if whole.any():
+            w = np.flatnonzero(whole)
+            end = ps[w]
+            out[alive[w]] = np.where(end <= limit, end, _NEED_MORE)
+            r = np.flatnonzero(~whole)
+            alive, ps, left = alive[r], ps[r], left[r]
     return out
 
 
@@ -229,7 +300,8 @@ class _Plan:
         mark[entry - lo] = True
         nodes = np.flatnonzero(mark) + lo
         self._nonzero = None  # positions of the window's nonzero bytes, once asked
-        kind, succ, beats = self._decide(nodes)
+        nodes, runs = self._zero_run_places(nodes, mark)
+        kind, succ, beats = self._decide(nodes, runs)
         # Where a step lands on no place yet (the last zero of a run, the end of a message
         # of unknown-length packets), that place is decided too, a few rounds deep.
         for _ in range(PLACE_ROUNDS):
@@ -257,6 +329,24 @@ class _Plan:
         self.nodes, self.kind, self.succ, self.jump = nodes, kind, succ, jump
         scan.scanned += m
 
+    def _zero_run_places(self, nodes: np.ndarray, mark: np.ndarray):
+        """The places plus the last zero of each run of zeros that starts at one (its
+        heartbeats land there), so that they are decided in the same round; and those
+        runs (their starts, lengths)."""
+        a, lo, hi, status = self.scan.a, self.lo, self.hi, self.status
+        x = nodes[nodes + 1 < hi]
+        heads = x[(a[x] == 0) & (a[x + 1] == 0)]
+        heads = heads[status[heads - lo] == _INVALID]
+        if not heads.size:
+            return nodes, None
+        length = self._zero_runs(heads)
+        last = (heads + length - 1)[length > 0]
+        last = last[~mark[last - lo]]
+        if last.size:
+            mark[last - lo] = True
+            nodes = np.flatnonzero(mark) + lo
+        return nodes, (heads, length)
+
     @property
     def follows(self) -> np.ndarray:
         """``_followed`` of every valid start's end (computed when first asked)."""
@@ -282,9 +372,10 @@ class _Plan:
             self.scan.scanned += v
         return self._anchors
 
-    def _decide(self, nodes: np.ndarray):
-        """(kind, next place, heartbeats) of each place in ``nodes``."""
-        scan, a, lo, hi, status = self.scan, self.scan.a, self.lo, self.hi, self.status
+    def _decide(self, nodes: np.ndarray, runs=None):
+        """(kind, next place, heartbeats) of each place in ``nodes`` (``runs``: its runs of
+        zeros, as ``_zero_run_places`` found them)."""
+        a, lo, hi, status = self.scan.a, self.lo, self.hi, self.status
         m = nodes.size
         st = status[nodes - lo]
         msg = st >= 0
@@ -320,26 +411,38 @@ class _Plan:
             run = np.flatnonzero(pair)
             if run.size:
                 xr = x[run]
-                # the first nonzero byte: probed a few bytes on, the window's pass if further
-                probe = xr[:, None] + np.arange(2, PROBE)
-                seen = a[np.minimum(probe, hi - 1)] != 0
-                seen &= probe < hi
-                scan.scanned += seen.size
-                hit = seen.any(axis=1)
-                stop = np.where(hit, xr + 2 + seen.argmax(axis=1), hi)
-                if not hit.all():
-                    if self._nonzero is None:
-                        self._nonzero = np.flatnonzero(a[lo:hi]) + lo
-                        scan.scanned += hi - lo
-                    far = ~hit
-                    stop[far] = np.append(self._nonzero, hi)[np.searchsorted(self._nonzero, xr[far])]
-                decided = (stop < hi) | (hi == scan.limit) | (stop - xr >= ZERO_RUN)
-                length = np.minimum(stop - xr, ZERO_RUN)[decided]
+                if runs is not None and runs[0].size == xr.size:  # found before (__init__)
+                    length = runs[1]
+                else:
+                    length = self._zero_runs(xr)
+                decided = length > 0
+                length = length[decided]
                 at = zero[run[decided]]
                 kind[at] = 2
                 succ[at] = nodes[at] + length - 1
                 beats[at] = length - 1
         return kind, succ, beats
+
+    def _zero_runs(self, xr: np.ndarray) -> np.ndarray:
+        """The bytes of the run of zeros at each of ``xr`` (two zeros at least) that
+        ``_walk_raw`` takes at once (up to ``ZERO_RUN``), 0 where bytes past the window
+        decide."""
+        scan, a, lo, hi = self.scan, self.scan.a, self.lo, self.hi
+        # the first nonzero byte: probed a few bytes on, the window's pass if further
+        probe = xr[:, None] + np.arange(2, PROBE)
+        seen = a[np.minimum(probe, hi - 1)] != 0
+        seen &= probe < hi
+        scan.scanned += seen.size
+        hit = seen.any(axis=1)
+        stop = np.where(hit, xr + 2 + seen.argmax(axis=1), hi)
+        if not hit.all():
+            if self._nonzero is None:
+                self._nonzero = np.flatnonzero(a[lo:hi]) + lo
+                scan.scanned += hi - lo
+            far = ~hit
+            stop[far] = np.append(self._nonzero, hi)[np.searchsorted(self._nonzero, xr[far])]
+        decided = (stop < hi) | (hi == scan.limit) | (stop - xr >= ZERO_RUN)
+        return np.where(decided, np.minimum(stop - xr, ZERO_RUN), 0)
 
     def _regions(self, cand, nodes, kind, succ) -> None:
         """Decide the bad regions (and messages of unknown-length packets) at ``cand``,
