@@ -413,3 +413,23 @@ def test_reason_kinds_of_many_reasons_are_each_reasons_kind(reasons):
     """The summary's bad bytes per kind: the batch of a capture's distinct reasons gives
     each reason's kind as the one-by-one rule does (numbers, text after ';' or '(')."""
     assert _reason_kinds(reasons) == [_reason_kind(r) for r in reasons]
+
+
+def test_the_plain_walk_of_a_long_message_jumps_it_as_the_loop_walks_it():
+    """``_plain_end`` takes a long message's packets with the re engine (``packet_re.jump``)
+    when every one is whole below the limit; otherwise the loop finds where it stops (the
+    frontier). Same end, same frontier as the loop alone (shortcuts off)."""
+    from app.core.framing.raw import _plain_end
+
+    rng = np.random.default_rng(4)
+    lengths = rng.choice([8, 28, 44, 184], 3000).tolist()
+    body = b"".join(struct.pack(">H", n) + bytes(n) for n in lengths)
+    msg = struct.pack(">H", len(lengths)) + body
+    broken = bytearray(msg)
+    broken[2 + sum(2 + n for n in lengths[:1500])] = 0x7F  # packet 1500's length: unknown
+    for data in (msg + b"\x00\x01", bytes(broken) + b"\x00\x01", msg[:-5]):
+        fast, plain = _Scan(data), _Scan(data, shortcuts=False)
+        assert _plain_end(fast, 0) == _plain_end(plain, 0)
+        assert fast.frontier == plain.frontier
+    fast = _Scan(msg)
+    assert _plain_end(fast, 0) == len(msg) and fast.plain == len(lengths)

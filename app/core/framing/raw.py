@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.core.framing import packet_re
 from app.core.framing.common import (
     _INVALID,
     _NEED_MORE,
@@ -23,6 +24,7 @@ from app.core.framing.rawarray import MIN_WINDOW, WINDOW, walk_window
 from app.core.framing.resync import _FOUND, _MORE, _Scan
 
 LONG_RUN = 32  # packets still to walk before _plain_end looks for a run of equal ones
+JUMP_AFTER = 16  # packets in a message above which _plain_end first asks packet_re to jump them
 
 
 def _plain_end(scan: _Scan, p: int) -> int | None:
@@ -40,6 +42,13 @@ def _plain_end(scan: _Scan, p: int) -> int | None:
     if p < scan.frontier or p + 2 > limit:
         return None
     n = buf[p] << 8 | buf[p + 1]
+    if n > JUMP_AFTER and scan.shortcuts:
+        # Every packet whole below the limit: the re engine takes them at C speed. Else
+        # the walk below finds where it stops (for the frontier).
+        e = packet_re.jump(buf, p + 2, n, limit)
+        if e >= 0:
+            scan.plain += n
+            return e
     known = KNOWN_SET
     j = p + 2
     walked = same = last = 0
