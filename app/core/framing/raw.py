@@ -20,7 +20,7 @@ from app.core.framing.messages import (
     _strict_end,
     _uniform_end,
 )
-from app.core.framing.rawarray import MIN_WINDOW, WINDOW, walk_window
+from app.core.framing.rawarray import MIN_WINDOW, SPARSE, SPARSE_WINDOW, WINDOW, walk_window
 from app.core.framing.resync import _FOUND, _MORE, _Scan
 
 LONG_RUN = 32  # packets still to walk before _plain_end looks for a run of equal ones
@@ -112,11 +112,13 @@ class RawReader:
                 steps += 1
                 if steps >= due:
                     if p - mark < due * SMALL_STEP:
-                        q, hi = walk_window(scan, buf, base, p, final, walk, size)
+                        q, hi, places = walk_window(scan, buf, base, p, final, walk, size)
                         if 2 * (q - p) >= hi - p:
                             # Decided most of it: it stopped where the bytes past its end
-                            # decide; a wider one goes on from there at once.
-                            due, size = ARRAY_AFTER, min(2 * size, WINDOW)
+                            # decide; a wider one goes on from there at once (wider still
+                            # where places are sparse: a pass's fixed cost is what counts).
+                            widest = WINDOW if places * SPARSE >= hi - p else SPARSE_WINDOW
+                            due, size = ARRAY_AFTER, min(2 * size, widest)
                             steps, mark, p = due, q, q
                             if p >= limit:
                                 break

@@ -33,7 +33,9 @@ from app.core.framing.messages import _describe_fault, _region_reason
 from app.core.framing.resync import FOLLOW_WINDOW, AnchorSearch
 from app.core.framing.split import _u16
 
-WINDOW = 1 << 16  # positions decided per array pass, at most
+WINDOW = 1 << 16  # positions decided per array pass, at most ...
+SPARSE_WINDOW = 1 << 18  # ... unless its places (message starts and ends) were sparse:
+SPARSE = 32  # fewer than one per this many bytes (the pass's fixed cost dominates, not its arrays)
 MIN_WINDOW = 1 << 12  # ... at least (a pass that decided most of its window doubles the next)
 CAP = 16  # packets of every candidate walked by numpy; longer messages ask PacketChains
 SHORT_RESYNC = 5  # a bad region is decided here when the next message starts this close (as _walk_raw)
@@ -675,11 +677,11 @@ def _text_inside(a: np.ndarray, x: np.ndarray, q: np.ndarray) -> np.ndarray:
     return out
 
 
-def walk_window(scan, buf, base: int, p: int, final: bool, walk, size: int = WINDOW) -> tuple[int, int]:
+def walk_window(scan, buf, base: int, p: int, final: bool, walk, size: int = WINDOW) -> tuple[int, int, int]:
     """Walk from ``p`` (not resynchronising) through the decided steps of the ``size``
     bytes from there; append its messages and bad regions to ``walk``; return where
-    ``_walk_raw`` goes on (the first undecided place, or past the window) and the
-    window's end."""
+    ``_walk_raw`` goes on (the first undecided place, or past the window), the
+    window's end and how many places it had."""
     hi = min(scan.limit, p + size)
     plan = _Plan(scan, p, hi, final, p)
     idx = plan.path(p)
@@ -718,7 +720,7 @@ def walk_window(scan, buf, base: int, p: int, final: bool, walk, size: int = WIN
             raws.extend(bytes(buf[xi:qi]) for xi, qi in zip(xl.tolist(), ql.tolist(), strict=True))
         # kept as columns (BadRegions): a damaged capture has one every few bytes
         walk.region_batches.append((x + base, length, reason_codes, reasons, raw_codes, raws))
-    return nxt, hi
+    return nxt, hi, int(plan.nodes.size)
 
 
 _HEAD_MASK = np.array([0, 0xFF000000, 0xFFFF0000, 0xFFFFFF00, 0xFFFFFFFF], dtype=np.uint32)
