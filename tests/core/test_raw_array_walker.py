@@ -507,8 +507,8 @@ def test_a_pass_decides_a_prefix_of_the_oracles_walk_wherever_its_window_ends(un
 @given(st.binary(min_size=1, max_size=40),
        st.lists(st.tuples(st.integers(0, 39), st.integers(1, 4)), min_size=1, max_size=30))
 def test_short_regions_first_bytes_are_their_own(buf, regions):
-    """The first bytes of short bad regions, made once per distinct value (a strided u32
-    read, the buffer's last bytes one by one), are each region's own bytes."""
+    """The first bytes of short bad regions, made once per distinct value (keyed by their
+    bytes, those past a shorter region zeroed), are each region's own bytes."""
     regions = [(x % len(buf), n) for x, n in regions]
     regions = [(x, min(n, len(buf) - x)) for x, n in regions]
     x = np.array([r[0] for r in regions], dtype=np.int64)

@@ -359,6 +359,19 @@ class _Plan:
     def _followed_at(self, ends: np.ndarray) -> np.ndarray:
         return _followed(self.scan, self.lo, self.hi, self.status, self.valid, self.need, ends, self.final)
 
+    def _first_valid(self, start: np.ndarray) -> np.ndarray:
+        """Index in ``valid`` of the first valid start at or after each of ``start`` (its
+        size where none): read off the window's status where that is ``start`` itself
+        (the usual: one junk byte), searched for the rest."""
+        lo, hi, valid = self.lo, self.hi, self.valid
+        at = np.minimum(start, hi - 1) - lo
+        here = np.flatnonzero((self.status[at] >= 0) & (start < hi))
+        if here.size == start.size:
+            where = np.empty(hi - lo, dtype=np.int64)
+            where[valid - lo] = np.arange(valid.size)
+            return where[at]
+        return np.searchsorted(valid, start)
+
     def _anchor_index(self):
         """Over the valid starts (index i, one past the last: none): the first anchor (a
         start followed by another) at or after i, its position (int64 max: none), the first
@@ -454,7 +467,7 @@ class _Plan:
         x = nodes[cand]
         start = x + 1
         valid, need, v = self.valid, self.need, self.valid.size
-        k = np.searchsorted(valid, start)  # the first valid start from there
+        k = self._first_valid(start)  # the first valid start from there
         # Mostly (damage between messages) that start is followed by another: it is the
         # anchor, and no valid start lies before it. Where its follow check needs bytes
         # past the window, the anchor is undecided. Only the rest ask the tables.
@@ -723,24 +736,16 @@ def walk_window(scan, buf, base: int, p: int, final: bool, walk, size: int = WIN
     return nxt, hi, int(plan.nodes.size)
 
 
-_HEAD_MASK = np.array([0, 0xFF000000, 0xFFFF0000, 0xFFFFFF00, 0xFFFFFFFF], dtype=np.uint32)
-
-
 def _short_raws(scan, buf, x: np.ndarray, length: np.ndarray) -> tuple[list[bytes], np.ndarray]:
     """The bytes of regions of 1-4 bytes at ``x``, each distinct value made once: (the
-    values, a code per region). Keyed by the length and the 4 bytes from x (those past
-    the region masked), read as one big-endian u32 through a strided view."""
+    values, a code per region). Keyed by the length and the bytes (one gather per byte
+    of the longest; bytes past a region zeroed)."""
     a, limit = scan.a, scan.limit
-    if limit >= 4:
-        rows = np.lib.stride_tricks.as_strided(a, shape=(limit - 3, 4), strides=(1, 1))
-        head = rows[np.minimum(x, limit - 4)].view(">u4").reshape(-1) & _HEAD_MASK[length]
-    else:
-        head = np.zeros(x.size, dtype=np.uint32)
-    late = np.flatnonzero(x > limit - 4)  # the buffer's last bytes: read one by one
-    for i in late.tolist():
-        xi, li = int(x[i]), int(length[i])
-        head[i] = int.from_bytes(bytes(buf[xi : xi + li]).ljust(4, b"\0"), "big")
-    key = length << 32 | head
+    shortest, longest = int(length.min()), int(length.max())
+    key = length.copy()
+    for i in range(longest):
+        b = a[x + i] if i < shortest else np.where(i < length, a[np.minimum(x + i, limit - 1)], 0)
+        key = key << 8 | b
     _, first, codes = _factor(key)
     raws = [bytes(buf[xi : xi + li]) for xi, li in zip(x[first].tolist(), length[first].tolist(), strict=True)]
     return raws, codes
