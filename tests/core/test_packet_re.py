@@ -61,3 +61,24 @@ def test_a_long_chain_of_mixed_lengths_is_followed_whole():
     assert packet_re.jump(buf, 1, 70_001, end) == -1
     # a body cut by ``end`` is not a whole packet
     assert packet_re.chain_end(buf, 1, end - 3) == 1 + sum(2 + n for n in lengths[:-1])
+
+
+@SETTINGS
+@given(st.lists(_PIECES, max_size=300), st.data())
+def test_run_prefixes_list_the_run_a_python_walk_takes(pieces, data):
+    buf = b"".join(pieces)
+    x = data.draw(st.integers(0, len(buf)))
+    end = data.draw(st.integers(x, len(buf)))
+    a = np.frombuffer(buf, dtype=np.uint8)
+    lengths = _walk(buf, x, end)
+    want = (x + np.concatenate([[0], np.cumsum(np.asarray(lengths, dtype=np.int64) + 2)])[:-1]).tolist()
+    assert packet_re.run_prefixes(a, buf, x, end).tolist() == (want if lengths else [])
+
+
+def test_run_prefixes_of_a_long_chain_of_lanes_runs_and_a_tail():
+    rng = np.random.default_rng(8)
+    lengths = rng.choice(KNOWN, 5_000).tolist() + [28] * 700 + rng.choice(KNOWN, 333).tolist()
+    buf = b"\x07" + b"".join(_packet(n, 0) for n in lengths) + b"\x00\x09"
+    a = np.frombuffer(buf, dtype=np.uint8)
+    want = 1 + np.concatenate([[0], np.cumsum(np.asarray(lengths) + 2)])[:-1]
+    assert packet_re.run_prefixes(a, buf, 1, len(buf)).tolist() == want.tolist()

@@ -14,7 +14,6 @@ from app.core.framing.messages import PacketChains
 SCALAR_STEPS = 24  # prefixes a walk takes one by one before it goes a segment at a time
 MIN_SEGMENT = 512  # bytes of the first segment (a whole packet of any known length fits)
 MAX_SEGMENT = 1 << 20
-RUN_SEGMENT = 16  # equal packets in a row taken as one strided range rather than listed
 UNDECIDED = -9  # message_ends: not decided without a walk
 MAX_DUE = 1024  # known lengths taken one by one at most between two tries of a stretch
 
@@ -26,7 +25,7 @@ class KnownChains:
 
     A walk from a prefix not yet on a path goes ``SCALAR_STEPS`` prefixes one by one
     (most walks end there), then a segment at a time: the regular-expression engine
-    finds the segment's whole known packets (runs of equal ones as strided ranges), and
+    finds the segment's whole known packets (``packet_re.run_prefixes``), and
     numpy checks them against the paths walked before (the walk stops at the first
     prefix already on one and continues there). Segments double from a size on the order
     of what the walk already took, so the prefixes a walk reads past the one where it
@@ -300,17 +299,11 @@ class KnownChains:
             if length not in KNOWN_SET or y + 2 + length > limit:
                 break
             hi = min(limit, y + seg)
-            step = 2 + length
-            end = packet_re.same_run_end(buf, y, hi, length)
-            if (end - y) // step >= RUN_SEGMENT:  # a run of equal packets: a strided range
-                at = np.arange(y, end, step, dtype=np.int64)
-            else:
-                lengths = packet_re.chain_lengths(buf, y, hi)
-                at = np.empty(lengths.size, dtype=np.int64)
-                at[0] = y
-                np.cumsum(lengths[:-1] + 2, out=at[1:])
-                at[1:] += y
-                end = int(at[-1]) + 2 + int(lengths[-1])
+            if self._a is None:
+                self._a = np.frombuffer(buf, dtype=np.uint8)
+            at = packet_re.run_prefixes(self._a, buf, y, hi)  # at least the packet at y: it fits
+            last = int(at[-1])
+            end = last + 2 + (buf[last] << 8 | buf[last + 1])
             self.steps += at.size
             seen = np.flatnonzero(where_at[at])
             if seen.size:

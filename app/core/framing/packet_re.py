@@ -107,3 +107,60 @@ def same_run_end(buf, x: int, end: int, length: int) -> int:
         pattern = b"(?:" + re.escape(length.to_bytes(2, "big")) + b".{%d})*+" % length
         got = _RUNS[length] = re.compile(pattern, re.DOTALL)
     return got.match(buf, x, end).end()
+
+
+LANE_K = 6
+LANE = 1 << LANE_K  # packets per lane of ``run_prefixes``' lockstep read (one exact match each)
+
+
+def run_prefixes(a: np.ndarray, buf, x: int, end: int) -> np.ndarray:
+    """The prefix positions (int64) of the longest run of whole known-length packets from
+    ``x`` below ``end`` (``a``: the buffer as uint8), in order.
+
+    Runs of ``LANE`` or more equal packets are strided ranges (their end matched by the
+    engine). Elsewhere an exact match of ``LANE`` packets marks a lane every ``LANE``
+    packets, and the prefixes inside the lanes are read in lockstep, one numpy step per
+    packet index over all lanes at once; the last few packets are listed by ``findall``.
+    About 40 ns a packet, against ~100 ns listing them all with ``findall``.
+    """
+    block = exact(LANE_K).match
+    parts: list = []  # in order: arrays of positions, or [first lane, end lane]
+    lanes: list[int] = []
+    j = x
+    while j + 2 <= end:
+        length = buf[j] << 8 | buf[j + 1]
+        step = 2 + length
+        run_end = same_run_end(buf, j, end, length)
+        if run_end - j >= LANE * step:  # a run of equal packets
+            parts.append(np.arange(j, run_end, step, dtype=np.int64))
+            j = run_end
+            continue
+        m = block(buf, j, end)
+        if m is None:
+            break
+        if parts and type(parts[-1]) is list:
+            parts[-1][1] += 1
+        else:
+            parts.append([len(lanes), len(lanes) + 1])
+        lanes.append(j)
+        j = m.end()
+    tail = run_lengths(buf, j, CHAIN.match(buf, j, end).end())
+    if tail.size:
+        at = np.empty(tail.size, dtype=np.int64)
+        at[0] = j
+        np.cumsum(tail[:-1] + 2, out=at[1:])
+        at[1:] += j
+        parts.append(at)
+    if lanes:
+        grid = np.empty((LANE, len(lanes)), dtype=np.int64)  # row s: every lane's prefix s
+        grid[0] = lanes
+        for s in range(LANE - 1):
+            cur, nxt = grid[s], grid[s + 1]
+            np.multiply(a[cur], 256, out=nxt, dtype=np.int64)
+            nxt += a[cur + 1]
+            nxt += cur
+            nxt += 2
+        parts = [grid[:, p[0] : p[1]].T.reshape(-1) if type(p) is list else p for p in parts]
+    if not parts:
+        return np.zeros(0, dtype=np.int64)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
