@@ -33,6 +33,7 @@ def _packet_pattern(lengths) -> bytes:
     return b"(?:" + b"|".join(alternatives) + b")"
 
 
+_KNOWN = frozenset(protocol.KNOWN_LENGTHS)
 _PACKET = _packet_pattern(protocol.KNOWN_LENGTHS)
 PACKET = re.compile(_PACKET, re.DOTALL)
 CHAIN = re.compile(_PACKET + b"*+", re.DOTALL)  # the longest run of whole known packets
@@ -129,6 +130,8 @@ def run_prefixes(a: np.ndarray, buf, x: int, end: int) -> np.ndarray:
     j = x
     while j + 2 <= end:
         length = buf[j] << 8 | buf[j + 1]
+        if length not in _KNOWN:
+            break
         step = 2 + length
         run_end = same_run_end(buf, j, end, length)
         if run_end - j >= LANE * step:  # a run of equal packets
