@@ -1,10 +1,12 @@
 """``split_messages``' long-message walk (``_walk_long``: the re engine's anchors, a
-lockstep numpy walk between them, strided runs of equal packets, Python steps for the
-rest) against the walk it replaced (``tests.support.split_oracle``: one Python step a
-packet): the same ``MessageSplit``, field for field, on messages built to reach every
-branch (issue 14)."""
+lockstep numpy walk between them or the re engine's prefixes when lanes are few, strided
+runs of equal packets, Python steps for the rest) against the walk it replaced
+(``tests.support.split_oracle``: one Python step a packet): the same ``MessageSplit``,
+field for field, on messages built to reach every branch (issue 14)."""
 
 from __future__ import annotations
+
+from unittest import mock
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
@@ -20,9 +22,13 @@ UNKNOWN = [0, 1, 5, 9, 300]  # lengths Kite does not send: taken when they fit, 
 
 
 def _split_both(payload: bytes, starts, sizes, bare=None):
+    """The split as it is and as it was; as it is also with every lane in the lockstep
+    walk (few lanes are read by the re engine), which must agree."""
     a = np.frombuffer(payload, np.uint8)
     args = (a, np.asarray(starts, np.int64), np.asarray(sizes, np.int64), None if bare is None else np.asarray(bare))
     new = split_messages(*args)
+    with mock.patch.object(split, "_LOCKSTEP_LANES", 1):
+        _assert_same(split_messages(*args), new)
     with old_long_walk():
         old = split_messages(*args)
     return new, old
@@ -50,9 +56,9 @@ def _body(draw_runs) -> bytes:
     return bytes(out)
 
 
-# Long runs of one known length (equal runs, lanes of 64), short alternations of two
-# (the anchors' partial runs), unknown lengths alone or alternating with known ones (the
-# Python steps and the slow mode after short runs); bodies of bytes that read as prefixes.
+# Long runs of one known length (equal runs, lanes of 64), alternations of two (lanes),
+# short runs and unknown lengths alone or alternating with known ones (the Python steps
+# where fewer than 64 whole known packets follow); bodies of bytes that read as prefixes.
 _RUN = st.tuples(
     st.sampled_from(KNOWN + UNKNOWN),
     st.one_of(st.integers(1, 8), st.integers(30, 200)),
@@ -108,13 +114,15 @@ def test_a_message_walked_from_packet_k_answers_as_the_per_packet_walk(message, 
         if c + 2 > e or c + 2 + (buf[c] << 8 | buf[c + 1]) > e:
             return
         c += 2 + (buf[c] << 8 | buf[c + 1])
-    (got,) = split._walk_long(a, [(c, e, count, k)])
     want = _walk_one(a, c, e, count, k)
-    assert got[:4] == want[:4]
-    pos = np.concatenate([p.ravel() for p, _ in got[4]]) if got[4] else np.zeros(0, np.int64)
-    lengths = np.concatenate([q.ravel() for _, q in got[4]]) if got[4] else np.zeros(0, np.int64)
-    assert pos.tolist() == want[4].tolist()
-    assert lengths.tolist() == want[5].tolist()
+    for lockstep in (1, split._LOCKSTEP_LANES):
+        with mock.patch.object(split, "_LOCKSTEP_LANES", lockstep):
+            (got,) = split._walk_long(a, [(c, e, count, k)])
+        assert got[:4] == want[:4]
+        pos = np.concatenate([p.ravel() for p, _ in got[4]]) if got[4] else np.zeros(0, np.int64)
+        lengths = np.concatenate([q.ravel() for _, q in got[4]]) if got[4] else np.zeros(0, np.int64)
+        assert pos.tolist() == want[4].tolist()
+        assert lengths.tolist() == want[5].tolist()
 
 
 def test_full_messages_of_mixed_lengths_split_as_the_per_packet_walk():

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from app.core import protocol
 from app.core.framing import packet_re
 from app.core.framing.common import KNOWN_MASK, same_length_run
 from app.core.framing.messages import _merge_touching
@@ -27,8 +28,19 @@ def _u16_or(a: np.ndarray, at: np.ndarray, ok: np.ndarray) -> np.ndarray:
 _FEW_MESSAGES = 8  # split_messages walks fewer long messages than this one by one
 _LANE = 64  # whole known packets per lane of _walk_long's lockstep walk (one re match each)
 _LANE_K = _LANE.bit_length() - 1
-_SHORT_RUN = 32  # known packets in a row below which the re engine costs more than it saves…
-_SLOW_STEPS = 64  # …so _walk_long takes the next this many packets one by one
+_LOCKSTEP_LANES = 32  # fewer lanes are read by run_lengths (~85 ns a packet; a lockstep costs ~150 us + ~7 ns)
+# a lane's span when its _LANE packets are all of one length: (length, their prefixes' high, low bytes)
+_EQUAL_SPAN = {_LANE * (2 + n): (n, bytes([n >> 8]) * _LANE, bytes([n & 0xFF]) * _LANE) for n in protocol.KNOWN_LENGTHS}
+
+
+def _bodies(x: int, lengths: np.ndarray) -> np.ndarray:
+    """Body positions of packets of ``lengths`` one after another from prefix position ``x``."""
+    body = np.empty(lengths.size, dtype=np.int64)
+    if lengths.size:
+        body[0] = x + 2
+        np.cumsum(lengths[:-1] + 2, out=body[1:])
+        body[1:] += x + 2
+    return body
 
 
 def _lockstep(payload: np.ndarray, lanes: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -51,17 +63,16 @@ def _lockstep(payload: np.ndarray, lanes: list[int]) -> tuple[np.ndarray, np.nda
 
 def _plan(payload: np.ndarray, c: int, e: int, count: int, k: int, lanes: list[int]) -> tuple:
     """``_walk_long``'s walk of one message: its answer's first four items and its pieces
-    in order, (positions, lengths) arrays or [first lane, end lane] of ``lanes``, to
-    which it adds the prefix positions of its lanes."""
+    in order, (positions, lengths) arrays or [first lane, end lane, end position] of
+    ``lanes``, to which it adds the prefix positions of its lanes."""
     block = packet_re.exact(_LANE_K).match
-    chain = packet_re.CHAIN.match
     buf = payload[c:e].tobytes()
     limit = e - c
     j, rem = 0, count - k
     fail, flen = -1, 0
-    pieces: list = []  # in order: (positions, lengths) arrays or [first lane, end lane]
+    pieces: list = []
     at: list[int] = []  # prefixes (relative) taken one by one since the last piece
-    slow = 0
+    append = at.append
 
     def flush():
         if at:
@@ -70,92 +81,56 @@ def _plan(payload: np.ndarray, c: int, e: int, count: int, k: int, lanes: list[i
             at.clear()
 
     while rem:
-        if slow:
-            stop, slow = rem - min(slow, rem), 0
-            while rem > stop:
-                if j + 2 > limit:
-                    fail, flen = j, -1
-                    break
-                length = buf[j] << 8 | buf[j + 1]
-                after = j + 2 + length
-                if after > limit:
-                    fail, flen = j, length
-                    break
-                at.append(j)
-                j = after
-                rem -= 1
-            if fail >= 0:
-                break
-            continue
-        run = 0
+        first = len(lanes)
         while rem >= _LANE:
             m = block(buf, j, limit)
             if m is None:
                 break
             x = m.end()
-            length = buf[j] << 8 | buf[j + 1]
-            step = 2 + length
-            if (
-                x - j == _LANE * step
-                and buf[j:x:step] == bytes((buf[j],)) * _LANE
-                and buf[j + 1 : x : step] == bytes((buf[j + 1],)) * _LANE
-            ):
-                # _LANE equal packets: the run of them, strided compares
-                most = min(rem - _LANE, (limit - x) // step)
-                r = _LANE + same_length_run(payload, c + x, step, length, e, most)
-                flush()
-                pieces.append((np.arange(c + j + 2, c + j + 2 + r * step, step, dtype=np.int64),
-                               np.full(r, length, dtype=np.int64)))
-                j += r * step
-                rem -= r
-                run += r
-                continue
-            flush()
-            if pieces and type(pieces[-1]) is list and pieces[-1][1] == len(lanes):
-                pieces[-1][1] += 1
-            else:
-                pieces.append([len(lanes), len(lanes) + 1])
+            equal = _EQUAL_SPAN.get(x - j)
+            if equal is not None:
+                length, high, low = equal
+                step = 2 + length
+                if buf[j:x:step] == high and buf[j + 1 : x : step] == low:
+                    # _LANE equal packets: the run of them, strided compares
+                    flush()
+                    if len(lanes) > first:
+                        pieces.append([first, len(lanes), c + j])
+                    most = min(rem - _LANE, (limit - x) // step)
+                    r = _LANE + same_length_run(payload, c + x, step, length, e, most)
+                    body = np.arange(c + j + 2, c + j + 2 + r * step, step, dtype=np.int64)
+                    pieces.append((body, np.full(r, length, dtype=np.int64)))
+                    j += r * step
+                    rem -= r
+                    first = len(lanes)
+                    continue
             lanes.append(c + j)
             j = x
             rem -= _LANE
-            run += _LANE
-        if not rem:
-            break
-        # fewer than _LANE whole known packets from j, or fewer still to walk
-        x = packet_re.jump(buf, j, rem, limit) if rem < _LANE else -1
-        if x < 0:
-            x = chain(buf, j, limit).end()
-        if x > j:
-            lengths = packet_re.run_lengths(buf, j, x)
+        if len(lanes) > first:
             flush()
-            body = np.empty(lengths.size, dtype=np.int64)
-            body[0] = c + j + 2
-            np.cumsum(lengths[:-1] + 2, out=body[1:])
-            body[1:] += c + j + 2
-            pieces.append((body, lengths))
-            j = x
-            rem -= lengths.size
-            run += lengths.size
-            if not rem:
+            pieces.append([first, len(lanes), c + j])  # a block of lanes and where it ends
+        # Fewer than _LANE whole known packets from j (a packet of unknown length, or one
+        # that does not fit, within them), or fewer still to walk: Python steps, as many
+        # as a lane holds (a failed match costs at most as much as the packets it read).
+        stop = rem - min(_LANE, rem)
+        while rem > stop:
+            if j + 2 > limit:
+                fail, flen = j, -1
                 break
-        # the packet at j is not a whole known one: a step of its own
-        if j + 2 > limit:
-            fail, flen = j, -1
+            length = buf[j] << 8 | buf[j + 1]
+            after = j + 2 + length
+            if after > limit:
+                fail, flen = j, length
+                break
+            append(j)
+            j = after
+            rem -= 1
+        if fail >= 0:
             break
-        length = buf[j] << 8 | buf[j + 1]
-        after = j + 2 + length
-        if after > limit:
-            fail, flen = j, length
-            break
-        at.append(j)
-        j = after
-        rem -= 1
-        if run < _SHORT_RUN:
-            slow = _SLOW_STEPS
     flush()
     state = (count - rem, c + j, c + fail, flen) if fail >= 0 else (count, c + j, -1, 0)
     return state, pieces
-
 
 
 def _walk_long(payload: np.ndarray, items: list[tuple[int, int, int, int]]) -> list[tuple]:
@@ -168,19 +143,25 @@ def _walk_long(payload: np.ndarray, items: list[tuple[int, int, int, int]]) -> l
     Runs of whole known-length packets are followed by the re engine (``packet_re``):
     every ``_LANE`` packets an anchor (one exact-count match), then the packets between
     anchors of all messages are read in lockstep, ``_LANE`` numpy steps over all lanes;
-    runs of equal packets are strided compares (``same_length_run``). A packet whose
-    length is unknown (taken when it fits, a fault later) or that does not fit is one
-    Python step, and after a short run the next ``_SLOW_STEPS`` packets are too (an
-    alternation of short runs and unknown packets costs no more than a plain walk).
+    runs of equal packets are strided compares (``same_length_run``). Where fewer than
+    ``_LANE`` whole known packets follow (a packet whose length is unknown, taken when it
+    fits and a fault later, or one that does not fit), the next ``_LANE`` packets are
+    Python steps.
     """
     lanes: list[int] = []  # prefix positions, each followed by _LANE whole known packets
     plans = [_plan(payload, c, e, count, k, lanes) for c, e, count, k in items]
-    if lanes:
+    if len(lanes) >= _LOCKSTEP_LANES:
         lane_pos, lane_len = _lockstep(payload, lanes)
-    return [
-        (*state, [(lane_pos[:, p[0] : p[1]].T, lane_len[:, p[0] : p[1]].T) if type(p) is list else p for p in pieces])
-        for state, pieces in plans
-    ]
+
+        def lane_block(a, b, _):
+            return lane_pos[:, a:b].T, lane_len[:, a:b].T
+    else:
+
+        def lane_block(a, _, stop):
+            lengths = packet_re.run_lengths(payload, lanes[a], stop)
+            return _bodies(lanes[a], lengths), lengths
+
+    return [(*state, [lane_block(*p) if type(p) is list else p for p in pieces]) for state, pieces in plans]
 
 
 @dataclass
@@ -335,7 +316,9 @@ def split_messages(
         pkt_pos = np.zeros(0, np.int64)
         pkt_len = np.zeros(0, np.int64)
 
-    header_bytes = 2 * framed.size + 2 * int(np.count_nonzero(~bare[pkt_msg])) if pkt_msg.size else 2 * framed.size
+    # 2 bytes of prefix per packet of a framed message (a bare one has none)
+    framed_packets = pkt_msg.size - (int(np.count_nonzero(bare[pkt_msg])) if bare_idx.size else 0)
+    header_bytes = 2 * framed.size + 2 * framed_packets
     known = KNOWN_MASK[pkt_len]
     valid = np.zeros(m, dtype=bool)
     valid[sel] = (fail_pos[sel] < 0) & (cursor[sel] == end[sel]) & (count[sel] > 0)
@@ -389,14 +372,17 @@ def split_messages(
     faults.sort(key=lambda f: f[1])
     faults = _merge_touching(faults)
 
-    good = known
-    packet_bytes = int(pkt_len[good].sum())
+    if not unknown.size:  # every packet known (the usual case): no copies
+        pkt_msg_k, pkt_seq_k, pkt_pos_k, pkt_len_k = pkt_msg, pkt_seq, pkt_pos, pkt_len
+    else:
+        pkt_msg_k, pkt_seq_k, pkt_pos_k, pkt_len_k = pkt_msg[known], pkt_seq[known], pkt_pos[known], pkt_len[known]
+    packet_bytes = int(pkt_len_k.sum())
     bad_bytes = sum(f[2] for f in faults)
     return MessageSplit(
-        pkt_msg=pkt_msg[good],
-        pkt_seq=pkt_seq[good],
-        pkt_pos=pkt_pos[good],
-        pkt_len=pkt_len[good],
+        pkt_msg=pkt_msg_k,
+        pkt_seq=pkt_seq_k,
+        pkt_pos=pkt_pos_k,
+        pkt_len=pkt_len_k,
         valid=valid,
         faults=faults,
         header_bytes=header_bytes,
