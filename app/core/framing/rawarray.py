@@ -304,13 +304,21 @@ class _Plan:
         self._nonzero = None  # positions of the window's nonzero bytes, once asked
         nodes, runs = self._zero_run_places(nodes, mark)
         kind, succ, beats = self._decide(nodes, runs)
-        # Where a step lands on no place yet (the last zero of a run, the end of a message
-        # of unknown-length packets), that place is decided too, a few rounds deep.
-        for _ in range(PLACE_ROUNDS):
-            more = succ[(kind >= 0) & (succ < hi)]
-            more = np.unique(more[~mark[more - lo]])
-            if not more.size:
+        # A step that lands on the next place is tight (most are); only the others' landing
+        # places are searched. Where one lands on no place yet (the end of a message of
+        # unknown-length packets, ...), that place is decided too, a few rounds deep.
+        for rounds in range(PLACE_ROUNDS + 1):
+            m = nodes.size
+            tight = np.zeros(m, dtype=bool)
+            tight[:-1] = (kind[:-1] >= 0) & (succ[:-1] == nodes[1:])
+            loose = np.flatnonzero(~tight)
+            to = succ[loose]
+            steps = (kind[loose] >= 0) & (to < hi)
+            more = to[steps]
+            more = more[~mark[more - lo]]
+            if not more.size or rounds == PLACE_ROUNDS:
                 break
+            more = np.unique(more)
             mark[more - lo] = True
             k2, s2, b2 = self._decide(more)
             nodes = np.concatenate([nodes, more])
@@ -320,15 +328,11 @@ class _Plan:
             succ = np.concatenate([succ, s2])[order]
             beats = np.concatenate([beats, b2])[order]
         self.beats = beats
-        m = nodes.size
-        # each decided step's landing place (by a look-up table of the window's places)
-        index = np.empty(hi - lo, dtype=np.int64)
-        index[nodes - lo] = np.arange(m)
-        lands = (kind >= 0) & (succ < hi)
-        to = np.where(lands, succ - lo, 0)
-        lands &= mark[to]
-        jump = np.where(lands, index[to], m)
-        self.nodes, self.kind, self.succ, self.jump = nodes, kind, succ, jump
+        j = np.minimum(np.searchsorted(nodes, to), m - 1)
+        jump = np.full(m, m, dtype=np.int64)  # (m: the step leaves the decided places)
+        lands = steps & (nodes[j] == to)
+        jump[loose[lands]] = j[lands]
+        self.nodes, self.kind, self.succ, self.jump, self.tight = nodes, kind, succ, jump, tight
         scan.scanned += m
 
     def _zero_run_places(self, nodes: np.ndarray, mark: np.ndarray):
@@ -581,11 +585,9 @@ class _Plan:
         Linear: one pass over the nodes plus one step per node jumped over."""
         nodes, jump = self.nodes, self.jump
         m = nodes.size
-        idx = np.arange(m)
-        tight = (jump == idx + 1) & (jump < m)
         # first node at or after i whose step does not land on the next node
         # (never past the end: the last node's step leaves the window)
-        loose = np.where(tight, m, idx)
+        loose = np.where(self.tight, m, np.arange(m))
         next_loose = np.minimum.accumulate(loose[::-1])[::-1]
         self.scan.scanned += m
         i = int(np.searchsorted(nodes, p))
