@@ -56,7 +56,7 @@ class KnownChains:
         self._next: list[tuple[int, int] | None] = []
         self._run0: list[int] = []
         self._stop: list[int] = []
-        # per path as arrays (capacity doubled as paths are added): memo_runs, message_ends
+        # per path as arrays (capacity doubled as paths are added): memo_at, message_ends
         self._run0_np = np.zeros(64, dtype=np.int64)
         self._stop_np = np.zeros(64, dtype=np.int8)
         self._first_np = np.zeros(64, dtype=np.int64)
@@ -90,21 +90,18 @@ class KnownChains:
             self._join_k[at] = steps
             self._join_to[at] = to
 
-    def memo_runs(self, lo: int, hi: int):
-        """(run, stop) of each position of [lo, hi) already on a path (run -1 elsewhere), as
-        ``run`` and ``stop`` answer there; None when none is."""
-        if self._where_at is None:
-            return None
-        w = self._where_at[lo:hi]
-        on = np.flatnonzero(w)
-        if not on.size:
-            return None
-        number = w[on].astype(np.int64) - 1
+    def memo_at(self, at: np.ndarray):
+        """(run, stop) of each prefix position of ``at`` already on a path (run -1 at the
+        others), as ``run`` and ``stop`` answer there."""
+        run = np.full(at.size, -1, dtype=np.int64)
+        stop = np.zeros(at.size, dtype=np.int8)
+        if self._where_at is None or not at.size:
+            return run, stop
+        number = self._where_at[at].astype(np.int64) - 1
+        on = np.flatnonzero(number >= 0)
+        number = number[on]
         pid = self._path_of[number]
-        idx = number - self._first_np[pid]
-        run = np.full(hi - lo, -1, dtype=np.int64)
-        stop = np.zeros(hi - lo, dtype=np.int8)
-        run[on] = self._run0_np[pid] - idx
+        run[on] = self._run0_np[pid] - (number - self._first_np[pid])
         stop[on] = self._stop_np[pid]
         return run, stop
 

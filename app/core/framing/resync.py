@@ -188,9 +188,10 @@ def chain_runs(length: np.ndarray, r0: int, n: int, limit: int, enough: int, bud
 
     Every position's chain at once, by pointer jumping over the positions that hold a
     known length: each round doubles how far every node has looked ahead, so
-    log2(``enough``) rounds decide them all, whatever the chains share. ``memo``
-    ((run, stop) over the same positions, run -1 where unknown: ``KnownChains.memo_runs``)
-    gives the chains already walked: a chain reaching one of them is decided there, and
+    log2(``enough``) rounds decide them all, whatever the chains share. ``memo`` (a
+    function of prefix positions giving their (run, stop), run -1 where unknown:
+    ``KnownChains.memo_at``) gives the chains already walked: a chain reaching one of
+    them is decided there, and
     ``memo_reached`` (a list, when given) gets, per prefix position, the position (relative
     to ``r0``) of the first prefix on an already walked chain its chain reaches (-1: none).
     """
@@ -208,10 +209,10 @@ def chain_runs(length: np.ndarray, r0: int, n: int, limit: int, enough: int, bud
     steps = np.ones(node.size, dtype=np.int32)
     reach = None
     if memo is not None:
-        known_run, known_stop = memo
-        on = np.flatnonzero(known_run[node] >= 0)
-        steps[on] = known_run[node[on]]
-        jump[on] = known_stop[node[on]]
+        known_run, known_stop = memo(node + r0)
+        on = np.flatnonzero(known_run >= 0)
+        steps[on] = known_run[on]
+        jump[on] = known_stop[on]
         if memo_reached is not None:
             reach = np.full(node.size, -1, dtype=np.int32)
             reach[on] = on
@@ -270,7 +271,7 @@ def _raw_plausible(a: np.ndarray, window: np.ndarray, scan: _Scan | None = None)
     # in Python costs): where a few candidates sit among many long chains (one per 35
     # prefixes in runs_found_out_of_order, whose chains all leave the margin), the
     # rounds decided nothing and cost 7 us per candidate; undecided ones stay candidates.
-    memo = scan.strict.memo_runs(w0, r1) if scan is not None and isinstance(scan.strict, KnownChains) else None
+    memo = scan.strict.memo_at if scan is not None and isinstance(scan.strict, KnownChains) else None
     reached: list = []
     run, stop, work = chain_runs(length, w0, r1 - w0, limit, int(count.max()), CHAIN_BUDGET * at.size, memo,
                                  reached if memo is not None else None)
@@ -580,6 +581,37 @@ class AnchorSearch:
         out[inside] = got
         return out
 
+    def _valid_before(self, scan: _Scan, c: int, anchor: int, kind: str, fmt: RecordFormat | None) -> bool:
+        """Whether ``_next_start`` resumes at ``c`` rather than at ``anchor``."""
+        scan.checks += 1
+        e = self._validates(scan, c, fmt)
+        # A whole valid message that outruns an undecided anchor: whether it is taken
+        # depends on bytes past this chunk, so it is carried rather than the bad region
+        # closed over it (decoding must not depend on chunking).
+        return 0 <= e <= anchor or (e > anchor and kind == _MORE)
+
+    def _raw_valid_before(self, scan: _Scan, start: int, anchor: int, kind: str, key, mask, reach: int) -> int:
+        """``_next_start``'s look before the anchor for raw messages, candidates in batches
+        (their ends read at once, ``KnownChains.message_ends``; undecided ones alone)."""
+        for qs in _batches(scan.candidate_blocks(start, anchor, key, mask, reach)):
+            ends = scan.strict.message_ends(qs)
+            undecided = ends == UNDECIDED
+            decisive = undecided | (ends >= 0) & (ends <= anchor)
+            if kind == _MORE:
+                decisive |= ends > anchor
+            at = 0
+            for k in np.flatnonzero(decisive).tolist():
+                scan.checks += k - at
+                at = k + 1
+                c = int(qs[k])
+                if not undecided[k]:
+                    scan.checks += 1
+                    return c
+                if self._valid_before(scan, c, anchor, kind, None):
+                    return c
+            scan.checks += qs.size - at
+        return anchor
+
     def _next_start(self, scan: _Scan, start: int, final: bool, fmt: RecordFormat | None = None):
         """Where walking resumes after damage at ``start - 1``: the resync anchor (the
         first message that validates and is followed by another), or an earlier message
@@ -593,20 +625,15 @@ class AnchorSearch:
         if h is not None and h[0] <= start <= h[2] and h[1] == anchor:
             q = h[2]
         else:
-            q = anchor
             key, mask, reach = self._candidate_filter(fmt, final)
-            for c in scan.candidates(start, anchor, key, mask, reach):
-                scan.checks += 1
-                e = self._validates(scan, c, fmt)
-                if 0 <= e <= anchor:
-                    q = c
-                    break
-                if e > anchor and kind == _MORE:
-                    # A whole valid message that outruns the undecided anchor: whether it
-                    # is taken depends on bytes past this chunk, so carry it rather than
-                    # close the bad region over it (decoding must not depend on chunking).
-                    q = c
-                    break
+            if fmt is None and isinstance(scan.strict, KnownChains):
+                q = self._raw_valid_before(scan, start, anchor, kind, key, mask, reach)
+            else:
+                q = anchor
+                for c in scan.candidates(start, anchor, key, mask, reach):
+                    if self._valid_before(scan, c, anchor, kind, fmt):
+                        q = c
+                        break
             scan.valid_hint = (start, anchor, q)
         if q < anchor and kind == _MORE and not 0 <= self._validates(scan, q, fmt) <= anchor:
             return _MORE, q
