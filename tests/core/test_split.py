@@ -178,3 +178,51 @@ def test_lanes_that_only_look_like_equal_runs_split_as_the_per_packet_walk():
     new, old = _split_both(msg, [0], [len(msg)])
     _assert_same(new, old)
     assert new.pkt_len.tolist() == lengths
+
+
+_ANY_MESSAGE = st.one_of(
+    _MESSAGE.map(lambda m: (_message(*m), False)),
+    st.sampled_from([b'{"type":1}', b"\x00", b"", b"\x00\x00", b"\x00\x01\x00\x05abcde", _packet(8, 3)[2:]]).map(
+        lambda m: (m, False)
+    ),
+    st.sampled_from(KNOWN).map(lambda n: (bytes([n & 0xFF]) * n, True)),  # a bare body
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_ANY_MESSAGE, min_size=1, max_size=12), st.integers(1, 3))
+def test_a_batch_splits_as_each_of_its_messages_alone(msgs, gap):
+    """Framed, text, too short, empty and bare messages in one batch (the general path)
+    split as each does alone (a batch of one framed message takes the whole-array path)."""
+    payload, starts = bytearray(), []
+    for m, _ in msgs:
+        payload += bytes(gap)  # faults of neighbours never touch (no merging across messages)
+        starts.append(len(payload))
+        payload += m
+    sizes = [len(m) for m, _ in msgs]
+    bare = [b for _, b in msgs]
+    a = np.frombuffer(bytes(payload), np.uint8)
+    batch = split_messages(a, np.array(starts), np.array(sizes), np.array(bare))
+    totals = [0, 0, 0]
+    for i, (s, n, b) in enumerate(zip(starts, sizes, bare, strict=True)):
+        alone = split_messages(a, np.array([s]), np.array([n]), np.array([b]) if b else None)
+        mine = batch.pkt_msg == i
+        assert batch.pkt_seq[mine].tolist() == alone.pkt_seq.tolist()
+        assert batch.pkt_pos[mine].tolist() == alone.pkt_pos.tolist()
+        assert batch.pkt_len[mine].tolist() == alone.pkt_len.tolist()
+        assert bool(batch.valid[i]) == bool(alone.valid[0])
+        assert [f[1:] for f in batch.faults if f[0] == i] == [f[1:] for f in alone.faults]
+        totals = [t + x for t, x in zip(totals, (alone.header_bytes, alone.packet_bytes, alone.bad_bytes), strict=True)]
+    assert totals == [batch.header_bytes, batch.packet_bytes, batch.bad_bytes]
+
+
+def test_a_count_whose_first_byte_is_a_brace_is_no_text_frame():
+    """Only ``{"`` starts a JSON text frame; a count of 0x7B01 packets is a count."""
+    text, braced = b'{"type":1}', b"\x7b\x01" + _packet(8, 0)
+    payload = text + b"\x00" + braced
+    starts, sizes = np.array([0, len(text) + 1]), np.array([len(text), len(braced)])
+    ms = split_messages(np.frombuffer(payload, np.uint8), starts, sizes)
+    reasons = [f[3] for f in ms.faults]
+    assert reasons[0].startswith("JSON text frame") and len(reasons) == 2
+    assert reasons[1] == "message announces 31489 packets but holds only 1"
+    assert ms.pkt_len.tolist() == [8]

@@ -15,7 +15,10 @@ from app.core.framing.messages import _merge_touching
 
 
 def _u16(a: np.ndarray, at: np.ndarray) -> np.ndarray:
-    return (a[at].astype(np.int64) << 8) | a[at + 1]
+    out = a[at].astype(np.int64)
+    out <<= 8
+    out |= a[at + 1]
+    return out
 
 
 def _u16_or(a: np.ndarray, at: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -25,6 +28,7 @@ def _u16_or(a: np.ndarray, at: np.ndarray, ok: np.ndarray) -> np.ndarray:
     return out
 
 
+_UNKNOWN_MASK = ~KNOWN_MASK
 _FEW_MESSAGES = 8  # split_messages walks fewer long messages than this one by one
 _LANE = 64  # whole known packets per lane of _walk_long's lockstep walk (one re match each)
 _LANE_K = _LANE.bit_length() - 1
@@ -198,19 +202,32 @@ def split_messages(
     end = start + size
     if bare is None:
         bare = np.zeros(m, dtype=bool)
-    framed_mask = ~bare & (size >= 2)
+        framed_mask = size >= 2
+    else:
+        framed_mask = ~bare & (size >= 2)
     # A JSON text frame ({"type": ...}) written into a binary capture: all of it is bad.
     text = np.zeros(m, dtype=bool)
     candidates = np.flatnonzero(framed_mask)
     # every message framed (the usual batch): whole-array views instead of gathers by index
     cand = slice(None) if candidates.size == m else candidates
+    high = low = None  # the count's bytes of every candidate
     if candidates.size:
-        text[cand] = (payload[start[cand]] == 0x7B) & (payload[start[cand] + 1] == 0x22)
-        framed_mask &= ~text
+        at = start[cand]
+        high, low = payload[at], payload[at + 1]
+        brace = high == 0x7B
+        if brace.any():
+            brace &= low == 0x22
+            text[cand] = brace
+            framed_mask &= ~text
     framed = np.flatnonzero(framed_mask)
     sel = slice(None) if framed.size == m else framed
-    count = np.zeros(m, dtype=np.int64)
-    count[sel] = _u16(payload, start[sel])
+    if m and framed.size == m:  # every message framed, none text: the bytes read above
+        count = high.astype(np.int64)
+        count <<= 8
+        count |= low
+    else:
+        count = np.zeros(m, dtype=np.int64)
+        count[sel] = _u16(payload, start[sel])
     cursor = start + 2
     fail_pos = np.full(m, -1, dtype=np.int64)
     fail_len = np.zeros(m, dtype=np.int64)
@@ -219,6 +236,7 @@ def split_messages(
     msgs, seqs, poss, lens = [], [], [], []
     tail = []  # (message, first k, packets, parts): messages walked by _walk_long
     active = framed[count[sel] > 0]
+    failures = False  # any message failed (fail_pos set)
     k = 0
     while active.size:
         if active.size <= _FEW_MESSAGES and k >= _FEW_MESSAGES:
@@ -230,34 +248,37 @@ def split_messages(
                 cursor[i] = c
                 if fail >= 0:
                     fail_pos[i], fail_len[i], done[i] = fail, flen, k_end
+                    failures = True
                 n = sum(pos.size for pos, _ in parts)
                 if n:
                     tail.append((i, k, n, parts))
             break
         every = active.size == m  # all messages still walking (a usual batch's first step): views
-        c = cursor.copy() if every else cursor[active]
+        c = cursor if every else cursor[active]  # (cursor is written only after c's last use)
         e = end if every else end[active]
-        has_prefix = c + 2 <= e
+        body = c + 2
+        has_prefix = body <= e
         if has_prefix.all():
             length = _u16(payload, c)
         else:
             length = np.zeros(active.size, dtype=np.int64)
             hp = np.flatnonzero(has_prefix)
             length[hp] = _u16(payload, c[hp])
-        after = c + 2 + length
+        after = body + length
         fits = after <= e
         if fits.all():  # the usual case: nothing failed at packet k
             good = active
         else:
             good = active[fits]
-            c, length, after = c[fits], length[fits], after[fits]
+            body, length, after = body[fits], length[fits], after[fits]
             failed = active[~fits]
             fail_pos[failed] = cursor[failed]
             fail_len[failed] = np.where(has_prefix[~fits], _u16_or(payload, cursor[failed], has_prefix[~fits]), -1)
             done[failed] = k
+            failures = True
         msgs.append(good)
         seqs.append(k)
-        poss.append(c + 2)
+        poss.append(body)
         lens.append(length)
         if every and good.size == m:
             cursor[:] = after
@@ -271,7 +292,7 @@ def split_messages(
         walked[good] = k + 1
     for i, k0, n, _ in tail:
         walked[i] = k0 + n
-    done = np.where(fail_pos >= 0, done, walked)
+    done = np.where(fail_pos >= 0, done, walked) if failures else walked
 
     bare_idx = np.flatnonzero(bare)
     if len(msgs) == 1 and not tail and not bare_idx.size:
@@ -319,13 +340,15 @@ def split_messages(
     # 2 bytes of prefix per packet of a framed message (a bare one has none)
     framed_packets = pkt_msg.size - (int(np.count_nonzero(bare[pkt_msg])) if bare_idx.size else 0)
     header_bytes = 2 * framed.size + 2 * framed_packets
-    known = KNOWN_MASK[pkt_len]
+    unknown_mask = _UNKNOWN_MASK[pkt_len]
     valid = np.zeros(m, dtype=bool)
-    valid[sel] = (fail_pos[sel] < 0) & (cursor[sel] == end[sel]) & (count[sel] > 0)
+    valid[sel] = (cursor[sel] == end[sel]) & (count[sel] > 0)
+    if failures:
+        valid[sel] &= fail_pos[sel] < 0
     valid[bare_idx] = True
 
     faults: list[tuple[int, int, int, str]] = []
-    unknown = np.flatnonzero(~known)
+    unknown = np.flatnonzero(unknown_mask)
     if unknown.size:
         valid[pkt_msg[unknown]] = False
         for i in unknown.tolist():
@@ -338,8 +361,10 @@ def split_messages(
             else:
                 faults.append((int(pkt_msg[i]), int(pkt_pos[i]), length, f"unknown packet length {length}"))
     # Message-level faults: rare, so a Python loop over them only.
-    broken = framed[~valid[sel] & ((fail_pos[sel] >= 0) | (cursor[sel] != end[sel]))]
-    short = np.flatnonzero(~bare & (size < 2) & (size > 0))
+    invalid = framed[np.flatnonzero(~valid[sel])]
+    broken = invalid[(fail_pos[invalid] >= 0) | (cursor[invalid] != end[invalid])]
+    # (when every message is a framed candidate, none is short)
+    short = np.zeros(0, np.int64) if candidates.size == m else np.flatnonzero(~bare & (size < 2) & (size > 0))
     for i in broken.tolist():
         n, e = int(count[i]), int(end[i])
         if fail_pos[i] >= 0:
@@ -375,6 +400,7 @@ def split_messages(
     if not unknown.size:  # every packet known (the usual case): no copies
         pkt_msg_k, pkt_seq_k, pkt_pos_k, pkt_len_k = pkt_msg, pkt_seq, pkt_pos, pkt_len
     else:
+        known = ~unknown_mask
         pkt_msg_k, pkt_seq_k, pkt_pos_k, pkt_len_k = pkt_msg[known], pkt_seq[known], pkt_pos[known], pkt_len[known]
     packet_bytes = int(pkt_len_k.sum())
     bad_bytes = sum(f[2] for f in faults)
