@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from app.core import market_time, protocol, schema
 from app.core.digest import bytes_sha256, file_sha256
@@ -255,7 +256,7 @@ def _with_mask(values: np.ndarray, valid: np.ndarray | None, type_: pa.DataType)
 class PacketStats:
     packets_by_length: dict[int, int]
     invalid_segments: int
-    tokens: np.ndarray
+    tokens: np.ndarray  # the distinct tokens, in no order
     min_tick_us: int | None
     max_tick_us: int | None
     suspect: dict[str, int] = field(default_factory=dict)  # suspect ticks by reason code
@@ -533,7 +534,7 @@ def decode_packets(
     stats = PacketStats(
         packets_by_length=packets_by_length,
         invalid_segments=int(np.count_nonzero(~_REAL_SEGMENT[segment])),
-        tokens=np.unique(token),
+        tokens=pc.unique(token).to_numpy(),  # a hash table (Arrow): 3-10x np.unique's sort
         min_tick_us=int(tick[known].min()) if known.any() else None,
         max_tick_us=int(tick[known].max()) if known.any() else None,
         suspect=count_suspect(reasons),
