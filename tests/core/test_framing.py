@@ -13,6 +13,7 @@ import pytest
 from app.core import protocol
 from app.core.decode import CaptureReader, decode_bytes
 from app.core.framing import BAD_RAW_CAP, FRAMINGS, Framer, detect_framing, split_messages
+from app.core.framing import split as split_module
 from tests.support import encode
 
 
@@ -580,10 +581,12 @@ def _long_message(rng, packets: int, tail: str) -> bytes:
 
 @pytest.mark.parametrize("tail", ["exact", "cut", "overrun", "left over"])
 @pytest.mark.parametrize("packets", [300, 5000])
-def test_long_message_walked_one_by_one_splits_as_the_vectorised_steps(packets, tail):
+def test_long_message_walked_one_by_one_splits_as_the_vectorised_steps(packets, tail, monkeypatch):
     """A message split alone is walked by ``_walk_long`` (re-engine anchors, a lockstep
-    walk between them, strided runs); nine copies of it are split by the vectorised per-packet steps (more
-    than ``_FEW_MESSAGES`` stay active): both give the same packets, faults and validity."""
+    walk between them, strided runs); nine copies of it are split by the vectorised
+    per-packet steps (more than ``_FEW_MESSAGES`` stay active, and the hand-over of up to
+    ``_SOME_MESSAGES`` long ones is off): both give the same packets, faults and validity."""
+    monkeypatch.setattr(split_module, "_SOME_MESSAGES", 0)
     rng = np.random.default_rng(packets)
     msg = _long_message(rng, packets, tail)
     payload = np.frombuffer(b"\x00" * 3 + msg * 9, dtype=np.uint8)

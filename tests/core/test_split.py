@@ -23,12 +23,15 @@ UNKNOWN = [0, 1, 5, 9, 300]  # lengths Kite does not send: taken when they fit, 
 
 def _split_both(payload: bytes, starts, sizes, bare=None):
     """The split as it is and as it was; as it is also with every lane in the lockstep
-    walk (few lanes are read by the re engine), which must agree."""
+    walk (few lanes are read by the re engine) and with no message handed to
+    ``_walk_long`` (the vectorised steps only), which must agree."""
     a = np.frombuffer(payload, np.uint8)
     args = (a, np.asarray(starts, np.int64), np.asarray(sizes, np.int64), None if bare is None else np.asarray(bare))
     new = split_messages(*args)
     with mock.patch.object(split, "_LOCKSTEP_LANES", 1):
         _assert_same(split_messages(*args), new)
+    with mock.patch.object(split, "_FEW_MESSAGES", 0), mock.patch.object(split, "_SOME_MESSAGES", 0):
+        _assert_same(split_messages(*args), new)  # vectorised steps only, packet k of all at once
     with old_long_walk():
         old = split_messages(*args)
     return new, old
