@@ -340,7 +340,7 @@ class _Plan:
         heartbeats land there), so that they are decided in the same round; and those
         runs (their starts, lengths)."""
         a, lo, hi, status = self.scan.a, self.lo, self.hi, self.status
-        x = nodes[nodes + 1 < hi]
+        x = nodes[: np.searchsorted(nodes, hi - 1)]  # (sorted: those before the window's last byte)
         heads = x[(a[x] == 0) & (a[x + 1] == 0)]
         heads = heads[status[heads - lo] == _INVALID]
         if not heads.size:
@@ -504,10 +504,13 @@ class _Plan:
         if not final and need.size:  # a start needing more bytes before the anchor: _MORE, carried
             decided &= np.append(need, big)[np.searchsorted(need, start)] > anchor_all
         short = decided & found & (q < x + SHORT_RESYNC)
-        kind[cand[short]], succ[cand[short]] = 1, q[short]
+        i = np.flatnonzero(short)
+        kind[cand[i]], succ[cand[i]] = 1, q[i]
         # Otherwise the lenient check: a count above LENIENT_MAX_COUNT never holds one; a
         # count of 256+ spans 770+ bytes, past an anchor closer than that.
         rest = decided & ~short
+        if not rest.any():
+            return
         n = _u16(a, x)
         sure = rest & ((n > LENIENT_MAX_COUNT) | (final & found & (n >= 256) & (q < x + 2 + 3 * 256)))
         kind[cand[sure]], succ[cand[sure]] = 1, q[sure]
