@@ -122,8 +122,9 @@ def test_a_message_walked_from_packet_k_answers_as_the_per_packet_walk(message, 
         with mock.patch.object(split, "_LOCKSTEP_LANES", lockstep):
             (got,) = split._walk_long(a, [(c, e, count, k)])
         assert got[:4] == want[:4]
-        pos = np.concatenate([p.ravel() for p, _ in got[4]]) if got[4] else np.zeros(0, np.int64)
-        lengths = np.concatenate([q.ravel() for _, q in got[4]]) if got[4] else np.zeros(0, np.int64)
+        parts = [p.arrays() if type(p) is split.EqualRun else p for p in got[4]]
+        pos = np.concatenate([p.ravel() for p, _ in parts]) if parts else np.zeros(0, np.int64)
+        lengths = np.concatenate([q.ravel() for _, q in parts]) if parts else np.zeros(0, np.int64)
         assert pos.tolist() == want[4].tolist()
         assert lengths.tolist() == want[5].tolist()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -41,6 +42,20 @@ _LANE_K = _LANE.bit_length() - 1
 _LOCKSTEP_LANES = 32  # fewer lanes are read by run_lengths (~85 ns a packet; a lockstep costs ~150 us + ~7 ns)
 # a lane's span when its _LANE packets are all of one length: (length, their prefixes' high, low bytes)
 _EQUAL_SPAN = {_LANE * (2 + n): (n, bytes([n >> 8]) * _LANE, bytes([n & 0xFF]) * _LANE) for n in protocol.KNOWN_LENGTHS}
+
+
+class EqualRun(NamedTuple):
+    """``r`` packets of one ``length`` from body position ``body``, ``step`` bytes apart."""
+
+    body: int
+    step: int
+    length: int
+    r: int
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(body positions, lengths) as int64 arrays."""
+        pos = np.arange(self.body, self.body + self.r * self.step, self.step, dtype=np.int64)
+        return pos, np.full(self.r, self.length, dtype=np.int64)
 
 
 def _bodies(x: int, lengths: np.ndarray) -> np.ndarray:
@@ -108,8 +123,7 @@ def _plan(payload: np.ndarray, c: int, e: int, count: int, k: int, lanes: list[i
                         pieces.append([first, len(lanes), c + j])
                     most = min(rem - _LANE, (limit - x) // step)
                     r = _LANE + same_length_run(payload, c + x, step, length, e, most)
-                    body = np.arange(c + j + 2, c + j + 2 + r * step, step, dtype=np.int64)
-                    pieces.append((body, np.full(r, length, dtype=np.int64)))
+                    pieces.append(EqualRun(c + j + 2, step, length, r))
                     j += r * step
                     rem -= r
                     first = len(lanes)
@@ -148,7 +162,8 @@ def _walk_long(payload: np.ndarray, items: list[tuple[int, int, int, int]]) -> l
     is at ``c`` (message end ``e``), as ``split_messages``' vectorised step would find
     them, one answer per message: (packets walked, cursor, fault position or -1, fault
     length or -1 when its prefix is cut off, parts), the parts in order as (body
-    positions, lengths) int64 arrays of the same shape, 1-D or 2-D (row-major order).
+    positions, lengths) int64 arrays of the same shape, 1-D or 2-D (row-major order),
+    or ``EqualRun`` (written in place by ``split_messages``).
 
     Runs of whole known-length packets are followed by the re engine (``packet_re``):
     every ``_LANE`` packets an anchor (one exact-count match), then the packets between
@@ -257,7 +272,7 @@ def split_messages(
                 if fail >= 0:
                     fail_pos[i], fail_len[i], done[i] = fail, flen, k_end
                     failures = True
-                n = sum(pos.size for pos, _ in parts)
+                n = sum(p.r if type(p) is EqualRun else p[0].size for p in parts)
                 if n:
                     tail.append((i, k, n, parts))
             break
@@ -328,10 +343,19 @@ def split_messages(
             at = int(first[i]) + k0
             pkt_msg[at : at + n] = i
             pkt_seq[at : at + n] = np.arange(k0, k0 + n, dtype=np.int32)
-            for pos_t, len_t in parts:
-                to = at + pos_t.size
-                pkt_pos[at:to].reshape(pos_t.shape)[...] = pos_t
-                pkt_len[at:to].reshape(len_t.shape)[...] = len_t
+            for part in parts:
+                if type(part) is EqualRun:  # written in place: no arrays of its own
+                    to = at + part.r
+                    pos = pkt_pos[at:to]
+                    pos.fill(part.step)
+                    pos[0] = part.body
+                    np.cumsum(pos, out=pos)
+                    pkt_len[at:to] = part.length
+                else:
+                    pos_t, len_t = part
+                    to = at + pos_t.size
+                    pkt_pos[at:to].reshape(pos_t.shape)[...] = pos_t
+                    pkt_len[at:to].reshape(len_t.shape)[...] = len_t
                 at = to
         if bare_idx.size:
             at = first[bare_idx]
