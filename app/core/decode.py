@@ -242,6 +242,27 @@ def _repeated_string(text: str, n: int) -> pa.Array:
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data * n))
 
 
+def _names(names: tuple, array: pa.Array, code: np.ndarray) -> pa.Array:
+    """The string column of ``code`` (indexes into ``names``; negative: null): one name
+    repeated built from its buffers when every row has it (a batch of one mode, one time
+    source: the usual case), else a take."""
+    if code.size and code[0] >= 0 and (code == code[0]).all():
+        return _repeated_string(names[int(code[0])], code.size)
+    return array.take(pa.array(code, mask=code < 0))
+
+
+_NULLS: dict = {}  # Arrow type -> an all-null array, sliced (zero-copy) for a batch's absent columns
+
+
+def _nulls(n: int, type_: pa.DataType) -> pa.Array:
+    """``n`` nulls of ``type_``: a slice of one kept all-null array (a batch's absent
+    columns, ~15 of them for quote-only packets, each a zeroed buffer to allocate else)."""
+    got = _NULLS.get(type_)
+    if got is None or len(got) < n:
+        got = _NULLS[type_] = pa.nulls(max(n, 2 * SUB_BATCH_PACKETS), type_)
+    return got.slice(0, n)
+
+
 def _all_true(mask: np.ndarray | None, n: int) -> np.ndarray | None:
     return np.ones(n, dtype=bool) if mask is None else mask
 
@@ -442,7 +463,7 @@ def decode_packets(
     columns["pkt_seq"] = pa.array(split.pkt_seq, pa.int32())
     columns["offset"] = pa.array(split.pkt_offset, pa.int64())
     columns["packet_length"] = pa.array(lens.astype(np.int32), pa.int32())
-    columns["mode"] = _MODE_NAMES.take(pa.array(mode_code))
+    columns["mode"] = _names(_MODES, _MODE_NAMES, mode_code)
     columns["tradable"] = pa.array(segment != protocol.INDICES_SEGMENT, pa.bool_())
     columns["instrument_token"] = pa.array(token, pa.int64())
     columns["segment"] = pa.array(segment.astype(np.int16), pa.int16())
@@ -453,7 +474,7 @@ def decode_packets(
             continue
         type_ = schema.DECODED_SCHEMA.field(column).type
         if column not in values:
-            columns[column] = pa.nulls(n, type_)
+            columns[column] = _nulls(n, type_)
             continue
         columns[column] = _with_mask(values[column], valid[column], type_)
 
@@ -467,8 +488,8 @@ def decode_packets(
         columns["change"] = _with_mask(change, has_close, pa.float64())
         columns["change_percent"] = _with_mask(percent, has_close, pa.float64())
     else:
-        columns["change"] = pa.nulls(n, pa.float64())
-        columns["change_percent"] = pa.nulls(n, pa.float64())
+        columns["change"] = _nulls(n, pa.float64())
+        columns["change_percent"] = _nulls(n, pa.float64())
     columns.update(depth_arrays)
 
     # Best-known time of each tick, by decreasing trust: the packet's own exchange
@@ -517,7 +538,7 @@ def decode_packets(
         source[unset] = _SOURCE_INDEX[schema.TIME_SOURCE_FILENAME]
     known = source >= 0
     columns["tick_time"] = _with_mask(tick, known, schema.UTC_TIME)
-    columns["tick_time_source"] = _SOURCE_NAMES.take(pa.array(source, mask=~known))
+    columns["tick_time_source"] = _names(schema.TIME_SOURCES, _SOURCE_NAMES, source)
     columns["trading_date"] = _with_mask(market_time.trading_days(tick), known, pa.date32())
 
     # The suspect rules read the numpy fields directly (no Arrow round trip).
