@@ -18,10 +18,9 @@ a shape decodes cost whatever the framing:
 - *floor*: the CPU time of ``split_messages`` + ``decode_packets`` alone for the
   shape's own decoded messages (the walk done beforehand, untimed), as a multiple of the
   clean capture's whole decode in the same pair: the per-output-row cost (splitting the
-  accepted messages into packets, decoding their fields) that no resync can remove (a
-  faster split of long messages of mixed lengths could lower it: those are split with a
-  Python step per packet). A ratio near its floor is row cost; the rest is the walk's
-  (resync, bad regions, and walking the accepted messages)."""
+  accepted messages into packets, decoding their fields) that no resync can remove. A
+  ratio near its floor is row cost; the rest is the walk's (resync, bad regions, and
+  walking the accepted messages)."""
 
 from __future__ import annotations
 
