@@ -178,7 +178,7 @@ _LIVE = -4  # a chain that holds at least as many packets as asked: not followed
 
 
 def chain_runs(length: np.ndarray, r0: int, n: int, limit: int, enough: int, budget: int | None = None,
-               memo=None, memo_reached: list | None = None):
+               memo=None, memo_reached: list | None = None, known: np.ndarray | None = None):
     """For each prefix position of [r0, r0 + n): how many known-length prefixes follow
     in a row from it (``PacketChains.run``) and why that chain stops: ``_INVALID``,
     ``_NEED_MORE`` (past the buffer), ``_EXIT`` (past the window: undecided) or
@@ -194,11 +194,12 @@ def chain_runs(length: np.ndarray, r0: int, n: int, limit: int, enough: int, bud
     them is decided there, and
     ``memo_reached`` (a list, when given) gets, per prefix position, the position (relative
     to ``r0``) of the first prefix on an already walked chain its chain reaches (-1: none).
+    ``known``: ``KNOWN_MASK[length]`` when the caller has it.
     """
     run = np.zeros(n, dtype=np.int32)
     stop = np.full(n, _INVALID, dtype=np.int8)
     stop[length.size :] = _NEED_MORE  # no whole prefix there
-    node = np.flatnonzero(KNOWN_MASK[length]).astype(np.int32)
+    node = np.flatnonzero(KNOWN_MASK[length] if known is None else known).astype(np.int32)
     y = node + 2 + length[node]  # the next prefix, relative to r0
     index = np.full(n + 1, -1, dtype=np.int32)
     index[node] = np.arange(node.size, dtype=np.int32)
@@ -224,9 +225,8 @@ def chain_runs(length: np.ndarray, r0: int, n: int, limit: int, enough: int, bud
         j = jump[live]
         steps[live] += steps[j]
         jump[live] = jump[j]
-        if reach is not None:
-            got = reach[j]
-            reach[live] = np.where(got >= 0, got, reach[live])
+        if reach is not None:  # a live node has reached none yet (one that has is no longer live)
+            reach[live] = reach[j]
         live = live[jump[live] >= 0]
         ahead *= 2
         work += live.size
@@ -261,8 +261,9 @@ def _raw_plausible(a: np.ndarray, window: np.ndarray, scan: _Scan | None = None)
     b = a[w0 : top + 1].astype(np.int32)
     length = (b[:-1] << 8) | b[1:]
     m = w1 - w0
-    count, first = length[:m], length[2 : m + 2]  # window positions have 4 bytes (the candidate filter's reach)
-    ok = (count > 0) & KNOWN_MASK[first]
+    known = KNOWN_MASK[length]  # once: the candidates' first lengths and chain_runs' prefixes
+    count = length[:m]  # window positions have 4 bytes (the candidate filter's reach)
+    ok = (count > 0) & known[2 : m + 2]
     at = np.flatnonzero(ok)
     if not at.size:
         return ok, 0, {"raw": ok, "raw-final": ok}
@@ -274,7 +275,7 @@ def _raw_plausible(a: np.ndarray, window: np.ndarray, scan: _Scan | None = None)
     memo = scan.strict.memo_at if scan is not None and isinstance(scan.strict, KnownChains) else None
     reached: list = []
     run, stop, work = chain_runs(length, w0, r1 - w0, limit, int(count.max()), CHAIN_BUDGET * at.size, memo,
-                                 reached if memo is not None else None)
+                                 reached if memo is not None else None, known)
     x = at + 2
     short = run[x] < count
     why = stop[x]
