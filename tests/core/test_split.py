@@ -230,3 +230,15 @@ def test_a_count_whose_first_byte_is_a_brace_is_no_text_frame():
     assert reasons[0].startswith("JSON text frame") and len(reasons) == 2
     assert reasons[1] == "message announces 31489 packets but holds only 1"
     assert ms.pkt_len.tolist() == [8]
+
+
+def test_a_strided_payload_splits_as_a_contiguous_one():
+    """The re engine needs a contiguous buffer: a strided view of the bytes splits alike."""
+    lengths = [8, 12, 28] * 60
+    msg = len(lengths).to_bytes(2, "big") + b"".join(_packet(n, 1) for n in lengths)
+    wide = np.zeros(2 * len(msg), np.uint8)
+    wide[::2] = np.frombuffer(msg, np.uint8)
+    strided = split_messages(wide[::2], np.array([0]), np.array([len(msg)]))
+    plain = split_messages(np.frombuffer(msg, np.uint8), np.array([0]), np.array([len(msg)]))
+    _assert_same(strided, plain)
+    assert strided.pkt_len.tolist() == lengths

@@ -88,8 +88,8 @@ def _lockstep(payload: np.ndarray, lanes: list[int]) -> tuple[np.ndarray, np.nda
 
 def _plan(payload: np.ndarray, c: int, e: int, count: int, k: int, lanes: list[int]) -> tuple:
     """``_walk_long``'s walk of one message: its answer's first four items and its pieces
-    in order, (positions, lengths) arrays or [first lane, end lane, end position] of
-    ``lanes``, to which it adds the prefix positions of its lanes."""
+    in order, (positions, lengths) arrays, ``EqualRun`` or [first lane, end lane, end
+    position] of ``lanes``, to which it adds the prefix positions of its lanes."""
     block = packet_re.exact(_LANE_K).match
     buf = payload[c:e].tobytes()
     limit = e - c
@@ -173,6 +173,8 @@ def _walk_long(payload: np.ndarray, items: list[tuple[int, int, int, int]]) -> l
     fits and a fault later, or one that does not fit), the next ``_LANE`` packets are
     Python steps.
     """
+    if not payload.flags.c_contiguous:  # the re engine reads the buffer itself
+        payload = np.ascontiguousarray(payload)
     lanes: list[int] = []  # prefix positions, each followed by _LANE whole known packets
     plans = [_plan(payload, c, e, count, k, lanes) for c, e, count, k in items]
     if len(lanes) >= _LOCKSTEP_LANES:
