@@ -18,10 +18,10 @@ UNDECIDED = -9  # message_ends: not decided without a walk
 MAX_DUE = 1024  # known lengths taken one by one at most between two tries of a stretch
 
 
-class KnownChains:
-    """Memoised chains of known-length packet prefixes over one buffer: the interface of
-    ``PacketChains`` (``run``, ``stop``, ``jump``, ``message_end``, ``describe``,
-    ``known``, ``steps``) with the same answers, for the strict lengths.
+class KnownChains(PacketChains):
+    """Memoised chains of length prefixes over one buffer: a ``PacketChains`` (``run``,
+    ``stop``, ``jump``, ``message_end``, ``describe``, ``known``, ``steps``, the same
+    answers) that walks and remembers its paths faster.
 
     A walk from a prefix not yet on a path goes ``SCALAR_STEPS`` prefixes one by one
     (most walks end there), then a segment at a time: the regular-expression engine
@@ -241,16 +241,7 @@ class KnownChains:
         self._path_of[first : first + len(path)] = pid
         self._pos_of[first : first + len(path)] = path
         self._first.append(first)
-        if cont is None:
-            run0 = len(path) - 1
-        else:
-            cp, ci = cont
-            run0 = len(path) + self._run0[cp] - ci
-            stop = self._stop[cp]
-        self._nodes.append(path)
-        self._next.append(cont)
-        self._run0.append(run0)
-        self._stop.append(stop)
+        run0, stop = self._add_path(path, cont, stop)
         if pid >= self._run0_np.size:  # the per-path arrays, capacity doubled
             self._run0_np, self._stop_np, self._first_np, self._len_np = (
                 np.concatenate([v, np.zeros_like(v)])
@@ -316,47 +307,17 @@ class KnownChains:
             return None, y, cont
         return (parts[0] if len(parts) == 1 else np.concatenate(parts)), y, cont
 
-    def run(self, x: int) -> int:
-        """Known length prefixes in a row from ``x``."""
-        pid, i = self._where(x)
-        return self._run0[pid] - i
-
-    def stop(self, x: int) -> int:
-        """Why the chain from ``x`` stops: ``_INVALID`` or ``_NEED_MORE``."""
-        return self._stop[self._where(x)[0]]
-
-    def jump(self, x: int, n: int) -> int:
-        """Position after ``n`` packets from the prefix at ``x`` (``n <= run(x)``)."""
-        pid, i = self._where(x)
-        while True:
-            nodes = self._nodes[pid]
-            if i + n < len(nodes):
-                return int(nodes[i + n])
-            n -= len(nodes) - i
-            pid, i = self._next[pid]
-            self.steps += 1
-
-    def message_end(self, q: int, limit: int | None = None, max_count: int = 0xFFFF) -> int:
-        """End of the message at ``q`` whose packets all have known lengths, or a code."""
-        limit = self.limit if limit is None else limit
-        if q + 2 > self.limit:
+    def _told(self, j: int, n: int):
+        """What the pre-filter told of the chain from ``j`` (``note_*``), when no walk has
+        taken it: ``_NEED_MORE`` (it runs past the buffer first), or the walked prefix it
+        joins and the packets left from there."""
+        if self.known(j):
+            return j, n
+        if self._past is not None and 0 < self._past[j] <= n:  # runs past the buffer first
             return _NEED_MORE
-        buf = self.buf
-        n = buf[q] << 8 | buf[q + 1]
-        if n == 0 or n > max_count:
-            return _INVALID
-        j = q + 2
-        if not self.known(j):
-            if self._past is not None and 0 < self._past[j] <= n:  # told: runs past the buffer first
-                return _NEED_MORE
-            if self._join_k is not None:
-                k = int(self._join_k[j])
-                if 0 < k < n:  # told: joins a walked path after k packets
-                    j, n = int(self._join_to[j]), n - k
-        pid, i = self._where(j)
-        if self._run0[pid] - i >= n:
-            e = self.jump(j, n)
-            return e if e <= limit else _NEED_MORE
-        return self._stop[pid]
+        if self._join_k is not None:
+            k = int(self._join_k[j])
+            if 0 < k < n:  # joins a walked path after k packets
+                return int(self._join_to[j]), n - k
+        return j, n
 
-    describe = PacketChains.describe  # one line saying why the message at ``q`` does not validate

@@ -112,6 +112,12 @@ class PacketChains:
             y += 2 + length
         _record(at, nodes, pid)
         self.steps += len(nodes)
+        self._add_path(nodes, cont, stop)
+        return pid, 0
+
+    def _add_path(self, nodes, cont: tuple[int, int] | None, stop: int) -> tuple[int, int]:
+        """Keep a walk's path (its positions; the path and index it continues on, or None
+        and why it stops there): its run from the first position and its stop."""
         if cont is None:
             run0 = len(nodes) - 1
         else:
@@ -122,7 +128,7 @@ class PacketChains:
         self._next.append(cont)
         self._run0.append(run0)
         self._stop.append(stop)
-        return pid, 0
+        return run0, stop
 
     def run(self, x: int) -> int:
         """Accepted length prefixes in a row from ``x``."""
@@ -137,9 +143,9 @@ class PacketChains:
         """Position after ``n`` packets from the prefix at ``x`` (``n <= run(x)``)."""
         pid, i = self._where(x)
         while True:
-            nodes = self._nodes[pid]
+            nodes = self._nodes[pid]  # a list, or an int64 array (KnownChains)
             if i + n < len(nodes):
-                return nodes[i + n]
+                return int(nodes[i + n])
             n -= len(nodes) - i
             pid, i = self._next[pid]
             self.steps += 1
@@ -154,11 +160,20 @@ class PacketChains:
         if n == 0 or n > max_count:
             return _INVALID
         j = q + 2
+        told = self._told(j, n)
+        if type(told) is int:
+            return told
+        j, n = told
         pid, i = self._where(j)
         if self._run0[pid] - i >= n:
             e = self.jump(j, n)
             return e if e <= limit else _NEED_MORE
         return self._stop[pid]
+
+    def _told(self, j: int, n: int):
+        """What vectorised passes told of the chain from ``j`` (``KnownChains``): (the
+        prefix and count to ask instead), or the answer (a code); here nothing."""
+        return j, n
 
     def describe(self, q: int) -> str:
         """One line saying why the message at ``q`` does not validate."""
