@@ -38,14 +38,16 @@ SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[Heal
 
 
 @SETTINGS
-@given(st.lists(_PIECES, max_size=200), st.data())
-def test_chain_end_lengths_and_jump_agree_with_a_python_walk(pieces, data):
+@given(st.lists(_PIECES, max_size=300), st.data())
+def test_chain_end_lengths_prefixes_and_jump_agree_with_a_python_walk(pieces, data):
     buf = b"".join(pieces)
     x = data.draw(st.integers(0, len(buf)))
     end = data.draw(st.integers(x, len(buf)))
     lengths = _walk(buf, x, end)
     assert packet_re.chain_end(buf, x, end) == x + sum(2 + n for n in lengths)
     assert packet_re.chain_lengths(buf, x, end).tolist() == lengths
+    prefixes = (x + np.cumsum([0] + [2 + n for n in lengths[:-1]])).tolist() if lengths else []
+    assert packet_re.run_prefixes(np.frombuffer(buf, dtype=np.uint8), buf, x, end).tolist() == prefixes
     n = data.draw(st.integers(0, len(lengths) + 3))
     want = x + sum(2 + k for k in lengths[:n]) if n <= len(lengths) else -1
     assert packet_re.jump(buf, x, n, end) == want
@@ -63,16 +65,6 @@ def test_a_long_chain_of_mixed_lengths_is_followed_whole():
     assert packet_re.chain_end(buf, 1, end - 3) == 1 + sum(2 + n for n in lengths[:-1])
 
 
-@SETTINGS
-@given(st.lists(_PIECES, max_size=300), st.data())
-def test_run_prefixes_list_the_run_a_python_walk_takes(pieces, data):
-    buf = b"".join(pieces)
-    x = data.draw(st.integers(0, len(buf)))
-    end = data.draw(st.integers(x, len(buf)))
-    a = np.frombuffer(buf, dtype=np.uint8)
-    lengths = _walk(buf, x, end)
-    want = (x + np.concatenate([[0], np.cumsum(np.asarray(lengths, dtype=np.int64) + 2)])[:-1]).tolist()
-    assert packet_re.run_prefixes(a, buf, x, end).tolist() == (want if lengths else [])
 
 
 def test_run_prefixes_of_a_long_chain_of_lanes_runs_and_a_tail():
