@@ -1,7 +1,8 @@
-"""``KnownChains``: the memoised packet chains of the strict walk (known lengths only),
-walked a segment at a time by the regular-expression engine (``packet_re``) and
-remembered in position-indexed arrays, instead of a Python step and a dict entry per
-prefix (``PacketChains``, which the lenient walk and the differential tests keep)."""
+"""``KnownChains``: the memoised packet chains the walks use (strict and lenient), their
+runs of known-length packets taken a segment at a time by the regular-expression engine
+(``packet_re``) and remembered in position-indexed arrays, instead of a Python step and
+a dict entry per prefix (``PacketChains``: the reference the tests compare against, and
+the chains of the walks with their shortcuts off)."""
 
 from __future__ import annotations
 
