@@ -111,7 +111,22 @@ def same_run_end(buf, x: int, end: int, length: int) -> int:
 
 
 LANE_K = 6
-LANE = 1 << LANE_K  # packets per lane of ``run_prefixes``' lockstep read (one exact match each)
+LANE = 1 << LANE_K  # packets per lane of the lockstep reads (run_prefixes, split's _walk_long)
+
+
+def lane_prefixes(a: np.ndarray, lanes: list[int]) -> np.ndarray:
+    """The ``LANE + 1`` prefix positions (int64, row s: every lane's prefix s; the last
+    row: where each lane ends) of lanes each known to hold ``LANE`` whole packets from
+    its prefix position (``a``: the buffer as uint8), all lanes one packet a numpy step."""
+    grid = np.empty((LANE + 1, len(lanes)), dtype=np.int64)
+    grid[0] = lanes
+    for s in range(LANE):
+        cur, nxt = grid[s], grid[s + 1]
+        np.multiply(a[cur], 256, out=nxt, dtype=np.int64)
+        nxt += a[cur + 1]
+        nxt += cur
+        nxt += 2
+    return grid
 
 
 def run_prefixes(a: np.ndarray, buf, x: int, end: int) -> np.ndarray:
@@ -155,14 +170,7 @@ def run_prefixes(a: np.ndarray, buf, x: int, end: int) -> np.ndarray:
         at[1:] += j
         parts.append(at)
     if lanes:
-        grid = np.empty((LANE, len(lanes)), dtype=np.int64)  # row s: every lane's prefix s
-        grid[0] = lanes
-        for s in range(LANE - 1):
-            cur, nxt = grid[s], grid[s + 1]
-            np.multiply(a[cur], 256, out=nxt, dtype=np.int64)
-            nxt += a[cur + 1]
-            nxt += cur
-            nxt += 2
+        grid = lane_prefixes(a, lanes)[:-1]
         parts = [grid[:, p[0] : p[1]].T.reshape(-1) if type(p) is list else p for p in parts]
     if not parts:
         return np.zeros(0, dtype=np.int64)

@@ -37,8 +37,7 @@ _UNKNOWN_MASK = ~KNOWN_MASK
 # messages of 46,000 packets took 46,000 vectorised steps, ~360 ms, while 9 were left).
 _WALK_AFTER, _FEW_MESSAGES = 8, 8
 _LONG_AFTER, _SOME_MESSAGES = 64, 128
-_LANE = 64  # whole known packets per lane of _walk_long's lockstep walk (one re match each)
-_LANE_K = _LANE.bit_length() - 1
+_LANE, _LANE_K = packet_re.LANE, packet_re.LANE_K  # whole known packets per lane (one re match each)
 _LOCKSTEP_LANES = 32  # fewer lanes are read by run_lengths (~85 ns a packet; a lockstep costs ~150 us + ~7 ns)
 # a lane's span when its _LANE packets are all of one length: (length, their prefixes' high, low bytes)
 _EQUAL_SPAN = {_LANE * (2 + n): (n, bytes([n >> 8]) * _LANE, bytes([n & 0xFF]) * _LANE) for n in protocol.KNOWN_LENGTHS}
@@ -72,14 +71,7 @@ def _lockstep(payload: np.ndarray, lanes: list[int]) -> tuple[np.ndarray, np.nda
     """Body positions and lengths (int64, row s: every lane's packet s) of the ``_LANE``
     packets from each lane's prefix position, all lanes one packet a step (each lane is
     known to hold ``_LANE`` whole packets)."""
-    at = np.empty((_LANE + 1, len(lanes)), dtype=np.int64)  # row s: every lane's prefix s
-    at[0] = lanes
-    for s in range(_LANE):
-        cur, nxt = at[s], at[s + 1]
-        np.multiply(payload[cur], 256, out=nxt, dtype=np.int64)
-        nxt += payload[cur + 1]
-        nxt += cur
-        nxt += 2
+    at = packet_re.lane_prefixes(payload, lanes)  # row s: every lane's prefix s
     lengths = at[1:] - at[:-1]
     lengths -= 2
     at[:-1] += 2
