@@ -9,9 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.core.framing import PacketChains
+from app.core.framing import PacketChains, packet_re
 from app.core.framing.chains import KnownChains
 from app.core.framing.messages import LENIENT_LENGTHS, STRICT_LENGTHS
+from app.core.framing.packet_re import run_prefixes
 from app.core.framing.resync import _raw_plausible, _Scan
 from tests.core.test_resync import CRAFTED, WORK_PER_BYTE, runs_found_out_of_order
 
@@ -70,14 +71,17 @@ def test_known_chains_on_crafted_shapes_agree_and_stay_linear(shape, lenient):
     _agree(buf, range(len(buf) - 1, 0, -5), lenient)  # backwards: paths joined the other way
 
 
-def test_a_long_walk_goes_by_segments_and_numbers_every_prefix_once():
+def test_a_long_walk_goes_by_segments_and_numbers_every_prefix_once(monkeypatch):
     rng = np.random.default_rng(11)
     lengths = rng.choice([8, 28, 44, 184], 20_000).tolist()
     buf = b"\x00\x09" + b"".join(_packet(n) for n in lengths) + b"\x00\x09"
+    segments = []
+    monkeypatch.setattr(packet_re, "run_prefixes", lambda *a: segments.append(a[2:]) or run_prefixes(*a))
     chains = KnownChains(buf)
     assert chains.run(2) == len(lengths)
     assert chains.steps <= 2 * len(lengths)
-    assert len(chains._nodes) == 1 and isinstance(chains._nodes[0], np.ndarray)  # one walk, in segments
+    assert len(chains._nodes) == 1 and len(chains._nodes[0]) == len(lengths) + 1  # one walk
+    assert 1 < len(segments) < 40  # taken in segments (doubling), not prefix by prefix
     # a start inside it is on the path already: no walk
     inner = 2 + sum(2 + n for n in lengths[:777])
     assert chains.known(inner) and chains.run(inner) == len(lengths) - 777

@@ -33,11 +33,11 @@ class KnownChains(PacketChains):
     joins an earlier path are at most about as many as it took: every prefix is read a
     bounded number of times whatever the input, and ``steps`` counts every one read.
 
-    Each path's positions are kept in order (a list or an int64 array). The positions on
-    paths are numbered in the order the paths are made (a path's are consecutive): one
-    int32 array over the buffer maps a position to its number + 1 (0: on no path), and
-    one per number gives its path; both are allocated at the first walk (calloc: pages
-    nobody touches cost nothing).
+    The positions on paths are numbered in the order the paths are made (a path's are
+    consecutive): one int32 array over the buffer maps a position to its number + 1 (0:
+    on no path), one per number gives its path and one its position (a path's positions
+    are kept once, there: ``_nodes`` holds views of it); all are allocated at the first
+    walk (calloc: pages nobody touches cost nothing).
     """
 
     def __init__(self, buf, accept=KNOWN_SET, limit: int | None = None):
@@ -168,7 +168,9 @@ class KnownChains(PacketChains):
             # a position is numbered once, on the one path that holds it: at most size numbers
             self._path_of = np.zeros(self._size, dtype=np.int32)
             self._pv = memoryview(self._path_of)
-            self._pos_of = np.zeros(self._size, dtype=np.int64)
+            # positions fit int32 in any buffer a reader hands the chains (chunks of MBs)
+            self._pos_of = np.zeros(self._size, dtype=np.int32 if self._size < 1 << 31 else np.int64)
+            self._posv = memoryview(self._pos_of)
         mv, size = self._mv, self._size
         pid = len(self._nodes)
         pieces: list = []  # the path's positions in order: lists (one by one), arrays (stretches)
@@ -233,16 +235,20 @@ class KnownChains(PacketChains):
         else:
             path = nodes
         first = self._numbered
-        self._numbered += len(path)
-        if len(path) > 16:
-            self._where_at[path] = np.arange(first + 1, first + 1 + len(path), dtype=np.int32)
+        k = len(path)
+        self._numbered += k
+        if k > 16:
+            self._where_at[path] = np.arange(first + 1, first + 1 + k, dtype=np.int32)
+            self._pos_of[first : first + k] = path
         else:
+            pv = self._posv
             for i, at in enumerate(path, first + 1):
                 mv[at] = i
-        self._path_of[first : first + len(path)] = pid
-        self._pos_of[first : first + len(path)] = path
+                pv[i - 1] = at
+        self._path_of[first : first + k] = pid
         self._first.append(first)
-        run0, stop = self._add_path(path, cont, stop)
+        # the path's positions are kept once: a view of the numbered positions
+        run0, stop = self._add_path(self._posv[first : first + k], cont, stop)
         if pid >= self._run0_np.size:  # the per-path arrays, capacity doubled
             self._run0_np, self._stop_np, self._first_np, self._len_np = (
                 np.concatenate([v, np.zeros_like(v)])

@@ -143,7 +143,7 @@ class PacketChains:
         """Position after ``n`` packets from the prefix at ``x`` (``n <= run(x)``)."""
         pid, i = self._where(x)
         while True:
-            nodes = self._nodes[pid]  # a list, or an int64 array (KnownChains)
+            nodes = self._nodes[pid]  # a list, or a memoryview of numbered positions (KnownChains)
             if i + n < len(nodes):
                 return int(nodes[i + n])
             n -= len(nodes) - i
