@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from app.core import protocol
 from app.core.framing import packet_re
+from app.core.framing.common import KNOWN_MASK, known_lengths, u16_every
 
 KNOWN = sorted(protocol.KNOWN_LENGTHS)
 
@@ -74,3 +75,17 @@ def test_run_prefixes_of_a_long_chain_of_lanes_runs_and_a_tail():
     a = np.frombuffer(buf, dtype=np.uint8)
     want = 1 + np.concatenate([[0], np.cumsum(np.asarray(lengths) + 2)])[:-1]
     assert packet_re.run_prefixes(a, buf, 1, len(buf)).tolist() == want.tolist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from([n.to_bytes(2, "big") for n in KNOWN] + [b"\x00", b"\x01"]),
+                          st.binary(max_size=3)), max_size=200).map(b"".join), st.data())
+def test_u16_every_and_known_lengths_read_like_shifts_and_the_mask(blob, data):
+    a = np.frombuffer(blob, dtype=np.uint8)
+    lo = data.draw(st.integers(0, max(len(blob) - 1, 0)))
+    hi = data.draw(st.integers(lo, max(len(blob) - 1, lo)))
+    got = u16_every(a, lo, hi)
+    b = a.astype(np.int64)
+    want = (b[lo:hi] << 8) | b[lo + 1 : hi + 1] if hi > lo else np.zeros(0, np.int64)
+    assert got.dtype == np.uint16 and got.tolist() == want.tolist()
+    assert known_lengths(got).tolist() == KNOWN_MASK[want].tolist()

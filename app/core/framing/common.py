@@ -19,6 +19,26 @@ BAD_RAW_CAP = 512  # bytes of a bad region kept in its BadPacket
 KNOWN_SET = frozenset(protocol.KNOWN_LENGTHS)
 KNOWN_MASK = np.zeros(1 << 16, dtype=bool)
 KNOWN_MASK[list(protocol.KNOWN_LENGTHS)] = True
+_KNOWN_SORTED = sorted(protocol.KNOWN_LENGTHS)
+
+
+def u16_every(a: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """The big-endian u16 at every position of [lo, hi) of the uint8 array ``a`` (bytes up
+    to ``hi`` inclusive), as uint16: one strided, byte-swapping copy (about 4x cheaper than
+    shifting and or-ing two byte arrays)."""
+    n = max(hi - lo, 0)
+    if not n:
+        return np.zeros(0, dtype=np.uint16)
+    return np.ndarray((n,), dtype=">u2", buffer=a, offset=lo, strides=(1,)).astype(np.uint16)
+
+
+def known_lengths(u: np.ndarray) -> np.ndarray:
+    """``KNOWN_MASK[u]`` by one compare per known length (a gather from the 64 KiB mask
+    costs about 6x as much on large arrays)."""
+    out = u == _KNOWN_SORTED[0]
+    for n in _KNOWN_SORTED[1:]:
+        out |= u == n
+    return out
 
 # The largest message made of known packets; container records claiming more are broken.
 MAX_MESSAGE_BYTES = 2 + 0xFFFF * (2 + protocol.MAX_PACKET_LENGTH)

@@ -11,7 +11,7 @@ import numpy as np
 
 from app.core import protocol
 from app.core.framing.chains import UNDECIDED, KnownChains
-from app.core.framing.common import _INVALID, _NEED_MORE, KNOWN_MASK
+from app.core.framing.common import _INVALID, _NEED_MORE, KNOWN_MASK, known_lengths, u16_every
 from app.core.framing.messages import LENIENT_LENGTHS, STRICT_LENGTHS, PacketChains, _uniform_end
 from app.core.framing.record_formats import RecordFormat, _u16le
 from app.core.framing.split import _u16
@@ -258,16 +258,15 @@ def _raw_plausible(a: np.ndarray, window: np.ndarray, scan: _Scan | None = None)
     w0, w1 = int(window[0]), int(window[-1]) + 1
     r1 = min(limit, w1 + 2 + min(RAW_MARGIN, w1 - w0))
     top = min(r1, limit - 1)  # positions holding a whole prefix
-    b = a[w0 : top + 1].astype(np.int32)
-    length = (b[:-1] << 8) | b[1:]
+    length = u16_every(a, w0, top)
     m = w1 - w0
-    known = KNOWN_MASK[length]  # once: the candidates' first lengths and chain_runs' prefixes
+    known = known_lengths(length)  # once: the candidates' first lengths and chain_runs' prefixes
     count = length[:m]  # window positions have 4 bytes (the candidate filter's reach)
     ok = (count > 0) & known[2 : m + 2]
     at = np.flatnonzero(ok)
     if not at.size:
         return ok, 0, {"raw": ok, "raw-final": ok}
-    count = count[at]
+    count = count[at].astype(np.int64)
     # Rounds stop once they cost CHAIN_BUDGET steps per candidate (about what asking it
     # in Python costs): where a few candidates sit among many long chains (one per 35
     # prefixes in runs_found_out_of_order, whose chains all leave the margin), the
