@@ -71,6 +71,7 @@ _SOURCE_INDEX = {name: i for i, name in enumerate(schema.TIME_SOURCES)}
 _PRICE_COLUMNS = {f.column for layout in protocol.ALL_LAYOUTS for f in layout.fields if f.column and f.price}
 _TIME_COLUMNS = {f.column for layout in protocol.ALL_LAYOUTS for f in layout.fields if f.column and f.timestamp}
 _DEPTH_TYPES = {"price": pa.float64(), "quantity": pa.int64(), "orders": pa.int64()}
+_COLUMN_TYPES = {f.name: f.type for f in schema.DECODED_SCHEMA}
 
 _FILENAME_TIME = re.compile(r"(?<!\d)(\d{8})[_-]?(\d{6})(?!\d)")
 
@@ -209,12 +210,16 @@ def layout_groups(payload: np.ndarray, pos: np.ndarray, lens: np.ndarray):
     evidence their bytes show, else to the length's default layout.
     """
     n = int(pos.size)
-    per_length = np.bincount(lens) if n else np.zeros(0, np.int64)  # O(n), no sort (lengths are < 2^16)
-    lengths = np.flatnonzero(per_length)
-    counts = per_length[lengths]
-    for length, count in zip(lengths.tolist(), counts.tolist(), strict=True):
-        rows = np.arange(n) if count == n else np.flatnonzero(lens == length)
-        matrix = _gather_rows(payload, pos[rows], length)
+    if n and lens.min() == lens.max():  # one length (two reductions; a bincount costs ~15x)
+        lengths, counts = [int(lens[0])], [n]
+    else:
+        per_length = np.bincount(lens) if n else np.zeros(0, np.int64)  # O(n), no sort (lengths are < 2^16)
+        lengths = np.flatnonzero(per_length)
+        lengths, counts = lengths.tolist(), per_length[lengths].tolist()
+    for length, count in zip(lengths, counts, strict=True):
+        every = count == n
+        rows = None if every else np.flatnonzero(lens == length)
+        matrix = _gather_rows(payload, pos if every else pos[rows], length)
         rest = None
         for variant in protocol.VARIANTS.get(length, ()):
             hit = np.ones(len(matrix), dtype=bool)
@@ -224,31 +229,65 @@ def layout_groups(payload: np.ndarray, pos: np.ndarray, lens: np.ndarray):
             if rest is not None:
                 hit &= rest
             if hit.any():
-                yield rows[hit], variant, matrix[hit]
+                yield (np.flatnonzero(hit) if every else rows[hit]), variant, matrix[hit]
                 rest = ~hit if rest is None else rest & ~hit
         if rest is None:
-            yield (slice(None) if count == n else rows), protocol.LAYOUTS[length], matrix
+            yield (slice(None) if every else rows), protocol.LAYOUTS[length], matrix
         elif rest.any():
-            yield rows[rest], protocol.LAYOUTS[length], matrix[rest]
+            yield (np.flatnonzero(rest) if every else rows[rest]), protocol.LAYOUTS[length], matrix[rest]
+
+
+_REPEATED: dict[str, pa.Array] = {}  # text -> that text repeated, sliced for a batch
+_REPEATED_KEEP = 8  # texts kept (a file id, the mode and time-source names)
 
 
 def _repeated_string(text: str, n: int) -> pa.Array:
     """``text`` in each of ``n`` rows, as a string array built from its buffers (a take
-    of a one-element array copies row by row, ~4x slower)."""
+    of a one-element array copies row by row, ~4x slower). Batches of up to a few sub-batches
+    are slices (zero-copy) of one kept array per text: a 64-character file id is ~1 MB of
+    string data per 16k rows, else built again for every batch."""
+    got = _REPEATED.get(text)
+    if got is not None and len(got) >= n:
+        return got.slice(0, n)
     data = text.encode()
-    if n == 0 or len(data) * n >= 1 << 31:  # empty, or past 32-bit string offsets
+    keep = n <= 8 * SUB_BATCH_PACKETS and len(data) <= 256
+    rows = max(n, 2 * SUB_BATCH_PACKETS) if keep else n
+    if rows == 0 or len(data) * rows >= 1 << 31:  # empty, or past 32-bit string offsets
         return pa.array([text], pa.string()).take(pa.array(np.zeros(n, dtype=np.int32)))
-    offsets = np.arange(n + 1, dtype=np.int32) * np.int32(len(data))
-    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data * n))
+    offsets = np.arange(rows + 1, dtype=np.int32) * np.int32(len(data))
+    array = pa.StringArray.from_buffers(rows, pa.py_buffer(offsets), pa.py_buffer(data * rows))
+    if keep:
+        if len(_REPEATED) >= _REPEATED_KEEP and text not in _REPEATED:
+            _REPEATED.clear()
+        _REPEATED[text] = array
+    return array.slice(0, n) if rows != n else array
 
 
 def _names(names: tuple, array: pa.Array, code: np.ndarray) -> pa.Array:
     """The string column of ``code`` (indexes into ``names``; negative: null): one name
     repeated built from its buffers when every row has it (a batch of one mode, one time
-    source: the usual case), else a take."""
-    if code.size and code[0] >= 0 and (code == code[0]).all():
-        return _repeated_string(names[int(code[0])], code.size)
-    return array.take(pa.array(code, mask=code < 0))
+    source: the usual case), nulls when no row has one, else a take (of the named rows
+    only when they are few)."""
+    n = code.size
+    if n and (code == code[0]).all():
+        if code[0] >= 0:
+            return _repeated_string(names[int(code[0])], n)
+        return _nulls(n, pa.string())
+    named = code >= 0
+    count = int(np.count_nonzero(named))
+    if count == 0:
+        return _nulls(n, pa.string())
+    if count * 8 >= n:
+        return array.take(pa.array(code, mask=~named))
+    # Few named rows (a damaged capture's odd timed packet among ~1000 untimed ones):
+    # offsets from the name lengths, the data taken for the named rows alone.
+    lengths = np.array([len(name.encode()) for name in names] + [0], dtype=np.int32)
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(lengths[np.where(named, code, len(names))], out=offsets[1:])
+    data = array.take(pa.array(code[named])).buffers()[2]
+    return pa.StringArray.from_buffers(
+        n, pa.py_buffer(offsets), data, pa.py_buffer(np.packbits(named, bitorder="little")), n - count
+    )
 
 
 _NULLS: dict = {}  # Arrow type -> an all-null array, sliced (zero-copy) for a batch's absent columns
@@ -267,10 +306,35 @@ def _all_true(mask: np.ndarray | None, n: int) -> np.ndarray | None:
     return np.ones(n, dtype=bool) if mask is None else mask
 
 
+# numpy dtype of the values buffer of the Arrow types a decoded column has
+_BUFFER_DTYPES = {
+    pa.float64(): np.dtype(np.float64),
+    pa.int64(): np.dtype(np.int64),
+    pa.int32(): np.dtype(np.int32),
+    schema.UTC_TIME: np.dtype(np.int64),
+    pa.date32(): np.dtype(np.int32),
+}
+
+
 def _with_mask(values: np.ndarray, valid: np.ndarray | None, type_: pa.DataType) -> pa.Array:
-    if valid is None or valid.all():
+    """``values`` as an Arrow array, null where ``valid`` is False (None: all valid).
+
+    Built from buffers, the values zero-copy and the validity one ``packbits``:
+    ``pa.array(values, mask=~valid)`` costs ~10x more per row. All-null: a slice of kept
+    nulls."""
+    if valid is None:
         return pa.array(values, type=type_)
-    return pa.array(values, type=type_, mask=~valid)
+    n = values.size
+    count = int(np.count_nonzero(valid))
+    if count == n:
+        return pa.array(values, type=type_)
+    if count == 0:
+        return _nulls(n, type_)
+    expected = _BUFFER_DTYPES.get(type_)  # (a dtype compares equal to None: test it apart)
+    if expected is None or values.dtype != expected or not values.flags.c_contiguous:
+        return pa.array(values, type=type_, mask=~valid)
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(type_, n, [bitmap, pa.py_buffer(values)], null_count=n - count)
 
 
 @dataclass
@@ -295,9 +359,7 @@ def _packet_fields(split: ChunkSplit, wanted: frozenset | None = None):
     pos, lens = split.pkt_pos, split.pkt_len
 
     values: dict[str, np.ndarray] = {}
-    token = np.zeros(n, dtype=np.int64)
-    mode_code = np.zeros(n, dtype=np.int8)
-    layout_id = np.zeros(n, dtype=np.int16)
+    token = mode_code = layout_id = None  # allocated by the first group unless it holds every packet
     depth_groups = []  # (row indexes, layout, matrix, divisors)
     packets_by_length: dict[int, int] = {}
     present_ids: set[int] = set()
@@ -305,28 +367,46 @@ def _packet_fields(split: ChunkSplit, wanted: frozenset | None = None):
     for rows, layout, matrix in layout_groups(payload, pos, lens):
         packets_by_length[layout.length] = packets_by_length.get(layout.length, 0) + len(matrix)
         group_token = _field_values(matrix, layout.field("instrument_token"))
-        token[rows] = group_token
         divisor = _DIVISORS[group_token & 0xFF]
-        mode_code[rows] = _MODES.index(layout.mode)
-        layout_id[rows] = _LAYOUT_ID[id(layout)]
-        present_ids.add(_LAYOUT_ID[id(layout)])
+        lid = _LAYOUT_ID[id(layout)]
+        present_ids.add(lid)
+        # One layout holding every packet (rows is a slice): its arrays are the columns.
+        every = isinstance(rows, slice)
+        if every:
+            token = group_token
+            mode_code = np.full(n, _MODES.index(layout.mode), dtype=np.int8)
+            layout_id = np.full(n, lid, dtype=np.int16)
+        else:
+            if token is None:
+                token = np.zeros(n, dtype=np.int64)
+                mode_code = np.zeros(n, dtype=np.int8)
+                layout_id = np.zeros(n, dtype=np.int16)
+            token[rows] = group_token
+            mode_code[rows] = _MODES.index(layout.mode)
+            layout_id[rows] = lid
         for f in layout.fields:
             if f.column is None or f.column == "instrument_token":
                 continue
             if wanted is not None and f.column not in wanted:
                 continue
             raw = _field_values(matrix, f)
+            if f.price:
+                raw = raw / divisor
+            elif f.timestamp:
+                raw *= 1_000_000
+            if every:
+                values[f.column] = raw
+                continue
             column = values.get(f.column)
             if column is None:
                 column = values[f.column] = np.zeros(n, dtype=np.float64 if f.price else np.int64)
-            if f.price:
-                column[rows] = raw / divisor
-            elif f.timestamp:
-                column[rows] = raw * 1_000_000
-            else:
-                column[rows] = raw
+            column[rows] = raw
         if layout.depth is not None:
             depth_groups.append((rows, layout, matrix, divisor))
+    if token is None:  # no packets
+        token = np.zeros(n, dtype=np.int64)
+        mode_code = np.zeros(n, dtype=np.int8)
+        layout_id = np.zeros(n, dtype=np.int16)
 
     # Columns carried by the same layouts of this chunk share one validity mask (a chunk
     # has a few layouts, so a few masks serve ~20 columns). Masks are shared: never
@@ -462,7 +542,7 @@ def decode_packets(
     columns["msg_seq"] = pa.array(split.pkt_msg, pa.int64())
     columns["pkt_seq"] = pa.array(split.pkt_seq, pa.int32())
     columns["offset"] = pa.array(split.pkt_offset, pa.int64())
-    columns["packet_length"] = pa.array(lens.astype(np.int32), pa.int32())
+    columns["packet_length"] = pa.array(lens.astype(np.int32, copy=False), pa.int32())
     columns["mode"] = _names(_MODES, _MODE_NAMES, mode_code)
     columns["tradable"] = pa.array(segment != protocol.INDICES_SEGMENT, pa.bool_())
     columns["instrument_token"] = pa.array(token, pa.int64())
@@ -472,7 +552,7 @@ def decode_packets(
     for column in protocol.WIRE_COLUMNS:
         if column == "instrument_token":
             continue
-        type_ = schema.DECODED_SCHEMA.field(column).type
+        type_ = _COLUMN_TYPES[column]
         if column not in values:
             columns[column] = _nulls(n, type_)
             continue
@@ -515,9 +595,9 @@ def decode_packets(
         unset = (source < 0) & has_recv
         tick[unset] = recv_us[unset]
         source[unset] = _SOURCE_INDEX[schema.TIME_SOURCE_RECEIVE]
-        columns["recv_ts"] = _with_mask(recv_us, None if has_recv.all() else has_recv, schema.UTC_TIME)
+        columns["recv_ts"] = _with_mask(recv_us, has_recv, schema.UTC_TIME)
     else:
-        columns["recv_ts"] = pa.nulls(n, schema.UTC_TIME)
+        columns["recv_ts"] = _nulls(n, schema.UTC_TIME)
     unset = source < 0
     if ets is not None and n and unset.any():
         # Packets are sorted by message, so each message is a contiguous run.
@@ -537,9 +617,13 @@ def decode_packets(
         tick[unset] = fallback_time_us
         source[unset] = _SOURCE_INDEX[schema.TIME_SOURCE_FILENAME]
     known = source >= 0
+    any_known = bool(known.any())
     columns["tick_time"] = _with_mask(tick, known, schema.UTC_TIME)
     columns["tick_time_source"] = _names(schema.TIME_SOURCES, _SOURCE_NAMES, source)
-    columns["trading_date"] = _with_mask(market_time.trading_days(tick), known, pa.date32())
+    if any_known:
+        columns["trading_date"] = _with_mask(market_time.trading_days(tick), known, pa.date32())
+    else:
+        columns["trading_date"] = _nulls(n, pa.date32())
 
     # The suspect rules read the numpy fields directly (no Arrow round trip).
     reasons = reasons_of_codes(
@@ -555,12 +639,20 @@ def decode_packets(
     stats = PacketStats(
         packets_by_length=packets_by_length,
         invalid_segments=int(np.count_nonzero(~_REAL_SEGMENT[segment])),
-        tokens=pc.unique(token).to_numpy(),  # a hash table (Arrow): 3-10x np.unique's sort
-        min_tick_us=int(tick[known].min()) if known.any() else None,
-        max_tick_us=int(tick[known].max()) if known.any() else None,
+        tokens=_distinct(token),
+        min_tick_us=int(tick[known].min()) if any_known else None,
+        max_tick_us=int(tick[known].max()) if any_known else None,
         suspect=count_suspect(reasons),
     )
     return table, stats
+
+
+def _distinct(token: np.ndarray) -> np.ndarray:
+    """The distinct values of ``token``, in no order: a hash table (Arrow, 3-10x
+    np.unique's sort), or just the one value when a min and a max say so."""
+    if token.size and token.min() == token.max():
+        return token[:1].copy()
+    return pc.unique(token).to_numpy()
 
 
 def _depth_arrays(n: int, depth_groups: list) -> tuple[dict[str, pa.Array], dict]:
@@ -577,7 +669,7 @@ def _depth_arrays(n: int, depth_groups: list) -> tuple[dict[str, pa.Array], dict
         groups = [g for g in depth_groups if side in g[1].depth.sides]
         names = [f"{side}_{part}" for part in ("price", "quantity", "orders")]
         if not groups:
-            out.update({name: pa.nulls(n, pa.list_(_DEPTH_TYPES[name.split("_")[1]])) for name in names})
+            out.update({name: _nulls(n, _COLUMN_TYPES[name]) for name in names})
             rule_depth[f"{side}_price"] = (np.zeros(0, np.int64), np.zeros(0, np.float64))
             continue
         levels_per_row = np.zeros(n, dtype=np.int32)
