@@ -47,29 +47,34 @@ LENIENT_BATCH = 8  # lenient checks of a pass pre-walked together (numpy) rather
 _UNDECIDED = -9
 NEAR = 4  # positions after a message's end looked at before the window's valid starts are searched
 PROBE = 16  # bytes looked at for the end of a run of zeros before a pass over the window
+_BIG = int(np.iinfo(np.int64).max)  # "none" in position arrays (np.iinfo per call costs ~10 us)
 
 
 _KNOWN = tuple(sorted(KNOWN_SET))  # compared one by one: cheaper than a 64 KiB table's gather per position
 
 
 def strict_status(scan, lo: int, hi: int):
-    """(status, valid, need, faults): the status of a message starting at each position
+    """(status, valid, need, faults, u16): the status of a message starting at each position
     of [lo, hi), where it validates (``valid``, in order), where it may (``need``) and
     what the candidates found invalid showed.
 
     status is the end of a message whose packets all have known lengths (as
     ``PacketChains.message_end``), ``_NEED_MORE`` or ``_INVALID``. Only candidate starts
     (count > 0, first length known) and the buffer's last 3 bytes can be other than
-    ``_INVALID``. ``faults`` (None when there is none) holds, at each candidate found
-    invalid here, ``good << 17 | bad length`` (the packets before its first unknown
-    length, that length), else -1 (ask ``_describe_fault``). Work: the window's bytes
+    ``_INVALID``. ``faults`` (None when there is none) is (the candidates' places in
+    the window, in order; at each candidate found invalid here ``good << 17 | bad
+    length`` (the packets before its first unknown length, that length), else -1: ask
+    ``_describe_fault``): per candidate, not per position (a window's array of the
+    candidates is a fraction of its bytes). Work: the window's bytes
     plus one step per candidate and packet walked, at most ``CAP`` per candidate;
-    longer candidates go to the memoised chains (linear whatever the input).
+    longer candidates go to the memoised chains (linear whatever the input). ``u16``
+    is the u16 at each position from ``lo`` (None when the window is the buffer's last
+    3 bytes): where a candidate's count and first length are inside the buffer.
     """
     a, limit = scan.a, scan.limit
     n = hi - lo
     status = np.full(n, _INVALID, dtype=np.int64)
-    faults = None
+    faults = u = None
     cand = np.zeros(0, dtype=np.int64)
     top = min(hi, limit - 3)  # a candidate's count and first length are inside the buffer
     if top > lo:
@@ -92,8 +97,10 @@ def strict_status(scan, lo: int, hi: int):
             if ci.size <= FEW_CHAINS:
                 # a few left (the longest): a plain walk of each is cheaper than numpy calls
                 cs = cand[ci]
-                faults = _finish_strict(scan, lo, status, faults, cs.tolist(), count[ci].tolist(), xs.tolist(),
-                                        ls.tolist(), CAP - step)
+                if faults is None and ci.size:
+                    faults = np.full(cand.size, -1, dtype=np.int64)
+                _finish_strict(scan, lo, status, faults, cs.tolist(), ci.tolist(), count[ci].tolist(), xs.tolist(),
+                               ls.tolist(), CAP - step)
                 ci = ci[:0]
                 break
             done = ls == 0
@@ -117,8 +124,8 @@ def strict_status(scan, lo: int, hi: int):
                 bad = np.flatnonzero(~ok)
                 dead = ci[bad]
                 if faults is None:
-                    faults = np.full(n, -1, dtype=np.int64)
-                faults[cand[dead]] = (count[dead] - ls[bad]) << 17 | length[bad]
+                    faults = np.full(cand.size, -1, dtype=np.int64)
+                faults[dead] = (count[dead] - ls[bad]) << 17 | length[bad]
                 r = np.flatnonzero(ok)
                 ci, xs, ls, length = ci[r], xs[r], ls[r], length[r]
             xs = xs + 2 + length
@@ -136,7 +143,7 @@ def strict_status(scan, lo: int, hi: int):
         ts = status[tail.start - lo :]
         t = np.arange(tail.start - lo, n)
         valid, need = np.concatenate([valid, t[ts >= 0]]), np.concatenate([need, t[ts == _NEED_MORE]])
-    return status, valid + lo, need + lo, faults
+    return status, valid + lo, need + lo, None if faults is None else (cand, faults), u
 
 
 def _followed(scan, lo: int, hi: int, status, valid, need, ends, final: bool):
@@ -154,18 +161,21 @@ def _followed(scan, lo: int, hi: int, status, valid, need, ends, final: bool):
         e = ends[inside]
         # the first position at or after e where a message validates or may: looked at
         # right after e first (a message, a junk byte or two, a message), then searched
-        nxt = np.full(e.size, np.iinfo(np.int64).max)
-        pending = np.arange(e.size)
-        for k in range(NEAR):
-            at = e[pending] + k
-            hit = status[at - lo] >= _NEED_MORE
-            nxt[pending[hit]] = at[hit]
-            pending = pending[~hit]
+        nxt = e.copy()  # (where the first look hits: most ends are followed at once)
+        pending = np.flatnonzero(status[e - lo] < _NEED_MORE)
+        if pending.size:
+            nxt[pending] = _BIG
+            at = e[pending] - lo
+        for _ in range(NEAR - 1):  # the next bytes
             if not pending.size:
                 break
+            at += 1
+            hit = status[at] >= _NEED_MORE
+            nxt[pending[hit]] = at[hit] + lo
+            pending, at = pending[~hit], at[~hit]
         if pending.size:
             some = np.union1d(valid, need) if need.size else valid
-            nxt[pending] = np.append(some, np.iinfo(np.int64).max)[np.searchsorted(some, e[pending] + NEAR)]
+            nxt[pending] = np.append(some, _BIG)[np.searchsorted(some, e[pending] + NEAR)]
         hit = nxt < e + FOLLOW_WINDOW
         res = hit.astype(np.int8)
         if not final and need.size:
@@ -193,13 +203,14 @@ def _next_true(mask: np.ndarray) -> np.ndarray:
 _LENIENT_OK = LENIENT_MASK.tolist()
 
 
-def _finish_strict(scan, lo: int, status: np.ndarray, faults, cand: list, count: list, xs: list, ls: list,
-                   steps: int):
+def _finish_strict(scan, lo: int, status: np.ndarray, faults, cand: list, index: list, count: list, xs: list,
+                   ls: list, steps: int):
     """``strict_status``' walk of a few candidates, one by one (their place in the
-    window, count, next prefix and packets left): at most ``steps`` more rounds, then
-    the chains. Returns ``faults`` (made when first needed)."""
+    window, index among the window's candidates, count, next prefix and packets left):
+    at most ``steps`` more rounds, then the chains; what the invalid ones showed goes
+    to ``faults`` (per candidate)."""
     buf, limit, known = scan.buf, scan.limit, KNOWN_SET
-    for c, n, p, left in zip(cand, count, xs, ls, strict=True):
+    for c, i, n, p, left in zip(cand, index, count, xs, ls, strict=True):
         for _ in range(steps):
             if left == 0:
                 status[c] = p if p <= limit else _NEED_MORE
@@ -210,15 +221,12 @@ def _finish_strict(scan, lo: int, status: np.ndarray, faults, cand: list, count:
             length = buf[p] << 8 | buf[p + 1]
             scan.plain += 1
             if length not in known:
-                if faults is None:
-                    faults = np.full(status.size, -1, dtype=np.int64)
-                faults[c] = (n - left) << 17 | length
+                faults[i] = (n - left) << 17 | length
                 break
             p += 2 + length
             left -= 1
         else:  # longer than CAP packets: the memoised chains decide
             status[c] = scan.strict.message_end(lo + c)
-    return faults
 
 
 def _finish_lenient(scan, out: np.ndarray, alive: list, ps: list, left: list, steps: int) -> None:
@@ -290,7 +298,7 @@ class _Plan:
 
     def __init__(self, scan, lo: int, hi: int, final: bool, entry: int):
         self.scan = scan
-        status, valid, need, self.faults = strict_status(scan, lo, hi)
+        status, valid, need, self.faults, self.u16 = strict_status(scan, lo, hi)
         self.lo, self.hi, self.status, self.final = lo, hi, status, final
         ends = status[valid - lo]
         self.valid, self.ends, self.need = valid, ends, need
@@ -332,7 +340,7 @@ class _Plan:
         jump = np.full(m, m, dtype=np.int64)  # (m: the step leaves the decided places)
         lands = steps & (nodes[j] == to)
         jump[loose[lands]] = j[lands]
-        self.nodes, self.kind, self.succ, self.jump, self.tight = nodes, kind, succ, jump, tight
+        self.nodes, self.kind, self.succ, self.jump, self.loose = nodes, kind, succ, jump, loose
         scan.scanned += m
 
     def _zero_run_places(self, nodes: np.ndarray, mark: np.ndarray):
@@ -383,7 +391,7 @@ class _Plan:
         whose follow check needs bytes past the window."""
         if self._anchors is None:
             follows, v = self.follows, self.valid.size
-            pos = np.append(self.valid, np.iinfo(np.int64).max)
+            pos = np.append(self.valid, _BIG)
             anchor = _next_true(follows == 1)
             anchor_at = pos[anchor]
             early = _next_true((self.ends <= anchor_at[:v]) & (follows != 1))
@@ -411,8 +419,12 @@ class _Plan:
         # more bytes on, a message of unknown-length packets may start here instead.
         # (A zero byte is such a place too when the byte after it starts no message and
         # may not: then it is no heartbeat, _walk_raw's next question.)
-        after = np.minimum(xi + 1, hi - 1)
-        no_beat = (ax != 0) | ((xi + 1 < hi) & (a[after] != 0) & (status[after - lo] == _INVALID))
+        no_beat = ax != 0
+        z = np.flatnonzero(~no_beat)
+        if z.size:
+            xz = xi[z] + 1
+            after = np.minimum(xz, hi - 1)
+            no_beat[z] = (xz < hi) & (a[after] != 0) & (status[after - lo] == _INVALID)
         cand = inv[no_beat & (ax != _JSON)]
         if cand.size:
             self._regions(cand, nodes, kind, succ)
@@ -467,7 +479,7 @@ class _Plan:
         """Decide the bad regions (and messages of unknown-length packets) at ``cand``,
         as ``_walk_raw`` does after ``_next_start(x + 1)``; the rest stay undecided."""
         scan, a, hi, limit, final = self.scan, self.scan.a, self.hi, self.scan.limit, self.final
-        big = np.iinfo(np.int64).max
+        big = _BIG
         x = nodes[cand]
         start = x + 1
         valid, need, v = self.valid, self.need, self.valid.size
@@ -586,28 +598,27 @@ class _Plan:
         bad regions with nothing between) the run is taken whole; only a step over a node
         (a message holding a start that also validates) is followed one at a time.
         Linear: one pass over the nodes plus one step per node jumped over."""
-        nodes, jump = self.nodes, self.jump
+        nodes, loose, to = self.nodes, self.loose, self.jump[self.loose]
         m = nodes.size
-        # first node at or after i whose step does not land on the next node
-        # (never past the end: the last node's step leaves the window)
-        loose = np.where(self.tight, m, np.arange(m))
-        next_loose = np.minimum.accumulate(loose[::-1])[::-1]
         self.scan.scanned += m
         i = int(np.searchsorted(nodes, p))
-        starts, ends = [], []
-        while True:
-            k = int(next_loose[i])
-            starts.append(i)
-            ends.append(k)
-            nxt = int(jump[k])
-            if nxt >= m:
-                break
-            i = nxt
-            self.scan.checks += 1
-        if len(starts) == 1:
-            return slice(starts[0], ends[0] + 1)  # one run: views, not gathers
+        # The nodes whose step does not land on the next node (the last one's never does:
+        # it leaves the window); from each, the next such node after its step's landing
+        # place (none past the last: their count), followed in plain ints.
+        t = int(np.searchsorted(loose, i))
+        after = np.searchsorted(loose, to).tolist()
+        runs, last = [t], loose.size
+        t = after[t]
+        while t < last:
+            runs.append(t)
+            t = after[t]
+        self.scan.checks += len(runs) - 1
+        ends = loose[runs]
+        if len(runs) == 1:
+            return slice(i, int(ends[0]) + 1)  # one run: views, not gathers
         # the runs are disjoint and in order: the nodes between each start and end
-        inside = np.bincount(starts, minlength=m + 1) - np.bincount(np.asarray(ends) + 1, minlength=m + 1)
+        starts = np.concatenate([[i], to[runs[:-1]]])
+        inside = np.bincount(starts, minlength=m + 1) - np.bincount(ends + 1, minlength=m + 1)
         return np.flatnonzero(np.cumsum(inside[:m]) > 0)
 
     def reasons(self, buf, x: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, list[str]]:
@@ -616,16 +627,22 @@ class _Plan:
         region, the reasons): each distinct reason is written once (damage repeats a
         few); faults the window's walks did not show are asked one by one."""
         a, limit, lo = self.scan.a, self.scan.limit, self.lo
-        n = _u16(a, x)  # a region's place holds a count (no message validates there)
         inside = x + 4 <= limit
-        first = np.where(inside, _u16(a, np.minimum(x + 2, limit - 2)), -1)
+        if self.u16 is not None and inside.all():  # the window's u16 (strict_status) holds both
+            n = self.u16[x - lo].astype(np.int64)  # a region's place holds a count (no message validates there)
+            first = self.u16[x + (2 - lo)].astype(np.int64)
+        else:
+            n = _u16(a, x)
+            first = np.where(inside, _u16(a, np.minimum(x + 2, limit - 2)), -1)
         known = KNOWN_MASK[np.maximum(first, 0)]
         counted = inside & (n > 0)
         # a count and an unknown first length: "unknown packet length L (packet 0 of n)"
         fault = np.where(counted & ~known, first, -1)
         if self.faults is not None:
-            # a candidate: what its walk showed (strict_status)
-            fault = np.where(counted & known, self.faults[x - lo], fault)
+            # a candidate (count > 0, first length known, inside): what its walk showed (strict_status)
+            places, shown = self.faults
+            at = np.minimum(np.searchsorted(places, x - lo), places.size - 1)
+            fault = np.where(counted & known, shown[at], fault)
         n[~inside & (n > 0)] = -1  # the last bytes of the buffer: ask _describe_fault
         size = q - x
         assert size.max() < 1 << _SIZE_BITS  # a region of a pass lies in its window
@@ -634,7 +651,7 @@ class _Plan:
         fault = np.where(fault >= 0, fault + (1 << 17) + 1, 0)
         key = (((n + 1) << 23 | fault) << 1 | _text_inside(a, x, q)) << _SIZE_BITS | size
         keys, _, codes = _factor(key)
-        written = [_reason_text(k) for k in keys.tolist()]
+        written = list(map(_reason_text, keys.tolist()))
         if None in written:  # faults not seen here (truncated, >16 packets): ask _describe_fault
             for i in np.flatnonzero(np.asarray([w is None for w in written])[codes]).tolist():
                 xi, qi = int(x[i]), int(q[i])
@@ -690,7 +707,7 @@ def _text_inside(a: np.ndarray, x: np.ndarray, q: np.ndarray) -> np.ndarray:
     for k in range(1, _TEXT.size):
         at = at[a[at + k] == _TEXT[k]]
     if at.size:
-        nxt = np.append(at, np.iinfo(np.int64).max)[np.searchsorted(at, x)]
+        nxt = np.append(at, _BIG)[np.searchsorted(at, x)]
         out = nxt <= np.minimum(q, x + TEXT_LOOK) - _TEXT.size
     return out
 
@@ -735,7 +752,8 @@ def walk_window(scan, buf, base: int, p: int, final: bool, walk, size: int = WIN
             xl = x.take(lg)
             ql = np.minimum(q.take(lg), xl + BAD_RAW_CAP)
             raw_codes[lg] = np.arange(len(raws), len(raws) + xl.size)
-            raws.extend(bytes(buf[xi:qi]) for xi, qi in zip(xl.tolist(), ql.tolist(), strict=True))
+            got = map(buf.__getitem__, map(slice, xl.tolist(), ql.tolist()))
+            raws.extend(got if type(buf) is bytes else map(bytes, got))
         # kept as columns (BadRegions): a damaged capture has one every few bytes
         walk.region_batches.append((x + base, length, reason_codes, reasons, raw_codes, raws))
     return nxt, hi, int(plan.nodes.size)
