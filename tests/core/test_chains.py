@@ -11,9 +11,10 @@ from hypothesis import strategies as st
 
 from app.core.framing import PacketChains, packet_re
 from app.core.framing.chains import KnownChains
+from app.core.framing.common import _INVALID, _NEED_MORE, known_lengths, u16_every
 from app.core.framing.messages import LENIENT_LENGTHS, STRICT_LENGTHS
 from app.core.framing.packet_re import run_prefixes
-from app.core.framing.resync import _raw_plausible, _Scan
+from app.core.framing.resync import _EXIT, _LIVE, _raw_plausible, _Scan, candidate_runs
 from tests.core.test_resync import CRAFTED, WORK_PER_BYTE, runs_found_out_of_order
 
 LENIENT_MAX_COUNT = 4096
@@ -127,6 +128,44 @@ def test_a_prefilter_pass_decides_candidates_by_the_chains_already_walked(count)
     for q in kept:
         assert scan.strict.message_end(q) == plain.message_end(q) >= 0, q
     assert len(scan.strict._nodes) == walks  # no walk: each was decided by its join
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_PIECES, max_size=120), st.randoms(use_true_random=False), st.integers(1, 30), st.booleans())
+def test_candidate_runs_tell_only_what_a_walk_one_prefix_at_a_time_finds(pieces, rnd, most, memo):
+    """The raw pre-filter's per-candidate rounds (``candidate_runs``): every run, stop and
+    join they report is what ``PacketChains`` finds (a chain reported stopping stops
+    there, one reported past the window or still going runs at least as far, one
+    reported joining a walked prefix reaches it after the packets reported), with the
+    chains' memo or without, whatever the rounds allowed."""
+    buf = b"".join(pieces)
+    if len(buf) < 8:
+        return
+    plain = PacketChains(buf)
+    chains = KnownChains(buf) if memo else None
+    if chains is not None:
+        for q in rnd.sample(range(len(buf) - 1), min(5, len(buf) - 1)):
+            chains.run(q)  # some paths walked: the rounds may join them
+    a = np.frombuffer(buf, dtype=np.uint8)
+    w0 = rnd.randrange(0, len(buf) - 4)
+    top = rnd.randrange(w0 + 2, len(buf))  # the pass reads prefixes below top
+    length = u16_every(a, w0, top)
+    known = known_lengths(length)
+    x = np.flatnonzero(known)
+    count = np.array([rnd.randrange(1, 40) for _ in range(x.size)], dtype=np.int64)
+    run, stop, joined, joined_k, _ = candidate_runs(length, known, x, w0, len(buf), count, chains, most)
+    for i, rel in enumerate(x.tolist()):
+        q, r, why = w0 + rel, int(run[i]), int(stop[i])
+        if joined[i] >= 0:
+            to = w0 + int(joined[i])
+            assert chains.known(to) and plain.jump(q, int(joined_k[i])) == to, q
+            assert plain.run(to) == r - joined_k[i], q
+        if why in (_INVALID, _NEED_MORE):
+            assert (plain.run(q), plain.stop(q)) == (r, why), q
+        elif why == _LIVE and r >= count[i]:
+            assert plain.run(q) >= count[i], q
+        else:  # past the window, or still going when the rounds ended
+            assert why in (_EXIT, _LIVE) and plain.run(q) >= r, q
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])

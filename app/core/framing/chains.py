@@ -91,6 +91,12 @@ class KnownChains(PacketChains):
             self._join_k[at] = steps
             self._join_to[at] = to
 
+    def walked(self, at: np.ndarray) -> np.ndarray:
+        """Whether each prefix position of ``at`` (inside the buffer) is on a walked path."""
+        if self._where_at is None:
+            return np.zeros(at.size, dtype=bool)
+        return self._where_at[at] != 0
+
     def memo_at(self, at: np.ndarray):
         """(run, stop) of each prefix position of ``at`` already on a path (run -1 at the
         others), as ``run`` and ``stop`` answer there."""

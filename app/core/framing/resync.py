@@ -242,13 +242,74 @@ def chain_runs(length: np.ndarray, r0: int, n: int, limit: int, enough: int, bud
     return run, stop, work
 
 
+FRONTIER_STEPS = 24  # prefixes a pre-filter pass follows from each candidate before pointer jumping
+FRONTIER_SPARSE = 4  # ... where a window holds at least this many known prefixes per candidate
+
+
+def candidate_runs(length: np.ndarray, known: np.ndarray, x: np.ndarray, r0: int, limit: int, count: np.ndarray,
+                   chains=None, most: int = FRONTIER_STEPS):
+    """``chain_runs``' answers for the candidates' first prefixes ``x`` only (relative to
+    ``r0``; ``length`` and ``known`` over the positions the pass reads), found by following
+    every candidate's chain at once, one prefix a round, for at most ``most`` rounds:
+    (run, stop, joined, joined_k, work). ``joined`` is, per candidate, the position
+    (relative) of the first prefix on a chain ``chains`` (a ``KnownChains``) has walked
+    that its chain reaches (-1: none), ``joined_k`` the packets to it; ``run`` then adds
+    that chain's run there.
+    A chain holding ``count`` packets is ``_LIVE`` (looked no further), one still going
+    after ``most`` rounds ``_LIVE`` too, with ``run`` the prefixes looked at (a pass keeps
+    such candidates: the chains decide them). Cost per candidate and round, not per byte
+    of the window: cheaper than pointer jumping over every prefix position of a window
+    where candidates are few and their chains reach walked ones soon
+    (``runs_found_out_of_order``)."""
+    m, n = x.size, known.size
+    run = np.zeros(m, dtype=np.int64)
+    stop = np.full(m, _LIVE, dtype=np.int8)
+    joined = np.full(m, -1, dtype=np.int64)
+    joined_k = np.zeros(m, dtype=np.int64)
+    live = np.arange(m)
+    pos = x.astype(np.int64)
+    work = 0
+    for _ in range(most):
+        if not live.size:
+            break
+        p = pos[live]
+        work += p.size
+        if chains is not None:
+            walked = chains.walked(p + r0)
+            if walked.any():
+                hit = np.flatnonzero(walked)
+                c = live[hit]
+                got_run, got_stop = chains.memo_at(p[hit] + r0)
+                joined_k[c] = run[c]
+                run[c] += got_run
+                stop[c] = got_stop
+                joined[c] = p[hit]
+                keep = ~walked
+                live, p = live[keep], p[keep]
+        past = p + (r0 + 2) > limit  # no whole prefix left in the buffer
+        stop[live[past]] = _NEED_MORE
+        out = ~past & (p >= n)  # past the positions the pass reads: undecided here
+        stop[live[out]] = _EXIT
+        go = ~past & ~out
+        live, p = live[go], p[go]
+        ok = known[p]
+        stop[live[~ok]] = _INVALID
+        live, p = live[ok], p[ok]
+        run[live] += 1
+        pos[live] = p + 2 + length[p]
+        enough = run[live] >= count[live]
+        live = live[~enough]  # holds as many packets as it needs: _LIVE
+    return run, stop, joined, joined_k, work
+
+
 def _raw_plausible(a: np.ndarray, window: np.ndarray, scan: _Scan | None = None):
     """Candidate raw message starts in ``window`` (count > 0, first length known) whose
     message may validate, and the work done: (mask, work, {"raw": mask, "raw-final":
     mask at the capture's end}).
 
-    Every candidate's chain of known lengths is known at once (``chain_runs`` over the
-    window and as far again past it, at most ``RAW_MARGIN``): a candidate whose chain
+    Every candidate's chain of known lengths is known at once (``candidate_runs`` where
+    candidates are few among the prefixes, else ``chain_runs`` over the window and as far
+    again past it, at most ``RAW_MARGIN``): a candidate whose chain
     stops at an unknown length before its count is no message, and the resync's Python
     loop never sees it; at the capture's end neither is one whose chain runs past the
     buffer. Chains leaving the margin stay candidates (``PacketChains`` decides them),
@@ -271,27 +332,38 @@ def _raw_plausible(a: np.ndarray, window: np.ndarray, scan: _Scan | None = None)
     # in Python costs): where a few candidates sit among many long chains (one per 35
     # prefixes in runs_found_out_of_order, whose chains all leave the margin), the
     # rounds decided nothing and cost 7 us per candidate; undecided ones stay candidates.
-    memo = scan.strict.memo_at if scan is not None and isinstance(scan.strict, KnownChains) else None
-    reached: list = []
-    run, stop, work = chain_runs(length, w0, r1 - w0, limit, int(count.max()), CHAIN_BUDGET * at.size, memo,
-                                 reached if memo is not None else None, known)
+    chains = scan.strict if scan is not None and isinstance(scan.strict, KnownChains) else None
     x = at + 2
-    short = run[x] < count
-    why = stop[x]
+    # Where candidates are few among the prefixes, each candidate's chain is followed on
+    # its own first (cost per candidate and prefix); where they are many, or some are
+    # still going after FRONTIER_STEPS prefixes, every prefix position's chain at once by
+    # pointer jumping (cost per prefix of the window) decides them all.
+    if at.size * FRONTIER_SPARSE <= np.count_nonzero(known):
+        run, why, to, k, work = candidate_runs(length, known, x, w0, limit, count, chains)
+    else:
+        run, why, work = np.zeros(at.size, np.int64), np.full(at.size, _LIVE, np.int8), 0
+    if ((why == _LIVE) & (run < count)).any():
+        reached: list = []
+        runs, stops, more = chain_runs(length, w0, r1 - w0, limit, int(count.max()), CHAIN_BUDGET * at.size,
+                                       chains.memo_at if chains is not None else None,
+                                       reached if chains is not None else None, known)
+        work += more
+        run, why = runs[x].astype(np.int64), stops[x]
+        if chains is not None:
+            to = reached[0][x].astype(np.int64)
+            k = run - runs[np.maximum(to, 0)]
+    short = run < count
     ok[at[short & (why == _INVALID)]] = False
-    if memo is not None:
+    if chains is not None:
         # What the pass learnt of the candidates it keeps is told to the chains, so asking
         # one (a follow check, the resync) walks nothing: a chain that runs past the buffer
         # before its count (``_NEED_MORE`` unless the buffer ends the capture), and one that
         # reaches a chain already walked (``runs_found_out_of_order``: each candidate's 17
         # new prefixes, then the chain the first walk took).
         cut = short & (why == _NEED_MORE)
-        scan.strict.note_runs_past_end(w0 + x[cut], run[x[cut]])
-        kept = x[ok[at]]
-        to = reached[0][kept]
-        joins = to >= 0
-        kept, to = kept[joins], to[joins]
-        scan.strict.note_joins(w0 + kept, run[kept] - run[to], w0 + to)
+        chains.note_runs_past_end(w0 + x[cut], run[cut])
+        joins = ok[at] & (to >= 0)
+        chains.note_joins(w0 + x[joins], k[joins], w0 + to[joins])
     # At the capture's end a message whose chain runs past the buffer never validates,
     # nor one longer than the bytes left (each packet is at least 2 + the shortest length).
     final = ok.copy()
