@@ -355,7 +355,8 @@ def test_packet_index_of_a_websocat_session_with_glued_lines(tmp_path):
 
 def test_a_big_har_is_handed_out_in_several_batches(tmp_path):
     """A HAR is read whole (one JSON document) but its ticks go out part by part."""
-    packet = encode.encode_packet(8, {"instrument_token": 256265, "last_price": 1})
+    # full packets: a batch is decode.SUB_BATCH_PACKETS of them (small ones come 4x as many)
+    packet = encode.encode_packet(184, {"instrument_token": 256265, "last_price": 1})
     msgs = [encode.encode_message([packet] * 30)] * 1000  # 30,000 packets
     path = tmp_path / "big.har"
     path.write_bytes(encode.frame(msgs, "har", recv_ns=recv_times(len(msgs))))

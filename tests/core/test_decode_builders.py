@@ -68,3 +68,31 @@ def test_repeated_strings_are_the_text_in_every_row_whatever_was_built_before():
     for k in range(20):  # many file ids in turn: each still right
         text = f"{k:064d}"
         assert _repeated_string(text, 10).to_pylist() == [text] * 10
+
+
+def _split_of(lengths: list[int], per_message: int):
+    from app.core.framing import ChunkSplit
+
+    n = len(lengths)
+    lens = np.array(lengths, dtype=np.int64)
+    pos = np.concatenate(([0], np.cumsum(lens)[:-1])).astype(np.int64)
+    return ChunkSplit(
+        payload=np.zeros(int(lens.sum()), np.uint8), pkt_pos=pos, pkt_len=lens,
+        pkt_msg=np.arange(n, dtype=np.int64) // per_message,
+        pkt_seq=(np.arange(n) % per_message).astype(np.int32), pkt_offset=pos.copy(), pkt_recv_ns=None,
+        bad=[], accounted={}, messages=0, heartbeats=0, consumed=0,
+    )
+
+
+@pytest.mark.parametrize(("length", "scale"), [(8, 4), (28, 64 / 28), (44, 64 / 44), (184, 1), (492, 1)])
+def test_small_packets_come_in_bigger_batches_cut_on_message_boundaries(length, scale):
+    from app.core.decode import _batch_packets, _sub_splits
+
+    split = _split_of([length] * 300_000, per_message=7)
+    assert _batch_packets(split, SUB_BATCH_PACKETS) == int(SUB_BATCH_PACKETS * scale)
+    parts = list(_sub_splits(split, SUB_BATCH_PACKETS))
+    sizes = [p.pkt_pos.size for p in parts]
+    assert sum(sizes) == 300_000 and len(parts) == pytest.approx(300_000 / (SUB_BATCH_PACKETS * scale), abs=1)
+    assert np.array_equal(np.concatenate([p.pkt_pos for p in parts]), split.pkt_pos)
+    for a, b in zip(parts, parts[1:], strict=False):  # no message is cut in two
+        assert a.pkt_msg[-1] != b.pkt_msg[0] and b.pkt_seq[0] == 0
