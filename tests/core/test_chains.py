@@ -209,3 +209,17 @@ def test_message_ends_of_messages_ending_at_the_buffers_end_and_past_it():
     for q in starts.tolist():
         cut.message_end(q)
     assert cut.message_ends(starts[-2:]).tolist() == [starts[-1], -1]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_PIECES, max_size=120), st.randoms(use_true_random=False))
+def test_prefixes_read_off_the_paths_are_a_walks(pieces, rnd):
+    """``KnownChains.prefixes``: the positions of n prefixes in a row, across the paths they
+    lie on, are those a walk one prefix at a time passes (whatever order paths were made)."""
+    buf = b"".join(pieces)
+    if len(buf) < 4:
+        return
+    plain, chains = _pair(buf, False)
+    for q in rnd.sample(range(len(buf) - 1), min(12, len(buf) - 1)):
+        n = rnd.randint(0, chains.run(q))
+        assert chains.prefixes(q, n).tolist() == [plain.jump(q, i) for i in range(n)], q

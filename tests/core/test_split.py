@@ -242,3 +242,31 @@ def test_a_strided_payload_splits_as_a_contiguous_one():
     plain = split_messages(np.frombuffer(msg, np.uint8), np.array([0]), np.array([len(msg)]))
     _assert_same(strided, plain)
     assert strided.pkt_len.tolist() == lengths
+
+
+def _same_split(a, b) -> None:
+    for name in ("pkt_msg", "pkt_seq", "pkt_pos", "pkt_len", "valid"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert (a.faults, a.header_bytes, a.packet_bytes, a.bad_bytes) == (b.faults, b.header_bytes, b.packet_bytes,
+                                                                        b.bad_bytes)
+
+
+def test_long_messages_the_chains_validated_split_as_walked_again():
+    """The raw walk hands the prefix positions of the long messages its chains validated
+    to ``split_messages`` (``_Walk.prefixes``): the split reads them instead of walking the
+    packets again, and finds exactly the packets it finds walking them."""
+    from app.core.framing import Framer
+    from tests.core.test_resync import runs_found_out_of_order, validate_across_many_runs
+
+    for shape in (validate_across_many_runs, runs_found_out_of_order):
+        data = shape(1 << 22)  # its long messages are accepted ones at this size
+        walk, _ = Framer("raw")._walk_raw(data, 0, True)
+        assert walk.prefixes  # long messages the chains validated
+        payload = np.frombuffer(data, dtype=np.uint8)
+        start, size = walk.columns()
+        with mock.patch.object(split, "_plan", wraps=split._plan) as walked:
+            told = split_messages(payload, start, size, None, walk.prefixes)
+        spans = [(s, s + z) for s, z in zip(start.tolist(), size.tolist(), strict=True) if s in walk.prefixes]
+        cursors = [call.args[1] for call in walked.call_args_list]
+        assert not [c for c in cursors for s, e in spans if s <= c < e]  # none of them walked again
+        _same_split(told, split_messages(payload, start, size))

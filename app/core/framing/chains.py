@@ -91,6 +91,21 @@ class KnownChains(PacketChains):
             self._join_k[at] = steps
             self._join_to[at] = to
 
+    def prefixes(self, j: int, n: int) -> np.ndarray:
+        """The positions of the ``n`` prefixes in a row from ``j`` (``n <= run(j)``), read
+        off the paths (int64): what a walk of them would find, one slice per path."""
+        pid, i = self._where(j)
+        parts = []
+        while n > 0:
+            first, size = self._first[pid], len(self._nodes[pid])
+            take = min(n, size - i)
+            parts.append(self._pos_of[first + i : first + i + take])
+            n -= take
+            if n:
+                pid, i = self._next[pid]
+                self.steps += 1
+        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
     def walked(self, at: np.ndarray) -> np.ndarray:
         """Whether each prefix position of ``at`` (inside the buffer) is on a walked path."""
         if self._where_at is None:

@@ -211,6 +211,7 @@ class _Walk:
     framing_bytes: int = 0
     batches: list = field(default_factory=list)  # (start, size) arrays of messages found at once, in order
     base: int | None = None  # the file offset of payload position 0, when file positions are base + start
+    prefixes: dict = field(default_factory=dict)  # a long message's start -> its packets' prefix positions
 
     def add(self, start: np.ndarray, size: np.ndarray) -> None:
         """Messages found at once (an array pass), after those found so far."""

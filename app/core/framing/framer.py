@@ -59,7 +59,7 @@ class Framer(RawReader, RecordReader, TextReader, AnchorSearch):
     def _finish(self, payload: np.ndarray, walk: _Walk, consumed: int, scale, container=None) -> ChunkSplit:
         start, size = walk.columns()
         bare = np.asarray(walk.bare, dtype=bool) if walk.bare else np.zeros(len(start), bool)
-        ms = split_messages(payload, start, size, bare)
+        ms = split_messages(payload, start, size, bare, walk.prefixes)
         if scale == "base64":
             # A single body without a header decodes as that packet; only when the
             # bytes are not a valid message (checked by the split above).

@@ -25,6 +25,7 @@ from app.core.framing.resync import _FOUND, _MORE, _Scan
 
 LONG_RUN = 32  # packets still to walk before _plain_end looks for a run of equal ones
 JUMP_AFTER = 16  # packets in a message above which _plain_end first asks packet_re to jump them
+KNOWN_SPLIT = 1 << 14  # bytes of a message the chains validated above which split reads its packets off them
 
 
 def _plain_end(scan: _Scan, p: int) -> int | None:
@@ -150,6 +151,9 @@ class RawReader:
                 e = _plain_end(scan, p)
             if e is None:
                 e = scan.strict.message_end(p)
+                if e - p > KNOWN_SPLIT and scan.shortcuts:
+                    # a long message the chains validated: split reads its packets off them
+                    walk.prefixes[p] = scan.strict.prefixes(p + 2, buf[p] << 8 | buf[p + 1])
             if e >= 0:
                 walk.start.append(p)
                 walk.size.append(e - p)

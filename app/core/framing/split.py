@@ -183,6 +183,22 @@ def _walk_long(payload: np.ndarray, items: list[tuple[int, int, int, int]]) -> l
     return [(*state, [lane_block(*p) if type(p) is list else p for p in pieces]) for state, pieces in plans]
 
 
+def _walk_long_known(payload: np.ndarray, items: list, start: np.ndarray, idx: list, known: dict | None) -> list:
+    """``_walk_long``'s answers for ``items`` (messages ``idx``), those of messages whose
+    prefix positions ``known`` holds (by start) read from there: every packet whole."""
+    got = [known.get(int(start[i])) for i in idx] if known else [None] * len(idx)
+    rest = [item for item, prefixes in zip(items, got, strict=True) if prefixes is None]
+    walked = iter(_walk_long(payload, rest) if rest else ())
+    out = []
+    for (_c, e, count, k), prefixes in zip(items, got, strict=True):
+        if prefixes is None:
+            out.append(next(walked))
+            continue
+        at = prefixes[k:]
+        out.append((count, e, -1, 0, [(at + 2, _u16(payload, at))] if at.size else []))
+    return out
+
+
 @dataclass
 class MessageSplit:
     """Packets of a batch of messages (indexes are into the batch's message arrays)."""
@@ -203,13 +219,16 @@ def split_messages(
     start: np.ndarray,
     size: np.ndarray,
     bare: np.ndarray | None = None,
+    known: dict | None = None,
 ) -> MessageSplit:
     """Split messages of known position and size into packets, packet k of all at once.
 
     ``bare`` marks messages that are one packet body without a message header (the
     base64 fixtures of single bodies). Unknown-length packets that fit are skipped by
     their prefix and reported as faults; whatever does not fit becomes one fault
-    region running to the end of its message.
+    region running to the end of its message. ``known`` maps the start of a long message
+    the walk validated to its packets' prefix positions, read off the walk's chains
+    (``KnownChains.prefixes``): they are not walked again.
     """
     start = np.asarray(start, dtype=np.int64)
     size = np.asarray(size, dtype=np.int64)
@@ -261,7 +280,8 @@ def split_messages(
             # per packet would cost far more than a scalar walk of their prefixes.
             idx = active.tolist()
             items = [(int(cursor[i]), int(end[i]), int(count[i]), k) for i in idx]
-            for i, (k_end, c, fail, flen, parts) in zip(idx, _walk_long(payload, items), strict=True):
+            for i, (k_end, c, fail, flen, parts) in zip(idx, _walk_long_known(payload, items, start, idx, known),
+                                                        strict=True):
                 cursor[i] = c
                 if fail >= 0:
                     fail_pos[i], fail_len[i], done[i] = fail, flen, k_end
