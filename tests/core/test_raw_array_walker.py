@@ -536,3 +536,18 @@ def test_the_last_zero_of_each_run_is_decided_with_the_places(monkeypatch):
     monkeypatch.undo()
     _same(data)
     _same(data, 40_000)
+
+
+@pytest.mark.parametrize("zeros", [3, 17, 40])
+@pytest.mark.parametrize("copies", [1, 300])
+def test_two_message_ends_in_one_run_of_zeros_walk_alike(zeros, copies):
+    """A message whose body holds another that ends one byte after it (both validate), then
+    a run of zeros: the run's last zero is where the heartbeats of both ends land (one
+    place of the pass, not two)."""
+    inner = b"\x00\x01\x00\x08" + bytes(8)  # ends one byte past the outer one
+    outer = b"\x00\x01\x00\x0c" + b"\x07" + inner[:11]
+    assert len(outer) == 16
+    msg8 = shapes.encode.encode_message([shapes._packet(8, 1)])
+    unit = outer + bytes(zeros) + msg8 + b"\xff" + msg8
+    _same(unit * copies)
+    _same(unit * copies, 997)

@@ -28,6 +28,7 @@ from app.core.framing.common import (
     KNOWN_SET,
     LENIENT_MASK,
     LENIENT_MAX_COUNT,
+    u16_every,
 )
 from app.core.framing.messages import _describe_fault, _region_reason
 from app.core.framing.resync import FOLLOW_WINDOW, AnchorSearch
@@ -46,6 +47,7 @@ FEW_CHAINS = 16  # chains of a batch walked one by one once no more are left
 LENIENT_BATCH = 8  # lenient checks of a pass pre-walked together (numpy) rather than one by one
 _UNDECIDED = -9
 NEAR = 4  # positions after a message's end looked at before the window's valid starts are searched
+U16_PAST = 1 << 12  # bytes past a window whose u16 strict_status reads at once (candidates' next prefixes)
 PROBE = 16  # bytes looked at for the end of a run of zeros before a pass over the window
 _BIG = int(np.iinfo(np.int64).max)  # "none" in position arrays (np.iinfo per call costs ~10 us)
 
@@ -75,13 +77,14 @@ def strict_status(scan, lo: int, hi: int):
     n = hi - lo
     status = np.full(n, _INVALID, dtype=np.int64)
     faults = u = None
-    cand = np.zeros(0, dtype=np.int64)
+    cand = cst = np.zeros(0, dtype=np.int64)
     top = min(hi, limit - 3)  # a candidate's count and first length are inside the buffer
     if top > lo:
         w = top - lo
-        b = a[lo : top + 3].astype(np.uint16)  # slices, not gathers: the window is contiguous
-        u = (b[:-1] << 8) | b[1:]  # the u16 at each position (w + 2 of them)
-        first = u[2:]
+        # the u16 at each position (w + 2 of them), and a little past: the candidates'
+        # next prefixes are read from it while they lie there (one gather, not two)
+        u = u16_every(a, lo, min(top + 2 + U16_PAST, limit - 1))
+        first = u[2 : w + 2]
         known = first == _KNOWN[0]
         for length in _KNOWN[1:]:
             known |= first == length
@@ -89,52 +92,53 @@ def strict_status(scan, lo: int, hi: int):
         scan.scanned += w
         cand = np.flatnonzero(known)
         count = u[cand].astype(np.int64)
+        cst = np.full(cand.size, _INVALID, dtype=np.int64)  # each candidate's status
         # the candidates still walked (their index in cand), their next prefix, packets left
         ci = np.arange(cand.size)
         xs = cand + (lo + 4) + first[cand]
         ls = count - 1
+        u_end = lo + u.size  # prefixes before this are read from u
         for step in range(CAP):
             if ci.size <= FEW_CHAINS:
                 # a few left (the longest): a plain walk of each is cheaper than numpy calls
-                cs = cand[ci]
                 if faults is None and ci.size:
                     faults = np.full(cand.size, -1, dtype=np.int64)
-                _finish_strict(scan, lo, status, faults, cs.tolist(), ci.tolist(), count[ci].tolist(), xs.tolist(),
-                               ls.tolist(), CAP - step)
+                _finish_strict(scan, lo, cst, faults, cand[ci].tolist(), ci.tolist(), count[ci].tolist(),
+                               xs.tolist(), ls.tolist(), CAP - step)
                 ci = ci[:0]
                 break
             done = ls == 0
             if done.any():
                 d = np.flatnonzero(done)
                 e = xs[d]
-                status[cand[ci[d]]] = np.where(e <= limit, e, _NEED_MORE)
+                cst[ci[d]] = np.where(e <= limit, e, _NEED_MORE)
                 r = np.flatnonzero(~done)
                 ci, xs, ls = ci[r], xs[r], ls[r]
             cut = xs + 2 > limit
             if cut.any():
-                status[cand[ci[cut]]] = _NEED_MORE
+                cst[ci[cut]] = _NEED_MORE
                 r = np.flatnonzero(~cut)
                 ci, xs, ls = ci[r], xs[r], ls[r]
             if not ci.size:
                 break
-            length = _u16(a, xs)
+            length = u[xs - lo] if int(xs.max()) < u_end else _u16(a, xs)
             scan.plain += xs.size
             ok = KNOWN_MASK[length]
             if not ok.all():
                 bad = np.flatnonzero(~ok)
-                dead = ci[bad]
                 if faults is None:
                     faults = np.full(cand.size, -1, dtype=np.int64)
-                faults[dead] = (count[dead] - ls[bad]) << 17 | length[bad]
+                # every candidate still walked has its first step + 1 packets good
+                faults[ci[bad]] = length[bad].astype(np.int64) | (step + 1) << 17
                 r = np.flatnonzero(ok)
                 ci, xs, ls, length = ci[r], xs[r], ls[r], length[r]
             xs = xs + 2 + length
             ls = ls - 1
         chains = scan.strict
         for i in ci.tolist():  # longer than CAP packets: the memoised chains decide
-            status[cand[i]] = chains.message_end(lo + int(cand[i]))
-    cs = status[cand]
-    valid, need = cand.take(np.flatnonzero(cs >= 0)), cand.take(np.flatnonzero(cs == _NEED_MORE))
+            cst[i] = chains.message_end(lo + int(cand[i]))
+        status[cand] = cst
+    valid, need = cand.take(np.flatnonzero(cst >= 0)), cand.take(np.flatnonzero(cst == _NEED_MORE))
     tail = range(max(lo, top), hi)  # the last 3 bytes of the buffer
     if tail:
         for c in tail:
@@ -207,16 +211,16 @@ def _finish_strict(scan, lo: int, status: np.ndarray, faults, cand: list, index:
                    ls: list, steps: int):
     """``strict_status``' walk of a few candidates, one by one (their place in the
     window, index among the window's candidates, count, next prefix and packets left):
-    at most ``steps`` more rounds, then the chains; what the invalid ones showed goes
-    to ``faults`` (per candidate)."""
+    at most ``steps`` more rounds, then the chains. Their status goes to ``status`` and
+    what the invalid ones showed to ``faults`` (both per candidate)."""
     buf, limit, known = scan.buf, scan.limit, KNOWN_SET
     for c, i, n, p, left in zip(cand, index, count, xs, ls, strict=True):
         for _ in range(steps):
             if left == 0:
-                status[c] = p if p <= limit else _NEED_MORE
+                status[i] = p if p <= limit else _NEED_MORE
                 break
             if p + 2 > limit:
-                status[c] = _NEED_MORE
+                status[i] = _NEED_MORE
                 break
             length = buf[p] << 8 | buf[p + 1]
             scan.plain += 1
@@ -226,7 +230,7 @@ def _finish_strict(scan, lo: int, status: np.ndarray, faults, cand: list, index:
             p += 2 + length
             left -= 1
         else:  # longer than CAP packets: the memoised chains decide
-            status[c] = scan.strict.message_end(lo + c)
+            status[i] = scan.strict.message_end(lo + c)
 
 
 def _finish_lenient(scan, out: np.ndarray, alive: list, ps: list, left: list, steps: int) -> None:
@@ -357,8 +361,11 @@ class _Plan:
         last = (heads + length - 1)[length > 0]
         last = last[~mark[last - lo]]
         if last.size:
+            # two places in one run share its last zero (in order: the runs are)
+            last = last[np.flatnonzero(np.diff(last, prepend=-1))]
             mark[last - lo] = True
-            nodes = np.flatnonzero(mark) + lo
+            nodes = np.concatenate([nodes, last])
+            nodes.sort(kind="stable")  # two sorted runs: merged (a pass over the window costs more)
         return nodes, (heads, length)
 
     @property
@@ -490,7 +497,7 @@ class _Plan:
         f = np.zeros(x.size, dtype=np.int8)
         some = k < v
         if some.any():
-            if self._follows is None and 4 * x.size < v:  # few regions: only their starts' checks
+            if self._follows is None and 3 * x.size < 2 * v:  # fewer regions than starts: only their starts' checks
                 f[some] = self._followed_at(self.ends[k[some]])
             else:
                 f[some] = self.follows[k[some]]
