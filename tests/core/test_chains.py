@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from app.core.framing import PacketChains, packet_re
 from app.core.framing.chains import KnownChains
-from app.core.framing.common import _INVALID, _NEED_MORE, known_lengths, u16_every
+from app.core.framing.common import _INVALID, _NEED_MORE, KNOWN_MASK, known_lengths, u16_every
 from app.core.framing.messages import LENIENT_LENGTHS, STRICT_LENGTHS
 from app.core.framing.packet_re import run_prefixes
 from app.core.framing.resync import _EXIT, _LIVE, _raw_plausible, _Scan, candidate_runs
@@ -148,7 +148,15 @@ def test_candidate_runs_tell_only_what_a_walk_one_prefix_at_a_time_finds(pieces,
             chains.run(q)  # some paths walked: the rounds may join them
     a = np.frombuffer(buf, dtype=np.uint8)
     w0 = rnd.randrange(0, len(buf) - 4)
-    top = rnd.randrange(w0 + 2, len(buf))  # the pass reads prefixes below top
+    tops = [rnd.randrange(w0 + 2, len(buf))]  # the pass reads prefixes below top
+    lengths = [(p, buf[p] << 8 | buf[p + 1]) for p in range(w0, len(buf) - 1)]
+    ahead = [p + 2 + n for p, n in lengths if KNOWN_MASK[n] and w0 + 2 <= p + 2 + n < len(buf)]
+    tops += rnd.sample(ahead, min(2, len(ahead)))  # and tops a chain lands on exactly
+    for top in tops:
+        _check_candidate_runs(buf, plain, chains, a, w0, top, rnd, most)
+
+
+def _check_candidate_runs(buf, plain, chains, a, w0, top, rnd, most):
     length = u16_every(a, w0, top)
     known = known_lengths(length)
     x = np.flatnonzero(known)

@@ -266,39 +266,51 @@ def candidate_runs(length: np.ndarray, known: np.ndarray, x: np.ndarray, r0: int
     stop = np.full(m, _LIVE, dtype=np.int8)
     joined = np.full(m, -1, dtype=np.int64)
     joined_k = np.zeros(m, dtype=np.int64)
-    live = np.arange(m)
-    pos = x.astype(np.int64)
+    # the chains still followed: their candidates, prefix positions, packets so far, counts
+    live, p, r, want = np.arange(m), x.astype(np.int64), np.zeros(m, dtype=np.int64), count
+    last = limit - r0 - 2  # a prefix past this position is not whole in the buffer
+    edge = min(last, n - 1)  # past this, the buffer or the positions the pass reads end
     work = 0
     for _ in range(most):
         if not live.size:
             break
-        p = pos[live]
-        work += p.size
+        work += live.size
         if chains is not None:
             walked = chains.walked(p + r0)
             if walked.any():
                 hit = np.flatnonzero(walked)
                 c = live[hit]
                 got_run, got_stop = chains.memo_at(p[hit] + r0)
-                joined_k[c] = run[c]
-                run[c] += got_run
+                joined_k[c] = r[hit]
+                run[c] = r[hit] + got_run
                 stop[c] = got_stop
                 joined[c] = p[hit]
                 keep = ~walked
-                live, p = live[keep], p[keep]
-        past = p + (r0 + 2) > limit  # no whole prefix left in the buffer
-        stop[live[past]] = _NEED_MORE
-        out = ~past & (p >= n)  # past the positions the pass reads: undecided here
-        stop[live[out]] = _EXIT
-        go = ~past & ~out
-        live, p = live[go], p[go]
+                live, p, r, want = live[keep], p[keep], r[keep], want[keep]
+                if not live.size:
+                    break
+        if int(p.max()) > edge:
+            past = p > last  # no whole prefix left in the buffer
+            end = past | (p >= n)  # or past the positions the pass reads: undecided here
+            c = live[end]
+            run[c] = r[end]
+            stop[c] = np.where(past[end], _NEED_MORE, _EXIT)
+            keep = ~end
+            live, p, r, want = live[keep], p[keep], r[keep], want[keep]
         ok = known[p]
-        stop[live[~ok]] = _INVALID
-        live, p = live[ok], p[ok]
-        run[live] += 1
-        pos[live] = p + 2 + length[p]
-        enough = run[live] >= count[live]
-        live = live[~enough]  # holds as many packets as it needs: _LIVE
+        if not ok.all():
+            c = live[~ok]
+            run[c] = r[~ok]
+            stop[c] = _INVALID
+            live, p, r, want = live[ok], p[ok], r[ok], want[ok]
+        r = r + 1
+        p = p + 2 + length[p]
+        enough = r >= want
+        if enough.any():  # holds as many packets as it needs: _LIVE, looked no further
+            run[live[enough]] = r[enough]
+            keep = ~enough
+            live, p, r, want = live[keep], p[keep], r[keep], want[keep]
+    run[live] = r  # still going when the rounds ended: _LIVE
     return run, stop, joined, joined_k, work
 
 
