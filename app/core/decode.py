@@ -203,11 +203,36 @@ for _i, _layout in enumerate(protocol.ALL_LAYOUTS):
             _HAS_COLUMN.setdefault(_f.column, np.zeros(len(protocol.ALL_LAYOUTS), dtype=bool))[_i] = True
 
 
-def layout_groups(payload: np.ndarray, pos: np.ndarray, lens: np.ndarray):
+# Every layout starts with the same head: instrument_token (bytes 0-3), last_price (4-7).
+# A batch of several lengths reads the head of all its packets at once, and a length
+# whose packets are the head alone (LTP, 8 bytes) needs no group of its own.
+HEAD_BYTES = 8
+_TOKEN_FIELD = protocol.LAYOUTS[HEAD_BYTES].field("instrument_token")
+_LTP_FIELD = protocol.LAYOUTS[HEAD_BYTES].field("last_price")
+assert all(
+    layout.fields[:2] == (_TOKEN_FIELD, _LTP_FIELD) and _LTP_FIELD.end == HEAD_BYTES for layout in protocol.ALL_LAYOUTS
+)
+_HEAD_ONLY = frozenset(
+    layout.length
+    for layout in protocol.LAYOUTS.values()
+    if layout.depth is None
+    and layout.length not in protocol.VARIANTS
+    and all(f.end <= HEAD_BYTES for f in layout.fields)
+)
+assert _HEAD_ONLY == {HEAD_BYTES}
+# default layout id and mode code of each packet length; the mode code of each layout id
+_LENGTH_LAYOUT = np.zeros(protocol.MAX_PACKET_LENGTH + 1, dtype=np.int16)
+for _length, _layout in protocol.LAYOUTS.items():
+    _LENGTH_LAYOUT[_length] = _LAYOUT_ID[id(_layout)]
+_LAYOUT_MODE = np.array([_MODES.index(layout.mode) for layout in protocol.ALL_LAYOUTS], dtype=np.int8)
+
+
+def layout_groups(payload: np.ndarray, pos: np.ndarray, lens: np.ndarray, skip: frozenset = frozenset()):
     """(rows, layout, matrix) for each layout present among packets, vectorised.
 
     Packets of a length with variants (``protocol.VARIANTS``) go to the variant whose
-    evidence their bytes show, else to the length's default layout.
+    evidence their bytes show, else to the length's default layout. Lengths in ``skip``
+    (without variants) are left out, unless they are the only length.
     """
     n = int(pos.size)
     if n and lens.min() == lens.max():  # one length (two reductions; a bincount costs ~15x)
@@ -218,6 +243,8 @@ def layout_groups(payload: np.ndarray, pos: np.ndarray, lens: np.ndarray):
         lengths, counts = lengths.tolist(), per_length[lengths].tolist()
     for length, count in zip(lengths, counts, strict=True):
         every = count == n
+        if length in skip and not every:
+            continue
         rows = None if every else np.flatnonzero(lens == length)
         matrix = _gather_rows(payload, pos if every else pos[rows], length)
         rest = None
@@ -365,33 +392,43 @@ def _packet_fields(split: ChunkSplit, wanted: frozenset | None = None):
     pos, lens = split.pkt_pos, split.pkt_len
 
     values: dict[str, np.ndarray] = {}
-    token = mode_code = layout_id = None  # allocated by the first group unless it holds every packet
+    token = mode_code = layout_id = None
+    divisor_all = None
     depth_groups = []  # (row indexes, layout, matrix, divisors)
     packets_by_length: dict[int, int] = {}
     present_ids: set[int] = set()
+    skip: frozenset = frozenset()
+    if n and (lens.min() != lens.max() or int(lens[0]) in protocol.VARIANTS):
+        # Several lengths (or layouts): token, last price, layout and mode of every packet
+        # at once (no scatter per group); groups read the rest, LTP packets need no group.
+        head = _gather_rows(payload, pos, HEAD_BYTES)
+        token = _field_values(head, _TOKEN_FIELD)
+        divisor_all = _DIVISORS[token & 0xFF]
+        if wanted is None or _LTP_FIELD.column in wanted:
+            values[_LTP_FIELD.column] = _field_values(head, _LTP_FIELD) / divisor_all
+        layout_id = _LENGTH_LAYOUT[lens]
+        skip = _HEAD_ONLY
+    head_done = (_TOKEN_FIELD.column, _LTP_FIELD.column) if skip else (_TOKEN_FIELD.column,)
+    grouped = 0
 
-    for rows, layout, matrix in layout_groups(payload, pos, lens):
+    for rows, layout, matrix in layout_groups(payload, pos, lens, skip):
         packets_by_length[layout.length] = packets_by_length.get(layout.length, 0) + len(matrix)
-        group_token = _field_values(matrix, layout.field("instrument_token"))
-        divisor = _DIVISORS[group_token & 0xFF]
+        grouped += len(matrix)
         lid = _LAYOUT_ID[id(layout)]
         present_ids.add(lid)
         # One layout holding every packet (rows is a slice): its arrays are the columns.
         every = isinstance(rows, slice)
         if every:
-            token = group_token
-            mode_code = np.full(n, _MODES.index(layout.mode), dtype=np.int8)
+            token = _field_values(matrix, _TOKEN_FIELD)
+            divisor = _DIVISORS[token & 0xFF]
+            mode_code = np.full(n, _LAYOUT_MODE[lid], dtype=np.int8)
             layout_id = np.full(n, lid, dtype=np.int16)
         else:
-            if token is None:
-                token = np.zeros(n, dtype=np.int64)
-                mode_code = np.zeros(n, dtype=np.int8)
-                layout_id = np.zeros(n, dtype=np.int16)
-            token[rows] = group_token
-            mode_code[rows] = _MODES.index(layout.mode)
-            layout_id[rows] = lid
+            divisor = divisor_all[rows]
+            if layout.evidence is not None:  # a variant: not its length's default layout
+                layout_id[rows] = lid
         for f in layout.fields:
-            if f.column is None or f.column == "instrument_token":
+            if f.column is None or f.column in head_done:
                 continue
             if wanted is not None and f.column not in wanted:
                 continue
@@ -409,6 +446,12 @@ def _packet_fields(split: ChunkSplit, wanted: frozenset | None = None):
             column[rows] = raw
         if layout.depth is not None:
             depth_groups.append((rows, layout, matrix, divisor))
+    if skip:
+        mode_code = _LAYOUT_MODE[layout_id]
+        if grouped < n:  # the head-only (LTP) packets
+            (length,) = _HEAD_ONLY
+            packets_by_length[length] = n - grouped
+            present_ids.add(_LAYOUT_ID[id(protocol.LAYOUTS[length])])
     if token is None:  # no packets
         token = np.zeros(n, dtype=np.int64)
         mode_code = np.zeros(n, dtype=np.int8)
@@ -567,10 +610,13 @@ def decode_packets(
     # change = last_price - close; change_percent as the official client's `change`.
     if "close" in values:
         close, has_close = values["close"], valid["close"]
-        has_close = _all_true(has_close, n)
-        change = values["last_price"] - close
-        with np.errstate(divide="ignore", invalid="ignore"):
-            percent = np.where(close != 0, change * 100 / np.where(close != 0, close, 1.0), 0.0)
+        last = values["last_price"]
+        rows = None if has_close is None else np.flatnonzero(has_close)
+        if rows is not None and rows.size * 4 < n:  # few packets with a close: those alone
+            change, percent = np.zeros(n), np.zeros(n)
+            change[rows], percent[rows] = _change(last[rows], close[rows])
+        else:
+            change, percent = _change(last, close)
         columns["change"] = _with_mask(change, has_close, pa.float64())
         columns["change_percent"] = _with_mask(percent, has_close, pa.float64())
     else:
@@ -653,6 +699,14 @@ def decode_packets(
     return table, stats
 
 
+def _change(last: np.ndarray, close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """change = last - close, and change * 100 / close (0 where close is 0)."""
+    change = last - close
+    percent = np.zeros(close.size)
+    np.divide(change * 100, close, out=percent, where=close != 0)
+    return change, percent
+
+
 def _distinct(token: np.ndarray) -> np.ndarray:
     """The distinct values of ``token``, in no order: a hash table (Arrow, 3-10x
     np.unique's sort), or just the one value when a min and a max say so."""
@@ -678,15 +732,19 @@ def _depth_arrays(n: int, depth_groups: list) -> tuple[dict[str, pa.Array], dict
             out.update({name: _nulls(n, _COLUMN_TYPES[name]) for name in names})
             rule_depth[f"{side}_price"] = (np.zeros(0, np.int64), np.zeros(0, np.float64))
             continue
-        levels_per_row = np.zeros(n, dtype=np.int32)
-        for rows, layout, _matrix, _divisor in groups:
-            levels_per_row[rows] = layout.depth.levels
-        offsets = np.zeros(n + 1, dtype=np.int32)
-        np.cumsum(levels_per_row, out=offsets[1:])
-        total = int(offsets[-1])
         # With one depth layout on this side its levels fill the value arrays in order
         # (rows without depth add no levels), whatever other packets the chunk holds.
         single = len(groups) == 1
+        if single and isinstance(groups[0][0], slice):  # every packet has this depth
+            levels_per_row = None
+            offsets = np.arange(n + 1, dtype=np.int32) * np.int32(groups[0][1].depth.levels)
+        else:
+            levels_per_row = np.zeros(n, dtype=np.int32)
+            for rows, layout, _matrix, _divisor in groups:
+                levels_per_row[rows] = layout.depth.levels
+            offsets = np.zeros(n + 1, dtype=np.int32)
+            np.cumsum(levels_per_row, out=offsets[1:])
+        total = int(offsets[-1])
         flat: dict[str, np.ndarray] = {}
         flat_valid: dict[str, np.ndarray] = {}
         for rows, layout, matrix, divisor in groups:
@@ -727,16 +785,26 @@ def _depth_arrays(n: int, depth_groups: list) -> tuple[dict[str, pa.Array], dict
                         flat_valid[name][missing.reshape(-1)] = False
                     else:
                         flat_valid[name][where[missing]] = False
-        has_depth = levels_per_row > 0
-        mask = None if has_depth.all() else pa.array(~has_depth)
+        mask = None
+        if levels_per_row is not None:
+            no_depth = levels_per_row == 0
+            if no_depth.any():
+                bits = pa.py_buffer(np.packbits(no_depth, bitorder="little"))
+                mask = pa.Array.from_buffers(pa.bool_(), n, [None, bits])
         offsets_array = pa.array(offsets)
         for name in names:
-            type_ = pa.list_(_DEPTH_TYPES[name.split("_")[1]])
-            valid = flat_valid.get(name)
-            values = pa.array(flat[name], mask=None if valid is None else ~valid)
+            type_ = _COLUMN_TYPES[name]
+            values = _with_mask(flat[name], flat_valid.get(name), type_.value_type)
             out[name] = pa.ListArray.from_arrays(offsets_array, values, type=type_, mask=mask)
         price, valid = flat[f"{side}_price"], flat_valid.get(f"{side}_price")
-        rows = np.repeat(np.arange(n, dtype=np.int64), levels_per_row)
+        # the row of each level, ascending (levels in order)
+        if single:
+            group_rows, group_layout = groups[0][0], groups[0][1]
+            ids = np.arange(n, dtype=np.int64)[group_rows] if isinstance(group_rows, slice) else group_rows
+            rows = np.repeat(ids.astype(np.int64, copy=False), group_layout.depth.levels)
+        else:
+            ids = np.flatnonzero(levels_per_row)
+            rows = np.repeat(ids, levels_per_row[ids])
         rule_depth[f"{side}_price"] = (rows, price if valid is None else np.where(valid, price, 0.0))
     return {name: out[name] for name in protocol.DEPTH_COLUMNS}, rule_depth
 

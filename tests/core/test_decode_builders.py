@@ -96,3 +96,44 @@ def test_small_packets_come_in_bigger_batches_cut_on_message_boundaries(length, 
     assert np.array_equal(np.concatenate([p.pkt_pos for p in parts]), split.pkt_pos)
     for a, b in zip(parts, parts[1:], strict=False):  # no message is cut in two
         assert a.pkt_msg[-1] != b.pkt_msg[0] and b.pkt_seq[0] == 0
+
+
+# the columns a packet's own bytes decide (not its place, its message mates or the file)
+PER_PACKET = [n for n in schema.DECODED_SCHEMA.names if n not in
+              ("file_id", "msg_seq", "pkt_seq", "offset", "tick_time", "tick_time_source", "trading_date")]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_batch_of_many_layouts_decodes_each_packet_as_a_batch_of_its_own_length(seed):
+    """Batches of several lengths take token and price of all packets at once and skip
+    LTP groups; one length takes its own path: the rows must not depend on it."""
+    from app.core import protocol
+    from app.core.decode import decode_bytes
+    from tests.support import encode
+
+    rng = np.random.default_rng(seed)
+    packets = []
+    for _ in range(3000):
+        length = int(rng.choice(list(protocol.LAYOUTS)))
+        body = bytearray(rng.integers(0, 256, length, dtype=np.uint8).tobytes())
+        body[3] = int(rng.choice([1, 2, 3, 7, 9, 200]))  # segments, one not a Kite segment
+        if length == 44 and rng.random() < 0.5:  # a depth-20 head (the variant layout)
+            body[8:12] = int(rng.integers(1_300_000_000, 1_800_000_000)).to_bytes(4, "big")
+            body[20:24] = int(rng.integers(0, 9)).to_bytes(4, "big")
+            body[32:36] = int(rng.integers(0, 9)).to_bytes(4, "big")
+        packets.append(bytes(body))
+    lengths = np.array([len(p) for p in packets])
+
+    def decoded(chosen):
+        messages = [encode.encode_message(chosen[i : i + 7]) for i in range(0, len(chosen), 7)]
+        return decode_bytes(encode.frame(messages, "raw"), "raw")[0].select(PER_PACKET)
+
+    mixed = decoded(packets)
+    assert mixed.num_rows == len(packets)
+    # (44-byte packets take the batch-of-layouts path alone as well: their mode says which layout)
+    modes = [protocol.layout_of(p).mode for p in packets]
+    assert mixed.column("mode").to_pylist() == modes and "depth20_head" in modes
+    for length in np.unique(lengths).tolist():
+        rows = np.flatnonzero(lengths == length)
+        alone = decoded([packets[i] for i in rows])
+        assert mixed.take(pa.array(rows)).equals(alone), length
