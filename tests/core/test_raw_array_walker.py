@@ -551,3 +551,20 @@ def test_two_message_ends_in_one_run_of_zeros_walk_alike(zeros, copies):
     unit = outer + bytes(zeros) + msg8 + b"\xff" + msg8
     _same(unit * copies)
     _same(unit * copies, 997)
+
+
+_SHORT_JUNK = [b"\xff", b"\xff\xf0", b"\x0f\xf0", b"\x00\x01\x00", b"\xff\xff\xff\xff", b"\x00\x01\x00\x01z",
+               b"\x00\x01\x00\x02zz", b"\xff\x00\x01\x00\x01z", b"\xff" * 15, b"\xff" * 16, b"\x00" * 3]
+
+
+@pytest.mark.parametrize("second", [None, b"\xff", b"\x00\x01\x00\x01z", b"\xff" * 16],
+                         ids=lambda j: "one" if j is None else j.hex())
+@pytest.mark.parametrize("first", _SHORT_JUNK, ids=lambda j: j.hex())
+@pytest.mark.parametrize("chunk", [None, 4000])
+def test_junk_between_tiny_messages_all_along_walks_alike(first, second, chunk):
+    """Junk between every two one-packet messages, many windows long, one kind or two in
+    turn: the regions a pass reads off its places (a message 1-4 bytes on, followed)
+    and those it asks the tables for (longer junk, a lenient message in the junk, junk
+    too long for the follow check) decide as the per-message walk does."""
+    units = [(1, first), (2, first if second is None else second)] * 700
+    _same(_tiny_units(units), chunk)

@@ -109,6 +109,10 @@ def strict_status(scan, lo: int, hi: int):
                 break
             done = ls == 0
             if done.any():
+                if done.all():  # (one-packet messages: every candidate at the first round)
+                    cst[ci] = np.where(xs <= limit, xs, _NEED_MORE)
+                    ci = ci[:0]
+                    break
                 d = np.flatnonzero(done)
                 e = xs[d]
                 cst[ci[d]] = np.where(e <= limit, e, _NEED_MORE)
@@ -332,7 +336,7 @@ class _Plan:
                 break
             more = np.unique(more)
             mark[more - lo] = True
-            k2, s2, b2 = self._decide(more)
+            k2, s2, b2 = self._decide(more, every=False)
             nodes = np.concatenate([nodes, more])
             order = np.argsort(nodes, kind="stable")
             nodes = nodes[order]
@@ -383,6 +387,8 @@ class _Plan:
         size where none): read off the window's status where that is ``start`` itself
         (the usual: one junk byte), searched for the rest."""
         lo, hi, valid = self.lo, self.hi, self.valid
+        if 16 * start.size < valid.size:  # a few: searched (a table of the window costs more)
+            return np.searchsorted(valid, start)
         at = np.minimum(start, hi - 1) - lo
         here = np.flatnonzero((self.status[at] >= 0) & (start < hi))
         if here.size == start.size:
@@ -406,9 +412,10 @@ class _Plan:
             self.scan.scanned += v
         return self._anchors
 
-    def _decide(self, nodes: np.ndarray, runs=None):
+    def _decide(self, nodes: np.ndarray, runs=None, every: bool = True):
         """(kind, next place, heartbeats) of each place in ``nodes`` (``runs``: its runs of
-        zeros, as ``_zero_run_places`` found them)."""
+        zeros, as ``_zero_run_places`` found them; ``every``: ``nodes`` are all the
+        window's places, not only some added)."""
         a, lo, hi, status = self.scan.a, self.lo, self.hi, self.status
         m = nodes.size
         st = status[nodes - lo]
@@ -433,6 +440,18 @@ class _Plan:
             after = np.minimum(xz, hi - 1)
             no_beat[z] = (xz < hi) & (a[after] != 0) & (status[after - lo] == _INVALID)
         cand = inv[no_beat & (ax != _JSON)]
+        if cand.size and every and not self.need.size:
+            # the usual damage, read off the places
+            tight, to = self._tight_regions(cand, nodes, st)
+            if tight.all() and tight.size == cand.size:
+                kind[cand], succ[cand] = 1, to
+                cand = cand[:0]
+            elif tight.any():
+                t = np.flatnonzero(tight)
+                kind[cand[t]], succ[cand[t]] = 1, to[t]
+                rest = np.ones(cand.size, dtype=bool)
+                rest[t] = False
+                cand = cand[rest]
         if cand.size:
             self._regions(cand, nodes, kind, succ)
         # Heartbeats: a run of zero bytes (all but its last; _walk_raw looks 64 KiB ahead
@@ -481,6 +500,30 @@ class _Plan:
             stop[far] = np.append(self._nonzero, hi)[np.searchsorted(self._nonzero, xr[far])]
         decided = (stop < hi) | (hi == scan.limit) | (stop - xr >= ZERO_RUN)
         return np.where(decided, np.minimum(stop - xr, ZERO_RUN), 0)
+
+    def _tight_regions(self, cand: np.ndarray, nodes: np.ndarray, st: np.ndarray) -> np.ndarray:
+        """Which of the bad-region places ``cand`` (indexes in ``nodes``, all the window's
+        places in order; ``st`` their status; no start in the window needs more bytes)
+        are the usual damage, decided from the places alone: the next place is a message
+        1-4 bytes on whose end is the place after it, and that end starts a message, or
+        is junk and the place after it starts one within ``FOLLOW_WINDOW``. Every valid
+        start is a place, so that message is the first after the junk and is followed
+        (``_followed``: 1): the region runs to it, as ``_regions`` decides. Returns (for
+        the first of ``cand``: all but those among the window's last 2 places) whether
+        each is such a region, and where it runs to."""
+        m = nodes.size
+        c1 = cand[: np.searchsorted(cand, m - 2)] + 1  # the next place (and one after it)
+        e = st[c1]  # the end of the message there
+        to = nodes[c1]
+        ok = e >= 0
+        ok &= to <= nodes[c1 - 1] + (SHORT_RESYNC - 1)
+        ok &= nodes[c1 + 1] == e
+        ok &= e <= self.hi - FOLLOW_WINDOW
+        nxt = st[c1 + 1]
+        if not (nxt >= 0).all():
+            c2 = np.minimum(c1 + 2, m - 1)
+            ok &= (nxt >= 0) | ((nxt == _INVALID) & (c1 + 2 < m) & (nodes[c2] < e + FOLLOW_WINDOW) & (st[c2] >= 0))
+        return ok, to
 
     def _regions(self, cand, nodes, kind, succ) -> None:
         """Decide the bad regions (and messages of unknown-length packets) at ``cand``,
