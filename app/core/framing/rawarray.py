@@ -142,7 +142,11 @@ def strict_status(scan, lo: int, hi: int):
         for i in ci.tolist():  # longer than CAP packets: the memoised chains decide
             cst[i] = chains.message_end(lo + int(cand[i]))
         status[cand] = cst
-    valid, need = cand.take(np.flatnonzero(cst >= 0)), cand.take(np.flatnonzero(cst == _NEED_MORE))
+    ok = cst >= 0
+    if ok.all():  # (a window of messages: no candidate fails)
+        valid, need = cand, cand[:0]
+    else:
+        valid, need = cand.take(np.flatnonzero(ok)), cand.take(np.flatnonzero(cst == _NEED_MORE))
     tail = range(max(lo, top), hi)  # the last 3 bytes of the buffer
     if tail:
         for c in tail:
@@ -443,15 +447,14 @@ class _Plan:
         if cand.size and every and not self.need.size:
             # the usual damage, read off the places
             tight, to = self._tight_regions(cand, nodes, st)
-            if tight.all() and tight.size == cand.size:
-                kind[cand], succ[cand] = 1, to
-                cand = cand[:0]
-            elif tight.any():
-                t = np.flatnonzero(tight)
-                kind[cand[t]], succ[cand[t]] = 1, to[t]
-                rest = np.ones(cand.size, dtype=bool)
-                rest[t] = False
-                cand = cand[rest]
+            head = cand[: tight.size]
+            kind[head], succ[head] = 1, to
+            if not tight.all():  # those left to _regions: undecided again (as before)
+                head = head[~tight]
+                kind[head], succ[head] = -1, 0
+                cand = np.concatenate([head, cand[tight.size :]])
+            else:
+                cand = cand[tight.size :]
         if cand.size:
             self._regions(cand, nodes, kind, succ)
         # Heartbeats: a run of zero bytes (all but its last; _walk_raw looks 64 KiB ahead
