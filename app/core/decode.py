@@ -13,7 +13,6 @@ Arrow arrays are built straight from the resulting numpy arrays.
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import threading
@@ -812,27 +811,6 @@ def _depth_arrays(n: int, depth_groups: list) -> tuple[dict[str, pa.Array], dict
 # --- capture decoding ---------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=4096)
-def _reason_kind(reason: str) -> str:
-    """A reason without its numbers, to count bad bytes by kind (cached: damaged
-    captures repeat a few reasons many times)."""
-    kind = re.sub(r"\d+", "N", reason.split(";")[0].split("(")[0]).strip()
-    return kind
-
-
-_DIGITS = re.compile(r"\d+")
-
-
-def _reason_kinds(reasons: list[str]) -> list[str]:
-    """``_reason_kind`` of many reasons (a damaged capture's regions can give thousands of
-    distinct ones, each with its own numbers): one substitution over them all."""
-    heads = [r.split(";", 1)[0].split("(", 1)[0] for r in reasons]
-    joined = "\n".join(heads)
-    if len(reasons) < 8 or joined.count("\n") != len(heads) - 1:  # few, or a reason holding a newline
-        return [_reason_kind(r) for r in reasons]
-    return [kind.strip() for kind in _DIGITS.sub("N", joined).split("\n")]
-
-
 # Packets decoded at once: a few MB of packet bytes keeps the gathered matrices and
 # column arrays in cache (measured ~2x faster field decoding than 16 MB at a time),
 # while the framing walk still runs over whole chunks.
@@ -936,9 +914,8 @@ class _ChunkDecoder:
             s.sent_frames += c.get("sent_frames", 0)
             s.text_lines += c.get("text_lines", 0)
             s.connections.extend(c.get("connections", ()))
-        # per distinct reason from the columns (BadRegions), then per kind
-        by_reason = split.bad.bytes_by_reason()
-        for kind, length in zip(_reason_kinds(list(by_reason)), by_reason.values(), strict=True):
+        # per kind from the columns (BadRegions): the walker's kinds, else read off the reasons
+        for kind, length in split.bad.bytes_by_kind().items():
             s.bad_bytes_by_reason[kind] = s.bad_bytes_by_reason.get(kind, 0) + length
         parts = list(_sub_splits(split, SUB_BATCH_PACKETS))
         for k, part in enumerate(parts):

@@ -14,9 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.core import protocol
-from app.core.decode import CaptureReader, _reason_kind, _reason_kinds, decode_bytes
+from app.core.decode import CaptureReader, decode_bytes
 from app.core.framing import PacketChains, resync
 from app.core.framing.chains import KnownChains
+from app.core.framing.common import reason_kind as _reason_kind
+from app.core.framing.common import reason_kinds as _reason_kinds
 from app.core.framing.resync import CANDIDATE_BLOCK, RAW_SPAN, _raw_candidates, _raw_plausible, _Scan
 from tests.support import encode
 
@@ -445,3 +447,23 @@ def test_the_plain_walk_of_a_long_message_jumps_it_as_the_loop_walks_it():
         assert fast.frontier == plain.frontier
     fast = _Scan(msg)
     assert _plain_end(fast, 0) == len(msg) and fast.plain == len(lengths)
+
+
+@pytest.mark.parametrize("shape", [zero_runs_and_counts, tiny_messages_junk_between, junk_before_big_counts,
+                                   mixed_lengths_junk_between], ids=lambda f: f.__name__)
+def test_bad_bytes_by_kind_as_read_off_every_reason(shape):
+    """The walker's array passes tell each bad region's reason kind (``BadRegions.kinds``):
+    the bytes per kind, in the order kinds first appear, are those read off every
+    region's reason text (``reason_kinds``), the kinds it did not tell included."""
+    from app.core.framing import Framer
+
+    data = bytearray(shape(1 << 19))
+    data[5000:5003] = b'{"t'  # a region with a text frame's first bytes, and one cut at the end
+    split = Framer("raw").split(bytes(data[:-7]), 0, True)
+    bad = split.bad
+    assert bad.kind_code is not None and (bad.kind_code >= 0).any()
+    by_reason = bad.bytes_by_reason()
+    want: dict[str, int] = {}
+    for kind, n in zip(_reason_kinds(list(by_reason)), by_reason.values(), strict=True):
+        want[kind] = want.get(kind, 0) + n
+    assert list(bad.bytes_by_kind().items()) == list(want.items())

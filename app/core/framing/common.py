@@ -4,6 +4,8 @@ found before they are split into packets (``_Walk``)."""
 
 from __future__ import annotations
 
+import functools
+import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -80,6 +82,26 @@ class BadPacket:
         }
 
 
+@functools.lru_cache(maxsize=4096)
+def reason_kind(reason: str) -> str:
+    """A bad region's reason without its numbers, to count bad bytes by kind (cached:
+    damaged captures repeat a few reasons many times)."""
+    return _DIGITS.sub("N", reason.split(";")[0].split("(")[0]).strip()
+
+
+_DIGITS = re.compile(r"\d+")
+
+
+def reason_kinds(reasons: list[str]) -> list[str]:
+    """``reason_kind`` of many reasons (a damaged capture's regions can give thousands of
+    distinct ones, each with its own numbers): one substitution over them all."""
+    heads = [r.split(";", 1)[0].split("(", 1)[0] for r in reasons]
+    joined = "\n".join(heads)
+    if len(reasons) < 8 or joined.count("\n") != len(heads) - 1:  # few, or a reason holding a newline
+        return [reason_kind(r) for r in reasons]
+    return [kind.strip() for kind in _DIGITS.sub("N", joined).split("\n")]
+
+
 class BadRegions(Sequence):
     """A chunk's bad regions, in file order, as columns: file offset, length, message
     number (-1: none), and codes into the distinct reasons and first bytes. A damaged
@@ -89,10 +111,14 @@ class BadRegions(Sequence):
 
     __hash__ = None
 
-    def __init__(self, offset, length, msg_seq, reason_code, reasons: list, raw_code, raws: list):
+    def __init__(self, offset, length, msg_seq, reason_code, reasons: list, raw_code, raws: list,
+                 kind_code=None, kinds: list | None = None):
         self.offset, self.length, self.msg_seq = offset, length, msg_seq  # int64 arrays
         self.reason_code, self.reasons = reason_code, reasons
         self.raw_code, self.raws = raw_code, raws
+        # per region, a code into ``kinds`` (its reason's ``reason_kind``) where the walker
+        # knew it, else -1 (the reason's text is read): None when no walker told any
+        self.kind_code, self.kinds = kind_code, kinds or []
         self._objects: list[BadPacket] | None = None
 
     @classmethod
@@ -106,7 +132,10 @@ class BadRegions(Sequence):
         raws = [b.raw for b in objects]
         reason_codes = [np.arange(len(objects), dtype=np.int64)]
         raw_codes = [reason_codes[0]]
-        for off, length, rc, rs, wc, ws in batches:
+        kind_codes = [np.full(len(objects), -1, dtype=np.int64)]
+        kinds: list[str] = []
+        told = False
+        for off, length, rc, rs, wc, ws, *kc in batches:  # (..., (kind codes, kinds)) when the walker knew them
             offsets.append(off)
             lengths.append(length)
             seqs.append(np.full(off.size, -1, dtype=np.int64))
@@ -114,14 +143,23 @@ class BadRegions(Sequence):
             raw_codes.append(wc + len(raws))
             reasons.extend(rs)
             raws.extend(ws)
+            if kc:
+                code, names = kc[0]
+                kind_codes.append(np.where(code >= 0, code + len(kinds), -1))
+                kinds.extend(names)
+                told = True
+            else:
+                kind_codes.append(np.full(off.size, -1, dtype=np.int64))
         offset = np.concatenate(offsets)
         cols = [offset, np.concatenate(lengths), np.concatenate(seqs), np.concatenate(reason_codes),
                 np.concatenate(raw_codes)]
+        if told:
+            cols.append(np.concatenate(kind_codes))
         if offset.size > 1 and not (offset[1:] > offset[:-1]).all():
             order = np.argsort(offset, kind="stable")
             cols = [c[order] for c in cols]
-        offset, length, seq, rc, wc = cols
-        return cls(offset, length, seq, rc, reasons, wc, raws)
+        offset, length, seq, rc, wc, *kc = cols
+        return cls(offset, length, seq, rc, reasons, wc, raws, kc[0] if kc else None, kinds)
 
     def __len__(self) -> int:
         return int(self.offset.size)
@@ -153,6 +191,40 @@ class BadRegions(Sequence):
     def total(self) -> int:
         """Bytes in all the regions."""
         return int(self.length.sum())
+
+    def bytes_by_kind(self) -> dict[str, int]:
+        """Bytes per reason kind (``reason_kind``), in the order the kinds first appear
+        in the file. Kinds the walker told are not read off the reasons' text."""
+        if not self.offset.size:
+            return {}
+        if self.kind_code is None:
+            by_reason = self.bytes_by_reason()
+            out: dict[str, int] = {}
+            for kind, n in zip(reason_kinds(list(by_reason)), by_reason.values(), strict=True):
+                out[kind] = out.get(kind, 0) + n
+            return out
+        names = list(self.kinds)
+        code = self.kind_code
+        untold = np.flatnonzero(code < 0)
+        if untold.size:
+            code = code.copy()
+            rc, inv = np.unique(self.reason_code[untold], return_inverse=True)
+            code[untold] = np.arange(len(names), len(names) + rc.size)[inv]
+            names += reason_kinds([self.reasons[k] for k in rc.tolist()])
+        index: dict[str, int] = {}
+        same = np.asarray([index.setdefault(name, len(index)) for name in names], dtype=np.int64)
+        code = same[code]  # one code per distinct kind
+        sums = np.bincount(code, weights=self.length, minlength=len(index)).tolist()
+        kinds = list(index)
+        if len(kinds) <= 8:  # a few kinds (the usual): where each first appears, one compare each
+            first = []
+            for k in range(len(kinds)):
+                hit = code == k
+                if hit.any():
+                    first.append((int(hit.argmax()), k))
+            return {kinds[k]: int(sums[k]) for _, k in sorted(first)}
+        ids, first = np.unique(code, return_index=True)
+        return {kinds[k]: int(sums[k]) for k in ids[np.argsort(first)].tolist()}
 
     def bytes_by_reason(self) -> dict[str, int]:
         """Bytes per distinct reason, in the order the reasons first appear in the file."""

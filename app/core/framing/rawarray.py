@@ -28,6 +28,7 @@ from app.core.framing.common import (
     KNOWN_SET,
     LENIENT_MASK,
     LENIENT_MAX_COUNT,
+    reason_kind,
     u16_every,
 )
 from app.core.framing.messages import _describe_fault, _region_reason
@@ -705,12 +706,21 @@ class _Plan:
         key = (((n + 1) << 23 | fault) << 1 | _text_inside(a, x, q)) << _SIZE_BITS | size
         keys, _, codes = _factor(key)
         written = list(map(_reason_text, keys.tolist()))
+        # each key's kind (reason_kind of its text): one per sort of reason _reason_text writes
+        sort = _reason_sort(keys)
+        names: list[str] = []
+        kind = np.full(keys.size, -1, dtype=np.int64)
+        for k in np.unique(sort[sort >= 0]).tolist():
+            of = np.flatnonzero(sort == k)
+            kind[of] = len(names)
+            names.append(reason_kind(written[int(of[0])]))
+        kind_code = kind[codes]
         if None in written:  # faults not seen here (truncated, >16 packets): ask _describe_fault
             for i in np.flatnonzero(np.asarray([w is None for w in written])[codes]).tolist():
                 xi, qi = int(x[i]), int(q[i])
                 codes[i] = len(written)
                 written.append(_region_reason(buf, xi, qi, _describe_fault(self.scan, xi)))
-        return codes, written
+        return codes, written, (kind_code, names)
 
 
 def _factor(key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -724,6 +734,14 @@ def _factor(key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 _SIZE_BITS = 22  # of a bad region's size in reasons()' keys (a pass's window is smaller)
+
+
+def _reason_sort(keys: np.ndarray) -> np.ndarray:
+    """Which sort of reason ``_reason_text`` writes for each key: 0 a text frame, 1 an
+    unknown packet length, 2 a message of 0 packets, -1 none (asked)."""
+    text = keys >> _SIZE_BITS & 1
+    fault, n = keys >> (_SIZE_BITS + 1) & ((1 << 23) - 1), (keys >> (_SIZE_BITS + 24)) - 1
+    return np.where(text == 1, 0, np.where(fault > 0, 1, np.where(n == 0, 2, -1)))
 
 
 @functools.lru_cache(maxsize=1 << 14)
@@ -788,7 +806,7 @@ def walk_window(scan, buf, base: int, p: int, final: bool, walk, size: int = WIN
     reg = np.flatnonzero(kinds == 1)
     if reg.size:
         x, q = at.take(reg), to.take(reg)
-        reason_codes, reasons = plan.reasons(buf, x, q)
+        reason_codes, reasons, kinds = plan.reasons(buf, x, q)
         # The region's first bytes: those of short ones (1-4 bytes) made once per
         # distinct value, longer ones one by one (capped at BAD_RAW_CAP).
         length = q - x
@@ -808,7 +826,7 @@ def walk_window(scan, buf, base: int, p: int, final: bool, walk, size: int = WIN
             got = map(buf.__getitem__, map(slice, xl.tolist(), ql.tolist()))
             raws.extend(got if type(buf) is bytes else map(bytes, got))
         # kept as columns (BadRegions): a damaged capture has one every few bytes
-        walk.region_batches.append((x + base, length, reason_codes, reasons, raw_codes, raws))
+        walk.region_batches.append((x + base, length, reason_codes, reasons, raw_codes, raws, kinds))
     return nxt, hi, int(plan.nodes.size)
 
 
