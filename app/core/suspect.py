@@ -89,6 +89,9 @@ class TickValues:
     volume_traded: np.ndarray | None = None
     exchange_us: tuple[np.ndarray, np.ndarray] | None = None  # (value, valid)
     recv_us: tuple[np.ndarray, np.ndarray] | None = None  # (value, valid)
+    # No price below 0 (binary packets: unsigned fields over positive divisors): the
+    # rules skip the minimum and the negative-price test, same answers.
+    nonnegative: bool = False
 
     @classmethod
     def from_table(cls, table: pa.Table) -> TickValues:
@@ -104,11 +107,11 @@ class TickValues:
         )
 
 
-def _in_bounds(values: np.ndarray) -> bool:
-    """Whether every value is finite and within +-MAX_PRICE (two reductions; NaN fails):
-    such a column cannot trip nan_price or price_out_of_range, so the per-row masks
-    are skipped for it."""
-    return bool(values.min() >= -MAX_PRICE) and bool(values.max() <= MAX_PRICE)
+def _in_bounds(values: np.ndarray, nonnegative: bool = False) -> bool:
+    """Whether every value is finite and within +-MAX_PRICE (two reductions, one when no
+    value is below 0; NaN fails): such a column cannot trip nan_price or
+    price_out_of_range, so the per-row masks are skipped for it."""
+    return (nonnegative or bool(values.min() >= -MAX_PRICE)) and bool(values.max() <= MAX_PRICE)
 
 
 def suspect_codes(v: TickValues, reference_us: int | None = None) -> np.ndarray:
@@ -132,8 +135,8 @@ def suspect_codes(v: TickValues, reference_us: int | None = None) -> np.ndarray:
         return code
     # Columns (and depth sides) with a value that is not finite or beyond MAX_PRICE;
     # the others cannot trip nan_price or price_out_of_range.
-    prices = [values for values in v.prices.values() if values.size and not _in_bounds(values)]
-    depth = [parts for parts in v.depth.values() if parts[0].size and not _in_bounds(parts[1])]
+    prices = [values for values in v.prices.values() if values.size and not _in_bounds(values, v.nonnegative)]
+    depth = [parts for parts in v.depth.values() if parts[0].size and not _in_bounds(parts[1], v.nonnegative)]
     # nan_price: NaN / Infinity in any price (binary captures cannot hold one; JSON can).
     if prices or depth:
         bad = np.zeros(n, dtype=bool)
@@ -150,10 +153,14 @@ def suspect_codes(v: TickValues, reference_us: int | None = None) -> np.ndarray:
 
     last = v.prices.get("last_price")
     if last is not None and last.size and not last.min() > 0:  # NaN: ask the rows
-        wrong = (last < 0) & (v.segment != MCX_SEGMENT)
-        if v.volume_traded is not None:
-            wrong |= (last == 0) & (v.volume_traded > 0)
-        flag(wrong, PRICE_NONPOSITIVE)
+        if v.nonnegative:  # only 0 with volume traded can be wrong
+            if v.volume_traded is not None:
+                flag((last == 0) & (v.volume_traded > 0), PRICE_NONPOSITIVE)
+        else:
+            wrong = (last < 0) & (v.segment != MCX_SEGMENT)
+            if v.volume_traded is not None:
+                wrong |= (last == 0) & (v.volume_traded > 0)
+            flag(wrong, PRICE_NONPOSITIVE)
 
     if prices or depth:
         high_price = np.zeros(n, dtype=bool)

@@ -187,3 +187,32 @@ def test_packet_fields_rules_answer_like_the_tick_table():
             got = suspect.reasons_of_codes(suspect_codes_of(split, reference)).to_pylist()
             assert got == expected == table.column("suspect_reason").to_pylist()
             assert len(set(expected)) >= 5, set(expected)  # the cases reach most rules
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_rules_for_nonnegative_prices_answer_as_the_full_rules(seed):
+    """TickValues.nonnegative (binary packets) skips minimums and the negative-price test:
+    on values with no price below 0 the codes are the same (zeros, volumes, prices out
+    of range, NaN, inverted OHLC and depth all drawn)."""
+    rng = np.random.default_rng(seed)
+    n = 2000
+
+    def prices(size=n):
+        values = rng.choice([0.0, 1.5, 250.0, 2e7, 4e7], size) * rng.random(size)
+        values[rng.random(size) < 0.2] = 0.0
+        values[rng.random(size) < 0.01] = np.nan
+        return values
+
+    rows = np.sort(rng.integers(0, n, 3 * n))
+    values = suspect.TickValues(
+        n=n,
+        prices={name: prices() for name in suspect.PRICE_COLUMNS},
+        depth={name: (rows, prices(rows.size)) for name in suspect.DEPTH_PRICE_COLUMNS},
+        segment=rng.choice([1, 2, 7, 9], n),
+        last_traded_quantity=rng.integers(0, 2_000_000_000, n),
+        volume_traded=rng.integers(0, 3, n),
+    )
+    full = suspect.suspect_codes(values)
+    values.nonnegative = True
+    assert np.array_equal(suspect.suspect_codes(values), full)
+    assert len(set(full.tolist())) >= 4  # several rules fired
