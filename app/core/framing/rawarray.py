@@ -682,22 +682,27 @@ class _Plan:
         few); faults the window's walks did not show are asked one by one."""
         a, limit, lo = self.scan.a, self.scan.limit, self.lo
         inside = x + 4 <= limit
-        if self.u16 is not None and inside.all():  # the window's u16 (strict_status) holds both
+        every = self.u16 is not None and inside.all()  # (the usual: none in the buffer's last bytes)
+        if every:  # the window's u16 (strict_status) holds both
             n = self.u16[x - lo].astype(np.int64)  # a region's place holds a count (no message validates there)
             first = self.u16[x + (2 - lo)].astype(np.int64)
+            known = KNOWN_MASK[first]
+            counted = n > 0
         else:
             n = _u16(a, x)
             first = np.where(inside, _u16(a, np.minimum(x + 2, limit - 2)), -1)
-        known = KNOWN_MASK[np.maximum(first, 0)]
-        counted = inside & (n > 0)
+            known = KNOWN_MASK[np.maximum(first, 0)]
+            counted = inside & (n > 0)
         # a count and an unknown first length: "unknown packet length L (packet 0 of n)"
         fault = np.where(counted & ~known, first, -1)
-        if self.faults is not None:
-            # a candidate (count > 0, first length known, inside): what its walk showed (strict_status)
+        seen = counted & known  # a candidate (count > 0, first length known, inside)
+        if self.faults is not None and seen.any():
+            # what its walk showed (strict_status)
             places, shown = self.faults
             at = np.minimum(np.searchsorted(places, x - lo), places.size - 1)
-            fault = np.where(counted & known, shown[at], fault)
-        n[~inside & (n > 0)] = -1  # the last bytes of the buffer: ask _describe_fault
+            fault = np.where(seen, shown[at], fault)
+        if not every:
+            n[~inside & (n > 0)] = -1  # the last bytes of the buffer: ask _describe_fault
         size = q - x
         assert size.max() < 1 << _SIZE_BITS  # a region of a pass lies in its window
         # one key per distinct (count, good packets, bad length, text frame inside, region
