@@ -54,6 +54,20 @@ def _same(data: bytes, chunk: int | None = None):
     return work
 
 
+# Windows these tests narrow the passes to (the widths before they grew): the walk is the
+# oracle's whatever a pass's width, and narrow passes make small inputs cross several
+# window edges (the oracle's per-message walk of each input stays quick).
+NARROW, NARROW_SPARSE = 1 << 16, 1 << 18
+
+
+@pytest.fixture
+def narrow_windows(monkeypatch):
+    from app.core.framing import raw
+
+    monkeypatch.setattr(raw, "WINDOW", NARROW)
+    monkeypatch.setattr(raw, "SPARSE_WINDOW", NARROW_SPARSE)
+
+
 def _tiny_units(draw_units: list[tuple[int, bytes]]) -> bytes:
     """One-packet messages (the array walker's ground) with junk/zeros between them."""
     msg8 = shapes.encode.encode_message([shapes._packet(8, 1)])
@@ -112,14 +126,14 @@ def test_structured_garbage_walks_alike(atoms, chunk):
 
 
 @pytest.mark.parametrize("shape", shapes.CRAFTED, ids=lambda f: f.__name__)
-@pytest.mark.parametrize("chunk", [None, 5000, WINDOW + 123])
-def test_crafted_shapes_walk_alike(shape, chunk):
-    data = shape(3 * WINDOW // 2)
+@pytest.mark.parametrize("chunk", [None, 5000, NARROW + 123])
+def test_crafted_shapes_walk_alike(narrow_windows, shape, chunk):
+    data = shape(3 * NARROW // 2)
     work = _same(data, chunk)
     assert work <= shapes.WORK_PER_BYTE * len(data) * (2 if chunk else 1)
 
 
-def test_damaged_tiny_capture_walks_alike_across_windows():
+def test_damaged_tiny_capture_walks_alike_across_windows(narrow_windows):
     """Longer than a window, damaged at 300 places, read whole and in chunks."""
     rng = np.random.default_rng(14)
     units = [(int(k), b"\xff" if k % 5 == 0 else b"") for k in rng.integers(0, 9, 30_000)]
@@ -127,20 +141,21 @@ def test_damaged_tiny_capture_walks_alike_across_windows():
     edits = [(int(rng.integers(3)), int(rng.integers(1 << 30)), int(rng.integers(1, 65)),
               rng.integers(0, 256, int(rng.integers(1, 65)), dtype=np.uint8).tobytes()) for _ in range(300)]
     data = _mutate(data, edits)
-    assert len(data) > 3 * WINDOW
-    for chunk in (None, 40_000, WINDOW):
+    assert len(data) > 3 * NARROW
+    for chunk in (None, 40_000, NARROW):
         _same(data, chunk)
 
 
 @pytest.mark.parametrize("shape, widest", [
-    (shapes.mixed_lengths_junk_between, rawarray.SPARSE_WINDOW),  # a place every ~80 bytes
-    (shapes.tiny_messages_junk_between, WINDOW),  # a place every ~6 bytes
+    (shapes.mixed_lengths_junk_between, NARROW_SPARSE),  # a place every ~80 bytes
+    (shapes.tiny_messages_junk_between, NARROW),  # a place every ~6 bytes
 ])
-def test_a_pass_that_decided_most_of_its_window_is_followed_by_the_next_at_once(monkeypatch, shape, widest):
+def test_a_pass_that_decided_most_of_its_window_is_followed_by_the_next_at_once(narrow_windows, monkeypatch, shape,
+                                                                                 widest):
     """A pass stops where bytes past its window decide (a junk count of 4,080 that a
     per-message step walks far to refuse, a junk byte): the next, wider pass starts right
     there, with no per-message steps between them, and the walk is the oracle's. Passes
-    grow to WINDOW, and further (SPARSE_WINDOW) where places are sparse."""
+    grow to WINDOW, and further (SPARSE_WINDOW) where places are sparse (here narrowed)."""
     from app.core.framing import raw
 
     calls = []
@@ -158,6 +173,35 @@ def test_a_pass_that_decided_most_of_its_window_is_followed_by_the_next_at_once(
         assert hi - 2 * rawarray.FOLLOW_WINDOW - 200 < q < hi  # stopped just before its end
         assert p == q  # ... and the next pass went on from there
     assert [c[3] for c in calls[:7]] == [min(rawarray.MIN_WINDOW << k, widest) for k in range(7)]
+
+
+@pytest.mark.parametrize("shape, widest", [
+    (shapes.mixed_lengths_junk_between, rawarray.SPARSE_WINDOW),
+    (shapes.tiny_messages_junk_between, WINDOW),
+])
+def test_passes_grow_to_their_full_width_and_walk_as_narrow_ones(monkeypatch, shape, widest):
+    """At their full widths (too wide for the oracle's walk of an input that reaches
+    them), passes double up to WINDOW, or SPARSE_WINDOW where places are sparse, and the
+    walk is the same as with the narrow passes the oracle tests above check."""
+    from app.core.framing import raw
+
+    calls = []
+
+    def spy(scan, buf, base, p, final, walk, size=WINDOW):
+        calls.append(size)
+        return rawarray.walk_window(scan, buf, base, p, final, walk, size)
+
+    data = shape(3 * widest)
+    monkeypatch.setattr(raw, "walk_window", spy)
+    wide, _ = _run(Framer, data)
+    ramp = [rawarray.MIN_WINDOW << k for k in range(widest.bit_length() - rawarray.MIN_WINDOW.bit_length() + 1)]
+    assert calls[: len(ramp)] == ramp and max(calls) == widest
+    monkeypatch.setattr(raw, "WINDOW", NARROW)
+    monkeypatch.setattr(raw, "SPARSE_WINDOW", NARROW_SPARSE)
+    calls.clear()
+    narrow, _ = _run(Framer, data)
+    assert max(calls) < widest
+    assert wide == narrow
 
 
 # --- the record resync's vectorised pre-filter -------------------------------------------
@@ -522,7 +566,7 @@ def test_the_last_zero_of_each_run_is_decided_with_the_places(monkeypatch):
     """Heartbeat runs land on their last zero: a pass decides those places in its first
     round (not a second round of all its look-ups), and walks as the oracle does."""
     rng = np.random.default_rng(9)
-    data = rng.choice(np.frombuffer(b"\x00\x00\x00\x08\x01\xb8\x00\xff", np.uint8), 3 * WINDOW).tobytes()
+    data = rng.choice(np.frombuffer(b"\x00\x00\x00\x08\x01\xb8\x00\xff", np.uint8), 3 * NARROW).tobytes()
     rounds = []
     decide = rawarray._Plan._decide
 
@@ -531,7 +575,7 @@ def test_the_last_zero_of_each_run_is_decided_with_the_places(monkeypatch):
         return decide(self, nodes, runs)
 
     monkeypatch.setattr(rawarray._Plan, "_decide", spy)
-    rawarray._Plan(_Scan(data), 0, WINDOW, True, 0)
+    rawarray._Plan(_Scan(data), 0, NARROW, True, 0)
     assert len(rounds) == 1 and rounds[0] > 1000
     monkeypatch.undo()
     _same(data)

@@ -35,8 +35,8 @@ from app.core.framing.messages import _describe_fault, _region_reason
 from app.core.framing.resync import FOLLOW_WINDOW, AnchorSearch
 from app.core.framing.split import _u16
 
-WINDOW = 1 << 16  # positions decided per array pass, at most ...
-SPARSE_WINDOW = 1 << 18  # ... unless its places (message starts and ends) were sparse:
+WINDOW = 1 << 18  # positions decided per array pass, at most ...
+SPARSE_WINDOW = 1 << 20  # ... unless its places (message starts and ends) were sparse:
 SPARSE = 32  # fewer than one per this many bytes (the pass's fixed cost dominates, not its arrays)
 MIN_WINDOW = 1 << 12  # ... at least (a pass that decided most of its window doubles the next)
 CAP = 16  # packets of every candidate walked by numpy; longer messages ask PacketChains
