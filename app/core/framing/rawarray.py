@@ -317,11 +317,20 @@ class _Plan:
         self.valid, self.ends, self.need = valid, ends, need
         self._follows = None  # each valid start's follow check, once a bad region asks
         self._anchors = None  # _regions' look-ups over the valid starts, once asked
-        mark = np.zeros(hi - lo, dtype=bool)
+        inner = ends[ends < hi]
+        mark = np.zeros(hi - lo, dtype=bool)  # (the places so far: rounds below add some)
         mark[valid - lo] = True
-        mark[ends[ends < hi] - lo] = True
+        mark[inner - lo] = True
         mark[entry - lo] = True
-        nodes = np.flatnonzero(mark) + lo
+        if inner.size < 2 or (inner[1:] >= inner[:-1]).all():
+            # The places in order: the valid starts and their ends (the usual: in order too)
+            # merged (a stable sort of two sorted runs is a merge), not a search of every
+            # byte's mark (a pass costing more than both runs where places are sparse).
+            nodes = np.concatenate([valid, inner, [entry]])
+            nodes.sort(kind="stable")
+            nodes = nodes[np.diff(nodes, prepend=-1) != 0]
+        else:  # ends out of order (messages inside messages): a sort would not be linear
+            nodes = np.flatnonzero(mark) + lo
         self._nonzero = None  # positions of the window's nonzero bytes, once asked
         nodes, runs = self._zero_run_places(nodes, mark)
         kind, succ, beats = self._decide(nodes, runs)
