@@ -241,9 +241,11 @@ def split_messages(
         framed_mask = ~bare & (size >= 2)
     # A JSON text frame ({"type": ...}) written into a binary capture: all of it is bad.
     text = np.zeros(m, dtype=bool)
-    candidates = np.flatnonzero(framed_mask)
-    # every message framed (the usual batch): whole-array views instead of gathers by index
-    cand = slice(None) if candidates.size == m else candidates
+    # every message framed (the usual batch): whole-array views instead of gathers by
+    # index, and the index arrays made by arange, not searched for (nonzero costs more)
+    every_framed = bool(framed_mask.all())
+    candidates = np.arange(m) if every_framed else np.flatnonzero(framed_mask)
+    cand = slice(None) if every_framed else candidates
     high = low = None  # the count's bytes of every candidate
     if candidates.size:
         at = start[cand]
@@ -253,7 +255,7 @@ def split_messages(
             brace &= low == 0x22
             text[cand] = brace
             framed_mask &= ~text
-    framed = np.flatnonzero(framed_mask)
+    framed = candidates if every_framed and not text.any() else np.flatnonzero(framed_mask)
     sel = slice(None) if framed.size == m else framed
     if m and framed.size == m:  # every message framed, none text: the bytes read above
         count = high.astype(np.int64)
@@ -269,7 +271,8 @@ def split_messages(
 
     msgs, seqs, poss, lens = [], [], [], []
     tail = []  # (message, first k, packets, parts): messages walked by _walk_long
-    active = framed[count[sel] > 0]
+    counted = count[sel] > 0
+    active = framed if counted.all() else framed[counted]
     failures = False  # any message failed (fail_pos set)
     k = 0
     while active.size:
@@ -319,14 +322,18 @@ def split_messages(
         lens.append(length)
         if every and good.size == m:
             cursor[:] = after
-            active = good[count > k + 1]
+            more = count > k + 1
+            active = good[more] if more.any() else good[:0]  # (none: one-packet messages)
         else:
             cursor[good] = after
             active = good[count[good] > k + 1]
         k += 1
     walked = np.zeros(m, dtype=np.int64)
     for k, good in enumerate(msgs):
-        walked[good] = k + 1
+        if good.size == m:  # every message (distinct indexes)
+            walked.fill(k + 1)
+        else:
+            walked[good] = k + 1
     for i, k0, n, _ in tail:
         walked[i] = k0 + n
     done = np.where(fail_pos >= 0, done, walked) if failures else walked
@@ -410,7 +417,7 @@ def split_messages(
     invalid = framed[np.flatnonzero(~valid[sel])]
     broken = invalid[(fail_pos[invalid] >= 0) | (cursor[invalid] != end[invalid])]
     # (when every message is a framed candidate, none is short)
-    short = np.zeros(0, np.int64) if candidates.size == m else np.flatnonzero(~bare & (size < 2) & (size > 0))
+    short = np.zeros(0, np.int64) if every_framed else np.flatnonzero(~bare & (size < 2) & (size > 0))
     for i in broken.tolist():
         n, e = int(count[i]), int(end[i])
         if fail_pos[i] >= 0:
