@@ -326,9 +326,13 @@ class _Plan:
             # The places in order: the valid starts and their ends (the usual: in order too)
             # merged (a stable sort of two sorted runs is a merge), not a search of every
             # byte's mark (a pass costing more than both runs where places are sparse).
-            nodes = np.concatenate([valid, inner, [entry]])
+            at = int(np.searchsorted(valid, entry))
+            known = at < valid.size and int(valid[at]) == entry  # (the usual: it starts a message)
+            nodes = np.concatenate([valid, inner] if known else [valid, inner, [entry]])
             nodes.sort(kind="stable")
-            nodes = nodes[np.diff(nodes, prepend=-1) != 0]
+            once = np.diff(nodes, prepend=-1) != 0  # (an end where a valid start is: twice)
+            if not once.all():
+                nodes = nodes[once]
         else:  # ends out of order (messages inside messages): a sort would not be linear
             nodes = np.flatnonzero(mark) + lo
         self._nonzero = None  # positions of the window's nonzero bytes, once asked
@@ -453,7 +457,8 @@ class _Plan:
             xz = xi[z] + 1
             after = np.minimum(xz, hi - 1)
             no_beat[z] = (xz < hi) & (a[after] != 0) & (status[after - lo] == _INVALID)
-        cand = inv[no_beat & (ax != _JSON)]
+        keep = no_beat & (ax != _JSON)
+        cand = inv if keep.all() else inv[keep]  # (all: junk bytes between messages)
         if cand.size and every and not self.need.size:
             # the usual damage, read off the places
             tight, to = self._tight_regions(cand, nodes, st)
@@ -469,7 +474,9 @@ class _Plan:
             self._regions(cand, nodes, kind, succ)
         # Heartbeats: a run of zero bytes (all but its last; _walk_raw looks 64 KiB ahead
         # at most), or one zero byte where no message validates and then one that does.
-        zero = inv[(ax == 0) & (xi + 1 < hi)]
+        zero = ax == 0
+        zero &= xi + 1 < hi
+        zero = inv[zero] if zero.any() else inv[:0]  # (none: no zero byte among them)
         if zero.size:
             x = nodes[zero]
             pair = a[x + 1] == 0
