@@ -51,6 +51,7 @@ NEAR = 4  # positions after a message's end looked at before the window's valid 
 U16_PAST = 1 << 12  # bytes past a window whose u16 strict_status reads at once (candidates' next prefixes)
 PROBE = 16  # bytes looked at for the end of a run of zeros before a pass over the window
 _BIG = int(np.iinfo(np.int64).max)  # "none" in position arrays (np.iinfo per call costs ~10 us)
+_I32 = 1 << 31  # buffers shorter than this keep a pass's strict status as int32
 
 
 _KNOWN = tuple(sorted(KNOWN_SET))  # compared one by one: cheaper than a 64 KiB table's gather per position
@@ -76,7 +77,9 @@ def strict_status(scan, lo: int, hi: int):
     """
     a, limit = scan.a, scan.limit
     n = hi - lo
-    status = np.full(n, _INVALID, dtype=np.int64)
+    # int32 where every end fits (a chunk of less than 2 GiB): a window-wide array written
+    # once per pass, and read only at places; what leaves the plan is read as int64
+    status = np.full(n, _INVALID, dtype=np.int32 if limit < _I32 else np.int64)
     faults = u = None
     cand = cst = np.zeros(0, dtype=np.int64)
     top = min(hi, limit - 3)  # a candidate's count and first length are inside the buffer
@@ -313,7 +316,7 @@ class _Plan:
         self.scan = scan
         status, valid, need, self.faults, self.u16 = strict_status(scan, lo, hi)
         self.lo, self.hi, self.status, self.final = lo, hi, status, final
-        ends = status[valid - lo]
+        ends = status[valid - lo].astype(np.int64)
         self.valid, self.ends, self.need = valid, ends, need
         self._follows = None  # each valid start's follow check, once a bad region asks
         self._anchors = None  # _regions' look-ups over the valid starts, once asked
@@ -436,7 +439,7 @@ class _Plan:
         window's places, not only some added)."""
         a, lo, hi, status = self.scan.a, self.lo, self.hi, self.status
         m = nodes.size
-        st = status[nodes - lo]
+        st = status[nodes - lo].astype(np.int64)
         msg = st >= 0
         kind = np.where(msg, 0, -1).astype(np.int8)  # 0 message, 1 bad region, 2 heartbeat, -1 undecided
         succ = np.where(msg, st, 0)
