@@ -112,19 +112,32 @@ class KnownChains(PacketChains):
             return np.zeros(at.size, dtype=bool)
         return self._where_at[at] != 0
 
+    def walked_span(self, lo: int, hi: int) -> np.ndarray:
+        """``walked`` of every position of [lo, hi) (False past the positions a path may
+        hold): one slice, not a gather."""
+        out = np.zeros(max(hi - lo, 0), dtype=bool)
+        top = min(hi, self._size)
+        if self._where_at is not None and top > lo:
+            np.not_equal(self._where_at[lo:top], 0, out=out[: top - lo])
+        return out
+
     def memo_at(self, at: np.ndarray):
         """(run, stop) of each prefix position of ``at`` already on a path (run -1 at the
         others), as ``run`` and ``stop`` answer there."""
-        run = np.full(at.size, -1, dtype=np.int64)
-        stop = np.zeros(at.size, dtype=np.int8)
         if self._where_at is None or not at.size:
-            return run, stop
-        number = self._where_at[at].astype(np.int64) - 1
-        on = np.flatnonzero(number >= 0)
-        number = number[on]
-        pid = self._path_of[number]
-        run[on] = self._run0_np[pid] - (number - self._first_np[pid])
-        stop[on] = self._stop_np[pid]
+            return np.full(at.size, -1, dtype=np.int64), np.zeros(at.size, dtype=np.int8)
+        number = self._where_at[at].astype(np.int64)
+        number -= 1
+        # Every position read at once, on a path or not (-1 reads the last number's path,
+        # any path: its answers are replaced below); int64 indices (int32 ones cost numpy
+        # a conversion per gather).
+        pid = self._path_of[number].astype(np.int64)
+        run = self._run0_np[pid] - number + self._first_np[pid]
+        stop = self._stop_np[pid]
+        off = number < 0
+        if off.any():
+            run[off] = -1
+            stop[off] = 0
         return run, stop
 
     def message_ends(self, q: np.ndarray) -> np.ndarray:

@@ -246,6 +246,11 @@ FRONTIER_STEPS = 24  # prefixes a pre-filter pass follows from each candidate be
 FRONTIER_SPARSE = 4  # ... where a window holds at least this many known prefixes per candidate
 
 
+# candidate_runs' codes of what a chain meets at a position, and the stop each one reports
+_C_GO, _C_INVALID, _C_EXIT, _C_PAST, _C_JOIN = 0, 1, 2, 3, 4
+_STOP_OF = np.array([_LIVE, _INVALID, _EXIT, _NEED_MORE], dtype=np.int8)
+
+
 def candidate_runs(length: np.ndarray, known: np.ndarray, x: np.ndarray, r0: int, limit: int, count: np.ndarray,
                    chains=None, most: int = FRONTIER_STEPS):
     """``chain_runs``' answers for the candidates' first prefixes ``x`` only (relative to
@@ -266,51 +271,62 @@ def candidate_runs(length: np.ndarray, known: np.ndarray, x: np.ndarray, r0: int
     stop = np.full(m, _LIVE, dtype=np.int8)
     joined = np.full(m, -1, dtype=np.int64)
     joined_k = np.zeros(m, dtype=np.int64)
-    # the chains still followed: their candidates, prefix positions, packets so far, counts
-    live, p, r, want = np.arange(m), x.astype(np.int64), np.zeros(m, dtype=np.int64), count
+    # What a chain meets at each position it can reach (the pass's positions, and one
+    # packet past them), as one code, so that a round reads one array whatever stops a
+    # chain there (a round's numpy calls, not its few candidates, are its cost): a walked
+    # prefix (joined), no whole prefix left in the buffer, past the positions the pass
+    # reads (undecided here), an unknown length; checked in that order.
+    size = max(n + 2 + _LONGEST, int(x.max()) + 1 if m else 0)
+    code = np.full(size, _C_EXIT, dtype=np.int8)
+    np.logical_not(known, out=code[:n].view(np.bool_))  # _C_GO (0) or _C_INVALID (1)
     last = limit - r0 - 2  # a prefix past this position is not whole in the buffer
-    edge = min(last, n - 1)  # past this, the buffer or the positions the pass reads end
+    if last + 1 < size:
+        code[max(last + 1, 0) :] = _C_PAST
+    if chains is not None:  # a walked prefix: _C_JOIN added to whatever else is there
+        joins = chains.walked_span(r0, r0 + size).view(np.int8)
+        np.multiply(joins, _C_JOIN, out=joins)
+        code += joins
+    live, p = np.arange(m), x.astype(np.int64)  # the chains still followed, their prefixes
+    # every chain followed has taken as many packets as the rounds done (``k``)
+    want = int(count.min()) if m else 0  # the fewest packets a live chain needs
     work = 0
-    for _ in range(most):
+    k = 0
+    for k in range(most):
         if not live.size:
             break
         work += live.size
-        if chains is not None:
-            walked = chains.walked(p + r0)
-            if walked.any():
-                hit = np.flatnonzero(walked)
-                c = live[hit]
-                got_run, got_stop = chains.memo_at(p[hit] + r0)
-                joined_k[c] = r[hit]
-                run[c] = r[hit] + got_run
-                stop[c] = got_stop
-                joined[c] = p[hit]
-                keep = ~walked
-                live, p, r, want = live[keep], p[keep], r[keep], want[keep]
-                if not live.size:
-                    break
-        if int(p.max()) > edge:
-            past = p > last  # no whole prefix left in the buffer
-            end = past | (p >= n)  # or past the positions the pass reads: undecided here
-            c = live[end]
-            run[c] = r[end]
-            stop[c] = np.where(past[end], _NEED_MORE, _EXIT)
-            keep = ~end
-            live, p, r, want = live[keep], p[keep], r[keep], want[keep]
-        ok = known[p]
-        if not ok.all():
-            c = live[~ok]
-            run[c] = r[~ok]
-            stop[c] = _INVALID
-            live, p, r, want = live[ok], p[ok], r[ok], want[ok]
-        r = r + 1
+        c = code[p]
+        if np.count_nonzero(c):
+            ends = np.flatnonzero(c)
+            ce, pe, cl = c[ends], p[ends], live[ends]
+            join = ce >= _C_JOIN
+            if join.any():
+                got_run, got_stop = chains.memo_at(pe[join] + r0)
+                cj = cl[join]
+                joined_k[cj] = k
+                run[cj] = k + got_run
+                stop[cj] = got_stop
+                joined[cj] = pe[join]
+            other = ~join
+            run[cl[other]] = k
+            stop[cl[other]] = _STOP_OF[ce[other]]
+            keep = c == _C_GO
+            live, p = live[keep], p[keep]
+            if not live.size:
+                break
         p = p + 2 + length[p]
-        enough = r >= want
-        if enough.any():  # holds as many packets as it needs: _LIVE, looked no further
-            run[live[enough]] = r[enough]
-            keep = ~enough
-            live, p, r, want = live[keep], p[keep], r[keep], want[keep]
-    run[live] = r  # still going when the rounds ended: _LIVE
+        if k + 1 >= want:  # holds as many packets as it needs: _LIVE, looked no further
+            need = count[live]
+            enough = need <= k + 1
+            if enough.any():
+                run[live[enough]] = k + 1
+                keep = ~enough
+                live, p = live[keep], p[keep]
+                if live.size:
+                    want = int(need[keep].min())
+    else:
+        k = most
+    run[live] = k  # still going when the rounds ended: _LIVE
     return run, stop, joined, joined_k, work
 
 
