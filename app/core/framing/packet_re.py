@@ -33,7 +33,6 @@ def _packet_pattern(lengths) -> bytes:
     return b"(?:" + b"|".join(alternatives) + b")"
 
 
-_KNOWN = frozenset(protocol.KNOWN_LENGTHS)
 _PACKET = _packet_pattern(protocol.KNOWN_LENGTHS)
 PACKET = re.compile(_PACKET, re.DOTALL)
 CHAIN = re.compile(_PACKET + b"*+", re.DOTALL)  # the longest run of whole known packets
@@ -112,6 +111,8 @@ def same_run_end(buf, x: int, end: int, length: int) -> int:
 
 LANE_K = 6
 LANE = 1 << LANE_K  # packets per lane of the lockstep reads (run_prefixes, split's _walk_long)
+# a lane's span when its LANE packets are all of one length: (length, their prefixes' high, low bytes)
+EQUAL_SPAN = {LANE * (2 + n): (n, bytes([n >> 8]) * LANE, bytes([n & 0xFF]) * LANE) for n in protocol.KNOWN_LENGTHS}
 
 
 def lane_prefixes(a: np.ndarray, lanes: list[int]) -> np.ndarray:
@@ -134,9 +135,10 @@ def run_prefixes(a: np.ndarray, buf, x: int, end: int) -> np.ndarray:
     ``x`` below ``end`` (``a``: the buffer as uint8), in order.
 
     Runs of ``LANE`` or more equal packets are strided ranges (their end matched by the
-    engine). Elsewhere an exact match of ``LANE`` packets marks a lane every ``LANE``
-    packets, and the prefixes inside the lanes are read in lockstep, one numpy step per
-    packet index over all lanes at once; the last few packets are listed by ``findall``.
+    engine, once a lane's match shows one starts). Elsewhere an exact match of ``LANE``
+    packets marks a lane every ``LANE`` packets, and the prefixes inside the lanes are
+    read in lockstep, one numpy step per packet index over all lanes at once; the last
+    few packets are listed by ``findall``.
     About 40 ns a packet, against ~100 ns listing them all with ``findall``.
     """
     block = exact(LANE_K).match
@@ -144,24 +146,28 @@ def run_prefixes(a: np.ndarray, buf, x: int, end: int) -> np.ndarray:
     lanes: list[int] = []
     j = x
     while j + 2 <= end:
-        length = buf[j] << 8 | buf[j + 1]
-        if length not in _KNOWN:
-            break
-        step = 2 + length
-        run_end = same_run_end(buf, j, end, length)
-        if run_end - j >= LANE * step:  # a run of equal packets
-            parts.append(np.arange(j, run_end, step, dtype=np.int64))
-            j = run_end
-            continue
         m = block(buf, j, end)
-        if m is None:
+        if m is None:  # fewer than LANE whole known packets, equal or not
             break
+        stop = m.end()
+        # LANE packets of one length span LANE steps of it (other lengths may too: the
+        # strided compares tell); then the run of them goes on past the match. A lane of
+        # mixed lengths (most lanes, where runs are short) asks no run.
+        equal = EQUAL_SPAN.get(stop - j)
+        if equal is not None:
+            length, high, low = equal
+            step = 2 + length
+            if buf[j:stop:step] == high and buf[j + 1 : stop : step] == low:
+                run_end = same_run_end(buf, stop, end, length)
+                parts.append(np.arange(j, run_end, step, dtype=np.int64))
+                j = run_end
+                continue
         if parts and type(parts[-1]) is list:
             parts[-1][1] += 1
         else:
             parts.append([len(lanes), len(lanes) + 1])
         lanes.append(j)
-        j = m.end()
+        j = stop
     tail = run_lengths(buf, j, CHAIN.match(buf, j, end).end())
     if tail.size:
         at = np.empty(tail.size, dtype=np.int64)

@@ -7,7 +7,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from app.core import protocol
 from app.core.framing import packet_re
 from app.core.framing.common import KNOWN_MASK, same_length_run
 from app.core.framing.messages import _merge_touching
@@ -39,8 +38,7 @@ _WALK_AFTER, _FEW_MESSAGES = 8, 8
 _LONG_AFTER, _SOME_MESSAGES = 64, 128
 _LANE, _LANE_K = packet_re.LANE, packet_re.LANE_K  # whole known packets per lane (one re match each)
 _LOCKSTEP_LANES = 32  # fewer lanes are read by run_lengths (~85 ns a packet; a lockstep costs ~150 us + ~7 ns)
-# a lane's span when its _LANE packets are all of one length: (length, their prefixes' high, low bytes)
-_EQUAL_SPAN = {_LANE * (2 + n): (n, bytes([n >> 8]) * _LANE, bytes([n & 0xFF]) * _LANE) for n in protocol.KNOWN_LENGTHS}
+_EQUAL_SPAN = packet_re.EQUAL_SPAN  # a lane's span when its _LANE packets are all of one length
 
 
 class EqualRun(NamedTuple):
