@@ -26,8 +26,9 @@ def _pair(buf: bytes, lenient: bool):
     return PacketChains(buf, STRICT_LENGTHS), KnownChains(buf)
 
 
-def _agree(buf: bytes, positions, lenient: bool) -> KnownChains:
-    plain, chains = _pair(buf, lenient)
+def _agree(buf: bytes, positions, lenient: bool, chains: KnownChains | None = None) -> KnownChains:
+    plain, made = _pair(buf, lenient)
+    chains = made if chains is None else chains
     most = LENIENT_MAX_COUNT if lenient else 0xFFFF
     for q in positions:
         assert chains.message_end(q, max_count=most) == plain.message_end(q, max_count=most), q
@@ -70,6 +71,45 @@ def test_known_chains_on_crafted_shapes_agree_and_stay_linear(shape, lenient):
     chains = _agree(buf, range(0, len(buf), 3), lenient)  # in file order, as the resync asks
     assert chains.steps <= WORK_PER_BYTE * len(buf)
     _agree(buf, range(len(buf) - 1, 0, -5), lenient)  # backwards: paths joined the other way
+
+
+def _lenient_reading_strict(buf: bytes, rnd, walked: int) -> KnownChains:
+    """Lenient chains whose stretches read the paths of strict chains (as ``_Scan`` sets
+    them), the strict chains having walked from ``walked`` random places first."""
+    strict = KnownChains(buf)
+    for q in rnd.sample(range(len(buf)), min(walked, len(buf))):
+        strict.run(q)
+    chains = KnownChains(buf, LENIENT_LENGTHS)
+    chains.known_chains = strict
+    return chains
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_PIECES, max_size=120), st.randoms(use_true_random=False), st.integers(0, 12))
+def test_lenient_chains_reading_the_strict_paths_answer_as_a_walk(pieces, rnd, walked):
+    buf = b"".join(pieces)
+    order = list(range(len(buf)))
+    rnd.shuffle(order)
+    _agree(buf, order, True, _lenient_reading_strict(buf, rnd, walked))
+
+
+@pytest.mark.parametrize("shape", CRAFTED, ids=lambda f: f.__name__)
+def test_lenient_chains_reading_the_strict_paths_on_crafted_shapes(shape, monkeypatch):
+    """Every crafted shape, the strict chains walked first from every 7th byte: the
+    lenient answers are a plain walk's, and where a lenient walk meets a chain of known
+    packets it reads the strict paths (at least on the shapes made of such chains)."""
+    import random
+
+    buf = shape(40_000)
+    read = []
+    stretch_known = KnownChains._stretch_known
+    monkeypatch.setattr(KnownChains, "_stretch_known", lambda self, y, k: read.append(y) or stretch_known(self, y, k))
+    chains = _lenient_reading_strict(buf, random.Random(5), 0)
+    for q in range(0, len(buf), 7):
+        chains.known_chains.run(q)
+    _agree(buf, range(0, len(buf), 3), True, chains)
+    if shape.__name__ in ("validate_across_many_runs", "runs_found_out_of_order", "many_long_messages"):
+        assert read, shape.__name__
 
 
 def test_a_long_walk_goes_by_segments_and_numbers_every_prefix_once(monkeypatch):

@@ -69,6 +69,10 @@ class KnownChains(PacketChains):
         self._past: np.ndarray | None = None
         self._join_k: np.ndarray | None = None
         self._join_to: np.ndarray | None = None
+        # Chains of exactly the known lengths over the same buffer and limit (the strict
+        # ones, for the lenient): a stretch from a prefix they have walked reads its
+        # packets off their paths instead of matching them again.
+        self.known_chains: KnownChains | None = None
         self.steps = 0
 
     def note_runs_past_end(self, at: np.ndarray, run: np.ndarray) -> None:
@@ -320,6 +324,9 @@ class KnownChains(PacketChains):
         double; every prefix a segment reads counts in ``steps``."""
         buf, limit = self.buf, self.limit
         where_at, mv = self._where_at, self._mv
+        known = self.known_chains
+        if known is not None and known.known(y):
+            return self._stretch_known(y, known)
         parts: list[np.ndarray] = []
         seg = min(max(MIN_SEGMENT, 2 * taken), MAX_SEGMENT)
         cont = None
@@ -347,6 +354,27 @@ class KnownChains(PacketChains):
         if not parts:
             return None, y, cont
         return (parts[0] if len(parts) == 1 else np.concatenate(parts)), y, cont
+
+    def _stretch_known(self, y: int, known: KnownChains):
+        """``_stretch`` from ``y``, a prefix ``known`` (chains of exactly the known lengths)
+        has walked: the run of known packets from ``y`` is read off its paths (a lenient
+        walk that meets a long chain of known packets the strict walk took, in
+        ``validate_across_many_runs`` 144,000 of them, matches none again)."""
+        buf, limit = self.buf, self.limit
+        n = known.run(y)
+        if n and known.jump(y, n) > limit:  # the last packet runs past the limit: not whole
+            n -= 1
+        if not n:
+            return None, y, None
+        at = known.prefixes(y, n)
+        self.steps += at.size
+        seen = np.flatnonzero(self._where_at[at])
+        if seen.size:
+            first = int(seen[0])
+            y = int(at[first])
+            return at[:first], y, self._path_index(self._mv[y] - 1)
+        last = int(at[-1])
+        return at, last + 2 + (buf[last] << 8 | buf[last + 1]), None
 
     def _told(self, j: int, n: int):
         """What the pre-filter told of the chain from ``j`` (``note_*``), when no walk has

@@ -40,6 +40,8 @@ class _Scan:
         chains = KnownChains if shortcuts else PacketChains
         self.strict = chains(buf, STRICT_LENGTHS)
         self.lenient = chains(buf, LENIENT_LENGTHS)
+        if shortcuts:
+            self.lenient.known_chains = self.strict
         self._blocks: dict = {}
         # pre-filter -> {the block after a recent pass: blocks in that pass}, one entry per
         # stream of blocks asked in a row (the resync's and the follow checks' interleave)
