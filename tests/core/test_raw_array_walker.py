@@ -612,3 +612,25 @@ def test_junk_between_tiny_messages_all_along_walks_alike(first, second, chunk):
     too long for the follow check) decide as the per-message walk does."""
     units = [(1, first), (2, first if second is None else second)] * 700
     _same(_tiny_units(units), chunk)
+
+
+@pytest.mark.parametrize("chunk", [None, 70_000])
+def test_messages_whose_chains_a_pass_joined_are_read_off_the_chains(monkeypatch, chunk):
+    """``runs_found_out_of_order`` with counts of 191 (17 new packets, then 174 on the
+    first walk's path, ending 9 units on where that unit's candidate is a few bytes
+    ahead): the later candidates' chains were told to join the walked path by the
+    resync's pre-filter passes (``KnownChains.note_joins``), so the walker takes their
+    messages off the chains and walks none itself (``_plain_end``: 82 of them before);
+    the same packets, messages and regions as the oracle's walk."""
+    from app.core.framing import raw
+
+    data = bytearray(shapes.runs_found_out_of_order(1 << 18))
+    for u in range(0, len(data) - 300 + 1, 300):
+        data[u + 128 : u + 130] = (17 + 12 + 18 * 9).to_bytes(2, "big")
+    data = bytes(data)
+    plain = []
+    walk = raw._plain_end
+    monkeypatch.setattr(raw, "_plain_end", lambda scan, p: plain.append(p) or walk(scan, p))
+    _same(data, chunk)
+    messages = sum(split.messages for split in _splits(Framer("raw"), data, chunk))
+    assert messages > 80 and len(plain) < 10, (messages, len(plain))

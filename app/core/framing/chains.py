@@ -186,6 +186,11 @@ class KnownChains(PacketChains):
         ``message_end`` there cost no step)."""
         return self._mv is not None and 0 <= y < self._size and self._mv[y] != 0
 
+    def joined(self, y: int) -> bool:
+        """Whether a vectorised pass told that the chain from ``y`` joins a walked path
+        (``note_joins``): ``message_end`` there walks at most the packets to it."""
+        return self._join_k is not None and 0 <= y < self._size and self._join_k[y] != 0
+
     def _where(self, x: int) -> tuple[int, int]:
         mv = self._mv
         if mv is not None and x < self._size:

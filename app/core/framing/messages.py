@@ -84,6 +84,11 @@ class PacketChains:
         and ``message_end`` there cost no step)."""
         return y in self._at
 
+    def joined(self, y: int) -> bool:
+        """Whether a pass told that the chain from ``y`` joins a walked one
+        (``KnownChains``); here nothing is told."""
+        return False
+
     def _where(self, x: int) -> tuple[int, int]:
         got = self._at.get(x)
         if got is not None:

@@ -147,7 +147,9 @@ class RawReader:
                 continue
             scan.checks += 1
             e = _uniform_end(buf, p, limit)
-            if e is None and not scan.strict.known(p + 2):
+            # A message whose chain the chains have walked, or were told joins a walked
+            # one (the resync's pre-filter found it), is read off them; else walked here.
+            if e is None and not scan.strict.known(p + 2) and not scan.strict.joined(p + 2):
                 e = _plain_end(scan, p)
             if e is None:
                 e = scan.strict.message_end(p)
