@@ -111,7 +111,9 @@ class _Scan:
         if hi <= lo:
             self._blocks[(key, b)] = []
             return []
-        window = np.arange(lo, hi, dtype=np.int64)
+        # A pre-filter that reads only the window's ends (``span``) gets a range: no array
+        # of a pass's 256 Ki positions to make.
+        window = range(lo, hi) if getattr(mask, "span", False) else np.arange(lo, hi, dtype=np.int64)
         ok = mask(self.a, window, self) if getattr(mask, "with_scan", False) else mask(self.a, window)
         masks = {key: ok}
         if isinstance(ok, tuple):  # (mask, chain steps it walked[, {key: mask} of keys made together])
@@ -120,7 +122,8 @@ class _Scan:
             masks = more[0] if more else {key: ok}
         self.scanned += hi - lo
         for k, m in masks.items():
-            got = window[m]
+            got = np.flatnonzero(m)
+            got += lo
             cuts = np.searchsorted(got, np.arange(b0, b0 + span + 1, dtype=np.int64) * block).tolist()
             for i in range(span):
                 self._blocks.setdefault((k, b0 + i), got[cuts[i] : cuts[i + 1]].tolist())
@@ -406,6 +409,7 @@ def _raw_plausible(a: np.ndarray, window: np.ndarray, scan: _Scan | None = None)
 
 _raw_plausible.blocks = RAW_SPAN
 _raw_plausible.with_scan = True  # _Scan._block passes itself: the chains walked so far decide more
+_raw_plausible.span = True  # reads window[0] and window[-1] only (a range will do)
 
 
 def _record_length(fmt: RecordFormat, a: np.ndarray, at: np.ndarray) -> np.ndarray:
