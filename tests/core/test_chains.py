@@ -271,3 +271,24 @@ def test_prefixes_read_off_the_paths_are_a_walks(pieces, rnd):
     for q in rnd.sample(range(len(buf) - 1), min(12, len(buf) - 1)):
         n = rnd.randint(0, chains.run(q))
         assert chains.prefixes(q, n).tolist() == [plain.jump(q, i) for i in range(n)], q
+
+
+def test_a_pass_tells_no_join_at_a_prefix_already_walked():
+    """``validate_across_many_runs``: every candidate's first prefix is on the chain the
+    first walk took, so a pre-filter pass has no join to tell (a join after 0 packets
+    is the walked prefix itself, which ``message_end`` reads anyway): the chains keep no
+    per-position arrays of joins for it (17 MB each at 4 MB, zeroed per decode)."""
+    from tests.core.test_resync import validate_across_many_runs
+
+    data = validate_across_many_runs(1 << 18)
+    scan = _Scan(data)
+    plain = PacketChains(data)
+    q = 8  # the first candidate: its walk takes the chain across the file
+    assert scan.strict.message_end(q) == plain.message_end(q)
+    window = np.arange(1 << 16, 1 << 17, dtype=np.int64)
+    ok, _, _ = _raw_plausible(scan.a, window, scan)
+    kept = window[ok].tolist()
+    assert len(kept) > 1000
+    assert scan.strict._join_k is None
+    for c in kept[::50]:
+        assert scan.strict.message_end(c) == plain.message_end(c), c

@@ -395,10 +395,12 @@ def _raw_plausible(a: np.ndarray, window: np.ndarray, scan: _Scan | None = None)
         # one (a follow check, the resync) walks nothing: a chain that runs past the buffer
         # before its count (``_NEED_MORE`` unless the buffer ends the capture), and one that
         # reaches a chain already walked (``runs_found_out_of_order``: each candidate's 17
-        # new prefixes, then the chain the first walk took).
+        # new prefixes, then the chain the first walk took). A join after 0 packets is a
+        # first prefix walked itself: nothing to tell (``validate_across_many_runs``: every
+        # candidate's; telling them cost two position arrays zeroed, 17 MB each at 4 MB).
         cut = short & (why == _NEED_MORE)
         chains.note_runs_past_end(w0 + x[cut], run[cut])
-        joins = ok[at] & (to >= 0)
+        joins = ok[at] & (to >= 0) & (k > 0)
         chains.note_joins(w0 + x[joins], k[joins], w0 + to[joins])
     # At the capture's end a message whose chain runs past the buffer never validates,
     # nor one longer than the bytes left (each packet is at least 2 + the shortest length).
