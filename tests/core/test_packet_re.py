@@ -4,6 +4,7 @@ the same prefixes, on bytes built to hold long chains of known-length packets.""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -75,6 +76,22 @@ def test_run_prefixes_of_a_long_chain_of_lanes_runs_and_a_tail():
     a = np.frombuffer(buf, dtype=np.uint8)
     want = 1 + np.concatenate([[0], np.cumsum(np.asarray(lengths) + 2)])[:-1]
     assert packet_re.run_prefixes(a, buf, 1, len(buf)).tolist() == want.tolist()
+
+
+@pytest.mark.parametrize("swapped", [0, 1 << 30], ids=["bytes", "whole-u16"])
+def test_lane_prefixes_read_each_lane_as_a_walk(monkeypatch, swapped):
+    """Both ways of reading the lanes (a big-endian u16 view's gather for a few lanes,
+    two byte gathers for many): every lane's prefixes are a walk's, up to its end."""
+    monkeypatch.setattr(packet_re, "SWAPPED_LANES", swapped)
+    rng = np.random.default_rng(9)
+    lengths = rng.choice(KNOWN, 40 * packet_re.LANE + 7).tolist()
+    buf = b"\x07\x00" + b"".join(_packet(n, 0xAB) for n in lengths) + b"\x00"
+    at = 2 + np.concatenate([[0], np.cumsum(np.asarray(lengths) + 2)])
+    lanes = at[: 40 * packet_re.LANE : packet_re.LANE][::-3].tolist()  # any order, any subset
+    grid = packet_re.lane_prefixes(np.frombuffer(buf, dtype=np.uint8), lanes)
+    for i, x in enumerate(lanes):
+        k = int(np.searchsorted(at, x))
+        assert grid[:, i].tolist() == at[k : k + packet_re.LANE + 1].tolist()
 
 
 @settings(max_examples=60, deadline=None)
