@@ -289,6 +289,6 @@ def test_a_pass_tells_no_join_at_a_prefix_already_walked():
     ok, _, _ = _raw_plausible(scan.a, window, scan)
     kept = window[ok].tolist()
     assert len(kept) > 1000
-    assert scan.strict._join_k is None
+    assert scan.strict._join is None
     for c in kept[::50]:
         assert scan.strict.message_end(c) == plain.message_end(c), c

@@ -16,6 +16,8 @@ SCALAR_STEPS = 24  # prefixes a walk takes one by one before it goes a segment a
 MIN_SEGMENT = 512  # bytes of the first segment (a whole packet of any known length fits)
 MAX_SEGMENT = 1 << 20
 UNDECIDED = -9  # message_ends: not decided without a walk
+_JOIN_STEPS = 255  # note_joins keeps joins of at most this many packets (8 bits) ...
+_JOIN_REACH = 1 << 23  # ... and fewer bytes on than this (23 bits: an int32 with them)
 MAX_DUE = 1024  # known lengths taken one by one at most between two tries of a stretch
 
 
@@ -65,10 +67,9 @@ class KnownChains(PacketChains):
         # What vectorised passes told (``note_*``), per prefix position (allocated when first
         # told): the run + 1 of a chain that runs past the buffer before as many packets
         # as a candidate needed (such a candidate is _NEED_MORE); the packets to, and the
-        # position of, the prefix on a path a chain joins.
+        # distance to, the prefix on a path a chain joins, in one int32 (``note_joins``).
         self._past: np.ndarray | None = None
-        self._join_k: np.ndarray | None = None
-        self._join_to: np.ndarray | None = None
+        self._join: np.ndarray | None = None
         # Chains of exactly the known lengths over the same buffer and limit (the strict
         # ones, for the lenient): a stretch from a prefix they have walked reads its
         # packets off their paths instead of matching them again.
@@ -87,13 +88,20 @@ class KnownChains(PacketChains):
     def note_joins(self, at: np.ndarray, steps: np.ndarray, to: np.ndarray) -> None:
         """Remember that the chain from each of ``at`` reaches the prefix ``to`` (already
         on a path) after ``steps`` known packets (found by a vectorised pass):
-        ``message_end`` there walks nothing."""
+        ``message_end`` there walks nothing.
+
+        Kept as ``distance << 8 | steps`` in one position array (one of 17 MB at 4 MB
+        zeroed per decode, not two); a join of more than 255 packets or 8 MiB on is not
+        kept (a memo only: ``message_end`` walks there instead). A pre-filter pass's own
+        rounds tell at most ``FRONTIER_STEPS`` packets."""
+        distance = to - at
+        fit = (steps > 0) & (steps <= _JOIN_STEPS) & (distance < _JOIN_REACH)
+        if not fit.all():
+            at, steps, distance = at[fit], steps[fit], distance[fit]
         if at.size:
-            if self._join_k is None:
-                self._join_k = np.zeros(self._size, dtype=np.int32)
-                self._join_to = np.zeros(self._size, dtype=np.int32)
-            self._join_k[at] = steps
-            self._join_to[at] = to
+            if self._join is None:
+                self._join = np.zeros(self._size, dtype=np.int32)
+            self._join[at] = (distance << 8) | steps
 
     def prefixes(self, j: int, n: int) -> np.ndarray:
         """The positions of the ``n`` prefixes in a row from ``j`` (``n <= run(j)``), read
@@ -164,11 +172,12 @@ class KnownChains(PacketChains):
             cut = (number < 0) & (run >= 0) & (run < n)
             out[cut] = _NEED_MORE
             n = np.where(cut, 0, n)
-        if self._join_k is not None:  # told: joins a walked path after k packets
-            k = self._join_k[x].astype(np.int64)
+        if self._join is not None:  # told: joins a walked path after k packets
+            told = self._join[x].astype(np.int64)
+            k = told & _JOIN_STEPS
             join = (number < 0) & (k > 0) & (n > k)
             at = np.flatnonzero(join)
-            number[at] = self._where_at[self._join_to[x[at]]].astype(np.int64) - 1
+            number[at] = self._where_at[x[at] + (told[at] >> 8)].astype(np.int64) - 1
             n = np.where(join, n - k, n)
         on = np.flatnonzero((number >= 0) & (n > 0))
         number, n = number[on], n[on]
@@ -189,7 +198,7 @@ class KnownChains(PacketChains):
     def joined(self, y: int) -> bool:
         """Whether a vectorised pass told that the chain from ``y`` joins a walked path
         (``note_joins``): ``message_end`` there walks at most the packets to it."""
-        return self._join_k is not None and 0 <= y < self._size and self._join_k[y] != 0
+        return self._join is not None and 0 <= y < self._size and self._join[y] != 0
 
     def _where(self, x: int) -> tuple[int, int]:
         mv = self._mv
@@ -389,9 +398,10 @@ class KnownChains(PacketChains):
             return j, n
         if self._past is not None and 0 < self._past[j] <= n:  # runs past the buffer first
             return _NEED_MORE
-        if self._join_k is not None:
-            k = int(self._join_k[j])
+        if self._join is not None:
+            told = int(self._join[j])
+            k = told & _JOIN_STEPS
             if 0 < k < n:  # joins a walked path after k packets
-                return int(self._join_to[j]), n - k
+                return j + (told >> 8), n - k
         return j, n
 
