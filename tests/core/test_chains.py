@@ -245,6 +245,63 @@ def test_message_ends_and_follow_checks_at_once_answer_as_one_by_one(pieces, rnd
             assert {True: 1, False: 0}.get(want, -1) == f, e
 
 
+def test_one_message_end_read_with_plain_ints_answers_as_the_vectorised_read():
+    """``KnownChains.memo_end`` (one start, plain ints: the resync's first candidates)
+    answers as ``message_ends`` at every position of every crafted shape, with paths
+    walked and what the raw pre-filter passes told (joins, runs past the buffer)."""
+    from app.core.framing.chains import UNDECIDED
+
+    told = set()
+    for shape in CRAFTED:
+        buf = shape(40_000)
+        scan = _Scan(buf)
+        assert scan.strict.memo_end(0) == UNDECIDED  # nothing walked yet
+        for q in range(0, len(buf) - 3, 997):  # some paths walked first
+            scan.strict.message_end(q)
+        list(scan.candidates(0, len(buf), "raw", _raw_plausible, 4))  # the passes tell
+        chains = scan.strict
+        told |= {name for name in ("_join", "_past") if getattr(chains, name) is not None}
+        qs = np.arange(len(buf) - 3, dtype=np.int64)
+        assert [chains.memo_end(q) for q in qs.tolist()] == chains.message_ends(qs).tolist(), shape.__name__
+    assert told == {"_join", "_past"}
+
+
+def _counted_chain(count_at) -> bytes:
+    """200 packets of length 8 whose bodies end with a count: the message whose first
+    prefix is packet i + 1 announces ``count_at(i + 1)`` packets."""
+    return b"".join(b"\x00\x08" + bytes(6) + max(1, count_at(i + 1)).to_bytes(2, "big") for i in range(200))
+
+
+@pytest.mark.parametrize("off", [-1, 0, 1, 2])
+def test_one_message_end_read_with_plain_ints_where_passes_told(off):
+    """``memo_end`` and ``message_ends`` where a pass told a join after k packets or a
+    run past the buffer of r packets, at counts about k and r (the boundaries), answer
+    alike, and as ``message_end`` wherever they decide."""
+    from app.core.framing.chains import UNDECIDED
+
+    # joins: the chain from packet 100 walked; each earlier prefix told it joins it there
+    buf = _counted_chain(lambda i: 100 - i + off)
+    chains = KnownChains(buf)
+    chains.run(1000)
+    at = np.arange(10, 1000, 10, dtype=np.int64)
+    chains.note_joins(at, (1000 - at) // 10, np.full(at.size, 1000, dtype=np.int64))
+    # runs past the buffer: its last packet cut; each prefix told its run (a chain
+    # elsewhere walked, so the chains answer at all)
+    cut_buf = _counted_chain(lambda i: 200 - i + off)[:-5]
+    cut, plain = KnownChains(cut_buf), PacketChains(cut_buf)
+    cut.run(3)
+    at = np.arange(10, len(cut_buf) - 10, 10, dtype=np.int64)
+    cut.note_runs_past_end(at, np.array([plain.run(x) for x in at.tolist()], dtype=np.int64))
+    for made in (chains, cut):
+        qs = np.arange(len(made.buf) - 3, dtype=np.int64)
+        ends = made.message_ends(qs).tolist()
+        assert [made.memo_end(q) for q in qs.tolist()] == ends
+        decided = [(q, e) for q, e in zip(qs.tolist(), ends, strict=True) if e != UNDECIDED]
+        assert len(decided) > 150
+        fresh = PacketChains(made.buf)
+        assert all(fresh.message_end(q) == e for q, e in decided)
+
+
 def test_message_ends_of_messages_ending_at_the_buffers_end_and_past_it():
     msg = b"\x00\x03" + _packet(8) + _packet(28) + _packet(8)
     buf = b"\xff" + msg * 40

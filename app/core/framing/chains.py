@@ -190,6 +190,41 @@ class KnownChains(PacketChains):
         out[on[fit]] = np.where(e <= self.limit, e, _NEED_MORE)
         return out
 
+    def memo_end(self, q: int) -> int:
+        """``message_ends`` of the one start ``q``, read with plain ints: the same answer
+        without its ~25 numpy calls (~80 us), for the resync's first candidates, where
+        one usually decides (after a short bad region: ``interleaved_chains``' 300)."""
+        mv = self._mv
+        if mv is None:
+            return UNDECIDED
+        buf = self.buf
+        n = buf[q] << 8 | buf[q + 1]
+        if n == 0:
+            return _INVALID
+        x = q + 2
+        number = mv[x] - 1
+        if number < 0:
+            if self._past is not None:  # told: runs past the buffer before the count
+                run = int(self._past[x]) - 1
+                if 0 <= run < n:
+                    return _NEED_MORE
+            if self._join is not None:  # told: joins a walked path after k packets
+                told = int(self._join[x])
+                k = told & _JOIN_STEPS
+                if k and n > k:
+                    number = mv[x + (told >> 8)] - 1
+                    n -= k
+            if number < 0:
+                return UNDECIDED
+        pid = self._pv[number]
+        idx = number - self._first[pid]
+        if self._run0[pid] - idx < n:
+            return self._stop[pid]
+        if idx + n < len(self._nodes[pid]):  # the end is on the same path
+            e = self._posv[number + n]
+            return e if e <= self.limit else _NEED_MORE
+        return UNDECIDED
+
     def known(self, y: int) -> bool:
         """Whether the chain from ``y`` is already walked (``run``, ``jump`` and
         ``message_end`` there cost no step)."""
