@@ -78,6 +78,26 @@ def test_run_prefixes_of_a_long_chain_of_lanes_runs_and_a_tail():
     assert packet_re.run_prefixes(a, buf, 1, len(buf)).tolist() == want.tolist()
 
 
+@pytest.mark.parametrize("length", [8, 28, 492])
+@pytest.mark.parametrize("extra", [-1, 0, 1, 2, 3000])
+def test_run_prefixes_of_long_runs_of_equal_packets_end_as_a_walk(length, extra):
+    """A run of equal packets about as long as the engine matches of it (a lane and
+    ``RUN_MATCHED`` packets) or far longer (strided compares past that), then another
+    length, junk or nothing; every ``end`` about the run's last packets and inside a
+    body: the prefixes are a walk's."""
+    n = packet_re.LANE + packet_re.RUN_MATCHED + extra
+    step = 2 + length
+    for after in (_packet(8 if length != 8 else 28, 0), b"\x00\x09", b""):
+        buf = b"\x07" + _packet(length, 0x1C) * n + after
+        a = np.frombuffer(buf, dtype=np.uint8)
+        stop = 1 + n * step
+        for end in {len(buf), stop, stop - 1, stop - step, stop - step + 2, stop + 1, 1 + 300 * step}:
+            end = min(end, len(buf))
+            want = 1 + step * np.arange(len(_walk(buf, 1, end)))
+            got = packet_re.run_prefixes(a, buf, 1, end)
+            assert got.tolist() == want.tolist(), (after, end)
+
+
 @pytest.mark.parametrize("swapped", [0, 1 << 30], ids=["bytes", "whole-u16"])
 def test_lane_prefixes_read_each_lane_as_a_walk(monkeypatch, swapped):
     """Both ways of reading the lanes (a big-endian u16 view's gather for a few lanes,
