@@ -125,6 +125,24 @@ def test_structured_garbage_walks_alike(atoms, chunk):
     _same(b"".join(atoms), chunk)
 
 
+# Random bytes of counts and known lengths (zero_runs_and_counts' and 492's): a candidate
+# at about every tenth position, most invalid at their second prefix (long enough for
+# the walk to take passes of them).
+_DENSE_BYTES = np.frombuffer(bytes([0, 0, 0, 8, 1, 0xB8, 0xFF, 0xEC, 0x1C]), dtype=np.uint8)
+_DENSE = st.builds(lambda seed, n: np.random.default_rng(seed).choice(_DENSE_BYTES, n).tobytes(),
+                   st.integers(0, 1 << 32), st.integers(0, 40_000))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_DENSE, _CHUNK, st.booleans())
+def test_dense_candidates_walk_alike_whether_the_first_round_is_taken_by_bytes(blob, chunk, by_bytes):
+    """strict_status' first round at the byte level (candidates invalid at their second
+    prefix not walked, their faults read by reasons()) or not: the oracle's walk."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(rawarray, "_first_round_pays", lambda *args: by_bytes)
+        _same(blob, chunk)
+
+
 @pytest.mark.parametrize("shape", shapes.CRAFTED, ids=lambda f: f.__name__)
 @pytest.mark.parametrize("chunk", [None, 5000, NARROW + 123])
 def test_crafted_shapes_walk_alike(narrow_windows, shape, chunk):
