@@ -117,6 +117,22 @@ LANE = 1 << LANE_K  # packets per lane of the lockstep reads (run_prefixes, spli
 EQUAL_SPAN = {LANE * (2 + n): (n, bytes([n >> 8]) * LANE, bytes([n & 0xFF]) * LANE) for n in protocol.KNOWN_LENGTHS}
 
 
+def equal_lane(buf: bytes, j: int, stop: int) -> int | None:
+    """The packet length when the lane ``buf[j:stop]`` (``LANE`` whole known packets, as
+    ``block`` matched them) is ``LANE`` packets of one length, else None. Its span tells
+    which length it can be (other lengths may span as much: the strided compares of the
+    prefixes decide); a lane of mixed lengths (most lanes, where runs are short) costs one
+    dict look-up."""
+    equal = EQUAL_SPAN.get(stop - j)
+    if equal is None:
+        return None
+    length, high, low = equal
+    step = 2 + length
+    if buf[j:stop:step] == high and buf[j + 1 : stop : step] == low:
+        return length
+    return None
+
+
 SWAPPED_LANES = 2048  # lanes up to which lane_prefixes reads whole u16s (measured: even at ~3000)
 
 
@@ -165,22 +181,18 @@ def run_prefixes(a: np.ndarray, buf, x: int, end: int) -> np.ndarray:
         if m is None:  # fewer than LANE whole known packets, equal or not
             break
         stop = m.end()
-        # LANE packets of one length span LANE steps of it (other lengths may too: the
-        # strided compares tell); then the run of them goes on past the match. A lane of
-        # mixed lengths (most lanes, where runs are short) asks no run.
-        equal = EQUAL_SPAN.get(stop - j)
-        if equal is not None:
-            length, high, low = equal
+        # LANE packets of one length: the run of them goes on past the match
+        length = equal_lane(buf, j, stop)
+        if length is not None:
             step = 2 + length
-            if buf[j:stop:step] == high and buf[j + 1 : stop : step] == low:
-                # the engine takes a run's first RUN_MATCHED packets; a longer run's end
-                # is found by strided compares (~3 ns a packet, the engine ~30)
-                run_end = same_run_end(buf, stop, min(end, stop + RUN_MATCHED * step), length)
-                if run_end - stop == RUN_MATCHED * step:
-                    run_end += step * same_length_run(a, run_end, step, length, end - length, end)
-                parts.append(np.arange(j, run_end, step, dtype=np.int64))
-                j = run_end
-                continue
+            # the engine takes a run's first RUN_MATCHED packets; a longer run's end
+            # is found by strided compares (~3 ns a packet, the engine ~30)
+            run_end = same_run_end(buf, stop, min(end, stop + RUN_MATCHED * step), length)
+            if run_end - stop == RUN_MATCHED * step:
+                run_end += step * same_length_run(a, run_end, step, length, end - length, end)
+            parts.append(np.arange(j, run_end, step, dtype=np.int64))
+            j = run_end
+            continue
         if parts and type(parts[-1]) is list:
             parts[-1][1] += 1
         else:

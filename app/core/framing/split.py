@@ -38,7 +38,6 @@ _WALK_AFTER, _FEW_MESSAGES = 8, 8
 _LONG_AFTER, _SOME_MESSAGES = 64, 128
 _LANE, _LANE_K = packet_re.LANE, packet_re.LANE_K  # whole known packets per lane (one re match each)
 _LOCKSTEP_LANES = 32  # fewer lanes are read by run_lengths (~85 ns a packet; a lockstep costs ~150 us + ~7 ns)
-_EQUAL_SPAN = packet_re.EQUAL_SPAN  # a lane's span when its _LANE packets are all of one length
 
 
 class EqualRun(NamedTuple):
@@ -102,22 +101,20 @@ def _plan(payload: np.ndarray, c: int, e: int, count: int, k: int, lanes: list[i
             if m is None:
                 break
             x = m.end()
-            equal = _EQUAL_SPAN.get(x - j)
-            if equal is not None:
-                length, high, low = equal
+            length = packet_re.equal_lane(buf, j, x)
+            if length is not None:
+                # _LANE equal packets: the run of them, strided compares
                 step = 2 + length
-                if buf[j:x:step] == high and buf[j + 1 : x : step] == low:
-                    # _LANE equal packets: the run of them, strided compares
-                    flush()
-                    if len(lanes) > first:
-                        pieces.append([first, len(lanes), c + j])
-                    most = min(rem - _LANE, (limit - x) // step)
-                    r = _LANE + same_length_run(payload, c + x, step, length, e, most)
-                    pieces.append(EqualRun(c + j + 2, step, length, r))
-                    j += r * step
-                    rem -= r
-                    first = len(lanes)
-                    continue
+                flush()
+                if len(lanes) > first:
+                    pieces.append([first, len(lanes), c + j])
+                most = min(rem - _LANE, (limit - x) // step)
+                r = _LANE + same_length_run(payload, c + x, step, length, e, most)
+                pieces.append(EqualRun(c + j + 2, step, length, r))
+                j += r * step
+                rem -= r
+                first = len(lanes)
+                continue
             lanes.append(c + j)
             j = x
             rem -= _LANE
