@@ -71,10 +71,11 @@ _MODE_NAMES = pa.array(_MODES, pa.string())
 _SOURCE_NAMES = pa.array(schema.TIME_SOURCES, pa.string())
 _SOURCE_INDEX = {name: i for i, name in enumerate(schema.TIME_SOURCES)}
 
-_PRICE_COLUMNS = {f.column for layout in protocol.ALL_LAYOUTS for f in layout.fields if f.column and f.price}
 _TIME_COLUMNS = {f.column for layout in protocol.ALL_LAYOUTS for f in layout.fields if f.column and f.timestamp}
-_DEPTH_TYPES = {"price": pa.float64(), "quantity": pa.int64(), "orders": pa.int64()}
 _COLUMN_TYPES = {f.name: f.type for f in schema.DECODED_SCHEMA}
+# list columns' value types, read once: pyarrow hands out a new object per ``.value_type``
+# read, and ``_nulls`` caches by identity
+_VALUE_TYPES = {name: t.value_type for name, t in _COLUMN_TYPES.items() if pa.types.is_list(t)}
 
 _FILENAME_TIME = re.compile(r"(?<!\d)(\d{8})[_-]?(\d{6})(?!\d)")
 
@@ -437,8 +438,11 @@ def _packet_fields(split: ChunkSplit, wanted: frozenset | None = None):
         # One layout holding every packet (rows is a slice): its arrays are the columns.
         every = isinstance(rows, slice)
         if every:
-            token = _field_values(matrix, _TOKEN_FIELD)
-            divisor = _DIVISORS[token & 0xFF]
+            if divisor_all is None:  # (else the head pass read every packet's token)
+                token = _field_values(matrix, _TOKEN_FIELD)
+                divisor = _DIVISORS[token & 0xFF]
+            else:
+                divisor = divisor_all
             mode_code = np.full(n, _LAYOUT_MODE[lid], dtype=np.int8)
             layout_id = np.full(n, lid, dtype=np.int16)
         else:
@@ -813,7 +817,7 @@ def _depth_arrays(n: int, depth_groups: list) -> tuple[dict[str, pa.Array], dict
         offsets_array = pa.array(offsets)
         for name in names:
             type_ = _COLUMN_TYPES[name]
-            values = _with_mask(flat[name], flat_valid.get(name), type_.value_type)
+            values = _with_mask(flat[name], flat_valid.get(name), _VALUE_TYPES[name])
             out[name] = pa.ListArray.from_arrays(offsets_array, values, type=type_, mask=mask)
         price, valid = flat[f"{side}_price"], flat_valid.get(f"{side}_price")
         # the row of each level, ascending (levels in order)

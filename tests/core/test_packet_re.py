@@ -67,8 +67,6 @@ def test_a_long_chain_of_mixed_lengths_is_followed_whole():
     assert packet_re.chain_end(buf, 1, end - 3) == 1 + sum(2 + n for n in lengths[:-1])
 
 
-
-
 def test_run_prefixes_of_a_long_chain_of_lanes_runs_and_a_tail():
     rng = np.random.default_rng(8)
     lengths = rng.choice(KNOWN, 5_000).tolist() + [28] * 700 + rng.choice(KNOWN, 333).tolist()

@@ -118,12 +118,6 @@ class KnownChains(PacketChains):
                 self.steps += 1
         return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
-    def walked(self, at: np.ndarray) -> np.ndarray:
-        """Whether each prefix position of ``at`` (inside the buffer) is on a walked path."""
-        if self._where_at is None:
-            return np.zeros(at.size, dtype=bool)
-        return self._where_at[at] != 0
-
     def walked_span(self, lo: int, hi: int) -> np.ndarray:
         """``walked`` of every position of [lo, hi) (False past the positions a path may
         hold): one slice, not a gather."""
@@ -201,21 +195,13 @@ class KnownChains(PacketChains):
         n = buf[q] << 8 | buf[q + 1]
         if n == 0:
             return _INVALID
-        x = q + 2
+        told = self._told(q + 2, n)
+        if type(told) is int:
+            return told
+        x, n = told
         number = mv[x] - 1
         if number < 0:
-            if self._past is not None:  # told: runs past the buffer before the count
-                run = int(self._past[x]) - 1
-                if 0 <= run < n:
-                    return _NEED_MORE
-            if self._join is not None:  # told: joins a walked path after k packets
-                told = int(self._join[x])
-                k = told & _JOIN_STEPS
-                if k and n > k:
-                    number = mv[x + (told >> 8)] - 1
-                    n -= k
-            if number < 0:
-                return UNDECIDED
+            return UNDECIDED
         pid = self._pv[number]
         idx = number - self._first[pid]
         if self._run0[pid] - idx < n:
@@ -358,12 +344,17 @@ class KnownChains(PacketChains):
         if not k:
             return None, y, None
         at = np.arange(y, y + k * step, step, dtype=np.int64)
+        return self._cut_at_walked(at) or (at, y + k * step, None)
+
+    def _cut_at_walked(self, at: np.ndarray):
+        """Positions ``at`` cut at the first prefix already on a path: (those before it,
+        it, its (path, index)), or None when no prefix of ``at`` is on one."""
         seen = np.flatnonzero(self._where_at[at])
-        if seen.size:
-            first = int(seen[0])
-            y = int(at[first])
-            return at[:first], y, self._path_index(self._mv[y] - 1)
-        return at, y + k * step, None
+        if not seen.size:
+            return None
+        first = int(seen[0])
+        y = int(at[first])
+        return at[:first], y, self._path_index(self._mv[y] - 1)
 
     def _stretch(self, y: int, taken: int):
         """The whole known packets in a row from ``y`` (below the limit), a segment at a
@@ -372,7 +363,6 @@ class KnownChains(PacketChains):
         None). Segments start at about twice the bytes the walk ``taken`` so far and
         double; every prefix a segment reads counts in ``steps``."""
         buf, limit = self.buf, self.limit
-        where_at, mv = self._where_at, self._mv
         known = self.known_chains
         if known is not None and known.known(y):
             return self._stretch_known(y, known)
@@ -390,12 +380,10 @@ class KnownChains(PacketChains):
             last = int(at[-1])
             end = last + 2 + (buf[last] << 8 | buf[last + 1])
             self.steps += at.size
-            seen = np.flatnonzero(where_at[at])
-            if seen.size:
-                first = int(seen[0])
-                y = int(at[first])
-                cont = self._path_index(mv[y] - 1)
-                parts.append(at[:first])
+            cut = self._cut_at_walked(at)
+            if cut is not None:
+                before, y, cont = cut
+                parts.append(before)
                 break
             parts.append(at)
             y = end
@@ -417,11 +405,9 @@ class KnownChains(PacketChains):
             return None, y, None
         at = known.prefixes(y, n)
         self.steps += at.size
-        seen = np.flatnonzero(self._where_at[at])
-        if seen.size:
-            first = int(seen[0])
-            y = int(at[first])
-            return at[:first], y, self._path_index(self._mv[y] - 1)
+        cut = self._cut_at_walked(at)
+        if cut is not None:
+            return cut
         last = int(at[-1])
         return at, last + 2 + (buf[last] << 8 | buf[last + 1]), None
 

@@ -288,10 +288,6 @@ def _adds_up(buf, start: int, end: int) -> bool:
     return walked == n and j == end
 
 
-def _first_length_known(buf, p: int, limit: int) -> bool:
-    return p + 4 <= limit and (buf[p + 2] << 8 | buf[p + 3]) in KNOWN_SET
-
-
 def _describe_fault(scan, p: int) -> str:
     """One line saying why no message starts at ``p`` (for the bad region's reason)."""
     buf, limit = scan.buf, scan.limit

@@ -376,8 +376,9 @@ def _raw_plausible(a: np.ndarray, window: np.ndarray, scan: _Scan | None = None)
     # pointer jumping (cost per prefix of the window) decides them all.
     if at.size * FRONTIER_SPARSE <= np.count_nonzero(known):
         run, why, to, k, work = candidate_runs(length, known, x, w0, limit, count, chains)
-    else:
+    else:  # every candidate is left to chain_runs below (none is decided: run 0 < count)
         run, why, work = np.zeros(at.size, np.int64), np.full(at.size, _LIVE, np.int8), 0
+        to, k = np.full(at.size, -1, np.int64), np.zeros(at.size, np.int64)
     if ((why == _LIVE) & (run < count)).any():
         reached: list = []
         runs, stops, more = chain_runs(length, w0, r1 - w0, limit, int(count.max()), CHAIN_BUDGET * at.size,
