@@ -29,7 +29,6 @@ REASONS = (NAN_PRICE, LTQ_EPOCH, PRICE_NONPOSITIVE, PRICE_OUT_OF_RANGE, TIME_FAR
 
 # Bounds (README "Suspect ticks" gives the evidence for each).
 MAX_PRICE = 10_000_000.0  # rupees: ~60x the dearest Indian instrument (MRF ~1.5 lakh; MCX silver/kg ~1-2 lakh)
-EPOCH_MIN = 946_684_800  # 2000-01-01 UTC, as seconds
 EPOCH_MAX = 4_102_444_800  # 2100-01-01 UTC
 LTQ_EPOCH_MIN = 1_000_000_000  # a single trade of >= 1e9 units has never printed on NSE/BSE/MCX
 MAX_TIME_SKEW_US = 3 * 86_400 * 1_000_000  # 3 days either side of the capture's own time
@@ -231,14 +230,6 @@ def suspect_reasons(table: pa.Table, reference_us: int | None = None) -> pa.Arra
     if table.num_rows == 0:
         return pa.array([], pa.string())
     return reasons_of_codes(suspect_codes(TickValues.from_table(table), reference_us))
-
-
-def with_suspect_reason(table: pa.Table, reference_us: int | None = None) -> pa.Table:
-    """``table`` with its ``suspect_reason`` column (re)computed."""
-    reasons = suspect_reasons(table, reference_us)
-    if "suspect_reason" in table.column_names:
-        return table.set_column(table.schema.get_field_index("suspect_reason"), "suspect_reason", reasons)
-    return table.append_column(pa.field("suspect_reason", pa.string()), reasons)
 
 
 def count_suspect(reasons: pa.Array) -> dict[str, int]:
