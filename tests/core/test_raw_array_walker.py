@@ -12,7 +12,17 @@ from hypothesis import strategies as st
 from app.core import protocol
 from app.core.framing import Framer, PacketChains, rawarray, split_messages
 from app.core.framing.chains import KnownChains
-from app.core.framing.common import LENIENT_MAX_COUNT, MAX_MESSAGE_BYTES, TS_MAX_NS, TS_MIN_NS, BadRegions, _Walk
+from app.core.framing.common import (
+    BAD_RAW_CAP,
+    LENIENT_MAX_COUNT,
+    MAX_MESSAGE_BYTES,
+    TS_MAX_NS,
+    TS_MIN_NS,
+    BadRegions,
+    RawSlices,
+    _Parts,
+    _Walk,
+)
 from app.core.framing.rawarray import _UNDECIDED, WINDOW, _lenient_status
 from app.core.framing.resync import _EXIT, _LIVE, _raw_plausible, _Scan, chain_runs
 from app.core.framing.split import _u16
@@ -578,6 +588,26 @@ def test_short_regions_first_bytes_are_their_own(buf, regions):
     raws, codes = rawarray._short_raws(_Scan(buf), buf, x, length)
     assert [raws[c] for c in codes.tolist()] == [buf[x0 : x0 + n] for x0, n in regions]
     assert len(raws) == len(set(raws))
+
+
+def test_reasons_and_first_bytes_read_from_their_parts_are_the_joined_ones():
+    """``BadRegions`` joins its batches' reasons and first bytes (written lazily by the
+    array passes) only when first read: a few reasons read from the parts (as
+    ``bytes_by_kind`` reads those of untold kinds) are those of the joined list, and
+    every region's first bytes are its own."""
+    rng = np.random.default_rng(5)
+    data = rng.choice(np.frombuffer(b"\x00\x00\x00\x08\x01\xb8\x00\xff", np.uint8), 1 << 17).tobytes()
+    walk, _ = Framer("raw")._walk_raw(data, 0, True)
+    assert walk.region_batches
+    bad = BadRegions.build(walk.regions, walk.region_batches)
+    parts = bad._reasons
+    assert type(parts) is _Parts and any(type(p) is not list for p in parts)
+    some = sorted(rng.choice(len(bad.reasons), 64, replace=False).tolist())
+    assert parts.at(some) == [bad.reasons[k] for k in some]
+    assert type(bad._raws) is _Parts and any(type(p) is RawSlices for p in bad._raws)
+    assert bad._raws.at(some[:8]) == [bad.raws[k] for k in some[:8]]
+    for b in bad:
+        assert b.raw == data[b.offset : b.offset + min(b.length, BAD_RAW_CAP)]
 
 
 def test_the_last_zero_of_each_run_is_decided_with_the_places(monkeypatch):

@@ -121,10 +121,33 @@ class RawSlices:
         # (a comprehension's slices: about 40% cheaper than mapping __getitem__ over slice objects)
         return self.head + [block[i:j] for i, j in zip(self.start.tolist(), self.end.tolist(), strict=True)]
 
+    def item(self, i: int) -> bytes:
+        h = len(self.head)
+        return self.head[i] if i < h else self.block[int(self.start[i - h]) : int(self.end[i - h])]
 
-class _RawParts(list):
-    """``BadRegions.build``'s first bytes: its batches' lists and ``RawSlices``, joined
+
+class _Parts(list):
+    """``BadRegions.build``'s reasons or first bytes: its batches' lists and parts made
+    when read (``RawSlices``, the array passes' reasons: each has ``tolist``), joined
     when first read."""
+
+    def joined(self) -> list:
+        out: list = []
+        for part in self:
+            out.extend(part if type(part) is list else part.tolist())
+        return out
+
+    def at(self, index: list[int]) -> list:
+        """The items at ``index`` (ascending), the parts left as they are (the regions'
+        kinds read off a few reasons need not write all the others)."""
+        out: list = []
+        parts, part, start, end = iter(self), None, 0, 0
+        for k in index:
+            while k >= end:
+                part = next(parts)
+                start, end = end, end + len(part)
+            out.append(part[k - start] if type(part) is list else part.item(k - start))
+        return out
 
 
 class BadRegions(Sequence):
@@ -139,9 +162,10 @@ class BadRegions(Sequence):
     def __init__(self, offset, length, msg_seq, reason_code, reasons: list, raw_code, raws: list,
                  kind_code=None, kinds: list | None = None):
         self.offset, self.length, self.msg_seq = offset, length, msg_seq  # int64 arrays
-        self.reason_code, self.reasons = reason_code, reasons
-        # raws: the distinct first bytes (raw_code's values), or parts of them to join
-        # when first read (lists and ``RawSlices``, as ``build`` gathered them)
+        # reasons and raws: the distinct reasons and first bytes (reason_code's and
+        # raw_code's values), or parts of them joined when first read (``_Parts``: a
+        # decode that only counts the regions writes no text nor bytes object per region)
+        self.reason_code, self._reasons = reason_code, reasons
         self.raw_code, self._raws = raw_code, raws
         # per region, a code into ``kinds`` (its reason's ``reason_kind``) where the walker
         # knew it, else -1 (the reason's text is read): None when no walker told any
@@ -155,9 +179,9 @@ class BadRegions(Sequence):
         offsets = [np.fromiter((b.offset for b in objects), np.int64, len(objects))]
         lengths = [np.fromiter((b.length for b in objects), np.int64, len(objects))]
         seqs = [np.fromiter((-1 if b.msg_seq is None else b.msg_seq for b in objects), np.int64, len(objects))]
-        reasons = [b.reason for b in objects]
-        raws = [[b.raw for b in objects]]  # parts, joined when first read (the raws property)
-        n_raws = len(objects)
+        reasons = _Parts([[b.reason for b in objects]])
+        raws = _Parts([[b.raw for b in objects]])
+        n_reasons = n_raws = len(objects)
         reason_codes = [np.arange(len(objects), dtype=np.int64)]
         raw_codes = [reason_codes[0]]
         kind_codes = [np.full(len(objects), -1, dtype=np.int64)]
@@ -167,10 +191,11 @@ class BadRegions(Sequence):
             offsets.append(off)
             lengths.append(length)
             seqs.append(np.full(off.size, -1, dtype=np.int64))
-            reason_codes.append(rc + len(reasons))
+            reason_codes.append(rc + n_reasons)
             raw_codes.append(wc + n_raws)
-            reasons.extend(rs)
+            reasons.append(rs)
             raws.append(ws)
+            n_reasons += len(rs)
             n_raws += len(ws)
             if kc:
                 code, names = kc[0]
@@ -188,19 +213,23 @@ class BadRegions(Sequence):
             order = np.argsort(offset, kind="stable")
             cols = [c[order] for c in cols]
         offset, length, seq, rc, wc, *kc = cols
-        return cls(offset, length, seq, rc, reasons, wc, _RawParts(raws), kc[0] if kc else None, kinds)
+        return cls(offset, length, seq, rc, reasons, wc, raws, kc[0] if kc else None, kinds)
 
     def __len__(self) -> int:
         return int(self.offset.size)
 
     @property
+    def reasons(self) -> list[str]:
+        """The distinct reasons of the regions (``reason_code`` indexes them)."""
+        if type(self._reasons) is _Parts:
+            self._reasons = self._reasons.joined()
+        return self._reasons
+
+    @property
     def raws(self) -> list[bytes]:
         """The distinct first bytes of the regions (``raw_code`` indexes them)."""
-        if type(self._raws) is _RawParts:
-            raws: list[bytes] = []
-            for part in self._raws:
-                raws.extend(part.tolist() if type(part) is RawSlices else part)
-            self._raws = raws
+        if type(self._raws) is _Parts:
+            self._raws = self._raws.joined()
         return self._raws
 
     def _list(self) -> list[BadPacket]:
@@ -249,7 +278,9 @@ class BadRegions(Sequence):
             code = code.copy()
             rc, inv = np.unique(self.reason_code[untold], return_inverse=True)
             code[untold] = np.arange(len(names), len(names) + rc.size)[inv]
-            names += reason_kinds([self.reasons[k] for k in rc.tolist()])
+            reasons = self._reasons
+            at = rc.tolist()
+            names += reason_kinds(reasons.at(at) if type(reasons) is _Parts else [reasons[k] for k in at])
         index: dict[str, int] = {}
         same = np.asarray([index.setdefault(name, len(index)) for name in names], dtype=np.int64)
         code = same[code]  # one code per distinct kind
