@@ -630,6 +630,37 @@ def test_the_last_zero_of_each_run_is_decided_with_the_places(monkeypatch):
     _same(data, 40_000)
 
 
+@pytest.mark.parametrize("seed", [9, 10])
+def test_places_merged_with_ends_out_of_order_are_the_marked_ones(monkeypatch, seed):
+    """Message ends inside other messages (out of order) are sorted apart and merged with
+    the valid starts and the ends in order: the places are those every byte's mark gives
+    (the pass's other way, taken when such ends are dense)."""
+    rng = np.random.default_rng(seed)
+    data = rng.choice(np.frombuffer(b"\x00\x00\x00\x08\x01\xb8\x00\xff", np.uint8), 2 * NARROW).tobytes()
+    for lo, entry in ((0, 0), (1000, 1001), (5, 5)):
+        merged = rawarray._Plan(_Scan(data), lo, lo + NARROW, True, entry)
+        ends = merged.ends[merged.ends < lo + NARROW]
+        assert (ends[1:] < ends[:-1]).any()  # (some out of order: the case merged)
+        with monkeypatch.context() as m:
+            m.setattr(rawarray, "LATE_ENDS", 1 << 40)  # (never merged: the marks searched)
+            marked = rawarray._Plan(_Scan(data), lo, lo + NARROW, True, entry)
+        assert merged.nodes.tolist() == marked.nodes.tolist()
+        assert merged.kind.tolist() == marked.kind.tolist() and merged.succ.tolist() == marked.succ.tolist()
+
+
+@DIFF
+@given(st.binary(min_size=16, max_size=80), st.lists(st.integers(0, 80), min_size=1, max_size=20),
+       st.sampled_from([8, 16, 24]))
+def test_all_zero_reads_the_bytes_it_is_asked(buf, at, n):
+    """``_all_zero`` (8 bytes at a time through an unaligned view) tells whether the ``n``
+    bytes from each place are all zero, as the bytes themselves do."""
+    buf = bytes(b if i % 3 else 0 for i, b in enumerate(buf)) + bytes(n)  # (runs of zeros too)
+    at = np.array([x % (len(buf) - n + 1) for x in at], dtype=np.int64)
+    a = np.frombuffer(buf, dtype=np.uint8)
+    want = [not any(buf[x : x + n]) for x in at.tolist()]
+    assert rawarray._all_zero(a, at, n).tolist() == want
+
+
 @pytest.mark.parametrize("zeros", [3, 17, 40])
 @pytest.mark.parametrize("copies", [1, 300])
 def test_two_message_ends_in_one_run_of_zeros_walk_alike(zeros, copies):
