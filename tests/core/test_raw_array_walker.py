@@ -661,6 +661,19 @@ def test_all_zero_reads_the_bytes_it_is_asked(buf, at, n):
     assert rawarray._all_zero(a, at, n).tolist() == want
 
 
+@DIFF
+@given(st.binary(min_size=16, max_size=80), st.lists(st.integers(0, 80), min_size=1, max_size=20),
+       st.sampled_from([8, 16, 24]))
+def test_first_nonzero_reads_the_bytes_it_is_asked(buf, at, n):
+    """``_first_nonzero`` (a word's lowest set bit's byte) is the offset of the first
+    nonzero byte among the ``n`` from each place, ``n`` where all are zero."""
+    buf = bytes(b if i % 4 == 3 else 0 for i, b in enumerate(buf)) + bytes(n)  # (mostly zeros)
+    at = np.array([x % (len(buf) - n + 1) for x in at], dtype=np.int64)
+    a = np.frombuffer(buf, dtype=np.uint8)
+    want = [next((i for i in range(n) if buf[x + i]), n) for x in at.tolist()]
+    assert rawarray._first_nonzero(a, at, n).tolist() == want
+
+
 @pytest.mark.parametrize("zeros", [3, 17, 40])
 @pytest.mark.parametrize("copies", [1, 300])
 def test_two_message_ends_in_one_run_of_zeros_walk_alike(zeros, copies):
