@@ -183,7 +183,8 @@ def test_a_pass_that_decided_most_of_its_window_is_followed_by_the_next_at_once(
     """A pass stops where bytes past its window decide (a junk count of 4,080 that a
     per-message step walks far to refuse, a junk byte): the next, wider pass starts right
     there, with no per-message steps between them, and the walk is the oracle's. Passes
-    grow to WINDOW, and further (SPARSE_WINDOW) where places are sparse (here narrowed)."""
+    grow GROWTH-fold to WINDOW, and further (SPARSE_WINDOW) where places are sparse (here
+    narrowed)."""
     from app.core.framing import raw
 
     calls = []
@@ -194,13 +195,13 @@ def test_a_pass_that_decided_most_of_its_window_is_followed_by_the_next_at_once(
         return q, hi, places
 
     monkeypatch.setattr(raw, "walk_window", spy)
-    data = shape(6 << 16)
+    data = shape(10 << 16)
     _same(data)
     assert len(calls) >= 6
     for (_, q, hi, _), (p, _, _, _) in zip(calls, calls[1:], strict=False):
         assert hi - 2 * rawarray.FOLLOW_WINDOW - 200 < q < hi  # stopped just before its end
         assert p == q  # ... and the next pass went on from there
-    assert [c[3] for c in calls[:7]] == [min(rawarray.MIN_WINDOW << k, widest) for k in range(7)]
+    assert [c[3] for c in calls[:6]] == [min(rawarray.MIN_WINDOW * raw.GROWTH**k, widest) for k in range(6)]
 
 
 @pytest.mark.parametrize("shape, widest", [
@@ -209,8 +210,8 @@ def test_a_pass_that_decided_most_of_its_window_is_followed_by_the_next_at_once(
 ])
 def test_passes_grow_to_their_full_width_and_walk_as_narrow_ones(monkeypatch, shape, widest):
     """At their full widths (too wide for the oracle's walk of an input that reaches
-    them), passes double up to WINDOW, or SPARSE_WINDOW where places are sparse, and the
-    walk is the same as with the narrow passes the oracle tests above check."""
+    them), passes grow GROWTH-fold up to WINDOW, or SPARSE_WINDOW where places are sparse,
+    and the walk is the same as with the narrow passes the oracle tests above check."""
     from app.core.framing import raw
 
     calls = []
@@ -222,7 +223,8 @@ def test_passes_grow_to_their_full_width_and_walk_as_narrow_ones(monkeypatch, sh
     data = shape(3 * widest)
     monkeypatch.setattr(raw, "walk_window", spy)
     wide, _ = _run(Framer, data)
-    ramp = [rawarray.MIN_WINDOW << k for k in range(widest.bit_length() - rawarray.MIN_WINDOW.bit_length() + 1)]
+    ramp = [rawarray.MIN_WINDOW * raw.GROWTH**k for k in range(7) if rawarray.MIN_WINDOW * raw.GROWTH**k <= widest]
+    assert ramp[-1] == widest
     assert calls[: len(ramp)] == ramp and max(calls) == widest
     monkeypatch.setattr(raw, "WINDOW", NARROW)
     monkeypatch.setattr(raw, "SPARSE_WINDOW", NARROW_SPARSE)

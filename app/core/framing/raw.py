@@ -88,6 +88,11 @@ def _plain_end(scan: _Scan, p: int) -> int | None:
 ARRAY_AFTER = 16  # per-message steps before an array pass is tried
 SMALL_STEP = 512  # ... when they averaged fewer bytes than this
 ARRAY_BACKOFF = 1 << 12  # steps before trying again after passes that decided little
+# A pass that decided most of its window: the next this many times wider (up to WINDOW or
+# SPARSE_WINDOW). A pass's fixed cost (~2 ms of numpy calls) is that of ~150 kB of a wide
+# one, so a slow ramp from MIN_WINDOW costs a damaged chunk more than it saves when a pass
+# stops early (which resets it to MIN_WINDOW either way).
+GROWTH = 4
 
 
 class RawReader:
@@ -119,7 +124,7 @@ class RawReader:
                             # decide; a wider one goes on from there at once (wider still
                             # where places are sparse: a pass's fixed cost is what counts).
                             widest = WINDOW if places * SPARSE >= hi - p else SPARSE_WINDOW
-                            due, size = ARRAY_AFTER, min(2 * size, widest)
+                            due, size = ARRAY_AFTER, min(GROWTH * size, widest)
                             steps, mark, p = due, q, q
                             if p >= limit:
                                 break
