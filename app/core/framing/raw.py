@@ -89,10 +89,10 @@ ARRAY_AFTER = 16  # per-message steps before an array pass is tried
 SMALL_STEP = 512  # ... when they averaged fewer bytes than this
 ARRAY_BACKOFF = 1 << 12  # steps before trying again after passes that decided little
 # A pass that decided most of its window: the next this many times wider (up to WINDOW or
-# SPARSE_WINDOW). A pass's fixed cost (~2 ms of numpy calls) is that of ~150 kB of a wide
-# one, so a slow ramp from MIN_WINDOW costs a damaged chunk more than it saves when a pass
-# stops early (which resets it to MIN_WINDOW either way).
-GROWTH = 4
+# SPARSE_WINDOW: 4 kB, 64 kB, then the widest). A pass's fixed cost (~2 ms of numpy calls)
+# is that of ~150 kB of a wide one, so a slow ramp from MIN_WINDOW costs a damaged chunk
+# more than it saves when a pass stops early (which resets it to MIN_WINDOW either way).
+GROWTH = 16
 
 
 class RawReader:
