@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 
 from app.core import protocol, schema
 from app.core.capture import CaptureRecord
+from app.core.framing.common import BadRegions
 from app.errors import InputError, TargetLockedError
 
 UTC_TIME = schema.UTC_TIME
@@ -94,7 +95,10 @@ class AlreadyIngested(Exception):
 
 
 def bad_packets_table(file_id: str, bad: Sequence) -> pa.Table:
-    """``BadPacket`` objects as ``BAD_PACKETS_SCHEMA`` rows (bad regions are few)."""
+    """``BadPacket`` objects as ``BAD_PACKETS_SCHEMA`` rows; a decoder's ``BadRegions``
+    from its columns (a damaged capture has one region every few bytes)."""
+    if isinstance(bad, BadRegions):
+        return _bad_regions_table(file_id, bad)
     return pa.table(
         {
             "file_id": pa.array([file_id] * len(bad), pa.string()),
@@ -105,6 +109,41 @@ def bad_packets_table(file_id: str, bad: Sequence) -> pa.Table:
         },
         schema=BAD_PACKETS_SCHEMA,
     )
+
+
+def _bad_regions_table(file_id: str, bad: BadRegions) -> pa.Table:
+    """``bad_packets_table`` of ``BadRegions`` without reading them one by one: the
+    distinct reasons and first bytes as Arrow columns (from the decoder's parts, not
+    an object each), taken by each region's codes."""
+    return pa.table(
+        {
+            "file_id": pa.repeat(pa.scalar(file_id, pa.string()), len(bad)),
+            "offset": pa.array(bad.offset, pa.int64()),
+            "length": pa.array(bad.length, pa.int64()),
+            "reason": _take_spans(pa.string(), *bad.reason_spans(), bad.reason_code),
+            "raw": _take_spans(pa.binary(), *bad.raw_spans(), bad.raw_code),
+        },
+        schema=BAD_PACKETS_SCHEMA,
+    )
+
+
+def _take_spans(kind: pa.DataType, data: np.ndarray, start: np.ndarray, end: np.ndarray,
+                index: np.ndarray) -> pa.Array:
+    """A ``kind`` (binary or string) column of the spans (``byte_spans``) at ``index``.
+    The spans are in order and disjoint, so their starts and ends, interleaved, are the
+    offsets of an array over ``data`` whose even values are the spans (the odd ones the
+    gaps between): one take copies those asked, without an object each."""
+    bounds = np.empty(2 * start.size, dtype=np.int64)
+    bounds[0::2], bounds[1::2] = start, end
+    if not start.size or data.size >= 1 << 31 or (bounds[1:] < bounds[:-1]).any():
+        # (none; past 32-bit offsets, or spans out of order: never so from one chunk's regions)
+        values = [data[i:j].tobytes() for i, j in zip(start.tolist(), end.tolist(), strict=True)]
+        if kind == pa.string():
+            values = [v.decode() for v in values]
+        return pa.array(values, kind).take(pa.array(index, pa.int64()))
+    spans = pa.Array.from_buffers(kind, bounds.size - 1, [None, pa.py_buffer(bounds.astype(np.int32)),
+                                                          pa.py_buffer(data)])
+    return spans.take(pa.array(2 * index))
 
 
 def conform_ticks(table: pa.Table) -> pa.Table:

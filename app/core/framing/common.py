@@ -125,6 +125,27 @@ class RawSlices:
         h = len(self.head)
         return self.head[i] if i < h else self.block[int(self.start[i - h]) : int(self.end[i - h])]
 
+    def spans(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``byte_spans`` of ``tolist()`` without a bytes object per slice: the slices
+        of the block (the regions' are disjoint and in order) after the head's bytes."""
+        data, start, end = byte_spans(self.head)
+        shift = int(data.size)
+        block = np.frombuffer(self.block, dtype=np.uint8)
+        return np.concatenate([data, block]), np.concatenate([start, self.start + shift]), \
+            np.concatenate([end, self.end + shift])
+
+
+def byte_spans(values: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``values`` (bytes, or str as UTF-8; None as empty) as (bytes, start, end): value
+    i is ``bytes[start[i]:end[i]]``, the spans in order and disjoint (each start at or
+    past the previous end), so a store can make them a column without an object per
+    value."""
+    if any(type(v) is not bytes for v in values):
+        values = [b"" if v is None else v.encode() if type(v) is str else v for v in values]
+    offsets = np.zeros(len(values) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, values), np.int64, len(values)), out=offsets[1:])
+    return np.frombuffer(b"".join(values), dtype=np.uint8), offsets[:-1], offsets[1:]
+
 
 class _Parts(list):
     """``BadRegions.build``'s reasons or first bytes: its batches' lists and parts made
@@ -232,6 +253,24 @@ class BadRegions(Sequence):
             self._raws = self._raws.joined()
         return self._raws
 
+    def raw_spans(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The distinct first bytes (``raws``) as ``byte_spans``: parts not yet joined
+        are read as they are (a store writes the regions as columns without a bytes
+        object per region)."""
+        raws = self._raws
+        if type(raws) is not _Parts:
+            return byte_spans(raws)
+        return join_spans([byte_spans(part) if type(part) is list else part.spans() for part in raws])
+
+    def reason_spans(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The distinct reasons (``reasons``, UTF-8) as ``byte_spans``: parts not yet
+        joined are written as they are (``spans``: the array passes' reasons written
+        together, not a str object each)."""
+        reasons = self._reasons
+        if type(reasons) is not _Parts:
+            return byte_spans(reasons)
+        return join_spans([byte_spans(part) if type(part) is list else part.spans() for part in reasons])
+
     def _list(self) -> list[BadPacket]:
         if self._objects is None:
             reasons, raws = self.reasons, self.raws
@@ -307,6 +346,58 @@ class BadRegions(Sequence):
             reason = self.reasons[k]
             out[reason] = out.get(reason, 0) + int(sums[k])
         return out
+
+
+_POW10 = 10 ** np.arange(1, 19, dtype=np.int64)
+
+
+def write_texts(n: int, pieces: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n`` texts put together from ``pieces``, as ``byte_spans``. A piece is (rows,
+    value): the rows having it (an index array) and an ASCII bytes value the same for
+    them all or an int64 array (one per row, written in decimal as ``str`` writes it);
+    each row's pieces follow one another in the list's order. A damaged capture's
+    reasons (one every few bytes) are written so, not one by one: each piece has its
+    own columns of a matrix of a row per text (a number right-aligned in the widest's
+    columns), bytes a row lacks are 0 (in no text), and the texts are the nonzero
+    bytes, row by row: whole columns written, no index per byte."""
+    widths = []
+    for _, value in pieces:
+        if type(value) is bytes:
+            widths.append(len(value))
+        else:  # a minus sign, then the most digits
+            widths.append(1 + int(np.searchsorted(_POW10, np.abs(value).max(initial=0), side="right")) + 1)
+    out = np.zeros((n, sum(widths)), dtype=np.uint8)
+    col = 0
+    for (rows, value), width in zip(pieces, widths, strict=True):
+        if type(value) is bytes:
+            out[rows, col : col + width] = np.frombuffer(value, dtype=np.uint8)
+        elif value.size:
+            field = np.zeros((value.size, width), dtype=np.uint8)
+            magnitude = np.abs(value)
+            for d in range(width - 1):  # the d-th digit from the right, where the number has one
+                field[:, width - 1 - d] = np.where((magnitude >= 10**d) | (d == 0), magnitude // 10**d % 10 + 48, 0)
+            digits = np.searchsorted(_POW10, magnitude, side="right") + 1
+            minus = np.flatnonzero(value < 0)
+            field[minus, width - 1 - digits[minus]] = ord("-")
+            out[rows, col : col + width] = field
+        col += width
+    keep = out != 0
+    length = keep.sum(axis=1, dtype=np.int64)
+    end = np.cumsum(length)
+    return out[keep], end - length, end
+
+
+def join_spans(spans: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``byte_spans`` of several, one after the other."""
+    if not spans:
+        return byte_spans([])
+    datas, starts, ends, at = [], [], [], 0
+    for data, start, end in spans:
+        datas.append(data)
+        starts.append(start + at)
+        ends.append(end + at)
+        at += int(data.size)
+    return np.concatenate(datas), np.concatenate(starts), np.concatenate(ends)
 
 
 def _new_accounted() -> dict[str, int]:

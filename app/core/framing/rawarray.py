@@ -29,9 +29,12 @@ from app.core.framing.common import (
     LENIENT_MASK,
     LENIENT_MAX_COUNT,
     RawSlices,
+    byte_spans,
+    join_spans,
     known_lengths,
     reason_kind,
     u16_every,
+    write_texts,
 )
 from app.core.framing.messages import _describe_fault, _region_reason
 from app.core.framing.resync import FOLLOW_WINDOW, AnchorSearch
@@ -900,6 +903,24 @@ class _Reasons:
     def item(self, i: int) -> str | None:
         n = int(self.keys.size)
         return _reason_text(int(self.keys[i])) if i < n else self.asked[i - n]
+
+    def spans(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``tolist()`` as ``byte_spans`` (None as empty), the keys' texts written
+        together (``write_texts``: ``_reason_text``'s, a region's numbers in decimal)."""
+        keys = self.keys
+        sort = _reason_sort(keys)
+        size, fault = keys & ((1 << _SIZE_BITS) - 1), keys >> (_SIZE_BITS + 1) & ((1 << 23) - 1)
+        n, good, bad_len = (keys >> (_SIZE_BITS + 24)) - 1, (fault - 1) >> 17, (fault - 1) & 0x1FFFF
+        text, unknown, empty = (np.flatnonzero(sort == k) for k in (0, 1, 2))
+        told = np.flatnonzero(sort >= 0)  # (a key of sort -1 is no region's: written empty)
+        texts = write_texts(keys.size, [
+            (text, b"JSON text frame in a binary capture"),
+            (unknown, b"unknown packet length "), (unknown, bad_len[unknown]), (unknown, b" (packet "),
+            (unknown, good[unknown] - 1), (unknown, b" of "), (unknown, n[unknown]), (unknown, b")"),
+            (empty, b"message with 0 packets"),
+            (told, b"; "), (told, size[told]), (told, b" bytes skipped to the next valid message"),
+        ])
+        return join_spans([texts, byte_spans(self.asked)])
 
 
 _SIZE_BITS = 22  # of a bad region's size in reasons()' keys (a pass's window is smaller)
