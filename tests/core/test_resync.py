@@ -467,3 +467,30 @@ def test_bad_bytes_by_kind_as_read_off_every_reason(shape):
     for kind, n in zip(_reason_kinds(list(by_reason)), by_reason.values(), strict=True):
         want[kind] = want.get(kind, 0) + n
     assert list(bad.bytes_by_kind().items()) == list(want.items())
+    # the kinds told are each once, and every told code names its region's reason's kind
+    assert len(set(bad.kinds)) == len(bad.kinds)
+    told = np.flatnonzero(bad.kind_code >= 0)
+    assert [bad.kinds[k] for k in bad.kind_code[told].tolist()] == \
+        [_reason_kind(bad[i].reason) for i in told.tolist()]
+
+
+def test_regions_built_from_batches_tell_each_kind_once():
+    """``BadRegions.build`` keeps each kind the batches told once (codes remapped where a
+    batch's kinds differ from those before), -1 (not told) as it is."""
+    from app.core.framing.common import BadPacket, BadRegions
+
+    def batch(offsets, kind_codes, names):
+        off = np.asarray(offsets, dtype=np.int64)
+        codes = np.arange(off.size, dtype=np.int64)
+        reasons = [f"{names[k]} {o}" if k >= 0 else f"other {o}" for k, o in zip(kind_codes, offsets, strict=True)]
+        return (off, np.ones(off.size, dtype=np.int64), codes, reasons, codes, [b"x"] * off.size,
+                (np.asarray(kind_codes, dtype=np.int64), names))
+
+    bad = BadRegions.build([BadPacket(0, 1, "first", b"y")], [
+        batch([10, 20], [0, 0], ["alpha"]),
+        batch([30, 40, 50], [0, -1, 1], ["beta", "alpha"]),
+        batch([60], [0], ["beta"]),
+    ])
+    assert bad.kinds == ["alpha", "beta"]
+    assert bad.kind_code.tolist() == [-1, 0, 0, 1, -1, 0, 1]
+    assert [r.reason for r in bad][1:] == ["alpha 10", "alpha 20", "beta 30", "other 40", "alpha 50", "beta 60"]

@@ -199,42 +199,43 @@ class BadRegions(Sequence):
         reasons, raw codes, raws)``, file offsets already), sorted by offset."""
         offsets = [np.fromiter((b.offset for b in objects), np.int64, len(objects))]
         lengths = [np.fromiter((b.length for b in objects), np.int64, len(objects))]
-        seqs = [np.fromiter((-1 if b.msg_seq is None else b.msg_seq for b in objects), np.int64, len(objects))]
         reasons = _Parts([[b.reason for b in objects]])
         raws = _Parts([[b.raw for b in objects]])
         n_reasons = n_raws = len(objects)
         reason_codes = [np.arange(len(objects), dtype=np.int64)]
         raw_codes = [reason_codes[0]]
         kind_codes = [np.full(len(objects), -1, dtype=np.int64)]
-        kinds: list[str] = []
+        kinds: dict[str, int] = {}  # each distinct kind once (the batches' are mostly the same few)
         told = False
         for off, length, rc, rs, wc, ws, *kc in batches:  # (..., (kind codes, kinds)) when the walker knew them
             offsets.append(off)
             lengths.append(length)
-            seqs.append(np.full(off.size, -1, dtype=np.int64))
-            reason_codes.append(rc + n_reasons)
-            raw_codes.append(wc + n_raws)
+            reason_codes.append(rc + n_reasons if n_reasons else rc)
+            raw_codes.append(wc + n_raws if n_raws else wc)
             reasons.append(rs)
             raws.append(ws)
             n_reasons += len(rs)
             n_raws += len(ws)
             if kc:
                 code, names = kc[0]
-                kind_codes.append(np.where(code >= 0, code + len(kinds), -1))
-                kinds.extend(names)
+                to = [kinds.setdefault(name, len(kinds)) for name in names]
+                if to != list(range(len(to))):  # (the same kinds as the first batch's: codes as they are)
+                    code = np.asarray(to + [-1], dtype=np.int64)[code]  # (-1, none told, stays -1)
+                kind_codes.append(code)
                 told = True
             else:
                 kind_codes.append(np.full(off.size, -1, dtype=np.int64))
         offset = np.concatenate(offsets)
-        cols = [offset, np.concatenate(lengths), np.concatenate(seqs), np.concatenate(reason_codes),
-                np.concatenate(raw_codes)]
+        seq = np.full(offset.size, -1, dtype=np.int64)  # the batches' regions have no message number
+        seq[: len(objects)] = [-1 if b.msg_seq is None else b.msg_seq for b in objects]
+        cols = [offset, np.concatenate(lengths), seq, np.concatenate(reason_codes), np.concatenate(raw_codes)]
         if told:
             cols.append(np.concatenate(kind_codes))
         if offset.size > 1 and not (offset[1:] > offset[:-1]).all():
             order = np.argsort(offset, kind="stable")
             cols = [c[order] for c in cols]
         offset, length, seq, rc, wc, *kc = cols
-        return cls(offset, length, seq, rc, reasons, wc, raws, kc[0] if kc else None, kinds)
+        return cls(offset, length, seq, rc, reasons, wc, raws, kc[0] if kc else None, list(kinds))
 
     def __len__(self) -> int:
         return int(self.offset.size)
@@ -321,8 +322,9 @@ class BadRegions(Sequence):
             at = rc.tolist()
             names += reason_kinds(reasons.at(at) if type(reasons) is _Parts else [reasons[k] for k in at])
         index: dict[str, int] = {}
-        same = np.asarray([index.setdefault(name, len(index)) for name in names], dtype=np.int64)
-        code = same[code]  # one code per distinct kind
+        same = [index.setdefault(name, len(index)) for name in names]
+        if len(index) < len(names):  # (names told distinct, and untold ones new: codes as they are)
+            code = np.asarray(same, dtype=np.int64)[code]  # one code per distinct kind
         sums = np.bincount(code, weights=self.length, minlength=len(index)).tolist()
         kinds = list(index)
         if len(kinds) <= 8:  # a few kinds (the usual): where each first appears, one compare each
