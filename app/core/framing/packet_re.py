@@ -15,6 +15,7 @@ cross it is not matched, as a walk that accepts only whole packets below ``end``
 from __future__ import annotations
 
 import re
+from itertools import islice
 
 import numpy as np
 
@@ -136,7 +137,7 @@ def equal_lane(buf: bytes, j: int, stop: int) -> int | None:
 SWAPPED_LANES = 2048  # lanes up to which lane_prefixes reads whole u16s (measured: even at ~3000)
 
 
-def lane_prefixes(a: np.ndarray, lanes: list[int]) -> np.ndarray:
+def lane_prefixes(a: np.ndarray, lanes) -> np.ndarray:
     """The ``LANE + 1`` prefix positions (int64, row s: every lane's prefix s; the last
     row: where each lane ends) of lanes each known to hold ``LANE`` whole packets from
     its prefix position (``a``: the buffer as uint8), all lanes one packet a numpy step."""
@@ -161,44 +162,80 @@ def lane_prefixes(a: np.ndarray, lanes: list[int]) -> np.ndarray:
     return grid
 
 
+# A lane (``LANE`` whole known packets), or, where no lane starts, all the rest (``.+`` in
+# DOTALL takes it in one step; group 1 tells it apart): every position matches, so
+# ``finditer`` lists a run's lanes back to back, in C, and never searches past its end.
+_LANES = re.compile(_PACKET + b"{%d}+|(.+)" % LANE, re.DOTALL)
+_END = re.Match.end
+FIRST_BATCH = 4  # lanes asked of ``finditer`` at first and after a run of equal packets ...
+MAX_BATCH = 4096  # ... doubled up to this while none of its lanes is one of equal packets
+# a lane's span -> the length its packets have if they are all equal (0: no length spans it)
+_EQUAL_BY_SPAN = np.zeros(LANE * (2 + protocol.MAX_PACKET_LENGTH) + 1, dtype=np.int32)
+for _span, (_length, _high, _low) in EQUAL_SPAN.items():
+    _EQUAL_BY_SPAN[_span] = _length
+
+
 def run_prefixes(a: np.ndarray, buf, x: int, end: int) -> np.ndarray:
     """The prefix positions (int64) of the longest run of whole known-length packets from
     ``x`` below ``end`` (``a``: the buffer as uint8), in order.
 
-    Runs of ``LANE`` or more equal packets are strided ranges (their end matched by the
-    engine, once a lane's match shows one starts). Elsewhere an exact match of ``LANE``
-    packets marks a lane every ``LANE`` packets, and the prefixes inside the lanes are
-    read in lockstep, one numpy step per packet index over all lanes at once; the last
-    few packets are listed by ``findall``.
+    The engine lists the run's lanes (``LANE`` packets each) a batch at a time
+    (``finditer``: no Python step per lane); the prefixes inside the lanes are read in
+    lockstep, one numpy step per packet index over all lanes at once; the last few
+    packets are listed by ``findall``. A lane of ``LANE`` equal packets starts a run of
+    them, a strided range (its end matched by the engine, then strided compares); the
+    lanes matched after it in its batch are dropped, and batches start small again
+    after one (they double while none comes, so the lanes dropped are at most about as
+    many as the lanes kept).
     About 40 ns a packet, against ~100 ns listing them all with ``findall``.
     """
-    block = exact(LANE_K).match
     parts: list = []  # in order: arrays of positions, or [first lane, end lane]
-    lanes: list[int] = []
+    lanes: list[np.ndarray] = []  # the lanes' first prefixes, a batch an array
+    taken = 0  # lanes in ``lanes``
     j = x
+    batch = FIRST_BATCH
     while j + 2 <= end:
-        m = block(buf, j, end)
-        if m is None:  # fewer than LANE whole known packets, equal or not
+        found = list(islice(_LANES.finditer(buf, j, end), batch))
+        rest = found[-1].lastindex is not None  # no lane from its start: the run's last packets
+        if rest:
+            found.pop()
+        k = len(found)
+        if k:
+            stops = np.fromiter(map(_END, found), dtype=np.int64, count=k)
+            starts = np.empty(k, dtype=np.int64)
+            starts[0] = j
+            starts[1:] = stops[:-1]
+            equal = None
+            for i in np.flatnonzero(_EQUAL_BY_SPAN[stops - starts]).tolist():
+                length = equal_lane(buf, int(starts[i]), int(stops[i]))
+                if length is not None:
+                    equal = i
+                    break
+            keep = k if equal is None else equal
+            if keep:
+                if parts and type(parts[-1]) is list:
+                    parts[-1][1] += keep
+                else:
+                    parts.append([taken, taken + keep])
+                lanes.append(starts[:keep])
+                taken += keep
+            if equal is not None:
+                # LANE packets of one length: the run of them goes on past the lane
+                step = 2 + length
+                stop = int(stops[equal])
+                # the engine takes a run's first RUN_MATCHED packets; a longer run's end
+                # is found by strided compares (~3 ns a packet, the engine ~30)
+                run_end = same_run_end(buf, stop, min(end, stop + RUN_MATCHED * step), length)
+                if run_end - stop == RUN_MATCHED * step:
+                    run_end += step * same_length_run(a, run_end, step, length, end - length, end)
+                parts.append(np.arange(int(starts[equal]), run_end, step, dtype=np.int64))
+                j = run_end
+                batch = FIRST_BATCH
+                continue
+            j = int(stops[-1])
+        if rest or k < batch:
             break
-        stop = m.end()
-        # LANE packets of one length: the run of them goes on past the match
-        length = equal_lane(buf, j, stop)
-        if length is not None:
-            step = 2 + length
-            # the engine takes a run's first RUN_MATCHED packets; a longer run's end
-            # is found by strided compares (~3 ns a packet, the engine ~30)
-            run_end = same_run_end(buf, stop, min(end, stop + RUN_MATCHED * step), length)
-            if run_end - stop == RUN_MATCHED * step:
-                run_end += step * same_length_run(a, run_end, step, length, end - length, end)
-            parts.append(np.arange(j, run_end, step, dtype=np.int64))
-            j = run_end
-            continue
-        if parts and type(parts[-1]) is list:
-            parts[-1][1] += 1
-        else:
-            parts.append([len(lanes), len(lanes) + 1])
-        lanes.append(j)
-        j = stop
+        batch = min(2 * batch, MAX_BATCH)
     tail = run_lengths(buf, j, CHAIN.match(buf, j, end).end())
     if tail.size:
         at = np.empty(tail.size, dtype=np.int64)
@@ -206,9 +243,18 @@ def run_prefixes(a: np.ndarray, buf, x: int, end: int) -> np.ndarray:
         np.cumsum(tail[:-1] + 2, out=at[1:])
         at[1:] += j
         parts.append(at)
-    if lanes:
-        grid = lane_prefixes(a, lanes)[:-1]
-        parts = [grid[:, p[0] : p[1]].T.reshape(-1) if type(p) is list else p for p in parts]
     if not parts:
         return np.zeros(0, dtype=np.int64)
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+    if not lanes:
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+    grid = lane_prefixes(a, lanes[0] if len(lanes) == 1 else np.concatenate(lanes))
+    sizes = [LANE * (p[1] - p[0]) if type(p) is list else p.size for p in parts]
+    out = np.empty(sum(sizes), dtype=np.int64)
+    at = 0
+    for p, size in zip(parts, sizes, strict=True):
+        if type(p) is list:  # lane by lane: each lane's LANE prefixes (a column of the grid)
+            out[at : at + size].reshape(-1, LANE)[:] = grid[:LANE, p[0] : p[1]].T
+        else:
+            out[at : at + size] = p
+        at += size
+    return out
