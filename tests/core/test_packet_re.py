@@ -124,3 +124,87 @@ def test_u16_every_and_known_lengths_read_like_shifts_and_the_mask(blob, data):
     want = (b[lo:hi] << 8) | b[lo + 1 : hi + 1] if hi > lo else np.zeros(0, np.int64)
     assert got.dtype == np.uint16 and got.tolist() == want.tolist()
     assert known_lengths(got).tolist() == KNOWN_MASK[want].tolist()
+
+
+# Small packets whose bodies hold bytes that read as known lengths (a run's prefixes are
+# then not the only known-length positions), and junk between runs.
+_BODY = st.sampled_from([0, 1, 8, 12, 28, 0xEC])
+_DENSE_PIECES = st.one_of(
+    st.sampled_from([8, 8, 12, 28]).flatmap(
+        lambda n: st.lists(_BODY, min_size=n, max_size=n).map(lambda body: n.to_bytes(2, "big") + bytes(body))),
+    st.binary(max_size=3),
+)
+
+
+@SETTINGS
+@given(st.lists(_DENSE_PIECES, max_size=300), st.data())
+def test_known_steps_take_a_walks_prefixes_up_to_where_they_stop(pieces, data):
+    """``known_steps`` from any position, in any window, with any few known lengths off
+    the run allowed: a walk's first prefixes, then the walk's next prefix or its end (at
+    its end when it says STOPS)."""
+    buf = b"".join(pieces)
+    x = data.draw(st.integers(0, len(buf)))
+    end = data.draw(st.integers(x, len(buf)))
+    window = data.draw(st.sampled_from([1, 3, 16, 100, 5000]))
+    lengths = _walk(buf, x, end)
+    at = (x + np.cumsum([0] + [2 + n for n in lengths])).tolist()  # the walk's prefixes and its end
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(packet_re, "DENSE_SLACK", data.draw(st.sampled_from([0, 2, 16])))
+        got, goes, how = packet_re.known_steps(np.frombuffer(buf, dtype=np.uint8), x, end, window)
+    k = got.size
+    assert got.tolist() == at[:k]
+    assert goes == at[k]
+    if how == packet_re.STOPS:
+        assert k == len(lengths)
+    if how == packet_re.GOES_ON:
+        assert goes >= min(x + window, end - 1)
+
+
+@SETTINGS
+@given(st.lists(_DENSE_PIECES, max_size=400), st.data())
+def test_run_prefixes_read_off_known_length_positions_are_a_walks(pieces, data):
+    """``known_steps`` taken after every lane (small windows, few known lengths off the
+    run allowed): the prefixes are a walk's, however the windows, the packets cut by
+    ``end`` and the known lengths inside bodies fall."""
+    buf = b"".join(pieces)
+    x = data.draw(st.integers(0, len(buf)))
+    end = data.draw(st.integers(x, len(buf)))
+    lengths = _walk(buf, x, end)
+    prefixes = (x + np.cumsum([0] + [2 + n for n in lengths[:-1]])).tolist() if lengths else []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(packet_re, "FIRST_BATCH", 1)
+        mp.setattr(packet_re, "DENSE_SPAN", 1 << 20)
+        mp.setattr(packet_re, "DENSE_WINDOWS", (data.draw(st.sampled_from([3, 16, 100])), 400))
+        mp.setattr(packet_re, "DENSE_SLACK", data.draw(st.sampled_from([0, 2, 16])))
+        got = packet_re.run_prefixes(np.frombuffer(buf, dtype=np.uint8), buf, x, end)
+    assert got.tolist() == prefixes
+
+
+def test_run_prefixes_of_small_packets_read_known_length_positions(monkeypatch):
+    """A long run of 8- and 12-byte packets (``validate_across_many_runs``' shape), a few
+    of whose bodies read as known lengths, then junk: the prefixes are read off the
+    known-length positions (``known_steps``, not a lane per 64 packets) and are a walk's,
+    for ends inside the run, at its end and past it."""
+    rng = np.random.default_rng(12)
+    lengths = rng.choice([8, 8, 8, 12], 30_000).tolist()
+    bodies = [bytearray(n) for n in lengths]
+    for k in rng.choice(len(bodies), 300, replace=False).tolist():  # a known length inside a body
+        body = bodies[k]
+        at = int(rng.integers(0, len(body) - 1))
+        body[at : at + 2] = rng.choice([8, 12, 492]).item().to_bytes(2, "big")
+    buf = b"\x07" + b"".join(n.to_bytes(2, "big") + bytes(b) for n, b in zip(lengths, bodies, strict=True))
+    buf += b"\x00\x09" + bytes(40) + b"\x00\x08" + bytes(8)  # no run after the 9, a known length past it
+    a = np.frombuffer(buf, dtype=np.uint8)
+    calls = []
+    steps = packet_re.known_steps
+    monkeypatch.setattr(packet_re, "known_steps", lambda *args: calls.append(args) or steps(*args))
+    run_end = len(buf) - 52
+    for end in (len(buf), run_end, run_end - 5, 200_000, 70_001):
+        want = 1 + np.concatenate([[0], np.cumsum(np.asarray(_walk(buf, 1, end)) + 2)])[:-1]
+        assert packet_re.run_prefixes(a, buf, 1, end).tolist() == want.tolist(), end
+    assert len(calls) >= 5
+    # a window ending at a prefix: the run goes on there; one ending inside a body: at the next
+    eights = np.frombuffer(b"\x07" + (b"\x00\x08" + bytes(8)) * 9, np.uint8)
+    for window, goes in [(20, 21), (19, 21), (21, 31)]:
+        got, at, how = packet_re.known_steps(eights, 1, 91, window)
+        assert (at, how) == (goes, packet_re.GOES_ON) and got.tolist() == list(range(1, goes, 10)), window
