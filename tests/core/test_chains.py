@@ -260,10 +260,13 @@ def test_one_message_end_read_with_plain_ints_answers_as_the_vectorised_read():
             scan.strict.message_end(q)
         list(scan.candidates(0, len(buf), "raw", _raw_plausible, 4))  # the passes tell
         chains = scan.strict
-        told |= {name for name in ("_join", "_past") if getattr(chains, name) is not None}
+        if chains._where_at is not None and (chains._where_at < 0).any():
+            told.add("joins")
+        if chains._past is not None:
+            told.add("past")
         qs = np.arange(len(buf) - 3, dtype=np.int64)
         assert [chains.memo_end(q) for q in qs.tolist()] == chains.message_ends(qs).tolist(), shape.__name__
-    assert told == {"_join", "_past"}
+    assert told == {"joins", "past"}
 
 
 def _counted_chain(count_at) -> bytes:
@@ -334,7 +337,7 @@ def test_a_pass_tells_no_join_at_a_prefix_already_walked():
     """``validate_across_many_runs``: every candidate's first prefix is on the chain the
     first walk took, so a pre-filter pass has no join to tell (a join after 0 packets
     is the walked prefix itself, which ``message_end`` reads anyway): the chains keep no
-    per-position arrays of joins for it (17 MB each at 4 MB, zeroed per decode)."""
+    join for it."""
     from tests.core.test_resync import validate_across_many_runs
 
     data = validate_across_many_runs(1 << 18)
@@ -346,6 +349,30 @@ def test_a_pass_tells_no_join_at_a_prefix_already_walked():
     ok, _, _ = _raw_plausible(scan.a, window, scan)
     kept = window[ok].tolist()
     assert len(kept) > 1000
-    assert scan.strict._join is None
+    assert not (scan.strict._where_at < 0).any()  # (a told join: negated in the position array)
     for c in kept[::50]:
         assert scan.strict.message_end(c) == plain.message_end(c), c
+
+
+def test_joins_told_live_in_the_position_array_until_walked():
+    """A join told at a prefix (``note_joins``: kept negated where walked prefixes keep
+    their number) is read by ``message_end`` there, not kept at a prefix already walked,
+    and replaced by the number when a walk later takes the prefix: every answer as the
+    plain chains'."""
+    buf = _counted_chain(lambda i: 150 - i)
+    chains, plain = KnownChains(buf), PacketChains(buf)
+    chains.run(1000)  # the chain from packet 100 walked
+    at = np.arange(10, 1000, 10, dtype=np.int64)
+    chains.note_joins(at, (1000 - at) // 10, np.full(at.size, 1000, dtype=np.int64))
+    chains.note_joins(np.array([1010]), np.array([50]), np.array([1510]))  # walked: not kept
+    assert chains.known(1010) and not chains.joined(1010) and chains.joined(500) and not chains.known(500)
+    assert chains.run(1000) == plain.run(1000)
+    for q in (8, 498, 988):
+        assert chains.message_end(q) == plain.message_end(q), q
+    assert not chains.known(500)  # message_end read the join: no walk there
+    assert chains.run(500) == plain.run(500)  # a walk from it numbers it over the join
+    assert chains.known(500) and not chains.joined(500)
+    qs = np.arange(len(buf) - 3, dtype=np.int64)
+    assert chains.message_ends(qs).tolist() == [chains.memo_end(q) for q in qs.tolist()]
+    for q in range(0, len(buf) - 3, 7):
+        assert chains.message_end(q) == plain.message_end(q), q

@@ -66,10 +66,11 @@ class KnownChains(PacketChains):
         self._len_np = np.zeros(64, dtype=np.int64)
         # What vectorised passes told (``note_*``), per prefix position (allocated when first
         # told): the run + 1 of a chain that runs past the buffer before as many packets
-        # as a candidate needed (such a candidate is _NEED_MORE); the packets to, and the
-        # distance to, the prefix on a path a chain joins, in one int32 (``note_joins``).
+        # as a candidate needed (such a candidate is _NEED_MORE). The packets to, and the
+        # distance to, the prefix on a path a chain joins (``note_joins``) are kept in
+        # ``_where_at`` itself, negated: such a position is on no path, and a walk taking
+        # it later numbers it over.
         self._past: np.ndarray | None = None
-        self._join: np.ndarray | None = None
         # Chains of exactly the known lengths over the same buffer and limit (the strict
         # ones, for the lenient): a stretch from a prefix they have walked reads its
         # packets off their paths instead of matching them again.
@@ -90,18 +91,23 @@ class KnownChains(PacketChains):
         on a path) after ``steps`` known packets (found by a vectorised pass):
         ``message_end`` there walks nothing.
 
-        Kept as ``distance << 8 | steps`` in one position array (one of 17 MB at 4 MB
-        zeroed per decode, not two); a join of more than 255 packets or 8 MiB on is not
-        kept (a memo only: ``message_end`` walks there instead). A pre-filter pass's own
-        rounds tell at most ``FRONTIER_STEPS`` packets."""
+        Kept as ``-(distance << 8 | steps)`` at the position in ``_where_at`` (an int32
+        with it; its pages are the walked paths', already touched: an array of its own,
+        written at ~11,000 places spread over 4 MB, cost ~2 ms of page faults a decode
+        in ``runs_found_out_of_order``); a join of more than 255 packets or 8 MiB on is
+        not kept (a memo only: ``message_end`` walks there instead), nor one at a
+        position walked since. A pre-filter pass's own rounds tell at most
+        ``FRONTIER_STEPS`` packets."""
         distance = to - at
         fit = (steps > 0) & (steps <= _JOIN_STEPS) & (distance < _JOIN_REACH)
         if not fit.all():
             at, steps, distance = at[fit], steps[fit], distance[fit]
         if at.size:
-            if self._join is None:
-                self._join = np.zeros(self._size, dtype=np.int32)
-            self._join[at] = (distance << 8) | steps
+            where = self._arrays()
+            free = where[at] <= 0
+            if not free.all():
+                at, steps, distance = at[free], steps[free], distance[free]
+            where[at] = -((distance << 8) | steps)
 
     def prefixes(self, j: int, n: int) -> np.ndarray:
         """The positions of the ``n`` prefixes in a row from ``j`` (``n <= run(j)``), read
@@ -124,7 +130,7 @@ class KnownChains(PacketChains):
         out = np.zeros(max(hi - lo, 0), dtype=bool)
         top = min(hi, self._size)
         if self._where_at is not None and top > lo:
-            np.not_equal(self._where_at[lo:top], 0, out=out[: top - lo])
+            np.greater(self._where_at[lo:top], 0, out=out[: top - lo])
         return out
 
     def memo_at(self, at: np.ndarray):
@@ -132,7 +138,7 @@ class KnownChains(PacketChains):
         others), as ``run`` and ``stop`` answer there."""
         if self._where_at is None or not at.size:
             return np.full(at.size, -1, dtype=np.int64), np.zeros(at.size, dtype=np.int8)
-        number = self._where_at[at].astype(np.int64)
+        number = np.maximum(self._where_at[at], 0).astype(np.int64)  # (a told join: on no path)
         number -= 1
         # Every position read at once, on a path or not (-1 reads the last number's path,
         # any path: its answers are replaced below); int64 indices (int32 ones cost numpy
@@ -160,14 +166,15 @@ class KnownChains(PacketChains):
         n = (a[q].astype(np.int64) << 8) | a[q + 1]
         out[n == 0] = _INVALID
         x = q + 2
-        number = self._where_at[x].astype(np.int64) - 1
+        where = self._where_at[x].astype(np.int64)
+        number = where - 1  # (below -1: a told join)
         if self._past is not None:  # told: runs past the buffer before the count
             run = self._past[x].astype(np.int64) - 1
             cut = (number < 0) & (run >= 0) & (run < n)
             out[cut] = _NEED_MORE
             n = np.where(cut, 0, n)
-        if self._join is not None:  # told: joins a walked path after k packets
-            told = self._join[x].astype(np.int64)
+        if where.min() < 0:  # told: joins a walked path after k packets
+            told = -np.minimum(where, 0)
             k = told & _JOIN_STEPS
             join = (number < 0) & (k > 0) & (n > k)
             at = np.flatnonzero(join)
@@ -214,18 +221,18 @@ class KnownChains(PacketChains):
     def known(self, y: int) -> bool:
         """Whether the chain from ``y`` is already walked (``run``, ``jump`` and
         ``message_end`` there cost no step)."""
-        return self._mv is not None and 0 <= y < self._size and self._mv[y] != 0
+        return self._mv is not None and 0 <= y < self._size and self._mv[y] > 0
 
     def joined(self, y: int) -> bool:
         """Whether a vectorised pass told that the chain from ``y`` joins a walked path
         (``note_joins``): ``message_end`` there walks at most the packets to it."""
-        return self._join is not None and 0 <= y < self._size and self._join[y] != 0
+        return self._mv is not None and 0 <= y < self._size and self._mv[y] < 0
 
     def _where(self, x: int) -> tuple[int, int]:
         mv = self._mv
         if mv is not None and x < self._size:
             got = mv[x]
-            if got:
+            if got > 0:
                 return self._path_index(got - 1)
         return self._walk(x)
 
@@ -233,8 +240,8 @@ class KnownChains(PacketChains):
         pid = self._pv[number]
         return pid, number - self._first[pid]
 
-    def _walk(self, x: int) -> tuple[int, int]:
-        buf, limit, accept = self.buf, self.limit, self.accept
+    def _arrays(self) -> np.ndarray:
+        """``_where_at``, with the arrays of the numbered positions, allocated at first use."""
         if self._mv is None:
             self._where_at = np.zeros(self._size, dtype=np.int32)
             self._mv = memoryview(self._where_at)
@@ -244,6 +251,11 @@ class KnownChains(PacketChains):
             # positions fit int32 in any buffer a reader hands the chains (chunks of MBs)
             self._pos_of = np.zeros(self._size, dtype=np.int32 if self._size < 1 << 31 else np.int64)
             self._posv = memoryview(self._pos_of)
+        return self._where_at
+
+    def _walk(self, x: int) -> tuple[int, int]:
+        buf, limit, accept = self.buf, self.limit, self.accept
+        self._arrays()
         mv, size = self._mv, self._size
         pid = len(self._nodes)
         pieces: list = []  # the path's positions in order: lists (one by one), arrays (stretches)
@@ -259,7 +271,7 @@ class KnownChains(PacketChains):
         last = same = 0  # the last lenient length and how many times in a row it came
         while True:
             got = mv[y] if y < size else 0
-            if got:
+            if got > 0:
                 cont = self._path_index(got - 1)
                 break
             append(y)
@@ -349,7 +361,7 @@ class KnownChains(PacketChains):
     def _cut_at_walked(self, at: np.ndarray):
         """Positions ``at`` cut at the first prefix already on a path: (those before it,
         it, its (path, index)), or None when no prefix of ``at`` is on one."""
-        seen = np.flatnonzero(self._where_at[at])
+        seen = np.flatnonzero(self._where_at[at] > 0)
         if not seen.size:
             return None
         first = int(seen[0])
@@ -419,8 +431,8 @@ class KnownChains(PacketChains):
             return j, n
         if self._past is not None and 0 < self._past[j] <= n:  # runs past the buffer first
             return _NEED_MORE
-        if self._join is not None:
-            told = int(self._join[j])
+        if self._mv is not None and 0 <= j < self._size and self._mv[j] < 0:
+            told = -self._mv[j]
             k = told & _JOIN_STEPS
             if 0 < k < n:  # joins a walked path after k packets
                 return j + (told >> 8), n - k
