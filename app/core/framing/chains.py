@@ -124,14 +124,15 @@ class KnownChains(PacketChains):
                 self.steps += 1
         return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
-    def walked_span(self, lo: int, hi: int) -> np.ndarray:
-        """``walked`` of every position of [lo, hi) (False past the positions a path may
-        hold): one slice, not a gather."""
-        out = np.zeros(max(hi - lo, 0), dtype=bool)
-        top = min(hi, self._size)
-        if self._where_at is not None and top > lo:
-            np.greater(self._where_at[lo:top], 0, out=out[: top - lo])
-        return out
+    def walked_span(self, lo: int, out: np.ndarray) -> None:
+        """Whether a path holds each position of [lo, lo + out.size), as 1 or 0 into the
+        int8 array ``out`` (0 past the positions a path may hold): one slice, not a gather."""
+        top = min(lo + out.size, self._size)
+        if self._where_at is None or top <= lo:
+            out[:] = 0
+            return
+        np.greater(self._where_at[lo:top], 0, out=out[: top - lo].view(np.bool_))
+        out[top - lo :] = 0
 
     def memo_at(self, at: np.ndarray):
         """(run, stop) of each prefix position of ``at`` already on a path (run -1 at the

@@ -285,15 +285,22 @@ def candidate_runs(length: np.ndarray, known: np.ndarray, x: np.ndarray, r0: int
     # prefix (joined), no whole prefix left in the buffer, past the positions the pass
     # reads (undecided here), an unknown length; checked in that order.
     size = max(n + 2 + _LONGEST, int(x.max()) + 1 if m else 0)
-    code = np.full(size, _C_EXIT, dtype=np.int8)
-    np.logical_not(known, out=code[:n].view(np.bool_))  # _C_GO (0) or _C_INVALID (1)
+    code = np.empty(size, dtype=np.int8)
+    # a walked prefix: _C_JOIN added to whatever else is there (4 passes over the
+    # window's positions, not 6: the pass's fixed cost where candidates are few)
+    if chains is not None:
+        chains.walked_span(r0, code)
+        code *= _C_JOIN
+    else:
+        code[:] = 0
+    code[:n] -= known.view(np.int8)
+    code[:n] += _C_INVALID  # _C_GO (0) or _C_INVALID (1), plus the join
+    code[n:] += _C_EXIT
     last = limit - r0 - 2  # a prefix past this position is not whole in the buffer
     if last + 1 < size:
-        code[max(last + 1, 0) :] = _C_PAST
-    if chains is not None:  # a walked prefix: _C_JOIN added to whatever else is there
-        joins = chains.walked_span(r0, r0 + size).view(np.int8)
-        np.multiply(joins, _C_JOIN, out=joins)
-        code += joins
+        tail = code[max(last + 1, 0) :]
+        np.bitwise_and(tail, _C_JOIN, out=tail)
+        tail += _C_PAST
     live, p = np.arange(m), x.astype(np.int64)  # the chains still followed, their prefixes
     # every chain followed has taken as many packets as the rounds done (``k``)
     want = int(count.min()) if m else 0  # the fewest packets a live chain needs
