@@ -208,3 +208,16 @@ def test_run_prefixes_of_small_packets_read_known_length_positions(monkeypatch):
     for window, goes in [(20, 21), (19, 21), (21, 31)]:
         got, at, how = packet_re.known_steps(eights, 1, 91, window)
         assert (at, how) == (goes, packet_re.GOES_ON) and got.tolist() == list(range(1, goes, 10)), window
+
+
+@pytest.mark.parametrize("lanes", [1, 4, 5, 12, 13, 15, 16, 17, 40])
+def test_run_prefixes_of_a_few_lanes_to_many_are_a_walks(lanes):
+    """Runs of mixed lengths over 1 to 40 lanes (several batches of them), then a few
+    packets: listed by findall below FEW_LANES lanes, read in lockstep from there on,
+    both a walk's prefixes."""
+    rng = np.random.default_rng(lanes)
+    lengths = rng.choice([8, 12, 28, 44, 184], packet_re.LANE * lanes + 5).tolist()
+    buf = b"\x07" + b"".join(_packet(n, 0) for n in lengths) + b"\x00\x09"
+    want = 1 + np.concatenate([[0], np.cumsum(np.asarray(lengths) + 2)])[:-1]
+    got = packet_re.run_prefixes(np.frombuffer(buf, dtype=np.uint8), buf, 1, len(buf))
+    assert got.tolist() == want.tolist()

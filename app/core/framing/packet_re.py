@@ -232,6 +232,21 @@ def _absolute(parts: list, j: int) -> np.ndarray:
     return got + j
 
 
+def _positions(buf, j: int, stop: int) -> np.ndarray:
+    """The prefix positions (int64) of the run of whole known packets ``[j, stop)``."""
+    lengths = run_lengths(buf, j, stop)
+    at = np.empty(lengths.size, dtype=np.int64)
+    if lengths.size:
+        at[0] = j
+        np.cumsum(lengths[:-1] + 2, out=at[1:])
+        at[1:] += j
+    return at
+
+
+# Lanes below which run_prefixes lists their packets with findall (~100 ns a packet)
+# rather than reads them in lockstep (128 numpy calls, ~0.3 ms whatever the lanes: a
+# walk's first segments, and every one that turns to known_steps after a batch).
+FEW_LANES = 16
 # A lane (``LANE`` whole known packets), or, where no lane starts, all the rest (``.+`` in
 # DOTALL takes it in one step; group 1 tells it apart): every position matches, so
 # ``finditer`` lists a run's lanes back to back, in C, and never searches past its end.
@@ -300,8 +315,9 @@ def run_prefixes(a: np.ndarray, buf, x: int, end: int) -> np.ndarray:
             if keep:
                 if parts and type(parts[-1]) is list:
                     parts[-1][1] += keep
+                    parts[-1][3] = int(stops[keep - 1])
                 else:
-                    parts.append([taken, taken + keep])
+                    parts.append([taken, taken + keep, j, int(stops[keep - 1])])
                 lanes.append(starts[:keep])
                 taken += keep
             if equal is not None:
@@ -323,16 +339,13 @@ def run_prefixes(a: np.ndarray, buf, x: int, end: int) -> np.ndarray:
         if rest or k < batch:
             break
         batch = min(2 * batch, MAX_BATCH)
-    tail = run_lengths(buf, j, CHAIN.match(buf, j, end).end())
+    tail = _positions(buf, j, CHAIN.match(buf, j, end).end())
     if tail.size:
-        at = np.empty(tail.size, dtype=np.int64)
-        at[0] = j
-        np.cumsum(tail[:-1] + 2, out=at[1:])
-        at[1:] += j
-        parts.append(at)
+        parts.append(tail)
     if not parts:
         return np.zeros(0, dtype=np.int64)
-    if not lanes:
+    if taken < FEW_LANES:  # (the lanes' byte spans: [first lane, end lane, start, stop])
+        parts = [_positions(buf, p[2], p[3]) if type(p) is list else p for p in parts]
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
     grid = lane_prefixes(a, lanes[0] if len(lanes) == 1 else np.concatenate(lanes))
     sizes = [LANE * (p[1] - p[0]) if type(p) is list else p.size for p in parts]
