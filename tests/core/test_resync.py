@@ -494,3 +494,18 @@ def test_regions_built_from_batches_tell_each_kind_once():
     assert bad.kinds == ["alpha", "beta"]
     assert bad.kind_code.tolist() == [-1, 0, 0, 1, -1, 0, 1]
     assert [r.reason for r in bad][1:] == ["alpha 10", "alpha 20", "beta 30", "other 40", "alpha 50", "beta 60"]
+
+
+def test_final_candidates_are_listed_apart_where_the_capture_end_drops_some():
+    """The raw pre-filter's two answers ("raw", and "raw-final" at the capture's end)
+    share their blocks' lists where its masks are one, and are listed apart where the
+    end drops candidates (messages running past it, longer than the bytes left): the
+    final ones then a strict subset, else the same."""
+    for shape, drops in ((late_failing_counts, True), (interleaved_chains, True), (zero_runs_and_counts, True),
+                         (validate_then_not_followed, False), (runs_found_out_of_order, False)):
+        data = shape(20_000)
+        scan = _Scan(data)
+        raw = list(scan.candidates(0, len(data), "raw", _raw_plausible, 4))
+        final = list(scan.candidates(0, len(data), "raw-final", _raw_plausible, 4))
+        assert set(final) <= set(raw), shape.__name__
+        assert (len(final) < len(raw)) == drops, shape.__name__

@@ -121,12 +121,16 @@ class _Scan:
             self.scanned += steps
             masks = more[0] if more else {key: ok}
         self.scanned += hi - lo
+        listed: dict = {}  # id of a mask -> its blocks' candidates (keys given one mask share them)
         for k, m in masks.items():
-            got = np.flatnonzero(m)
-            got += lo
-            cuts = np.searchsorted(got, np.arange(b0, b0 + span + 1, dtype=np.int64) * block).tolist()
+            lists = listed.get(id(m))
+            if lists is None:
+                got = np.flatnonzero(m)
+                got += lo
+                cuts = np.searchsorted(got, np.arange(b0, b0 + span + 1, dtype=np.int64) * block).tolist()
+                lists = listed[id(m)] = [got[cuts[i] : cuts[i + 1]].tolist() for i in range(span)]
             for i in range(span):
-                self._blocks.setdefault((k, b0 + i), got[cuts[i] : cuts[i + 1]].tolist())
+                self._blocks.setdefault((k, b0 + i), lists[i])
         return self._blocks[(key, b)]
 
     def remembered(self, start: int):
@@ -412,8 +416,11 @@ def _raw_plausible(a: np.ndarray, window: np.ndarray, scan: _Scan | None = None)
         chains.note_joins(w0 + x[joins], k[joins], w0 + to[joins])
     # At the capture's end a message whose chain runs past the buffer never validates,
     # nor one longer than the bytes left (each packet is at least 2 + the shortest length).
-    final = ok.copy()
-    final[at[(short & (why == _NEED_MORE)) | (w0 + at + 2 + count * (2 + _SHORTEST) > limit)]] = False
+    drop = at[(short & (why == _NEED_MORE)) | (w0 + at + 2 + count * (2 + _SHORTEST) > limit)]
+    final = ok
+    if drop.size:  # (else the same mask: _Scan._block lists its candidates once for both keys)
+        final = ok.copy()
+        final[drop] = False
     return ok, work + r1 - w1, {"raw": ok, "raw-final": final}
 
 
