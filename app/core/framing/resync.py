@@ -305,8 +305,10 @@ def candidate_runs(length: np.ndarray, known: np.ndarray, x: np.ndarray, r0: int
         tail = code[max(last + 1, 0) :]
         np.bitwise_and(tail, _C_JOIN, out=tail)
         tail += _C_PAST
-    live, p = np.arange(m), x.astype(np.int64)  # the chains still followed, their prefixes
-    # every chain followed has taken as many packets as the rounds done (``k``)
+    # The chains still followed, and their prefixes less 2 per packet taken: every chain
+    # followed has taken as many packets as the rounds done (``k``), so its prefix is
+    # q + 2k, read through views of code and length 2k on (one numpy call a round less).
+    live, q = np.arange(m), x.astype(np.int64)
     want = int(count.min()) if m else 0  # the fewest packets a live chain needs
     work = 0
     k = 0
@@ -314,10 +316,10 @@ def candidate_runs(length: np.ndarray, known: np.ndarray, x: np.ndarray, r0: int
         if not live.size:
             break
         work += live.size
-        c = code[p]
+        c = code[2 * k :][q]
         if np.count_nonzero(c):
             ends = np.flatnonzero(c)
-            ce, pe, cl = c[ends], p[ends], live[ends]
+            ce, pe, cl = c[ends], q[ends] + 2 * k, live[ends]
             join = ce >= _C_JOIN
             if join.any():
                 got_run, got_stop = chains.memo_at(pe[join] + r0)
@@ -330,17 +332,17 @@ def candidate_runs(length: np.ndarray, known: np.ndarray, x: np.ndarray, r0: int
             run[cl[other]] = k
             stop[cl[other]] = _STOP_OF[ce[other]]
             keep = c == _C_GO
-            live, p = live[keep], p[keep]
+            live, q = live[keep], q[keep]
             if not live.size:
                 break
-        p = p + 2 + length[p]
+        q += length[2 * k :][q]  # (a chain still followed is at a known length, below n)
         if k + 1 >= want:  # holds as many packets as it needs: _LIVE, looked no further
             need = count[live]
             enough = need <= k + 1
             if enough.any():
                 run[live[enough]] = k + 1
                 keep = ~enough
-                live, p = live[keep], p[keep]
+                live, q = live[keep], q[keep]
                 if live.size:
                     want = int(need[keep].min())
     else:
