@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from app.core import protocol
 
@@ -350,43 +352,34 @@ class BadRegions(Sequence):
         return out
 
 
-_POW10 = 10 ** np.arange(1, 19, dtype=np.int64)
-
-
 def write_texts(n: int, pieces: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``n`` texts put together from ``pieces``, as ``byte_spans``. A piece is (rows,
     value): the rows having it (an index array) and an ASCII bytes value the same for
     them all or an int64 array (one per row, written in decimal as ``str`` writes it);
     each row's pieces follow one another in the list's order. A damaged capture's
-    reasons (one every few bytes) are written so, not one by one: each piece has its
-    own columns of a matrix of a row per text (a number right-aligned in the widest's
-    columns), bytes a row lacks are 0 (in no text), and the texts are the nonzero
-    bytes, row by row: whole columns written, no index per byte."""
-    widths = []
-    for _, value in pieces:
+    reasons (one every few bytes) are written so, by Arrow's kernels over whole columns
+    (numbers cast to text, the pieces joined row by row), not a str object each."""
+    columns = []
+    for rows, value in pieces:
+        has = np.zeros(n, dtype=bool)
+        has[rows] = True
         if type(value) is bytes:
-            widths.append(len(value))
-        else:  # a minus sign, then the most digits
-            widths.append(1 + int(np.searchsorted(_POW10, np.abs(value).max(initial=0), side="right")) + 1)
-    out = np.zeros((n, sum(widths)), dtype=np.uint8)
-    col = 0
-    for (rows, value), width in zip(pieces, widths, strict=True):
-        if type(value) is bytes:
-            out[rows, col : col + width] = np.frombuffer(value, dtype=np.uint8)
-        elif value.size:
-            field = np.zeros((value.size, width), dtype=np.uint8)
-            magnitude = np.abs(value)
-            for d in range(width - 1):  # the d-th digit from the right, where the number has one
-                field[:, width - 1 - d] = np.where((magnitude >= 10**d) | (d == 0), magnitude // 10**d % 10 + 48, 0)
-            digits = np.searchsorted(_POW10, magnitude, side="right") + 1
-            minus = np.flatnonzero(value < 0)
-            field[minus, width - 1 - digits[minus]] = ord("-")
-            out[rows, col : col + width] = field
-        col += width
-    keep = out != 0
-    length = keep.sum(axis=1, dtype=np.int64)
-    end = np.cumsum(length)
-    return out[keep], end - length, end
+            piece = pa.scalar(value.decode("ascii"))
+        else:
+            numbers = np.zeros(n, dtype=np.int64)
+            numbers[rows] = value
+            piece = pc.cast(pa.array(numbers), pa.string())
+        columns.append(pc.if_else(has, piece, ""))
+    texts = pc.binary_join_element_wise(*columns, "") if columns else pa.array([""] * n, pa.string())
+    return string_spans(texts)
+
+
+def string_spans(texts: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A string or binary Arrow array (no nulls) as ``byte_spans``, read off its buffers."""
+    _, offsets, data = texts.buffers()
+    at = np.frombuffer(offsets, dtype=np.int32)[texts.offset : texts.offset + len(texts) + 1].astype(np.int64)
+    data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
+    return data, at[:-1], at[1:]
 
 
 def join_spans(spans: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
