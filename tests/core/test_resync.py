@@ -494,6 +494,11 @@ def test_regions_built_from_batches_tell_each_kind_once():
     assert bad.kinds == ["alpha", "beta"]
     assert bad.kind_code.tolist() == [-1, 0, 0, 1, -1, 0, 1]
     assert [r.reason for r in bad][1:] == ["alpha 10", "alpha 20", "beta 30", "other 40", "alpha 50", "beta 60"]
+    assert bad.bytes_by_kind() == {"first": 1, "alpha": 3, "beta": 2, "other N": 1}
+    assert list(bad.bytes_by_kind()) == ["first", "alpha", "beta", "other N"]
+    one = BadRegions.build([], [batch([10, 20, 30], [0, 0, 0], ["alpha"])])
+    one.length[:] = [3, 4, 5]
+    assert one.bytes_by_kind() == {"alpha": 12}
 
 
 def test_final_candidates_are_listed_apart_where_the_capture_end_drops_some():

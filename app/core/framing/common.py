@@ -315,8 +315,8 @@ class BadRegions(Sequence):
             return out
         names = list(self.kinds)
         code = self.kind_code
-        untold = np.flatnonzero(code < 0)
-        if untold.size:
+        if code.min() < 0:  # (one reduction: most often every kind was told)
+            untold = np.flatnonzero(code < 0)
             code = code.copy()
             rc, inv = np.unique(self.reason_code[untold], return_inverse=True)
             code[untold] = np.arange(len(names), len(names) + rc.size)[inv]
@@ -327,8 +327,10 @@ class BadRegions(Sequence):
         same = [index.setdefault(name, len(index)) for name in names]
         if len(index) < len(names):  # (names told distinct, and untold ones new: codes as they are)
             code = np.asarray(same, dtype=np.int64)[code]  # one code per distinct kind
-        sums = np.bincount(code, weights=self.length, minlength=len(index)).tolist()
         kinds = list(index)
+        if len(kinds) == 1:  # one kind (a run of the same damage): all the bytes
+            return {kinds[0]: self.total()}
+        sums = np.bincount(code, weights=self.length, minlength=len(index)).tolist()
         if len(kinds) <= 8:  # a few kinds (the usual): where each first appears, one compare each
             first = []
             for k in range(len(kinds)):

@@ -76,7 +76,12 @@ class Framer(RawReader, RecordReader, TextReader, AnchorSearch):
                 delta = delta * 4 // 3  # the text position where the decoded byte starts
             return file_start[msg_idx] + delta
 
-        pkt_offset = file_offset(ms.pkt_msg, ms.pkt_pos)
+        if walk.base is not None and scale not in ("base64", "har"):
+            # (file_start is start + base: a packet's file offset is its position + base,
+            # no gather of its message's start and file start)
+            pkt_offset = ms.pkt_pos + walk.base
+        else:
+            pkt_offset = file_offset(ms.pkt_msg, ms.pkt_pos)
         recv = None
         if walk.recv_ns:
             recv = np.asarray(walk.recv_ns, dtype=np.int64)[ms.pkt_msg]
