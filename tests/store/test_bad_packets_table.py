@@ -6,6 +6,7 @@ import pyarrow as pa
 import pytest
 
 from app.core.decode import decode_bytes
+from app.core.framing import rawarray
 from app.core.framing.common import BadPacket, BadRegions, byte_spans
 from app.core.framing.rawarray import _SIZE_BITS, _reason_text, _Reasons
 from app.store.base import bad_packets_table
@@ -48,7 +49,9 @@ def test_no_regions_and_plain_lists():
     assert bad_packets_table(FILE_ID, mixed).equals(table)
 
 
-def test_reasons_written_together_are_each_keys_text():
+@pytest.mark.parametrize("rows", [rawarray.TEXT_ROWS, 1000])
+def test_reasons_written_together_are_each_keys_text(rows, monkeypatch):
+    monkeypatch.setattr(rawarray, "TEXT_ROWS", rows)  # (1000: the keys written in blocks)
     rng = np.random.default_rng(3)
     size = rng.integers(0, 1 << _SIZE_BITS, 4000)
     text = rng.random(4000) < 0.1

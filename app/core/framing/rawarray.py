@@ -906,24 +906,30 @@ class _Reasons:
 
     def spans(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``tolist()`` as ``byte_spans`` (None as empty), the keys' texts written
-        together (``write_texts``: ``_reason_text``'s, a region's numbers in decimal)."""
+        together (``write_texts``: ``_reason_text``'s, a region's numbers in decimal), in
+        blocks of ``TEXT_ROWS`` keys (write_texts' matrix takes ~160 bytes a key)."""
         keys = self.keys
+        texts = [self._texts(keys[i : i + TEXT_ROWS]) for i in range(0, keys.size, TEXT_ROWS)]
+        return join_spans([*texts, byte_spans(self.asked)])
+
+    @staticmethod
+    def _texts(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         sort = _reason_sort(keys)
         size, fault = keys & ((1 << _SIZE_BITS) - 1), keys >> (_SIZE_BITS + 1) & ((1 << 23) - 1)
         n, good, bad_len = (keys >> (_SIZE_BITS + 24)) - 1, (fault - 1) >> 17, (fault - 1) & 0x1FFFF
         text, unknown, empty = (np.flatnonzero(sort == k) for k in (0, 1, 2))
         told = np.flatnonzero(sort >= 0)  # (a key of sort -1 is no region's: written empty)
-        texts = write_texts(keys.size, [
+        return write_texts(keys.size, [
             (text, b"JSON text frame in a binary capture"),
             (unknown, b"unknown packet length "), (unknown, bad_len[unknown]), (unknown, b" (packet "),
             (unknown, good[unknown] - 1), (unknown, b" of "), (unknown, n[unknown]), (unknown, b")"),
             (empty, b"message with 0 packets"),
             (told, b"; "), (told, size[told]), (told, b" bytes skipped to the next valid message"),
         ])
-        return join_spans([texts, byte_spans(self.asked)])
 
 
 _SIZE_BITS = 22  # of a bad region's size in reasons()' keys (a pass's window is smaller)
+TEXT_ROWS = 1 << 15  # reasons written together at most (_Reasons.spans): a matrix of ~5 MB
 
 
 def _reason_sort(keys: np.ndarray) -> np.ndarray:
