@@ -907,7 +907,7 @@ class _Reasons:
     def spans(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``tolist()`` as ``byte_spans`` (None as empty), the keys' texts written
         together (``write_texts``: ``_reason_text``'s, a region's numbers in decimal), in
-        blocks of ``TEXT_ROWS`` keys (write_texts' matrix takes ~160 bytes a key)."""
+        blocks of ``TEXT_ROWS`` keys (write_texts' Arrow columns, a column a piece, take ~200 bytes a key)."""
         keys = self.keys
         texts = [self._texts(keys[i : i + TEXT_ROWS]) for i in range(0, keys.size, TEXT_ROWS)]
         return join_spans([*texts, byte_spans(self.asked)])
@@ -929,7 +929,7 @@ class _Reasons:
 
 
 _SIZE_BITS = 22  # of a bad region's size in reasons()' keys (a pass's window is smaller)
-TEXT_ROWS = 1 << 15  # reasons written together at most (_Reasons.spans): a matrix of ~5 MB
+TEXT_ROWS = 1 << 15  # reasons written together at most (_Reasons.spans): columns of a few MB
 
 
 def _reason_sort(keys: np.ndarray) -> np.ndarray:
