@@ -322,6 +322,8 @@ def _names(names: tuple, array: pa.Array, code: np.ndarray) -> pa.Array:
     count = int(np.count_nonzero(named))
     if count == 0:
         return _nulls(n, pa.string())
+    if count == n:  # several names, no null: indexes without a mask (~40% of the take's time)
+        return array.take(pa.array(code))
     if count * 8 >= n:
         return array.take(pa.array(code, mask=~named))
     # Few named rows (a damaged capture's odd timed packet among ~1000 untimed ones):
