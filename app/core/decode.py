@@ -732,11 +732,25 @@ def _change(last: np.ndarray, close: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return change, percent
 
 
+_RUN_SAMPLE = 64  # neighbours _distinct compares to tell runs of equal tokens
+
+
 def _distinct(token: np.ndarray) -> np.ndarray:
     """The distinct values of ``token``, in no order: a hash table (Arrow, 3-10x
-    np.unique's sort), or just the one value when a min and a max say so."""
+    np.unique's sort) of every token or of each run's first, or just the one value when a
+    min and a max say so."""
     if token.size and token.min() == token.max():
         return token[:1].copy()
+    sample = token[: _RUN_SAMPLE + 1]
+    if token.size > _RUN_SAMPLE and np.count_nonzero(sample[1:] != sample[:-1]) * 2 < _RUN_SAMPLE:
+        # Runs of one instrument's packets (the first neighbours mostly equal; a live
+        # capture interleaves instruments and goes on below): the first token of each run
+        # alone goes to the hash table, ~1 ns a packet instead of ~5. Same values, in the
+        # same first-seen order.
+        first = np.empty(token.size, dtype=bool)
+        first[0] = True
+        np.not_equal(token[1:], token[:-1], out=first[1:])
+        token = token[first]
     return pc.unique(token).to_numpy()
 
 

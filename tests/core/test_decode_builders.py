@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
-from app.core import schema
-from app.core.decode import SUB_BATCH_PACKETS, _names, _repeated_string, _with_mask
+from app.core import decode, schema
+from app.core.decode import SUB_BATCH_PACKETS, _distinct, _names, _repeated_string, _with_mask
 
 NAMES = schema.TIME_SOURCES
 NAME_ARRAY = pa.array(NAMES, pa.string())
@@ -137,3 +138,22 @@ def test_a_batch_of_many_layouts_decodes_each_packet_as_a_batch_of_its_own_lengt
         rows = np.flatnonzero(lengths == length)
         alone = decoded([packets[i] for i in rows])
         assert mixed.take(pa.array(rows)).equals(alone), length
+
+
+@pytest.mark.parametrize("mean_run", [1, 2, 3, 10, 1000])
+@pytest.mark.parametrize("n", [0, 1, 64, 65, 66, 5000])
+def test_distinct_tokens_are_every_token_once_in_first_seen_order(monkeypatch, mean_run, n):
+    """Runs of equal tokens (the first neighbours mostly equal) hash each run's first
+    token only; the answer is the hash table's of every token, order included."""
+    rng = np.random.default_rng(mean_run * 10_000 + n)
+    runs = rng.geometric(1 / mean_run, n)
+    token = np.repeat(rng.integers(0, 40, n) * 256 + 3, runs)[:n].astype(np.int64)
+    want = pc.unique(token).to_numpy()
+    hashed = []  # the sizes _distinct hands the hash table
+    unique = pc.unique
+    monkeypatch.setattr(decode.pc, "unique", lambda values: hashed.append(len(values)) or unique(values))
+    got = _distinct(token)
+    assert got.dtype == np.int64 and got.tolist() == want.tolist()
+    sample = token[: decode._RUN_SAMPLE + 1]
+    if n > decode._RUN_SAMPLE and hashed and np.count_nonzero(sample[1:] != sample[:-1]) * 2 < decode._RUN_SAMPLE:
+        assert hashed[0] == 1 + np.count_nonzero(token[1:] != token[:-1]) < n  # the runs' firsts alone
