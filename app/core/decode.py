@@ -417,6 +417,7 @@ def _packet_fields(split: ChunkSplit, wanted: frozenset | None = None):
     depth_groups = []  # (row indexes, layout, matrix, divisors)
     packets_by_length: dict[int, int] = {}
     present_ids: set[int] = set()
+    group_rows: dict[int, np.ndarray | slice] = {}  # layout id -> its group's rows
     skip: frozenset = frozenset()
     if n and (lens.min() != lens.max() or int(lens[0]) in protocol.VARIANTS):
         # Several lengths (or layouts): token, last price, layout and mode of every packet
@@ -437,6 +438,7 @@ def _packet_fields(split: ChunkSplit, wanted: frozenset | None = None):
         grouped += len(matrix)
         lid = _LAYOUT_ID[id(layout)]
         present_ids.add(lid)
+        group_rows[lid] = rows if lid not in group_rows else None  # (None: two groups, ask the look-up)
         # One layout holding every packet (rows is a slice): its arrays are the columns.
         every = isinstance(rows, slice)
         if every:
@@ -491,8 +493,17 @@ def _packet_fields(split: ChunkSplit, wanted: frozenset | None = None):
     for column in values:
         key = tuple(_HAS_COLUMN[column][present].tolist())
         if key not in by_layouts:
+            carriers = [lid for lid, carries in zip(present, key, strict=True) if carries]
             if all(key):
                 by_layouts[key] = None
+            elif all(isinstance(group_rows.get(lid), np.ndarray) for lid in carriers):
+                # The rows of the groups carrying it (a column a layout outside the
+                # groups, LTP, carries is one every layout does): a scatter of those rows
+                # alone, not a look-up of every packet's layout.
+                has = np.zeros(n, dtype=bool)
+                for lid in carriers:
+                    has[group_rows[lid]] = True
+                by_layouts[key] = has
             else:
                 if layout_index is None:
                     layout_index = layout_id.astype(np.intp)
