@@ -376,3 +376,28 @@ def test_joins_told_live_in_the_position_array_until_walked():
     assert chains.message_ends(qs).tolist() == [chains.memo_end(q) for q in qs.tolist()]
     for q in range(0, len(buf) - 3, 7):
         assert chains.message_end(q) == plain.message_end(q), q
+
+
+@pytest.mark.parametrize("shape", CRAFTED, ids=lambda f: f.__name__)
+def test_chains_read_no_number_a_walk_has_not_written(shape, monkeypatch):
+    """The per-number arrays (path, position) are allocated uninitialised: filled with
+    junk instead, every answer (``message_end``, ``run``, ``memo_at``, ``message_ends``,
+    ``memo_end``) is still a plain walk's, so none reads a number no walk has written."""
+    from app.core.framing import chains as chains_mod
+    from app.core.framing.chains import UNDECIDED
+
+    monkeypatch.setattr(chains_mod, "_numbered_array", lambda size, dtype: np.full(size, 1 << 30, dtype=dtype))
+    buf = shape(12_000)
+    for lenient in (False, True):
+        chains = _agree(buf, range(0, len(buf), 7), lenient)
+        plain = _pair(buf, lenient)[0]
+        at = np.arange(len(buf) - 1, dtype=np.int64)
+        run, stop = chains.memo_at(at)
+        walked = [q for q in at.tolist() if chains.known(q)]
+        assert walked and (run[chains._where_at[at] <= 0] == -1).all()
+        assert [(run[q], stop[q]) for q in walked] == [(plain.run(q), plain.stop(q)) for q in walked]
+        qs = np.arange(len(buf) - 3, dtype=np.int64)
+        ends = chains.message_ends(qs)
+        assert ends.tolist() == [chains.memo_end(q) for q in qs.tolist()]
+        for q in qs[ends != UNDECIDED].tolist()[::5]:  # (message_ends: any count up to 0xFFFF)
+            assert ends[q] == plain.message_end(q, max_count=0xFFFF), q

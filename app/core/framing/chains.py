@@ -21,6 +21,15 @@ _JOIN_REACH = 1 << 23  # ... and fewer bytes on than this (23 bits: an int32 wit
 MAX_DUE = 1024  # known lengths taken one by one at most between two tries of a stretch
 
 
+def _numbered_array(size: int, dtype) -> np.ndarray:
+    """An array of one value per number (path, position), uninitialised: a number is read
+    only once a walk has written it (the first ``_numbered``), so zeros would be written
+    for nothing; and they are not free: once the allocator reuses freed memory of such a
+    size (the chains of an earlier chunk or decode), calloc clears it, ~1 ms for each
+    16 MB array of a 4 MB chunk (four a chunk: its strict and its lenient chains')."""
+    return np.empty(size, dtype=dtype)
+
+
 class KnownChains(PacketChains):
     """Memoised chains of length prefixes over one buffer: a ``PacketChains`` (``run``,
     ``stop``, ``jump``, ``message_end``, ``describe``, ``known``, ``steps``, the same
@@ -39,7 +48,7 @@ class KnownChains(PacketChains):
     consecutive): one int32 array over the buffer maps a position to its number + 1 (0:
     on no path), one per number gives its path and one its position (a path's positions
     are kept once, there: ``_nodes`` holds views of it); all are allocated at the first
-    walk (calloc: pages nobody touches cost nothing).
+    walk, the last two uninitialised (``_numbered_array``).
     """
 
     def __init__(self, buf, accept=KNOWN_SET, limit: int | None = None):
@@ -247,10 +256,11 @@ class KnownChains(PacketChains):
             self._where_at = np.zeros(self._size, dtype=np.int32)
             self._mv = memoryview(self._where_at)
             # a position is numbered once, on the one path that holds it: at most size numbers
-            self._path_of = np.zeros(self._size, dtype=np.int32)
+            self._path_of = _numbered_array(self._size, np.int32)
+            self._path_of[-1] = 0  # memo_at reads number -1 (a position on no path): any path
             self._pv = memoryview(self._path_of)
             # positions fit int32 in any buffer a reader hands the chains (chunks of MBs)
-            self._pos_of = np.zeros(self._size, dtype=np.int32 if self._size < 1 << 31 else np.int64)
+            self._pos_of = _numbered_array(self._size, np.int32 if self._size < 1 << 31 else np.int64)
             self._posv = memoryview(self._pos_of)
         return self._where_at
 
