@@ -401,3 +401,20 @@ def test_chains_read_no_number_a_walk_has_not_written(shape, monkeypatch):
         assert ends.tolist() == [chains.memo_end(q) for q in qs.tolist()]
         for q in qs[ends != UNDECIDED].tolist()[::5]:  # (message_ends: any count up to 0xFFFF)
             assert ends[q] == plain.message_end(q, max_count=0xFFFF), q
+
+
+def test_a_first_walk_looks_up_no_walked_prefix():
+    """Before any path is numbered no prefix can be on one (a told join is negative):
+    ``_cut_at_walked`` answers None without gathering the position map (the strict
+    chains' first walk across validate_across_many_runs' 400,000 prefixes), and
+    afterwards still finds the first walked prefix."""
+    buf = _packet(8) * 50
+    chains = KnownChains(buf)
+    chains._arrays()
+    where = chains._where_at
+    chains._where_at = None  # a gather would fail
+    assert chains._cut_at_walked(np.arange(0, 500, 10, dtype=np.int64)) is None
+    chains._where_at = where
+    assert chains.run(200) == 30
+    before, y, cont = chains._cut_at_walked(np.arange(0, 500, 10, dtype=np.int64))
+    assert before.tolist() == list(range(0, 200, 10)) and y == 200 and cont == (0, 0)
