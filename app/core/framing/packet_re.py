@@ -36,7 +36,6 @@ def _packet_pattern(lengths) -> bytes:
 
 
 _PACKET = _packet_pattern(protocol.KNOWN_LENGTHS)
-PACKET = re.compile(_PACKET, re.DOTALL)
 CHAIN = re.compile(_PACKET + b"*+", re.DOTALL)  # the longest run of whole known packets
 # The same packet with its prefix captured (a lookahead: one group whatever the length),
 # so ``findall`` returns the prefixes only, never copies of the bodies.
