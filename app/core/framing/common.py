@@ -160,6 +160,11 @@ class _Parts(list):
             out.extend(part if type(part) is list else part.tolist())
         return out
 
+    def spans(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``byte_spans`` of ``joined()``, the parts read as they are (``spans``: no
+        object per item)."""
+        return join_spans([byte_spans(part) if type(part) is list else part.spans() for part in self])
+
     def at(self, index: list[int]) -> list:
         """The items at ``index`` (ascending), the parts left as they are (the regions'
         kinds read off a few reasons need not write all the others)."""
@@ -260,19 +265,12 @@ class BadRegions(Sequence):
         """The distinct first bytes (``raws``) as ``byte_spans``: parts not yet joined
         are read as they are (a store writes the regions as columns without a bytes
         object per region)."""
-        raws = self._raws
-        if type(raws) is not _Parts:
-            return byte_spans(raws)
-        return join_spans([byte_spans(part) if type(part) is list else part.spans() for part in raws])
+        return self._raws.spans() if type(self._raws) is _Parts else byte_spans(self._raws)
 
     def reason_spans(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The distinct reasons (``reasons``, UTF-8) as ``byte_spans``: parts not yet
-        joined are written as they are (``spans``: the array passes' reasons written
-        together, not a str object each)."""
-        reasons = self._reasons
-        if type(reasons) is not _Parts:
-            return byte_spans(reasons)
-        return join_spans([byte_spans(part) if type(part) is list else part.spans() for part in reasons])
+        """The distinct reasons (``reasons``, UTF-8) as ``byte_spans``, as ``raw_spans``
+        (the array passes' reasons written together, not a str object each)."""
+        return self._reasons.spans() if type(self._reasons) is _Parts else byte_spans(self._reasons)
 
     def _list(self) -> list[BadPacket]:
         if self._objects is None:
