@@ -244,6 +244,60 @@ def test_a_strided_payload_splits_as_a_contiguous_one():
     assert strided.pkt_len.tolist() == lengths
 
 
+_ONE = st.tuples(st.sampled_from(KNOWN + UNKNOWN), st.integers(0, 0xFF))  # a packet's length, body byte
+# a message unlike the rest: its count, its size (bytes cut off or added) or its packet's length off
+_ODD = st.tuples(st.integers(0, 40), st.sampled_from(["count", "size", "length"]),
+                 st.sampled_from([-5, -2, -1, 1, 2, 3]))
+
+
+@SETTINGS
+@given(st.lists(_ONE, min_size=1, max_size=40), st.none() | _ODD, st.integers(0, 2), st.booleans())
+def test_one_packet_messages_split_as_the_walk(packets, odd, gap, bare):
+    """A batch of one-packet messages (tiny messages), each filling its message, splits
+    as the general walk splits it (the batch is read a word a message when every one is
+    such a message); with one message unlike the rest (a count of 0 or 2, its size off,
+    its packet overrunning it or leaving bytes after it) the batch takes the walk."""
+    msgs = [b"\x00\x01" + _packet(n, fill) for n, fill in packets]
+    if odd is not None:
+        at, what, by = odd
+        at %= len(msgs)
+        m = msgs[at]
+        if what == "count":
+            m = max(0, 1 + by).to_bytes(2, "big") + m[2:]
+        elif what == "size":
+            m = m[: len(m) + by] if by < 0 else m + bytes([7] * by)
+        else:
+            m = m[:2] + max(0, len(m) - 4 + by).to_bytes(2, "big") + m[4:]
+        msgs[at] = m
+    payload, starts = bytearray(), []
+    for m in msgs:
+        payload += bytes(gap)
+        starts.append(len(payload))
+        payload += m
+    a = np.frombuffer(bytes(payload), np.uint8)
+    args = (a, np.asarray(starts, np.int64), np.asarray([len(m) for m in msgs], np.int64))
+    args += (np.zeros(len(msgs), bool),) if bare else ()
+    exact = all(len(m) >= 4 and m[:2] == b"\x00\x01" and int.from_bytes(m[2:4], "big") == len(m) - 4 for m in msgs)
+    assert split._one_packet_each(*args[:3]) == exact
+    new = split_messages(*args)
+    with mock.patch.object(split, "_one_packet_each", lambda *_: False):
+        old = split_messages(*args)
+    _assert_same(new, old)
+    assert new.packet_bytes + new.header_bytes + new.bad_bytes == sum(len(m) for m in msgs)
+
+
+def test_a_message_past_64_kib_is_not_read_as_one_packet():
+    """A count of 2 and a first length of 8 read as one u32 equal the size of a message
+    65,536 bytes longer than a packet of 8 (the u32 of a 1 and its length, carried): no
+    one-packet message is that long, and the walk splits it."""
+    msg = b"\x00\x02" + _packet(8, 1) + _packet(0xFFFE, 2)
+    assert int.from_bytes(msg[:4], "big") == len(msg) + (1 << 16) - 4
+    args = (np.frombuffer(msg, np.uint8), np.array([0]), np.array([len(msg)]))
+    assert not split._one_packet_each(*args)
+    ms = split_messages(*args)
+    assert ms.pkt_len.tolist() == [8] and [f[2:] for f in ms.faults] == [(0xFFFE, "unknown packet length 65534")]
+
+
 def _same_split(a, b) -> None:
     for name in ("pkt_msg", "pkt_seq", "pkt_pos", "pkt_len", "valid"):
         assert np.array_equal(getattr(a, name), getattr(b, name)), name

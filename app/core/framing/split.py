@@ -228,6 +228,11 @@ def split_messages(
     start = np.asarray(start, dtype=np.int64)
     size = np.asarray(size, dtype=np.int64)
     m = len(start)
+    if (bare is None or not bare.any()) and _one_packet_each(payload, start, size):
+        # one packet filling each message (tiny messages): what the walk below finds for
+        # them at its first step, without its cursors, fault arrays and packet placing
+        return _split_of(np.arange(m), np.zeros(m, dtype=np.int32), start + 4, size - 4, np.ones(m, dtype=bool),
+                         4 * m, [])
     end = start + size
     if bare is None:
         bare = np.zeros(m, dtype=bool)
@@ -388,31 +393,19 @@ def split_messages(
     # 2 bytes of prefix per packet of a framed message (a bare one has none)
     framed_packets = pkt_msg.size - (int(np.count_nonzero(bare[pkt_msg])) if bare_idx.size else 0)
     header_bytes = 2 * framed.size + 2 * framed_packets
-    unknown_mask = _UNKNOWN_MASK[pkt_len]
     valid = np.zeros(m, dtype=bool)
     valid[sel] = (cursor[sel] == end[sel]) & (count[sel] > 0)
     if failures:
         valid[sel] &= fail_pos[sel] < 0
     valid[bare_idx] = True
 
-    faults: list[tuple[int, int, int, str]] = []
-    unknown = np.flatnonzero(unknown_mask)
-    if unknown.size:
-        valid[pkt_msg[unknown]] = False
-        for i in unknown.tolist():
-            length = int(pkt_len[i])
-            if length == 0:
-                # A packet of length 0 has no body: its 2-byte prefix is the bad region
-                # (a region is never empty), so that prefix is not counted as header.
-                faults.append((int(pkt_msg[i]), int(pkt_pos[i]) - 2, 2, "unknown packet length 0"))
-                header_bytes -= 2
-            else:
-                faults.append((int(pkt_msg[i]), int(pkt_pos[i]), length, f"unknown packet length {length}"))
-    # Message-level faults: rare, so a Python loop over them only.
+    # Message-level faults: rare, so a Python loop over them only. (Messages whose packets
+    # are whole but of unknown length are valid here, and none of them is broken.)
     invalid = framed[np.flatnonzero(~valid[sel])]
     broken = invalid[(fail_pos[invalid] >= 0) | (cursor[invalid] != end[invalid])]
     # (when every message is a framed candidate, none is short)
     short = np.zeros(0, np.int64) if every_framed else np.flatnonzero(~bare & (size < 2) & (size > 0))
+    faults: list[tuple[int, int, int, str]] = []
     for i in broken.tolist():
         n, e = int(count[i]), int(end[i])
         if fail_pos[i] >= 0:
@@ -442,6 +435,39 @@ def split_messages(
         faults.append((i, int(start[i]), int(size[i]), f"JSON text frame in a binary capture ({int(size[i])} bytes)"))
     for i in short.tolist():
         faults.append((i, int(start[i]), int(size[i]), f"{int(size[i])}-byte message is not a heartbeat"))
+    return _split_of(pkt_msg, pkt_seq, pkt_pos, pkt_len, valid, header_bytes, faults)
+
+
+def _one_packet_each(payload: np.ndarray, start: np.ndarray, size: np.ndarray) -> bool:
+    """Whether each message (none empty) is one packet that fills it: its first 4 bytes
+    are a count of 1 and a length of its size less those 4. Read as one big-endian u32
+    a message (a gather of one unaligned word, not four of bytes)."""
+    if not start.size or not payload.flags.c_contiguous or int(size.min()) < 4 or int(size.max()) > 4 + 0xFFFF:
+        return False
+    words = np.ndarray((payload.size - 3,), dtype=">u4", buffer=payload, strides=(1,))
+    return bool((words[start] == size + ((1 << 16) - 4)).all())
+
+
+def _split_of(pkt_msg, pkt_seq, pkt_pos, pkt_len, valid, header_bytes: int, message_faults: list) -> MessageSplit:
+    """The ``MessageSplit`` of the packets found (in file order), the messages' validity and
+    header bytes so far and their message-level faults: a packet of unknown length is a
+    fault of its own (its message invalid); the faults in order, those of a message that
+    touch merged; the known packets kept."""
+    unknown_mask = _UNKNOWN_MASK[pkt_len]
+    faults: list[tuple[int, int, int, str]] = []
+    unknown = np.flatnonzero(unknown_mask)
+    if unknown.size:
+        valid[pkt_msg[unknown]] = False
+        for i in unknown.tolist():
+            length = int(pkt_len[i])
+            if length == 0:
+                # A packet of length 0 has no body: its 2-byte prefix is the bad region
+                # (a region is never empty), so that prefix is not counted as header.
+                faults.append((int(pkt_msg[i]), int(pkt_pos[i]) - 2, 2, "unknown packet length 0"))
+                header_bytes -= 2
+            else:
+                faults.append((int(pkt_msg[i]), int(pkt_pos[i]), length, f"unknown packet length {length}"))
+    faults += message_faults
     faults.sort(key=lambda f: f[1])
     faults = _merge_touching(faults)
 
