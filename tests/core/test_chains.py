@@ -403,6 +403,58 @@ def test_chains_read_no_number_a_walk_has_not_written(shape, monkeypatch):
             assert ends[q] == plain.message_end(q, max_count=0xFFFF), q
 
 
+def test_fresh_arrays_read_zero_until_written_each_its_own():
+    """``_fresh_array``: zeroed, writable memory mapped for the array alone (what the chains
+    rely on for their maps: a position no walk wrote reads 0), also after another one was
+    written and freed; ``_huge_pages`` is a no-op on a heap array."""
+    from app.core.framing.chains import _fresh_array, _huge_pages
+
+    for dtype in (np.int32, np.int64):
+        a = _fresh_array(50_000, dtype)
+        assert a.dtype == dtype and a.size == 50_000 and a.flags.writeable and not a.any()
+        a[::97] = -5
+        _huge_pages(a)
+        b = _fresh_array(50_000, dtype)
+        assert not b.any() and (a[::97] == -5).all()
+        del a
+        assert not _fresh_array(50_000, dtype).any()
+    _huge_pages(np.zeros(10))
+
+
+@pytest.mark.parametrize("lenient", [False, True])
+def test_chains_arrays_on_fresh_pages_huge_once_many_positions_are_numbered(lenient, monkeypatch):
+    """The numbered arrays and the lenient chains' position map are ``_fresh_array``s (pages
+    never written are never backed, and freeing them leaves the heap alone); the strict
+    chains' map, written all over a damaged buffer, stays a heap array. The lenient map
+    asks huge pages at once; the numbered arrays once ``DENSE_NUMBERS`` positions are
+    numbered (once, before the walk that crosses it writes them). Answers stay a plain
+    walk's."""
+    import mmap
+
+    from app.core.framing import chains as chains_mod
+
+    asked = []
+    original = chains_mod._huge_pages
+    monkeypatch.setattr(chains_mod, "_huge_pages", lambda array: (asked.append(array), original(array)))
+    monkeypatch.setattr(chains_mod, "DENSE_NUMBERS", 2500)
+    buf = _packet(8) * 2000 + _packet(3, 0x61) * 9 + b"\xff" * 9 + _packet(28) * 1500 + b"\xff" * 9
+    chains = _pair(buf, lenient)[1]
+    assert chains.run(0) == 2000 + 9 * lenient  # (lenient: the 3-byte packets too)
+    assert 2000 <= chains._numbered < 2500 and not chains._dense
+    assert [id(x) for x in asked] == ([id(chains._where_at)] if lenient else [])
+    assert chains.run(20_054) == 1500
+    assert chains._numbered >= 2500 and chains._dense
+    assert [id(x) for x in asked[-2:]] == [id(chains._path_of), id(chains._pos_of)]
+    _agree(buf, range(0, len(buf), 37), lenient, chains)  # more walks: asked once per chains
+    assert len(asked) == 2 + lenient
+
+    def mapped(array):
+        return isinstance(getattr(array.base, "obj", None), mmap.mmap)
+
+    assert mapped(chains._path_of) and mapped(chains._pos_of)
+    assert mapped(chains._where_at) == lenient
+
+
 def test_a_first_walk_looks_up_no_walked_prefix():
     """Before any path is numbered no prefix can be on one (a told join is negative):
     ``_cut_at_walked`` answers None without gathering the position map (the strict

@@ -6,6 +6,8 @@ the chains of the walks with their shortcuts off)."""
 
 from __future__ import annotations
 
+import mmap
+
 import numpy as np
 
 from app.core.framing import packet_re
@@ -19,15 +21,48 @@ UNDECIDED = -9  # message_ends: not decided without a walk
 _JOIN_STEPS = 255  # note_joins keeps joins of at most this many packets (8 bits) ...
 _JOIN_REACH = 1 << 23  # ... and fewer bytes on than this (23 bits: an int32 with them)
 MAX_DUE = 1024  # known lengths taken one by one at most between two tries of a stretch
+DENSE_NUMBERS = 1 << 17  # positions numbered past which the numbered arrays get huge pages
+
+
+def _fresh_array(size: int, dtype) -> np.ndarray:
+    """A zeroed array of ``size`` on memory mapped for it alone (anonymous ``mmap``), not
+    from the heap: the system backs (and zeroes) a page only when it is first written,
+    and freeing the array unmaps it.
+
+    For the chains' arrays sized for every position of the buffer of which walks often
+    write a few pages (the numbered arrays: one entry per position numbered; the lenient
+    chains' position map: ``runs_found_out_of_order`` writes 4 of its 4,100 pages). From
+    the heap, a 4 MB buffer's chains took ~100 MB of it that they freed at once after the
+    resync, and the allocator gave the heap's top back to the system: the decoded rows
+    made next (17 MB in ``runs_found_out_of_order``) took a page fault per 4 kB again,
+    ~4,400 faults and 7-10 ms of system time a decode."""
+    nbytes = max(1, size * np.dtype(dtype).itemsize)
+    if hasattr(mmap, "MAP_PRIVATE"):  # (a shared anonymous mapping is shared memory: no huge pages)
+        pages = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    else:  # Windows: anonymous memory, zeroed likewise
+        pages = mmap.mmap(-1, nbytes)
+    return np.frombuffer(pages, dtype=dtype, count=size)
+
+
+def _huge_pages(array: np.ndarray) -> None:
+    """Ask for huge pages for the pages of a ``_fresh_array`` not touched yet: a fault per
+    2 MB (the kernel zeroes it whole) instead of one per 4 kB (~3 us each here); a no-op
+    where the system has none, and for a heap array (numpy asks for them itself for its
+    arrays of 4 MB or more)."""
+    pages = getattr(array.base, "obj", None)  # (numpy holds a memoryview of the mapping)
+    if isinstance(pages, mmap.mmap) and hasattr(mmap, "MADV_HUGEPAGE"):
+        pages.madvise(mmap.MADV_HUGEPAGE)
 
 
 def _numbered_array(size: int, dtype) -> np.ndarray:
-    """An array of one value per number (path, position), uninitialised: a number is read
-    only once a walk has written it (the first ``_numbered``), so zeros would be written
-    for nothing; and they are not free: once the allocator reuses freed memory of such a
-    size (the chains of an earlier chunk or decode), calloc clears it, ~1 ms for each
-    16 MB array of a 4 MB chunk (four a chunk: its strict and its lenient chains')."""
-    return np.empty(size, dtype=dtype)
+    """An array of one value per number (path, position), allocated for as many numbers
+    as positions but written only up to the numbers given (the first ``_numbered``; none
+    is read before a walk writes it): ``_fresh_array``, whose pages past those are never
+    backed (from the heap, calloc cleared reused memory for nothing, ~1 ms for each 16 MB
+    array of a 4 MB chunk). Written in order: in 4 kB pages until the walks number
+    ``DENSE_NUMBERS`` positions (128 pages of each: about where faulting 4 kB pages costs
+    what zeroing a huge one does), then in huge ones."""
+    return _fresh_array(size, dtype)
 
 
 class KnownChains(PacketChains):
@@ -48,7 +83,8 @@ class KnownChains(PacketChains):
     consecutive): one int32 array over the buffer maps a position to its number + 1 (0:
     on no path), one per number gives its path and one its position (a path's positions
     are kept once, there: ``_nodes`` holds views of it); all are allocated at the first
-    walk, the last two uninitialised (``_numbered_array``).
+    walk, the last two (and the lenient chains' map) on fresh pages backed only where
+    written (``_fresh_array``).
     """
 
     def __init__(self, buf, accept=KNOWN_SET, limit: int | None = None):
@@ -63,6 +99,7 @@ class KnownChains(PacketChains):
         self._pv = None  # the same, as a memoryview
         self._pos_of: np.ndarray | None = None  # number -> position
         self._numbered = 0  # positions numbered so far
+        self._dense = False  # DENSE_NUMBERS positions numbered (huge pages asked)
         self._first: list[int] = []  # per path: the number of its first position
         self._nodes: list = []
         self._next: list[tuple[int, int] | None] = []
@@ -253,7 +290,22 @@ class KnownChains(PacketChains):
     def _arrays(self) -> np.ndarray:
         """``_where_at``, with the arrays of the numbered positions, allocated at first use."""
         if self._mv is None:
-            self._where_at = np.zeros(self._size, dtype=np.int32)
+            # The strict chains' map, written all over a damaged capture's buffer by its
+            # resyncs' walks (every page in runs_found_out_of_order), from the heap (mapped
+            # fresh too, measured: the allocator, no longer holding one heap block that
+            # large, gave the decoded rows' pages back at the end of every decode instead,
+            # ~4,300 faults again in runs_found_out_of_order at 4 MB). Other
+            # chains' (lenient: they walk where a strict chain stops at an unknown length) is
+            # often written at a few places (4 pages in runs_found_out_of_order), else over
+            # the buffer: a ``_fresh_array`` in huge pages (a walk reads the map before it
+            # writes its path there: a page read untouched is a fault too, so huge pages
+            # asked only once a walk proves long come too late; validate_across_many_runs'
+            # lenient walk of 5,000 packets reads and writes ~3,800 pages of 4 kB).
+            if self.accept == KNOWN_SET:
+                self._where_at = np.zeros(self._size, dtype=np.int32)
+            else:
+                self._where_at = _fresh_array(self._size, np.int32)
+                _huge_pages(self._where_at)
             self._mv = memoryview(self._where_at)
             # a position is numbered once, on the one path that holds it: at most size numbers
             self._path_of = _numbered_array(self._size, np.int32)
@@ -333,6 +385,10 @@ class KnownChains(PacketChains):
         first = self._numbered
         k = len(path)
         self._numbered += k
+        if self._numbered >= DENSE_NUMBERS and not self._dense:  # (before this walk's are written)
+            self._dense = True
+            _huge_pages(self._path_of)
+            _huge_pages(self._pos_of)
         if k > 16:
             self._where_at[path] = np.arange(first + 1, first + 1 + k, dtype=np.int32)
             self._pos_of[first : first + k] = path
