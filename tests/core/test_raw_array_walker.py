@@ -579,6 +579,33 @@ def test_a_pass_decides_a_prefix_of_the_oracles_walk_wherever_its_window_ends(un
 
 
 @DIFF
+@given(st.lists(st.sampled_from([b"\xff", b"\x0f\xf0", b"\x01\x02\x03", b"\xff" * 4]), min_size=30, max_size=80),
+       st.integers(1, 11), st.sampled_from([b"", b"\xff"]))
+def test_junk_at_the_captures_end_is_decided_off_the_places_as_by_the_look_ups(junk, cut, last):
+    """At the capture's end a pass whose last message is cut off (a start needing bytes
+    past the buffer) still reads the usual damage (junk between messages) off its places:
+    those regions are decided as ``_regions`` decides them, and the walk is the oracle's."""
+    data = b"".join(_MSG8 + j for j in junk) + _MSG8[:-cut] + last
+    tight = rawarray._Plan._tight_regions
+    asked = []
+
+    def spy(self, *args):
+        asked.append(self.need.size)
+        return tight(self, *args)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(rawarray._Plan, "_tight_regions", spy)
+        plan = rawarray._Plan(_Scan(data), 0, len(data), True, 0)
+    assert asked and asked[0] > 0  # (the cut message's start needs more bytes)
+    with pytest.MonkeyPatch.context() as mp:  # every region left to _regions
+        mp.setattr(rawarray._Plan, "_tight_regions", lambda self, cand, nodes, st: (np.zeros(0, bool), nodes[:0]))
+        slow = rawarray._Plan(_Scan(data), 0, len(data), True, 0)
+    assert plan.nodes.tolist() == slow.nodes.tolist()
+    assert plan.kind.tolist() == slow.kind.tolist() and plan.succ.tolist() == slow.succ.tolist()
+    _pass_agrees_with_oracle(data, len(data), True)
+
+
+@DIFF
 @given(st.binary(min_size=1, max_size=40),
        st.lists(st.tuples(st.integers(0, 39), st.integers(1, 4)), min_size=1, max_size=30))
 def test_short_regions_first_bytes_are_their_own(buf, regions):
@@ -621,9 +648,9 @@ def test_the_last_zero_of_each_run_is_decided_with_the_places(monkeypatch):
     rounds = []
     decide = rawarray._Plan._decide
 
-    def spy(self, nodes, runs=None):
+    def spy(self, nodes, runs=None, **kw):
         rounds.append(nodes.size)
-        return decide(self, nodes, runs)
+        return decide(self, nodes, runs, **kw)
 
     monkeypatch.setattr(rawarray._Plan, "_decide", spy)
     rawarray._Plan(_Scan(data), 0, NARROW, True, 0)

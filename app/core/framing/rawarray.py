@@ -126,11 +126,11 @@ def strict_status(scan, lo: int, hi: int):
             go &= u[:w] != 0
         scan.scanned += w
         cand = np.flatnonzero(go)
-        count = u[cand].astype(np.int64)
+        count = u.take(cand).astype(np.int64)
         cst = np.full(cand.size, _INVALID, dtype=np.int64)  # each candidate's status
         # the candidates still walked (their index in cand), their next prefix, packets left
         ci = np.arange(cand.size)
-        xs = cand + (lo + 4) + first[cand]
+        xs = cand + (lo + 4) + first.take(cand)
         ls = count - 1
         u_end = lo + u.size  # prefixes before this are read from u
         for step in range(CAP):
@@ -404,7 +404,7 @@ class _Plan:
         self.scan = scan
         status, valid, need, self.faults, self.u16 = strict_status(scan, lo, hi)
         self.lo, self.hi, self.status, self.final = lo, hi, status, final
-        ends = status[valid - lo].astype(np.int64)
+        ends = status.take(valid - lo).astype(np.int64)
         self.valid, self.ends, self.need = valid, ends, need
         self._follows = None  # each valid start's follow check, once a bad region asks
         self._anchors = None  # _regions' look-ups over the valid starts, once asked
@@ -437,8 +437,14 @@ class _Plan:
         else:
             nodes = np.flatnonzero(mark) + lo
         self._nonzero = None  # positions of the window's nonzero bytes, once asked
-        nodes, runs = self._zero_run_places(nodes, mark)
-        kind, succ, beats = self._decide(nodes, runs)
+        # each place's status and the places where no message starts (nor may), read
+        # once for the zero runs and _decide
+        st = status.take(nodes - lo).astype(np.int64)
+        inv = np.flatnonzero(st == _INVALID)
+        xi = nodes.take(inv)
+        nodes, runs = self._zero_run_places(nodes, xi, mark)
+        known = (st, inv, xi) if nodes.size == st.size else None  # (None: places added)
+        kind, succ, beats = self._decide(nodes, runs, known=known)
         # A step that lands on the next place is tight (most are); only the others' landing
         # places are searched. Where one lands on no place yet (the end of a message of
         # unknown-length packets, ...), that place is decided too, a few rounds deep.
@@ -470,14 +476,16 @@ class _Plan:
         self.nodes, self.kind, self.succ, self.jump, self.loose = nodes, kind, succ, jump, loose
         scan.scanned += m
 
-    def _zero_run_places(self, nodes: np.ndarray, mark: np.ndarray):
+    def _zero_run_places(self, nodes: np.ndarray, xi: np.ndarray, mark: np.ndarray):
         """The places plus the last zero of each run of zeros that starts at one (its
         heartbeats land there), so that they are decided in the same round; and those
-        runs (their starts, lengths)."""
-        a, lo, hi, status = self.scan.a, self.lo, self.hi, self.status
-        x = nodes[: np.searchsorted(nodes, hi - 1)]  # (sorted: those before the window's last byte)
-        heads = x[(a[x] == 0) & (a[x + 1] == 0)]
-        heads = heads[status[heads - lo] == _INVALID]
+        runs (their starts, lengths). ``xi``: the places where no message starts (nor may)."""
+        a, lo, hi = self.scan.a, self.lo, self.hi
+        x = xi[: np.searchsorted(xi, hi - 1)]  # (sorted: those before the window's last byte)
+        if self.u16 is not None:  # (it holds the u16 at each of them: both bytes zero)
+            heads = x[self.u16.take(x - lo) == 0]
+        else:
+            heads = x[(a.take(x) == 0) & (a.take(x + 1) == 0)]
         if not heads.size:
             return nodes, None
         length = self._zero_runs(heads)
@@ -531,22 +539,26 @@ class _Plan:
             self.scan.scanned += v
         return self._anchors
 
-    def _decide(self, nodes: np.ndarray, runs=None, every: bool = True):
+    def _decide(self, nodes: np.ndarray, runs=None, every: bool = True, known=None):
         """(kind, next place, heartbeats) of each place in ``nodes`` (``runs``: its runs of
         zeros, as ``_zero_run_places`` found them; ``every``: ``nodes`` are all the
-        window's places, not only some added)."""
+        window's places, not only some added; ``known``: their status, the indexes and
+        positions of those where no message starts nor may, when read already)."""
         a, lo, hi, status = self.scan.a, self.lo, self.hi, self.status
         m = nodes.size
-        st = status[nodes - lo].astype(np.int64)
+        if known is None:
+            st = status.take(nodes - lo).astype(np.int64)
+            inv = np.flatnonzero(st == _INVALID)  # places where no message starts (nor may)
+            xi = nodes.take(inv)
+        else:
+            st, inv, xi = known
         msg = st >= 0
-        kind = np.where(msg, 0, -1).astype(np.int8)  # 0 message, 1 bad region, 2 heartbeat, -1 undecided
+        kind = msg.view(np.int8) - 1  # 0 message, 1 bad region, 2 heartbeat, -1 undecided
         succ = np.where(msg, st, 0)
         beats = np.zeros(m, dtype=np.int64)
-        inv = np.flatnonzero(st == _INVALID)  # places where no message starts (nor may)
         if not inv.size:
             return kind, succ, beats
-        xi = nodes[inv]
-        ax = a[xi]
+        ax = a.take(xi)
         # A bad region: no message validates here (and the byte is no heartbeat nor the
         # start of a text frame): it runs to _next_start's answer, and when that is 5 or
         # more bytes on, a message of unknown-length packets may start here instead.
@@ -560,8 +572,10 @@ class _Plan:
             no_beat[z] = (xz < hi) & (a[after] != 0) & (status[after - lo] == _INVALID)
         keep = no_beat & (ax != _JSON)
         cand = inv if keep.all() else inv[keep]  # (all: junk bytes between messages)
-        if cand.size and every and not self.need.size:
-            # the usual damage, read off the places
+        if cand.size and every and (self.final or not self.need.size):
+            # the usual damage, read off the places (at the capture's end too, where the
+            # last messages' starts may need bytes past it: _regions reads those only
+            # when more bytes may come)
             tight, to = self._tight_regions(cand, nodes, st)
             head = cand[: tight.size]
             kind[head], succ[head] = 1, to
@@ -635,23 +649,24 @@ class _Plan:
 
     def _tight_regions(self, cand: np.ndarray, nodes: np.ndarray, st: np.ndarray) -> np.ndarray:
         """Which of the bad-region places ``cand`` (indexes in ``nodes``, all the window's
-        places in order; ``st`` their status; no start in the window needs more bytes)
-        are the usual damage, decided from the places alone: the next place is a message
-        1-4 bytes on whose end is the place after it, and that end starts a message, or
-        is junk and the place after it starts one within ``FOLLOW_WINDOW``. Every valid
+        places in order; ``st`` their status; no start in the window needs more bytes,
+        or the window ends the capture) are the usual damage, decided from the places
+        alone: the next place is a message 1-4 bytes on whose end is the place after it,
+        and that end starts a message, or is junk and the place after it starts one within
+        ``FOLLOW_WINDOW``. Every valid
         start is a place, so that message is the first after the junk and is followed
         (``_followed``: 1): the region runs to it, as ``_regions`` decides. Returns (for
         the first of ``cand``: all but those among the window's last 2 places) whether
         each is such a region, and where it runs to."""
         m = nodes.size
         c1 = cand[: np.searchsorted(cand, m - 2)] + 1  # the next place (and one after it)
-        e = st[c1]  # the end of the message there
-        to = nodes[c1]
+        e = st.take(c1)  # the end of the message there
+        to = nodes.take(c1)
         ok = e >= 0
-        ok &= to <= nodes[c1 - 1] + (SHORT_RESYNC - 1)
-        ok &= nodes[c1 + 1] == e
+        ok &= to <= nodes.take(c1 - 1) + (SHORT_RESYNC - 1)
+        ok &= nodes.take(c1 + 1) == e
         ok &= e <= self.hi - FOLLOW_WINDOW
-        nxt = st[c1 + 1]
+        nxt = st.take(c1 + 1)
         if not (nxt >= 0).all():
             c2 = np.minimum(c1 + 2, m - 1)
             ok &= (nxt >= 0) | ((nxt == _INVALID) & (c1 + 2 < m) & (nodes[c2] < e + FOLLOW_WINDOW) & (st[c2] >= 0))
@@ -813,9 +828,9 @@ class _Plan:
         inside = x + 4 <= limit
         every = self.u16 is not None and inside.all()  # (the usual: none in the buffer's last bytes)
         if every:  # the window's u16 (strict_status) holds both
-            n = self.u16[x - lo].astype(np.int64)  # a region's place holds a count (no message validates there)
-            first = self.u16[x + (2 - lo)].astype(np.int64)
-            known = KNOWN_MASK[first]
+            n = self.u16.take(x - lo).astype(np.int64)  # a region's place holds a count (no message validates there)
+            first = self.u16.take(x + (2 - lo)).astype(np.int64)
+            known = KNOWN_MASK.take(first)
             counted = n > 0
         else:
             n = _u16(a, x)
@@ -856,7 +871,7 @@ class _Plan:
                 continue
             kind[of] = len(names)
             names.append(reason_kind(_reason_text(int(keys[of[0]]))))
-        kind_code = kind[codes]
+        kind_code = kind.take(codes)
         asked = []
         if (sort < 0).any():  # faults not seen here (truncated, >16 packets): ask _describe_fault
             for i in np.flatnonzero((sort < 0)[codes]).tolist():
@@ -1044,7 +1059,7 @@ def _short_raws(scan, buf, x: np.ndarray, length: np.ndarray) -> tuple[list[byte
     shortest, longest = int(length.min()), int(length.max())
     key = length.copy()
     for i in range(longest):
-        b = a[x + i] if i < shortest else np.where(i < length, a[np.minimum(x + i, limit - 1)], 0)
+        b = a.take(x + i) if i < shortest else np.where(i < length, a[np.minimum(x + i, limit - 1)], 0)
         key = key << 8 | b
     _, first, codes = _factor(key)
     raws = [bytes(buf[xi : xi + li]) for xi, li in zip(x[first].tolist(), length[first].tolist(), strict=True)]
