@@ -470,3 +470,76 @@ def test_a_first_walk_looks_up_no_walked_prefix():
     assert chains.run(200) == 30
     before, y, cont = chains._cut_at_walked(np.arange(0, 500, 10, dtype=np.int64))
     assert before.tolist() == list(range(0, 200, 10)) and y == 200 and cont == (0, 0)
+
+
+@pytest.mark.parametrize("lenient", [False, True])
+def test_chains_handed_spare_arrays_answer_as_fresh_ones(lenient):
+    """``ChainSpares``: the arrays one buffer's chains hand back (``release``) are the next
+    buffer's, zeroed where the walks and the passes' told joins wrote them: the next
+    chains answer as a plain walk (fails if a number or a told join of the buffer before
+    is left in the map), reuse the same memory (fails if nothing is handed on), and a
+    longer buffer than a spare gets arrays of its own."""
+    from app.core.framing.chains import ChainSpares
+
+    spares = ChainSpares()
+    kind = LENIENT_LENGTHS if lenient else STRICT_LENGTHS
+    a = runs_found_out_of_order(40_000)
+    b = bytes(reversed(a[:30_000]))  # other chains over fewer bytes
+    first = KnownChains(a, kind, spares=spares)
+    for q in range(0, len(a) - 2, 23):
+        first.message_end(q)
+    first.note_joins(np.array([5, 7001]), np.array([3, 4]), np.array([900, 8000]))
+    assert (first._where_at < 0).any() and first._numbered > 1000
+    maps = [first._where_at]
+    first.release()
+    for buf in (b, a[:20_000], bytes(a[:1000]) * 50):  # (walked sparsely, densely, the last longer)
+        chains = KnownChains(buf, kind, spares=spares)
+        assert chains._where_at is None
+        _agree(buf, range(0, len(buf), 7), lenient, chains)
+        maps.append(chains._where_at)
+        chains.release()
+        assert chains._where_at is None
+    assert all(np.shares_memory(maps[0], m) for m in maps[1:3]) and not np.shares_memory(maps[0], maps[3])
+    # a written position left in a spare map would make the next walk's answers differ
+    other = KnownChains(b, kind, spares=spares)
+    _agree(b, range(1, len(b), 5), lenient, other)
+    other.release()
+    # a map written at few places is zeroed there (else all of it): both ways
+    key = (not lenient, "map")
+    assert spares._free[key][2] is None
+    few = (_packet(8) * 40 + b"\xff" * 3) * 300
+    sparse = KnownChains(few, kind, spares=spares)
+    sparse.message_end(0)
+    sparse.note_joins(np.array([11]), np.array([3]), np.array([2000]))
+    sparse.release()
+    assert 0 < sum(at.size for at in spares._free[key][2]) * 24 < len(few)
+    _agree(few, range(0, len(few), 3), lenient, KnownChains(few, kind, spares=spares))
+
+
+def test_a_reader_hands_the_chains_arrays_from_chunk_to_chunk(tmp_path, monkeypatch):
+    """A capture read in chunks decodes as with fresh arrays every chunk (rows and bad
+    regions), its chains' arrays handed from one chunk's walk to the next's (the same
+    map every chunk: fails if they are not handed on)."""
+    from app.core.decode import CaptureReader
+    from app.core.framing import chains as chains_mod
+
+    path = tmp_path / "capture.bin"
+    path.write_bytes(runs_found_out_of_order(1 << 21) * 3)  # (as read at scale: a unit a chunk)
+    release = chains_mod.KnownChains.release
+
+    def read(seen):
+        def spy(self):
+            if self._where_at is not None and self.accept == STRICT_LENGTHS:
+                seen.append(self._where_at.base)  # (kept alive: fresh ones are other arrays)
+            release(self)
+
+        monkeypatch.setattr(chains_mod.KnownChains, "release", spy)
+        batches = list(CaptureReader(str(path), "raw", file_id="x", chunk_bytes=1 << 21).batches())
+        return [b.ticks for b in batches], [b.bad for b in batches]
+
+    seen, fresh = [], []
+    handed = read(seen)
+    monkeypatch.setattr(chains_mod.ChainSpares, "give", lambda self, key, array, written=(): None)
+    assert read(fresh) == handed and sum(t.num_rows for t in handed[0]) > 100_000
+    assert len(seen) == 3 and all(m is seen[0] for m in seen)
+    assert len(fresh) == 3 and not any(m is fresh[0] for m in fresh[1:])

@@ -49,6 +49,8 @@ def _huge_pages(array: np.ndarray) -> None:
     2 MB (the kernel zeroes it whole) instead of one per 4 kB (~3 us each here); a no-op
     where the system has none, and for a heap array (numpy asks for them itself for its
     arrays of 4 MB or more)."""
+    while isinstance(array.base, np.ndarray):  # (a view of a spare: ``ChainSpares``)
+        array = array.base
     pages = getattr(array.base, "obj", None)  # (numpy holds a memoryview of the mapping)
     if isinstance(pages, mmap.mmap) and hasattr(mmap, "MADV_HUGEPAGE"):
         pages.madvise(mmap.MADV_HUGEPAGE)
@@ -63,6 +65,45 @@ def _numbered_array(size: int, dtype) -> np.ndarray:
     ``DENSE_NUMBERS`` positions (128 pages of each: about where faulting 4 kB pages costs
     what zeroing a huge one does), then in huge ones."""
     return _fresh_array(size, dtype)
+
+
+class ChainSpares:
+    """The chains' position-sized arrays kept from one buffer's walk for the next buffer's
+    chains (a reader's chunks of one capture: ``Framer`` holds one), zeroed where they
+    were written when taken again (never, after a capture's last chunk).
+
+    At a reader's 16 MB chunks each of them is 64 MB: past the 32 MB above which the C
+    allocator always maps a block anew and unmaps it when freed, so every chunk's strict
+    map (written all over a damaged buffer) and numbered arrays came on fresh pages,
+    zeroed by the system as the walks first wrote them (``runs_found_out_of_order`` read
+    in 16 MB chunks: ~30 ms of system time a chunk; a memset of the map's 64 MB, pages
+    already backed, ~12 ms). Handed on, their pages stay backed; an array is allocated
+    anew only for a buffer longer than it (with room for a longer carry: the chunks
+    differ by the bytes carried)."""
+
+    def __init__(self):
+        self._free: dict = {}  # key -> (whole array, size used, where written: see give)
+
+    def take(self, key, size: int, make) -> np.ndarray:
+        """A zeroed array of ``size`` for ``key`` (the chains' kind and the array's name):
+        the one handed back under it if long enough, zeroed where written, else
+        ``make(n)`` for a bit more."""
+        spare = self._free.pop(key, None)
+        if spare is None or spare[0].size < size:
+            return make(size + size // 8)[:size]
+        full, used, written = spare
+        if written is None:
+            full[:used].fill(0)
+        for at in written or ():
+            full[at] = 0
+        return full[:size]
+
+    def give(self, key, array: np.ndarray, written=()) -> None:
+        """Keep ``array`` (a view ``take`` gave: its whole array is kept) for ``key``;
+        ``written``: index arrays of the places to zero before it is taken again (None:
+        all of it; none: it is read only where written)."""
+        full = array.base if isinstance(array.base, np.ndarray) else array
+        self._free[key] = (full, array.size, written)
 
 
 class KnownChains(PacketChains):
@@ -87,8 +128,9 @@ class KnownChains(PacketChains):
     written (``_fresh_array``).
     """
 
-    def __init__(self, buf, accept=KNOWN_SET, limit: int | None = None):
+    def __init__(self, buf, accept=KNOWN_SET, limit: int | None = None, spares: ChainSpares | None = None):
         self.buf = buf
+        self._spares = spares  # arrays handed on from an earlier buffer's chains, and back
         self.accept = accept  # the lengths a chain takes: the known ones, and more (lenient)
         self.limit = len(buf) if limit is None else limit
         self._size = self.limit + 4 + max(accept)  # a chain's last position may lie past the limit
@@ -117,6 +159,7 @@ class KnownChains(PacketChains):
         # ``_where_at`` itself, negated: such a position is on no path, and a walk taking
         # it later numbers it over.
         self._past: np.ndarray | None = None
+        self._told_at: list[np.ndarray] = []  # where note_joins wrote (with spares: zeroed at release)
         # Chains of exactly the known lengths over the same buffer and limit (the strict
         # ones, for the lenient): a stretch from a prefix they have walked reads its
         # packets off their paths instead of matching them again.
@@ -154,6 +197,8 @@ class KnownChains(PacketChains):
             if not free.all():
                 at, steps, distance = at[free], steps[free], distance[free]
             where[at] = -((distance << 8) | steps)
+            if self._spares is not None:
+                self._told_at.append(at)
 
     def prefixes(self, j: int, n: int) -> np.ndarray:
         """The positions of the ``n`` prefixes in a row from ``j`` (``n <= run(j)``), read
@@ -302,19 +347,47 @@ class KnownChains(PacketChains):
             # asked only once a walk proves long come too late; validate_across_many_runs'
             # lenient walk of 5,000 packets reads and writes ~3,800 pages of 4 kB).
             if self.accept == KNOWN_SET:
-                self._where_at = np.zeros(self._size, dtype=np.int32)
+                self._where_at = self._array("map", lambda n: np.zeros(n, dtype=np.int32))
             else:
-                self._where_at = _fresh_array(self._size, np.int32)
+                self._where_at = self._array("map", lambda n: _fresh_array(n, np.int32))
                 _huge_pages(self._where_at)
             self._mv = memoryview(self._where_at)
             # a position is numbered once, on the one path that holds it: at most size numbers
-            self._path_of = _numbered_array(self._size, np.int32)
+            self._path_of = self._array("path", lambda n: _numbered_array(n, np.int32))
             self._path_of[-1] = 0  # memo_at reads number -1 (a position on no path): any path
             self._pv = memoryview(self._path_of)
             # positions fit int32 in any buffer a reader hands the chains (chunks of MBs)
-            self._pos_of = _numbered_array(self._size, np.int32 if self._size < 1 << 31 else np.int64)
+            wide = np.int32 if self._size < 1 << 31 else np.int64
+            self._pos_of = self._array("pos", lambda n: _numbered_array(n, wide))
             self._posv = memoryview(self._pos_of)
         return self._where_at
+
+    def _array(self, name: str, make) -> np.ndarray:
+        """The array ``name`` of ``_size`` (zeroed where read before written): a spare's
+        when the chains have spares, else ``make(_size)``."""
+        if self._spares is None:
+            return make(self._size)
+        return self._spares.take((self.accept == KNOWN_SET, name), self._size, make)
+
+    def release(self) -> None:
+        """Hand the position arrays to the spares (if any) for the next buffer's chains,
+        with where the walks and ``note_joins`` wrote the map (zeroed if taken again; the
+        numbered arrays are read only where written): the chains answer nothing after.
+
+        Zeroing a place of the numbered ones costs ~15 ns, a memset ~0.6 ns a position:
+        past one position in 24 written, the whole map is zeroed."""
+        spares, where = self._spares, self._where_at
+        if spares is None or where is None:
+            return
+        written = [self._pos_of[: self._numbered].copy(), *self._told_at]
+        if sum(at.size for at in written) * 24 >= where.size:
+            written = None
+        kind = self.accept == KNOWN_SET
+        spares.give((kind, "map"), where, written)
+        spares.give((kind, "path"), self._path_of)
+        spares.give((kind, "pos"), self._pos_of)
+        self._where_at = self._mv = self._path_of = self._pv = self._pos_of = self._posv = None
+        self._nodes, self._told_at = [], []
 
     def _walk(self, x: int) -> tuple[int, int]:
         buf, limit, accept = self.buf, self.limit, self.accept

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from app.core.framing.chains import ChainSpares
 from app.core.framing.common import (
     BAD_RAW_CAP,
     FRAMINGS,
@@ -41,6 +42,8 @@ class Framer(RawReader, RecordReader, TextReader, AnchorSearch):
         self.msg_seq = 0  # messages seen so far: the next message's number
         self.resync = False  # the carried bytes start inside a bad region
         self.work = 0  # candidate checks + pre-filtered bytes + chain steps, all chunks
+        # the chains' position arrays, handed from one chunk's walk to the next's
+        self.chain_spares = ChainSpares()
 
     def split(self, buf, base: int, final: bool) -> ChunkSplit:
         """Walk ``buf`` (starting at file offset ``base``); stop at the last whole message."""

@@ -107,7 +107,7 @@ class RawReader:
     def _walk_raw(self, buf, base: int, final: bool):
         walk = _Walk()
         limit = len(buf)
-        scan = _Scan(buf, self.shortcuts)
+        scan = _Scan(buf, self.shortcuts, self.chain_spares)
         p = 0
         # Array passes (``rawarray``) take over where the walk goes in small steps (tiny
         # messages, junk between them); big messages stay with the per-message loop,
@@ -226,6 +226,7 @@ class RawReader:
         """A walk's end (raw and record framings): file positions, the work counted, ``p``."""
         walk.base = base  # file positions are base + start
         self.work += scan.work
+        scan.release()  # (the chains' arrays, for the next chunk's walk)
         return walk, p
 
     @staticmethod

@@ -20,7 +20,7 @@ class RecordReader:
     def _walk_records(self, buf, base: int, final: bool, fmt: RecordFormat):
         hdr = fmt.header
         limit = len(buf)
-        scan = _Scan(buf, self.shortcuts)
+        scan = _Scan(buf, self.shortcuts, self.chain_spares)
         # Fast pass: trust the container, then check all messages at once (vectorised).
         walk = _Walk()
         p = 0

@@ -30,18 +30,21 @@ class _Scan:
     ``work`` counts candidate checks, pre-filtered bytes and chain steps.
     """
 
-    def __init__(self, buf, shortcuts: bool = True):
+    def __init__(self, buf, shortcuts: bool = True, spares=None):
         self.buf = buf
         self.limit = len(buf)
         self.a = np.frombuffer(buf, dtype=np.uint8) if len(buf) else np.zeros(0, np.uint8)
         self.shortcuts = shortcuts  # runs of equal packets by strided compares (off: one step each)
         # the chains walk a segment at a time in C (``KnownChains``); off, one Python
         # step per prefix (``PacketChains``, the differential tests' oracle)
-        chains = KnownChains if shortcuts else PacketChains
-        self.strict = chains(buf, STRICT_LENGTHS)
-        self.lenient = chains(buf, LENIENT_LENGTHS)
+        # (``spares``: their position arrays handed on from the walk of the chunk before)
         if shortcuts:
+            self.strict = KnownChains(buf, STRICT_LENGTHS, spares=spares)
+            self.lenient = KnownChains(buf, LENIENT_LENGTHS, spares=spares)
             self.lenient.known_chains = self.strict
+        else:
+            self.strict = PacketChains(buf, STRICT_LENGTHS)
+            self.lenient = PacketChains(buf, LENIENT_LENGTHS)
         self._blocks: dict = {}
         # pre-filter -> {the block after a recent pass: blocks in that pass}, one entry per
         # stream of blocks asked in a row (the resync's and the follow checks' interleave)
@@ -53,6 +56,12 @@ class _Scan:
         self.hint: tuple[int, str, int] | None = None  # (from, kind, position)
         self.follows: dict = {}  # (end, final, junk) -> AnchorSearch._followed's answer
         self.valid_hint: tuple[int, int, int] | None = None  # (from, anchor, position)
+
+    def release(self) -> None:
+        """The walk of the buffer is done: the chains hand their arrays to the spares."""
+        for chains in (self.strict, self.lenient):
+            if isinstance(chains, KnownChains):
+                chains.release()
 
     @property
     def work(self) -> int:
