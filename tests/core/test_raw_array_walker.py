@@ -679,6 +679,23 @@ def test_places_merged_with_ends_out_of_order_are_the_marked_ones(monkeypatch, s
 
 
 @DIFF
+@given(st.lists(st.sampled_from([b"", b"", b"\xff", b"\x0f\xf0", b"\x00", b"\x00" * 3]), min_size=20, max_size=200),
+       st.integers(0, 30))
+def test_places_of_ends_in_order_are_the_starts_and_ends_each_once(gaps, lo):
+    """Messages one after another (ends in order, most of them where the next message
+    starts, some at junk or heartbeats): the places are the valid starts, their ends in
+    the window and the entry, each once and in order."""
+    data = b"".join(_MSG8 + g for g in gaps)
+    hi = min(len(data), lo + 1000)
+    plan = rawarray._Plan(_Scan(data), lo, hi, True, lo)
+    nodes = plan.nodes.tolist()
+    assert nodes == sorted(set(nodes))
+    want = {*plan.valid.tolist(), *plan.ends[plan.ends < hi].tolist(), lo}
+    assert want <= set(nodes)
+    assert set(nodes) - want <= set(plan.succ.tolist())  # (added: where a step lands, a run of zeros' last)
+
+
+@DIFF
 @given(st.binary(min_size=16, max_size=80), st.lists(st.integers(0, 80), min_size=1, max_size=20),
        st.sampled_from([8, 16, 24]))
 def test_all_zero_reads_the_bytes_it_is_asked(buf, at, n):

@@ -411,29 +411,36 @@ class _Plan:
         inner = ends[ends < hi]
         mark = np.zeros(hi - lo, dtype=bool)  # (the places so far: rounds below add some)
         mark[valid - lo] = True
+        # Each end once and in order (the usual): those where no valid start is are the
+        # places it adds, read off the marks (not a pass over all the places merged).
+        ascending = inner.size < 2 or bool((inner[1:] > inner[:-1]).all())
+        if ascending:
+            fresh = ~mark.take(inner - lo)
+            runs = [valid, inner if fresh.all() else inner[fresh]]
+        else:
+            runs = [valid, inner]
         mark[inner - lo] = True
-        mark[entry - lo] = True
-        runs = [valid, inner]
-        if inner.size > 1 and not (inner[1:] >= inner[:-1]).all():
+        if not mark[entry - lo]:  # (the usual: it starts a message)
+            mark[entry - lo] = True
+            runs.append([entry])
+        if not ascending and not (inner[1:] >= inner[:-1]).all():
             # Ends out of order (messages inside messages): those below an earlier end are
             # sorted apart, a third run, when sparse (one per LATE_ENDS bytes of the window
             # at most: their sort, k log k, stays below a pass over the window's marks);
             # else every byte's mark is searched.
             late = inner < np.maximum.accumulate(inner)
             n_late = int(np.count_nonzero(late))
-            runs = [valid, inner[~late], np.sort(inner[late])] if LATE_ENDS * n_late <= hi - lo else None
+            runs = [valid, inner[~late], np.sort(inner[late]), *runs[2:]] if LATE_ENDS * n_late <= hi - lo else None
         if runs is not None:
             # The places in order: the valid starts and their ends (the usual: in order too)
             # merged (a stable sort of sorted runs is a merge), not a search of every
             # byte's mark (a pass costing more than the runs where places are sparse).
-            at = int(np.searchsorted(valid, entry))
-            if not (at < valid.size and int(valid[at]) == entry):  # (the usual: it starts a message)
-                runs.append([entry])
             nodes = np.concatenate(runs)
             nodes.sort(kind="stable")
-            once = np.diff(nodes, prepend=-1) != 0  # (an end where a valid start is: twice)
-            if not once.all():
-                nodes = nodes[once]
+            if not ascending:
+                once = np.diff(nodes, prepend=-1) != 0  # (an end where a valid start is: twice)
+                if not once.all():
+                    nodes = nodes[once]
         else:
             nodes = np.flatnonzero(mark) + lo
         self._nonzero = None  # positions of the window's nonzero bytes, once asked
