@@ -696,6 +696,42 @@ def test_places_of_ends_in_order_are_the_starts_and_ends_each_once(gaps, lo):
 
 
 @DIFF
+@given(st.lists(st.tuples(st.sampled_from([b"", b"\xff", b"\x0f\xf0", b"\x00", b"\x01\x02\x03\x04\x05", b"\xff" * 5]),
+                          st.sampled_from([_MSG8, _MSG8[:7], b"\x00\x02" + _MSG8[2:] * 2])), min_size=10, max_size=150),
+       st.integers(0, 40))
+def test_dense_junk_is_told_by_slices_as_gathered_at_the_regions(units, cut):
+    """The usual damage told for every place at once (slices, where junk lies between most
+    messages) is what the look-ups gathered at each region tell, whatever follows."""
+    data = b"".join(gap + msg for gap, msg in units)
+    data = data[: max(len(data) - cut, 1)]
+    tight = rawarray._Plan._tight_regions
+
+    def spy(self, cand, nodes, st):
+        got = tight(self, cand, nodes, st)
+        c = cand[: np.searchsorted(cand, nodes.size - 2)]
+        want = self._tight_at(c + 1, nodes, st)
+        assert got[0].tolist() == want[0].tolist() and got[1].tolist() == want[1].tolist()
+        return got
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(rawarray._Plan, "_tight_regions", spy)
+        for final in (True, False):
+            rawarray._Plan(_Scan(data), 0, len(data), final, 0)
+
+
+def test_dense_junk_is_told_by_slices():
+    """Junk between every two messages: the regions are told by slices over the places."""
+    data = (_MSG8 + b"\xff") * 400
+    seen = []
+    gathered = rawarray._Plan._tight_at
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(rawarray._Plan, "_tight_at", lambda *a: seen.append(1) or gathered(*a))
+        plan = rawarray._Plan(_Scan(data), 0, len(data), True, 0)
+    assert not seen
+    assert (plan.kind[1:-2:2] == 1).all() and (plan.succ[1:-2:2] == plan.nodes[2:-1:2]).all()
+
+
+@DIFF
 @given(st.binary(min_size=16, max_size=80), st.lists(st.integers(0, 80), min_size=1, max_size=20),
        st.sampled_from([8, 16, 24]))
 def test_all_zero_reads_the_bytes_it_is_asked(buf, at, n):

@@ -477,9 +477,8 @@ class _Plan:
             beats = np.concatenate([beats, b2])[order]
         self.beats = beats
         j = np.minimum(np.searchsorted(nodes, to), m - 1)
-        jump = np.full(m, m, dtype=np.int64)  # (m: the step leaves the decided places)
-        lands = steps & (nodes[j] == to)
-        jump[loose[lands]] = j[lands]
+        # where each loose node's step lands among the nodes (m: it leaves the decided places)
+        jump = np.where(steps & (nodes.take(j) == to), j, m)
         self.nodes, self.kind, self.succ, self.jump, self.loose = nodes, kind, succ, jump, loose
         scan.scanned += m
 
@@ -660,13 +659,36 @@ class _Plan:
         or the window ends the capture) are the usual damage, decided from the places
         alone: the next place is a message 1-4 bytes on whose end is the place after it,
         and that end starts a message, or is junk and the place after it starts one within
-        ``FOLLOW_WINDOW``. Every valid
-        start is a place, so that message is the first after the junk and is followed
-        (``_followed``: 1): the region runs to it, as ``_regions`` decides. Returns (for
-        the first of ``cand``: all but those among the window's last 2 places) whether
-        each is such a region, and where it runs to."""
+        ``FOLLOW_WINDOW``. Every valid start is a place, so that message is the first after
+        the junk and is followed (``_followed``: 1): the region runs to it, as ``_regions``
+        decides. Returns (for the first of ``cand``: all but those among the window's last
+        2 places) whether each is such a region, and where it runs to."""
         m = nodes.size
-        c1 = cand[: np.searchsorted(cand, m - 2)] + 1  # the next place (and one after it)
+        c = cand[: np.searchsorted(cand, m - 2)]  # (each has a next place and one after it)
+        if 3 * c.size < m:  # a few among many places: gathered at them
+            return self._tight_at(c + 1, nodes, st)
+        # Dense (junk between most messages): told for every place i but the last 2 at
+        # once, from the places after it (slices: a gather costs ~5x a pass), then read at
+        # the regions: the next place's message (its end e) ...
+        e = st[1 : m - 1]
+        ok = e >= 0
+        ok &= nodes[1 : m - 1] <= nodes[: m - 2] + (SHORT_RESYNC - 1)
+        ok &= nodes[2:] == e
+        ok &= e <= self.hi - FOLLOW_WINDOW
+        # ... and what follows its end: a message, or junk and a message within FOLLOW_WINDOW
+        nxt = st[2:]
+        then = nxt >= 0
+        if not then.all():
+            junk = nxt[:-1] == _INVALID
+            junk &= nodes[3:] < e[:-1] + FOLLOW_WINDOW
+            junk &= st[3:] >= 0
+            then[:-1] |= junk
+        ok &= then
+        return ok.take(c), nodes.take(c + 1)
+
+    def _tight_at(self, c1: np.ndarray, nodes: np.ndarray, st: np.ndarray):
+        """``_tight_regions`` of the regions whose next place is each of ``c1``, gathered there."""
+        m = nodes.size
         e = st.take(c1)  # the end of the message there
         to = nodes.take(c1)
         ok = e >= 0
@@ -802,7 +824,7 @@ class _Plan:
         bad regions with nothing between) the run is taken whole; only a step over a node
         (a message holding a start that also validates) is followed one at a time.
         Linear: one pass over the nodes plus one step per node jumped over."""
-        nodes, loose, to = self.nodes, self.loose, self.jump[self.loose]
+        nodes, loose, to = self.nodes, self.loose, self.jump
         m = nodes.size
         self.scan.scanned += m
         i = int(np.searchsorted(nodes, p))
@@ -832,21 +854,29 @@ class _Plan:
         region, the reasons): each distinct reason is written once (damage repeats a
         few); faults the window's walks did not show are asked one by one."""
         a, limit, lo = self.scan.a, self.scan.limit, self.lo
-        inside = x + 4 <= limit
-        every = self.u16 is not None and inside.all()  # (the usual: none in the buffer's last bytes)
-        if every:  # the window's u16 (strict_status) holds both
+        # (x in order) the usual: none in the buffer's last bytes, and the window's u16
+        # (strict_status) holds each region's count and first length
+        every = self.u16 is not None and int(x[-1]) + 4 <= limit
+        if every:
             n = self.u16.take(x - lo).astype(np.int64)  # a region's place holds a count (no message validates there)
             first = self.u16.take(x + (2 - lo)).astype(np.int64)
             known = KNOWN_MASK.take(first)
             counted = n > 0
         else:
+            inside = x + 4 <= limit
             n = _u16(a, x)
             first = np.where(inside, _u16(a, np.minimum(x + 2, limit - 2)), -1)
             known = KNOWN_MASK[np.maximum(first, 0)]
             counted = inside & (n > 0)
-        # a count and an unknown first length: "unknown packet length L (packet 0 of n)"
-        fault = np.where(counted & ~known, first, -1)
-        seen = np.flatnonzero(counted & known)  # candidates (count > 0, first length known, inside)
+        # one key per distinct (count, good packets, bad length, text frame inside, region
+        # size): its fault is (good << 17 | bad length) + (1 << 17) + 1, or 0 when none
+        # (good -1, bad length -1). A count and an unknown first length: "unknown packet
+        # length L (packet 0 of n)"
+        unknown = ~known
+        unknown &= counted
+        fault = np.where(unknown, first + ((1 << 17) + 1), 0)
+        known &= counted
+        seen = np.flatnonzero(known)  # candidates (count > 0, first length known, inside)
         if self.faults is not None and seen.size:
             # what its walk showed (strict_status)
             places, shown = self.faults
@@ -858,15 +888,21 @@ class _Plan:
                 # not walked (found at the byte level): the second prefix is an unknown length
                 d = np.flatnonzero(~walked)
                 f[d] = _u16(a, xs[d] + 4 + first[seen[d]]) | 1 << 17
-            fault[seen] = f
+            fault[seen] = np.where(f >= 0, f + ((1 << 17) + 1), 0)
         if not every:
             n[~inside & (n > 0)] = -1  # the last bytes of the buffer: ask _describe_fault
         size = q - x
         assert size.max() < 1 << _SIZE_BITS  # a region of a pass lies in its window
-        # one key per distinct (count, good packets, bad length, text frame inside, region
-        # size): fault is good << 17 | bad length, or -1 (good -1, bad length -1) when none
-        fault = np.where(fault >= 0, fault + (1 << 17) + 1, 0)
-        key = (((n + 1) << 23 | fault) << 1 | _text_inside(a, x, q)) << _SIZE_BITS | size
+        key = n  # ((n + 1) << 23 | fault) << 1 | text frame inside) << _SIZE_BITS | size, in place
+        key += 1
+        key <<= 23
+        key |= fault
+        key <<= 1
+        text = _text_inside(a, x, q)
+        if text.any():
+            key |= text
+        key <<= _SIZE_BITS
+        key |= size
         keys, _, codes = _factor(key)
         # each key's kind (reason_kind of its text): one per sort of reason _reason_text writes
         sort = _reason_sort(keys)
@@ -1066,8 +1102,8 @@ def _short_raws(scan, buf, x: np.ndarray, length: np.ndarray) -> tuple[list[byte
     shortest, longest = int(length.min()), int(length.max())
     key = length.copy()
     for i in range(longest):
-        b = a.take(x + i) if i < shortest else np.where(i < length, a[np.minimum(x + i, limit - 1)], 0)
-        key = key << 8 | b
+        key <<= 8
+        key |= a.take(x + i) if i < shortest else np.where(i < length, a[np.minimum(x + i, limit - 1)], 0)
     _, first, codes = _factor(key)
     raws = [bytes(buf[xi : xi + li]) for xi, li in zip(x[first].tolist(), length[first].tolist(), strict=True)]
     return raws, codes
