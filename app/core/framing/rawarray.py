@@ -726,17 +726,19 @@ class _Plan:
         hard = np.flatnonzero(~some | (f == 0))
         if hard.size:
             # the anchor: the first valid start followed by another (_find_anchor)
-            pos, anchor_of, anchor_at, early_of, unsure_of = self._anchor_index()
             kh = k[hard]
-            ai = anchor_of[kh]
-            anchor = anchor_at[kh]
+            if (kh == v).all():  # no valid start after them (the window's last bytes): the index's answers there
+                ai = unsure = kh
+                anchor = g = np.full(kh.size, big)
+            else:
+                pos, anchor_of, anchor_at, early_of, unsure_of = self._anchor_index()
+                # and an earlier valid message that ends by the anchor (_next_start's second look)
+                ai, anchor, unsure, g = anchor_of[kh], anchor_at[kh], unsure_of[kh], pos[early_of[kh]]
             none = anchor == big  # none in the window: none at all at the capture's end, else undecided
             dh = ~none | (final and hi == limit)
             anchor = np.where(none, limit, anchor)
             # every start before the anchor had its follow check decided here
-            dh &= unsure_of[kh] >= ai
-            # an earlier valid message that ends by the anchor (_next_start's second look)
-            g = pos[early_of[kh]]
+            dh &= unsure >= ai
             decided[hard], q[hard], found[hard] = dh, np.minimum(g, anchor), (g < anchor) | ~none
             anchor_all[hard] = anchor
         if not final and need.size:  # a start needing more bytes before the anchor: _MORE, carried
