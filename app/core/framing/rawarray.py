@@ -446,11 +446,10 @@ class _Plan:
         self._nonzero = None  # positions of the window's nonzero bytes, once asked
         # each place's status and the places where no message starts (nor may), read
         # once for the zero runs and _decide
-        st = status.take(nodes - lo).astype(np.int64)
-        inv = np.flatnonzero(st == _INVALID)
-        xi = nodes.take(inv)
+        known = self._place_status(nodes)
+        st, _, xi = known
         nodes, runs = self._zero_run_places(nodes, xi, mark)
-        known = (st, inv, xi) if nodes.size == st.size else None  # (None: places added)
+        known = known if nodes.size == st.size else None  # (None: places added)
         kind, succ, beats = self._decide(nodes, runs, known=known)
         # A step that lands on the next place is tight (most are); only the others' landing
         # places are searched. Where one lands on no place yet (the end of a message of
@@ -545,6 +544,13 @@ class _Plan:
             self.scan.scanned += v
         return self._anchors
 
+    def _place_status(self, nodes: np.ndarray):
+        """(status, indexes, positions): each place's status, and the places where no
+        message starts (nor may), as indexes in ``nodes`` and as positions."""
+        st = self.status.take(nodes - self.lo).astype(np.int64)
+        inv = np.flatnonzero(st == _INVALID)
+        return st, inv, nodes.take(inv)
+
     def _decide(self, nodes: np.ndarray, runs=None, every: bool = True, known=None):
         """(kind, next place, heartbeats) of each place in ``nodes`` (``runs``: its runs of
         zeros, as ``_zero_run_places`` found them; ``every``: ``nodes`` are all the
@@ -552,12 +558,7 @@ class _Plan:
         positions of those where no message starts nor may, when read already)."""
         a, lo, hi, status = self.scan.a, self.lo, self.hi, self.status
         m = nodes.size
-        if known is None:
-            st = status.take(nodes - lo).astype(np.int64)
-            inv = np.flatnonzero(st == _INVALID)  # places where no message starts (nor may)
-            xi = nodes.take(inv)
-        else:
-            st, inv, xi = known
+        st, inv, xi = self._place_status(nodes) if known is None else known
         msg = st >= 0
         kind = msg.view(np.int8) - 1  # 0 message, 1 bad region, 2 heartbeat, -1 undecided
         succ = np.where(msg, st, 0)
